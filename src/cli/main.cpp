@@ -1,0 +1,25 @@
+// worker-orcd: one binary, one subcommand per tool (serve, generate, inspect, convert, ...).
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"worker-orcd: a GGUF inference worker (CPU reference and CUDA backends)"};
+    app.require_subcommand(1);
+    int rc = 0;
+    wo::cli::add_version(app, rc);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const wo::Error& e) {
+        std::fprintf(stderr, "error: %s: %s\n", std::string(wo::code_name(e.code())).c_str(), e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: INTERNAL: %s\n", e.what());
+        return 1;
+    }
+    return rc;
+}
