@@ -1,0 +1,22 @@
+// F16 and BF16 rows: element-wise conversions (F32 is a copy, done by the dispatcher).
+#include "quant/formats.h"
+
+namespace wo::quant::detail {
+
+void dequantize_row_f16(const uint16_t* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(x[i]);
+}
+
+void dequantize_row_bf16(const uint16_t* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_f32(x[i]);
+}
+
+void quantize_row_f16(const float* x, uint16_t* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(x[i]);
+}
+
+void quantize_row_bf16(const float* x, uint16_t* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(x[i]);
+}
+
+}  // namespace wo::quant::detail
