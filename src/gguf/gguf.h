@@ -25,6 +25,11 @@ enum class ValueType : uint32_t {
 };
 std::string_view value_type_name(ValueType t);
 
+// Metadata arrays may nest (an ARRAY of ARRAYs); the reader rejects deeper nesting than this so a
+// crafted file cannot exhaust the stack.
+inline constexpr int kMaxArrayDepth = 8;
+inline constexpr uint64_t kDefaultAlignment = 32;
+
 struct Value;
 struct Array {
     ValueType elem_type = ValueType::UINT8;
@@ -38,6 +43,9 @@ struct Value {
     std::variant<uint64_t, int64_t, double, bool, std::string, Array> data;
 
     static Value u8(uint8_t v) { return {ValueType::UINT8, uint64_t{v}}; }
+    static Value i8(int8_t v) { return {ValueType::INT8, int64_t{v}}; }
+    static Value u16(uint16_t v) { return {ValueType::UINT16, uint64_t{v}}; }
+    static Value i16(int16_t v) { return {ValueType::INT16, int64_t{v}}; }
     static Value u32(uint32_t v) { return {ValueType::UINT32, uint64_t{v}}; }
     static Value i32(int32_t v) { return {ValueType::INT32, int64_t{v}}; }
     static Value u64(uint64_t v) { return {ValueType::UINT64, v}; }
