@@ -31,6 +31,9 @@ public:
     virtual int32_t vocab_size() const = 0;  // padded vocab of the model (e.g. 201088 for gpt-oss)
     virtual std::optional<int32_t> find_token(std::string_view piece) const = 0;  // exact piece lookup
     virtual std::string_view kind() const = 0;  // "gguf-bpe", "gguf-spm" or "hf-json"
+    // SentencePiece prefixes the text with a space when encoding; decode() and StreamDecoder
+    // drop that one leading space again so decode(encode(x)) == x.
+    virtual bool strips_leading_space() const { return false; }
     std::optional<int32_t> bos_id, eos_id, pad_id;
     std::vector<int32_t> eog_ids;  // end-of-generation tokens (gpt-oss: <|return|>, <|call|>, <|endoftext|>)
     bool is_eog(int32_t id) const;
@@ -53,6 +56,7 @@ public:
 private:
     const Tokenizer& tok_;
     std::string pending_;
+    bool started_ = false;
 };
 
 }  // namespace wo
