@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     int rc = 0;
     wo::cli::add_version(app, rc);
+    wo::cli::add_inspect(app, rc);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
