@@ -1,0 +1,100 @@
+// GPT-2: learned absolute positions, LayerNorm with bias, fused qkv with bias, MHA, GELU (tanh),
+// tied or untied output. Facts: shared/MODELS.md §6 (the converter transposed HF Conv1D weights,
+// so every GGUF row is an output neuron).
+#include <cmath>
+
+#include "gguf/gguf.h"
+#include "model/decoder.h"
+#include "model/loader.h"
+#include "model/registry.h"
+
+namespace wo {
+namespace {
+
+struct Gpt2Layer {
+    Tensor attn_norm, attn_norm_b;    // [d]
+    Tensor attn_qkv, attn_qkv_b;      // [d, 3d], [3d] (q|k|v)
+    Tensor attn_out, attn_out_b;      // [d, d], [d]
+    Tensor ffn_norm, ffn_norm_b;      // [d]
+    Tensor ffn_up, ffn_up_b;          // [d, ff], [ff]
+    Tensor ffn_down, ffn_down_b;      // [ff, d], [d]
+};
+
+class Gpt2 final : public DecoderModel {
+public:
+    Gpt2(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> backend) : DecoderModel(f, std::move(backend)) {
+        WeightLoader w(*f, be(), "gpt2");
+        hp_ = read_hparams(w, "attention.layer_norm_epsilon");
+        if (hp_.n_head_kv != hp_.n_head) w.fail("attention.head_count_kv must equal attention.head_count (GPT-2 is MHA)");
+        if (hp_.head_dim * hp_.n_head != hp_.n_embd) w.fail("head_count x key_length must equal embedding_length");
+        const int64_t d = hp_.n_embd, ff = hp_.n_ff;
+        token_embd_ = w.mat("token_embd.weight", {d, hp_.n_vocab});
+        position_embd_ = w.mat("position_embd.weight", {d, hp_.n_ctx_train});
+        output_norm_ = w.f32("output_norm.weight", {d});
+        output_norm_b_ = w.f32("output_norm.bias", {d});
+        output_ = w.opt_mat("output.weight", {d, hp_.n_vocab}).value_or(token_embd_);
+        layers_.resize(static_cast<size_t>(hp_.n_layer));
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            const std::string p = "blk." + std::to_string(il) + ".";
+            Gpt2Layer& L = layers_[static_cast<size_t>(il)];
+            L.attn_norm = w.f32(p + "attn_norm.weight", {d});
+            L.attn_norm_b = w.f32(p + "attn_norm.bias", {d});
+            L.attn_qkv = w.mat(p + "attn_qkv.weight", {d, 3 * d});
+            L.attn_qkv_b = w.f32(p + "attn_qkv.bias", {3 * d});
+            L.attn_out = w.mat(p + "attn_output.weight", {d, d});
+            L.attn_out_b = w.f32(p + "attn_output.bias", {d});
+            L.ffn_norm = w.f32(p + "ffn_norm.weight", {d});
+            L.ffn_norm_b = w.f32(p + "ffn_norm.bias", {d});
+            L.ffn_up = w.mat(p + "ffn_up.weight", {d, ff});
+            L.ffn_up_b = w.f32(p + "ffn_up.bias", {ff});
+            L.ffn_down = w.mat(p + "ffn_down.weight", {ff, d});
+            L.ffn_down_b = w.f32(p + "ffn_down.bias", {d});
+        }
+        storage_ = w.storage();
+        quant_kind_ = quant_kind_of(*f);
+    }
+
+private:
+    int max_positions() const override { return hp_.n_ctx_train; }
+
+    void run(const Step& s, Tensor logits) override {
+        Backend& b = be();
+        const int64_t n = s.n, d = hp_.n_embd;
+        Tensor x = act("x", d, n), h = act("h", d, n), att = act("att", d, n);
+        Tensor qkv = act("qkv", 3 * d, n), ff = act("ffn", hp_.n_ff, n);
+        const AttnParams ap{hp_.n_head, hp_.n_head, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hp_.head_dim)), 0,
+                            nullptr};
+
+        b.embed(x, token_embd_, s.tokens);
+        b.embed_add(x, position_embd_, s.pos);
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            const Gpt2Layer& L = layers_[static_cast<size_t>(il)];
+            b.layer_norm(h, x, L.attn_norm, L.attn_norm_b, hp_.norm_eps);
+            b.tap("attn_norm", il, h);
+            b.matmul(qkv, h, L.attn_qkv, &L.attn_qkv_b);
+            b.attention(att, qkv.col_range(0, d), qkv.col_range(d, d), qkv.col_range(2 * d, d), kv(il), s.pos, s.slot,
+                        ap);
+            b.matmul_add(x, att, L.attn_out, &L.attn_out_b);
+            b.tap("ffn_inp", il, x);
+            b.layer_norm(h, x, L.ffn_norm, L.ffn_norm_b, hp_.norm_eps);
+            b.matmul(ff, h, L.ffn_up, &L.ffn_up_b);
+            b.gelu(ff);
+            b.matmul_add(x, ff, L.ffn_down, &L.ffn_down_b);
+            b.tap("l_out", il, x);
+        }
+        b.layer_norm(h, x, output_norm_, output_norm_b_, hp_.norm_eps);
+        b.tap("result_norm", -1, h);
+        project(s, h, output_, logits);
+    }
+
+    Tensor token_embd_, position_embd_, output_norm_, output_norm_b_, output_;
+    std::vector<Gpt2Layer> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> load_gpt2(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> be) {
+    return std::make_unique<Gpt2>(std::move(f), std::move(be));
+}
+
+}  // namespace wo

@@ -1,0 +1,155 @@
+// gpt-oss (20b/120b): RMSNorm, GQA with q/k/v/o biases, NeoX RoPE with YaRN, per-head attention
+// sinks, a 128-token sliding window on even layers, MoE with top-k-then-softmax routing and a
+// clamped SwiGLU over MXFP4 experts, untied output. Facts: shared/MODELS.md §1-§2; checked
+// against HF modeling_gpt_oss.py and OAI gpt_oss/torch/model.py.
+#include <cmath>
+
+#include "gguf/gguf.h"
+#include "model/decoder.h"
+#include "model/loader.h"
+#include "model/registry.h"
+
+namespace wo {
+namespace {
+
+struct GptOssLayer {
+    Tensor attn_norm;                                 // [d]
+    Tensor attn_q, attn_q_b, attn_k, attn_k_b;        // [d, n_head*hd], [n_head*hd]; [d, kv], [kv]
+    Tensor attn_v, attn_v_b, attn_out, attn_out_b;    // [d, kv], [kv]; [n_head*hd, d], [d]
+    Tensor attn_sinks;                                // [n_head]
+    Tensor post_attention_norm;                       // [d] (the pre-MoE norm)
+    Tensor gate_inp, gate_inp_b;                      // router [d, n_expert], [n_expert]
+    Tensor gate_exps_b, up_exps_b, down_exps_b;       // [n_ff, n_expert] x2, [d, n_expert]
+    MoeFfn moe;                                       // expert matrices (biases point at the above)
+};
+
+class GptOss final : public DecoderModel {
+public:
+    GptOss(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> backend)
+        : DecoderModel(f, std::move(backend)) {
+        WeightLoader w(*f, be(), "gpt-oss");
+        hp_ = read_hparams(w, "attention.layer_norm_rms_epsilon");
+        hp_.n_expert = static_cast<int>(w.req_int("expert_count"));
+        hp_.n_expert_used = static_cast<int>(w.req_int("expert_used_count"));
+        if (hp_.n_expert < 1 || hp_.n_expert_used < 1 || hp_.n_expert_used > hp_.n_expert)
+            w.fail("expert_used_count " + std::to_string(hp_.n_expert_used) + " must be in 1..expert_count " +
+                   std::to_string(hp_.n_expert));
+        // The expert width has its own key in ggml-org files; older writers only set the dense one.
+        hp_.n_ff = static_cast<int>(w.opt_int("expert_feed_forward_length").value_or(hp_.n_ff));
+        swa_ = static_cast<int>(w.opt_int("attention.sliding_window").value_or(128));
+        if (swa_ < 1) w.fail("attention.sliding_window " + std::to_string(swa_) + " must be >= 1");
+
+        // YaRN constants not stored in GGUF (beta_fast 32, beta_slow 1) are the OAI defaults.
+        rope_.mode = RopeMode::NEOX;
+        rope_.n_dims = static_cast<int>(w.opt_int("rope.dimension_count").value_or(hp_.head_dim));
+        if (rope_.n_dims < 2 || rope_.n_dims > hp_.head_dim || rope_.n_dims % 2)
+            w.fail("rope.dimension_count " + std::to_string(rope_.n_dims) + " is inconsistent with head_dim " +
+                   std::to_string(hp_.head_dim));
+        rope_.head_dim = hp_.head_dim;
+        rope_.freq_base = static_cast<float>(w.opt_float("rope.freq_base").value_or(150000.0));
+        const std::string scaling = w.opt_string("rope.scaling.type").value_or("yarn");
+        if (scaling == "yarn") {
+            rope_.scaling = RopeScaling::YARN;
+            rope_.factor = static_cast<float>(w.opt_float("rope.scaling.factor").value_or(32.0));
+            rope_.orig_ctx = static_cast<int>(w.opt_int("rope.scaling.original_context_length").value_or(4096));
+            if (rope_.factor < 1.0f || rope_.orig_ctx < 1) w.fail("rope.scaling.factor/original_context_length out of range");
+        } else if (scaling != "none") {
+            w.fail("rope.scaling.type '" + scaling + "' is not supported for gpt-oss (expected yarn or none)");
+        }
+
+        const int64_t d = hp_.n_embd, q_dim = int64_t{hp_.n_head} * hp_.head_dim,
+                      kv_dim = int64_t{hp_.n_head_kv} * hp_.head_dim, ff = hp_.n_ff, ne = hp_.n_expert;
+        token_embd_ = w.mat("token_embd.weight", {d, hp_.n_vocab});
+        output_norm_ = w.f32("output_norm.weight", {d});
+        output_ = w.opt_mat("output.weight", {d, hp_.n_vocab}).value_or(token_embd_);
+        layers_.resize(static_cast<size_t>(hp_.n_layer));
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            const std::string p = "blk." + std::to_string(il) + ".";
+            GptOssLayer& L = layers_[static_cast<size_t>(il)];
+            L.attn_norm = w.f32(p + "attn_norm.weight", {d});
+            L.attn_q = w.mat(p + "attn_q.weight", {d, q_dim});
+            L.attn_q_b = w.f32(p + "attn_q.bias", {q_dim});
+            L.attn_k = w.mat(p + "attn_k.weight", {d, kv_dim});
+            L.attn_k_b = w.f32(p + "attn_k.bias", {kv_dim});
+            L.attn_v = w.mat(p + "attn_v.weight", {d, kv_dim});
+            L.attn_v_b = w.f32(p + "attn_v.bias", {kv_dim});
+            L.attn_out = w.mat(p + "attn_output.weight", {q_dim, d});
+            L.attn_out_b = w.f32(p + "attn_output.bias", {d});
+            L.attn_sinks = w.f32(p + "attn_sinks.weight", {hp_.n_head});
+            L.post_attention_norm = w.f32(p + "post_attention_norm.weight", {d});
+            L.gate_inp = w.mat(p + "ffn_gate_inp.weight", {d, ne});
+            L.gate_inp_b = w.f32(p + "ffn_gate_inp.bias", {ne});
+            L.moe.gate = w.mat(p + "ffn_gate_exps.weight", {d, ff, ne});
+            L.moe.up = w.mat(p + "ffn_up_exps.weight", {d, ff, ne});
+            L.moe.down = w.mat(p + "ffn_down_exps.weight", {ff, d, ne});
+            L.gate_exps_b = w.f32(p + "ffn_gate_exps.bias", {ff, ne});
+            L.up_exps_b = w.f32(p + "ffn_up_exps.bias", {ff, ne});
+            L.down_exps_b = w.f32(p + "ffn_down_exps.bias", {d, ne});
+        }
+        for (auto& L : layers_) {  // pointers into layers_ are stable only after the resize
+            L.moe.gate_b = &L.gate_exps_b;
+            L.moe.up_b = &L.up_exps_b;
+            L.moe.down_b = &L.down_exps_b;
+            L.moe.act = MoeAct::SWIGLU_OAI;
+            L.moe.alpha = 1.702f;
+            L.moe.limit = 7.0f;
+        }
+        storage_ = w.storage();
+        quant_kind_ = quant_kind_of(*f);
+    }
+
+private:
+    void run(const Step& s, Tensor logits) override {
+        Backend& b = be();
+        const int64_t n = s.n, d = hp_.n_embd, hd = hp_.head_dim;
+        const int64_t q_dim = hp_.n_head * hd, kv_dim = hp_.n_head_kv * hd, k = hp_.n_expert_used;
+        Tensor x = act("x", d, n), h = act("h", d, n), att = act("att", q_dim, n);
+        Tensor q = act("q", q_dim, n), kk = act("k", kv_dim, n), v = act("v", kv_dim, n);
+        Tensor router = act("router", hp_.n_expert, n), wts = act("expert_w", k, n);
+        Tensor ids = act("expert_ids", k, n);
+        ids.type = GgmlType::I32;  // same size as F32; the buffer is only ever read as I32
+        RopeParams rq = rope_, rk = rope_;
+        rq.n_head = hp_.n_head;
+        rk.n_head = hp_.n_head_kv;
+        AttnParams ap{hp_.n_head, hp_.n_head_kv, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hd)), 0, nullptr};
+
+        b.embed(x, token_embd_, s.tokens);
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            const GptOssLayer& L = layers_[static_cast<size_t>(il)];
+            b.rms_norm(h, x, L.attn_norm, hp_.norm_eps);
+            b.tap("attn_norm", il, h);
+            b.matmul(q, h, L.attn_q, &L.attn_q_b);
+            b.matmul(kk, h, L.attn_k, &L.attn_k_b);
+            b.matmul(v, h, L.attn_v, &L.attn_v_b);
+            b.rope(q, s.pos, rq);
+            b.rope(kk, s.pos, rk);
+            ap.window = il % 2 == 0 ? swa_ : 0;  // even layers slide, odd layers see everything
+            ap.sinks = &L.attn_sinks;
+            b.attention(att, q, kk, v, kv(il), s.pos, s.slot, ap);
+            b.tap("attn_out", il, att);
+            b.matmul_add(x, att, L.attn_out, &L.attn_out_b);
+            b.tap("ffn_inp", il, x);
+            b.rms_norm(h, x, L.post_attention_norm, hp_.norm_eps);
+            b.matmul(router, h, L.gate_inp, &L.gate_inp_b);
+            b.topk_softmax(ids, wts, router, hp_.n_expert_used);
+            b.moe_ffn(x, h, ids, wts, L.moe);
+            b.tap("l_out", il, x);
+        }
+        b.rms_norm(h, x, output_norm_, hp_.norm_eps);
+        b.tap("result_norm", -1, h);
+        project(s, h, output_, logits);
+    }
+
+    RopeParams rope_;
+    int swa_ = 128;
+    Tensor token_embd_, output_norm_, output_;
+    std::vector<GptOssLayer> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> load_gpt_oss(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> be) {
+    return std::make_unique<GptOss>(std::move(f), std::move(be));
+}
+
+}  // namespace wo

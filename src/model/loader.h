@@ -1,0 +1,61 @@
+// Reads an architecture's hyperparameters and shape-checked weights out of a GGUF file.
+// Every failure names the key or tensor: MODEL_LOAD_FAILED (missing, inconsistent, wrong shape)
+// or DTYPE_UNSUPPORTED (a tensor type src/quant cannot dequantize).
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+
+namespace wo {
+
+class WeightLoader {
+public:
+    WeightLoader(const gguf::File& f, Backend& be, std::string arch);
+    const std::string& arch() const { return arch_; }
+
+    // Metadata `{arch}.{key}`.
+    int64_t req_int(const std::string& key) const;
+    std::optional<int64_t> opt_int(const std::string& key) const;
+    double req_float(const std::string& key) const;
+    std::optional<double> opt_float(const std::string& key) const;
+    std::optional<std::string> opt_string(const std::string& key) const;
+    std::string key(const std::string& k) const { return arch_ + "." + k; }
+    [[noreturn]] void fail(const std::string& what) const;  // throws MODEL_LOAD_FAILED
+
+    // A weight matrix in its stored type; shape in ggml order (ne0 first), trailing dims 1.
+    Tensor mat(const std::string& name, std::vector<int64_t> shape);
+    std::optional<Tensor> opt_mat(const std::string& name, std::vector<int64_t> shape);
+    // A small tensor (norm, bias, sinks) as F32: F16/BF16 ones are widened once at load.
+    Tensor f32(const std::string& name, std::vector<int64_t> shape);
+    std::optional<Tensor> opt_f32(const std::string& name, std::vector<int64_t> shape);
+    bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
+    int64_t rows_of(const std::string& name) const;  // ne1 of a required 2-D tensor
+
+    // Widened copies of small tensors; the model keeps this alive as long as its weights.
+    std::shared_ptr<std::deque<std::vector<float>>> storage() const { return storage_; }
+
+private:
+    const gguf::TensorInfo& info(const std::string& name, const std::vector<int64_t>& shape) const;
+
+    const gguf::File& f_;
+    Backend& be_;
+    std::string arch_;
+    std::shared_ptr<std::deque<std::vector<float>>> storage_;
+};
+
+// The hyperparameters every architecture has, from `{arch}.*` keys, checked for consistency;
+// n_vocab is the row count of token_embd.weight. eps_key names the norm epsilon key.
+Hparams read_hparams(WeightLoader& w, const std::string& eps_key);
+
+// Name of the quantization mix, from general.file_type when known, else the type holding
+// the most weight bytes ("MXFP4", "Q8_0", "Q4_K_M", ...).
+std::string quant_kind_of(const gguf::File& f);
+
+}  // namespace wo

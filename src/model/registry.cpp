@@ -1,0 +1,53 @@
+// general.architecture -> loader, and load_model(): picks the backend and the architecture.
+#include <utility>
+
+#include "gguf/gguf.h"
+#include "model/registry.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace wo {
+namespace {
+
+constexpr std::pair<const char*, ArchLoader> kArchs[] = {
+    {"gpt-oss", &load_gpt_oss},
+    {"llama", &load_llama},
+    {"qwen2", &load_llama},
+    {"phi3", &load_llama},
+    {"gpt2", &load_gpt2},
+};
+
+std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
+    if (opts.backend == "cpu") return make_cpu_backend(opts.n_threads);
+    auto& f = backend_factories();
+    auto it = f.find(opts.backend);
+    if (it == f.end())
+        throw Error(Code::INVALID_ARGUMENT, "backend '" + opts.backend + "' is not available in this build");
+    return it->second(BackendOptions{opts.n_threads, opts.device});
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const LoadOptions& opts) {
+    const auto arch = file->find_string("general.architecture");
+    if (!arch) throw Error(Code::MODEL_LOAD_FAILED, "missing metadata key general.architecture");
+    for (const auto& [name, load] : kArchs) {
+        if (*arch != name) continue;
+        auto model = load(file, make_backend(opts));
+        const Hparams& hp = model->hparams();
+        log::info("model.loaded", {{"arch", hp.arch},
+                                   {"backend", model->backend_name()},
+                                   {"layers", hp.n_layer},
+                                   {"embd", hp.n_embd},
+                                   {"vocab", hp.n_vocab},
+                                   {"experts", hp.n_expert},
+                                   {"quant", model->quant_kind()},
+                                   {"weight_bytes", model->weight_bytes()}});
+        return model;
+    }
+    std::string known;
+    for (const auto& [name, load] : kArchs) known += (known.empty() ? "" : ", ") + std::string(name);
+    throw Error(Code::ARCH_UNSUPPORTED, "architecture '" + *arch + "' is not supported (supported: " + known + ")");
+}
+
+}  // namespace wo
