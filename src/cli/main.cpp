@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
     int rc = 0;
     wo::cli::add_version(app, rc);
     wo::cli::add_inspect(app, rc);
+    wo::cli::add_generate(app, rc);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
