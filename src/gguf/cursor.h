@@ -14,6 +14,25 @@ static_assert(std::endian::native == std::endian::little, "the GGUF reader assum
 
 [[noreturn]] void fail(uint64_t offset, const std::string& what);
 
+// A name read from the file, fit for an error message: non-printable bytes (a NUL would cut the
+// message short) become \xNN and very long names are cut.
+inline std::string printable(std::string_view s) {
+    static const char* kHex = "0123456789abcdef";
+    std::string out;
+    for (size_t i = 0; i < s.size() && i < 96; ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c < 0x7F && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+        }
+    }
+    if (s.size() > 96) out += "...(" + std::to_string(s.size()) + " bytes)";
+    return out;
+}
+
 // Overflow-checked arithmetic: false when the result does not fit.
 inline bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
 inline bool checked_add(uint64_t a, uint64_t b, uint64_t& out) { return !__builtin_add_overflow(a, b, &out); }

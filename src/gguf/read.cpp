@@ -43,7 +43,7 @@ uint64_t min_encoded_size(ValueType t) {
     return 1;
 }
 
-std::string in_key(std::string_view key) { return "metadata key '" + std::string(key) + "': "; }
+std::string in_key(std::string_view key) { return "metadata key '" + detail::printable(key) + "': "; }
 
 Value read_value(Cursor& c, ValueType t, int depth, std::string_view key) {
     switch (t) {
@@ -149,7 +149,7 @@ void File::parse_all() {
     for (uint64_t i = 0; i < n_kv; ++i) {
         const uint64_t key_at = c.pos();
         std::string key = c.read_string("metadata key");
-        if (kv_index_.count(key)) fail(key_at, "duplicate metadata key '" + key + "'");
+        if (kv_index_.count(key)) fail(key_at, "duplicate metadata key '" + detail::printable(key) + "'");
         const uint64_t type_at = c.pos();
         const uint32_t t = c.read<uint32_t>("metadata value type");
         if (!known_value_type(t)) fail(type_at, in_key(key) + "unknown value type " + std::to_string(t));
@@ -166,8 +166,8 @@ void File::parse_all() {
         TensorInfo t;
         const uint64_t name_at = c.pos();
         t.name = c.read_string("tensor name");
-        if (tensor_index_.count(t.name)) fail(name_at, "duplicate tensor name '" + t.name + "'");
-        const std::string who = "tensor '" + t.name + "': ";
+        if (tensor_index_.count(t.name)) fail(name_at, "duplicate tensor name '" + detail::printable(t.name) + "'");
+        const std::string who = "tensor '" + detail::printable(t.name) + "': ";
         const uint64_t dims_at = c.pos();
         const uint32_t n_dims = c.read<uint32_t>("tensor n_dims");
         if (n_dims < 1 || n_dims > 4) fail(dims_at, who + "n_dims " + std::to_string(n_dims) + " is not in 1..4");
@@ -204,7 +204,7 @@ void File::parse_all() {
                           std::to_string(size_) + " bytes)");
     for (size_t i = 0; i < tensors_.size(); ++i) {
         const TensorInfo& t = tensors_[i];
-        const std::string who = "tensor '" + t.name + "': ";
+        const std::string who = "tensor '" + detail::printable(t.name) + "': ";
         if (t.offset % alignment_ != 0)
             fail(offset_at[i], who + "data offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
                                    std::to_string(alignment_));

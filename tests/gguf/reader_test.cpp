@@ -53,6 +53,9 @@ TEST(GgufReader, MetadataValues) {
     EXPECT_PARSE_ERROR(Bytes().header(0, 1).u64(1ull << 40).zeros(16).b,
                        "metadata key length 1099511627776 exceeds the 16 bytes left in the file at byte offset 24");
     EXPECT_PARSE_ERROR(Bytes().header(0, 1).str("k").u32(13).b, "metadata key 'k': unknown value type 13 at byte offset 33");
+    // Names from the file are escaped: a NUL must not cut the message short.
+    EXPECT_PARSE_ERROR(Bytes().header(0, 1).str(std::string("a\0\\b", 4)).u32(13).b,
+                       "metadata key 'a\\x00\\x5cb': unknown value type 13 at byte offset 36");
     EXPECT_PARSE_ERROR(Bytes().header(0, 1).str("k").u32(4).u8(1).b, "truncated uint32 value (needs 4 bytes, 1 left) at byte offset 37");
     EXPECT_PARSE_ERROR(Bytes().header(0, 1).str("k").u32(7).u8(2).b, "metadata key 'k': bool value 2 is neither 0 nor 1 at byte offset 37");
     EXPECT_PARSE_ERROR(Bytes().header(0, 1).str("k").u32(8).u64(5).u8('a').b, "string value length 5 exceeds the 1 bytes left in the file at byte offset 37");
