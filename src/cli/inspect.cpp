@@ -130,7 +130,11 @@ void print_text(const InspectOptions& o, const gguf::File& f, const std::optiona
     }
     std::printf("\ntotals: %zu tensors, %llu bytes, %llu parameters\ntypes:", f.tensors().size(),
                 (unsigned long long)bytes, (unsigned long long)params);
-    for (const auto& [name, n] : per_type) std::printf(" %s %zu", name.c_str(), n);
+    const char* sep = " ";
+    for (const auto& [name, n] : per_type) {
+        std::printf("%s%s %zu", sep, name.c_str(), n);
+        sep = ", ";
+    }
     std::printf("\n");
 }
 
