@@ -94,19 +94,19 @@ void dequantize_row_q6_k(const BlockQ6_K* x, float* y, int64_t n) {
         for (int h = 0; h < 2; ++h) {
             const uint8_t* ql = x[b].ql + 64 * h;
             const uint8_t* qh = x[b].qh + 32 * h;
-            const int8_t* sc = x[b].scales + 8 * h;
-            float* yh = y + 128 * h;
-            for (int l = 0; l < 32; ++l) {
-                const int is = l / 16;
-                const int q1 = ((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32;
-                const int q2 = ((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32;
-                const int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
-                const int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
-                yh[l] = d * float(sc[is]) * float(q1);
-                yh[l + 32] = d * float(sc[is + 2]) * float(q2);
-                yh[l + 64] = d * float(sc[is + 4]) * float(q3);
-                yh[l + 96] = d * float(sc[is + 6]) * float(q4);
-            }
+            // Quarter k (elements 128h + 32k + l) takes nibble k/2 of ql[32*(k%2) + l] and bits
+            // 2k..2k+1 of qh[l] (layout: blocks.h); each run of 16 shares one scale. d * sc is
+            // rounded first, as ggml's left-to-right d * sc[is] * q rounds it.
+            for (int k = 0; k < 4; ++k)
+                for (int half = 0; half < 2; ++half) {
+                    const float ds = d * float(x[b].scales[8 * h + 2 * k + half]);
+                    const uint8_t* qlk = ql + 32 * (k % 2) + 16 * half;
+                    const uint8_t* qhk = qh + 16 * half;
+                    float* yk = y + 128 * h + 32 * k + 16 * half;
+                    const int shift = 4 * (k / 2);
+                    for (int l = 0; l < 16; ++l)
+                        yk[l] = ds * float((((qlk[l] >> shift) & 0xF) | ((qhk[l] >> (2 * k)) & 3) << 4) - 32);
+                }
         }
         y += kQK_K;
     }

@@ -4,6 +4,9 @@
 // block's extreme value) but quantize with the f16-rounded scale, so a tiny block whose scale
 // rounds to 0 gives zeros instead of dividing by zero.
 #include <algorithm>
+#include <array>
+#include <bit>
+#include <cstring>
 #include <cmath>
 
 #include "quant/formats.h"
@@ -43,17 +46,25 @@ void dequantize_row_q4_0(const BlockQ4_0* x, float* y, int64_t n) {
     }
 }
 
+static_assert(std::endian::native == std::endian::little, "GGUF data is little-endian; so is this code");
+
+// kSpread[v] holds bit k of v as 0 or 16 in byte k: eight fifth bits of Q5_0 at once.
+constexpr auto kSpread = [] {
+    std::array<uint64_t, 256> t{};
+    for (int v = 0; v < 256; ++v)
+        for (int k = 0; k < 8; ++k) t[size_t(v)] |= uint64_t((v >> k) & 1) << (8 * k + 4);
+    return t;
+}();
+
 void dequantize_row_q5_0(const BlockQ5_0* x, float* y, int64_t n) {
     for (int64_t b = 0; b < n / kQK; ++b) {
         const float d = f16_to_f32(x[b].d);
-        // qh is a little-endian uint32: bit j is the fifth bit of element j.
-        const uint32_t qh = uint32_t(x[b].qh[0]) | uint32_t(x[b].qh[1]) << 8 | uint32_t(x[b].qh[2]) << 16 |
-                            uint32_t(x[b].qh[3]) << 24;
+        // qh is a little-endian uint32: bit j is the fifth bit of element j (byte j/8, bit j%8).
+        uint8_t hi[kQK];
+        for (int k = 0; k < 4; ++k) std::memcpy(hi + 8 * k, &kSpread[x[b].qh[k]], 8);  // little-endian host
         for (int j = 0; j < kQK / 2; ++j) {
-            const int lo = (x[b].qs[j] & 0xF) | int((qh >> j) & 1u) << 4;
-            const int hi = (x[b].qs[j] >> 4) | int((qh >> (j + 16)) & 1u) << 4;
-            y[b * kQK + j] = float(lo - 16) * d;
-            y[b * kQK + j + kQK / 2] = float(hi - 16) * d;
+            y[b * kQK + j] = float(((x[b].qs[j] & 0xF) | hi[j]) - 16) * d;
+            y[b * kQK + j + kQK / 2] = float(((x[b].qs[j] >> 4) | hi[j + kQK / 2]) - 16) * d;
         }
     }
 }

@@ -28,9 +28,11 @@ uint8_t e2m1_code(float v) {
 void dequantize_row_mxfp4(const BlockMxfp4* x, float* y, int64_t n) {
     for (int64_t b = 0; b < n / kQK; ++b) {
         const float d = e8m0_half(x[b].e);  // 2^(e-128), paired with doubled E2M1 integers
+        float lut[16];  // the same products, computed once per block instead of per element
+        for (int k = 0; k < 16; ++k) lut[k] = float(e2m1_x2(uint8_t(k))) * d;
         for (int j = 0; j < kQK / 2; ++j) {
-            y[b * kQK + j] = float(e2m1_x2(x[b].qs[j] & 0xF)) * d;
-            y[b * kQK + j + kQK / 2] = float(e2m1_x2(x[b].qs[j] >> 4)) * d;
+            y[b * kQK + j] = lut[x[b].qs[j] & 0xF];
+            y[b * kQK + j + kQK / 2] = lut[x[b].qs[j] >> 4];
         }
     }
 }
