@@ -71,7 +71,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
             s.bos = bos;
             s.eos = eos;
             s.pad = pad;
-            s.add_bos = f.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
+            // llama.cpp's default when the key is absent: Llama 3 adds <|begin_of_text|>.
+            s.add_bos = f.find_bool("tokenizer.ggml.add_bos_token").value_or(s.ignore_merges && pre != "gpt-4o");
             s.chat_template = std::move(chat_template);
             s.extra_eog = std::move(extra);
             return tok::make_bpe_tokenizer(std::move(s));

