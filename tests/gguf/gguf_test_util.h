@@ -251,8 +251,18 @@ inline Writer every_type_writer(uint64_t alignment = 32, uint64_t seed = 7) {
 }
 
 // ---- scratch files and commands.
+// One scratch directory per test process, removed when the process exits.
+inline std::filesystem::path scratch_path() {
+    return std::filesystem::temp_directory_path() / ("wo-gguf-test-" + std::to_string(::getpid()));
+}
+inline struct ScratchCleanup {
+    ~ScratchCleanup() {
+        std::error_code ec;
+        std::filesystem::remove_all(scratch_path(), ec);
+    }
+} scratch_cleanup;
 inline std::filesystem::path scratch_dir() {
-    auto d = std::filesystem::temp_directory_path() / ("wo-gguf-test-" + std::to_string(::getpid()));
+    auto d = scratch_path();
     std::filesystem::create_directories(d);
     return d;
 }
