@@ -25,7 +25,28 @@ struct TinyOpts {
     GgmlType expert_type = GgmlType::MXFP4;
     bool tied = false;                                      // leave out output.weight
     uint32_t seed = 1;
+    bool vocab = false;  // 256 byte-level tokens + tokenizer keys, so llama.cpp can load the file
+    std::string rope_scaling = "yarn";                      // gpt-oss rope.scaling.type
 };
+
+// GPT-2's byte -> printable code point map, UTF-8 encoded: the 256 tokens of a byte-level vocab.
+inline std::vector<std::string> byte_level_tokens() {
+    std::vector<std::string> out(256);
+    int extra = 0;
+    for (int b = 0; b < 256; ++b) {
+        const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+        const int cp = printable ? b : 256 + extra++;
+        std::string u;
+        if (cp < 0x80) {
+            u += static_cast<char>(cp);
+        } else {
+            u += static_cast<char>(0xC0 | (cp >> 6));
+            u += static_cast<char>(0x80 | (cp & 0x3F));
+        }
+        out[static_cast<size_t>(b)] = u;
+    }
+    return out;
+}
 
 class TinyBuilder {
 public:
@@ -66,7 +87,7 @@ inline std::vector<uint8_t> tiny_gguf(const TinyOpts& o) {
     using gguf::Value;
     TinyBuilder b(o);
     const std::string a = o.arch;
-    const uint64_t V = 64, d = 64, L = 2, ff = 64, nh = 4, nkv = a == "gpt2" ? 4 : 2, hd = 16;
+    const uint64_t V = o.vocab ? 256 : 64, d = 64, L = 2, ff = 64, nh = 4, nkv = a == "gpt2" ? 4 : 2, hd = 16;
     const uint64_t q = nh * hd, kvd = nkv * hd;
     const GgmlType M = o.matrix_type, F = GgmlType::F32;
     b.kv("general.architecture", Value::str(o.arch_override.empty() ? a : o.arch_override));
@@ -76,6 +97,15 @@ inline std::vector<uint8_t> tiny_gguf(const TinyOpts& o) {
     b.kv(a + ".feed_forward_length", Value::u32(ff));
     b.kv(a + ".attention.head_count", Value::u32(nh));
     b.kv(a + ".attention.head_count_kv", Value::u32(nkv));
+    if (o.vocab) {
+        b.kv("tokenizer.ggml.model", Value::str("gpt2"));
+        b.kv("tokenizer.ggml.pre", Value::str("default"));
+        b.kv("tokenizer.ggml.tokens", Value::string_array(byte_level_tokens()));
+        b.kv("tokenizer.ggml.token_type", Value::i32_array(std::vector<int32_t>(256, 1)));
+        b.kv("tokenizer.ggml.merges", Value::string_array({}));
+        b.kv("tokenizer.ggml.bos_token_id", Value::u32(0));
+        b.kv("tokenizer.ggml.eos_token_id", Value::u32(1));
+    }
     b.tensor("token_embd.weight", M, {d, V}, 1.0f);
     if (!o.tied) b.tensor("output.weight", M, {d, V}, 0.3f);
     b.tensor("output_norm.weight", F, {d}, 0.1f, 1.0f);
@@ -107,9 +137,11 @@ inline std::vector<uint8_t> tiny_gguf(const TinyOpts& o) {
     if (a == "gpt-oss") {
         const uint64_t E = 4;
         b.kv(a + ".rope.freq_base", Value::f32(150000.0f));
-        b.kv(a + ".rope.scaling.type", Value::str("yarn"));
-        b.kv(a + ".rope.scaling.factor", Value::f32(32.0f));
-        b.kv(a + ".rope.scaling.original_context_length", Value::u32(4096));
+        b.kv(a + ".rope.scaling.type", Value::str(o.rope_scaling));
+        if (o.rope_scaling != "none") {  // llama.cpp applies a factor even with type none
+            b.kv(a + ".rope.scaling.factor", Value::f32(32.0f));
+            b.kv(a + ".rope.scaling.original_context_length", Value::u32(4096));
+        }
         b.kv(a + ".expert_count", Value::u32(E));
         b.kv(a + ".expert_used_count", Value::u32(2));
         b.kv(a + ".expert_feed_forward_length", Value::u32(ff));
@@ -127,7 +159,7 @@ inline std::vector<uint8_t> tiny_gguf(const TinyOpts& o) {
             b.tensor(p + "attn_output.bias", F, {d}, 0.1f);
             b.tensor(p + "attn_sinks.weight", F, {nh}, 1.0f);
             b.tensor(p + "post_attention_norm.weight", F, {d}, 0.1f, 1.0f);
-            b.tensor(p + "ffn_gate_inp.weight", F, {d, E}, 0.3f);
+            b.tensor(p + "ffn_gate_inp.weight", F, {d, E}, 1.0f);
             b.tensor(p + "ffn_gate_inp.bias", F, {E}, 0.1f);
             b.tensor(p + "ffn_gate_exps.weight", o.expert_type, {d, ff, E}, 0.3f);
             b.tensor(p + "ffn_gate_exps.bias", F, {ff, E}, 0.1f);
