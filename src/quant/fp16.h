@@ -10,14 +10,22 @@
 namespace wo::quant {
 
 WO_HD inline uint32_t f32_bits(float f) {
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
     uint32_t u;
     std::memcpy(&u, &f, sizeof u);
     return u;
+#endif
 }
 WO_HD inline float f32_from_bits(uint32_t u) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
     float f;
     std::memcpy(&f, &u, sizeof f);
     return f;
+#endif
 }
 
 // Exact: every binary16 value is a float. A NaN keeps its payload and is made quiet (as the x86
