@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -197,6 +198,33 @@ TEST(GgmlOracle, QuantizersAreAboutAsAccurateAsGgmls) {
             e_ours += (double(x[i]) - y[i]) * (double(x[i]) - y[i]), e_ggml += (double(x[i]) - z[i]) * (double(x[i]) - z[i]);
         EXPECT_LE(std::sqrt(e_ours), 1.15 * std::sqrt(e_ggml)) << type_name(t);
     }
+}
+
+TEST(GgmlOracle, TypeTableMatchesGgml) {
+    // gguf/types.h: every id ggml defines, with its name, block size and bytes per block.
+    Ggml g;
+    REQUIRE_GGML(g);
+    auto blck = g.sym<int64_t (*)(int)>("ggml_blck_size");
+    auto size = g.sym<size_t (*)(int)>("ggml_type_size");
+    auto name = g.sym<const char* (*)(int)>("ggml_type_name");
+    ASSERT_TRUE(blck && size && name);
+    int checked = 0;
+    for (uint32_t id = 0; id < 64; ++id) {
+        auto tr = type_traits(id);
+        if (!tr) continue;
+        ++checked;
+        EXPECT_EQ(int64_t(tr->block_size), blck(int(id))) << tr->name;
+        EXPECT_EQ(size_t(tr->type_size), size(int(id))) << tr->name;
+        const char* ggml_name = name(int(id));
+        ASSERT_NE(ggml_name, nullptr) << tr->name;
+        // ggml spells them "q4_K", "mxfp4"; our table upper-cases them: compare ignoring case.
+        auto lower = [](std::string s) {
+            for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+            return s;
+        };
+        EXPECT_EQ(lower(std::string(tr->name)), lower(ggml_name)) << "id " << id;
+    }
+    EXPECT_GE(checked, 30);
 }
 
 }  // namespace
