@@ -147,7 +147,7 @@ void quantize_row_q6_k(const float* x, BlockQ6_K* y, int64_t n) {
             float ext = 0.0f;
             for (int l = 0; l < 16; ++l)
                 if (std::fabs(xb[16 * s + l]) > std::fabs(ext)) ext = xb[16 * s + l];
-            scale[s] = ext / -32.0f;
+            scale[s] = ext / -32.0f + 0.0f;  // + 0 turns -0 into +0
             max_abs = std::max(max_abs, std::fabs(scale[s]));
         }
         y[b].d = f16_scale("Q6_K", max_abs / 127.0f);

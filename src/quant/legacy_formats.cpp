@@ -85,7 +85,8 @@ void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n) {
     for (int64_t b = 0; b < n / kQK; ++b) {
         const float* xb = x + b * kQK;
         // The extreme value maps to code 0 (-8 * d), using the asymmetric code range fully.
-        y[b].d = f16_scale("Q4_0", signed_absmax(xb, kQK) / -8.0f);
+        // `+ 0.0f` turns the -0 of an all-zero block into +0, so it decodes to +0, not -0.
+        y[b].d = f16_scale("Q4_0", signed_absmax(xb, kQK) / -8.0f + 0.0f);
         const float d = f16_to_f32(y[b].d);
         uint8_t q[kQK];
         for (int j = 0; j < kQK; ++j) q[j] = uint8_t(d != 0.0f ? clamp_round(xb[j] / d + 8.0f, 0, 15) : 8);
@@ -97,7 +98,7 @@ void quantize_row_q5_0(const float* x, BlockQ5_0* y, int64_t n) {
     require_finite("Q5_0", x, n);
     for (int64_t b = 0; b < n / kQK; ++b) {
         const float* xb = x + b * kQK;
-        y[b].d = f16_scale("Q5_0", signed_absmax(xb, kQK) / -16.0f);
+        y[b].d = f16_scale("Q5_0", signed_absmax(xb, kQK) / -16.0f + 0.0f);
         const float d = f16_to_f32(y[b].d);
         uint8_t q[kQK];
         for (int j = 0; j < kQK; ++j) q[j] = uint8_t(d != 0.0f ? clamp_round(xb[j] / d + 16.0f, 0, 31) : 16);

@@ -119,7 +119,10 @@ TEST(Roundtrip, ZerosStayZero) {
     const std::vector<float> x(256 * 2, 0.0f);
     for (GgmlType t : kAll) {
         const std::vector<float> y = roundtrip(t, x);
-        for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], 0.0f) << type_name(t) << " element " << i;
+        for (size_t i = 0; i < y.size(); ++i) {
+            ASSERT_EQ(y[i], 0.0f) << type_name(t) << " element " << i;
+            ASSERT_FALSE(std::signbit(y[i])) << type_name(t) << " element " << i << " is -0";
+        }
     }
 }
 
