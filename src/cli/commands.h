@@ -10,6 +10,7 @@ void add_version(CLI::App& app, int& rc);
 void add_inspect(CLI::App& app, int& rc);
 void add_generate(CLI::App& app, int& rc);
 void add_tokenize(CLI::App& app, int& rc);
+void add_serve(CLI::App& app, int& rc);
 void add_convert(CLI::App& app, int& rc);
 
 }  // namespace wo::cli

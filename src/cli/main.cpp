@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     wo::cli::add_inspect(app, rc);
     wo::cli::add_generate(app, rc);
     wo::cli::add_tokenize(app, rc);
+    wo::cli::add_serve(app, rc);
     wo::cli::add_convert(app, rc);
     try {
         app.parse(argc, argv);

@@ -1,0 +1,188 @@
+// The native worker API: POST /execute (SSE), POST /cancel, GET /health, GET /metrics.
+#include <httplib.h>
+
+#include "server/http_util.h"
+#include "server/server.h"
+#include "server/validate.h"
+#include "util/log.h"
+
+namespace wo {
+
+namespace {
+
+std::optional<Code> code_from_name(const std::string& name) {
+    for (int i = 0; i <= static_cast<int>(Code::QUEUE_FULL); ++i)
+        if (code_name(static_cast<Code>(i)) == name) return static_cast<Code>(i);
+    return std::nullopt;
+}
+
+// Parses and validates an /execute body; on success fills `out` (prompt tokenized).
+std::vector<FieldError> parse_execute(const nlohmann::json& body, const Engine& engine, GenerateRequest& out) {
+    std::vector<FieldError> errors;
+    FieldReader r(body, errors);
+    const ModelInfo& info = engine.info();
+    auto job_id = r.string("job_id", 1, 256);
+    auto prompt = r.string("prompt", 1, 32768);
+    out.max_tokens = static_cast<int>(r.integer("max_tokens", 1, 2048).value_or(2048));
+    out.sampling = read_sampling(r, info.vocab_size);
+    auto stop = r.strings("stop", 4, /*allow_single=*/false);
+    if (stop) {
+        for (const auto& s : *stop)
+            if (engine.tokenizer().encode(s, false).size() > 32) {
+                r.fail("stop", "tokens(1..=32)", "each stop sequence must be at most 32 tokens");
+                break;
+            }
+        out.stop = *stop;
+    }
+    if (prompt) {
+        out.prompt = engine.tokenizer().encode(*prompt, /*parse_special=*/true, /*add_bos=*/true);
+        if (out.prompt.empty() || static_cast<int>(out.prompt.size()) > info.n_ctx)
+            r.fail("prompt", "tokens(1..=" + std::to_string(info.n_ctx) + ")",
+                   "prompt is " + std::to_string(out.prompt.size()) + " tokens; the context holds " +
+                       std::to_string(info.n_ctx));
+    }
+    if (job_id) out.job_id = *job_id;
+    return errors;
+}
+
+// The native SSE payloads (docs/api.md).
+EventFormatter native_formatter(const std::string& job_id, const std::string& model, uint64_t seed) {
+    auto index = std::make_shared<int>(0);
+    return [=](const JobEvent& e, bool& last) -> std::string {
+        switch (e.kind) {
+            case JobEvent::Kind::Started:
+                return sse("started", {{"job_id", job_id}, {"model", model}, {"started_at", e.started_at}, {"seed", seed}});
+            case JobEvent::Kind::Token:
+                if (e.text.empty()) return "";
+                return sse("token", {{"t", e.text}, {"i", (*index)++}});
+            case JobEvent::Kind::Metrics:
+                return sse("metrics", {{"job_id", job_id}, {"tokens_out", e.tokens_out},
+                                       {"decode_time_ms", e.decode_time_ms}, {"vram_bytes", e.vram_bytes}});
+            case JobEvent::Kind::End: {
+                last = true;
+                nlohmann::json j = {{"tokens_out", e.tokens_out}, {"decode_time_ms", e.decode_time_ms},
+                                    {"stop_reason", stop_reason_name(e.stop_reason)}};
+                if (e.stop_reason == StopReason::STOP_SEQUENCE) j["stop_sequence_matched"] = e.stop_matched;
+                return sse("end", j);
+            }
+            case JobEvent::Kind::Error:
+                last = true;
+                return sse("error", {{"code", std::string(code_name(e.code))}, {"message", e.message},
+                                     {"retriable", retriable(e.code)}});
+        }
+        return "";
+    };
+}
+
+}  // namespace
+
+void Server::add_native_routes() {
+    http_->Post("/execute", [this](const httplib::Request& req, httplib::Response& res) {
+        const std::string cid = correlation_id(req, res);
+        if (req.has_header("X-Deadline"))  // M0: logged, not enforced
+            log::info("execute_deadline", {{"correlation_id", cid}, {"x_deadline", req.get_header_value("X-Deadline")}});
+        nlohmann::json body;
+        try {
+            body = nlohmann::json::parse(req.body);
+        } catch (const std::exception& e) {
+            send_json(res, 400, errors_json({{"body", "json", std::string("body is not valid JSON: ") + e.what()}}));
+            return;
+        }
+        if (!body.is_object()) {
+            send_json(res, 400, errors_json({{"body", "type(object)", "body must be a JSON object"}}));
+            return;
+        }
+        // Requests that arrive while the model loads wait for it (the orchestrator normally waits
+        // for /health to say ready); the tokenizer and vocabulary bounds come with the model.
+        if (engine_.wait_loaded() == Engine::State::Failed) {
+            send_error(res, engine_.load_error_code(), engine_.load_error(), cid);
+            return;
+        }
+        GenerateRequest gr;
+        gr.correlation_id = cid;
+        auto errors = parse_execute(body, engine_, gr);
+        if (options_.enable_test_faults && req.has_header("X-Test-Fault")) {
+            gr.inject_fault = code_from_name(req.get_header_value("X-Test-Fault"));
+            if (!gr.inject_fault) errors.push_back({"X-Test-Fault", "code", "unknown error code"});
+        }
+        if (!errors.empty()) {
+            log::info("execute_rejected", {{"correlation_id", cid}, {"errors", errors_json(errors)["errors"]}});
+            send_json(res, 400, errors_json(errors));
+            return;
+        }
+        const uint64_t seed = gr.sampling.seed;
+        const std::string job_id = gr.job_id;
+        std::shared_ptr<Job> job;
+        try {
+            job = engine_.submit(std::move(gr));
+        } catch (const Error& e) {
+            if (e.code() == Code::INVALID_REQUEST) {
+                const std::string msg = e.what();
+                const std::string field = msg.rfind("job_id", 0) == 0 ? "job_id" : "prompt";
+                send_json(res, 400, errors_json({{field, field == "job_id" ? "unique" : "tokens", msg}}));
+            } else {
+                send_error(res, e.code(), e.what(), cid);
+            }
+            return;
+        }
+        stream_job(res, engine_, job, native_formatter(job_id, engine_.info().name, seed));
+    });
+
+    http_->Post("/cancel", [this](const httplib::Request& req, httplib::Response& res) {
+        const std::string cid = correlation_id(req, res);
+        nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+        if (!body.is_object() || !body.contains("job_id") || !body["job_id"].is_string() ||
+            body["job_id"].get<std::string>().empty()) {
+            send_json(res, 400, errors_json({{"job_id", "non_empty", "job_id is required"}}));
+            return;
+        }
+        const std::string id = body["job_id"].get<std::string>();
+        // Idempotent: a finished or unknown job is acknowledged the same way.
+        const bool known = engine_.cancel(id);
+        log::info("cancel", {{"job_id", id}, {"correlation_id", cid}, {"active", known}});
+        send_json(res, 202, {{"status", "cancelling"}, {"job_id", id}});
+    });
+
+    http_->Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
+        correlation_id(req, res);
+        const auto st = engine_.state();
+        const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+        nlohmann::json j = {{"status", st == Engine::State::Ready ? "healthy" : st == Engine::State::Loading ? "loading" : "unhealthy"},
+                            {"ready", st == Engine::State::Ready},
+                            {"worker_id", options_.worker_id},
+                            {"model_ref", options_.model_ref},
+                            {"resident", st == Engine::State::Ready},
+                            {"slots", {{"busy", engine_.slots_busy()}, {"total", engine_.slots_total()}}},
+                            {"uptime_seconds", static_cast<int64_t>(uptime)},
+                            {"capabilities", {"text-gen"}},
+                            {"protocol", "sse"}};
+        if (st == Engine::State::Ready) {
+            const ModelInfo& in = engine_.info();
+            j["model"] = in.name;
+            j["architecture"] = in.arch;
+            j["quant_kind"] = in.quant_kind;
+            j["vram_bytes_used"] = in.weight_bytes + in.kv_bytes;
+            j["tokenizer_kind"] = in.tokenizer_kind;
+            j["vocab_size"] = in.vocab_size;
+            j["context_length"] = in.n_ctx;
+            j["backend"] = in.backend;
+        } else {
+            j["backend"] = engine_.options().backend;
+            if (st == Engine::State::Failed)
+                j["error"] = {{"code", std::string(code_name(engine_.load_error_code()))}, {"message", engine_.load_error()}};
+        }
+        send_json(res, st == Engine::State::Ready ? 200 : 503, j);
+    });
+
+    http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+        uint64_t bytes = 0;
+        if (engine_.state() == Engine::State::Ready) bytes = engine_.info().weight_bytes + engine_.info().kv_bytes;
+        std::string labels = "component=\"worker-orcd\"";
+        if (!options_.worker_id.empty()) labels += ",worker_id=\"" + options_.worker_id + "\"";
+        res.set_content(engine_.metrics().render(labels, bytes, uptime, engine_.slots_total()),
+                        "text/plain; version=0.0.4");
+    });
+}
+
+}  // namespace wo

@@ -1,0 +1,142 @@
+// Request field validation.
+#include "server/validate.h"
+
+#include "server/http_util.h"
+
+namespace wo {
+
+namespace {
+std::string fmt_num(double v) {
+    nlohmann::json j = v;
+    if (v == static_cast<double>(static_cast<int64_t>(v))) j = static_cast<int64_t>(v);
+    return j.dump();
+}
+}  // namespace
+
+nlohmann::json errors_json(const std::vector<FieldError>& errors) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& e : errors) a.push_back({{"field", e.field}, {"constraint", e.constraint}, {"message", e.message}});
+    return {{"errors", a}};
+}
+
+std::optional<double> FieldReader::number(const std::string& f, double lo, double hi, bool lo_open) {
+    if (!present(f)) return std::nullopt;
+    const std::string c = "range(" + fmt_num(lo) + (lo_open ? "<" : "") + "..=" + fmt_num(hi) + ")";
+    if (!body_[f].is_number()) {
+        fail(f, c, f + " must be a number");
+        return std::nullopt;
+    }
+    const double v = body_[f].get<double>();
+    if (!(lo_open ? v > lo : v >= lo) || !(v <= hi)) {
+        fail(f, c, f + " must be " + (lo_open ? "> " : ">= ") + fmt_num(lo) + " and <= " + fmt_num(hi) + " (got " +
+                       fmt_num(v) + ")");
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::optional<int64_t> FieldReader::integer(const std::string& f, int64_t lo, int64_t hi) {
+    if (!present(f)) return std::nullopt;
+    const std::string c = "range(" + std::to_string(lo) + "..=" + std::to_string(hi) + ")";
+    const auto& v = body_[f];
+    const bool integral = v.is_number_integer() ||
+                          (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())));
+    if (!integral) {
+        fail(f, c, f + " must be an integer");
+        return std::nullopt;
+    }
+    const bool too_big = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
+    const int64_t x = too_big ? INT64_MAX : v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
+    if (too_big || x < lo || x > hi) {
+        fail(f, c, f + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + " (got " + v.dump() + ")");
+        return std::nullopt;
+    }
+    return x;
+}
+
+std::optional<uint64_t> FieldReader::uint64(const std::string& f) {
+    if (!present(f)) return std::nullopt;
+    const auto& v = body_[f];
+    if (v.is_number_unsigned()) return v.get<uint64_t>();
+    if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+    fail(f, "range(0..=18446744073709551615)", f + " must be an unsigned 64-bit integer");
+    return std::nullopt;
+}
+
+std::optional<bool> FieldReader::boolean(const std::string& f) {
+    if (!present(f)) return std::nullopt;
+    if (!body_[f].is_boolean()) {
+        fail(f, "type(boolean)", f + " must be true or false");
+        return std::nullopt;
+    }
+    return body_[f].get<bool>();
+}
+
+std::optional<std::string> FieldReader::string(const std::string& f, size_t lo, size_t hi) {
+    const std::string c = "length(" + std::to_string(lo) + "..=" + std::to_string(hi) + ")";
+    if (!present(f)) {
+        if (lo > 0) fail(f, "required", f + " is required");
+        return std::nullopt;
+    }
+    if (!body_[f].is_string()) {
+        fail(f, "type(string)", f + " must be a string");
+        return std::nullopt;
+    }
+    const std::string s = body_[f].get<std::string>();
+    size_t n = 0;
+    if (!utf8_length(s, n)) {
+        fail(f, "utf8", f + " is not valid UTF-8");
+        return std::nullopt;
+    }
+    if (n < lo || n > hi) {
+        fail(f, n == 0 && lo == 1 ? "non_empty" : c,
+             f + " must have " + std::to_string(lo) + ".." + std::to_string(hi) + " characters (got " + std::to_string(n) + ")");
+        return std::nullopt;
+    }
+    return s;
+}
+
+std::optional<std::vector<std::string>> FieldReader::strings(const std::string& f, size_t max_n, bool allow_single) {
+    if (!present(f)) return std::nullopt;
+    const auto& v = body_[f];
+    std::vector<std::string> out;
+    if (allow_single && v.is_string()) {
+        out.push_back(v.get<std::string>());
+    } else if (v.is_array()) {
+        for (const auto& x : v) {
+            if (!x.is_string()) {
+                fail(f, "type(string[])", f + " must be an array of strings");
+                return std::nullopt;
+            }
+            out.push_back(x.get<std::string>());
+        }
+    } else {
+        fail(f, "type(string[])", f + " must be an array of strings");
+        return std::nullopt;
+    }
+    if (out.size() > max_n) {
+        fail(f, "count(0..=" + std::to_string(max_n) + ")",
+             f + " has " + std::to_string(out.size()) + " entries; at most " + std::to_string(max_n) + " are allowed");
+        return std::nullopt;
+    }
+    for (const auto& s : out)
+        if (s.empty()) {
+            fail(f, "non_empty", "each entry of " + f + " must be non-empty");
+            return std::nullopt;
+        }
+    return out;
+}
+
+SamplingParams read_sampling(FieldReader& r, int vocab_size) {
+    SamplingParams p;
+    p.temperature = static_cast<float>(r.number("temperature", 0, 2).value_or(1.0));
+    p.top_p = static_cast<float>(r.number("top_p", 0, 1).value_or(1.0));
+    p.top_k = static_cast<int32_t>(r.integer("top_k", 0, vocab_size).value_or(0));
+    p.min_p = static_cast<float>(r.number("min_p", 0, 1).value_or(0.0));
+    // 0 would divide positive logits by zero; the spec's 0..=2 is read as (0, 2].
+    p.repetition_penalty = static_cast<float>(r.number("repetition_penalty", 0, 2, /*lo_open=*/true).value_or(1.0));
+    p.seed = r.uint64("seed").value_or(random_seed());
+    return p;
+}
+
+}  // namespace wo
