@@ -99,7 +99,7 @@ public:
     }
     int32_t vocab_size() const override { return n_vocab_; }
     std::optional<int32_t> find_token(std::string_view piece) const override {
-        auto it = s_.vocab.piece_to_id.find(std::string(piece));
+        auto it = s_.vocab.piece_to_id.find(piece);
         if (it == s_.vocab.piece_to_id.end()) return std::nullopt;
         return it->second;
     }
@@ -130,7 +130,7 @@ private:
     void encode_word(std::string_view w, std::vector<int32_t>& out) const {
         if (w.empty()) return;
         if (s_.ignore_merges || w.size() == 1) {
-            auto it = raw_to_id_.find(std::string(w));
+            auto it = raw_to_id_.find(w);
             if (it != raw_to_id_.end()) {
                 out.push_back(it->second);
                 return;
@@ -140,7 +140,7 @@ private:
         const bool cacheable = w.size() <= 64;
         if (cacheable) {
             std::lock_guard lock(cache_mu_);
-            auto it = cache_.find(std::string(w));
+            auto it = cache_.find(w);
             if (it != cache_.end()) {
                 out.insert(out.end(), it->second.begin(), it->second.end());
                 return;
@@ -198,12 +198,12 @@ private:
     BpeSpec s_;
     int32_t n_vocab_ = 0;
     std::array<int32_t, 256> byte_id_{};
-    std::unordered_map<std::string, int32_t> raw_to_id_;
+    StringMap<int32_t> raw_to_id_;
     std::unordered_map<uint64_t, Merge> merges_;
     std::vector<std::unique_ptr<RegexSplit>> splits_;
     SpecialSplitter splitter_;
     mutable std::mutex cache_mu_;
-    mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+    mutable StringMap<std::vector<int32_t>> cache_;
 };
 
 }  // namespace

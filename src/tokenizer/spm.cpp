@@ -91,7 +91,7 @@ public:
     }
     int32_t vocab_size() const override { return s_.vocab.size(); }
     std::optional<int32_t> find_token(std::string_view piece) const override {
-        auto it = s_.vocab.piece_to_id.find(std::string(piece));
+        auto it = s_.vocab.piece_to_id.find(piece);
         if (it == s_.vocab.piece_to_id.end()) return std::nullopt;
         return it->second;
     }
@@ -122,7 +122,7 @@ private:
         std::priority_queue<Bigram> q;
         auto try_add = [&](int32_t l, int32_t r) {
             if (l < 0 || r < 0) return;
-            std::string piece = t.substr(sym[l].start, sym[l].len + sym[r].len);
+            std::string_view piece(t.data() + sym[l].start, sym[l].len + sym[r].len);
             auto it = s_.vocab.piece_to_id.find(piece);
             if (it == s_.vocab.piece_to_id.end()) return;
             q.push({s_.scores[it->second], l, r, piece.size()});
@@ -148,7 +148,7 @@ private:
     // (every merge creates a vocab entry), so llama.cpp's re-split along merges never fires and
     // only the byte fallback remains.
     void emit_symbol(const std::string& t, const Sym& s, std::vector<int32_t>& out) const {
-        std::string piece = t.substr(s.start, s.len);
+        std::string_view piece(t.data() + s.start, s.len);
         auto it = s_.vocab.piece_to_id.find(piece);
         if (it != s_.vocab.piece_to_id.end()) {
             out.push_back(it->second);

@@ -10,6 +10,14 @@
 
 namespace wo::tok {
 
+// Lets string-keyed maps be searched with a string_view, without building a std::string.
+struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
 // GGUF tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
 enum class TokenType : uint8_t { UNDEFINED = 0, NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 };
 
@@ -17,7 +25,7 @@ struct Vocab {
     std::vector<std::string> pieces;  // the token text as the file stores it
     std::vector<TokenType> types;
     std::vector<std::string> bytes;   // what each token decodes to
-    std::unordered_map<std::string, int32_t> piece_to_id;
+    StringMap<int32_t> piece_to_id;
 
     int32_t size() const { return static_cast<int32_t>(pieces.size()); }
     void build_index();  // fills piece_to_id (first id wins on duplicates)
