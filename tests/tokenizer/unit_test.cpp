@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <random>
 #include <thread>
 
 #include "golden_util.h"
@@ -211,6 +212,33 @@ TEST(Bos, FollowsTheTokenizerSetting) {
     EXPECT_TRUE(golden_tokenizer("llama3", "json")->is_eog(*golden_tokenizer("llama3", "json")->find_token("<|eot_id|>")));
     EXPECT_THROW(golden_tokenizer("gpt2", "json")->token_bytes(-1), Error);
     EXPECT_THROW(golden_tokenizer("gpt2", "json")->token_bytes(1 << 30), Error);
+}
+
+}  // namespace
+}  // namespace wo::test
+
+namespace wo::test {
+namespace {
+
+// Arbitrary bytes never crash or hang, and decode to the input with each invalid sequence
+// replaced by U+FFFD (the references only take valid text, so this is the contract).
+TEST(AnyBytes, EncodeDecodeRepairs) {
+    WO_REQUIRE_GOLDENS();
+    std::mt19937 rng(99);
+    for (auto [name, source] : {std::pair{"gpt2", "json"}, std::pair{"llama-spm", "gguf"}, std::pair{"llama3", "gguf"}}) {
+        const Tokenizer* t = golden_tokenizer(name, source);
+        ASSERT_NE(t, nullptr);
+        for (int k = 0; k < 300; ++k) {
+            std::string s(rng() % 64, '\0');
+            for (auto& c : s) c = static_cast<char>(rng() % 4 ? rng() % 256 : "<|> \n"[rng() % 5]);
+            auto ids = t->encode(s, k % 2 == 0);
+            for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < t->vocab_size());
+            std::string back = t->decode(t->encode(s, false));
+            std::string want = tok::utf8_repair(s);
+            EXPECT_TRUE(valid_utf8(back)) << name;
+            EXPECT_EQ(back, want) << name << " input #" << k;
+        }
+    }
 }
 
 }  // namespace
