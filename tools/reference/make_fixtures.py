@@ -162,6 +162,7 @@ def build_dense(name, out, cfg, storage=torch.float32, shards=1, conv1d=False, s
     g = torch.Generator().manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").float().eval()
     tensors = init_params(model, g, storage, conv1d=conv1d, tied=cfg.tie_word_embeddings)
+    cfg.architectures = [type(model).__name__]
     cfg.save_pretrained(d)
     save_tensors(d, tensors, shards)
     ref = load_reference_model(d)
@@ -209,7 +210,7 @@ def build_gpt_oss(out, seed=5):
         tensors[p + "down_proj_bias"] = b2.to(bf16)
         canon[p + "gate_up_proj_bias"] = b1
         canon[p + "down_proj_bias"] = b2
-    cfg_dict = cfg.to_dict()
+    cfg.architectures = [type(model).__name__]
     cfg.save_pretrained(d)
     with open(os.path.join(d, "config.json")) as f:
         cj = json.load(f)
@@ -235,7 +236,9 @@ def build_gpt_oss(out, seed=5):
                 q.copy_(t.transpose(1, 2))
             else:
                 raise RuntimeError(f"{n}: model shape {tuple(q.shape)} vs checkpoint {tuple(t.shape)}")
-    # Path A: transformers' own MXFP4 loader (dequantize=True) reading our blocks/scales.
+    # Path A: transformers' own MXFP4 loader (dequantize=True) reading our blocks/scales. It must
+    # read exactly the intended values (this proves the checkpoint layout); the reference is then
+    # the float32 model B, because the loader may keep the experts in bf16 and compute in bf16.
     ref, how = manual, "experts set by this script (transformers' MXFP4 loader failed, see log)"
     try:
         loaded = load_reference_model(d, quantization_config=transformers.Mxfp4Config(dequantize=True))
@@ -247,10 +250,18 @@ def build_gpt_oss(out, seed=5):
             if a.shape != b.shape:
                 raise RuntimeError(f"{n}: loaded shape {tuple(a.shape)} vs manual {tuple(b.shape)}")
             worst = max(worst, float((a - b).abs().max()))
-        print(f"gpt-oss: transformers MXFP4 loader vs manual expert weights: max |diff| = {worst}")
+        print("gpt-oss: loader param dtypes:", sorted({str(p.dtype) for p in la.values()}))
+        print(f"gpt-oss: transformers MXFP4 loader vs manual weights: max |diff| = {worst}")
         if worst != 0.0:
             raise RuntimeError("transformers' dequantized checkpoint differs from the intended weights")
-        ref, how = loaded, "re-loaded with transformers Mxfp4Config(dequantize=True); equal to the intended weights"
+        ids = torch.tensor([prompts_for(seed, 512, (8,))[0]])
+        with torch.no_grad():
+            la_logits = loaded(ids, use_cache=False).logits
+            ma_logits = manual(ids, use_cache=False).logits
+        rel = float((la_logits - ma_logits).norm() / ma_logits.norm())
+        print(f"gpt-oss: logits of the loaded model vs the float32 model: relative L2 {rel:.3g}")
+        how = ("float32 model holding the dequantized experts; transformers' Mxfp4Config(dequantize=True) loader "
+               f"reads exactly these values from the checkpoint (its own forward differs by relative L2 {rel:.2g})")
     except Exception:
         traceback.print_exc()
     print("gpt-oss reference:", how)
