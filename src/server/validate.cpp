@@ -72,10 +72,10 @@ std::optional<bool> FieldReader::boolean(const std::string& f) {
     return body_[f].get<bool>();
 }
 
-std::optional<std::string> FieldReader::string(const std::string& f, size_t lo, size_t hi) {
+std::optional<std::string> FieldReader::string(const std::string& f, size_t lo, size_t hi, bool required) {
     const std::string c = "length(" + std::to_string(lo) + "..=" + std::to_string(hi) + ")";
     if (!present(f)) {
-        if (lo > 0) fail(f, "required", f + " is required");
+        if (required) fail(f, "required", f + " is required");
         return std::nullopt;
     }
     if (!body_[f].is_string()) {

@@ -30,7 +30,7 @@ public:
     std::optional<uint64_t> uint64(const std::string& f);
     std::optional<bool> boolean(const std::string& f);
     // A string of lo..hi Unicode code points.
-    std::optional<std::string> string(const std::string& f, size_t lo, size_t hi);
+    std::optional<std::string> string(const std::string& f, size_t lo, size_t hi, bool required = true);
     // A string or an array of strings (OpenAI `stop`), at most max_n, each non-empty.
     std::optional<std::vector<std::string>> strings(const std::string& f, size_t max_n, bool allow_single);
 

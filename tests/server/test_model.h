@@ -3,6 +3,7 @@
 // Its text is noise, but every piece the server touches is real: GGUF, tokenizer, harmony
 // specials, the CPU forward pass.
 #pragma once
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -92,6 +93,8 @@ inline std::string tiny_gptoss_model() {
             tensor(p + "ffn_down_exps.bias", F, {d, E}, 0.1f);
         }
         w.write(out);
+        static const std::string keep = out;
+        std::atexit([] { std::filesystem::remove(keep); });
         return out;
     }();
     return path;
