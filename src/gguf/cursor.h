@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "gguf/gguf.h"
+
 namespace wo::gguf::detail {
 
 static_assert(std::endian::native == std::endian::little, "the GGUF reader assumes a little-endian host");
@@ -46,6 +48,7 @@ inline bool checked_align(uint64_t x, uint64_t align, uint64_t& out) {
 
 class Cursor {
 public:
+
     Cursor(const uint8_t* data, uint64_t size) : data_(data), size_(size) {}
 
     uint64_t pos() const { return pos_; }
@@ -70,6 +73,9 @@ public:
     std::string read_string(std::string_view what) {
         const uint64_t at = pos_;
         const uint64_t n = read<uint64_t>(what);
+        if (n > kMaxStringBytes)
+            fail(at, std::string(what) + " length " + std::to_string(n) + " exceeds the limit of " +
+                         std::to_string(kMaxStringBytes) + " bytes");
         if (n > remaining())
             fail(at, std::string(what) + " length " + std::to_string(n) + " exceeds the " +
                          std::to_string(remaining()) + " bytes left in the file");

@@ -29,6 +29,12 @@ std::string_view value_type_name(ValueType t);
 // crafted file cannot exhaust the stack.
 inline constexpr int kMaxArrayDepth = 8;
 inline constexpr uint64_t kDefaultAlignment = 32;
+// Sanity limits far above any real model (gpt-oss's vocabulary and merges are ~850k values, the
+// largest MoE files ~2k tensors). Counts are also bounded by the file's size, but a corrupt count
+// in a many-GB model file could otherwise ask for tens of GB of Values or TensorInfos.
+inline constexpr uint64_t kMaxMetadataValues = 1ull << 23;  // all scalars, strings and arrays together
+inline constexpr uint64_t kMaxStringBytes = 1ull << 26;     // one string (key, value or tensor name)
+inline constexpr uint64_t kMaxTensors = 1ull << 20;
 
 struct Value;
 struct Array {

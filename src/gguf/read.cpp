@@ -2,7 +2,7 @@
 // buffer before anything is used. Bounds come from the file itself: a count or length can never
 // exceed what the remaining bytes could hold, so a corrupt header cannot allocate or loop beyond
 // the file's size.
-#include <unordered_set>
+#include <algorithm>
 
 #include "gguf/cursor.h"
 #include "gguf/gguf.h"
@@ -45,7 +45,15 @@ uint64_t min_encoded_size(ValueType t) {
 
 std::string in_key(std::string_view key) { return "metadata key '" + detail::printable(key) + "': "; }
 
-Value read_value(Cursor& c, ValueType t, int depth, std::string_view key) {
+// Values still allowed in this file (kMaxMetadataValues), so the Values built stay bounded.
+struct Budget {
+    uint64_t values_left = kMaxMetadataValues;
+};
+
+Value read_value(Cursor& c, ValueType t, int depth, std::string_view key, Budget& budget) {
+    if (budget.values_left == 0)
+        fail(c.pos(), in_key(key) + "more than " + std::to_string(kMaxMetadataValues) + " metadata values in the file");
+    --budget.values_left;
     switch (t) {
         case ValueType::UINT8: return {t, uint64_t{c.read<uint8_t>("uint8 value")}};
         case ValueType::INT8: return {t, int64_t{c.read<int8_t>("int8 value")}};
@@ -79,8 +87,8 @@ Value read_value(Cursor& c, ValueType t, int depth, std::string_view key) {
                                    std::string(value_type_name(elem)) + " cannot fit in the " +
                                    std::to_string(c.remaining()) + " bytes left in the file");
             Array a{elem, {}};
-            a.items.reserve(n);
-            for (uint64_t i = 0; i < n; ++i) a.items.push_back(read_value(c, elem, depth + 1, key));
+            a.items.reserve(std::min(n, budget.values_left));
+            for (uint64_t i = 0; i < n; ++i) a.items.push_back(read_value(c, elem, depth + 1, key, budget));
             return {t, std::move(a)};
         }
     }
@@ -139,13 +147,17 @@ void File::parse_all() {
 
     const uint64_t n_tensors = c.read<uint64_t>("tensor count");
     const uint64_t n_kv = c.read<uint64_t>("metadata count");
+    if (n_tensors > kMaxTensors)
+        fail(8, "tensor count " + std::to_string(n_tensors) + " exceeds the limit of " + std::to_string(kMaxTensors));
     // A key is at least 8 + 4 + 1 bytes; a tensor info at least 8 + 4 + 8 + 4 + 8.
     if (n_kv > c.remaining() / 13)
         fail(16, "metadata count " + std::to_string(n_kv) + " cannot fit in the " + std::to_string(c.remaining()) + " bytes left");
     if (n_tensors > c.remaining() / 32)
         fail(8, "tensor count " + std::to_string(n_tensors) + " cannot fit in the " + std::to_string(c.remaining()) + " bytes left");
 
-    kv_.reserve(n_kv);
+
+    Budget budget;
+    kv_.reserve(std::min<uint64_t>(n_kv, 4096));  // grows with what is actually read
     for (uint64_t i = 0; i < n_kv; ++i) {
         const uint64_t key_at = c.pos();
         std::string key = c.read_string("metadata key");
@@ -154,7 +166,7 @@ void File::parse_all() {
         const uint32_t t = c.read<uint32_t>("metadata value type");
         if (!known_value_type(t)) fail(type_at, in_key(key) + "unknown value type " + std::to_string(t));
         const uint64_t value_at = c.pos();
-        Value v = read_value(c, static_cast<ValueType>(t), 0, key);
+        Value v = read_value(c, static_cast<ValueType>(t), 0, key, budget);
         if (key == "general.alignment") alignment_ = alignment_from(v, value_at);
         kv_index_.emplace(key, kv_.size());
         kv_.emplace_back(std::move(key), std::move(v));

@@ -54,6 +54,7 @@ void validate(const Value& v, const std::string& key, int depth) {
             return;
         case ValueType::STRING:
             if (!std::holds_alternative<std::string>(v.data)) bad(who + "value is not held as a string");
+            if (std::get<std::string>(v.data).size() > kMaxStringBytes) bad(who + "string longer than the readers' limit");
             return;
         case ValueType::ARRAY: {
             const auto* a = std::get_if<Array>(&v.data);
@@ -117,7 +118,16 @@ Writer::Writer(uint64_t alignment) : alignment_(alignment) {
     if (alignment != kDefaultAlignment) kv_.emplace_back("general.alignment", Value::u32(static_cast<uint32_t>(alignment)));
 }
 
+// Scalars, strings and arrays in v (what the reader counts against kMaxMetadataValues).
+static uint64_t count_values(const Value& v) {
+    uint64_t n = 1;
+    if (const auto* a = std::get_if<Array>(&v.data))
+        for (const Value& item : a->items) n += count_values(item);
+    return n;
+}
+
 void Writer::set(std::string key, Value v) {
+    if (key.size() > kMaxStringBytes) bad("metadata key longer than the readers' limit");
     validate(v, key, 0);
     if (key == "general.alignment") {
         const auto* u = std::get_if<uint64_t>(&v.data);
@@ -149,6 +159,8 @@ void Writer::add_tensor(std::string name, GgmlType type, std::vector<uint64_t> s
     const std::string who = "tensor '" + name + "': ";
     for (const auto& p : tensors_)
         if (p.info.name == name) bad(who + "added twice");
+    if (name.size() > kMaxStringBytes) bad("tensor name longer than the readers' limit");
+    if (tensors_.size() >= kMaxTensors) bad("more than " + std::to_string(kMaxTensors) + " tensors");
     if (shape.empty() || shape.size() > 4) bad(who + std::to_string(shape.size()) + " dimensions, expected 1..4");
     const TypeTraits& tr = traits(type);
     uint64_t n_el = 1;
@@ -178,6 +190,10 @@ namespace {
 // Magic, counts, metadata, tensor infos and the padding up to the data section.
 std::vector<uint8_t> header_bytes(const std::vector<std::pair<std::string, Value>>& kv,
                                   const std::vector<TensorInfo>& infos, uint64_t alignment) {
+    uint64_t values = 0;
+    for (const auto& kv_pair : kv) values += count_values(kv_pair.second);
+    if (values > kMaxMetadataValues)
+        bad(std::to_string(values) + " metadata values, more than readers accept (" + std::to_string(kMaxMetadataValues) + ")");
     std::vector<uint8_t> out;
     put<uint32_t>(out, 0x46554747);  // "GGUF"
     put<uint32_t>(out, 3);

@@ -42,7 +42,7 @@ TEST(GgufReader, Header) {
     truncated.header(0, 0).b.resize(20);
     EXPECT_PARSE_ERROR(truncated.b, "truncated metadata count (needs 8 bytes, 4 left) at byte offset 16");
     EXPECT_PARSE_ERROR(Bytes().header(0, 1ull << 60).b, "metadata count 1152921504606846976 cannot fit in the 0 bytes left at byte offset 16");
-    EXPECT_PARSE_ERROR(Bytes().header(UINT64_MAX, 0).b, "tensor count 18446744073709551615 cannot fit");
+    EXPECT_PARSE_ERROR(Bytes().header(1000, 0).b, "tensor count 1000 cannot fit in the 0 bytes left at byte offset 8");
     // Versions 2 and 3 share the little-endian layout; an empty file of either parses.
     EXPECT_EQ(File::parse(Bytes().header(0, 0, 2).b.data(), 24).version(), 2u);
     EXPECT_EQ(File::parse(Bytes().header(0, 0, 3).b.data(), 24).version(), 3u);
@@ -50,8 +50,8 @@ TEST(GgufReader, Header) {
 
 TEST(GgufReader, MetadataValues) {
     // Key at 24: u64 length + "k" = 9 bytes, then the u32 type at 33 and the value at 37.
-    EXPECT_PARSE_ERROR(Bytes().header(0, 1).u64(1ull << 40).zeros(16).b,
-                       "metadata key length 1099511627776 exceeds the 16 bytes left in the file at byte offset 24");
+    EXPECT_PARSE_ERROR(Bytes().header(0, 1).u64(1000).zeros(16).b,
+                       "metadata key length 1000 exceeds the 16 bytes left in the file at byte offset 24");
     EXPECT_PARSE_ERROR(Bytes().header(0, 1).str("k").u32(13).b, "metadata key 'k': unknown value type 13 at byte offset 33");
     // Names from the file are escaped: a NUL must not cut the message short.
     EXPECT_PARSE_ERROR(Bytes().header(0, 1).str(std::string("a\0\\b", 4)).u32(13).b,
@@ -67,6 +67,21 @@ TEST(GgufReader, MetadataValues) {
     EXPECT_PARSE_ERROR(Bytes().header(0, 1).str("k").u32(9).u32(77).u64(0).b, "unknown array element type 77 at byte offset 37");
     EXPECT_PARSE_ERROR(Bytes().header(0, 2).str("k").u32(4).u32(1).str("k").u32(4).u32(2).b,
                        "duplicate metadata key 'k' at byte offset 41");
+}
+
+TEST(GgufReader, SanityLimits) {
+    EXPECT_PARSE_ERROR(Bytes().header(0, 1).u64(gguf::kMaxStringBytes + 1).zeros(64).b,
+                       "metadata key length 67108865 exceeds the limit of 67108864 bytes at byte offset 24");
+    EXPECT_PARSE_ERROR(Bytes().header(gguf::kMaxTensors + 1, 0).b, "tensor count 1048577 exceeds the limit of 1048576 at byte offset 8");
+    // One more value than allowed: the array itself counts, plus its items.
+    Bytes b;
+    b.header(0, 1).str("k").u32(9).u32(0).u64(gguf::kMaxMetadataValues).zeros(gguf::kMaxMetadataValues);
+    EXPECT_PARSE_ERROR(b.b, "metadata key 'k': more than 8388608 metadata values in the file at byte offset " +
+                                std::to_string(49 + gguf::kMaxMetadataValues - 1));
+    b.b.clear();
+    b.header(0, 1).str("k").u32(9).u32(0).u64(gguf::kMaxMetadataValues - 1).zeros(gguf::kMaxMetadataValues - 1);
+    EXPECT_EQ(std::get<gguf::Array>(File::parse(b.b.data(), b.b.size()).find("k")->data).items.size(),
+              gguf::kMaxMetadataValues - 1);
 }
 
 TEST(GgufReader, NestingDepthIsBounded) {
