@@ -61,6 +61,7 @@ void DecoderModel::forward(const std::vector<BatchToken>& batch, std::vector<flo
     if (batch.empty()) return;
     // Validate everything before touching state, so a bad request leaves the slots intact.
     std::vector<int32_t> len = slot_len_;
+    std::vector<int32_t> step_last(len.size(), -1);  // last position of each slot in this step
     const int n = static_cast<int>(batch.size());
     std::vector<int32_t> tokens(n), pos(n), slot(n), out_rows;
     for (int i = 0; i < n; ++i) {
@@ -78,6 +79,12 @@ void DecoderModel::forward(const std::vector<BatchToken>& batch, std::vector<flo
         if (t.pos < 0 || t.pos > l)
             throw Error(Code::INVALID_REQUEST, where + "position " + std::to_string(t.pos) + " leaves a gap (slot " +
                                                    std::to_string(t.slot) + " has " + std::to_string(l) + " cached)");
+        int32_t& last = step_last[static_cast<size_t>(t.slot)];
+        if (last >= 0 && t.pos != last + 1)
+            throw Error(Code::INVALID_REQUEST, where + "position " + std::to_string(t.pos) + " does not follow position " +
+                                                   std::to_string(last) + " of slot " + std::to_string(t.slot) +
+                                                   " in the same step");
+        last = t.pos;
         l = t.pos + 1;
         tokens[i] = t.token, pos[i] = t.pos, slot[i] = t.slot;
         if (t.logits) out_rows.push_back(i);

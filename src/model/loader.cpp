@@ -106,6 +106,11 @@ Hparams read_hparams(WeightLoader& w, const std::string& eps_key) {
     hp.n_ctx_train = positive("context_length", w.req_int("context_length"));
     hp.n_embd = positive("embedding_length", w.req_int("embedding_length"));
     hp.n_layer = positive("block_count", w.req_int("block_count"));
+    // Every block has several tensors: a count beyond the file's tensors is corrupt metadata
+    // (checked before any per-layer allocation).
+    if (static_cast<size_t>(hp.n_layer) > w.n_tensors())
+        w.fail("block_count " + std::to_string(hp.n_layer) + " exceeds the file's " + std::to_string(w.n_tensors()) +
+               " tensors");
     hp.n_ff = positive("feed_forward_length", w.req_int("feed_forward_length"));
     hp.n_head = positive("attention.head_count", w.req_int("attention.head_count"));
     hp.n_head_kv = positive("attention.head_count_kv", w.opt_int("attention.head_count_kv").value_or(hp.n_head));

@@ -36,6 +36,7 @@ public:
     Tensor f32(const std::string& name, std::vector<int64_t> shape);
     std::optional<Tensor> opt_f32(const std::string& name, std::vector<int64_t> shape);
     bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
+    size_t n_tensors() const { return f_.tensors().size(); }
     int64_t rows_of(const std::string& name) const;  // ne1 of a required 2-D tensor
 
     // Widened copies of small tensors; the model keeps this alive as long as its weights.

@@ -136,6 +136,19 @@ void expect_load_error(const TinyOpts& o, Code code, const std::string& needle) 
     }
 }
 
+// A llama tiny model with `key` set to `v` must fail to load with MODEL_LOAD_FAILED naming `needle`.
+void expect_metadata_error(const std::string& key, gguf::Value v, const std::string& needle) {
+    const auto bytes = test::with_metadata(test::tiny_gguf({.arch = "llama"}), key, std::move(v));
+    auto file = std::make_shared<const gguf::File>(gguf::File::parse(bytes.data(), bytes.size()));
+    try {
+        load_model(file, {});
+        ADD_FAILURE() << "no error for " << key;
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Code::MODEL_LOAD_FAILED) << e.what();
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+}
+
 TEST(ModelLoad, MissingKeyNamesIt) {
     expect_load_error({.arch = "gpt-oss", .drop = {"gpt-oss.block_count"}}, Code::MODEL_LOAD_FAILED,
                       "gpt-oss.block_count");
@@ -159,25 +172,17 @@ TEST(ModelLoad, BadShapeNamesTensorAndShapes) {
                       Code::MODEL_LOAD_FAILED, "blk.1.ffn_down_exps.weight");
 }
 
-TEST(ModelLoad, InconsistentHeadCounts) {
+TEST(ModelLoad, InconsistentMetadataNamesTheKey) {
     // 4 query heads cannot be grouped over 3 kv heads
-    TinyOpts o{.arch = "llama"};
-    auto bytes = test::tiny_gguf(o);
-    auto f = gguf::File::parse(bytes.data(), bytes.size());
-    gguf::Writer w;
-    for (const auto& [k, v] : f.metadata()) w.set(k, v);
-    w.set("llama.attention.head_count_kv", gguf::Value::u32(3));
-    for (const auto& t : f.tensors())
-        w.add_tensor(t.name, t.type, t.shape, std::vector<uint8_t>(f.tensor_data(t), f.tensor_data(t) + t.n_bytes));
-    auto bytes2 = w.to_bytes();
-    auto file = std::make_shared<const gguf::File>(gguf::File::parse(bytes2.data(), bytes2.size()));
-    try {
-        load_model(file, {});
-        ADD_FAILURE() << "no error";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.code(), Code::MODEL_LOAD_FAILED);
-        EXPECT_NE(std::string(e.what()).find("head_count_kv"), std::string::npos) << e.what();
-    }
+    expect_metadata_error("llama.attention.head_count_kv", gguf::Value::u32(3), "head_count_kv");
+    expect_metadata_error("llama.rope.dimension_count", gguf::Value::u32(17), "rope.dimension_count");
+    expect_metadata_error("llama.attention.layer_norm_rms_epsilon", gguf::Value::f32(0.0f), "layer_norm_rms_epsilon");
+    expect_metadata_error("llama.rope.scaling.type", gguf::Value::str("longrope"), "longrope");
+    expect_metadata_error("llama.attention.key_length", gguf::Value::u32(32), "attention.key_length");
+}
+
+TEST(ModelLoad, AbsurdBlockCountIsAnErrorNotAnAllocation) {
+    expect_metadata_error("llama.block_count", gguf::Value::u32(1u << 29), "block_count");
 }
 
 TEST(ModelLoad, UnknownArchitectureNamesIt) {
@@ -218,6 +223,9 @@ TEST(ModelForward, PositionErrors) {
     EXPECT_EQ(code_of({{1, 2, 1, true}}), Code::INVALID_REQUEST) << "gap: slot 1 has nothing cached";
     EXPECT_EQ(code_of({{64, 0, 0, true}}), Code::INVALID_REQUEST) << "token outside the vocabulary";
     EXPECT_EQ(code_of({{1, 0, 2, true}}), Code::INVALID_REQUEST) << "slot out of range";
+    EXPECT_EQ(code_of({{1, 0, 1, false}, {1, 0, 1, true}}), Code::INVALID_REQUEST) << "repeated position in a step";
+    EXPECT_EQ(code_of({{1, 0, 1, false}, {2, 0, 0, false}, {1, 2, 1, true}}), Code::INVALID_REQUEST)
+        << "skipped position in a step";
     EXPECT_TRUE(out.empty());
 }
 

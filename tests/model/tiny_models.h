@@ -200,6 +200,17 @@ inline std::vector<uint8_t> tiny_gguf(const TinyOpts& o) {
     return b.bytes();
 }
 
+// The same GGUF with one metadata key set to `v` (to build inconsistent files).
+inline std::vector<uint8_t> with_metadata(const std::vector<uint8_t>& bytes, const std::string& key, gguf::Value v) {
+    auto f = gguf::File::parse(bytes.data(), bytes.size());
+    gguf::Writer w;
+    for (const auto& [k, val] : f.metadata()) w.set(k, val);
+    w.set(key, std::move(v));
+    for (const auto& t : f.tensors())
+        w.add_tensor(t.name, t.type, t.shape, std::vector<uint8_t>(f.tensor_data(t), f.tensor_data(t) + t.n_bytes));
+    return w.to_bytes();
+}
+
 // Keeps the GGUF bytes alive for as long as the File that parses them.
 struct TinyModel {
     std::vector<uint8_t> bytes;
