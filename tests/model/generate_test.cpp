@@ -9,6 +9,7 @@
 
 #include "engine/sampler.h"
 #include "model/tiny_models.h"
+#include "tokenizer/tokenizer.h"
 
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -56,6 +57,31 @@ TEST_F(GenerateCli, GreedyIdsMatchTheModelApi) {
         if (i < 5) m.forward({{want.back(), 3 + i, 0, true}}, lg);
     }
     EXPECT_EQ(got, want);
+}
+
+TEST_F(GenerateCli, TextPromptAndStreamedTextMatchTheIds) {
+    // A model with a byte-level vocabulary, so text goes through the GGUF tokenizer both ways.
+    auto bytes = test::tiny_gguf({.arch = "llama", .vocab = true});
+    std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    const std::string common = std::string(WO_BINARY) + " generate --model " + path + " -n 12 --temperature 0 -t 2 ";
+    int rc = 0;
+    const std::string text = run_cmd(common + "--prompt 'Hello, w\xc3\xb6rld'", rc);
+    ASSERT_EQ(rc, 0);
+    auto file = gguf::File::parse(bytes.data(), bytes.size());
+    auto tok = load_tokenizer(file);
+    const auto prompt = tok->encode("Hello, w\xc3\xb6rld", true, true);
+    std::string ids_arg;
+    for (int32_t id : prompt) ids_arg += (ids_arg.empty() ? "" : ",") + std::to_string(id);
+    const std::string ids_out = run_cmd(common + "--ids --prompt-ids " + ids_arg, rc);
+    ASSERT_EQ(rc, 0);
+    std::istringstream in(ids_out);
+    StreamDecoder dec(*tok);
+    std::string want;
+    int n = 0;
+    for (int32_t id; in >> id; ++n) want += dec.push(id);
+    want += dec.flush();
+    EXPECT_EQ(n, 12);
+    EXPECT_EQ(text, want + "\n");
 }
 
 TEST_F(GenerateCli, OutOfVocabularyPromptIsAnError) {

@@ -99,7 +99,7 @@ inline std::vector<uint8_t> tiny_gguf(const TinyOpts& o) {
     b.kv(a + ".attention.head_count_kv", Value::u32(nkv));
     if (o.vocab) {
         b.kv("tokenizer.ggml.model", Value::str("gpt2"));
-        b.kv("tokenizer.ggml.pre", Value::str("default"));
+        b.kv("tokenizer.ggml.pre", Value::str("gpt-2"));
         b.kv("tokenizer.ggml.tokens", Value::string_array(byte_level_tokens()));
         b.kv("tokenizer.ggml.token_type", Value::i32_array(std::vector<int32_t>(256, 1)));
         b.kv("tokenizer.ggml.merges", Value::string_array({}));
