@@ -1,4 +1,6 @@
 // Tokenizer from GGUF metadata (tokenizer.ggml.*), as llama.cpp's files hold it.
+#include <cctype>
+
 #include "gguf/gguf.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/pretokenize.h"
@@ -79,6 +81,19 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
         }
         if (model == "llama") {
             tok::SpmSpec s;
+            // llama.cpp keys this on the model name: Phi-3's chat tokens swallow the whitespace
+            // after them (its tokenizer.json sets rstrip), except <unk>, <s>, <|endoftext|>.
+            std::string name = f.find_string("general.name").value_or("");
+            for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+                v.strip.assign(v.pieces.size(), 0);
+                for (size_t i = 0; i < v.pieces.size(); ++i) {
+                    auto t = v.types[i];
+                    bool special = t == tok::TokenType::CONTROL || t == tok::TokenType::USER_DEFINED || t == tok::TokenType::UNKNOWN;
+                    const std::string& p = v.pieces[i];
+                    if ((special || p == "</s>") && p != "<unk>" && p != "<s>" && p != "<|endoftext|>") v.strip[i] = tok::Vocab::kRstrip;
+                }
+            }
             if (f.has("tokenizer.ggml.scores")) s.scores = f.get_float_array("tokenizer.ggml.scores");
             s.vocab = std::move(v);
             s.bos = bos;

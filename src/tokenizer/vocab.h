@@ -25,6 +25,10 @@ struct Vocab {
     std::vector<std::string> pieces;  // the token text as the file stores it
     std::vector<TokenType> types;
     std::vector<std::string> bytes;   // what each token decodes to
+    // Per token: kLstrip / kRstrip make the special-token split swallow ASCII whitespace before /
+    // after the token (llama.cpp's token attributes; Phi-3 sets RSTRIP on its chat tokens).
+    std::vector<uint8_t> strip;
+    static constexpr uint8_t kLstrip = 1, kRstrip = 2;
     StringMap<int32_t> piece_to_id;
 
     int32_t size() const { return static_cast<int32_t>(pieces.size()); }
@@ -50,6 +54,7 @@ private:
         std::string text;
         int32_t id;
         bool always;
+        uint8_t strip;
     };
     std::vector<std::vector<Cand>> by_first_byte_ = std::vector<std::vector<Cand>>(256);
 };

