@@ -12,5 +12,6 @@ void add_generate(CLI::App& app, int& rc);
 void add_tokenize(CLI::App& app, int& rc);
 void add_serve(CLI::App& app, int& rc);
 void add_convert(CLI::App& app, int& rc);
+void add_synth(CLI::App& app, int& rc);
 
 }  // namespace wo::cli

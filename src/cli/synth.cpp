@@ -1,0 +1,48 @@
+// `worker-orcd synth --arch A --preset P --out F.gguf [--seed S] [--tokenizer tokenizer.json]
+// [--type q8_0|f16|bf16|f32]`: a random-weight model of a real (or tiny) shape
+// (src/convert/synth.h). The text it generates is noise; shapes, types and sizes are real.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "convert/convert.h"
+#include "convert/synth.h"
+
+namespace wo::cli {
+namespace {
+
+struct SynthArgs {
+    std::string arch, preset = "tiny", out, tokenizer, type = "q8_0";
+    uint64_t seed = 1;
+};
+
+}  // namespace
+
+void add_synth(CLI::App& app, int& rc) {
+    auto a = std::make_shared<SynthArgs>();
+    std::string presets;
+    for (const auto& p : convert::synth_presets()) presets += (presets.empty() ? "" : ", ") + p;
+    auto* sub = app.add_subcommand("synth", "Write a random-weight GGUF model of a real or tiny shape (benchmarks, demos)");
+    sub->add_option("--arch", a->arch, "gpt-oss, gpt2, llama or qwen2")->required();
+    sub->add_option("--preset", a->preset, "Shape (default tiny); one of: " + presets);
+    sub->add_option("--out", a->out, "GGUF file to write")->required();
+    sub->add_option("--seed", a->seed, "Random seed (default 1)");
+    sub->add_option("--tokenizer", a->tokenizer, "tokenizer.json to embed (sets the vocabulary size)");
+    sub->add_option("--type", a->type, "Type of the 2-D non-expert weights: q8_0 (default), f16, bf16, f32");
+    sub->callback([a, &rc] {
+        convert::SynthOptions o;
+        o.arch = a->arch;
+        o.preset = a->preset;
+        o.seed = a->seed;
+        o.tokenizer = a->tokenizer;
+        o.type = convert::parse_matrix_type(a->type);
+        const auto r = convert::synth_model(o, a->out);
+        std::printf("%s: %s %s, %llu parameters, %.3f GiB of weights, vocab %d\n", a->out.c_str(), a->arch.c_str(),
+                    a->preset.c_str(), static_cast<unsigned long long>(r.n_params), double(r.n_bytes) / (1ull << 30),
+                    r.n_vocab);
+        rc = 0;
+    });
+}
+
+}  // namespace wo::cli
