@@ -131,17 +131,19 @@ void Engine::finish(Slot& s, const JobEvent& terminal) {
         f["message"] = e.message;
         (e.code == Code::CANCELLED ? log::info : log::warn)("execute_end", f);
     }
-    s.job->push(std::move(e));
+    // Free everything before the terminal event: a client that sees it may at once find the
+    // slot free and reuse the job id.
     {
         std::lock_guard lock(mu_);
         active_.erase(r.job_id);
     }
     loaded_.model->clear_slot(s.id);  // frees the slot's cached positions for the next job
-    s.job.reset();
+    std::shared_ptr<Job> job = std::move(s.job);
     s.sampler.reset();
     s.decoder.reset();
     s.stop.reset();
     metrics_.busy_slots--;
+    job->push(std::move(e));
 }
 
 bool Engine::step(std::vector<Slot>& slots) {

@@ -11,7 +11,9 @@
 #include <regex>
 #include <set>
 
+#include "gguf/gguf.h"
 #include "server/http_util.h"
+#include "tokenizer/tokenizer.h"
 #include "server/server_process.h"
 #include "server/test_model.h"
 
@@ -231,6 +233,20 @@ TEST_F(NativeApi, StopSequenceEndsTheStreamWithoutEmittingIt) {
     EXPECT_EQ(last(r).data["stop_reason"], "STOP_SEQUENCE");
     EXPECT_EQ(last(r).data["stop_sequence_matched"], stop);
     EXPECT_EQ(text_of(r), text.substr(0, first));
+}
+
+TEST_F(NativeApi, ContextFullEndsTheStream) {
+    // The last position the cache holds is 255, so a sequence can reach 257 tokens: the final
+    // sampled token is emitted but never fed back.
+    std::string prompt;
+    for (int k = 0; k < 200; ++k) prompt += " word";
+    auto file = gguf::File::open(model_);
+    const size_t p = load_tokenizer(file)->encode(prompt, true, true).size();
+    ASSERT_LT(p, 250u);
+    auto r = post(*server_, "/execute", body("ctx-full", prompt, 2048, {{"temperature", 0}}));
+    EXPECT_EQ(last(r).event, "end");
+    EXPECT_EQ(last(r).data["stop_reason"], "CONTEXT_FULL");
+    EXPECT_EQ(last(r).data["tokens_out"].get<size_t>(), 257 - p);
 }
 
 TEST_F(NativeApi, ConcurrentStreamsEqualTheirSoloRuns) {

@@ -1,0 +1,148 @@
+// The OpenAI-compatible routes driven by the real `openai` npm client (tests/golden/
+// openai-client.mjs) against `worker-orcd serve`, cross-checked with the native /execute
+// stream and the tokenizer; plus request errors in OpenAI's shape.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+
+#include "gguf/gguf.h"
+#include "server/chat.h"
+#include "server/server_process.h"
+#include "server/test_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace wo::test {
+namespace {
+
+using nlohmann::json;
+
+std::string run_capture(const std::string& cmd) {
+    std::string out;
+    FILE* f = popen(cmd.c_str(), "r");
+    if (!f) return out;
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, k);
+    pclose(f);
+    return out;
+}
+
+class OpenAiApi : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        model_ = tiny_gptoss_model();
+        if (!model_.empty()) server_ = new ServeProcess(model_, {"--parallel", "4", "--ctx", "160", "--threads", "2"});
+    }
+    static void TearDownTestSuite() {
+        delete server_;
+        server_ = nullptr;
+    }
+    void SetUp() override {
+        if (model_.empty()) GTEST_SKIP() << "gpt-oss tokenizer not installed (run scripts/goldens)";
+        ASSERT_GT(server_->port(), 0) << server_->log_text();
+    }
+    static json post(const std::string& path, const json& body, int* status = nullptr, std::string* raw = nullptr) {
+        auto r = server_->client().Post(path.c_str(), body.dump(), "application/json");
+        if (!r) return nullptr;
+        if (status) *status = r->status;
+        if (raw) *raw = r->body;
+        return json::parse(r->body, nullptr, false);
+    }
+    static inline std::string model_;
+    static inline ServeProcess* server_ = nullptr;
+};
+
+TEST_F(OpenAiApi, OfficialClientParsesStreamedAndWholeResponses) {
+    const std::string nm = std::string(WO_GOLDEN) + "/node_modules";
+    if (!std::filesystem::exists(nm + "/openai/package.json")) GTEST_SKIP() << "openai npm package not installed";
+    const std::string out = run_capture("NODE_PATH=" + nm + " node " + WO_SOURCE_DIR + "/tests/golden/openai-client.mjs http://127.0.0.1:" +
+                                        std::to_string(server_->port()) + " 2>&1");
+    const json r = json::parse(out, nullptr, false);
+    ASSERT_FALSE(r.is_discarded()) << out;
+
+    EXPECT_EQ(r["models"], json::array({"tiny-gpt-oss-test"}));
+    // Chat: the streamed deltas add up to the whole response (same seed), and usage agrees with
+    // the harmony prompt as this tokenizer counts it.
+    EXPECT_EQ(r["chat"]["object"], "chat.completion");
+    EXPECT_EQ(r["chat"]["role"], "assistant");
+    EXPECT_EQ(r["chat"]["finish_reason"], "length");
+    EXPECT_EQ(r["chat"]["usage"]["completion_tokens"], 8);
+    EXPECT_FALSE(r["chat"]["content"].get<std::string>().empty());
+    EXPECT_EQ(r["chat_stream"]["content"], r["chat"]["content"]);
+    EXPECT_EQ(r["chat_stream"]["reasoning"], r["chat"]["reasoning"]);
+    EXPECT_EQ(r["chat_stream"]["roles"], json::array({"assistant"}));
+    EXPECT_EQ(r["chat_stream"]["finish_reason"], "length");
+    EXPECT_EQ(r["chat_stream"]["usage"], r["chat"]["usage"]);
+    auto file = gguf::File::open(model_);
+    auto tok = load_tokenizer(file);
+    const std::string prompt = render_harmony({{"system", "You are terse.", ""}, {"user", "Say hello in five words.", ""}}, {});
+    EXPECT_EQ(r["chat"]["usage"]["prompt_tokens"], tok->encode(prompt, true, false).size());
+    EXPECT_EQ(r["chat"]["usage"]["total_tokens"], r["chat"]["usage"]["prompt_tokens"].get<int>() + 8);
+
+    // Completions: client-parsed text, streamed or whole, equals the native stream's text for
+    // the same prompt and sampling.
+    EXPECT_EQ(r["completion"]["finish_reason"], "length");
+    EXPECT_EQ(r["completion"]["usage"]["completion_tokens"], 6);
+    EXPECT_EQ(r["completion_stream"]["text"], r["completion"]["text"]);
+    auto native = server_->client().Post(
+        "/execute",
+        json{{"job_id", "oai-x"}, {"prompt", "The capital of France is"}, {"max_tokens", 6}, {"seed", 7}, {"temperature", 0.7}}.dump(),
+        "application/json");
+    ASSERT_TRUE(native);
+    std::string text;
+    for (const auto& e : parse_sse(native->body))
+        if (e.event == "token") text += e.data["t"].get<std::string>();
+    EXPECT_EQ(r["completion"]["text"], text);
+
+    EXPECT_EQ(r["bad_request"]["status"], 400);
+    EXPECT_EQ(r["bad_request"]["param"], "temperature");
+    EXPECT_EQ(r["bad_request"]["name"], "BadRequestError");
+}
+
+TEST_F(OpenAiApi, StreamEndsWithDoneAndUnsupportedFieldsAreNamed) {
+    std::string raw;
+    int status = 0;
+    post("/v1/chat/completions",
+         {{"messages", {{{"role", "user"}, {"content", {{{"type", "text"}, {"text", "hi"}}}}}}}, {"max_tokens", 2}, {"stream", true}},
+         &status, &raw);
+    EXPECT_EQ(status, 200);
+    ASSERT_GE(raw.size(), 14u);
+    EXPECT_EQ(raw.substr(raw.size() - 14), "data: [DONE]\n\n");
+    auto events = parse_sse(raw);
+    EXPECT_EQ(events.back().data, "[DONE]");
+    EXPECT_EQ(events[events.size() - 2].data["choices"][0]["finish_reason"], "length");
+
+    const json msgs = {{{"role", "user"}, {"content", "hi"}}};
+    for (const auto& [body, param] : std::vector<std::pair<json, std::string>>{
+             {{{"messages", msgs}, {"n", 2}}, "n"},
+             {{{"messages", msgs}, {"tools", {{{"type", "function"}}}}}, "tools"},
+             {{{"messages", msgs}, {"presence_penalty", 0.5}}, "presence_penalty"},
+             {{{"messages", msgs}, {"reasoning_effort", "max"}}, "reasoning_effort"},
+             {{{"messages", json::array()}}, "messages"},
+             {{{"messages", {{{"role", "tool"}, {"content", "x"}}}}}, "messages[0].role"},
+             {{{"messages", msgs}, {"max_tokens", 161}}, "max_tokens"},
+         }) {
+        const json j = post("/v1/chat/completions", body, &status);
+        EXPECT_EQ(status, 400) << body.dump();
+        EXPECT_EQ(j["error"]["type"], "invalid_request_error") << body.dump();
+        EXPECT_EQ(j["error"]["param"], param) << body.dump();
+    }
+    const json j = post("/v1/completions", {{"prompt", {"a", "b"}}}, &status);
+    EXPECT_EQ(status, 400);
+    EXPECT_EQ(j["error"]["param"], "prompt");
+}
+
+TEST_F(OpenAiApi, ChatStopsAtContextAndCountsUsage) {
+    int status = 0;
+    // Without max_tokens a chat runs until the context is full: 160 minus the prompt.
+    const json j = post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "go"}}}}, {"temperature", 0}}, &status);
+    ASSERT_EQ(status, 200) << j.dump();
+    const int p = j["usage"]["prompt_tokens"], c = j["usage"]["completion_tokens"];
+    EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+    EXPECT_EQ(p + c, 160);
+}
+
+}  // namespace
+}  // namespace wo::test
