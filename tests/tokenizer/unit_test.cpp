@@ -243,3 +243,36 @@ TEST(AnyBytes, EncodeDecodeRepairs) {
 
 }  // namespace
 }  // namespace wo::test
+
+namespace wo::test {
+namespace {
+
+// write_tokenizer_gguf on the other families: the detected pre, and the written GGUF encodes the
+// corpus exactly as the reference did.
+TEST(GgufExport, DetectsPreAndMatchesCorpus) {
+    WO_REQUIRE_GOLDENS();
+    const std::string d = golden_dir() + "/";
+    for (auto [name, pre] : {std::pair{"gpt2", "gpt-2"}, std::pair{"llama3", "llama-bpe"}, std::pair{"qwen2", "qwen2"}}) {
+        const auto& g = golden(name);
+        const Tokenizer* j = golden_tokenizer(name, "json");
+        gguf::Writer w;
+        write_tokenizer_gguf(d + g["json"].get<std::string>(), g.contains("config") ? d + g["config"].get<std::string>() : "",
+                             w, j->vocab_size() + 64);
+        auto bytes = w.to_bytes();
+        auto f = gguf::File::parse(bytes.data(), bytes.size());
+        EXPECT_EQ(f.get_string("tokenizer.ggml.pre"), pre) << name;
+        auto t = load_tokenizer(f);
+        EXPECT_EQ(t->vocab_size(), j->vocab_size() + 64);
+        EXPECT_EQ(t->bos_id, j->bos_id) << name;
+        EXPECT_EQ(t->eos_id, j->eos_id) << name;
+        EXPECT_EQ(t->chat_template, j->chat_template) << name;
+        auto got = t->encode(corpus(), true);
+        EXPECT_TRUE(got == g["corpus_ids"].get<std::vector<int32_t>>()) << name;
+    }
+    // Chat templates come through from tokenizer_config.json and from GGUF.
+    EXPECT_NE(golden_tokenizer("llama3", "json")->chat_template.find("start_header_id"), std::string::npos);
+    EXPECT_NE(golden_tokenizer("qwen2", "gguf")->chat_template.find("im_start"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace wo::test
