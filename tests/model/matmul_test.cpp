@@ -69,6 +69,24 @@ TEST_P(MatmulTypes, MatchesDequantizedReference) {
         }
 }
 
+// Decode (1-2 tokens) may take a fused dequantize-dot path and prefill a dequantize-into-buffer
+// path; a token's result must not depend on which, or batching would change logits.
+TEST_P(MatmulTypes, OneTokenAloneEqualsTheSameTokenInABatch) {
+    const GgmlType type = GetParam();
+    const int64_t n_in = 256, n_out = 19, n_tok = 5;
+    QWeight w(type, n_in, n_out, 1, 3);
+    auto x = randn(static_cast<size_t>(n_in * n_tok), 5);
+    std::vector<float> all(static_cast<size_t>(n_out * n_tok)), one(static_cast<size_t>(n_out));
+    auto be = make_cpu_backend(2);
+    be->matmul(make_tensor(all.data(), GgmlType::F32, n_out, n_tok), make_tensor(x.data(), GgmlType::F32, n_in, n_tok), w.t,
+               nullptr);
+    for (int64_t t = 0; t < n_tok; ++t) {
+        be->matmul(make_tensor(one.data(), GgmlType::F32, n_out, 1), make_tensor(x.data() + t * n_in, GgmlType::F32, n_in, 1),
+                   w.t, nullptr);
+        for (int64_t r = 0; r < n_out; ++r) ASSERT_EQ(one[r], all[t * n_out + r]) << type_name(type) << " t=" << t << " r=" << r;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTypes, ::testing::ValuesIn(kTypes),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 
