@@ -66,7 +66,7 @@ public:
             merges_.emplace(key(ia->second, ib->second), Merge{static_cast<int32_t>(r), im->second});
         }
         for (const auto& p : s_.pre) splits_.push_back(std::make_unique<RegexSplit>(p.pattern));
-        splitter_.build(v);
+        splitter_.build(v, s_.kind == "hf-json");
         bos_id = s_.bos;
         eos_id = s_.eos;
         pad_id = s_.pad;

@@ -116,8 +116,12 @@ BpeSpec parse_hf_tokenizer(const std::string& tokenizer_json, const std::string&
         for (const auto& a : j.value("added_tokens", json::array())) {
             int32_t i = a.at("id").get<int32_t>();
             std::string content = a.at("content").get<std::string>();
-            for (const char* flag : {"single_word", "lstrip", "rstrip"})
-                if (a.value(flag, false)) bad("added token '" + content + "' sets " + flag + ", which is unsupported");
+            if (a.value("single_word", false)) bad("added token '" + content + "' sets single_word, which is unsupported");
+            uint8_t strip = (a.value("lstrip", false) ? Vocab::kLstrip : 0) | (a.value("rstrip", false) ? Vocab::kRstrip : 0);
+            if (strip) {
+                s.vocab.strip.resize(n, 0);
+                s.vocab.strip[i] = strip;
+            }
             s.vocab.pieces[i] = content;
             s.vocab.types[i] = a.value("special", false) ? TokenType::CONTROL : TokenType::USER_DEFINED;
         }

@@ -25,8 +25,8 @@ struct Vocab {
     std::vector<std::string> pieces;  // the token text as the file stores it
     std::vector<TokenType> types;
     std::vector<std::string> bytes;   // what each token decodes to
-    // Per token: kLstrip / kRstrip make the special-token split swallow ASCII whitespace before /
-    // after the token (llama.cpp's token attributes; Phi-3 sets RSTRIP on its chat tokens).
+    // Per token: kLstrip / kRstrip make the special-token split swallow whitespace before / after
+    // the token (HF added-token lstrip/rstrip; llama.cpp's attributes, Phi-3 sets RSTRIP).
     std::vector<uint8_t> strip;
     static constexpr uint8_t kLstrip = 1, kRstrip = 2;
     StringMap<int32_t> piece_to_id;
@@ -46,7 +46,9 @@ struct Fragment {
 // llama.cpp and HF tokenizers.
 class SpecialSplitter {
 public:
-    void build(const Vocab& v);
+    // unicode_ws: strip Unicode White_Space (HF tokenizers' char::is_whitespace) rather than the
+    // ASCII isspace() set llama.cpp uses.
+    void build(const Vocab& v, bool unicode_ws = false);
     void split(std::string_view text, bool parse_special, std::vector<Fragment>& out) const;
 
 private:
@@ -57,6 +59,7 @@ private:
         uint8_t strip;
     };
     std::vector<std::vector<Cand>> by_first_byte_ = std::vector<std::vector<Cand>>(256);
+    bool unicode_ws_ = false;
 };
 
 }  // namespace wo::tok

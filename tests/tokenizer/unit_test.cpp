@@ -116,8 +116,8 @@ TEST(HfJson, UnsupportedComponentsAreNamed) {
     k["decoder"] = {{"type", "WordPiece"}};
     expect_invalid(k, "WordPiece");
     k = j;
-    k["added_tokens"][0]["lstrip"] = true;
-    expect_invalid(k, "lstrip");
+    k["added_tokens"][0]["single_word"] = true;
+    expect_invalid(k, "single_word");
     k = j;
     k["model"]["merges"] = json::array({"a zz"});
     expect_invalid(k, "merge 0");
@@ -272,6 +272,26 @@ TEST(GgufExport, DetectsPreAndMatchesCorpus) {
     // Chat templates come through from tokenizer_config.json and from GGUF.
     EXPECT_NE(golden_tokenizer("llama3", "json")->chat_template.find("start_header_id"), std::string::npos);
     EXPECT_NE(golden_tokenizer("qwen2", "gguf")->chat_template.find("im_start"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace wo::test
+
+namespace wo::test {
+namespace {
+
+// HF added-token lstrip/rstrip swallow Unicode whitespace next to the token (HF Rust goldens).
+TEST(HfJson, AddedTokenStrip) {
+    WO_REQUIRE_GOLDENS();
+    const auto& g = golden("qwen2-strip");
+    auto t = load_tokenizer_json(golden_dir() + "/" + g["json"].get<std::string>());
+    ASSERT_GE(g["cases"].size(), 5u);
+    for (const auto& c : g["cases"])
+        EXPECT_EQ(t->encode(c["text"].get<std::string>(), true), c["ids"].get<std::vector<int32_t>>()) << c["name"];
+    // The same text through the unmodified Qwen json keeps the whitespace: the flags matter.
+    const auto& first = g["cases"][0];
+    EXPECT_NE(golden_tokenizer("qwen2", "json")->encode(first["text"].get<std::string>(), true),
+              first["ids"].get<std::vector<int32_t>>());
 }
 
 }  // namespace
