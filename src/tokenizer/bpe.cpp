@@ -47,7 +47,9 @@ public:
         raw_to_id_.reserve(v.pieces.size() * 2);
         for (int32_t i = 0; i < v.size(); ++i) {
             bool normal = v.types[i] == TokenType::NORMAL;
-            if (!normal || !unicode_to_bytes(v.pieces[i], v.bytes[i])) v.bytes[i] = v.pieces[i];
+            // Unused ids ([PADn] rows of a padded embedding) decode to nothing, as in llama.cpp.
+            if (v.types[i] == TokenType::UNUSED) v.bytes[i].clear();
+            else if (!normal || !unicode_to_bytes(v.pieces[i], v.bytes[i])) v.bytes[i] = v.pieces[i];
             if (normal) raw_to_id_.emplace(v.bytes[i], i);
         }
         for (int b = 0; b < 256; ++b) {

@@ -45,7 +45,7 @@ public:
                     }
                 }
                 v.bytes[i] = out;
-            } else {
+            } else if (v.types[i] != TokenType::UNUSED) {  // unused ids decode to nothing
                 v.bytes[i] = p;
             }
         }

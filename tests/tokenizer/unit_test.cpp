@@ -168,6 +168,7 @@ TEST(GptOss, HarmonySpecialsAndExport) {
     EXPECT_EQ(j->find_token("<|start|>"), 200006);
     EXPECT_EQ(g->find_token("<|call|>"), 200012);
     EXPECT_EQ(g->find_token("[PAD200019]"), 200019);
+    EXPECT_EQ(g->token_bytes(200019), "");  // padding decodes to nothing (llama.cpp: UNUSED)
     for (int32_t id : {199999, 200002, 200012}) {
         EXPECT_TRUE(j->is_eog(id)) << id;
         EXPECT_TRUE(g->is_eog(id)) << id;
