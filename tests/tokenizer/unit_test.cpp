@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -155,6 +156,42 @@ TEST(Gguf, UnsupportedModelAndPreAreNamed) {
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), Code::TOKENIZER_INVALID);
         EXPECT_NE(std::string(e.what()).find("tokenizer.ggml.model"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Gguf, MalformedTokenizerMetadataIsNamed) {
+    std::vector<std::string> toks;
+    for (int b = 0; b < 256; ++b) toks.push_back(tok::byte_to_unicode()[b]);
+    struct Bad {
+        const char* names;
+        std::function<void(gguf::Writer&)> edit;
+    };
+    const Bad cases[] = {
+        {"token_type", [](gguf::Writer& w) { w.set("tokenizer.ggml.token_type", gguf::Value::i32_array({1, 1})); }},
+        {"token_type value 9", [&](gguf::Writer& w) { w.set("tokenizer.ggml.token_type", gguf::Value::i32_array(std::vector<int32_t>(toks.size(), 9))); }},
+        {"has no space", [](gguf::Writer& w) { w.set("tokenizer.ggml.merges", gguf::Value::string_array({"ab"})); }},
+        {"missing from the vocab", [](gguf::Writer& w) { w.set("tokenizer.ggml.merges", gguf::Value::string_array({"a q"})); }},
+        {"scores", [](gguf::Writer& w) {
+             w.set("tokenizer.ggml.model", gguf::Value::str("llama"));
+             w.set("tokenizer.ggml.scores", gguf::Value::f32_array({0.5f}));
+         }},
+        {"tokenizer.ggml.tokens", [](gguf::Writer& w) { w.set("tokenizer.ggml.tokens", gguf::Value::str("x")); }},
+    };
+    for (const auto& c : cases) {
+        gguf::Writer w;
+        w.set("tokenizer.ggml.model", gguf::Value::str("gpt2"));
+        w.set("tokenizer.ggml.pre", gguf::Value::str("gpt-2"));
+        w.set("tokenizer.ggml.tokens", gguf::Value::string_array(toks));
+        w.set("tokenizer.ggml.merges", gguf::Value::string_array({}));
+        c.edit(w);
+        std::vector<uint8_t> keep;
+        try {
+            from_gguf(w, keep);
+            ADD_FAILURE() << "accepted: " << c.names;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Code::TOKENIZER_INVALID) << e.what();
+            EXPECT_NE(std::string(e.what()).find(c.names), std::string::npos) << e.what();
+        }
     }
 }
 
