@@ -174,7 +174,7 @@ bool Engine::step(std::vector<Slot>& slots) {
         batch.push_back({s.tokens.back(), s.n_past, s.id, true});
         fed.push_back({&s, 1, true});
     }
-    int budget = std::max(options_.prefill_chunk - static_cast<int>(batch.size()), 16);
+    int budget = options_.prefill_chunk;  // prompt tokens this step, on top of the decode tokens
     std::vector<Slot*> waiting;
     for (Slot& s : slots)
         if (s.active() && s.prefilling()) waiting.push_back(&s);

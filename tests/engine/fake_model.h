@@ -1,0 +1,104 @@
+// Test doubles for the scheduler tests: a Model whose logits are a fixed function of (token,
+// position), so any batching gives the same per-sequence logits, and which records every step
+// and enforces the KV bookkeeping a real model does; and a 64-token Tokenizer whose ids 60-62
+// are the three bytes of U+4E2D and 63 is end-of-generation.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <thread>
+
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace wo::test {
+
+class FakeModel : public Model {
+public:
+    static constexpr int V = 64;
+    // greedy: the next token after t is t+1 (mod V); otherwise logits are pseudo-random.
+    explicit FakeModel(bool chain = true) : chain_(chain) {
+        hp_.arch = "fake";
+        hp_.n_vocab = V;
+        hp_.n_ctx_train = 1 << 16;
+    }
+    const Hparams& hparams() const override { return hp_; }
+    void reserve(int n_slots, int n_ctx) override {
+        n_ctx_ = n_ctx;
+        len_.assign(static_cast<size_t>(n_slots), 0);
+    }
+    void clear_slot(int slot) override { len_.at(static_cast<size_t>(slot)) = 0; }
+    void forward(const std::vector<BatchToken>& batch, std::vector<float>& logits) override {
+        if (step_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_ms.load()));
+        {
+            std::lock_guard lock(mu_);
+            steps_.push_back(batch);
+            if (fail_at_ >= 0 && static_cast<int>(steps_.size()) == fail_at_ + 1) throw Error(fail_code_, "fake device fault");
+        }
+        for (const BatchToken& t : batch) {
+            auto& len = len_.at(static_cast<size_t>(t.slot));
+            if (t.pos >= n_ctx_) throw Error(Code::CONTEXT_OVERFLOW, "fake: position past the context");
+            WO_CHECK(t.pos == len, "fake: positions must follow the slot's cache");
+            len++;
+            if (!t.logits) continue;
+            for (int v = 0; v < V; ++v) {
+                if (chain_) {
+                    logits.push_back(v == (t.token + 1) % V ? 10.0f : 0.0f);
+                } else {
+                    const uint32_t h = static_cast<uint32_t>(t.token * 7919 + t.pos * 104729 + v * 15485863) * 2654435761u;
+                    logits.push_back(static_cast<float>(h % 1000) / 250.0f);
+                }
+            }
+        }
+    }
+    std::string backend_name() const override { return "fake"; }
+    uint64_t weight_bytes() const override { return 1000; }
+    uint64_t kv_bytes() const override { return 24; }
+    std::string quant_kind() const override { return "F32"; }
+
+    std::atomic<int> step_ms{0};  // a slower device, so jobs overlap
+
+    std::vector<std::vector<BatchToken>> steps() {
+        std::lock_guard lock(mu_);
+        return steps_;
+    }
+    void fail_at(int step, Code c) {
+        std::lock_guard lock(mu_);
+        fail_at_ = step;
+        fail_code_ = c;
+    }
+
+private:
+    bool chain_;
+    Hparams hp_;
+    int n_ctx_ = 0;
+    std::vector<int> len_;
+    std::mutex mu_;
+    std::vector<std::vector<BatchToken>> steps_;
+    int fail_at_ = -1;
+    Code fail_code_ = Code::INTERNAL;
+};
+
+class FakeTokenizer : public Tokenizer {
+public:
+    FakeTokenizer() { eog_ids = {63}; }
+    std::vector<int32_t> encode(std::string_view text, bool, bool) const override {
+        std::vector<int32_t> ids;
+        for (char c : text) ids.push_back((c - 'a' + 64) % 26);
+        return ids;
+    }
+    std::string token_bytes(int32_t id) const override {
+        if (id == 60) return "\xe4";
+        if (id == 61) return "\xb8";
+        if (id == 62) return "\xad";
+        if (id == 63) return "<eog>";
+        return std::string(1, static_cast<char>('a' + id % 26));
+    }
+    int32_t vocab_size() const override { return 64; }
+    std::optional<int32_t> find_token(std::string_view) const override { return std::nullopt; }
+    std::string_view kind() const override { return "fake"; }
+};
+
+}  // namespace wo::test
