@@ -29,10 +29,10 @@ struct KvLayer {
 
 struct AttnParams {
     int n_head = 0, n_head_kv = 0, head_dim = 0;
-    float scale = 0.0f;            // applied to q·k (1/sqrt(head_dim) for every model here)
-    int window = 0;                // > 0: query at pos i sees keys j with i - window < j <= i
-    const Tensor* sinks = nullptr; // F32 [n_head]: per-head logit joined to the softmax
-                                   // denominator (unscaled, unmasked, no value vector)
+    float scale = 0.0f;             // applied to q·k (1/sqrt(head_dim) for every model here)
+    int window = 0;                 // > 0: query at pos i sees keys j with i - window < j <= i
+    const Tensor* sinks = nullptr;  // F32 [n_head]: per-head logit joined to the softmax
+                                    // denominator (unscaled, unmasked, no value vector)
 };
 
 enum class MoeAct { SWIGLU, SWIGLU_OAI };
@@ -58,9 +58,9 @@ public:
     // mapping, which must outlive the backend); CUDA copies it to VRAM and keeps it.
     virtual Tensor weight(const void* host, GgmlType type, int64_t ne0, int64_t ne1, int64_t ne2,
                           const std::string& name) = 0;
-    virtual uint64_t weight_bytes() const = 0;  // bytes held resident for weights()
-    virtual void upload(Tensor dst, const void* src, size_t bytes) = 0;    // dst must be contiguous
-    virtual void download(void* dst, Tensor src, size_t bytes) = 0;        // src must be contiguous
+    virtual uint64_t weight_bytes() const = 0;                           // bytes held resident for weights()
+    virtual void upload(Tensor dst, const void* src, size_t bytes) = 0;  // dst must be contiguous
+    virtual void download(void* dst, Tensor src, size_t bytes) = 0;      // src must be contiguous
     virtual void zero(Tensor t) = 0;
     virtual void sync() = 0;
 
@@ -81,8 +81,8 @@ public:
     // q: [n_head*head_dim, n], k/v: [n_head_kv*head_dim, n], out: [n_head*head_dim, n].
     virtual void attention(Tensor out, Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor slot,
                            const AttnParams& p) = 0;
-    virtual void gelu(Tensor x) = 0;                          // in place, tanh approximation
-    virtual void swiglu(Tensor y, Tensor gate, Tensor up) = 0; // y = silu(gate) · up
+    virtual void gelu(Tensor x) = 0;                            // in place, tanh approximation
+    virtual void swiglu(Tensor y, Tensor gate, Tensor up) = 0;  // y = silu(gate) · up
     // gpt-oss: g = min(gate, limit), u = clamp(up, -limit, limit), y = g·σ(alpha·g)·(u + 1)
     virtual void swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit) = 0;
     // Router: ids/weights I32/F32 [k, n] = the k largest logits of each row (ties: lower id
@@ -112,6 +112,8 @@ inline std::map<std::string, BackendFactory>& backend_factories() {
     static std::map<std::string, BackendFactory> m;
     return m;
 }
-inline void register_backend(const std::string& name, BackendFactory f) { backend_factories()[name] = std::move(f); }
+inline void register_backend(const std::string& name, BackendFactory f) {
+    backend_factories()[name] = std::move(f);
+}
 
 }  // namespace wo

@@ -19,10 +19,10 @@ struct RopeParams {
     int n_head = 0;    // heads in the row being rotated
     float freq_base = 10000.0f;
     RopeScaling scaling = RopeScaling::NONE;
-    float factor = 1.0f;   // LINEAR: positions / factor; YARN: context extension factor
-    int orig_ctx = 0;      // YARN: original (pre-extension) context length
-    float beta_fast = 32;  // YARN ramp bounds (gpt-oss / OAI ntk_beta)
-    float beta_slow = 1;   // (OAI ntk_alpha)
+    float factor = 1.0f;              // LINEAR: positions / factor; YARN: context extension factor
+    int orig_ctx = 0;                 // YARN: original (pre-extension) context length
+    float beta_fast = 32;             // YARN ramp bounds (gpt-oss / OAI ntk_beta)
+    float beta_slow = 1;              // (OAI ntk_alpha)
     std::vector<float> freq_factors;  // optional per-pair divisors (llama rope_freqs.weight)
 };
 
@@ -34,7 +34,8 @@ inline double yarn_corr_dim(const RopeParams& p, double beta) {
 
 // Scale applied to both cos and sin (YaRN "concentration" 0.1·ln(factor) + 1; 1 otherwise).
 inline float rope_attn_factor(const RopeParams& p) {
-    if (p.scaling == RopeScaling::YARN && p.factor > 1.0f) return static_cast<float>(0.1 * std::log(p.factor) + 1.0);
+    if (p.scaling == RopeScaling::YARN && p.factor > 1.0f)
+        return static_cast<float>(0.1 * std::log(p.factor) + 1.0);
     return 1.0f;
 }
 

@@ -39,7 +39,8 @@ void run_generate(const GenerateOptions& o) {
     if (!o.prompt.empty() || !o.ids) tok = load_tokenizer(*file);  // ids in, ids out needs none
     std::vector<int32_t> prompt = o.prompt_ids;
     if (!o.prompt.empty()) prompt = tok->encode(o.prompt, /*parse_special=*/true, /*add_bos=*/true);
-    if (prompt.empty()) throw Error(Code::INVALID_ARGUMENT, "the prompt is empty (give --prompt or --prompt-ids)");
+    if (prompt.empty())
+        throw Error(Code::INVALID_ARGUMENT, "the prompt is empty (give --prompt or --prompt-ids)");
 
     LoadOptions lo;
     lo.backend = o.backend;
@@ -48,9 +49,11 @@ void run_generate(const GenerateOptions& o) {
     const Hparams& hp = model->hparams();
     for (int32_t id : prompt)
         if (id < 0 || id >= hp.n_vocab)
-            throw Error(Code::INVALID_ARGUMENT, "prompt token id " + std::to_string(id) + " is outside the vocabulary of " +
+            throw Error(Code::INVALID_ARGUMENT, "prompt token id " + std::to_string(id) +
+                                                    " is outside the vocabulary of " +
                                                     std::to_string(hp.n_vocab));
-    const int n_ctx = static_cast<int>(std::min<int64_t>(hp.n_ctx_train, static_cast<int64_t>(prompt.size()) + o.n_predict));
+    const int n_ctx = static_cast<int>(
+        std::min<int64_t>(hp.n_ctx_train, static_cast<int64_t>(prompt.size()) + o.n_predict));
     if (static_cast<int64_t>(prompt.size()) >= n_ctx && o.n_predict > 0)
         throw Error(Code::CONTEXT_OVERFLOW, "prompt of " + std::to_string(prompt.size()) +
                                                 " tokens leaves no room in the model's context of " +
@@ -105,10 +108,13 @@ void run_generate(const GenerateOptions& o) {
 
 void add_generate(CLI::App& app, int& rc) {
     auto o = std::make_shared<GenerateOptions>();
-    auto* sub = app.add_subcommand("generate", "Generate a continuation of a prompt and stream it to the terminal");
+    auto* sub =
+        app.add_subcommand("generate", "Generate a continuation of a prompt and stream it to the terminal");
     sub->add_option("--model,-m", o->model, "GGUF model file")->required();
-    auto* p = sub->add_option("--prompt,-p", o->prompt, "Prompt text (special tokens such as <|start|> are parsed)");
-    auto* pi = sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as comma-separated token ids")->delimiter(',');
+    auto* p = sub->add_option("--prompt,-p", o->prompt,
+                              "Prompt text (special tokens such as <|start|> are parsed)");
+    auto* pi =
+        sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as comma-separated token ids")->delimiter(',');
     p->excludes(pi);
     sub->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (stops early at end-of-generation)");
     sub->add_option("--temperature", o->sampling.temperature, "Sampling temperature (0 = greedy)");

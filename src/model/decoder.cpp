@@ -13,8 +13,8 @@ DecoderModel::DecoderModel(std::shared_ptr<const gguf::File> file, std::unique_p
 
 void DecoderModel::reserve(int n_slots, int n_ctx) {
     if (n_slots < 1 || n_ctx < 1)
-        throw Error(Code::INVALID_ARGUMENT, "reserve: n_slots and n_ctx must be >= 1 (got " + std::to_string(n_slots) +
-                                                ", " + std::to_string(n_ctx) + ")");
+        throw Error(Code::INVALID_ARGUMENT, "reserve: n_slots and n_ctx must be >= 1 (got " +
+                                                std::to_string(n_slots) + ", " + std::to_string(n_ctx) + ")");
     if (n_ctx > max_positions()) {
         log::warn("model.ctx_limited", {{"arch", hp_.arch}, {"asked", n_ctx}, {"max", max_positions()}});
         n_ctx = max_positions();
@@ -27,7 +27,8 @@ void DecoderModel::reserve(int n_slots, int n_ctx) {
     for (int il = 0; il < hp_.n_layer; ++il) {
         Buffer k = be_->alloc(bytes, "kv cache");
         Buffer v = be_->alloc(bytes, "kv cache");
-        kv_.push_back({k.view(GgmlType::F32, kv_dim, n_ctx, n_slots), v.view(GgmlType::F32, kv_dim, n_ctx, n_slots)});
+        kv_.push_back(
+            {k.view(GgmlType::F32, kv_dim, n_ctx, n_slots), v.view(GgmlType::F32, kv_dim, n_ctx, n_slots)});
         kv_mem_.push_back(std::move(k));
         kv_mem_.push_back(std::move(v));
         kv_bytes_ += 2 * bytes;
@@ -70,19 +71,22 @@ void DecoderModel::forward(const std::vector<BatchToken>& batch, std::vector<flo
         if (t.slot < 0 || t.slot >= static_cast<int>(len.size()))
             throw Error(Code::INVALID_REQUEST, where + "slot " + std::to_string(t.slot) + " out of range");
         if (t.token < 0 || t.token >= hp_.n_vocab)
-            throw Error(Code::INVALID_REQUEST, where + "token id " + std::to_string(t.token) + " outside the vocabulary of " +
+            throw Error(Code::INVALID_REQUEST, where + "token id " + std::to_string(t.token) +
+                                                   " outside the vocabulary of " +
                                                    std::to_string(hp_.n_vocab));
         if (t.pos >= n_ctx_)
             throw Error(Code::CONTEXT_OVERFLOW, where + "position " + std::to_string(t.pos) + " >= context " +
                                                     std::to_string(n_ctx_));
         int32_t& l = len[static_cast<size_t>(t.slot)];
         if (t.pos < 0 || t.pos > l)
-            throw Error(Code::INVALID_REQUEST, where + "position " + std::to_string(t.pos) + " leaves a gap (slot " +
-                                                   std::to_string(t.slot) + " has " + std::to_string(l) + " cached)");
+            throw Error(Code::INVALID_REQUEST, where + "position " + std::to_string(t.pos) +
+                                                   " leaves a gap (slot " + std::to_string(t.slot) + " has " +
+                                                   std::to_string(l) + " cached)");
         int32_t& last = step_last[static_cast<size_t>(t.slot)];
         if (last >= 0 && t.pos != last + 1)
-            throw Error(Code::INVALID_REQUEST, where + "position " + std::to_string(t.pos) + " does not follow position " +
-                                                   std::to_string(last) + " of slot " + std::to_string(t.slot) +
+            throw Error(Code::INVALID_REQUEST, where + "position " + std::to_string(t.pos) +
+                                                   " does not follow position " + std::to_string(last) +
+                                                   " of slot " + std::to_string(t.slot) +
                                                    " in the same step");
         last = t.pos;
         l = t.pos + 1;
@@ -112,7 +116,8 @@ void DecoderModel::forward(const std::vector<BatchToken>& batch, std::vector<flo
     if (s.n_out == 0) return;
     const size_t old = logits.size();
     logits.resize(old + static_cast<size_t>(s.n_out * hp_.n_vocab));
-    be_->download(logits.data() + old, lg.row_range(0, s.n_out), static_cast<size_t>(s.n_out * hp_.n_vocab) * sizeof(float));
+    be_->download(logits.data() + old, lg.row_range(0, s.n_out),
+                  static_cast<size_t>(s.n_out * hp_.n_vocab) * sizeof(float));
 }
 
 }  // namespace wo

@@ -12,21 +12,24 @@ namespace wo {
 namespace {
 
 struct Gpt2Layer {
-    Tensor attn_norm, attn_norm_b;    // [d]
-    Tensor attn_qkv, attn_qkv_b;      // [d, 3d], [3d] (q|k|v)
-    Tensor attn_out, attn_out_b;      // [d, d], [d]
-    Tensor ffn_norm, ffn_norm_b;      // [d]
-    Tensor ffn_up, ffn_up_b;          // [d, ff], [ff]
-    Tensor ffn_down, ffn_down_b;      // [ff, d], [d]
+    Tensor attn_norm, attn_norm_b;  // [d]
+    Tensor attn_qkv, attn_qkv_b;    // [d, 3d], [3d] (q|k|v)
+    Tensor attn_out, attn_out_b;    // [d, d], [d]
+    Tensor ffn_norm, ffn_norm_b;    // [d]
+    Tensor ffn_up, ffn_up_b;        // [d, ff], [ff]
+    Tensor ffn_down, ffn_down_b;    // [ff, d], [d]
 };
 
 class Gpt2 final : public DecoderModel {
 public:
-    Gpt2(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> backend) : DecoderModel(f, std::move(backend)) {
+    Gpt2(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> backend)
+        : DecoderModel(f, std::move(backend)) {
         WeightLoader w(*f, be(), "gpt2");
         hp_ = read_hparams(w, "attention.layer_norm_epsilon");
-        if (hp_.n_head_kv != hp_.n_head) w.fail("attention.head_count_kv must equal attention.head_count (GPT-2 is MHA)");
-        if (hp_.head_dim * hp_.n_head != hp_.n_embd) w.fail("head_count x key_length must equal embedding_length");
+        if (hp_.n_head_kv != hp_.n_head)
+            w.fail("attention.head_count_kv must equal attention.head_count (GPT-2 is MHA)");
+        if (hp_.head_dim * hp_.n_head != hp_.n_embd)
+            w.fail("head_count x key_length must equal embedding_length");
         const int64_t d = hp_.n_embd, ff = hp_.n_ff;
         token_embd_ = w.mat("token_embd.weight", {d, hp_.n_vocab});
         position_embd_ = w.mat("position_embd.weight", {d, hp_.n_ctx_train});
@@ -62,8 +65,9 @@ private:
         const int64_t n = s.n, d = hp_.n_embd;
         Tensor x = act("x", d, n), h = act("h", d, n), att = act("att", d, n);
         Tensor qkv = act("qkv", 3 * d, n), ff = act("ffn", hp_.n_ff, n);
-        const AttnParams ap{hp_.n_head, hp_.n_head, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hp_.head_dim)), 0,
-                            nullptr};
+        const AttnParams ap{
+            hp_.n_head, hp_.n_head, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hp_.head_dim)),
+            0,          nullptr};
 
         b.embed(x, token_embd_, s.tokens);
         b.embed_add(x, position_embd_, s.pos);
@@ -72,8 +76,8 @@ private:
             b.layer_norm(h, x, L.attn_norm, L.attn_norm_b, hp_.norm_eps);
             b.tap("attn_norm", il, h);
             b.matmul(qkv, h, L.attn_qkv, &L.attn_qkv_b);
-            b.attention(att, qkv.col_range(0, d), qkv.col_range(d, d), qkv.col_range(2 * d, d), kv(il), s.pos, s.slot,
-                        ap);
+            b.attention(att, qkv.col_range(0, d), qkv.col_range(d, d), qkv.col_range(2 * d, d), kv(il), s.pos,
+                        s.slot, ap);
             b.matmul_add(x, att, L.attn_out, &L.attn_out_b);
             b.tap("ffn_inp", il, x);
             b.layer_norm(h, x, L.ffn_norm, L.ffn_norm_b, hp_.norm_eps);

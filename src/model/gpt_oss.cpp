@@ -13,14 +13,14 @@ namespace wo {
 namespace {
 
 struct GptOssLayer {
-    Tensor attn_norm;                                 // [d]
-    Tensor attn_q, attn_q_b, attn_k, attn_k_b;        // [d, n_head*hd], [n_head*hd]; [d, kv], [kv]
-    Tensor attn_v, attn_v_b, attn_out, attn_out_b;    // [d, kv], [kv]; [n_head*hd, d], [d]
-    Tensor attn_sinks;                                // [n_head]
-    Tensor post_attention_norm;                       // [d] (the pre-MoE norm)
-    Tensor gate_inp, gate_inp_b;                      // router [d, n_expert], [n_expert]
-    Tensor gate_exps_b, up_exps_b, down_exps_b;       // [n_ff, n_expert] x2, [d, n_expert]
-    MoeFfn moe;                                       // expert matrices (biases point at the above)
+    Tensor attn_norm;                               // [d]
+    Tensor attn_q, attn_q_b, attn_k, attn_k_b;      // [d, n_head*hd], [n_head*hd]; [d, kv], [kv]
+    Tensor attn_v, attn_v_b, attn_out, attn_out_b;  // [d, kv], [kv]; [n_head*hd, d], [d]
+    Tensor attn_sinks;                              // [n_head]
+    Tensor post_attention_norm;                     // [d] (the pre-MoE norm)
+    Tensor gate_inp, gate_inp_b;                    // router [d, n_expert], [n_expert]
+    Tensor gate_exps_b, up_exps_b, down_exps_b;     // [n_ff, n_expert] x2, [d, n_expert]
+    MoeFfn moe;                                     // expert matrices (biases point at the above)
 };
 
 class GptOss final : public DecoderModel {
@@ -43,18 +43,21 @@ public:
         rope_.mode = RopeMode::NEOX;
         rope_.n_dims = static_cast<int>(w.opt_int("rope.dimension_count").value_or(hp_.head_dim));
         if (rope_.n_dims < 2 || rope_.n_dims > hp_.head_dim || rope_.n_dims % 2)
-            w.fail("rope.dimension_count " + std::to_string(rope_.n_dims) + " is inconsistent with head_dim " +
-                   std::to_string(hp_.head_dim));
+            w.fail("rope.dimension_count " + std::to_string(rope_.n_dims) +
+                   " is inconsistent with head_dim " + std::to_string(hp_.head_dim));
         rope_.head_dim = hp_.head_dim;
         rope_.freq_base = static_cast<float>(w.opt_float("rope.freq_base").value_or(150000.0));
         const std::string scaling = w.opt_string("rope.scaling.type").value_or("yarn");
         if (scaling == "yarn") {
             rope_.scaling = RopeScaling::YARN;
             rope_.factor = static_cast<float>(w.opt_float("rope.scaling.factor").value_or(32.0));
-            rope_.orig_ctx = static_cast<int>(w.opt_int("rope.scaling.original_context_length").value_or(4096));
-            if (rope_.factor < 1.0f || rope_.orig_ctx < 1) w.fail("rope.scaling.factor/original_context_length out of range");
+            rope_.orig_ctx =
+                static_cast<int>(w.opt_int("rope.scaling.original_context_length").value_or(4096));
+            if (rope_.factor < 1.0f || rope_.orig_ctx < 1)
+                w.fail("rope.scaling.factor/original_context_length out of range");
         } else if (scaling != "none") {
-            w.fail("rope.scaling.type '" + scaling + "' is not supported for gpt-oss (expected yarn or none)");
+            w.fail("rope.scaling.type '" + scaling +
+                   "' is not supported for gpt-oss (expected yarn or none)");
         }
 
         const int64_t d = hp_.n_embd, q_dim = int64_t{hp_.n_head} * hp_.head_dim,
@@ -111,7 +114,8 @@ private:
         RopeParams rq = rope_, rk = rope_;
         rq.n_head = hp_.n_head;
         rk.n_head = hp_.n_head_kv;
-        AttnParams ap{hp_.n_head, hp_.n_head_kv, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hd)), 0, nullptr};
+        AttnParams ap{hp_.n_head, hp_.n_head_kv, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hd)),
+                      0,          nullptr};
 
         b.embed(x, token_embd_, s.tokens);
         for (int il = 0; il < hp_.n_layer; ++il) {

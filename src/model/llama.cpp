@@ -12,13 +12,13 @@ namespace wo {
 namespace {
 
 struct LlamaLayer {
-    Tensor attn_norm, ffn_norm;                   // [d]
-    std::optional<Tensor> attn_qkv;               // phi3: [d, q_dim + 2*kv_dim]
-    Tensor attn_q, attn_k, attn_v;                // [d, q_dim], [d, kv_dim] x2
+    Tensor attn_norm, ffn_norm;      // [d]
+    std::optional<Tensor> attn_qkv;  // phi3: [d, q_dim + 2*kv_dim]
+    Tensor attn_q, attn_k, attn_v;   // [d, q_dim], [d, kv_dim] x2
     std::optional<Tensor> attn_q_b, attn_k_b, attn_v_b, attn_out_b;
-    Tensor attn_out;                              // [q_dim, d]
-    std::optional<Tensor> ffn_gate;               // [d, ff]; absent for phi3 (gate is in ffn_up)
-    Tensor ffn_up, ffn_down;                      // [d, ff] or phi3 [d, 2*ff]; [ff, d]
+    Tensor attn_out;                 // [q_dim, d]
+    std::optional<Tensor> ffn_gate;  // [d, ff]; absent for phi3 (gate is in ffn_up)
+    Tensor ffn_up, ffn_down;         // [d, ff] or phi3 [d, 2*ff]; [ff, d]
 };
 
 const Tensor* ptr(const std::optional<Tensor>& t) { return t ? &*t : nullptr; }
@@ -33,14 +33,15 @@ public:
         rope_.head_dim = hp_.head_dim;
         rope_.n_dims = static_cast<int>(w.opt_int("rope.dimension_count").value_or(hp_.head_dim));
         if (rope_.n_dims < 2 || rope_.n_dims > hp_.head_dim || rope_.n_dims % 2)
-            w.fail("rope.dimension_count " + std::to_string(rope_.n_dims) + " is inconsistent with head_dim " +
-                   std::to_string(hp_.head_dim));
+            w.fail("rope.dimension_count " + std::to_string(rope_.n_dims) +
+                   " is inconsistent with head_dim " + std::to_string(hp_.head_dim));
         rope_.freq_base = static_cast<float>(w.opt_float("rope.freq_base").value_or(10000.0));
         const std::string scaling = w.opt_string("rope.scaling.type").value_or("none");
         if (scaling == "linear" || scaling == "yarn") {
             rope_.scaling = scaling == "linear" ? RopeScaling::LINEAR : RopeScaling::YARN;
             rope_.factor = static_cast<float>(w.req_float("rope.scaling.factor"));
-            rope_.orig_ctx = static_cast<int>(w.opt_int("rope.scaling.original_context_length").value_or(hp_.n_ctx_train));
+            rope_.orig_ctx =
+                static_cast<int>(w.opt_int("rope.scaling.original_context_length").value_or(hp_.n_ctx_train));
             if (rope_.factor <= 0.0f) w.fail("rope.scaling.factor must be > 0");
         } else if (scaling != "none") {
             w.fail("rope.scaling.type '" + scaling + "' is not supported");
@@ -91,14 +92,15 @@ private:
         const int64_t q_dim = hp_.n_head * hd, kv_dim = hp_.n_head_kv * hd;
         Tensor x = act("x", d, n), h = act("h", d, n), att = act("att", q_dim, n);
         Tensor qkv = act("qkv", q_dim + 2 * kv_dim, n);
-        Tensor q = qkv.col_range(0, q_dim), k = qkv.col_range(q_dim, kv_dim), v = qkv.col_range(q_dim + kv_dim, kv_dim);
+        Tensor q = qkv.col_range(0, q_dim), k = qkv.col_range(q_dim, kv_dim),
+               v = qkv.col_range(q_dim + kv_dim, kv_dim);
         Tensor gu = act("gate_up", 2 * ff, n), y = act("ffn", ff, n);
         Tensor gate = gu.col_range(0, ff), up = gu.col_range(ff, ff);
         RopeParams rq = rope_, rk = rope_;
         rq.n_head = hp_.n_head;
         rk.n_head = hp_.n_head_kv;
-        const AttnParams ap{hp_.n_head, hp_.n_head_kv, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hd)), swa_,
-                            nullptr};
+        const AttnParams ap{hp_.n_head, hp_.n_head_kv, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hd)),
+                            swa_,       nullptr};
 
         b.embed(x, token_embd_, s.tokens);
         for (int il = 0; il < hp_.n_layer; ++il) {

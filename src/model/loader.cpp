@@ -48,7 +48,9 @@ double WeightLoader::req_float(const std::string& k) const {
     return *v;
 }
 
-std::optional<std::string> WeightLoader::opt_string(const std::string& k) const { return f_.find_string(key(k)); }
+std::optional<std::string> WeightLoader::opt_string(const std::string& k) const {
+    return f_.find_string(key(k));
+}
 
 const gguf::TensorInfo& WeightLoader::info(const std::string& name, const std::vector<int64_t>& shape) const {
     const gguf::TensorInfo* t = f_.find_tensor(name);
@@ -57,8 +59,9 @@ const gguf::TensorInfo& WeightLoader::info(const std::string& name, const std::v
     if (pad3(got) != pad3(shape) || got.size() > 3)
         fail("tensor " + name + ": shape " + shape_str(got) + ", expected " + shape_str(shape));
     if (!traits(t->type).supported || !quant::can_dequantize(t->type))
-        throw Error(Code::DTYPE_UNSUPPORTED,
-                    "tensor " + name + " has type " + std::string(type_name(t->type)) + ", which is not supported");
+        throw Error(
+            Code::DTYPE_UNSUPPORTED,
+            "tensor " + name + " has type " + std::string(type_name(t->type)) + ", which is not supported");
     return *t;
 }
 
@@ -100,7 +103,8 @@ Hparams read_hparams(WeightLoader& w, const std::string& eps_key) {
     Hparams hp;
     hp.arch = w.arch();
     auto positive = [&](const std::string& k, int64_t v) {
-        if (v <= 0 || v > (int64_t{1} << 30)) w.fail("metadata key " + w.key(k) + " = " + std::to_string(v) + " is out of range");
+        if (v <= 0 || v > (int64_t{1} << 30))
+            w.fail("metadata key " + w.key(k) + " = " + std::to_string(v) + " is out of range");
         return static_cast<int>(v);
     };
     hp.n_ctx_train = positive("context_length", w.req_int("context_length"));
@@ -109,14 +113,15 @@ Hparams read_hparams(WeightLoader& w, const std::string& eps_key) {
     // Every block has several tensors: a count beyond the file's tensors is corrupt metadata
     // (checked before any per-layer allocation).
     if (static_cast<size_t>(hp.n_layer) > w.n_tensors())
-        w.fail("block_count " + std::to_string(hp.n_layer) + " exceeds the file's " + std::to_string(w.n_tensors()) +
-               " tensors");
+        w.fail("block_count " + std::to_string(hp.n_layer) + " exceeds the file's " +
+               std::to_string(w.n_tensors()) + " tensors");
     hp.n_ff = positive("feed_forward_length", w.req_int("feed_forward_length"));
     hp.n_head = positive("attention.head_count", w.req_int("attention.head_count"));
-    hp.n_head_kv = positive("attention.head_count_kv", w.opt_int("attention.head_count_kv").value_or(hp.n_head));
+    hp.n_head_kv =
+        positive("attention.head_count_kv", w.opt_int("attention.head_count_kv").value_or(hp.n_head));
     if (hp.n_head % hp.n_head_kv != 0)
-        w.fail("attention.head_count " + std::to_string(hp.n_head) + " is not a multiple of attention.head_count_kv " +
-               std::to_string(hp.n_head_kv));
+        w.fail("attention.head_count " + std::to_string(hp.n_head) +
+               " is not a multiple of attention.head_count_kv " + std::to_string(hp.n_head_kv));
     if (auto kl = w.opt_int("attention.key_length")) {
         hp.head_dim = positive("attention.key_length", *kl);
         if (auto vl = w.opt_int("attention.value_length"); vl && *vl != *kl)
@@ -124,12 +129,14 @@ Hparams read_hparams(WeightLoader& w, const std::string& eps_key) {
                    std::to_string(*kl));
     } else {
         if (hp.n_embd % hp.n_head != 0)
-            w.fail("embedding_length " + std::to_string(hp.n_embd) + " is not a multiple of attention.head_count " +
-                   std::to_string(hp.n_head) + " and attention.key_length is absent");
+            w.fail("embedding_length " + std::to_string(hp.n_embd) +
+                   " is not a multiple of attention.head_count " + std::to_string(hp.n_head) +
+                   " and attention.key_length is absent");
         hp.head_dim = hp.n_embd / hp.n_head;
     }
     const double eps = w.req_float(eps_key);
-    if (!(eps > 0 && eps < 1)) w.fail("metadata key " + w.key(eps_key) + " = " + std::to_string(eps) + " is out of range");
+    if (!(eps > 0 && eps < 1))
+        w.fail("metadata key " + w.key(eps_key) + " = " + std::to_string(eps) + " is out of range");
     hp.norm_eps = static_cast<float>(eps);
     hp.n_vocab = static_cast<int>(w.rows_of("token_embd.weight"));
     return hp;
@@ -138,8 +145,8 @@ Hparams read_hparams(WeightLoader& w, const std::string& eps_key) {
 std::string quant_kind_of(const gguf::File& f) {
     // llama_ftype values (llama.h) that name a mix rather than one type.
     static const std::map<int64_t, std::string> kFileTypes = {
-        {0, "F32"},     {1, "F16"},     {2, "Q4_0"},    {7, "Q8_0"},    {8, "Q5_0"},     {14, "Q4_K_S"},
-        {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"}, {18, "Q6_K"},   {32, "BF16"},    {38, "MXFP4"},
+        {0, "F32"},     {1, "F16"},     {2, "Q4_0"},    {7, "Q8_0"},  {8, "Q5_0"},  {14, "Q4_K_S"},
+        {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"}, {18, "Q6_K"}, {32, "BF16"}, {38, "MXFP4"},
     };
     if (auto ft = f.find_int("general.file_type")) {
         if (auto it = kFileTypes.find(*ft); it != kFileTypes.end()) return it->second;

@@ -1,8 +1,9 @@
 // general.architecture -> loader, and load_model(): picks the backend and the architecture.
+#include "model/registry.h"
+
 #include <utility>
 
 #include "gguf/gguf.h"
-#include "model/registry.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -10,11 +11,8 @@ namespace wo {
 namespace {
 
 constexpr std::pair<const char*, ArchLoader> kArchs[] = {
-    {"gpt-oss", &load_gpt_oss},
-    {"llama", &load_llama},
-    {"qwen2", &load_llama},
-    {"phi3", &load_llama},
-    {"gpt2", &load_gpt2},
+    {"gpt-oss", &load_gpt_oss}, {"llama", &load_llama}, {"qwen2", &load_llama},
+    {"phi3", &load_llama},      {"gpt2", &load_gpt2},
 };
 
 std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
@@ -47,7 +45,8 @@ std::unique_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const 
     }
     std::string known;
     for (const auto& [name, load] : kArchs) known += (known.empty() ? "" : ", ") + std::string(name);
-    throw Error(Code::ARCH_UNSUPPORTED, "architecture '" + *arch + "' is not supported (supported: " + known + ")");
+    throw Error(Code::ARCH_UNSUPPORTED,
+                "architecture '" + *arch + "' is not supported (supported: " + known + ")");
 }
 
 }  // namespace wo

@@ -28,9 +28,11 @@ std::string run_cmd(const std::string& cmd, int& rc) {
 class GenerateCli : public ::testing::Test {
 protected:
     void SetUp() override {
-        path = (std::filesystem::temp_directory_path() / ("wo-gen-" + std::to_string(::getpid()) + ".gguf")).string();
+        path = (std::filesystem::temp_directory_path() / ("wo-gen-" + std::to_string(::getpid()) + ".gguf"))
+                   .string();
         auto bytes = test::tiny_gguf({.arch = "gpt-oss"});
-        std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        std::ofstream(path, std::ios::binary)
+            .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     }
     void TearDown() override { std::filesystem::remove(path); }
     std::string path;
@@ -38,8 +40,9 @@ protected:
 
 TEST_F(GenerateCli, GreedyIdsMatchTheModelApi) {
     int rc = 0;
-    const std::string out =
-        run_cmd(std::string(WO_BINARY) + " generate --model " + path + " --prompt-ids 3,14,15 -n 6 --ids --temperature 0 -t 2", rc);
+    const std::string out = run_cmd(std::string(WO_BINARY) + " generate --model " + path +
+                                        " --prompt-ids 3,14,15 -n 6 --ids --temperature 0 -t 2",
+                                    rc);
     ASSERT_EQ(rc, 0) << out;
     std::vector<int32_t> got;
     std::istringstream in(out);
@@ -62,8 +65,10 @@ TEST_F(GenerateCli, GreedyIdsMatchTheModelApi) {
 TEST_F(GenerateCli, TextPromptAndStreamedTextMatchTheIds) {
     // A model with a byte-level vocabulary, so text goes through the GGUF tokenizer both ways.
     auto bytes = test::tiny_gguf({.arch = "llama", .vocab = true});
-    std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    const std::string common = std::string(WO_BINARY) + " generate --model " + path + " -n 12 --temperature 0 -t 2 ";
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    const std::string common =
+        std::string(WO_BINARY) + " generate --model " + path + " -n 12 --temperature 0 -t 2 ";
     int rc = 0;
     const std::string text = run_cmd(common + "--prompt 'Hello, w\xc3\xb6rld'", rc);
     ASSERT_EQ(rc, 0);

@@ -47,25 +47,30 @@ TEST_P(LlamaCpp, PrefillLogitsMatch) {
         << "llama.cpp reference missing: run scripts/goldens " << WO_GOLDEN;
     // gpt-oss without YaRN: llama.cpp rounds the YaRN ramp bounds, the reference code does not
     // (MODELS.md §1), so YaRN is checked by hand in ops_test and against transformers instead.
-    test::TinyOpts o{.arch = GetParam(), .matrix_type = GgmlType::F32, .expert_type = GgmlType::F32, .vocab = true,
-               .rope_scaling = "none"};
+    test::TinyOpts o{.arch = GetParam(),
+                     .matrix_type = GgmlType::F32,
+                     .expert_type = GgmlType::F32,
+                     .vocab = true,
+                     .rope_scaling = "none"};
     auto t = test::load_tiny(o);
     const auto path = std::filesystem::temp_directory_path() /
                       ("wo-llamacpp-" + GetParam() + "-" + std::to_string(::getpid()) + ".gguf");
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
     std::string ids;
     for (int32_t id : kPrompt) ids += (ids.empty() ? "" : ",") + std::to_string(id);
     const int V = t.model->hparams().n_vocab;
-    const std::string out = run_cmd("NODE_PATH=" + node_modules + " node " + WO_SOURCE_DIR +
-                                    "/tests/golden/llamacpp-logits.mjs " + path.string() + " " + ids + " " +
-                                    std::to_string(V));
+    const std::string out =
+        run_cmd("NODE_PATH=" + node_modules + " node " + WO_SOURCE_DIR +
+                "/tests/golden/llamacpp-logits.mjs " + path.string() + " " + ids + " " + std::to_string(V));
     std::filesystem::remove(path);
     const auto ref = nlohmann::json::parse(out)["logits"];
     ASSERT_EQ(ref.size(), kPrompt.size());
 
     t.model->reserve(1, 64);
     std::vector<BatchToken> batch;
-    for (size_t i = 0; i < kPrompt.size(); ++i) batch.push_back({kPrompt[i], static_cast<int32_t>(i), 0, true});
+    for (size_t i = 0; i < kPrompt.size(); ++i)
+        batch.push_back({kPrompt[i], static_cast<int32_t>(i), 0, true});
     std::vector<float> ours;
     t.model->forward(batch, ours);
     ASSERT_EQ(ours.size(), kPrompt.size() * V);

@@ -57,7 +57,8 @@ TEST_P(MatmulTypes, MatchesDequantizedReference) {
     auto bias = randn(static_cast<size_t>(n_out), 13);
     std::vector<float> y(static_cast<size_t>(n_out * n_tok), 0.0f), y2(y.size(), 1.0f);
     auto be = make_cpu_backend(2);
-    Tensor xt = make_tensor(x.data(), GgmlType::F32, n_in, n_tok), bt = make_tensor(bias.data(), GgmlType::F32, n_out);
+    Tensor xt = make_tensor(x.data(), GgmlType::F32, n_in, n_tok),
+           bt = make_tensor(bias.data(), GgmlType::F32, n_out);
     be->matmul(make_tensor(y.data(), GgmlType::F32, n_out, n_tok), xt, w.t, &bt);
     be->matmul_add(make_tensor(y2.data(), GgmlType::F32, n_out, n_tok), xt, w.t, nullptr);
     for (int64_t t = 0; t < n_tok; ++t)
@@ -78,12 +79,13 @@ TEST_P(MatmulTypes, OneTokenAloneEqualsTheSameTokenInABatch) {
     auto x = randn(static_cast<size_t>(n_in * n_tok), 5);
     std::vector<float> all(static_cast<size_t>(n_out * n_tok)), one(static_cast<size_t>(n_out));
     auto be = make_cpu_backend(2);
-    be->matmul(make_tensor(all.data(), GgmlType::F32, n_out, n_tok), make_tensor(x.data(), GgmlType::F32, n_in, n_tok), w.t,
-               nullptr);
+    be->matmul(make_tensor(all.data(), GgmlType::F32, n_out, n_tok),
+               make_tensor(x.data(), GgmlType::F32, n_in, n_tok), w.t, nullptr);
     for (int64_t t = 0; t < n_tok; ++t) {
-        be->matmul(make_tensor(one.data(), GgmlType::F32, n_out, 1), make_tensor(x.data() + t * n_in, GgmlType::F32, n_in, 1),
-                   w.t, nullptr);
-        for (int64_t r = 0; r < n_out; ++r) ASSERT_EQ(one[r], all[t * n_out + r]) << type_name(type) << " t=" << t << " r=" << r;
+        be->matmul(make_tensor(one.data(), GgmlType::F32, n_out, 1),
+                   make_tensor(x.data() + t * n_in, GgmlType::F32, n_in, 1), w.t, nullptr);
+        for (int64_t r = 0; r < n_out; ++r)
+            ASSERT_EQ(one[r], all[t * n_out + r]) << type_name(type) << " t=" << t << " r=" << r;
     }
 }
 
@@ -94,17 +96,20 @@ TEST(Moe, ExpertFfnMatchesNaiveComposition) {
     const int64_t d = 64, ff = 32, n_exp = 4, k = 2, n = 3;
     QWeight gate(GgmlType::MXFP4, d, ff, n_exp, 1), up(GgmlType::MXFP4, d, ff, n_exp, 2),
         down(GgmlType::MXFP4, ff, d, n_exp, 3);
-    auto gb = randn(static_cast<size_t>(ff * n_exp), 4), ub = randn(gb.size(), 5), db = randn(static_cast<size_t>(d * n_exp), 6);
+    auto gb = randn(static_cast<size_t>(ff * n_exp), 4), ub = randn(gb.size(), 5),
+         db = randn(static_cast<size_t>(d * n_exp), 6);
     auto x = randn(static_cast<size_t>(d * n), 8, 0.5f);
     std::vector<int32_t> ids{3, 0, 1, 3, 2, 1};
     std::vector<float> wts{0.7f, 0.3f, 0.5f, 0.5f, 0.9f, 0.1f};
     std::vector<float> y(static_cast<size_t>(d * n), 0.25f);
-    Tensor gbt = make_tensor(gb.data(), GgmlType::F32, ff, n_exp), ubt = make_tensor(ub.data(), GgmlType::F32, ff, n_exp),
+    Tensor gbt = make_tensor(gb.data(), GgmlType::F32, ff, n_exp),
+           ubt = make_tensor(ub.data(), GgmlType::F32, ff, n_exp),
            dbt = make_tensor(db.data(), GgmlType::F32, d, n_exp);
     MoeFfn m{gate.t, up.t, down.t, &gbt, &ubt, &dbt, MoeAct::SWIGLU_OAI, 1.702f, 7.0f};
     auto be = make_cpu_backend(2);
     be->moe_ffn(make_tensor(y.data(), GgmlType::F32, d, n), make_tensor(x.data(), GgmlType::F32, d, n),
-                make_tensor(ids.data(), GgmlType::I32, k, n), make_tensor(wts.data(), GgmlType::F32, k, n), m);
+                make_tensor(ids.data(), GgmlType::I32, k, n), make_tensor(wts.data(), GgmlType::F32, k, n),
+                m);
     for (int64_t i = 0; i < n; ++i) {
         std::vector<double> want(static_cast<size_t>(d), 0.25);
         for (int64_t j = 0; j < k; ++j) {
@@ -118,9 +123,11 @@ TEST(Moe, ExpertFfnMatchesNaiveComposition) {
                 hidden[f] = static_cast<float>(g / (1 + std::exp(-1.702 * g)) * (u + 1));
             }
             for (int64_t c = 0; c < d; ++c)
-                want[c] += wts[i * k + j] * (dot_ref(down.deq.data() + (e * d + c) * ff, hidden.data(), ff) + db[e * d + c]);
+                want[c] += wts[i * k + j] *
+                           (dot_ref(down.deq.data() + (e * d + c) * ff, hidden.data(), ff) + db[e * d + c]);
         }
-        for (int64_t c = 0; c < d; ++c) EXPECT_NEAR(y[i * d + c], want[c], 1e-4 + 1e-5 * std::abs(want[c])) << i << "," << c;
+        for (int64_t c = 0; c < d; ++c)
+            EXPECT_NEAR(y[i * d + c], want[c], 1e-4 + 1e-5 * std::abs(want[c])) << i << "," << c;
     }
 }
 

@@ -42,7 +42,8 @@ TEST_P(ArchTest, PrefillMatchesTokenByTokenDecode) {
     const int V = m.hparams().n_vocab;
     m.reserve(2, 32);
     std::vector<BatchToken> prefill;
-    for (size_t i = 0; i < kPrompt.size(); ++i) prefill.push_back({kPrompt[i], static_cast<int32_t>(i), 0, true});
+    for (size_t i = 0; i < kPrompt.size(); ++i)
+        prefill.push_back({kPrompt[i], static_cast<int32_t>(i), 0, true});
     const auto all = run(m, prefill);
     ASSERT_EQ(all.size(), kPrompt.size() * V);
     for (size_t i = 0; i < kPrompt.size(); ++i) {
@@ -76,7 +77,8 @@ TEST_P(ArchTest, BatchedDecodeOfThreeSlotsMatchesEachAlone) {
         ASSERT_EQ(got.size(), 3u * V);
         for (int s = 0; s < 3; ++s) {
             const auto want = run(*alone.model, {b[static_cast<size_t>(s)]});
-            EXPECT_LT(max_rel(got.data() + s * V, want.data(), V), 1e-6) << GetParam() << " slot " << s << " step " << step;
+            EXPECT_LT(max_rel(got.data() + s * V, want.data(), V), 1e-6)
+                << GetParam() << " slot " << s << " step " << step;
         }
     }
 }
@@ -152,8 +154,8 @@ void expect_metadata_error(const std::string& key, gguf::Value v, const std::str
 TEST(ModelLoad, MissingKeyNamesIt) {
     expect_load_error({.arch = "gpt-oss", .drop = {"gpt-oss.block_count"}}, Code::MODEL_LOAD_FAILED,
                       "gpt-oss.block_count");
-    expect_load_error({.arch = "llama", .drop = {"llama.attention.layer_norm_rms_epsilon"}}, Code::MODEL_LOAD_FAILED,
-                      "llama.attention.layer_norm_rms_epsilon");
+    expect_load_error({.arch = "llama", .drop = {"llama.attention.layer_norm_rms_epsilon"}},
+                      Code::MODEL_LOAD_FAILED, "llama.attention.layer_norm_rms_epsilon");
     expect_load_error({.arch = "gpt-oss", .drop = {"gpt-oss.expert_count"}}, Code::MODEL_LOAD_FAILED,
                       "gpt-oss.expert_count");
 }
@@ -166,8 +168,8 @@ TEST(ModelLoad, MissingTensorNamesIt) {
 }
 
 TEST(ModelLoad, BadShapeNamesTensorAndShapes) {
-    expect_load_error({.arch = "gpt-oss", .reshape = {{"blk.0.attn_q.weight", {64, 32}}}}, Code::MODEL_LOAD_FAILED,
-                      "blk.0.attn_q.weight: shape (64,32), expected (64,64)");
+    expect_load_error({.arch = "gpt-oss", .reshape = {{"blk.0.attn_q.weight", {64, 32}}}},
+                      Code::MODEL_LOAD_FAILED, "blk.0.attn_q.weight: shape (64,32), expected (64,64)");
     expect_load_error({.arch = "gpt-oss", .reshape = {{"blk.1.ffn_down_exps.weight", {64, 64, 3}}}},
                       Code::MODEL_LOAD_FAILED, "blk.1.ffn_down_exps.weight");
 }
@@ -176,7 +178,8 @@ TEST(ModelLoad, InconsistentMetadataNamesTheKey) {
     // 4 query heads cannot be grouped over 3 kv heads
     expect_metadata_error("llama.attention.head_count_kv", gguf::Value::u32(3), "head_count_kv");
     expect_metadata_error("llama.rope.dimension_count", gguf::Value::u32(17), "rope.dimension_count");
-    expect_metadata_error("llama.attention.layer_norm_rms_epsilon", gguf::Value::f32(0.0f), "layer_norm_rms_epsilon");
+    expect_metadata_error("llama.attention.layer_norm_rms_epsilon", gguf::Value::f32(0.0f),
+                          "layer_norm_rms_epsilon");
     expect_metadata_error("llama.rope.scaling.type", gguf::Value::str("longrope"), "longrope");
     expect_metadata_error("llama.attention.key_length", gguf::Value::u32(32), "attention.key_length");
 }
@@ -218,12 +221,14 @@ TEST(ModelForward, PositionErrors) {
         }
         return Code::INTERNAL;
     };
-    EXPECT_EQ(code_of({{1, 0, 0, false}, {1, 1, 0, false}, {1, 2, 0, false}, {1, 3, 0, false}, {1, 4, 0, true}}),
-              Code::CONTEXT_OVERFLOW);
+    EXPECT_EQ(
+        code_of({{1, 0, 0, false}, {1, 1, 0, false}, {1, 2, 0, false}, {1, 3, 0, false}, {1, 4, 0, true}}),
+        Code::CONTEXT_OVERFLOW);
     EXPECT_EQ(code_of({{1, 2, 1, true}}), Code::INVALID_REQUEST) << "gap: slot 1 has nothing cached";
     EXPECT_EQ(code_of({{64, 0, 0, true}}), Code::INVALID_REQUEST) << "token outside the vocabulary";
     EXPECT_EQ(code_of({{1, 0, 2, true}}), Code::INVALID_REQUEST) << "slot out of range";
-    EXPECT_EQ(code_of({{1, 0, 1, false}, {1, 0, 1, true}}), Code::INVALID_REQUEST) << "repeated position in a step";
+    EXPECT_EQ(code_of({{1, 0, 1, false}, {1, 0, 1, true}}), Code::INVALID_REQUEST)
+        << "repeated position in a step";
     EXPECT_EQ(code_of({{1, 0, 1, false}, {2, 0, 0, false}, {1, 2, 1, true}}), Code::INVALID_REQUEST)
         << "skipped position in a step";
     EXPECT_TRUE(out.empty());

@@ -13,7 +13,9 @@ namespace {
 Tensor f32(std::vector<float>& v, int64_t cols, int64_t rows = 1) {
     return make_tensor(v.data(), GgmlType::F32, cols, rows);
 }
-Tensor i32(std::vector<int32_t>& v) { return make_tensor(v.data(), GgmlType::I32, static_cast<int64_t>(v.size())); }
+Tensor i32(std::vector<int32_t>& v) {
+    return make_tensor(v.data(), GgmlType::I32, static_cast<int64_t>(v.size()));
+}
 
 class OpsTest : public ::testing::Test {
 protected:
@@ -117,8 +119,8 @@ TEST(Yarn, InvFreqInterpolatesOnlyInsideTheRamp) {
     const std::vector<float> inv = rope_inv_freq(gpt_oss_yarn());
     ASSERT_EQ(inv.size(), 32u);
     // i <= 8: pure extrapolation 150000^(-i/32); i >= 18: pure interpolation /32; 9..17 mixed
-    const std::pair<int, double> want[] = {{0, 1.0},           {4, 0.2254180002},    {8, 0.0508132748},
-                                           {9, 0.0317056962},  {12, 0.0067949595},   {17, 1.2931870e-4},
+    const std::pair<int, double> want[] = {{0, 1.0},           {4, 0.2254180002},  {8, 0.0508132748},
+                                           {9, 0.0317056962},  {12, 0.0067949595}, {17, 1.2931870e-4},
                                            {18, 3.8308812e-5}, {31, 3.0235114e-7}};
     for (auto [i, v] : want) EXPECT_NEAR(inv[i] / v, 1.0, 2e-6) << "i=" << i;
 }
@@ -134,7 +136,7 @@ TEST_F(OpsTest, RopeYarnScalesCosAndSin) {
 
 // 2 query heads share 1 kv head (GQA), head_dim 2. Keys at pos 0, 1, 2; the query at pos 2.
 struct AttnCase {
-    std::vector<float> q{0, 0, 0, 0,  0, 0, 0, 0,  0.6931472f * 2, 0, 0, 1.0986123f * 2};
+    std::vector<float> q{0, 0, 0, 0, 0, 0, 0, 0, 0.6931472f * 2, 0, 0, 1.0986123f * 2};
     std::vector<float> k{100, 0, 1, 0, 0, 1};
     std::vector<float> v{1000, 1000, 4, 0, 0, 8};
     std::vector<float> out = std::vector<float>(12);
@@ -143,7 +145,8 @@ struct AttnCase {
     std::vector<float> sinks{0.6931472f, 0.0f};
     AttnParams p{2, 1, 2, 0.5f, 2, nullptr};
     void run(Backend& be) {
-        KvLayer kv{make_tensor(kc.data(), GgmlType::F32, 2, 8, 1), make_tensor(vc.data(), GgmlType::F32, 2, 8, 1)};
+        KvLayer kv{make_tensor(kc.data(), GgmlType::F32, 2, 8, 1),
+                   make_tensor(vc.data(), GgmlType::F32, 2, 8, 1)};
         be.attention(f32(out, 4, 3), f32(q, 4, 3), f32(k, 2, 3), f32(v, 2, 3), kv, i32(pos), i32(slot), p);
     }
 };
@@ -179,8 +182,8 @@ TEST_F(OpsTest, AttentionWithoutSinkOrWindow) {
 TEST_F(OpsTest, ClampedSwiglu) {
     std::vector<float> g{8, -8, 1, 7, -2, 6.9f}, u{8, -8, 0.5f, -7.5f, 3, 6.9f}, y(6);
     be->swiglu_oai(f32(y, 6), f32(g, 6), f32(u, 6), 1.702f, 7.0f);
-    const double want[] = {55.99962502642654, 5.859857319438229e-05, 1.268693648899232,
-                           -41.99971876981991, -0.25736550742316744, 54.509567281764156};
+    const double want[] = {55.99962502642654,  5.859857319438229e-05, 1.268693648899232,
+                           -41.99971876981991, -0.25736550742316744,  54.509567281764156};
     for (int i = 0; i < 6; ++i) EXPECT_NEAR(y[i] / want[i], 1.0, 1e-5) << i;
 }
 
@@ -190,7 +193,8 @@ TEST_F(OpsTest, SwigluAndGelu) {
     EXPECT_NEAR(y[0], 2 * 1 / (1 + std::exp(-1.0)), 1e-6);
     EXPECT_NEAR(y[3], 2 * -3 / (1 + std::exp(3.0)), 1e-6);
     be->gelu(f32(g, 4));
-    const double want[] = {0.8411919906082768, -0.15880800939172324, 1.954597694087775, -0.0036373920817729943};
+    const double want[] = {0.8411919906082768, -0.15880800939172324, 1.954597694087775,
+                           -0.0036373920817729943};
     for (int i = 0; i < 4; ++i) EXPECT_NEAR(g[i], want[i], 1e-6) << i;
 }
 

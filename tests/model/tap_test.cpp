@@ -37,7 +37,8 @@ TEST(Tap, WritesNamedIntermediatesPerStep) {
     EXPECT_EQ(header % 64, 0u) << "npy headers are padded to 64 bytes";
     EXPECT_NE(a.find("'shape': (3, 64)"), std::string::npos) << a.substr(0, header);
     EXPECT_EQ(a.size(), header + 3 * 64 * sizeof(float));
-    for (const char* name : {"0001-l_out-1.npy", "0001-result_norm--1.npy", "0002-attn_out-1.npy", "0002-ffn_inp-0.npy"})
+    for (const char* name :
+         {"0001-l_out-1.npy", "0001-result_norm--1.npy", "0002-attn_out-1.npy", "0002-ffn_inp-0.npy"})
         EXPECT_TRUE(std::filesystem::exists(dir / name)) << name;
     EXPECT_NE(read_all(dir / "0002-l_out-1.npy").find("'shape': (1, 64)"), std::string::npos);
     std::filesystem::remove_all(dir);

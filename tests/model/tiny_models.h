@@ -16,17 +16,17 @@
 namespace wo::test {
 
 struct TinyOpts {
-    std::string arch;                                       // "gpt-oss", "llama", "qwen2", "phi3", "gpt2"
-    std::string arch_override;                              // written as general.architecture when set
-    std::set<std::string> drop;                             // metadata keys or tensor names to leave out
-    std::map<std::string, std::vector<uint64_t>> reshape;   // tensor name -> shape written instead
-    std::map<std::string, GgmlType> retype;                 // tensor name -> type written instead
-    GgmlType matrix_type = GgmlType::Q8_0;                  // 2-D weights
+    std::string arch;                                      // "gpt-oss", "llama", "qwen2", "phi3", "gpt2"
+    std::string arch_override;                             // written as general.architecture when set
+    std::set<std::string> drop;                            // metadata keys or tensor names to leave out
+    std::map<std::string, std::vector<uint64_t>> reshape;  // tensor name -> shape written instead
+    std::map<std::string, GgmlType> retype;                // tensor name -> type written instead
+    GgmlType matrix_type = GgmlType::Q8_0;                 // 2-D weights
     GgmlType expert_type = GgmlType::MXFP4;
-    bool tied = false;                                      // leave out output.weight
+    bool tied = false;  // leave out output.weight
     uint32_t seed = 1;
     bool vocab = false;  // 256 byte-level tokens + tokenizer keys, so llama.cpp can load the file
-    std::string rope_scaling = "yarn";                      // gpt-oss rope.scaling.type
+    std::string rope_scaling = "yarn";  // gpt-oss rope.scaling.type
 };
 
 // GPT-2's byte -> printable code point map, UTF-8 encoded: the 256 tokens of a byte-level vocab.
@@ -55,7 +55,8 @@ public:
     void kv(const std::string& key, gguf::Value v) {
         if (!o_.drop.count(key)) w_.set(key, std::move(v));
     }
-    void tensor(const std::string& name, GgmlType type, std::vector<uint64_t> shape, float scale, float mean = 0) {
+    void tensor(const std::string& name, GgmlType type, std::vector<uint64_t> shape, float scale,
+                float mean = 0) {
         if (o_.drop.count(name)) return;
         if (auto it = o_.reshape.find(name); it != o_.reshape.end()) shape = it->second;
         if (auto it = o_.retype.find(name); it != o_.retype.end()) type = it->second;
@@ -201,13 +202,15 @@ inline std::vector<uint8_t> tiny_gguf(const TinyOpts& o) {
 }
 
 // The same GGUF with one metadata key set to `v` (to build inconsistent files).
-inline std::vector<uint8_t> with_metadata(const std::vector<uint8_t>& bytes, const std::string& key, gguf::Value v) {
+inline std::vector<uint8_t> with_metadata(const std::vector<uint8_t>& bytes, const std::string& key,
+                                          gguf::Value v) {
     auto f = gguf::File::parse(bytes.data(), bytes.size());
     gguf::Writer w;
     for (const auto& [k, val] : f.metadata()) w.set(k, val);
     w.set(key, std::move(v));
     for (const auto& t : f.tensors())
-        w.add_tensor(t.name, t.type, t.shape, std::vector<uint8_t>(f.tensor_data(t), f.tensor_data(t) + t.n_bytes));
+        w.add_tensor(t.name, t.type, t.shape,
+                     std::vector<uint8_t>(f.tensor_data(t), f.tensor_data(t) + t.n_bytes));
     return w.to_bytes();
 }
 

@@ -23,15 +23,18 @@ CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), scratch_(static_cast<s
 }
 
 Buffer CpuBackend::alloc(size_t bytes, const char* what) {
-    void* p = ::operator new(std::max<size_t>(bytes, 1), std::align_val_t{64}, std::nothrow);
-    if (!p) throw Error(Code::INTERNAL, std::string("out of host memory allocating ") + what + " (" + std::to_string(bytes) + " bytes)");
+    void* p = ::operator new (std::max<size_t>(bytes, 1), std::align_val_t{64}, std::nothrow);
+    if (!p)
+        throw Error(Code::INTERNAL, std::string("out of host memory allocating ") + what + " (" +
+                                        std::to_string(bytes) + " bytes)");
     Buffer b;
-    b.mem = std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t{64}); });
+    b.mem = std::shared_ptr<void>(p, [](void* q) { ::operator delete (q, std::align_val_t{64}); });
     b.bytes = bytes;
     return b;
 }
 
-Tensor CpuBackend::weight(const void* host, GgmlType type, int64_t ne0, int64_t ne1, int64_t ne2, const std::string&) {
+Tensor CpuBackend::weight(const void* host, GgmlType type, int64_t ne0, int64_t ne1, int64_t ne2,
+                          const std::string&) {
     // Used in place: the GGUF mapping is the weight memory (no copy, no f32 expansion).
     Tensor t = make_tensor(const_cast<void*>(host), type, ne0, ne1, ne2);
     weight_bytes_ += tensor_bytes(type, ne0, ne1, ne2);
@@ -168,24 +171,27 @@ void CpuBackend::tap(const char* name, int layer, Tensor t) {
     if (tap_dir_.empty()) return;
     // NumPy .npy (v1.0): readable by the transformers-side comparison scripts as is.
     char file[512];
-    std::snprintf(file, sizeof file, "%s/%04llu-%s-%d.npy", tap_dir_.c_str(), static_cast<unsigned long long>(step_),
-                  name, layer);
+    std::snprintf(file, sizeof file, "%s/%04llu-%s-%d.npy", tap_dir_.c_str(),
+                  static_cast<unsigned long long>(step_), name, layer);
     std::FILE* f = std::fopen(file, "wb");
     if (!f) throw Error(Code::IO_ERROR, std::string("WO_TAP: cannot write ") + file);
-    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(t.rows()) + ", " +
-                         std::to_string(t.cols()) + "), }";
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(t.rows()) +
+                         ", " + std::to_string(t.cols()) + "), }";
     while ((10 + header.size() + 1) % 64 != 0) header += ' ';
     header += '\n';
     const uint16_t hl = static_cast<uint16_t>(header.size());
     std::fwrite("\x93NUMPY\x01\x00", 1, 8, f);
     std::fwrite(&hl, 2, 1, f);
     std::fwrite(header.data(), 1, header.size(), f);
-    for (int64_t r = 0; r < t.rows(); ++r) std::fwrite(t.f32(r), sizeof(float), static_cast<size_t>(t.cols()), f);
+    for (int64_t r = 0; r < t.rows(); ++r)
+        std::fwrite(t.f32(r), sizeof(float), static_cast<size_t>(t.cols()), f);
     std::fclose(f);
 }
 
 }  // namespace wo::cpu
 
 namespace wo {
-std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<cpu::CpuBackend>(n_threads); }
+std::unique_ptr<Backend> make_cpu_backend(int n_threads) {
+    return std::make_unique<cpu::CpuBackend>(n_threads);
+}
 }  // namespace wo

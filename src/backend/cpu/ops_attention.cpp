@@ -10,7 +10,8 @@
 namespace wo::cpu {
 
 void CpuBackend::rope(Tensor x, Tensor pos, const RopeParams& p) {
-    WO_CHECK(p.n_dims % 2 == 0 && p.n_dims <= p.head_dim && x.cols() >= static_cast<int64_t>(p.n_head) * p.head_dim,
+    WO_CHECK(p.n_dims % 2 == 0 && p.n_dims <= p.head_dim &&
+                 x.cols() >= static_cast<int64_t>(p.n_head) * p.head_dim,
              "rope shapes");
     const std::vector<float> inv = rope_inv_freq(p);
     const float mscale = rope_attn_factor(p);
@@ -41,14 +42,16 @@ void CpuBackend::rope(Tensor x, Tensor pos, const RopeParams& p) {
 void CpuBackend::attention(Tensor out, Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor slot,
                            const AttnParams& p) {
     const int64_t n = q.rows(), hd = p.head_dim, kv_dim = static_cast<int64_t>(p.n_head_kv) * hd;
-    WO_CHECK(p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd && k.cols() == kv_dim && v.cols() == kv_dim &&
-                 kv.k.cols() == kv_dim && kv.k.type == GgmlType::F32 && out.cols() == p.n_head * hd,
+    WO_CHECK(p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd && k.cols() == kv_dim &&
+                 v.cols() == kv_dim && kv.k.cols() == kv_dim && kv.k.type == GgmlType::F32 &&
+                 out.cols() == p.n_head * hd,
              "attention shapes");
     // Cache the step's keys and values first: a prefill token attends to the tokens before it
     // in the same step.
     for (int64_t i = 0; i < n; ++i) {
         const int32_t ps = pos.i32()[i], sl = slot.i32()[i];
-        WO_CHECK(ps >= 0 && ps < kv.k.rows() && sl >= 0 && sl < kv.k.mats(), "attention position/slot out of range");
+        WO_CHECK(ps >= 0 && ps < kv.k.rows() && sl >= 0 && sl < kv.k.mats(),
+                 "attention position/slot out of range");
         std::memcpy(kv.k.f32(ps, sl), k.f32(i), static_cast<size_t>(kv_dim) * sizeof(float));
         std::memcpy(kv.v.f32(ps, sl), v.f32(i), static_cast<size_t>(kv_dim) * sizeof(float));
     }

@@ -19,8 +19,8 @@ float dot(const float* a, const float* b, int64_t n) {
     return s;
 }
 
-void CpuBackend::matmul_rows(Tensor y, const int32_t* y_rows, Tensor x, const int32_t* x_rows, int64_t n, Tensor w,
-                             const float* bias, bool accumulate) {
+void CpuBackend::matmul_rows(Tensor y, const int32_t* y_rows, Tensor x, const int32_t* x_rows, int64_t n,
+                             Tensor w, const float* bias, bool accumulate) {
     const int64_t n_in = w.cols(), n_out = w.rows();
     WO_CHECK(x.cols() == n_in && y.cols() >= n_out && x.type == GgmlType::F32 && y.type == GgmlType::F32,
              "matmul shapes");
@@ -122,8 +122,8 @@ void CpuBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const M
     for (int64_t e = 0; e < n_exp; ++e) {
         const auto& pe = pairs[static_cast<size_t>(e)];
         if (pe.empty()) continue;
-        matmul_rows(O, pe.data(), G, pe.data(), static_cast<int64_t>(pe.size()), w.down.mat(e), bias_of(w.down_b, e),
-                    false);
+        matmul_rows(O, pe.data(), G, pe.data(), static_cast<int64_t>(pe.size()), w.down.mat(e),
+                    bias_of(w.down_b, e), false);
     }
     for (int64_t i = 0; i < n; ++i) {
         float* yr = y.f32(i);
