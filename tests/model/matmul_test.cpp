@@ -92,7 +92,10 @@ TEST_P(MatmulTypes, OneTokenAloneEqualsTheSameTokenInABatch) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTypes, ::testing::ValuesIn(kTypes),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 
-TEST(Moe, ExpertFfnMatchesNaiveComposition) {
+class Moe : public ::testing::TestWithParam<MoeAct> {};
+
+TEST_P(Moe, ExpertFfnMatchesNaiveComposition) {
+    const MoeAct act = GetParam();
     const int64_t d = 64, ff = 32, n_exp = 4, k = 2, n = 3;
     QWeight gate(GgmlType::MXFP4, d, ff, n_exp, 1), up(GgmlType::MXFP4, d, ff, n_exp, 2),
         down(GgmlType::MXFP4, ff, d, n_exp, 3);
@@ -105,7 +108,7 @@ TEST(Moe, ExpertFfnMatchesNaiveComposition) {
     Tensor gbt = make_tensor(gb.data(), GgmlType::F32, ff, n_exp),
            ubt = make_tensor(ub.data(), GgmlType::F32, ff, n_exp),
            dbt = make_tensor(db.data(), GgmlType::F32, d, n_exp);
-    MoeFfn m{gate.t, up.t, down.t, &gbt, &ubt, &dbt, MoeAct::SWIGLU_OAI, 1.702f, 7.0f};
+    MoeFfn m{gate.t, up.t, down.t, &gbt, &ubt, &dbt, act, 1.702f, 7.0f};
     auto be = make_cpu_backend(2);
     be->moe_ffn(make_tensor(y.data(), GgmlType::F32, d, n), make_tensor(x.data(), GgmlType::F32, d, n),
                 make_tensor(ids.data(), GgmlType::I32, k, n), make_tensor(wts.data(), GgmlType::F32, k, n),
@@ -118,9 +121,13 @@ TEST(Moe, ExpertFfnMatchesNaiveComposition) {
             for (int64_t f = 0; f < ff; ++f) {
                 double g = dot_ref(gate.deq.data() + (e * ff + f) * d, x.data() + i * d, d) + gb[e * ff + f];
                 double u = dot_ref(up.deq.data() + (e * ff + f) * d, x.data() + i * d, d) + ub[e * ff + f];
-                g = std::min(g, 7.0);
-                u = std::clamp(u, -7.0, 7.0);
-                hidden[f] = static_cast<float>(g / (1 + std::exp(-1.702 * g)) * (u + 1));
+                if (act == MoeAct::SWIGLU_OAI) {
+                    g = std::min(g, 7.0);
+                    u = std::clamp(u, -7.0, 7.0);
+                    hidden[f] = static_cast<float>(g / (1 + std::exp(-1.702 * g)) * (u + 1));
+                } else {
+                    hidden[f] = static_cast<float>(g / (1 + std::exp(-g)) * u);
+                }
             }
             for (int64_t c = 0; c < d; ++c)
                 want[c] += wts[i * k + j] *
@@ -130,6 +137,11 @@ TEST(Moe, ExpertFfnMatchesNaiveComposition) {
             EXPECT_NEAR(y[i * d + c], want[c], 1e-4 + 1e-5 * std::abs(want[c])) << i << "," << c;
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Acts, Moe, ::testing::Values(MoeAct::SWIGLU_OAI, MoeAct::SWIGLU),
+                         [](const auto& info) {
+                             return info.param == MoeAct::SWIGLU_OAI ? "swiglu_oai" : "swiglu";
+                         });
 
 }  // namespace
 }  // namespace wo

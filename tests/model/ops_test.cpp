@@ -207,6 +207,14 @@ TEST_F(OpsTest, TopkThenSoftmaxOverTheSelectedOnly) {
     for (int i = 0; i < 4; ++i) EXPECT_NEAR(w[i], want[i], 1e-6) << i;
 }
 
+TEST_F(OpsTest, AddAndZero) {
+    std::vector<float> y{1, 2, 3, 4}, x{10, 20, 30, 40};
+    be->add(f32(y, 2, 2), f32(x, 2, 2));
+    EXPECT_EQ(y, (std::vector<float>{11, 22, 33, 44}));
+    be->zero(f32(y, 2, 2).row_range(1, 1));
+    EXPECT_EQ(y, (std::vector<float>{11, 22, 0, 0}));
+}
+
 TEST_F(OpsTest, EmbedAndGetRows) {
     std::vector<float> table{0, 1, 10, 11, 20, 21}, y(4), z(2);
     std::vector<int32_t> ids{2, 0}, pick{1};
