@@ -179,7 +179,11 @@ void Server::add_native_routes() {
         uint64_t bytes = 0;
         if (engine_.state() == Engine::State::Ready) bytes = engine_.info().weight_bytes + engine_.info().kv_bytes;
         std::string labels = "component=\"worker-orcd\"";
-        if (!options_.worker_id.empty()) labels += ",worker_id=\"" + options_.worker_id + "\"";
+        if (!options_.worker_id.empty()) {
+            std::string v;  // label values escape backslash, quote and newline
+            for (char c : options_.worker_id) v += c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : std::string(1, c);
+            labels += ",worker_id=\"" + v + "\"";
+        }
         res.set_content(engine_.metrics().render(labels, bytes, uptime, engine_.slots_total()),
                         "text/plain; version=0.0.4");
     });

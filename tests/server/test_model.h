@@ -23,8 +23,11 @@ inline std::string gptoss_tokenizer_json() {
 inline std::string tiny_gptoss_model() {
     static const std::string path = [] {
         if (!std::filesystem::exists(gptoss_tokenizer_json())) return std::string();
-        const std::string out = std::filesystem::temp_directory_path() /
-                                ("wo-server-tiny-gptoss-" + std::to_string(getpid()) + ".gguf");
+        // Shared by every test process (ctest runs each test alone): written once, atomically.
+        // Bump the version when the model below changes.
+        const std::string out = std::filesystem::temp_directory_path() / "wo-server-tiny-gptoss-v1.gguf";
+        if (std::filesystem::exists(out)) return out;
+        const std::string tmp = out + "." + std::to_string(getpid());
         using gguf::Value;
         gguf::Writer w;
         const std::string a = "gpt-oss";
@@ -92,9 +95,8 @@ inline std::string tiny_gptoss_model() {
             tensor(p + "ffn_down_exps.weight", X, {ff, d, E}, 0.2f);
             tensor(p + "ffn_down_exps.bias", F, {d, E}, 0.1f);
         }
-        w.write(out);
-        static const std::string keep = out;
-        std::atexit([] { std::filesystem::remove(keep); });
+        w.write(tmp);
+        std::filesystem::rename(tmp, out);
         return out;
     }();
     return path;
