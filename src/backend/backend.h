@@ -21,7 +21,7 @@
 
 namespace wo {
 
-// One layer's KV cache: k and v are F32 (CPU) or the backend's KV type,
+// One layer's KV cache: k and v are of the backend's kv_type() (F32 on the CPU),
 // [ne0 = n_head_kv*head_dim, ne1 = n_ctx, ne2 = n_slots].
 struct KvLayer {
     Tensor k, v;
@@ -62,6 +62,9 @@ public:
     virtual void upload(Tensor dst, const void* src, size_t bytes) = 0;  // dst must be contiguous
     virtual void download(void* dst, Tensor src, size_t bytes) = 0;      // src must be contiguous
     virtual void zero(Tensor t) = 0;
+    // Element type of the KV cache the model allocates for this backend (the CPU keeps F32;
+    // a GPU backend may choose F16). attention() must accept it in KvLayer.
+    virtual GgmlType kv_type() const { return GgmlType::F32; }
     virtual void sync() = 0;
 
     // ---- ops (y = output; see the conventions above)
