@@ -23,12 +23,12 @@ void DecoderModel::reserve(int n_slots, int n_ctx) {
     kv_.clear();
     kv_mem_.clear();
     kv_bytes_ = 0;
-    const size_t bytes = tensor_bytes(GgmlType::F32, kv_dim, n_ctx, n_slots);
+    const GgmlType kt = be_->kv_type();
+    const size_t bytes = tensor_bytes(kt, kv_dim, n_ctx, n_slots);
     for (int il = 0; il < hp_.n_layer; ++il) {
         Buffer k = be_->alloc(bytes, "kv cache");
         Buffer v = be_->alloc(bytes, "kv cache");
-        kv_.push_back(
-            {k.view(GgmlType::F32, kv_dim, n_ctx, n_slots), v.view(GgmlType::F32, kv_dim, n_ctx, n_slots)});
+        kv_.push_back({k.view(kt, kv_dim, n_ctx, n_slots), v.view(kt, kv_dim, n_ctx, n_slots)});
         kv_mem_.push_back(std::move(k));
         kv_mem_.push_back(std::move(v));
         kv_bytes_ += 2 * bytes;
