@@ -66,8 +66,11 @@ void CpuBackend::topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) 
     for (int64_t i = 0; i < logits.rows(); ++i) {
         const float* l = logits.f32(i);
         std::iota(order.begin(), order.end(), 0);
+        // NaN ranks last so the comparison stays a strict weak order (a broken model must not
+        // make the sort undefined behaviour).
+        auto key = [&](int32_t e) { return std::isnan(l[e]) ? -INFINITY : l[e]; };
         std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                          [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+                          [&](int32_t a, int32_t b) { return key(a) > key(b) || (key(a) == key(b) && a < b); });
         const float m = l[order[0]];
         float sum = 0;
         for (int j = 0; j < k; ++j) sum += std::exp(l[order[static_cast<size_t>(j)]] - m);
