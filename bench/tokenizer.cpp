@@ -2,6 +2,8 @@
 // single-threaded. Needs the goldens: WO_GOLDEN=<build>/golden bench_tokenizer.
 // "warm" keeps the tokenizer (and its word cache) across iterations, as a server does; "cold"
 // starts every iteration with a freshly loaded tokenizer, so each word is merged at least once.
+#include "tokenizer/tokenizer.h"
+
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -13,7 +15,6 @@
 #include <string>
 
 #include "gguf/gguf.h"
-#include "tokenizer/tokenizer.h"
 
 namespace {
 
@@ -82,7 +83,8 @@ void encode_cold(benchmark::State& st, const Source& s) {
 
 const int kRegistered = [] {
     for (const auto& s : kSources) {
-        benchmark::RegisterBenchmark((std::string("encode_warm/") + s.name).c_str(), encode_warm, s)->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark((std::string("encode_warm/") + s.name).c_str(), encode_warm, s)
+            ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark((std::string("encode_cold/") + s.name).c_str(), encode_cold, s)
             ->Unit(benchmark::kMillisecond)
             ->Iterations(3);

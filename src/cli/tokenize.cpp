@@ -41,10 +41,11 @@ std::vector<int32_t> parse_ids(const std::string& in) {
         size_t j = i;
         while (j < in.size() && (isdigit(static_cast<unsigned char>(in[j])) || (j == i && in[j] == '-'))) ++j;
         if (j == i || (j == i + 1 && in[i] == '-'))
-            throw Error(Code::INVALID_ARGUMENT, "tokenize --decode: not a token id at byte " + std::to_string(i) + ": '" +
-                                                    in.substr(i, 16) + "'");
+            throw Error(Code::INVALID_ARGUMENT, "tokenize --decode: not a token id at byte " +
+                                                    std::to_string(i) + ": '" + in.substr(i, 16) + "'");
         long long v = std::stoll(in.substr(i, j - i));
-        if (v < INT32_MIN || v > INT32_MAX) throw Error(Code::INVALID_ARGUMENT, "tokenize --decode: id out of range: " + in.substr(i, j - i));
+        if (v < INT32_MIN || v > INT32_MAX)
+            throw Error(Code::INVALID_ARGUMENT, "tokenize --decode: id out of range: " + in.substr(i, j - i));
         ids.push_back(static_cast<int32_t>(v));
         i = j;
     }
@@ -66,7 +67,8 @@ void run(const TokenizeOptions& o) {
         return;
     }
     for (int32_t id : ids) {
-        std::string piece = nlohmann::json(tok->token_bytes(id)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        std::string piece = nlohmann::json(tok->token_bytes(id))
+                                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         std::printf("%d\t%s\n", id, piece.c_str());
     }
 }

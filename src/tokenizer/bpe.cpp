@@ -13,15 +13,17 @@
 
 namespace wo::tok {
 
-std::vector<int32_t> default_eog(const Vocab& v, std::optional<int32_t> eos, const std::vector<int32_t>& extra) {
+std::vector<int32_t> default_eog(const Vocab& v, std::optional<int32_t> eos,
+                                 const std::vector<int32_t>& extra) {
     std::vector<int32_t> eog;
     auto add = [&](int32_t id) {
         if (id >= 0 && id < v.size() && std::find(eog.begin(), eog.end(), id) == eog.end()) eog.push_back(id);
     };
     if (eos) add(*eos);
     for (int32_t id : extra) add(id);
-    static const char* const kEnd[] = {"<|eot_id|>", "<|eom_id|>", "<|im_end|>",  "<|end|>",    "<end_of_turn>",
-                                       "<|endoftext|>", "<EOT>", "<|return|>", "<|call|>"};
+    static const char* const kEnd[] = {"<|eot_id|>", "<|eom_id|>",    "<|im_end|>",
+                                       "<|end|>",    "<end_of_turn>", "<|endoftext|>",
+                                       "<EOT>",      "<|return|>",    "<|call|>"};
     for (const char* t : kEnd) {
         auto it = v.piece_to_id.find(t);
         if (it != v.piece_to_id.end() && v.types[it->second] != TokenType::NORMAL) add(it->second);
@@ -48,14 +50,17 @@ public:
         for (int32_t i = 0; i < v.size(); ++i) {
             bool normal = v.types[i] == TokenType::NORMAL;
             // Unused ids ([PADn] rows of a padded embedding) decode to nothing, as in llama.cpp.
-            if (v.types[i] == TokenType::UNUSED) v.bytes[i].clear();
-            else if (!normal || !unicode_to_bytes(v.pieces[i], v.bytes[i])) v.bytes[i] = v.pieces[i];
+            if (v.types[i] == TokenType::UNUSED)
+                v.bytes[i].clear();
+            else if (!normal || !unicode_to_bytes(v.pieces[i], v.bytes[i]))
+                v.bytes[i] = v.pieces[i];
             if (normal) raw_to_id_.emplace(v.bytes[i], i);
         }
         for (int b = 0; b < 256; ++b) {
             auto it = v.piece_to_id.find(byte_to_unicode()[b]);
             if (it == v.piece_to_id.end())
-                throw Error(Code::TOKENIZER_INVALID, "byte-level BPE vocab lacks the piece for byte " + std::to_string(b));
+                throw Error(Code::TOKENIZER_INVALID,
+                            "byte-level BPE vocab lacks the piece for byte " + std::to_string(b));
             byte_id_[b] = it->second;
         }
         merges_.reserve(s_.merges.size() * 2);
@@ -85,8 +90,10 @@ public:
         std::vector<Fragment> frags;
         splitter_.split(text, parse_special, frags);
         for (const auto& f : frags) {
-            if (f.token >= 0) out.push_back(f.token);
-            else encode_text(f.text, out);
+            if (f.token >= 0)
+                out.push_back(f.token);
+            else
+                encode_text(f.text, out);
         }
         return out;
     }
@@ -171,10 +178,11 @@ private:
         thread_local std::vector<Cand> heap_store;
         const int32_t n = static_cast<int32_t>(w.size());
         sym.resize(n);
-        for (int32_t i = 0; i < n; ++i) sym[i] = {byte_id_[static_cast<uint8_t>(w[i])], i - 1, i + 1 < n ? i + 1 : -1};
+        for (int32_t i = 0; i < n; ++i)
+            sym[i] = {byte_id_[static_cast<uint8_t>(w[i])], i - 1, i + 1 < n ? i + 1 : -1};
         heap_store.clear();
         std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap(std::greater<Cand>{},
-                                                                               std::move(heap_store));
+                                                                              std::move(heap_store));
         auto try_push = [&](int32_t l, int32_t r) {
             if (l < 0 || r < 0) return;
             auto it = merges_.find(key(sym[l].id, sym[r].id));
@@ -184,7 +192,8 @@ private:
         while (!heap.empty()) {
             Cand c = heap.top();
             heap.pop();
-            if (sym[c.left].id != c.left_id || sym[c.left].next != c.right || sym[c.right].id != c.right_id) continue;
+            if (sym[c.left].id != c.left_id || sym[c.left].next != c.right || sym[c.right].id != c.right_id)
+                continue;
             sym[c.left].id = c.new_id;
             int32_t nx = sym[c.right].next;
             sym[c.left].next = nx;
@@ -210,6 +219,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeSpec spec) { return std::make_unique<BpeTokenizer>(std::move(spec)); }
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeSpec spec) {
+    return std::make_unique<BpeTokenizer>(std::move(spec));
+}
 
 }  // namespace wo::tok

@@ -38,6 +38,7 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeSpec spec);
 
 // End-of-generation set the way llama.cpp derives it: eos, extra ids, and control tokens with
 // the conventional end texts; with harmony's <|return|> and <|call|> present, <|end|> is not EOG.
-std::vector<int32_t> default_eog(const Vocab& v, std::optional<int32_t> eos, const std::vector<int32_t>& extra);
+std::vector<int32_t> default_eog(const Vocab& v, std::optional<int32_t> eos,
+                                 const std::vector<int32_t>& extra);
 
 }  // namespace wo::tok

@@ -21,24 +21,33 @@ std::string text_or_file(const std::string& s) {
     ss << f.rdbuf();
     return ss.str();
 }
-[[noreturn]] void bad(const std::string& what) { throw Error(Code::TOKENIZER_INVALID, "write_tokenizer_gguf: " + what); }
+[[noreturn]] void bad(const std::string& what) {
+    throw Error(Code::TOKENIZER_INVALID, "write_tokenizer_gguf: " + what);
+}
 }  // namespace
 
 void write_tokenizer_gguf(const std::string& tokenizer_json, const std::string& tokenizer_config_json,
                           gguf::Writer& w, int n_vocab_padded) {
-    tok::BpeSpec s = tok::parse_hf_tokenizer(text_or_file(tokenizer_json), text_or_file(tokenizer_config_json));
-    if (s.pre.size() != 1) bad("pre_tokenizer has " + std::to_string(s.pre.size()) + " regex steps; GGUF names exactly one");
+    tok::BpeSpec s =
+        tok::parse_hf_tokenizer(text_or_file(tokenizer_json), text_or_file(tokenizer_config_json));
+    if (s.pre.size() != 1)
+        bad("pre_tokenizer has " + std::to_string(s.pre.size()) + " regex steps; GGUF names exactly one");
     auto pre = tok::gguf_pre_for_pattern(s.pre[0].pattern);
-    if (!pre) bad("pre_tokenizer regex is not one llama.cpp names (gpt-2, llama-bpe, qwen2, gpt-4o): " + s.pre[0].pattern);
+    if (!pre)
+        bad("pre_tokenizer regex is not one llama.cpp names (gpt-2, llama-bpe, qwen2, gpt-4o): " +
+            s.pre[0].pattern);
     // What the GGUF loader derives from `pre` must be what the json says, or the two would differ.
     bool want_ignore = *pre == "llama-bpe" || *pre == "gpt-4o";
     if (s.ignore_merges != want_ignore)
-        bad("model.ignore_merges=" + std::string(s.ignore_merges ? "true" : "false") + " does not match pre " + *pre);
-    if (s.nfc != (*pre == "qwen2")) bad("normalizer (NFC=" + std::string(s.nfc ? "yes" : "no") + ") does not match pre " + *pre);
+        bad("model.ignore_merges=" + std::string(s.ignore_merges ? "true" : "false") +
+            " does not match pre " + *pre);
+    if (s.nfc != (*pre == "qwen2"))
+        bad("normalizer (NFC=" + std::string(s.nfc ? "yes" : "no") + ") does not match pre " + *pre);
     if (s.add_prefix_space) bad("ByteLevel add_prefix_space=true has no GGUF key for model gpt2");
 
     int32_t n = s.vocab.size();
-    if (n_vocab_padded < n) bad("n_vocab_padded " + std::to_string(n_vocab_padded) + " < tokenizer size " + std::to_string(n));
+    if (n_vocab_padded < n)
+        bad("n_vocab_padded " + std::to_string(n_vocab_padded) + " < tokenizer size " + std::to_string(n));
     std::vector<std::string> tokens(s.vocab.pieces);
     std::vector<int32_t> types(n_vocab_padded, 5);
     for (int32_t i = 0; i < n; ++i) types[i] = static_cast<int32_t>(s.vocab.types[i]);

@@ -1,10 +1,9 @@
 // HF tokenizer.json loader (see hf_json.h and tokenizer.h).
 #include "tokenizer/hf_json.h"
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "tokenizer/pretokenize.h"
@@ -15,16 +14,23 @@ namespace wo::tok {
 namespace {
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& what) { throw Error(Code::TOKENIZER_INVALID, "tokenizer.json: " + what); }
+[[noreturn]] void bad(const std::string& what) {
+    throw Error(Code::TOKENIZER_INVALID, "tokenizer.json: " + what);
+}
 
-std::string type_of(const json& j) { return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "?"; }
+std::string type_of(const json& j) {
+    return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "?";
+}
 
 void add_normalizer(const json& n, BpeSpec& s) {
     if (n.is_null()) return;
     std::string t = type_of(n);
-    if (t == "NFC") s.nfc = true;
-    else if (t == "Sequence") for (const auto& x : n.at("normalizers")) add_normalizer(x, s);
-    else bad("normalizer " + t + " is unsupported (supported: NFC, Sequence)");
+    if (t == "NFC")
+        s.nfc = true;
+    else if (t == "Sequence")
+        for (const auto& x : n.at("normalizers")) add_normalizer(x, s);
+    else
+        bad("normalizer " + t + " is unsupported (supported: NFC, Sequence)");
 }
 
 // Returns true when the step is (or contains) ByteLevel, i.e. the model is byte-level.
@@ -37,19 +43,25 @@ bool add_pre(const json& p, BpeSpec& s) {
     }
     if (t == "ByteLevel") {
         if (p.value("add_prefix_space", false)) {
-            if (!s.pre.empty()) bad("pre_tokenizer ByteLevel with add_prefix_space after another step is unsupported");
+            if (!s.pre.empty())
+                bad("pre_tokenizer ByteLevel with add_prefix_space after another step is unsupported");
             s.add_prefix_space = true;
         }
         if (p.value("use_regex", true)) s.pre.push_back({patterns::gpt2});
         return true;
     }
     if (t == "Split") {
-        if (p.value("behavior", std::string()) != "Isolated") bad("pre_tokenizer Split behavior " + p.value("behavior", std::string("?")) + " is unsupported (supported: Isolated)");
+        if (p.value("behavior", std::string()) != "Isolated")
+            bad("pre_tokenizer Split behavior " + p.value("behavior", std::string("?")) +
+                " is unsupported (supported: Isolated)");
         if (p.value("invert", false)) bad("pre_tokenizer Split with invert=true is unsupported");
         const json& pat = p.at("pattern");
-        if (pat.contains("Regex")) s.pre.push_back({pat["Regex"].get<std::string>()});
-        else if (pat.contains("String")) s.pre.push_back({"\\Q" + pat["String"].get<std::string>() + "\\E"});
-        else bad("pre_tokenizer Split pattern must be Regex or String");
+        if (pat.contains("Regex"))
+            s.pre.push_back({pat["Regex"].get<std::string>()});
+        else if (pat.contains("String"))
+            s.pre.push_back({"\\Q" + pat["String"].get<std::string>() + "\\E"});
+        else
+            bad("pre_tokenizer Split pattern must be Regex or String");
         return false;
     }
     bad("pre_tokenizer " + t + " is unsupported (supported: ByteLevel, Split, Sequence)");
@@ -99,12 +111,14 @@ BpeSpec parse_hf_tokenizer(const std::string& tokenizer_json, const std::string&
         if (!m.value("dropout", json()).is_null()) bad("model.dropout is unsupported");
         if (m.value("byte_fallback", false)) bad("model.byte_fallback=true is unsupported");
         for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
-            if (m.contains(k) && m[k].is_string() && !m[k].get<std::string>().empty()) bad(std::string("model.") + k + " is unsupported");
+            if (m.contains(k) && m[k].is_string() && !m[k].get<std::string>().empty())
+                bad(std::string("model.") + k + " is unsupported");
         s.ignore_merges = m.value("ignore_merges", false);
 
         int32_t n = 0;
         for (const auto& [piece, id] : m.at("vocab").items()) n = std::max(n, id.get<int32_t>() + 1);
-        for (const auto& a : j.value("added_tokens", json::array())) n = std::max(n, a.at("id").get<int32_t>() + 1);
+        for (const auto& a : j.value("added_tokens", json::array()))
+            n = std::max(n, a.at("id").get<int32_t>() + 1);
         s.vocab.pieces.resize(n);
         s.vocab.types.assign(n, TokenType::UNDEFINED);
         for (const auto& [piece, id] : m.at("vocab").items()) {
@@ -116,8 +130,10 @@ BpeSpec parse_hf_tokenizer(const std::string& tokenizer_json, const std::string&
         for (const auto& a : j.value("added_tokens", json::array())) {
             int32_t i = a.at("id").get<int32_t>();
             std::string content = a.at("content").get<std::string>();
-            if (a.value("single_word", false)) bad("added token '" + content + "' sets single_word, which is unsupported");
-            uint8_t strip = (a.value("lstrip", false) ? Vocab::kLstrip : 0) | (a.value("rstrip", false) ? Vocab::kRstrip : 0);
+            if (a.value("single_word", false))
+                bad("added token '" + content + "' sets single_word, which is unsupported");
+            uint8_t strip = (a.value("lstrip", false) ? Vocab::kLstrip : 0) |
+                            (a.value("rstrip", false) ? Vocab::kRstrip : 0);
             if (strip) {
                 s.vocab.strip.resize(n, 0);
                 s.vocab.strip[i] = strip;
@@ -126,7 +142,8 @@ BpeSpec parse_hf_tokenizer(const std::string& tokenizer_json, const std::string&
             s.vocab.types[i] = a.value("special", false) ? TokenType::CONTROL : TokenType::USER_DEFINED;
         }
         for (int32_t i = 0; i < n; ++i)
-            if (s.vocab.types[i] == TokenType::UNDEFINED) {  // ids no entry names: padding, as convert writes it
+            if (s.vocab.types[i] ==
+                TokenType::UNDEFINED) {  // ids no entry names: padding, as convert writes it
                 s.vocab.pieces[i] = "[PAD" + std::to_string(i) + "]";
                 s.vocab.types[i] = TokenType::UNUSED;
             }
@@ -170,10 +187,12 @@ BpeSpec parse_hf_tokenizer(const std::string& tokenizer_json, const std::string&
         }
         if (c.contains("chat_template")) {
             const json& t = c["chat_template"];
-            if (t.is_string()) s.chat_template = t.get<std::string>();
+            if (t.is_string())
+                s.chat_template = t.get<std::string>();
             else if (t.is_array())
                 for (const auto& e : t)
-                    if (e.value("name", std::string()) == "default") s.chat_template = e.value("template", std::string());
+                    if (e.value("name", std::string()) == "default")
+                        s.chat_template = e.value("template", std::string());
         }
     } catch (const json::exception& e) {
         bad(std::string("unexpected structure: ") + e.what());
@@ -185,7 +204,8 @@ BpeSpec parse_hf_tokenizer(const std::string& tokenizer_json, const std::string&
 
 namespace wo {
 
-std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& tokenizer_json_path, const std::string& tokenizer_config_path) {
+std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& tokenizer_json_path,
+                                               const std::string& tokenizer_config_path) {
     std::string config_path = tokenizer_config_path;
     if (config_path.empty()) {  // the usual layout keeps the config beside tokenizer.json
         auto sibling = std::filesystem::path(tokenizer_json_path).parent_path() / "tokenizer_config.json";

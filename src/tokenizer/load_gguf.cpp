@@ -26,10 +26,13 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
         if (f.has("tokenizer.ggml.token_type")) {
             auto t = f.get_int_array("tokenizer.ggml.token_type");
             if (t.size() != v.pieces.size())
-                throw Error(Code::TOKENIZER_INVALID, "tokenizer.ggml.token_type has " + std::to_string(t.size()) +
-                                                         " entries for " + std::to_string(v.pieces.size()) + " tokens");
+                throw Error(Code::TOKENIZER_INVALID, "tokenizer.ggml.token_type has " +
+                                                         std::to_string(t.size()) + " entries for " +
+                                                         std::to_string(v.pieces.size()) + " tokens");
             for (int64_t x : t) {
-                if (x < 0 || x > 6) throw Error(Code::TOKENIZER_INVALID, "tokenizer.ggml.token_type value " + std::to_string(x) + " is not 0..6");
+                if (x < 0 || x > 6)
+                    throw Error(Code::TOKENIZER_INVALID,
+                                "tokenizer.ggml.token_type value " + std::to_string(x) + " is not 0..6");
                 v.types.push_back(static_cast<tok::TokenType>(x));
             }
         } else {
@@ -57,8 +60,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
             std::string pre = f.find_string("tokenizer.ggml.pre").value_or("default");
             auto pattern = tok::pattern_for_gguf_pre(pre);
             if (!pattern)
-                throw Error(Code::TOKENIZER_INVALID, "tokenizer.ggml.pre '" + pre +
-                                                         "' is unsupported (supported: gpt-2, llama-bpe, qwen2, gpt-4o)");
+                throw Error(Code::TOKENIZER_INVALID,
+                            "tokenizer.ggml.pre '" + pre +
+                                "' is unsupported (supported: gpt-2, llama-bpe, qwen2, gpt-4o)");
             s.pre.push_back({*pattern});
             // What these families' tokenizer.json files say: Llama 3 and o200k (tiktoken looks a
             // whole pre-token up first) ignore merges; Qwen2 normalizes to NFC.
@@ -66,7 +70,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
             s.nfc = pre == "qwen2";
             for (const auto& m : f.get_string_array("tokenizer.ggml.merges")) {
                 size_t sp = m.find(' ', 1);
-                if (sp == std::string::npos) throw Error(Code::TOKENIZER_INVALID, "tokenizer.ggml.merges entry '" + m + "' has no space");
+                if (sp == std::string::npos)
+                    throw Error(Code::TOKENIZER_INVALID,
+                                "tokenizer.ggml.merges entry '" + m + "' has no space");
                 s.merges.emplace_back(m.substr(0, sp), m.substr(sp + 1));
             }
             s.vocab = std::move(v);
@@ -74,7 +80,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
             s.eos = eos;
             s.pad = pad;
             // llama.cpp's default when the key is absent: Llama 3 adds <|begin_of_text|>.
-            s.add_bos = f.find_bool("tokenizer.ggml.add_bos_token").value_or(s.ignore_merges && pre != "gpt-4o");
+            s.add_bos =
+                f.find_bool("tokenizer.ggml.add_bos_token").value_or(s.ignore_merges && pre != "gpt-4o");
             s.chat_template = std::move(chat_template);
             s.extra_eog = std::move(extra);
             return tok::make_bpe_tokenizer(std::move(s));
@@ -89,9 +96,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
                 v.strip.assign(v.pieces.size(), 0);
                 for (size_t i = 0; i < v.pieces.size(); ++i) {
                     auto t = v.types[i];
-                    bool special = t == tok::TokenType::CONTROL || t == tok::TokenType::USER_DEFINED || t == tok::TokenType::UNKNOWN;
+                    bool special = t == tok::TokenType::CONTROL || t == tok::TokenType::USER_DEFINED ||
+                                   t == tok::TokenType::UNKNOWN;
                     const std::string& p = v.pieces[i];
-                    if ((special || p == "</s>") && p != "<unk>" && p != "<s>" && p != "<|endoftext|>") v.strip[i] = tok::Vocab::kRstrip;
+                    if ((special || p == "</s>") && p != "<unk>" && p != "<s>" && p != "<|endoftext|>")
+                        v.strip[i] = tok::Vocab::kRstrip;
                 }
             }
             if (f.has("tokenizer.ggml.scores")) s.scores = f.get_float_array("tokenizer.ggml.scores");
@@ -106,7 +115,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
             s.extra_eog = std::move(extra);
             return tok::make_spm_tokenizer(std::move(s));
         }
-        throw Error(Code::TOKENIZER_INVALID, "tokenizer.ggml.model '" + model + "' is unsupported (supported: gpt2, llama)");
+        throw Error(Code::TOKENIZER_INVALID,
+                    "tokenizer.ggml.model '" + model + "' is unsupported (supported: gpt2, llama)");
     } catch (const Error& e) {
         if (e.code() == Code::TOKENIZER_INVALID) throw;
         throw Error(Code::TOKENIZER_INVALID, std::string("GGUF tokenizer metadata: ") + e.what());

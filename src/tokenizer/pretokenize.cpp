@@ -61,7 +61,8 @@ std::string with_unicode_white_space(std::string_view p) {
             } else if (d == 'S' && !in_class) {
                 out += "[^" + ws + "]";
             } else if (d == 'S') {
-                throw Error(Code::TOKENIZER_INVALID, "pre_tokenizer regex: \\S inside a character class is unsupported");
+                throw Error(Code::TOKENIZER_INVALID,
+                            "pre_tokenizer regex: \\S inside a character class is unsupported");
             } else {
                 out += c;
                 out += d;
@@ -69,8 +70,10 @@ std::string with_unicode_white_space(std::string_view p) {
             ++i;
             continue;
         }
-        if (c == '[' && !in_class) in_class = true;
-        else if (c == ']' && in_class) in_class = false;
+        if (c == '[' && !in_class)
+            in_class = true;
+        else if (c == ']' && in_class)
+            in_class = false;
         out += c;
     }
     return out;
@@ -85,13 +88,14 @@ RegexSplit::RegexSplit(const std::string& pattern) : impl_(std::make_unique<Impl
     std::string p = with_unicode_white_space(pattern);
     int err = 0;
     PCRE2_SIZE off = 0;
-    impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), PCRE2_UTF | PCRE2_UCP, &err, &off,
-                                nullptr);
+    impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), PCRE2_UTF | PCRE2_UCP, &err,
+                                &off, nullptr);
     if (!impl_->code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
-        throw Error(Code::TOKENIZER_INVALID, "pre_tokenizer regex rejected at offset " + std::to_string(off) + ": " +
-                                                 reinterpret_cast<char*>(msg) + " (pattern " + pattern + ")");
+        throw Error(Code::TOKENIZER_INVALID, "pre_tokenizer regex rejected at offset " + std::to_string(off) +
+                                                 ": " + reinterpret_cast<char*>(msg) + " (pattern " +
+                                                 pattern + ")");
     }
     impl_->jit = pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE) == 0;
 }
@@ -110,10 +114,14 @@ void RegexSplit::split(std::string_view text, std::vector<std::string_view>& out
     auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     size_t pos = 0, gap = 0;
     while (pos < text.size()) {
-        int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, tl.md, nullptr)
-                            : pcre2_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, tl.md, nullptr);
+        int rc =
+            impl_->jit
+                ? pcre2_jit_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, tl.md, nullptr)
+                : pcre2_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, tl.md, nullptr);
         if (rc == PCRE2_ERROR_NOMATCH) break;
-        if (rc < 0) throw Error(Code::INTERNAL, "pre_tokenizer regex match failed with PCRE2 code " + std::to_string(rc));
+        if (rc < 0)
+            throw Error(Code::INTERNAL,
+                        "pre_tokenizer regex match failed with PCRE2 code " + std::to_string(rc));
         PCRE2_SIZE* ov = pcre2_get_ovector_pointer(tl.md);
         size_t s = ov[0], e = ov[1];
         if (e == s) {

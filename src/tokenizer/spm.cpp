@@ -22,8 +22,9 @@ public:
         Vocab& v = s_.vocab;
         if (s_.scores.empty()) s_.scores.assign(v.pieces.size(), 0.0f);
         if (s_.scores.size() != v.pieces.size())
-            throw Error(Code::TOKENIZER_INVALID, "tokenizer.ggml.scores has " + std::to_string(s_.scores.size()) +
-                                                     " entries for " + std::to_string(v.pieces.size()) + " tokens");
+            throw Error(Code::TOKENIZER_INVALID, "tokenizer.ggml.scores has " +
+                                                     std::to_string(s_.scores.size()) + " entries for " +
+                                                     std::to_string(v.pieces.size()) + " tokens");
         if (v.types.size() != v.pieces.size()) v.types.resize(v.pieces.size(), TokenType::NORMAL);
         v.build_index();
         v.bytes.resize(v.pieces.size());
@@ -74,8 +75,10 @@ public:
             std::string t;
             if (s_.add_space_prefix && prev_special) t = kSpace;
             for (char c : f.text) {
-                if (c == ' ') t += kSpace;
-                else t += c;
+                if (c == ' ')
+                    t += kSpace;
+                else
+                    t += c;
             }
             encode_text(t, out);
             prev_special = false;
@@ -107,7 +110,9 @@ private:
         float score;
         int32_t left, right;
         size_t size;
-        bool operator<(const Bigram& o) const { return score < o.score || (score == o.score && left > o.left); }
+        bool operator<(const Bigram& o) const {
+            return score < o.score || (score == o.score && left > o.left);
+        }
     };
 
     void encode_text(const std::string& t, std::vector<int32_t>& out) const {
@@ -155,9 +160,13 @@ private:
             return;
         }
         for (unsigned char c : piece) {
-            if (byte_id_[c] >= 0) out.push_back(byte_id_[c]);
-            else if (s_.unk) out.push_back(*s_.unk);
-            else throw Error(Code::TOKENIZER_INVALID, "SPM vocab has neither a byte token for " + std::to_string(c) + " nor an unk token");
+            if (byte_id_[c] >= 0)
+                out.push_back(byte_id_[c]);
+            else if (s_.unk)
+                out.push_back(*s_.unk);
+            else
+                throw Error(Code::TOKENIZER_INVALID, "SPM vocab has neither a byte token for " +
+                                                         std::to_string(c) + " nor an unk token");
         }
     }
 
@@ -168,6 +177,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> make_spm_tokenizer(SpmSpec spec) { return std::make_unique<SpmTokenizer>(std::move(spec)); }
+std::unique_ptr<Tokenizer> make_spm_tokenizer(SpmSpec spec) {
+    return std::make_unique<SpmTokenizer>(std::move(spec));
+}
 
 }  // namespace wo::tok

@@ -17,7 +17,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     return out;
 }
 
-bool Tokenizer::is_eog(int32_t id) const { return std::find(eog_ids.begin(), eog_ids.end(), id) != eog_ids.end(); }
+bool Tokenizer::is_eog(int32_t id) const {
+    return std::find(eog_ids.begin(), eog_ids.end(), id) != eog_ids.end();
+}
 
 std::string StreamDecoder::push(int32_t id) {
     std::string b = tok_.token_bytes(id);

@@ -22,7 +22,8 @@ public:
     // parse_special: split out added/special tokens (e.g. `<|start|>`) by exact match first;
     // when false they are tokenized as plain text. add_bos follows the tokenizer's own setting
     // (GGUF tokenizer.ggml.add_bos_token, tokenizer_config.json) when requested.
-    virtual std::vector<int32_t> encode(std::string_view text, bool parse_special, bool add_bos = false) const = 0;
+    virtual std::vector<int32_t> encode(std::string_view text, bool parse_special,
+                                        bool add_bos = false) const = 0;
     // The raw bytes a token stands for (byte-level and <0xNN> pieces decoded); may be a partial
     // UTF-8 character. Special tokens decode to their text.
     virtual std::string token_bytes(int32_t id) const = 0;
@@ -37,7 +38,7 @@ public:
     std::optional<int32_t> bos_id, eos_id, pad_id;
     std::vector<int32_t> eog_ids;  // end-of-generation tokens (gpt-oss: <|return|>, <|call|>, <|endoftext|>)
     bool is_eog(int32_t id) const;
-    std::string chat_template;     // tokenizer.chat_template when the source has one
+    std::string chat_template;  // tokenizer.chat_template when the source has one
 };
 
 // Throw Error(TOKENIZER_INVALID) naming the missing or malformed key or component.

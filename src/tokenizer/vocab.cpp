@@ -27,14 +27,16 @@ void SpecialSplitter::build(const Vocab& v, bool unicode_ws) {
     }
     // Longest first, so the first hit at a position is the longest one.
     for (auto& c : by_first_byte_)
-        std::stable_sort(c.begin(), c.end(), [](const Cand& a, const Cand& b) { return a.text.size() > b.text.size(); });
+        std::stable_sort(c.begin(), c.end(),
+                         [](const Cand& a, const Cand& b) { return a.text.size() > b.text.size(); });
 }
 
 namespace {
 bool ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 bool white_space(uint32_t c) {
-    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+           c == 0x3000;
 }
 // Byte length of the whitespace character starting at / ending at `pos`, or 0.
 size_t space_at(std::string_view t, size_t pos, bool unicode) {

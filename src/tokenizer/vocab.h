@@ -19,12 +19,20 @@ template <class V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
 // GGUF tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
-enum class TokenType : uint8_t { UNDEFINED = 0, NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 };
+enum class TokenType : uint8_t {
+    UNDEFINED = 0,
+    NORMAL = 1,
+    UNKNOWN = 2,
+    CONTROL = 3,
+    USER_DEFINED = 4,
+    UNUSED = 5,
+    BYTE = 6
+};
 
 struct Vocab {
     std::vector<std::string> pieces;  // the token text as the file stores it
     std::vector<TokenType> types;
-    std::vector<std::string> bytes;   // what each token decodes to
+    std::vector<std::string> bytes;  // what each token decodes to
     // Per token: kLstrip / kRstrip make the special-token split swallow whitespace before / after
     // the token (HF added-token lstrip/rstrip; llama.cpp's attributes, Phi-3 sets RSTRIP).
     std::vector<uint8_t> strip;

@@ -32,8 +32,9 @@ std::string show(const std::vector<int32_t>& v, size_t from, size_t n = 8) {
 std::string diff(const std::vector<int32_t>& got, const std::vector<int32_t>& want) {
     size_t i = 0;
     while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
-    return "first difference at token " + std::to_string(i) + " of " + std::to_string(want.size()) + ": got " +
-           show(got, i) + " want " + show(want, i) + " (got " + std::to_string(got.size()) + " tokens)";
+    return "first difference at token " + std::to_string(i) + " of " + std::to_string(want.size()) +
+           ": got " + show(got, i) + " want " + show(want, i) + " (got " + std::to_string(got.size()) +
+           " tokens)";
 }
 
 class Golden : public testing::TestWithParam<Param> {
@@ -55,7 +56,8 @@ TEST_P(Golden, Vectors) {
         std::string text = case_bytes(c);
         auto want = c["ids"].get<std::vector<int32_t>>();
         auto got = tok->encode(text, c["special"].get<bool>());
-        EXPECT_EQ(got, want) << c["name"].get<std::string>() << " special=" << c["special"] << ": " << diff(got, want);
+        EXPECT_EQ(got, want) << c["name"].get<std::string>() << " special=" << c["special"] << ": "
+                             << diff(got, want);
     }
 }
 
@@ -68,7 +70,8 @@ TEST_P(Golden, Corpus) {
     EXPECT_TRUE(got == want) << diff(got, want);
     const bool normalizes = std::string(GetParam().name) == "qwen2";
     // Without special parsing, so SentencePiece adds no space after the corpus's special strings.
-    EXPECT_TRUE(tok->decode(tok->encode(text, false)) == (normalizes ? tok::nfc(text) : text)) << "corpus does not round-trip";
+    EXPECT_TRUE(tok->decode(tok->encode(text, false)) == (normalizes ? tok::nfc(text) : text))
+        << "corpus does not round-trip";
 }
 
 // decode(encode(x)) == x for valid UTF-8 (NFC-normalizing tokenizers: == NFC(x)).
@@ -84,10 +87,12 @@ TEST_P(Golden, RoundTrip) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, Golden,
-                         testing::Values(Param{"gpt2", "json"}, Param{"gpt2", "gguf"}, Param{"o200k_base", "json"},
-                                         Param{"o200k_base", "gguf"}, Param{"gpt-oss", "json"}, Param{"gpt-oss", "gguf"},
-                                         Param{"llama3", "json"}, Param{"llama3", "gguf"}, Param{"qwen2", "json"},
-                                         Param{"qwen2", "gguf"}, Param{"llama-spm", "gguf"}, Param{"phi-3", "gguf"}),
+                         testing::Values(Param{"gpt2", "json"}, Param{"gpt2", "gguf"},
+                                         Param{"o200k_base", "json"}, Param{"o200k_base", "gguf"},
+                                         Param{"gpt-oss", "json"}, Param{"gpt-oss", "gguf"},
+                                         Param{"llama3", "json"}, Param{"llama3", "gguf"},
+                                         Param{"qwen2", "json"}, Param{"qwen2", "gguf"},
+                                         Param{"llama-spm", "gguf"}, Param{"phi-3", "gguf"}),
                          param_name);
 
 }  // namespace

@@ -29,7 +29,10 @@ const nlohmann::json& golden(const std::string& name) {
     std::lock_guard lock(mu);
     auto it = cache.find(name);
     if (it == cache.end())
-        it = cache.emplace(name, nlohmann::json::parse(read_bytes(golden_dir() + "/tokenizer/" + name + ".json"))).first;
+        it = cache
+                 .emplace(name,
+                          nlohmann::json::parse(read_bytes(golden_dir() + "/tokenizer/" + name + ".json")))
+                 .first;
     return it->second;
 }
 
@@ -53,16 +56,19 @@ const Tokenizer* golden_tokenizer(const std::string& name, const std::string& so
     const std::string d = golden_dir() + "/";
     Loaded l;
     if (source == "json") {
-        l.tok = load_tokenizer_json(d + g["json"].get<std::string>(), g.contains("config") ? d + g["config"].get<std::string>() : "");
+        l.tok = load_tokenizer_json(d + g["json"].get<std::string>(),
+                                    g.contains("config") ? d + g["config"].get<std::string>() : "");
     } else {
         std::string where = g["gguf"].get<std::string>();
         if (where.rfind("export:", 0) == 0) {
             // gpt-oss ships no GGUF vocab: write one from tokenizer.json with the exporter.
             gguf::Writer w;
             std::string cfg = g.contains("config") ? read_bytes(d + g["config"].get<std::string>()) : "";
-            write_tokenizer_gguf(read_bytes(d + g["json"].get<std::string>()), cfg, w, std::stoi(where.substr(7)));
+            write_tokenizer_gguf(read_bytes(d + g["json"].get<std::string>()), cfg, w,
+                                 std::stoi(where.substr(7)));
             l.gguf_bytes = w.to_bytes();
-            l.file = std::make_unique<gguf::File>(gguf::File::parse(l.gguf_bytes.data(), l.gguf_bytes.size()));
+            l.file =
+                std::make_unique<gguf::File>(gguf::File::parse(l.gguf_bytes.data(), l.gguf_bytes.size()));
         } else {
             l.file = std::make_unique<gguf::File>(gguf::File::open(d + where));
         }
@@ -74,7 +80,8 @@ const Tokenizer* golden_tokenizer(const std::string& name, const std::string& so
 std::string case_bytes(const nlohmann::json& c) {
     if (c.contains("text")) return c["text"].get<std::string>();
     std::string hex = c["hex"].get<std::string>(), out;
-    for (size_t i = 0; i + 1 < hex.size(); i += 2) out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    for (size_t i = 0; i + 1 < hex.size(); i += 2)
+        out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
     return out;
 }
 

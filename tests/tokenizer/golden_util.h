@@ -6,22 +6,21 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tokenizer/tokenizer.h"
 
 namespace wo::test {
 
-std::string golden_dir();                                 // WO_GOLDEN
-bool goldens_present();                                   // false: scripts/goldens was not run
+std::string golden_dir();  // WO_GOLDEN
+bool goldens_present();    // false: scripts/goldens was not run
 std::string read_bytes(const std::string& path);
-const nlohmann::json& golden(const std::string& name);    // tokenizer/<name>.json
+const nlohmann::json& golden(const std::string& name);  // tokenizer/<name>.json
 // source: "json" or "gguf"; nullptr when the golden names no such source.
 const Tokenizer* golden_tokenizer(const std::string& name, const std::string& source);
-std::string case_bytes(const nlohmann::json& c);          // "text" or "hex"
+std::string case_bytes(const nlohmann::json& c);  // "text" or "hex"
 std::string corpus();
 
 // Independent UTF-8 check (utf8proc's decoder, not the code under test).
@@ -40,8 +39,8 @@ inline bool valid_utf8(const std::string& s) {
 
 }  // namespace wo::test
 
-#define WO_REQUIRE_GOLDENS()                                                              \
-    do {                                                                                  \
-        if (!::wo::test::goldens_present())                                               \
-            GTEST_FAIL() << "goldens missing: run scripts/goldens " << WO_GOLDEN;          \
+#define WO_REQUIRE_GOLDENS()                                                      \
+    do {                                                                          \
+        if (!::wo::test::goldens_present())                                       \
+            GTEST_FAIL() << "goldens missing: run scripts/goldens " << WO_GOLDEN; \
     } while (0)

@@ -10,7 +10,8 @@
 namespace wo::test {
 namespace {
 
-void check_stream(const Tokenizer& t, const std::vector<int32_t>& ids, const std::string& want, const char* what) {
+void check_stream(const Tokenizer& t, const std::vector<int32_t>& ids, const std::string& want,
+                  const char* what) {
     StreamDecoder sd(t);
     std::string all;
     for (int32_t id : ids) {

@@ -2,14 +2,13 @@
 // order on a tiny vocabulary, loader errors, special-token metadata and the GGUF export.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
-#include "golden_util.h"
 #include "gguf/gguf.h"
+#include "golden_util.h"
 #include "tokenizer/gguf_export.h"
 #include "tokenizer/hf_json.h"
 #include "tokenizer/text.h"
@@ -22,10 +21,17 @@ using nlohmann::json;
 
 TEST(Utf8, RepairFollowsMaximalSubparts) {
     // WHATWG / Unicode "maximal subpart" replacement, worked out by hand.
-    EXPECT_EQ(tok::utf8_repair("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
-    EXPECT_EQ(tok::utf8_repair("\xF0\x9F\x98" "A"), "\xEF\xBF\xBD" "A");  // truncated 4-byte: one U+FFFD
-    EXPECT_EQ(tok::utf8_repair("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate: ED, A0, 80
-    EXPECT_EQ(tok::utf8_repair("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong
+    EXPECT_EQ(tok::utf8_repair("a\xFF"
+                               "b"),
+              "a\xEF\xBF\xBD"
+              "b");
+    EXPECT_EQ(tok::utf8_repair("\xF0\x9F\x98"
+                               "A"),
+              "\xEF\xBF\xBD"
+              "A");  // truncated 4-byte: one U+FFFD
+    EXPECT_EQ(tok::utf8_repair("\xED\xA0\x80"),
+              "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");                    // surrogate: ED, A0, 80
+    EXPECT_EQ(tok::utf8_repair("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
     // F4 allows only 80..8F next, so all four bytes are separate subparts.
     EXPECT_EQ(tok::utf8_repair("\xF4\x90\x80\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
     EXPECT_EQ(tok::utf8_repair("h\xC3\xA9"), "h\xC3\xA9");
@@ -41,7 +47,10 @@ TEST(ByteLevel, Gpt2Alphabet) {
     EXPECT_EQ(t[0xAD], "\xC5\x83");  // soft hyphen -> U+0143: the 68th non-printable byte, 256 + 67
     EXPECT_EQ(t[0xE9], "\xC3\xA9");  // printable Latin-1 maps to itself
     std::string back;
-    ASSERT_TRUE(tok::unicode_to_bytes("\xC4\xA0" "hi\xC4\x8A", back));
+    ASSERT_TRUE(
+        tok::unicode_to_bytes("\xC4\xA0"
+                              "hi\xC4\x8A",
+                              back));
     EXPECT_EQ(back, " hi\n");
 }
 
@@ -61,7 +70,9 @@ json tiny_tokenizer(const std::vector<std::pair<std::string, std::string>>& merg
             {"added_tokens", json::array({{{"id", id}, {"content", "<|x|>"}, {"special", true}}})}};
 }
 
-std::unique_ptr<Tokenizer> make(const json& j) { return tok::make_bpe_tokenizer(tok::parse_hf_tokenizer(j.dump(), "")); }
+std::unique_ptr<Tokenizer> make(const json& j) {
+    return tok::make_bpe_tokenizer(tok::parse_hf_tokenizer(j.dump(), ""));
+}
 
 TEST(Bpe, MergesByRankThenLeftmost) {
     // ids: bytes are 0..255 in byte_to_unicode order, so 'a'=97 ... merged pieces follow from 256.
@@ -132,7 +143,8 @@ std::unique_ptr<Tokenizer> from_gguf(gguf::Writer& w, std::vector<uint8_t>& keep
 
 TEST(Gguf, UnsupportedModelAndPreAreNamed) {
     std::vector<uint8_t> keep;
-    for (auto [model, pre, names] : {std::tuple{"bert", "gpt-2", "bert"}, std::tuple{"gpt2", "falcon", "falcon"}}) {
+    for (auto [model, pre, names] :
+         {std::tuple{"bert", "gpt-2", "bert"}, std::tuple{"gpt2", "falcon", "falcon"}}) {
         gguf::Writer w;
         w.set("tokenizer.ggml.model", gguf::Value::str(model));
         w.set("tokenizer.ggml.pre", gguf::Value::str(pre));
@@ -167,15 +179,25 @@ TEST(Gguf, MalformedTokenizerMetadataIsNamed) {
         std::function<void(gguf::Writer&)> edit;
     };
     const Bad cases[] = {
-        {"token_type", [](gguf::Writer& w) { w.set("tokenizer.ggml.token_type", gguf::Value::i32_array({1, 1})); }},
-        {"token_type value 9", [&](gguf::Writer& w) { w.set("tokenizer.ggml.token_type", gguf::Value::i32_array(std::vector<int32_t>(toks.size(), 9))); }},
-        {"has no space", [](gguf::Writer& w) { w.set("tokenizer.ggml.merges", gguf::Value::string_array({"ab"})); }},
-        {"missing from the vocab", [](gguf::Writer& w) { w.set("tokenizer.ggml.merges", gguf::Value::string_array({"a q"})); }},
-        {"scores", [](gguf::Writer& w) {
+        {"token_type",
+         [](gguf::Writer& w) {
+             w.set("tokenizer.ggml.token_type", gguf::Value::i32_array({1, 1}));
+         }},
+        {"token_type value 9",
+         [&](gguf::Writer& w) {
+             w.set("tokenizer.ggml.token_type", gguf::Value::i32_array(std::vector<int32_t>(toks.size(), 9)));
+         }},
+        {"has no space",
+         [](gguf::Writer& w) { w.set("tokenizer.ggml.merges", gguf::Value::string_array({"ab"})); }},
+        {"missing from the vocab",
+         [](gguf::Writer& w) { w.set("tokenizer.ggml.merges", gguf::Value::string_array({"a q"})); }},
+        {"scores",
+         [](gguf::Writer& w) {
              w.set("tokenizer.ggml.model", gguf::Value::str("llama"));
              w.set("tokenizer.ggml.scores", gguf::Value::f32_array({0.5f}));
          }},
-        {"tokenizer.ggml.tokens", [](gguf::Writer& w) { w.set("tokenizer.ggml.tokens", gguf::Value::str("x")); }},
+        {"tokenizer.ggml.tokens",
+         [](gguf::Writer& w) { w.set("tokenizer.ggml.tokens", gguf::Value::str("x")); }},
     };
     for (const auto& c : cases) {
         gguf::Writer w;
@@ -212,7 +234,7 @@ TEST(GptOss, HarmonySpecialsAndExport) {
     }
     EXPECT_FALSE(g->is_eog(200007));  // <|end|> ends a message, not the turn
     EXPECT_EQ(g->bos_id, 199998);
-    EXPECT_EQ(g->eos_id, 200002);      // tokenizer_config eos_token <|return|>
+    EXPECT_EQ(g->eos_id, 200002);  // tokenizer_config eos_token <|return|>
     EXPECT_EQ(g->pad_id, 199999);
     EXPECT_EQ(j->kind(), "hf-json");
     EXPECT_EQ(g->kind(), "gguf-bpe");
@@ -247,7 +269,8 @@ TEST(Bos, FollowsTheTokenizerSetting) {
     auto q = golden_tokenizer("qwen2", "json");
     EXPECT_EQ(q->encode("hi", false, true), q->encode("hi", false, false));
     EXPECT_EQ(golden_tokenizer("llama-spm", "gguf")->kind(), "gguf-spm");
-    EXPECT_TRUE(golden_tokenizer("llama3", "json")->is_eog(*golden_tokenizer("llama3", "json")->find_token("<|eot_id|>")));
+    EXPECT_TRUE(golden_tokenizer("llama3", "json")
+                    ->is_eog(*golden_tokenizer("llama3", "json")->find_token("<|eot_id|>")));
     EXPECT_THROW(golden_tokenizer("gpt2", "json")->token_bytes(-1), Error);
     EXPECT_THROW(golden_tokenizer("gpt2", "json")->token_bytes(1 << 30), Error);
 }
@@ -263,7 +286,8 @@ namespace {
 TEST(AnyBytes, EncodeDecodeRepairs) {
     WO_REQUIRE_GOLDENS();
     std::mt19937 rng(99);
-    for (auto [name, source] : {std::pair{"gpt2", "json"}, std::pair{"llama-spm", "gguf"}, std::pair{"llama3", "gguf"}}) {
+    for (auto [name, source] :
+         {std::pair{"gpt2", "json"}, std::pair{"llama-spm", "gguf"}, std::pair{"llama3", "gguf"}}) {
         const Tokenizer* t = golden_tokenizer(name, source);
         ASSERT_NE(t, nullptr);
         for (int k = 0; k < 300; ++k) {
@@ -290,12 +314,14 @@ namespace {
 TEST(GgufExport, DetectsPreAndMatchesCorpus) {
     WO_REQUIRE_GOLDENS();
     const std::string d = golden_dir() + "/";
-    for (auto [name, pre] : {std::pair{"gpt2", "gpt-2"}, std::pair{"llama3", "llama-bpe"}, std::pair{"qwen2", "qwen2"}}) {
+    for (auto [name, pre] :
+         {std::pair{"gpt2", "gpt-2"}, std::pair{"llama3", "llama-bpe"}, std::pair{"qwen2", "qwen2"}}) {
         const auto& g = golden(name);
         const Tokenizer* j = golden_tokenizer(name, "json");
         gguf::Writer w;
-        write_tokenizer_gguf(d + g["json"].get<std::string>(), g.contains("config") ? d + g["config"].get<std::string>() : "",
-                             w, j->vocab_size() + 64);
+        write_tokenizer_gguf(d + g["json"].get<std::string>(),
+                             g.contains("config") ? d + g["config"].get<std::string>() : "", w,
+                             j->vocab_size() + 64);
         auto bytes = w.to_bytes();
         auto f = gguf::File::parse(bytes.data(), bytes.size());
         EXPECT_EQ(f.get_string("tokenizer.ggml.pre"), pre) << name;
@@ -325,7 +351,8 @@ TEST(HfJson, AddedTokenStrip) {
     auto t = load_tokenizer_json(golden_dir() + "/" + g["json"].get<std::string>());
     ASSERT_GE(g["cases"].size(), 5u);
     for (const auto& c : g["cases"])
-        EXPECT_EQ(t->encode(c["text"].get<std::string>(), true), c["ids"].get<std::vector<int32_t>>()) << c["name"];
+        EXPECT_EQ(t->encode(c["text"].get<std::string>(), true), c["ids"].get<std::vector<int32_t>>())
+            << c["name"];
     // The same text through the unmodified Qwen json keeps the whitespace: the flags matter.
     const auto& first = g["cases"][0];
     EXPECT_NE(golden_tokenizer("qwen2", "json")->encode(first["text"].get<std::string>(), true),
