@@ -108,7 +108,12 @@ int run_serve(ServeOptions o) {
         }
         if (loaded_done && rc != 0) break;
     }
+    // Running streams end with CANCELLED before the server stops, so no pool thread is left
+    // streaming a long generation.
+    engine.stop();
     ready.join();
+    for (int i = 0; i < 100 && engine.slots_busy() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let writers send the final event
     server.stop();
     http.join();
     log::info("exit", {{"code", rc}});

@@ -54,12 +54,16 @@ Engine::Engine(EngineOptions options, Loader loader) : options_(std::move(option
 }
 
 Engine::~Engine() {
+    stop();
+    if (thread_.joinable()) thread_.join();
+}
+
+void Engine::stop() {
     {
         std::lock_guard lock(mu_);
         stopping_ = true;
     }
     cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
 }
 
 void Engine::start() {

@@ -60,6 +60,9 @@ public:
 
     // Starts the thread that loads the model (progress logged) and then schedules.
     void start();
+    // Ends every queued and running job with CANCELLED and refuses new ones; idempotent.
+    // Returns without waiting for a model that is still loading.
+    void stop();
     // Blocks until the model is Ready or Failed; returns the state.
     State wait_loaded();
     State state() const;

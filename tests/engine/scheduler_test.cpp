@@ -109,7 +109,9 @@ TEST(Scheduler, LongPromptIsPrefilledInChunksWithoutStallingDecoding) {
     Fixture f({.n_parallel = 2, .prefill_chunk = 8});
     f.model->step_ms = 1;
     auto a = f.engine->submit(req("a", {1}, 200));
+    // Wait until a is decoding (its first token is out), so its own prompt uses no budget.
     ASSERT_EQ(a->pop(std::chrono::milliseconds(5000))->kind, JobEvent::Kind::Started);
+    ASSERT_EQ(a->pop(std::chrono::milliseconds(5000))->kind, JobEvent::Kind::Token);
     std::vector<int32_t> long_prompt(40, 5);
     auto b = f.engine->submit(req("b", long_prompt, 2));
     drain(*b);

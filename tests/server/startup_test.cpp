@@ -65,6 +65,29 @@ TEST_F(Startup, ReadyCallbackIsPostedAfterTheServerListens) {
     t.join();
 }
 
+TEST_F(Startup, SigtermCancelsRunningStreamsAndExitsZero) {
+    ServeProcess p(model_, {"--threads", "1", "--ctx", "4096"});
+    std::string body;
+    std::thread t([&] {
+        auto r = p.client().Post("/execute", json{{"job_id", "term"}, {"prompt", "x"}, {"max_tokens", 2048}}.dump(),
+                                 "application/json");
+        if (r) body = r->body;
+    });
+    for (int i = 0; i < 400; ++i) {
+        auto h = p.client().Get("/health");
+        if (h && json::parse(h->body)["slots"]["busy"] == 1) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(p.stop(), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+    t.join();
+    const auto ev = parse_sse(body);
+    ASSERT_FALSE(ev.empty()) << body;
+    EXPECT_EQ(ev.back().event, "error");
+    EXPECT_EQ(ev.back().data["code"], "CANCELLED");
+}
+
 TEST_F(Startup, FailedCallbackExitsNonZero) {
     // Nothing listens on port 1 of loopback.
     ServeProcess p(model_, {"--threads", "1", "--callback-url", "http://127.0.0.1:1/ready"}, /*wait_ready=*/false);
