@@ -236,3 +236,26 @@ TEST(Scheduler, LoadFailureFailsQueuedJobsWithModelLoadFailed) {
 
 }  // namespace
 }  // namespace wo::test
+
+namespace wo::test {
+namespace {
+
+TEST(Scheduler, MetricsEventsComeAtMostEvery250ms) {
+    Fixture f;
+    f.model->step_ms = 10;  // the chain from 0 reaches the EOG token 63 after ~630 ms
+    auto r = drain(*f.engine->submit(req("m", {0}, 100)));
+    std::vector<double> at;
+    for (const auto& e : r.events)
+        if (e.kind == JobEvent::Kind::Metrics) {
+            at.push_back(e.decode_time_ms);
+            EXPECT_EQ(e.vram_bytes, 1024u);  // the fake's weights + KV
+            EXPECT_GT(e.tokens_out, 0);
+        }
+    EXPECT_EQ(r.last().stop_reason, StopReason::EOS);
+    ASSERT_GE(at.size(), 1u);
+    EXPECT_LE(at.size(), 3u);
+    for (size_t i = 1; i < at.size(); ++i) EXPECT_GE(at[i] - at[i - 1], 250.0);
+}
+
+}  // namespace
+}  // namespace wo::test
