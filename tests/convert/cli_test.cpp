@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "convert/byte_tokenizer.h"
 #include "gguf/gguf.h"
 
 namespace wo {
@@ -52,29 +53,7 @@ TEST_F(ConvertCli, ShardedLlamaToQ8_0) {
 
 TEST_F(ConvertCli, EmbedsTokenizerPaddedToTheModelVocabulary) {
     for (const auto& e : fs::directory_iterator(fs::path(WO_FIXTURES) / "gpt2-tiny")) fs::copy(e.path(), dir_ / e.path().filename());
-    // GPT-2's byte-to-unicode map: 256 single-byte tokens, no merges.
-    nlohmann::json vocab = nlohmann::json::object();
-    int extra = 0;
-    for (int b = 0; b < 256; ++b) {
-        const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-        const int cp = printable ? b : 256 + extra++;
-        std::string u;
-        if (cp < 0x80) {
-            u += char(cp);
-        } else {
-            u += char(0xC0 | (cp >> 6));
-            u += char(0x80 | (cp & 0x3F));
-        }
-        vocab[u] = b;
-    }
-    nlohmann::json tok = {
-        {"version", "1.0"},
-        {"added_tokens", nlohmann::json::array({{{"id", 256}, {"content", "<|endoftext|>"}, {"special", true}}})},
-        {"normalizer", nullptr},
-        {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
-        {"decoder", {{"type", "ByteLevel"}}},
-        {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}},
-    };
+    const nlohmann::json tok = test::byte_level_tokenizer_json();
     std::ofstream(dir_ / "tokenizer.json") << tok.dump();
     int rc = 0;
     const std::string out = (dir_ / "t.gguf").string();
