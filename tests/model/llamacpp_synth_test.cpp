@@ -7,10 +7,15 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "convert/byte_tokenizer.h"
+#include "convert/convert.h"
 #include "convert/synth.h"
+#include "quant/quant.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 
@@ -142,6 +147,82 @@ INSTANTIATE_TEST_SUITE_P(Synth, LlamaCppSynth, ::testing::ValuesIn(kCases), [](c
         if (ch == '-') ch = '_';
     return s;
 });
+
+// The converted gpt-oss fixture, made exact for llama.cpp's CPU code: experts widened from MXFP4
+// to F32 (so llama.cpp does not round activations for them) and YaRN removed (llama.cpp rounds
+// its ramp bounds). Then llama.cpp and worker-orcd must agree to f32 precision on the file
+// `convert` wrote: same tensor semantics (gate/up split, sinks, router, biases, window pattern).
+TEST(LlamaCppConverted, GptOssFixtureWithF32Experts) {
+    const std::string nm = std::string(WO_GOLDEN) + "/node_modules";
+    ASSERT_TRUE(fs::exists(nm + "/node-llama-cpp")) << "llama.cpp reference missing: run scripts/goldens " << WO_GOLDEN;
+    const fs::path dir = fs::temp_directory_path() / ("wo-lcg-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path src = fs::path(WO_FIXTURES) / "gpt-oss-tiny";
+    fs::copy(src / "config.json", dir / "config.json");
+    fs::copy(src / "model.safetensors", dir / "model.safetensors");
+    std::ofstream(dir / "tokenizer.json") << test::byte_level_tokenizer_json().dump();
+    const std::string conv = (dir / "c.gguf").string(), path = (dir / "f.gguf").string();
+    convert::ConvertOptions co;
+    co.type = GgmlType::F32;
+    convert::convert_hf(dir.string(), conv, co);
+    {
+        const auto f = gguf::File::open(conv);
+        gguf::Writer w(f.alignment());
+        for (const auto& [k, v] : f.metadata()) {
+            if (k == "gpt-oss.rope.scaling.factor" || k == "gpt-oss.rope.scaling.original_context_length") continue;
+            w.set(k, k == "gpt-oss.rope.scaling.type" ? gguf::Value::str("none") : v);
+        }
+        for (const auto& t : f.tensors()) {
+            if (t.type == GgmlType::MXFP4) {
+                std::vector<float> x(t.n_elements);
+                quant::dequantize_row(t.type, f.tensor_data(t), x.data(), int64_t(t.n_elements));
+                std::vector<uint8_t> b(x.size() * 4);
+                std::memcpy(b.data(), x.data(), b.size());
+                w.add_tensor(t.name, GgmlType::F32, t.shape, std::move(b));
+            } else {
+                w.add_tensor(t.name, t.type, t.shape, std::vector<uint8_t>(f.tensor_data(t), f.tensor_data(t) + t.n_bytes));
+            }
+        }
+        w.write(path);
+    }
+    const std::vector<int32_t> prompt{227, 291, 275, 89, 375, 360, 132, 371, 5, 17, 300, 41};
+    std::string ids;
+    for (int32_t id : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    std::string out;
+    FILE* p = popen(("NODE_PATH=" + nm + " node " + WO_SOURCE_DIR + "/tests/golden/llamacpp-greedy.mjs " + path + " " + ids +
+                     " " + std::to_string(kGen) + " 2>/dev/null").c_str(), "r");
+    char buf[65536];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    ASSERT_EQ(pclose(p), 0) << out;
+    const auto ref = nlohmann::json::parse(out);
+
+    auto file = std::make_shared<const gguf::File>(gguf::File::open(path));
+    LoadOptions lo;
+    lo.n_threads = 2;
+    auto m = load_model(file, lo);
+    m->reserve(1, 64);
+    std::vector<BatchToken> batch;
+    for (size_t i = 0; i < prompt.size(); ++i) batch.push_back({prompt[i], int32_t(i), 0, i + 1 == prompt.size()});
+    std::vector<float> lg;
+    m->forward(batch, lg);
+    const float mx = *std::max_element(lg.begin(), lg.end());
+    double z = 0, worst = 0;
+    for (float v : lg) z += std::exp(double(v) - mx);
+    for (const auto& tp : ref["top"])
+        worst = std::max(worst, std::abs(tp[1].get<double>() - std::exp(double(lg[tp[0].get<size_t>()]) - mx) / z));
+    std::vector<int32_t> greedy;
+    for (int i = 0; i < kGen; ++i) {
+        greedy.push_back(int32_t(std::max_element(lg.begin(), lg.end()) - lg.begin()));
+        if (i + 1 == kGen) break;
+        lg.clear();
+        m->forward({{greedy.back(), int32_t(prompt.size() + size_t(i)), 0, true}}, lg);
+    }
+    std::printf("[ llama.cpp] converted gpt-oss, F32 experts: max |p_ours - p_llama.cpp| %.3g\n", worst);
+    // Both in f32, only summation order differs.
+    EXPECT_LE(worst, 1e-4);
+    EXPECT_EQ(greedy, ref["greedy"].get<std::vector<int32_t>>());
+    fs::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace wo
