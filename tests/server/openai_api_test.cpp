@@ -144,5 +144,42 @@ TEST_F(OpenAiApi, ChatStopsAtContextAndCountsUsage) {
     EXPECT_EQ(p + c, 160);
 }
 
+TEST(OpenAiTemplates, ChatMlModelUsesItsGgufTemplateAndNoTemplateIsA400) {
+    const std::string chat = tiny_qwen2_model(true), plain = tiny_qwen2_model(false);
+    if (chat.empty()) GTEST_SKIP() << "Qwen tokenizer not installed (run scripts/goldens)";
+    auto file = gguf::File::open(chat);
+    auto tok = load_tokenizer(file);
+    ASSERT_FALSE(tok->chat_template.empty());
+    {
+        ServeProcess p(chat, {"--threads", "1", "--ctx", "256", "--parallel", "1"});
+        ASSERT_GT(p.port(), 0) << p.log_text();
+        const json body = {{"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Hi"}}}},
+                           {"max_tokens", 3}, {"temperature", 0}};
+        auto r = p.client().Post("/v1/chat/completions", body.dump(), "application/json");
+        ASSERT_TRUE(r);
+        ASSERT_EQ(r->status, 200) << r->body;
+        const json j = json::parse(r->body);
+        // The ChatML text the Qwen template renders for this conversation, written by hand.
+        const std::string want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
+        EXPECT_EQ(j["usage"]["prompt_tokens"], tok->encode(want, true, false).size());
+        EXPECT_EQ(j["usage"]["completion_tokens"], 3);
+        EXPECT_FALSE(j["choices"][0]["message"].contains("reasoning_content"));
+    }
+    {
+        ServeProcess p(plain, {"--threads", "1", "--ctx", "256", "--parallel", "1"});
+        ASSERT_GT(p.port(), 0) << p.log_text();
+        auto r = p.client().Post("/v1/chat/completions", json{{"messages", {{{"role", "user"}, {"content", "Hi"}}}}}.dump(),
+                                 "application/json");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400);
+        EXPECT_NE(json::parse(r->body)["error"]["message"].get<std::string>().find("no chat template"), std::string::npos)
+            << r->body;
+        // Completions need no template.
+        r = p.client().Post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}}.dump(), "application/json");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200) << r->body;
+    }
+}
+
 }  // namespace
 }  // namespace wo::test

