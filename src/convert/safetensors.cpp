@@ -36,14 +36,14 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 float StTensor::at(int64_t i) const {
-    if (dtype == "F32") {
+    if (fdt == Float::F32) {
         float f;
         std::memcpy(&f, data + i * 4, 4);
         return f;
     }
     uint16_t h;
     std::memcpy(&h, data + i * 2, 2);
-    return dtype == "F16" ? quant::f16_to_f32(h) : quant::bf16_to_f32(h);
+    return fdt == Float::F16 ? quant::f16_to_f32(h) : quant::bf16_to_f32(h);
 }
 
 Checkpoint::~Checkpoint() = default;
@@ -80,6 +80,10 @@ void Checkpoint::add_file(const std::string& path) {
         t.file = path;
         if (!v["dtype"].is_string()) fail(where + ": dtype is not a string");
         t.dtype = v["dtype"].get<std::string>();
+        t.fdt = t.dtype == "F32"    ? StTensor::Float::F32
+                : t.dtype == "F16"  ? StTensor::Float::F16
+                : t.dtype == "BF16" ? StTensor::Float::BF16
+                                    : StTensor::Float::NONE;
         const int64_t esize = dtype_size(t.dtype);
         if (esize == 0) fail(where + ": unknown dtype " + t.dtype);
         if (!v["shape"].is_array()) fail(where + ": shape is not an array");

@@ -25,11 +25,13 @@ struct StTensor {
     const uint8_t* data = nullptr;
     uint64_t n_bytes = 0;
     std::string file;            // for error messages
+    // The float dtypes as a number, so at() does not compare strings per element.
+    enum class Float : uint8_t { NONE, F32, F16, BF16 } fdt = Float::NONE;
 
     int64_t dim(size_t i) const { return i < shape.size() ? shape[i] : 1; }
     // Element i as float; dtype must be F32, F16 or BF16 (callers check with is_float()).
     float at(int64_t i) const;
-    bool is_float() const { return dtype == "F32" || dtype == "F16" || dtype == "BF16"; }
+    bool is_float() const { return fdt != Float::NONE; }
 };
 
 class Checkpoint {
