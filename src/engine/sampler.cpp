@@ -42,56 +42,91 @@ std::vector<float> penalized_scaled(std::span<const float> logits, std::span<con
     return z;
 }
 
-// Candidates of the whole pipeline, renormalized; sorted by probability iff `sorted`.
-std::vector<Cand> select(std::span<const float> logits, std::span<const int32_t> context,
-                         const SamplingParams& p, bool sorted) {
-    WO_CHECK(!logits.empty(), "sampling from an empty logit vector");
-    std::vector<float> z = penalized_scaled(logits, context, p);
+void renormalize(std::vector<Cand>& v) {
+    double s = 0;
+    for (const Cand& x : v) s += x.second;
+    for (Cand& x : v) x.second = static_cast<float>(x.second / s);
+}
+
+// Probabilities of the full vocabulary, in place (softmax; the sum is kept in double because
+// it adds 200k small terms). Returns false when no logit is finite.
+bool softmax_inplace(std::vector<float>& z) {
     const float zmax = *std::max_element(z.begin(), z.end());
-    if (!std::isfinite(zmax)) return {{argmax(z), 1.0f}};  // nothing finite to normalize
-
-    // Softmax over the full vocabulary (double sum: 200k small terms).
-    std::vector<Cand> c(z.size());
+    if (!std::isfinite(zmax)) return false;
     double sum = 0;
-    for (size_t i = 0; i < z.size(); ++i) {
-        const double e = std::exp(static_cast<double>(z[i]) - zmax);
-        c[i] = {static_cast<int32_t>(i), static_cast<float>(e)};
-        sum += e;
+    for (float& v : z) {
+        v = std::exp(v - zmax);
+        sum += v;
     }
-    for (Cand& x : c) x.second = static_cast<float>(x.second / sum);
+    const float inv = static_cast<float>(1.0 / sum);
+    for (float& v : z) v *= inv;
+    return true;
+}
 
-    auto renormalize = [](std::vector<Cand>& v) {
-        double s = 0;
-        for (const Cand& x : v) s += x.second;
-        for (Cand& x : v) x.second = static_cast<float>(x.second / s);
-    };
+// The top-p prefix of `c` (any order on entry; sorted on return), renormalized.
+void top_p_cut(std::vector<Cand>& c, float top_p) {
+    std::sort(c.begin(), c.end(), by_prob_desc);
+    double cum = 0;
+    size_t keep = 0;
+    while (keep < c.size() && (keep == 0 || cum < top_p)) cum += c[keep++].second;
+    c.resize(keep);
+    renormalize(c);
+}
 
+// Candidates of the whole pipeline, renormalized; sorted by probability iff `sorted`.
+// `probs` holds the full-vocabulary softmax on entry.
+std::vector<Cand> select_from(const std::vector<float>& probs, const SamplingParams& p, bool sorted) {
+    const size_t n = probs.size();
+    float pmax = *std::max_element(probs.begin(), probs.end());
+    std::vector<Cand> c;
     bool is_sorted = false;
-    if (p.top_k > 0 && static_cast<size_t>(p.top_k) < c.size()) {
-        std::partial_sort(c.begin(), c.begin() + p.top_k, c.end(), by_prob_desc);
-        c.resize(p.top_k);
-        is_sorted = true;
-        renormalize(c);
-    }
-    if (p.top_p < 1.0f) {
-        // Smallest prefix (by probability) whose mass reaches top_p; at least one token.
-        // Sort progressively: the prefix is usually short even for a 200k vocab.
-        size_t m = is_sorted ? c.size() : std::min<size_t>(c.size(), 1024);
-        size_t keep = 0;
-        for (;;) {
-            if (!is_sorted) std::partial_sort(c.begin(), c.begin() + m, c.end(), by_prob_desc);
-            double cum = 0;
-            keep = 0;
-            while (keep < m && (keep == 0 || cum < p.top_p)) cum += c[keep++].second;
-            if (cum >= p.top_p || m == c.size()) break;
-            m = std::min(c.size(), m * 4);
+    if (p.top_k > 0 && static_cast<size_t>(p.top_k) < n) {
+        // A heap of the k best seen so far (its front is the worst of them): one pass over the
+        // vocabulary, and most tokens are rejected by a single comparison.
+        const size_t k = static_cast<size_t>(p.top_k);
+        c.reserve(k);
+        for (size_t i = 0; i < n; ++i) {
+            const Cand x{static_cast<int32_t>(i), probs[i]};
+            if (c.size() < k) {
+                c.push_back(x);
+                std::push_heap(c.begin(), c.end(), by_prob_desc);
+            } else if (by_prob_desc(x, c.front())) {
+                std::pop_heap(c.begin(), c.end(), by_prob_desc);
+                c.back() = x;
+                std::push_heap(c.begin(), c.end(), by_prob_desc);
+            }
         }
-        c.resize(keep);
-        is_sorted = true;
         renormalize(c);
+        if (p.top_p < 1.0f) {
+            top_p_cut(c, p.top_p);
+            is_sorted = true;
+        }
+    } else if (p.top_p < 1.0f) {
+        // The nucleus is a prefix of the tokens by probability, so it lies inside any set
+        // {p >= t} whose mass already reaches top_p: gather such a set with a falling threshold
+        // and sort only it, not the whole vocabulary.
+        float t = pmax * 1e-2f;
+        for (;;) {
+            c.clear();
+            double mass = 0;
+            for (size_t i = 0; i < n; ++i)
+                if (probs[i] >= t) {
+                    c.push_back({static_cast<int32_t>(i), probs[i]});
+                    mass += probs[i];
+                }
+            if (mass >= p.top_p || t == 0.0f) break;
+            t = t > 1e-30f ? t * 1e-2f : 0.0f;  // the last round takes every token
+        }
+        top_p_cut(c, p.top_p);
+        is_sorted = true;
+    } else {
+        // min-p alone (or nothing): a threshold pass, no order needed.
+        const float cut = p.min_p > 0.0f ? p.min_p * pmax : 0.0f;
+        for (size_t i = 0; i < n; ++i)
+            if (probs[i] >= cut && probs[i] > 0.0f) c.push_back({static_cast<int32_t>(i), probs[i]});
     }
     if (p.min_p > 0.0f) {
-        float pmax = 0;
+        pmax = 0;
         for (const Cand& x : c) pmax = std::max(pmax, x.second);
         const float cut = p.min_p * pmax;
         std::erase_if(c, [cut](const Cand& x) { return x.second < cut; });
@@ -115,25 +150,43 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 
 std::vector<std::pair<int32_t, float>> Sampler::distribution(std::span<const float> logits,
                                                              std::span<const int32_t> context) const {
-    if (params_.temperature <= 0.0f) {
-        std::vector<float> z = penalized_scaled(logits, context, {.temperature = 1.0f,
-                                                                  .repetition_penalty = params_.repetition_penalty});
-        return {{argmax(z), 1.0f}};
-    }
-    return select(logits, context, params_, true);
+    WO_CHECK(!logits.empty(), "sampling from an empty logit vector");
+    SamplingParams unit = params_;
+    if (params_.temperature <= 0.0f) unit.temperature = 1.0f;
+    std::vector<float> z = penalized_scaled(logits, context, unit);
+    if (params_.temperature <= 0.0f) return {{argmax(z), 1.0f}};
+    const int32_t best = argmax(z);
+    if (!softmax_inplace(z)) return {{best, 1.0f}};
+    return select_from(z, params_, true);
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> context) {
+    WO_CHECK(!logits.empty(), "sampling from an empty logit vector");
     if (params_.temperature <= 0.0f) return distribution(logits, context)[0].first;
-    const std::vector<Cand> c = select(logits, context, params_, false);
-    if (c.size() == 1) return c[0].first;
+    std::vector<float> z = penalized_scaled(logits, context, params_);
+    const int32_t best = argmax(z);
+    if (!softmax_inplace(z)) return best;
+    const bool filtered = (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < z.size()) ||
+                          params_.top_p < 1.0f || params_.min_p > 0.0f;
     const double r = uniform01(rng_);
     double cum = 0;
+    if (!filtered) {  // the whole vocabulary, in id order: no candidate list needed
+        int32_t last = 0;
+        for (size_t i = 0; i < z.size(); ++i) {
+            if (z[i] <= 0.0f) continue;
+            cum += z[i];
+            last = static_cast<int32_t>(i);
+            if (r < cum) return last;
+        }
+        return last;  // rounding left r just above the total mass
+    }
+    const std::vector<Cand> c = select_from(z, params_, false);
+    if (c.size() == 1) return c[0].first;
     for (const Cand& x : c) {
         cum += x.second;
         if (r < cum) return x.first;
     }
-    return c.back().first;  // rounding left r just above the total mass
+    return c.back().first;
 }
 
 }  // namespace wo

@@ -69,6 +69,26 @@ TEST(Sampler, TopKKeepsKAndRenormalizes) {
     expect_dist(s.distribution(logits_of(kP4), {}), {{0, 0.5 / 0.75}, {1, 0.25 / 0.75}});
 }
 
+TEST(Sampler, TopKOverLargeVocabularyKeepsTheKLargest) {
+    std::mt19937 gen(5);
+    std::normal_distribution<float> nd(0, 2);
+    std::vector<float> l(5000);
+    for (float& v : l) v = nd(gen);
+    l[17] = l[4000] = 9.0f;  // a tie at the top: the lower id ranks first
+    std::vector<int32_t> ids(l.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+    std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return l[a] > l[b]; });
+    auto d = Sampler({.top_k = 40}).distribution(l, {});
+    ASSERT_EQ(d.size(), 40u);
+    double z = 0;
+    for (int i = 0; i < 40; ++i) z += std::exp(static_cast<double>(l[ids[i]]));
+    for (int i = 0; i < 40; ++i) {
+        EXPECT_EQ(d[i].first, ids[i]) << "rank " << i;
+        EXPECT_NEAR(d[i].second, std::exp(static_cast<double>(l[ids[i]])) / z, 1e-5);
+    }
+    EXPECT_EQ(d[0].first, 17);
+}
+
 TEST(Sampler, TopPCutsAtCumulativeMass) {
     // 0.5 < 0.7 <= 0.75: two tokens.
     expect_dist(Sampler({.top_p = 0.7f}).distribution(logits_of(kP4), {}), {{0, 2.0 / 3}, {1, 1.0 / 3}});
