@@ -19,8 +19,14 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
     if (opts.backend == "cpu") return make_cpu_backend(opts.n_threads);
     auto& f = backend_factories();
     auto it = f.find(opts.backend);
-    if (it == f.end())
-        throw Error(Code::INVALID_ARGUMENT, "backend '" + opts.backend + "' is not available in this build");
+    if (it == f.end()) {
+        std::string have = "cpu";
+        for (const auto& [name, _] : f) have += ", " + name;
+        // A CUDA build compiles CUDA code, but the CUDA backend itself is not registered until
+        // it exists; say so instead of implying a rebuild would help.
+        throw Error(Code::INVALID_ARGUMENT, "backend '" + opts.backend + "' is not available (this build has: " +
+                                                have + "; the CUDA backend is not implemented yet)");
+    }
     return it->second(BackendOptions{opts.n_threads, opts.device});
 }
 

@@ -122,18 +122,20 @@ TEST_F(Startup, LoadProgressIsLogged) {
     EXPECT_EQ(pct, (std::vector<int>{0, 25, 50, 75, 100}));
 }
 
-TEST_F(Startup, CudaBackendIsAClearErrorWithoutCuda) {
+TEST_F(Startup, CudaBackendIsAClearErrorUntilItExists) {
     std::string out;
     FILE* f = popen((std::string(WO_BINARY) + " serve --model " + model_ + " --backend cuda --port 0 2>&1").c_str(), "r");
     char buf[4096];
     size_t k;
     while ((k = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, k);
     const int st = pclose(f);
-#ifdef WO_HAVE_CUDA
-    GTEST_SKIP() << "built with CUDA";
-#endif
     EXPECT_NE(WEXITSTATUS(st), 0);
+#ifdef WO_HAVE_CUDA
+    // CUDA code is compiled in, but no CUDA backend is registered yet: the load fails by name.
+    EXPECT_NE(out.find("backend 'cuda' is not available"), std::string::npos) << out;
+#else
     EXPECT_NE(out.find("built without the CUDA backend"), std::string::npos) << out;
+#endif
 }
 
 TEST_F(Startup, QueueFullAndTimeoutAreReachable) {
