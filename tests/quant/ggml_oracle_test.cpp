@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "quant/blocks.h"
+#include "require_goldens.h"
 #include "quant/quant.h"
 
 namespace wo::quant {
@@ -42,8 +43,8 @@ using DequantFn = void (*)(const void*, float*, int64_t);
 
 #define REQUIRE_GGML(g)                                                                              \
     if (!(g).loaded())                                                                               \
-    GTEST_SKIP() << "llama.cpp reference library not found (run scripts/goldens): " << kLib << ": " \
-                 << dlerror()
+    WO_SKIP_WITHOUT_GOLDENS("llama.cpp reference library not found (run scripts/goldens): " << kLib << ": " \
+                            << dlerror())
 
 uint32_t bits(float f) {
     uint32_t u;

@@ -3,6 +3,8 @@
 // disconnect, error codes, health, metrics, correlation ids.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include "require_goldens.h"
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -84,7 +86,7 @@ protected:
         server_ = nullptr;
     }
     void SetUp() override {
-        if (model_.empty()) GTEST_SKIP() << "gpt-oss tokenizer not installed (run scripts/goldens)";
+        if (model_.empty()) WO_SKIP_WITHOUT_GOLDENS("gpt-oss tokenizer not installed (run scripts/goldens)");
         ASSERT_GT(server_->port(), 0) << server_->log_text();
     }
     static json body(const std::string& id, const std::string& prompt, int max_tokens, json extra = json::object()) {

@@ -3,6 +3,8 @@
 // stream and the tokenizer; plus request errors in OpenAI's shape.
 #include <gtest/gtest.h>
 
+#include "require_goldens.h"
+
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -40,7 +42,7 @@ protected:
         server_ = nullptr;
     }
     void SetUp() override {
-        if (model_.empty()) GTEST_SKIP() << "gpt-oss tokenizer not installed (run scripts/goldens)";
+        if (model_.empty()) WO_SKIP_WITHOUT_GOLDENS("gpt-oss tokenizer not installed (run scripts/goldens)");
         ASSERT_GT(server_->port(), 0) << server_->log_text();
     }
     static json post(const std::string& path, const json& body, int* status = nullptr, std::string* raw = nullptr) {
@@ -56,7 +58,7 @@ protected:
 
 TEST_F(OpenAiApi, OfficialClientParsesStreamedAndWholeResponses) {
     const std::string nm = std::string(WO_GOLDEN) + "/node_modules";
-    if (!std::filesystem::exists(nm + "/openai/package.json")) GTEST_SKIP() << "openai npm package not installed";
+    if (!std::filesystem::exists(nm + "/openai/package.json")) WO_SKIP_WITHOUT_GOLDENS("openai npm package not installed");
     const std::string out = run_capture("NODE_PATH=" + nm + " node " + WO_SOURCE_DIR + "/tests/golden/openai-client.mjs http://127.0.0.1:" +
                                         std::to_string(server_->port()) + " 2>&1");
     const json r = json::parse(out, nullptr, false);
@@ -146,7 +148,7 @@ TEST_F(OpenAiApi, ChatStopsAtContextAndCountsUsage) {
 
 TEST(OpenAiTemplates, ChatMlModelUsesItsGgufTemplateAndNoTemplateIsA400) {
     const std::string chat = tiny_qwen2_model(true), plain = tiny_qwen2_model(false);
-    if (chat.empty()) GTEST_SKIP() << "Qwen tokenizer not installed (run scripts/goldens)";
+    if (chat.empty()) WO_SKIP_WITHOUT_GOLDENS("Qwen tokenizer not installed (run scripts/goldens)");
     auto file = gguf::File::open(chat);
     auto tok = load_tokenizer(file);
     ASSERT_FALSE(tok->chat_template.empty());

@@ -2,6 +2,8 @@
 // capacity and time limits configured on the command line.
 #include <gtest/gtest.h>
 
+#include "require_goldens.h"
+
 #include <fstream>
 #include <mutex>
 
@@ -17,7 +19,7 @@ class Startup : public ::testing::Test {
 protected:
     void SetUp() override {
         model_ = tiny_gptoss_model();
-        if (model_.empty()) GTEST_SKIP() << "gpt-oss tokenizer not installed (run scripts/goldens)";
+        if (model_.empty()) WO_SKIP_WITHOUT_GOLDENS("gpt-oss tokenizer not installed (run scripts/goldens)");
     }
     std::string model_;
 };
