@@ -1,9 +1,11 @@
 // RoPE parameters and the per-dimension frequencies every backend uses, computed once on the
-// host so CPU and CUDA rotate by exactly the same angles.
+// host at load and uploaded (RopeParams::inv_freq), so CPU and CUDA rotate by the same angles.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "backend/tensor.h"
 
 namespace wo {
 
@@ -24,6 +26,7 @@ struct RopeParams {
     float beta_fast = 32;             // YARN ramp bounds (gpt-oss / OAI ntk_beta)
     float beta_slow = 1;              // (OAI ntk_alpha)
     std::vector<float> freq_factors;  // optional per-pair divisors (llama rope_freqs.weight)
+    Tensor inv_freq;                  // F32 [n_dims/2] in backend memory: rope_inv_freq(*this)
 };
 
 // YaRN ramp bounds as OAI computes them, NOT rounded (OAI config "truncate": false):

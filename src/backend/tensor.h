@@ -9,9 +9,15 @@
 
 namespace wo {
 
+// How a weight's blocks are ordered in memory. GGUF: as in the file (what the CPU uses and
+// what quant/ dequantizes). DEVICE: repacked at load by the backend that made it, for aligned
+// vector loads; only that backend's kernels read it.
+enum class WeightLayout : uint8_t { GGUF, DEVICE };
+
 struct Tensor {
     void* data = nullptr;
     GgmlType type = GgmlType::F32;
+    WeightLayout layout = WeightLayout::GGUF;
     int64_t ne[3] = {1, 1, 1};  // elements per row, rows, matrices
     size_t nb1 = 0;             // bytes from one row to the next (>= row_bytes(type, ne[0]))
     size_t nb2 = 0;             // bytes from one matrix to the next

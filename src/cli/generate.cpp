@@ -1,7 +1,8 @@
 // `worker-orcd generate --model M.gguf (--prompt TEXT | --prompt-ids 1,2,3) [-n N] [sampling]
 // [--threads N] [--ids]`: loads a model, prefills the prompt and streams sampled tokens to the
 // terminal (text through StreamDecoder so multi-byte characters arrive whole, or ids with --ids).
-// Timing goes to stderr so stdout holds only the continuation.
+// It drives a one-slot Engine, so there is one decode loop in the project. Timing goes to
+// stderr so stdout holds only the continuation.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,7 +11,7 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "engine/sampler.h"
+#include "engine/engine.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -32,76 +33,99 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// A tokenizer for ids in, ids out on a file that has none: every id decodes to no text.
+class IdsOnly final : public Tokenizer {
+public:
+    explicit IdsOnly(int32_t n) : n_(n) {}
+    std::vector<int32_t> encode(std::string_view, bool, bool) const override { return {}; }
+    std::string token_bytes(int32_t) const override { return {}; }
+    int32_t vocab_size() const override { return n_; }
+    std::optional<int32_t> find_token(std::string_view) const override { return std::nullopt; }
+    std::string_view kind() const override { return "none"; }
+
+private:
+    int32_t n_;
+};
+
 void run_generate(const GenerateOptions& o) {
     if (o.n_predict < 0) throw Error(Code::INVALID_ARGUMENT, "-n must be >= 0");
     auto file = std::make_shared<const gguf::File>(gguf::File::open(o.model));
-    std::unique_ptr<Tokenizer> tok;
-    if (!o.prompt.empty() || !o.ids) tok = load_tokenizer(*file);  // ids in, ids out needs none
+    LoadedModel lm;
+    lm.file = file;
+    lm.name = o.model;
+    if (!o.prompt.empty() || !o.ids) lm.tokenizer = load_tokenizer(*file);  // ids in, ids out needs none
     std::vector<int32_t> prompt = o.prompt_ids;
-    if (!o.prompt.empty()) prompt = tok->encode(o.prompt, /*parse_special=*/true, /*add_bos=*/true);
+    if (!o.prompt.empty()) prompt = lm.tokenizer->encode(o.prompt, /*parse_special=*/true, /*add_bos=*/true);
     if (prompt.empty())
         throw Error(Code::INVALID_ARGUMENT, "the prompt is empty (give --prompt or --prompt-ids)");
 
     LoadOptions lo;
     lo.backend = o.backend;
     lo.n_threads = o.threads;
-    auto model = load_model(file, lo);
-    const Hparams& hp = model->hparams();
+    lm.model = load_model(file, lo);
+    const Hparams& hp = lm.model->hparams();
+    if (!lm.tokenizer) lm.tokenizer = std::make_unique<IdsOnly>(hp.n_vocab);
     for (int32_t id : prompt)
         if (id < 0 || id >= hp.n_vocab)
             throw Error(Code::INVALID_ARGUMENT, "prompt token id " + std::to_string(id) +
-                                                    " is outside the vocabulary of " +
-                                                    std::to_string(hp.n_vocab));
+                                                    " is outside the vocabulary of " + std::to_string(hp.n_vocab));
     const int n_ctx = static_cast<int>(
         std::min<int64_t>(hp.n_ctx_train, static_cast<int64_t>(prompt.size()) + o.n_predict));
     if (static_cast<int64_t>(prompt.size()) >= n_ctx && o.n_predict > 0)
         throw Error(Code::CONTEXT_OVERFLOW, "prompt of " + std::to_string(prompt.size()) +
                                                 " tokens leaves no room in the model's context of " +
                                                 std::to_string(hp.n_ctx_train));
-    model->reserve(1, std::max(n_ctx, static_cast<int>(prompt.size())));
+    if (o.n_predict == 0) return;
 
-    Sampler sampler(o.sampling);
-    std::vector<int32_t> context = prompt;
-    std::vector<BatchToken> batch;
-    for (size_t i = 0; i < prompt.size(); ++i)
-        batch.push_back({prompt[i], static_cast<int32_t>(i), 0, i + 1 == prompt.size()});
-    std::vector<float> logits;
-    auto t0 = std::chrono::steady_clock::now();
-    model->forward(batch, logits);
-    const double t_prefill = seconds_since(t0);
-
-    std::unique_ptr<StreamDecoder> dec;
-    if (!o.ids) dec = std::make_unique<StreamDecoder>(*tok);
+    // One slot of the serving engine: the same decode loop the server runs.
+    EngineOptions eo;
+    eo.model_path = o.model;
+    eo.backend = o.backend;
+    eo.n_ctx = std::max(n_ctx, static_cast<int>(prompt.size()));
+    eo.n_parallel = 1;
+    eo.max_queue = 1;
+    eo.prefill_chunk = 512;
+    eo.timeout_ms = 0;
+    auto shared = std::make_shared<LoadedModel>(std::move(lm));
+    Engine engine(eo, [shared](const EngineOptions&) { return std::move(*shared); });
+    engine.start();
+    if (engine.wait_loaded() != Engine::State::Ready) throw Error(engine.load_error_code(), engine.load_error());
+    GenerateRequest req;
+    req.job_id = "generate";
+    req.prompt = prompt;
+    req.sampling = o.sampling;
+    req.max_tokens = o.n_predict;
+    auto job = engine.submit(std::move(req));
+    const auto t0 = std::chrono::steady_clock::now();
+    double t_first = 0;
     int n_gen = 0;
-    t0 = std::chrono::steady_clock::now();
-    for (; n_gen < o.n_predict; ++n_gen) {
-        const int32_t id = sampler.sample(logits, context);
-        context.push_back(id);
-        const std::string out = o.ids ? std::to_string(id) + "\n" : dec->push(id);
-        std::fwrite(out.data(), 1, out.size(), stdout);
-        std::fflush(stdout);
-        if (tok && tok->is_eog(id)) {
-            ++n_gen;
+    for (;;) {
+        auto e = job->pop(std::chrono::milliseconds(1000));
+        if (!e) continue;
+        if (e->kind == JobEvent::Kind::Token) {
+            if (n_gen == 0) t_first = seconds_since(t0);
+            n_gen += static_cast<int>(e->tokens.size());
+            std::string out;
+            if (o.ids)
+                for (int32_t id : e->tokens) out += std::to_string(id) + "\n";
+            else
+                out = e->text;
+            std::fwrite(out.data(), 1, out.size(), stdout);
+            std::fflush(stdout);
+        } else if (e->kind == JobEvent::Kind::End) {
+            n_gen = e->tokens_out;
             break;
+        } else if (e->kind == JobEvent::Kind::Error) {
+            throw Error(e->code, e->message);
         }
-        if (n_gen + 1 == o.n_predict || static_cast<int>(context.size()) >= n_ctx) {
-            ++n_gen;
-            break;
-        }
-        logits.clear();
-        model->forward({{id, static_cast<int32_t>(context.size() - 1), 0, true}}, logits);
     }
-    if (dec) {
-        const std::string rest = dec->flush();
-        std::fwrite(rest.data(), 1, rest.size(), stdout);
-        std::fputc('\n', stdout);
-    }
-    const double t_decode = seconds_since(t0);
+    if (!o.ids) std::fputc('\n', stdout);
+    const double t_all = seconds_since(t0);
     log::info("generate.done", {{"prompt_tokens", prompt.size()},
-                                {"prefill_tok_s", prompt.size() / std::max(t_prefill, 1e-9)},
+                                {"first_token_s", t_first},
                                 {"generated", n_gen},
-                                {"decode_tok_s", n_gen > 1 ? (n_gen - 1) / std::max(t_decode, 1e-9) : 0.0},
-                                {"backend", model->backend_name()}});
+                                {"decode_tok_s", n_gen > 1 ? (n_gen - 1) / std::max(t_all - t_first, 1e-9) : 0.0},
+                                {"backend", o.backend}});
 }
 
 }  // namespace

@@ -88,7 +88,12 @@ void Engine::load() {
             log::warn("ctx_clamped", {{"requested", n_ctx}, {"model_context", hp.n_ctx_train}});
             n_ctx = hp.n_ctx_train;
         }
-        lm.model->reserve(options_.n_parallel, n_ctx);
+        ReserveOptions ro;
+        ro.n_slots = options_.n_parallel;
+        ro.n_ctx = n_ctx;
+        ro.max_step_tokens = options_.prefill_chunk + options_.n_parallel;
+        ro.max_out_rows = options_.n_parallel;
+        lm.model->reserve(ro);
         ModelInfo in;
         in.name = lm.name;
         in.arch = hp.arch;

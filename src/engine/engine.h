@@ -30,6 +30,7 @@ struct EngineOptions {
     int max_queue = 64;    // waiting jobs beyond which submit() throws QUEUE_FULL
     int prefill_chunk = 256;  // prompt tokens per step, so a long prompt never stalls decoding
     int64_t timeout_ms = 300000;  // per job, from admission to a slot
+    int pipeline_depth = 0;       // steps in flight before the host reads ids; 0 = the model's
 };
 
 // What the loader produces; the engine owns it from then on.
@@ -85,10 +86,14 @@ public:
 
 private:
     struct Slot;
+    struct InFlight;
     void run();
     void load();
     void schedule_loop();
-    bool step(std::vector<Slot>& slots);
+    void check_jobs(std::vector<Slot>& slots);
+    bool submit_step(std::vector<Slot>& slots, std::deque<InFlight>& flight);
+    void complete_step(InFlight& f);
+    void fail_step(const InFlight& f, const std::exception& e);
     void admit(std::vector<Slot>& slots);
     void finish(Slot& s, const JobEvent& terminal);
 

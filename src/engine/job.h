@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/sampler.h"
+#include "backend/sampling.h"
 #include "util/error.h"
 
 namespace wo {

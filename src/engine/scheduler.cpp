@@ -1,6 +1,9 @@
 // Continuous batching: every step decodes one token for each generating slot and feeds prompt
-// chunks of newly admitted jobs in the same forward, then samples, detokenizes (UTF-8 safe),
-// applies stop strings and pushes events. Runs on the engine's thread, which alone touches the model.
+// chunks of newly admitted jobs in the same forward; the model samples on the backend. The host
+// submits step N+1 before it reads step N's ids (when the backend runs asynchronously), then
+// detokenizes (UTF-8 safe), applies stop strings and pushes events. A job that ends at step N
+// may have one more token computed in step N+1: it is dropped, never emitted. Runs on the
+// engine's thread, which alone touches the model.
 #include <algorithm>
 #include <optional>
 #include <span>
@@ -24,9 +27,11 @@ struct Engine::Slot {
     std::shared_ptr<Job> job;
     std::vector<int32_t> tokens;  // prompt + generated
     int n_prompt = 0;
-    int n_past = 0;  // tokens already in the KV cache
-    int n_gen = 0;
-    std::optional<Sampler> sampler;
+    int n_past = 0;   // positions submitted to the model (cached, or in a step in flight)
+    int n_sched = 0;  // tokens a submitted step samples for this job (n_gen once all are read)
+    int n_gen = 0;    // sampled tokens the host has read
+    int refs = 0;     // steps in flight that hold this slot: it is not reused before they end
+    uint64_t gen = 0; // which job the slot holds, so a late result of a finished job is dropped
     std::optional<StreamDecoder> decoder;
     std::optional<StopMatcher> stop;
     std::vector<int32_t> unsent;  // ids generated since the last Token event
@@ -36,20 +41,51 @@ struct Engine::Slot {
     bool prefilling() const { return n_past < n_prompt; }
 };
 
+// One submitted step: who was fed, and whether their token is sampled.
+struct Engine::InFlight {
+    struct Fed {
+        Slot* slot;
+        uint64_t gen;
+        bool sample;
+    };
+    std::vector<Fed> fed;
+};
+
 void Engine::schedule_loop() {
     std::vector<Slot> slots(static_cast<size_t>(options_.n_parallel));
     for (size_t i = 0; i < slots.size(); ++i) slots[i].id = static_cast<int>(i);
+    std::deque<InFlight> flight;
+    const int depth = std::max(1, options_.pipeline_depth > 0 ? options_.pipeline_depth
+                                                              : loaded_.model->pipeline_depth());
     for (;;) {
         {
             std::unique_lock lock(mu_);
-            const bool busy = std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.active(); });
+            const bool busy = !flight.empty() ||
+                              std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.active(); });
             cv_.wait(lock, [&] { return stopping_ || busy || !queue_.empty(); });
             if (stopping_) break;
         }
+        check_jobs(slots);
         admit(slots);
-        step(slots);
+        // Submit the next step before reading the last one's ids, so the device never waits
+        // for the host's detokenizing and streaming.
+        bool submitted = false;
+        if (static_cast<int>(flight.size()) < depth) submitted = submit_step(slots, flight);
+        if (!flight.empty() && (!submitted || static_cast<int>(flight.size()) >= depth)) {
+            InFlight f = std::move(flight.front());
+            flight.pop_front();
+            complete_step(f);
+        }
     }
-    // Shutdown: every job still known ends with CANCELLED.
+    // Shutdown: steps in flight end first (their results are dropped), then every job still
+    // known ends with CANCELLED.
+    for (InFlight& f : flight) {
+        try {
+            loaded_.model->wait();
+        } catch (const std::exception&) {
+        }
+        for (auto& fd : f.fed) fd.slot->refs--;
+    }
     for (Slot& s : slots)
         if (s.active()) finish(s, JobEvent::error(Code::CANCELLED, "worker shutting down"));
     std::lock_guard lock(mu_);
@@ -61,7 +97,7 @@ void Engine::schedule_loop() {
 
 void Engine::admit(std::vector<Slot>& slots) {
     for (Slot& s : slots) {
-        if (s.active()) continue;
+        if (s.active() || s.refs > 0) continue;
         std::shared_ptr<Job> job;
         {
             std::lock_guard lock(mu_);
@@ -90,11 +126,12 @@ void Engine::admit(std::vector<Slot>& slots) {
             continue;
         }
         loaded_.model->clear_slot(s.id);
+        loaded_.model->set_sampling(s.id, r.sampling);
         s.job = job;
+        s.gen++;
         s.tokens = r.prompt;
         s.n_prompt = static_cast<int>(r.prompt.size());
-        s.n_past = s.n_gen = 0;
-        s.sampler.emplace(r.sampling);
+        s.n_past = s.n_sched = s.n_gen = 0;
         s.decoder.emplace(*loaded_.tokenizer);
         s.stop.emplace(r.stop);
         s.unsent.clear();
@@ -139,14 +176,13 @@ void Engine::finish(Slot& s, const JobEvent& terminal) {
     }
     loaded_.model->clear_slot(s.id);  // frees the slot's cached positions for the next job
     std::shared_ptr<Job> job = std::move(s.job);
-    s.sampler.reset();
     s.decoder.reset();
     s.stop.reset();
     metrics_.busy_slots--;
     job->push(std::move(e));
 }
 
-bool Engine::step(std::vector<Slot>& slots) {
+void Engine::check_jobs(std::vector<Slot>& slots) {
     const auto now = Clock::now();
     // Cancellation, timeouts and injected faults are checked before any work: a cancelled job
     // never costs another forward.
@@ -160,19 +196,27 @@ bool Engine::step(std::vector<Slot>& slots) {
         else if (r.inject_fault)
             finish(s, JobEvent::error(*r.inject_fault, "injected fault (serve --enable-test-faults)"));
     }
+}
 
-    // One token per generating slot, then prompt chunks up to the step budget.
-    struct Fed {
-        Slot* slot;
-        int n;
-        bool logits;
-    };
+void Engine::fail_step(const InFlight& f, const std::exception& e) {
+    // A failed step poisons every sequence in it (a device fault is not per sequence).
+    const auto* we = dynamic_cast<const Error*>(&e);
+    Code c = we ? we->code() : Code::INTERNAL;
+    if (c == Code::CONTEXT_OVERFLOW || c == Code::INVALID_REQUEST || c == Code::INVALID_ARGUMENT) c = Code::INTERNAL;
+    for (const auto& fd : f.fed)
+        if (fd.slot->active() && fd.slot->gen == fd.gen) finish(*fd.slot, JobEvent::error(c, e.what()));
+}
+
+bool Engine::submit_step(std::vector<Slot>& slots, std::deque<InFlight>& flight) {
+    // One token per generating slot (the id its last step sampled, still on the device), then
+    // prompt chunks up to the step budget.
     std::vector<BatchToken> batch;
-    std::vector<Fed> fed;
+    InFlight f;
     for (Slot& s : slots) {
-        if (!s.active() || s.prefilling()) continue;
-        batch.push_back({s.tokens.back(), s.n_past, s.id, true});
-        fed.push_back({&s, 1, true});
+        if (!s.active() || s.prefilling() || s.n_sched == 0) continue;
+        if (s.n_sched >= s.job->request.max_tokens || s.n_past >= info_.n_ctx) continue;
+        batch.push_back({kLastSampled, s.n_past, s.id, true});
+        f.fed.push_back({&s, s.gen, true});
     }
     int budget = options_.prefill_chunk;  // prompt tokens this step, on top of the decode tokens
     std::vector<Slot*> waiting;
@@ -187,35 +231,43 @@ bool Engine::step(std::vector<Slot>& slots) {
             const int pos = s->n_past + i;
             batch.push_back({s->tokens[static_cast<size_t>(pos)], pos, s->id, pos + 1 == s->n_prompt});
         }
-        fed.push_back({s, take, s->n_past + take == s->n_prompt});
+        f.fed.push_back({s, s->gen, s->n_past + take == s->n_prompt});
         budget -= take;
     }
     if (batch.empty()) return false;
-
-    std::vector<float> logits;
     try {
-        loaded_.model->forward(batch, logits);
+        loaded_.model->submit(batch, false);
     } catch (const std::exception& e) {
-        // A failed step poisons every sequence in it (a device fault is not per sequence).
-        const auto* we = dynamic_cast<const Error*>(&e);
-        Code c = we ? we->code() : Code::INTERNAL;
-        if (c == Code::CONTEXT_OVERFLOW || c == Code::INVALID_REQUEST || c == Code::INVALID_ARGUMENT) c = Code::INTERNAL;
-        for (Fed& f : fed)
-            if (f.slot->active()) finish(*f.slot, JobEvent::error(c, e.what()));
+        fail_step(f, e);
         return true;
     }
+    for (const BatchToken& t : batch) slots[static_cast<size_t>(t.slot)].n_past = t.pos + 1;
+    for (auto& fd : f.fed) {
+        fd.slot->refs++;
+        if (fd.sample) fd.slot->n_sched++;
+    }
+    flight.push_back(std::move(f));
+    return true;
+}
 
-    const int V = info_.vocab_size;
+void Engine::complete_step(InFlight& f) {
+    StepResult res;
+    try {
+        res = loaded_.model->wait();
+    } catch (const std::exception& e) {
+        for (auto& fd : f.fed) fd.slot->refs--;
+        fail_step(f, e);
+        return;
+    }
+    for (auto& fd : f.fed) fd.slot->refs--;
     const Tokenizer& tok = *loaded_.tokenizer;
     size_t row = 0;
     const auto t_done = Clock::now();
-    for (Fed& f : fed) {
-        Slot& s = *f.slot;
-        s.n_past += f.n;
-        if (!f.logits) continue;
-        std::span<const float> lg(logits.data() + row * static_cast<size_t>(V), static_cast<size_t>(V));
-        ++row;
-        const int32_t id = s.sampler->sample(lg, s.tokens);
+    for (auto& fd : f.fed) {
+        if (!fd.sample) continue;
+        const int32_t id = res.ids.at(row++);
+        Slot& s = *fd.slot;
+        if (!s.active() || s.gen != fd.gen) continue;  // the job ended while this step ran
         s.tokens.push_back(id);
         s.n_gen++;
         metrics_.tokens_generated++;
@@ -266,7 +318,6 @@ bool Engine::step(std::vector<Slot>& slots) {
             s.job->push(JobEvent::metrics(s.n_gen, ms_between(s.admitted, t_done), info_.weight_bytes + info_.kv_bytes));
         }
     }
-    return true;
 }
 
 }  // namespace wo

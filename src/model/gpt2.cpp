@@ -60,24 +60,28 @@ public:
 private:
     int max_positions() const override { return hp_.n_ctx_train; }
 
+    std::vector<std::pair<std::string, int64_t>> activations() const override {
+        const int64_t d = hp_.n_embd;
+        return {{"x", d}, {"h", d}, {"att", d}, {"qkv", 3 * d}, {"ffn", hp_.n_ff}, {"out_rows_h", d}};
+    }
+
     void run(const Step& s, Tensor logits) override {
         Backend& b = be();
-        const int64_t n = s.n, d = hp_.n_embd;
-        Tensor x = act("x", d, n), h = act("h", d, n), att = act("att", d, n);
-        Tensor qkv = act("qkv", 3 * d, n), ff = act("ffn", hp_.n_ff, n);
+        const int64_t d = hp_.n_embd;
+        Tensor x = act("x"), h = act("h"), att = act("att"), qkv = act("qkv"), ff = act("ffn");
         const AttnParams ap{
             hp_.n_head, hp_.n_head, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hp_.head_dim)),
             0,          nullptr};
 
-        b.embed(x, token_embd_, s.tokens);
-        b.embed_add(x, position_embd_, s.pos);
+        b.embed(x, token_embd_, s.t.tokens);
+        b.embed_add(x, position_embd_, s.t.pos);
         for (int il = 0; il < hp_.n_layer; ++il) {
             const Gpt2Layer& L = layers_[static_cast<size_t>(il)];
             b.layer_norm(h, x, L.attn_norm, L.attn_norm_b, hp_.norm_eps);
             b.tap("attn_norm", il, h);
             b.matmul(qkv, h, L.attn_qkv, &L.attn_qkv_b);
-            b.attention(att, qkv.col_range(0, d), qkv.col_range(d, d), qkv.col_range(2 * d, d), kv(il), s.pos,
-                        s.slot, ap);
+            b.kv_store(kv(il), qkv.col_range(d, d), qkv.col_range(2 * d, d), s.t.pos, s.t.slot);
+            b.attention(att, qkv.col_range(0, d), kv(il), s.t, ap);
             b.matmul_add(x, att, L.attn_out, &L.attn_out_b);
             b.tap("ffn_inp", il, x);
             b.layer_norm(h, x, L.ffn_norm, L.ffn_norm_b, hp_.norm_eps);

@@ -99,43 +99,47 @@ public:
         }
         storage_ = w.storage();
         quant_kind_ = quant_kind_of(*f);
+        upload_rope(rope_);
     }
 
 private:
+    std::vector<std::pair<std::string, int64_t>> activations() const override {
+        const int64_t d = hp_.n_embd, q_dim = int64_t{hp_.n_head} * hp_.head_dim,
+                      kv_dim = int64_t{hp_.n_head_kv} * hp_.head_dim;
+        return {{"x", d},       {"h", d},         {"att", q_dim},     {"q", q_dim},
+                {"k", kv_dim},  {"v", kv_dim},    {"router", hp_.n_expert}, {"expert_w", hp_.n_expert_used},
+                {"expert_ids", hp_.n_expert_used}, {"out_rows_h", d}};
+    }
+    int layer_window(int il) const override { return il % 2 == 0 ? swa_ : 0; }  // even layers slide
+
     void run(const Step& s, Tensor logits) override {
         Backend& b = be();
-        const int64_t n = s.n, d = hp_.n_embd, hd = hp_.head_dim;
-        const int64_t q_dim = hp_.n_head * hd, kv_dim = hp_.n_head_kv * hd, k = hp_.n_expert_used;
-        Tensor x = act("x", d, n), h = act("h", d, n), att = act("att", q_dim, n);
-        Tensor q = act("q", q_dim, n), kk = act("k", kv_dim, n), v = act("v", kv_dim, n);
-        Tensor router = act("router", hp_.n_expert, n), wts = act("expert_w", k, n);
-        Tensor ids = act("expert_ids", k, n);
+        Tensor x = act("x"), h = act("h"), att = act("att"), q = act("q"), kk = act("k"), v = act("v");
+        Tensor router = act("router"), wts = act("expert_w"), ids = act("expert_ids");
         ids.type = GgmlType::I32;  // same size as F32; the buffer is only ever read as I32
         RopeParams rq = rope_, rk = rope_;
         rq.n_head = hp_.n_head;
         rk.n_head = hp_.n_head_kv;
-        AttnParams ap{hp_.n_head, hp_.n_head_kv, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hd)),
-                      0,          nullptr};
+        AttnParams ap{hp_.n_head, hp_.n_head_kv, hp_.head_dim,
+                      1.0f / std::sqrt(static_cast<float>(hp_.head_dim)), 0, nullptr};
 
-        b.embed(x, token_embd_, s.tokens);
+        b.embed(x, token_embd_, s.t.tokens);
         for (int il = 0; il < hp_.n_layer; ++il) {
             const GptOssLayer& L = layers_[static_cast<size_t>(il)];
             b.rms_norm(h, x, L.attn_norm, hp_.norm_eps);
             b.tap("attn_norm", il, h);
-            b.matmul(q, h, L.attn_q, &L.attn_q_b);
-            b.matmul(kk, h, L.attn_k, &L.attn_k_b);
-            b.matmul(v, h, L.attn_v, &L.attn_v_b);
-            b.rope(q, s.pos, rq);
-            b.rope(kk, s.pos, rk);
-            ap.window = il % 2 == 0 ? swa_ : 0;  // even layers slide, odd layers see everything
+            QkvWeights w;
+            w.q = &L.attn_q, w.k = &L.attn_k, w.v = &L.attn_v;
+            w.q_b = &L.attn_q_b, w.k_b = &L.attn_k_b, w.v_b = &L.attn_v_b;
+            b.attn_in(q, kk, v, h, w, kv(il), s.t, &rq, &rk);
+            ap.window = layer_window(il);
             ap.sinks = &L.attn_sinks;
-            b.attention(att, q, kk, v, kv(il), s.pos, s.slot, ap);
+            b.attention(att, q, kv(il), s.t, ap);
             b.tap("attn_out", il, att);
             b.matmul_add(x, att, L.attn_out, &L.attn_out_b);
             b.tap("ffn_inp", il, x);
             b.rms_norm(h, x, L.post_attention_norm, hp_.norm_eps);
-            b.matmul(router, h, L.gate_inp, &L.gate_inp_b);
-            b.topk_softmax(ids, wts, router, hp_.n_expert_used);
+            b.router_topk(ids, wts, router, h, L.gate_inp, &L.gate_inp_b, hp_.n_expert_used);
             b.moe_ffn(x, h, ids, wts, L.moe);
             b.tap("l_out", il, x);
         }

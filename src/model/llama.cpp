@@ -48,8 +48,8 @@ public:
         }
         if (w.has("rope_factors_long.weight") || w.has("rope_factors_short.weight"))
             w.fail("LongRoPE (rope_factors_long/short) is not supported");
-        if (auto ff = w.opt_f32("rope_freqs.weight", {rope_.n_dims / 2})) {  // Llama 3.1 per-pair divisors
-            rope_.freq_factors.assign(ff->f32(0), ff->f32(0) + rope_.n_dims / 2);
+        if (auto ff = w.opt_host_f32("rope_freqs.weight", {rope_.n_dims / 2})) {  // Llama 3.1 per-pair divisors
+            rope_.freq_factors = std::move(*ff);
         }
         swa_ = static_cast<int>(w.opt_int("attention.sliding_window").value_or(0));
 
@@ -83,40 +83,48 @@ public:
         }
         storage_ = w.storage();
         quant_kind_ = quant_kind_of(*f);
+        upload_rope(rope_);
     }
 
 private:
+    std::vector<std::pair<std::string, int64_t>> activations() const override {
+        const int64_t d = hp_.n_embd, q_dim = int64_t{hp_.n_head} * hp_.head_dim,
+                      kv_dim = int64_t{hp_.n_head_kv} * hp_.head_dim;
+        return {{"x", d},          {"h", d},   {"att", q_dim}, {"qkv", q_dim + 2 * kv_dim},
+                {"gate_up", 2 * hp_.n_ff}, {"ffn", hp_.n_ff}, {"out_rows_h", d}};
+    }
+    int layer_window(int) const override { return swa_; }
+
     void run(const Step& s, Tensor logits) override {
         Backend& b = be();
-        const int64_t n = s.n, d = hp_.n_embd, hd = hp_.head_dim, ff = hp_.n_ff;
+        const int64_t d = hp_.n_embd, hd = hp_.head_dim, ff = hp_.n_ff;
         const int64_t q_dim = hp_.n_head * hd, kv_dim = hp_.n_head_kv * hd;
-        Tensor x = act("x", d, n), h = act("h", d, n), att = act("att", q_dim, n);
-        Tensor qkv = act("qkv", q_dim + 2 * kv_dim, n);
+        Tensor x = act("x"), h = act("h"), att = act("att"), qkv = act("qkv");
         Tensor q = qkv.col_range(0, q_dim), k = qkv.col_range(q_dim, kv_dim),
                v = qkv.col_range(q_dim + kv_dim, kv_dim);
-        Tensor gu = act("gate_up", 2 * ff, n), y = act("ffn", ff, n);
+        Tensor gu = act("gate_up"), y = act("ffn");
         Tensor gate = gu.col_range(0, ff), up = gu.col_range(ff, ff);
         RopeParams rq = rope_, rk = rope_;
         rq.n_head = hp_.n_head;
         rk.n_head = hp_.n_head_kv;
         const AttnParams ap{hp_.n_head, hp_.n_head_kv, hp_.head_dim, 1.0f / std::sqrt(static_cast<float>(hd)),
                             swa_,       nullptr};
+        (void)d;
 
-        b.embed(x, token_embd_, s.tokens);
+        b.embed(x, token_embd_, s.t.tokens);
         for (int il = 0; il < hp_.n_layer; ++il) {
             const LlamaLayer& L = layers_[static_cast<size_t>(il)];
             b.rms_norm(h, x, L.attn_norm, hp_.norm_eps);
             b.tap("attn_norm", il, h);
+            QkvWeights w;
             if (L.attn_qkv) {
-                b.matmul(qkv, h, *L.attn_qkv, nullptr);
+                w.qkv = &*L.attn_qkv;
             } else {
-                b.matmul(q, h, L.attn_q, ptr(L.attn_q_b));
-                b.matmul(k, h, L.attn_k, ptr(L.attn_k_b));
-                b.matmul(v, h, L.attn_v, ptr(L.attn_v_b));
+                w.q = &L.attn_q, w.k = &L.attn_k, w.v = &L.attn_v;
+                w.q_b = ptr(L.attn_q_b), w.k_b = ptr(L.attn_k_b), w.v_b = ptr(L.attn_v_b);
             }
-            b.rope(q, s.pos, rq);
-            b.rope(k, s.pos, rk);
-            b.attention(att, q, k, v, kv(il), s.pos, s.slot, ap);
+            b.attn_in(q, k, v, h, w, kv(il), s.t, &rq, &rk);
+            b.attention(att, q, kv(il), s.t, ap);
             b.matmul_add(x, att, L.attn_out, ptr(L.attn_out_b));
             b.tap("ffn_inp", il, x);
             b.rms_norm(h, x, L.ffn_norm, hp_.norm_eps);

@@ -87,6 +87,18 @@ Tensor WeightLoader::f32(const std::string& name, std::vector<int64_t> shape) {
     return be_.weight(w.data(), GgmlType::F32, s[0], s[1], s[2], name);
 }
 
+std::optional<std::vector<float>> WeightLoader::opt_host_f32(const std::string& name,
+                                                           std::vector<int64_t> shape) const {
+    if (!has(name)) return std::nullopt;
+    const gguf::TensorInfo& t = info(name, shape);
+    auto s = pad3(shape);
+    std::vector<float> w(static_cast<size_t>(s[0] * s[1] * s[2]));
+    const uint64_t rb = row_bytes(t.type, static_cast<uint64_t>(s[0]));
+    for (int64_t r = 0; r < s[1] * s[2]; ++r)
+        quant::dequantize_row(t.type, f_.tensor_data(t) + r * rb, w.data() + r * s[0], s[0]);
+    return w;
+}
+
 std::optional<Tensor> WeightLoader::opt_f32(const std::string& name, std::vector<int64_t> shape) {
     if (!has(name)) return std::nullopt;
     return f32(name, std::move(shape));

@@ -35,6 +35,9 @@ public:
     // A small tensor (norm, bias, sinks) as F32: F16/BF16 ones are widened once at load.
     Tensor f32(const std::string& name, std::vector<int64_t> shape);
     std::optional<Tensor> opt_f32(const std::string& name, std::vector<int64_t> shape);
+    // A small tensor's values on the host (read from the file, widened to F32), for tables the
+    // model builds at load (RoPE divisors).
+    std::optional<std::vector<float>> opt_host_f32(const std::string& name, std::vector<int64_t> shape) const;
     bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
     size_t n_tensors() const { return f_.tensors().size(); }
     int64_t rows_of(const std::string& name) const;  // ne1 of a required 2-D tensor

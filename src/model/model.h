@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/sampling.h"
+
 namespace wo {
 
 namespace gguf {
@@ -21,13 +23,31 @@ struct Hparams {
     float norm_eps = 1e-5f;
 };
 
-// One token of a step. Tokens of the same slot appear in position order; `logits` asks for
-// that token's next-token logits (prefill wants them for the last prompt token only).
+// One token of a step. Tokens of the same slot appear in position order; `logits` asks for a
+// sampled next token (and, when the step wants them, that token's logits): prefill wants it for
+// the last prompt token only. A token < 0 (kLastSampled) is the id the slot's previous step
+// sampled, which never leaves the device.
+constexpr int32_t kLastSampled = -1;
 struct BatchToken {
     int32_t token = 0;
     int32_t pos = 0;
     int32_t slot = 0;
     bool logits = false;
+};
+
+// Sizes fixed once by reserve(): every buffer a step uses is allocated there.
+struct ReserveOptions {
+    int n_slots = 1;
+    int n_ctx = 0;
+    int max_step_tokens = 0;  // tokens in one step; 0 = min(n_ctx, 512)
+    int max_out_rows = 0;     // tokens with logits=true in one step; 0 = max_step_tokens
+};
+
+// What a step produced: one sampled id per token with logits=true, in batch order, and their
+// logits (n_vocab each) when the step asked for them.
+struct StepResult {
+    std::vector<int32_t> ids;
+    std::vector<float> logits;
 };
 
 struct LoadOptions {
@@ -40,16 +60,31 @@ class Model {
 public:
     virtual ~Model() = default;
     virtual const Hparams& hparams() const = 0;
-    // Fixes KV memory for n_slots sequences of at most n_ctx tokens each; call once before use.
-    virtual void reserve(int n_slots, int n_ctx) = 0;
+    // Fixes KV memory and step buffers; call once before use.
+    virtual void reserve(const ReserveOptions& r) = 0;
+    void reserve(int n_slots, int n_ctx) { reserve(ReserveOptions{n_slots, n_ctx, 0, 0}); }
     virtual void clear_slot(int slot) = 0;  // forget a slot's cached tokens
-    // Runs one step; appends n_vocab floats to `logits` for each token with logits=true, in
-    // batch order. Throws Error(CONTEXT_OVERFLOW) when a position is >= n_ctx.
-    virtual void forward(const std::vector<BatchToken>& batch, std::vector<float>& logits) = 0;
+    // The slot's sampling parameters from its next step on.
+    virtual void set_sampling(int slot, const SamplingParams& p) = 0;
+    // Queues one step. Throws Error(CONTEXT_OVERFLOW) when a position is >= n_ctx, and
+    // INVALID_REQUEST for a batch that breaks the slot bookkeeping (nothing changes then).
+    virtual void submit(const std::vector<BatchToken>& batch, bool want_logits) = 0;
+    // Results of the oldest submitted step not yet waited for (blocks until it is done).
+    virtual StepResult wait() = 0;
+    // Steps that may be in flight before wait(): 1 on a synchronous backend.
+    virtual int pipeline_depth() const { return 1; }
     virtual std::string backend_name() const = 0;  // "cpu" or "cuda"
     virtual uint64_t weight_bytes() const = 0;     // bytes of weights resident on the backend
     virtual uint64_t kv_bytes() const = 0;
     virtual std::string quant_kind() const = 0;    // e.g. "MXFP4", "Q8_0", "F32", "Q4_K_M"
+
+    // One step, waited for, its logits appended (tests and tools): the sampled ids are returned.
+    std::vector<int32_t> forward(const std::vector<BatchToken>& batch, std::vector<float>& logits) {
+        submit(batch, true);
+        StepResult r = wait();
+        logits.insert(logits.end(), r.logits.begin(), r.logits.end());
+        return r.ids;
+    }
 };
 
 // Picks the architecture from general.architecture (Error ARCH_UNSUPPORTED names it); the File

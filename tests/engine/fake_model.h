@@ -6,9 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <mutex>
 #include <thread>
 
+#include "backend/cpu/sample.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -25,33 +27,65 @@ public:
         hp_.n_ctx_train = 1 << 16;
     }
     const Hparams& hparams() const override { return hp_; }
-    void reserve(int n_slots, int n_ctx) override {
-        n_ctx_ = n_ctx;
-        len_.assign(static_cast<size_t>(n_slots), 0);
+    void reserve(const ReserveOptions& r) override {
+        n_ctx_ = r.n_ctx;
+        len_.assign(static_cast<size_t>(r.n_slots), 0);
+        history_.assign(static_cast<size_t>(r.n_slots), {});
+        last_.assign(static_cast<size_t>(r.n_slots), -1);
+        params_.assign(static_cast<size_t>(r.n_slots), SamplingParams{});
     }
-    void clear_slot(int slot) override { len_.at(static_cast<size_t>(slot)) = 0; }
-    void forward(const std::vector<BatchToken>& batch, std::vector<float>& logits) override {
+    void clear_slot(int slot) override {
+        len_.at(static_cast<size_t>(slot)) = 0;
+        history_.at(static_cast<size_t>(slot)).clear();
+    }
+    void set_sampling(int slot, const SamplingParams& p) override { params_.at(static_cast<size_t>(slot)) = p; }
+    // Runs at once (a synchronous backend); steps() records the batches with kLastSampled
+    // resolved to the id the slot's previous step drew.
+    void submit(const std::vector<BatchToken>& in, bool want_logits) override {
         if (step_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_ms.load()));
+        std::vector<BatchToken> batch = in;
+        for (BatchToken& t : batch)
+            if (t.token == kLastSampled) {
+                WO_CHECK(last_.at(static_cast<size_t>(t.slot)) >= 0, "fake: no sampled token to feed");
+                t.token = last_[static_cast<size_t>(t.slot)];
+            }
         {
             std::lock_guard lock(mu_);
             steps_.push_back(batch);
             if (fail_at_ >= 0 && static_cast<int>(steps_.size()) == fail_at_ + 1) throw Error(fail_code_, "fake device fault");
         }
+        StepResult r;
         for (const BatchToken& t : batch) {
             auto& len = len_.at(static_cast<size_t>(t.slot));
             if (t.pos >= n_ctx_) throw Error(Code::CONTEXT_OVERFLOW, "fake: position past the context");
             WO_CHECK(t.pos == len, "fake: positions must follow the slot's cache");
             len++;
+            auto& hist = history_[static_cast<size_t>(t.slot)];
+            hist.resize(static_cast<size_t>(t.pos));
+            hist.push_back(t.token);
             if (!t.logits) continue;
+            std::vector<float> lg(V);
             for (int v = 0; v < V; ++v) {
                 if (chain_) {
-                    logits.push_back(v == (t.token + 1) % V ? 10.0f : 0.0f);
+                    lg[v] = v == (t.token + 1) % V ? 10.0f : 0.0f;
                 } else {
                     const uint32_t h = static_cast<uint32_t>(t.token * 7919 + t.pos * 104729 + v * 15485863) * 2654435761u;
-                    logits.push_back(static_cast<float>(h % 1000) / 250.0f);
+                    lg[v] = static_cast<float>(h % 1000) / 250.0f;
                 }
             }
+            const int32_t id = cpu::sample_row(lg, hist, params_[static_cast<size_t>(t.slot)],
+                                               static_cast<uint32_t>(t.pos) + 1);
+            last_[static_cast<size_t>(t.slot)] = id;
+            r.ids.push_back(id);
+            if (want_logits) r.logits.insert(r.logits.end(), lg.begin(), lg.end());
         }
+        done_.push_back(std::move(r));
+    }
+    StepResult wait() override {
+        WO_CHECK(!done_.empty(), "fake: wait without submit");
+        StepResult r = std::move(done_.front());
+        done_.pop_front();
+        return r;
     }
     std::string backend_name() const override { return "fake"; }
     uint64_t weight_bytes() const override { return 1000; }
@@ -75,6 +109,10 @@ private:
     Hparams hp_;
     int n_ctx_ = 0;
     std::vector<int> len_;
+    std::vector<std::vector<int32_t>> history_;
+    std::vector<int32_t> last_;
+    std::vector<SamplingParams> params_;
+    std::deque<StepResult> done_;
     std::mutex mu_;
     std::vector<std::vector<BatchToken>> steps_;
     int fail_at_ = -1;

@@ -11,6 +11,7 @@
 #include <new>
 
 #include "backend/cpu/row.h"
+#include "backend/cpu/sample.h"
 #include "util/error.h"
 
 namespace wo::cpu {
@@ -23,6 +24,7 @@ CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), scratch_(static_cast<s
 }
 
 Buffer CpuBackend::alloc(size_t bytes, const char* what) {
+    ++alloc_count_;
     void* p = ::operator new (std::max<size_t>(bytes, 1), std::align_val_t{64}, std::nothrow);
     if (!p)
         throw Error(Code::INTERNAL, std::string("out of host memory allocating ") + what + " (" +
@@ -53,6 +55,34 @@ float* CpuBackend::scratch(int thread, size_t n_floats) {
     auto& v = scratch_[static_cast<size_t>(thread)];
     if (v.size() < n_floats) v.resize(n_floats);
     return v.data();
+}
+
+void CpuBackend::resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st) {
+    for (int64_t i = 0; i < in.cols(); ++i) {
+        const int32_t sl = slot.i32()[i], ps = pos.i32()[i];
+        WO_CHECK(sl >= 0 && sl < st.history.rows() && ps >= 0 && ps < st.history.cols(), "resolve_tokens slot/pos");
+        const int32_t t = in.i32()[i] >= 0 ? in.i32()[i] : st.last_id.i32()[sl];
+        tokens.i32()[i] = t;
+        st.history.i32(sl)[ps] = t;
+    }
+}
+
+void CpuBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) {
+    const int64_t n = logits.rows(), V = logits.cols();
+    WO_CHECK(ids.cols() >= n && slot.cols() >= n && pos.cols() >= n, "sample shapes");
+    pool_.parallel_for(n, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t r = b; r < e; ++r) {
+            const int32_t sl = slot.i32()[r], ps = pos.i32()[r];
+            WO_CHECK(sl >= 0 && sl < st.history.rows() && ps >= 0 && ps < st.history.cols(), "sample slot/pos");
+            SamplingParams p;
+            std::memcpy(&p, st.params.row_ptr(sl), sizeof p);
+            const int32_t id = sample_row({logits.f32(r), static_cast<size_t>(V)},
+                                          {st.history.i32(sl), static_cast<size_t>(ps) + 1}, p,
+                                          static_cast<uint32_t>(ps) + 1);
+            ids.i32()[r] = id;
+            st.last_id.i32()[sl] = id;
+        }
+    });
 }
 
 void CpuBackend::embed(Tensor y, Tensor table, Tensor ids) {

@@ -28,6 +28,8 @@ public:
     void zero(Tensor t) override;
     void sync() override {}
 
+    void resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st) override;
+    void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) override;
     void embed(Tensor y, Tensor table, Tensor ids) override;
     void embed_add(Tensor y, Tensor table, Tensor ids) override;
     void get_rows(Tensor y, Tensor x, Tensor idx) override;
@@ -37,8 +39,8 @@ public:
     void matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) override;
     void matmul_add(Tensor y, Tensor x, Tensor w, const Tensor* bias) override;
     void rope(Tensor x, Tensor pos, const RopeParams& p) override;
-    void attention(Tensor out, Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor slot,
-                   const AttnParams& p) override;
+    void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot) override;
+    void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) override;
     void gelu(Tensor x) override;
     void swiglu(Tensor y, Tensor gate, Tensor up) override;
     void swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit) override;

@@ -11,9 +11,9 @@ namespace wo::cpu {
 
 void CpuBackend::rope(Tensor x, Tensor pos, const RopeParams& p) {
     WO_CHECK(p.n_dims % 2 == 0 && p.n_dims <= p.head_dim &&
-                 x.cols() >= static_cast<int64_t>(p.n_head) * p.head_dim,
+                 x.cols() >= static_cast<int64_t>(p.n_head) * p.head_dim && p.inv_freq.cols() == p.n_dims / 2,
              "rope shapes");
-    const std::vector<float> inv = rope_inv_freq(p);
+    const float* inv = p.inv_freq.f32(0);
     const float mscale = rope_attn_factor(p);
     const int half = p.n_dims / 2;
     pool_.parallel_for(x.rows(), 4, [&](int64_t b, int64_t e, int t) {
@@ -21,7 +21,7 @@ void CpuBackend::rope(Tensor x, Tensor pos, const RopeParams& p) {
         for (int64_t i = b; i < e; ++i) {
             const float fp = static_cast<float>(pos.i32()[i]);
             for (int j = 0; j < half; ++j) {
-                const float theta = fp * inv[static_cast<size_t>(j)];  // f32 like the HF reference
+                const float theta = fp * inv[j];  // f32 like the HF reference
                 cs[2 * j] = std::cos(theta) * mscale;
                 cs[2 * j + 1] = std::sin(theta) * mscale;
             }
@@ -39,36 +39,39 @@ void CpuBackend::rope(Tensor x, Tensor pos, const RopeParams& p) {
     });
 }
 
-void CpuBackend::attention(Tensor out, Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor slot,
-                           const AttnParams& p) {
-    const int64_t n = q.rows(), hd = p.head_dim, kv_dim = static_cast<int64_t>(p.n_head_kv) * hd;
-    WO_CHECK(p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd && k.cols() == kv_dim &&
-                 v.cols() == kv_dim && kv.k.cols() == kv_dim && kv.k.type == GgmlType::F32 &&
-                 out.cols() == p.n_head * hd,
-             "attention shapes");
-    // Cache the step's keys and values first: a prefill token attends to the tokens before it
-    // in the same step.
-    for (int64_t i = 0; i < n; ++i) {
+void CpuBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot) {
+    const int64_t kv_dim = kv.k.cols();
+    WO_CHECK(k.cols() == kv_dim && v.cols() == kv_dim && kv.k.type == GgmlType::F32 && kv.n_rows == kv.k.rows(),
+             "kv_store shapes");
+    for (int64_t i = 0; i < k.rows(); ++i) {
         const int32_t ps = pos.i32()[i], sl = slot.i32()[i];
-        WO_CHECK(ps >= 0 && ps < kv.k.rows() && sl >= 0 && sl < kv.k.mats(),
-                 "attention position/slot out of range");
-        std::memcpy(kv.k.f32(ps, sl), k.f32(i), static_cast<size_t>(kv_dim) * sizeof(float));
-        std::memcpy(kv.v.f32(ps, sl), v.f32(i), static_cast<size_t>(kv_dim) * sizeof(float));
+        WO_CHECK(ps >= 0 && sl >= 0 && sl < kv.k.mats(), "kv_store position/slot out of range");
+        const int64_t row = ps % kv.n_rows;
+        std::memcpy(kv.k.f32(row, sl), k.f32(i), static_cast<size_t>(kv_dim) * sizeof(float));
+        std::memcpy(kv.v.f32(row, sl), v.f32(i), static_cast<size_t>(kv_dim) * sizeof(float));
     }
+}
+
+void CpuBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) {
+    const int64_t n = q.rows(), hd = p.head_dim, kv_dim = static_cast<int64_t>(p.n_head_kv) * hd;
+    WO_CHECK(p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd && kv.k.cols() == kv_dim &&
+                 kv.k.type == GgmlType::F32 && out.cols() == p.n_head * hd && n == s.n,
+             "attention shapes");
     const int group = p.n_head / p.n_head_kv;
     pool_.parallel_for(n * p.n_head, 1, [&](int64_t b, int64_t e, int t) {
         for (int64_t idx = b; idx < e; ++idx) {
             const int64_t i = idx / p.n_head;
             const int h = static_cast<int>(idx % p.n_head);
             const int64_t off = static_cast<int64_t>(h / group) * hd;
-            const int32_t ps = pos.i32()[i], sl = slot.i32()[i];
+            const int32_t ps = s.pos.i32()[i], sl = s.slot.i32()[i];
             const int32_t j0 = p.window > 0 ? std::max(0, ps - p.window + 1) : 0;
             const int64_t len = ps - j0 + 1;
+            WO_CHECK(len <= kv.n_rows, "attention span exceeds the cache rows");
             float* sc = scratch(t, static_cast<size_t>(len));
             const float* qh = q.f32(i) + static_cast<int64_t>(h) * hd;
             float m = -std::numeric_limits<float>::infinity();
             for (int64_t j = 0; j < len; ++j) {
-                sc[j] = dot(qh, kv.k.f32(j0 + j, sl) + off, hd) * p.scale;
+                sc[j] = dot(qh, kv.k.f32((j0 + j) % kv.n_rows, sl) + off, hd) * p.scale;
                 m = std::max(m, sc[j]);
             }
             // The sink joins the softmax denominator only (it has no value vector).
@@ -83,7 +86,7 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k, Tensor v, KvLayer kv,
             std::fill(o, o + hd, 0.0f);
             for (int64_t j = 0; j < len; ++j) {
                 const float wj = sc[j] / sum;
-                const float* vr = kv.v.f32(j0 + j, sl) + off;
+                const float* vr = kv.v.f32((j0 + j) % kv.n_rows, sl) + off;
                 for (int64_t c = 0; c < hd; ++c) o[c] += wj * vr[c];
             }
         }

@@ -1,0 +1,59 @@
+// The Backend interface's shared parts: KV cache layout and the default bodies of fused ops.
+#include "backend/backend.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace wo {
+
+std::vector<KvLayer> Backend::make_kv_cache(const KvCacheDesc& d) {
+    WO_CHECK(d.kv_dim.size() == d.window.size() && d.n_slots > 0 && d.n_ctx > 0, "kv cache description");
+    const GgmlType t = kv_type();
+    std::vector<KvLayer> layers;
+    for (size_t il = 0; il < d.kv_dim.size(); ++il) {
+        KvLayer L;
+        L.n_rows = d.window[il] > 0 ? std::min(d.n_ctx, d.window[il] + std::max(d.max_step_tokens, 1)) : d.n_ctx;
+        const size_t bytes = tensor_bytes(t, d.kv_dim[il], L.n_rows, d.n_slots);
+        Buffer k = alloc(bytes, "kv cache"), v = alloc(bytes, "kv cache");
+        L.k = k.view(t, d.kv_dim[il], L.n_rows, d.n_slots);
+        L.v = v.view(t, d.kv_dim[il], L.n_rows, d.n_slots);
+        kv_mem_.push_back(std::move(k));
+        kv_mem_.push_back(std::move(v));
+        kv_bytes_ += 2 * bytes;
+        layers.push_back(L);
+    }
+    return layers;
+}
+
+void Backend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
+                      const StepTensors& s, const RopeParams* rq, const RopeParams* rk) {
+    if (w.qkv) {
+        WO_CHECK(q.data && k.data && v.data, "attn_in: fused qkv needs q/k/v views of one buffer");
+        // q, k and v are column ranges of one [q+k+v, n] buffer starting at q.
+        Tensor all = q;
+        all.ne[0] = w.qkv->rows();
+        matmul(all, x, *w.qkv, nullptr);
+    } else {
+        matmul(q, x, *w.q, w.q_b);
+        matmul(k, x, *w.k, w.k_b);
+        matmul(v, x, *w.v, w.v_b);
+    }
+    if (rq) rope(q, s.pos, *rq);
+    if (rk) rope(k, s.pos, *rk);
+    kv_store(kv, k, v, s.pos, s.slot);
+}
+
+void Backend::router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
+                          int k) {
+    matmul(logits, x, w, b);
+    topk_softmax(ids, weights, logits, k);
+}
+
+void Backend::rms_norm_matmul(Tensor out, Tensor y, Tensor x, Tensor w_norm, float eps, Tensor w,
+                              const Tensor* b) {
+    rms_norm(y, x, w_norm, eps);
+    matmul(out, y, w, b);
+}
+
+}  // namespace wo
