@@ -86,6 +86,14 @@ struct SlotState {
     Tensor last_id, history, params;
 };
 
+// The largest step the model will run, so a backend can reserve every scratch buffer its ops
+// need once (reserve_scratch) instead of inside a step.
+struct StepLimits {
+    int64_t max_tokens = 0, max_out_rows = 0, n_vocab = 0, n_embd = 0;
+    int64_t n_expert = 0, n_expert_used = 0, n_ff = 0;  // MoE models only
+    int64_t max_width = 0;                              // widest activation row
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -111,6 +119,8 @@ public:
     virtual void download_async(void* dst, Tensor src, size_t bytes) { download(dst, src, bytes); }
     virtual uint64_t fence() { return 0; }
     virtual void wait_fence(uint64_t /*fence*/) {}
+    // Reserves the scratch every op needs for steps up to these limits (called once, at reserve).
+    virtual void reserve_scratch(const StepLimits& /*l*/) {}
     // Lays out the KV cache (one KvLayer per entry of d.kv_dim) in the backend's element type.
     virtual std::vector<KvLayer> make_kv_cache(const KvCacheDesc& d);
     uint64_t kv_bytes() const { return kv_bytes_; }

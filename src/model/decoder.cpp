@@ -36,6 +36,17 @@ void DecoderModel::reserve(const ReserveOptions& ro) {
     res_ = r;
     const int64_t M = r.max_step_tokens, O = r.max_out_rows;
 
+    StepLimits lim;
+    lim.max_tokens = M;
+    lim.max_out_rows = O;
+    lim.n_vocab = hp_.n_vocab;
+    lim.n_embd = hp_.n_embd;
+    lim.n_expert = hp_.n_expert;
+    lim.n_expert_used = hp_.n_expert_used;
+    lim.n_ff = hp_.n_ff;
+    for (const auto& [name, width] : activations()) lim.max_width = std::max(lim.max_width, width);
+    be_->reserve_scratch(lim);
+
     KvCacheDesc d;
     d.n_slots = r.n_slots;
     d.n_ctx = r.n_ctx;
