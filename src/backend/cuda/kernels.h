@@ -1,0 +1,51 @@
+// The CUDA kernel families the backend (cuda_backend.cu) launches, one .cu file per family.
+// Every function queues work on `s` and returns at once; none allocates or synchronizes, so all
+// of them can be captured in a CUDA graph. Tensors are device views in the conventions of
+// backend/backend.h. Batch invariance: the reduction order of every output element is fixed by
+// the op's shapes other than the token count, so a token's result never depends on which other
+// tokens share its step.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "backend/backend.h"
+
+namespace wo::cuda {
+
+// ---- matmul.cu (weights of every type quant/ reads, GGUF or DEVICE layout)
+// y[t] = (accumulate ? y[t] : 0) + x[t]·wᵀ + bias, t < x.rows(); bias: F32 [w.rows()] or null.
+void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s);
+// y[i] = table[ids[i]] as F32 (add: y[i] += ...), any table type.
+void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s);
+// Load-time repack of a weight into a layout its matmul reads faster (may return `w` as is).
+// `dst` has repack_bytes(w) bytes of device memory; `w` is in GGUF order, on the device.
+size_t repack_bytes(const Tensor& w);
+Tensor repack(const Tensor& w, void* dst, cudaStream_t s);
+
+// ---- moe.cu
+// Scratch bytes moe_ffn needs for steps within `l`.
+size_t moe_scratch_bytes(const StepLimits& l);
+// Backend::moe_ffn with expert ids that never leave the device: (token, choice) pairs grouped by
+// expert on the device, each touched expert's weights read once.
+void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch, size_t scratch_bytes,
+             cudaStream_t s);
+
+// ---- norm.cu, act.cu, rope.cu, attention.cu, router.cu, sample.cu, tokens.cu
+void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s);
+void layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps, cudaStream_t s);
+void add(Tensor y, Tensor x, cudaStream_t s);
+void get_rows(Tensor y, Tensor x, Tensor idx, cudaStream_t s);
+void gelu(Tensor x, cudaStream_t s);
+void swiglu(Tensor y, Tensor gate, Tensor up, cudaStream_t s);
+void swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit, cudaStream_t s);
+void rope(Tensor x, Tensor pos, const RopeParams& p, cudaStream_t s);
+void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot, cudaStream_t s);
+void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, cudaStream_t s);
+void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t s);
+size_t sample_scratch_bytes(const StepLimits& l);
+void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch, size_t scratch_bytes,
+            cudaStream_t s);
+void resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st, cudaStream_t s);
+
+}  // namespace wo::cuda
