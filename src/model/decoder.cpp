@@ -136,9 +136,6 @@ void DecoderModel::submit(const std::vector<BatchToken>& batch, bool want_logits
         throw Error(Code::INVALID_ARGUMENT, "submit: wait() for the oldest step first");
     const int64_t M = res_.max_step_tokens, O = res_.max_out_rows;
     const int n = static_cast<int>(batch.size());
-    if (n > M)
-        throw Error(Code::INVALID_REQUEST, "step of " + std::to_string(n) + " tokens exceeds the reserved " +
-                                               std::to_string(M));
     // Validate everything before touching state, so a bad request leaves the slots intact.
     std::vector<int32_t> len = slot_len_;
     std::vector<char> has_last = has_last_;
@@ -171,23 +168,29 @@ void DecoderModel::submit(const std::vector<BatchToken>& batch, bool want_logits
             throw Error(Code::INVALID_REQUEST, where + "position " + std::to_string(t.pos) +
                                                    " does not follow position " + std::to_string(last) +
                                                    " of slot " + std::to_string(t.slot) + " in the same step");
-        if (last < 0) {  // a new sequence starts here
-            int32_t* q = seqs + 4 * n_seq++;
-            q[0] = t.slot, q[1] = t.pos, q[2] = 0, q[3] = i;
-        }
-        seqs[4 * (n_seq - 1) + 2] += 1;
-        if (seqs[4 * (n_seq - 1)] != t.slot)
+        if (last >= 0 && batch[static_cast<size_t>(i) - 1].slot != t.slot)
             throw Error(Code::INVALID_REQUEST, where + "tokens of slot " + std::to_string(t.slot) +
                                                    " are not contiguous in the batch");
         last = t.pos;
         l = t.pos + 1;
+        if (t.logits) has_last[static_cast<size_t>(t.slot)] = 1;
+    }
+    if (n > M)
+        throw Error(Code::INVALID_REQUEST, "step of " + std::to_string(n) + " tokens exceeds the reserved " +
+                                               std::to_string(M));
+    for (int i = 0; i < n; ++i) {  // pack the validated batch
+        const BatchToken& t = batch[static_cast<size_t>(i)];
+        if (i == 0 || t.slot != batch[static_cast<size_t>(i) - 1].slot) {  // a new sequence starts here
+            int32_t* q = seqs + 4 * n_seq++;
+            q[0] = t.slot, q[1] = t.pos, q[2] = 0, q[3] = i;
+        }
+        seqs[4 * (n_seq - 1) + 2] += 1;
         tok[i] = t.token, pos[i] = t.pos, slot[i] = t.slot;
         if (t.logits) {
             if (n_out == O)
                 throw Error(Code::INVALID_REQUEST, "step asks for more than the reserved " + std::to_string(O) +
                                                        " sampled tokens");
             out_rows[n_out] = i, out_slot[n_out] = t.slot, out_pos[n_out] = t.pos;
-            has_last[static_cast<size_t>(t.slot)] = 1;
             ++n_out;
         }
     }

@@ -3,6 +3,8 @@
 // vs batched, step failures, capacity and load failures.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "engine/engine.h"
 #include "engine/fake_model.h"
 
@@ -256,6 +258,78 @@ TEST(Scheduler, MetricsEventsComeAtMostEvery250ms) {
     EXPECT_LE(at.size(), 3u);
     for (size_t i = 1; i < at.size(); ++i) EXPECT_GE(at[i] - at[i - 1], 250.0);
 }
+
+}  // namespace
+}  // namespace wo::test
+
+namespace wo::test {
+namespace {
+
+// The host reads step N's ids after submitting step N+1 (pipeline depth 2): what the jobs see
+// must not change, and a job that ends at step N must not emit what step N+1 computed for it.
+class Pipelined : public ::testing::TestWithParam<int> {};
+
+TEST_P(Pipelined, ChainStopStringAndEogAreExactlyAsUnpipelined) {
+    Fixture f({.n_parallel = 2, .pipeline_depth = GetParam()});
+    auto a = f.engine->submit(req("a", {1, 2, 3}, 5));
+    GenerateRequest rb = req("b", {57}, 50);
+    rb.stop = {"fg"};  // chain 58.. decodes to "ghi..." (id % 26): no match, runs to EOG 63
+    auto b = f.engine->submit(std::move(rb));
+    GenerateRequest rc = req("c", {2}, 50);
+    rc.stop = {"ef"};  // chain 3,4,5 -> "def": stops after 'f' with "d" emitted
+    auto ra = drain(*a), rbr = drain(*b);
+    auto c = f.engine->submit(std::move(rc));
+    auto rcr = drain(*c);
+    EXPECT_EQ(ra.text(), "efghi");
+    EXPECT_EQ(ra.last().tokens_out, 5);
+    EXPECT_EQ(rbr.last().stop_reason, StopReason::EOS);
+    EXPECT_EQ(rbr.last().tokens_out, 6);  // 58 59 60 61 62 63
+    EXPECT_EQ(rcr.text(), "d");
+    EXPECT_EQ(rcr.last().stop_reason, StopReason::STOP_SEQUENCE);
+    EXPECT_EQ(rcr.last().tokens_out, 3);
+}
+
+TEST_P(Pipelined, ThirtyTwoSeededStreamsEqualTheirSoloRuns) {
+    auto params = [](int k) {
+        SamplingParams p{.temperature = 0.7f + 0.05f * (k % 5), .top_k = k % 3 == 0 ? 0 : 5 + k,
+                         .top_p = k % 2 ? 0.9f : 1.0f, .min_p = k % 4 == 1 ? 0.05f : 0.0f,
+                         .repetition_penalty = k % 3 == 2 ? 1.3f : 1.0f};
+        p.seed = 1000 + static_cast<uint64_t>(k);
+        return p;
+    };
+    auto prompt = [](int k) { return std::vector<int32_t>{k % 60, (3 * k + 1) % 60, 5}; };
+    std::vector<std::string> solo;
+    std::vector<std::vector<int32_t>> solo_ids;
+    {
+        Fixture f({.n_parallel = 1, .pipeline_depth = GetParam()}, /*chain=*/false);
+        for (int k = 0; k < 32; ++k) {
+            auto r = drain(*f.engine->submit(req("s" + std::to_string(k), prompt(k), 12, params(k))));
+            solo.push_back(r.text());
+            std::vector<int32_t> ids;
+            for (auto& e : r.events) ids.insert(ids.end(), e.tokens.begin(), e.tokens.end());
+            solo_ids.push_back(ids);
+        }
+    }
+    Fixture f({.n_parallel = 32, .pipeline_depth = GetParam()}, /*chain=*/false);
+    std::vector<std::shared_ptr<Job>> jobs;
+    for (int k = 0; k < 32; ++k) jobs.push_back(f.engine->submit(req("b" + std::to_string(k), prompt(k), 12, params(k))));
+    std::set<std::vector<int32_t>> distinct;
+    for (int k = 0; k < 32; ++k) {
+        auto r = drain(*jobs[static_cast<size_t>(k)]);
+        std::vector<int32_t> ids;
+        for (auto& e : r.events) ids.insert(ids.end(), e.tokens.begin(), e.tokens.end());
+        EXPECT_EQ(ids, solo_ids[static_cast<size_t>(k)]) << "stream " << k;
+        EXPECT_EQ(r.text(), solo[static_cast<size_t>(k)]) << "stream " << k;
+        distinct.insert(ids);
+    }
+    EXPECT_GT(distinct.size(), 20u) << "the streams are not all alike";
+    size_t widest = 0;
+    for (const auto& s : f.model->steps()) widest = std::max(widest, s.size());
+    EXPECT_GE(widest, 16u) << "the streams were batched";
+}
+
+INSTANTIATE_TEST_SUITE_P(Depth, Pipelined, ::testing::Values(1, 2),
+                         [](const auto& info) { return "depth" + std::to_string(info.param); });
 
 }  // namespace
 }  // namespace wo::test

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/sampler.h"
+#include <algorithm>
 #include "model/tiny_models.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,6 +15,10 @@
 
 namespace wo {
 namespace {
+
+int32_t argmax(const std::vector<float>& l) {
+    return static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+}
 
 std::string run_cmd(const std::string& cmd, int& rc) {
     std::string out;
