@@ -47,17 +47,19 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
         for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
     const int64_t n_units = (n_in + 7) / 8;
     for (int64_t u = lane; u < n_units; u += 32) {
-        float xv[NT][8];
+        // The R weight units first, then one token at a time (8 activations live at once, not
+        // 8 * NT: the register budget stays that of the weights and accumulators).
+        float wv[R][8];
 #pragma unroll
-        for (int t = 0; t < NT; ++t) load_x8(x[t], u, n_in, xvec, xv[t]);
+        for (int r = 0; r < R; ++r) Dequant<T>::unit(w[r], u, n_in, wv[r]);
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-            float wv[8];
-            Dequant<T>::unit(w[r], u, n_in, wv);
+        for (int t = 0; t < NT; ++t) {
+            float xv[8];
+            load_x8(x[t], u, n_in, xvec, xv);
 #pragma unroll
-            for (int t = 0; t < NT; ++t)
+            for (int r = 0; r < R; ++r)
 #pragma unroll
-                for (int i = 0; i < 8; ++i) acc[r][t] = __fmaf_rn(wv[i], xv[t][i], acc[r][t]);
+                for (int i = 0; i < 8; ++i) acc[r][t] = __fmaf_rn(wv[r][i], xv[i], acc[r][t]);
         }
     }
 #pragma unroll

@@ -212,6 +212,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         throw Error(Code::DTYPE_UNSUPPORTED, std::string("moe_ffn: gate (") + std::string(type_name(w.gate.type)) +
                                                  ") and up (" + std::string(type_name(w.up.type)) +
                                                  ") experts of different types");
+    WO_CHECK((n_ff + kBlockRows - 1) / kBlockRows <= 65535 && (d + kBlockRows - 1) / kBlockRows <= 65535 && n <= 65535,
+             "cuda moe_ffn: grid limits");
     const int64_t n_pairs = n * k;
     const MoeScratch L(n_exp, n_pairs, n_ff, d);
     if (L.total > scratch_bytes)
@@ -258,7 +260,6 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
 
     CombineArgs ca{static_cast<uint8_t*>(y.data), y.nb1, static_cast<const uint8_t*>(ids.data),
                    static_cast<const uint8_t*>(weights.data), ids.nb1, weights.nb1, O, d, int(k), int(n_exp)};
-    WO_CHECK(n <= 65535, "cuda moe_ffn: at most 65535 tokens per call");
     combine_kernel<<<dim3(static_cast<unsigned>((d + 255) / 256), static_cast<unsigned>(n)), 256, 0, s>>>(ca);
     check_launch("moe combine kernel launch");
 }
