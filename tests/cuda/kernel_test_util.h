@@ -115,7 +115,9 @@ inline std::vector<uint8_t> random_weights(GgmlType t, int64_t rows, int64_t n, 
             break;
         }
         case GgmlType::Q6_K: reinterpret_cast<quant::BlockQ6_K*>(p)->d = h(scale * pos(rng) / (32 * 127)); break;
-        case GgmlType::MXFP4: reinterpret_cast<quant::BlockMxfp4*>(p)->e = uint8_t(124 + byte(rng) % 4); break;
+        case GgmlType::MXFP4:  // |value| <= 12 * 2^(e-128): e in [122, 125] + log2(scale) keeps it <= 1.5 * scale
+            reinterpret_cast<quant::BlockMxfp4*>(p)->e = uint8_t(122 + byte(rng) % 4 + int(std::lround(std::log2(scale))));
+            break;
         default: throw std::logic_error("random_weights: type");
         }
     }

@@ -17,6 +17,13 @@
 #include "quant/blocks.h"
 #include "util/error.h"
 
+// `#pragma unroll` for nvcc; nothing for a host compiler (tests build these decoders for the host).
+#ifdef __CUDACC__
+#define WO_UNROLL _Pragma("unroll")
+#else
+#define WO_UNROLL
+#endif
+
 namespace wo::cuda {
 
 // Single roundings the compiler may not fuse (the host versions exist for host-side checks of
@@ -52,10 +59,10 @@ struct Dequant<GgmlType::F32> {
     static __host__ __device__ __forceinline__ void unit(const uint8_t* row, int64_t u, int64_t n, float w[8]) {
         const float* p = reinterpret_cast<const float*>(row) + 8 * u;
         if (8 * u + 8 <= n) {
-#pragma unroll
+WO_UNROLL
             for (int i = 0; i < 8; ++i) w[i] = p[i];
         } else {
-#pragma unroll
+WO_UNROLL
             for (int i = 0; i < 8; ++i) w[i] = 8 * u + i < n ? p[i] : 0.0f;
         }
     }
@@ -65,7 +72,7 @@ template <>
 struct Dequant<GgmlType::F16> {
     static __host__ __device__ __forceinline__ void unit(const uint8_t* row, int64_t u, int64_t n, float w[8]) {
         const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + 8 * u;
-#pragma unroll
+WO_UNROLL
         for (int i = 0; i < 8; ++i) w[i] = 8 * u + i < n ? quant::f16_to_f32(p[i]) : 0.0f;
     }
 };
@@ -74,7 +81,7 @@ template <>
 struct Dequant<GgmlType::BF16> {
     static __host__ __device__ __forceinline__ void unit(const uint8_t* row, int64_t u, int64_t n, float w[8]) {
         const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + 8 * u;
-#pragma unroll
+WO_UNROLL
         for (int i = 0; i < 8; ++i) w[i] = 8 * u + i < n ? quant::bf16_to_f32(p[i]) : 0.0f;
     }
 };
@@ -86,7 +93,7 @@ struct Dequant<GgmlType::Q8_0> {
         const auto* b = reinterpret_cast<const quant::BlockQ8_0*>(row) + u / 4;
         const float d = quant::f16_to_f32(b->d);
         const uint16_t* q = reinterpret_cast<const uint16_t*>(b->qs + 8 * (u % 4));
-#pragma unroll
+WO_UNROLL
         for (int i = 0; i < 4; ++i) {
             const uint16_t v = q[i];
             w[2 * i] = mul_rn(float(int8_t(v & 0xFF)), d);
@@ -105,7 +112,7 @@ struct Dequant<GgmlType::Q4_0> {
         const float d = quant::f16_to_f32(b->d);
         const uint8_t* q = b->qs + 8 * (k % 2);
         const int shift = 4 * (k / 2);
-#pragma unroll
+WO_UNROLL
         for (int i = 0; i < 8; ++i) w[i] = mul_rn(float(((q[i] >> shift) & 0xF) - 8), d);
     }
 };
@@ -121,7 +128,7 @@ struct Dequant<GgmlType::Q5_0> {
         const uint32_t qh = uint32_t(h[0]) | (uint32_t(h[1]) << 16);
         const uint8_t* q = b->qs + 8 * (k % 2);
         const int shift = 4 * (k / 2);
-#pragma unroll
+WO_UNROLL
         for (int i = 0; i < 8; ++i) {
             const int e = 8 * k + i;
             const int code = int((q[i] >> shift) & 0xF) | int(((qh >> e) & 1u) << 4);
@@ -139,7 +146,7 @@ struct Dequant<GgmlType::MXFP4> {
         const float d = quant::e8m0_half(b->e);
         const uint8_t* q = b->qs + 8 * (k % 2);
         const int shift = 4 * (k / 2);
-#pragma unroll
+WO_UNROLL
         for (int i = 0; i < 8; ++i) w[i] = mul_rn(float(e2m1_x2((q[i] >> shift) & 0xFu)), d);
     }
 };
@@ -157,7 +164,7 @@ struct Dequant<GgmlType::Q4_K> {
         const float m1 = mul_rn(quant::f16_to_f32(b->dmin), float(m));
         const uint8_t* q = b->qs + 32 * (j / 2) + 8 * (v % 4);
         const int shift = 4 * (j % 2);
-#pragma unroll
+WO_UNROLL
         for (int i = 0; i < 8; ++i) w[i] = sub_rn(mul_rn(d1, float((q[i] >> shift) & 0xF)), m1);
     }
 };
@@ -175,7 +182,7 @@ struct Dequant<GgmlType::Q5_K> {
         const uint8_t* q = b->qs + 32 * (j / 2) + 8 * (v % 4);
         const uint8_t* h = b->qh + 8 * (v % 4);
         const int shift = 4 * (j % 2);
-#pragma unroll
+WO_UNROLL
         for (int i = 0; i < 8; ++i) {
             const int code = int((q[i] >> shift) & 0xF) + (((h[i] >> j) & 1) ? 16 : 0);
             w[i] = sub_rn(mul_rn(d1, float(code)), m1);
@@ -195,7 +202,7 @@ struct Dequant<GgmlType::Q6_K> {
         const uint8_t* ql = b->ql + 64 * h + 32 * (k % 2) + l;
         const uint8_t* qh = b->qh + 32 * h + l;
         const int shift = 4 * (k / 2);
-#pragma unroll
+WO_UNROLL
         for (int i = 0; i < 8; ++i) {
             const int code = int((ql[i] >> shift) & 0xF) | (((qh[i] >> (2 * k)) & 3) << 4);
             w[i] = mul_rn(ds, float(code - 32));
