@@ -101,24 +101,35 @@ inline std::vector<uint8_t> random_weights(GgmlType t, int64_t rows, int64_t n, 
     for (int64_t b = 0; b < n_blocks; ++b) {
         uint8_t* p = w.data() + size_t(b) * traits(t).type_size;
         switch (t) {
-        case GgmlType::Q8_0: reinterpret_cast<quant::BlockQ8_0*>(p)->d = h(scale * pos(rng) / 127); break;
-        case GgmlType::Q4_0: reinterpret_cast<quant::BlockQ4_0*>(p)->d = h(scale * pos(rng) / 8); break;
-        case GgmlType::Q5_0: reinterpret_cast<quant::BlockQ5_0*>(p)->d = h(scale * pos(rng) / 16); break;
-        case GgmlType::Q4_K: {
-            auto* q = reinterpret_cast<quant::BlockQ4_K*>(p);
-            q->d = h(scale * pos(rng) / (15 * 63)), q->dmin = h(scale * pos(rng) / (2 * 63));
-            break;
-        }
-        case GgmlType::Q5_K: {
-            auto* q = reinterpret_cast<quant::BlockQ5_K*>(p);
-            q->d = h(scale * pos(rng) / (31 * 63)), q->dmin = h(scale * pos(rng) / (2 * 63));
-            break;
-        }
-        case GgmlType::Q6_K: reinterpret_cast<quant::BlockQ6_K*>(p)->d = h(scale * pos(rng) / (32 * 127)); break;
-        case GgmlType::MXFP4:  // |value| <= 12 * 2^(e-128): e in [122, 125] + log2(scale) keeps it <= 1.5 * scale
-            reinterpret_cast<quant::BlockMxfp4*>(p)->e = uint8_t(122 + byte(rng) % 4 + int(std::lround(std::log2(scale))));
-            break;
-        default: throw std::logic_error("random_weights: type");
+            case GgmlType::Q8_0:
+                reinterpret_cast<quant::BlockQ8_0*>(p)->d = h(scale * pos(rng) / 127);
+                break;
+            case GgmlType::Q4_0:
+                reinterpret_cast<quant::BlockQ4_0*>(p)->d = h(scale * pos(rng) / 8);
+                break;
+            case GgmlType::Q5_0:
+                reinterpret_cast<quant::BlockQ5_0*>(p)->d = h(scale * pos(rng) / 16);
+                break;
+            case GgmlType::Q4_K: {
+                auto* q = reinterpret_cast<quant::BlockQ4_K*>(p);
+                q->d = h(scale * pos(rng) / (15 * 63)), q->dmin = h(scale * pos(rng) / (2 * 63));
+                break;
+            }
+            case GgmlType::Q5_K: {
+                auto* q = reinterpret_cast<quant::BlockQ5_K*>(p);
+                q->d = h(scale * pos(rng) / (31 * 63)), q->dmin = h(scale * pos(rng) / (2 * 63));
+                break;
+            }
+            case GgmlType::Q6_K:
+                reinterpret_cast<quant::BlockQ6_K*>(p)->d = h(scale * pos(rng) / (32 * 127));
+                break;
+            case GgmlType::MXFP4:  // |value| <= 12 * 2^(e-128): e in [122, 125] + log2(scale) keeps it <= 1.5
+                                   // * scale
+                reinterpret_cast<quant::BlockMxfp4*>(p)->e =
+                    uint8_t(122 + byte(rng) % 4 + int(std::lround(std::log2(scale))));
+                break;
+            default:
+                throw std::logic_error("random_weights: type");
         }
     }
     return w;

@@ -42,8 +42,8 @@ TEST(CudaDequant, EveryTypeBitExactWithCpu) {
         dids.upload(ids.data(), ids.size() * 4);
         dy.fill(0xFF);
         Tensor table = make_tensor(dw.get(), t, n, rows);
-        embed(make_tensor(dy.get(), GgmlType::F32, n, rows), table, make_tensor(dids.get(), GgmlType::I32, rows),
-              false, nullptr);
+        embed(make_tensor(dy.get(), GgmlType::F32, n, rows), table,
+              make_tensor(dids.get(), GgmlType::I32, rows), false, nullptr);
         sync();
         auto y = download_vec<float>(dy, size_t(n * rows));
         int64_t bad = 0, nan = 0;
@@ -53,7 +53,8 @@ TEST(CudaDequant, EveryTypeBitExactWithCpu) {
                 const float g = y[size_t(i * n + c)], r = ref[size_t(c)];
                 nan += std::isnan(r);
                 if (!same_value(g, r) && bad++ < 5) {
-                    ADD_FAILURE() << "row " << ids[size_t(i)] << " col " << c << ": gpu " << g << " cpu " << r;
+                    ADD_FAILURE() << "row " << ids[size_t(i)] << " col " << c << ": gpu " << g << " cpu "
+                                  << r;
                 }
             }
         }
@@ -82,7 +83,8 @@ TEST(CudaEmbed, LookupAndAddOnStridedRows) {
             SCOPED_TRACE(add ? "add" : "set");
             dy.upload(y0.data(), y0.size() * 4);
             Tensor y = make_tensor(dy.get(), GgmlType::F32, ld, n).col_range(2, d);  // strided, offset rows
-            embed(y, make_tensor(dw.get(), t, d, n_rows), make_tensor(dids.get(), GgmlType::I32, n), add, nullptr);
+            embed(y, make_tensor(dw.get(), t, d, n_rows), make_tensor(dids.get(), GgmlType::I32, n), add,
+                  nullptr);
             sync();
             auto out = download_vec<float>(dy, y0.size());
             for (int64_t i = 0; i < n; ++i) {
@@ -90,7 +92,9 @@ TEST(CudaEmbed, LookupAndAddOnStridedRows) {
                 for (int64_t c = 0; c < ld; ++c) {
                     const size_t at = size_t(i * ld + c);
                     const bool inside = c >= 2 && c < 2 + d;
-                    const float want = !inside ? y0[at] : add ? y0[at] + ref[size_t(c - 2)] : ref[size_t(c - 2)];
+                    const float want = !inside ? y0[at]
+                                       : add   ? y0[at] + ref[size_t(c - 2)]
+                                               : ref[size_t(c - 2)];
                     ASSERT_TRUE(same_value(out[at], want)) << "token " << i << " col " << c;
                 }
             }
@@ -150,8 +154,8 @@ std::vector<float> run_matmul(const MatmulCase& c, std::mt19937& rng, std::vecto
     db.upload(bias.data(), bias.size() * 4);
     Tensor tx = make_tensor(dx.get(), GgmlType::F32, x_ld, c.n_tok).col_range(x_off, c.n_in);
     Tensor ty = make_tensor(dy.get(), GgmlType::F32, y_ld, c.n_tok).col_range(y_off, c.n_out);
-    matmul(ty, tx, make_tensor(dw.get(), c.type, c.n_in, c.n_out), c.bias ? static_cast<float*>(db.get()) : nullptr,
-           c.accumulate, nullptr);
+    matmul(ty, tx, make_tensor(dw.get(), c.type, c.n_in, c.n_out),
+           c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate, nullptr);
     sync();
     auto y = download_vec<float>(dy, y0.size());
 
@@ -177,8 +181,8 @@ std::vector<float> run_matmul(const MatmulCase& c, std::mt19937& rng, std::vecto
             const double bound = dot_error_bound(c.n_in, 2, mag);
             const double err = std::fabs(double(y[at]) - ref);
             if (!(err <= bound) && bad++ < 5) {
-                ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at] << " ref " << ref
-                              << " err " << err << " bound " << bound;
+                ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at]
+                              << " ref " << ref << " err " << err << " bound " << bound;
             }
         }
     }
@@ -207,7 +211,8 @@ TEST(CudaMatmul, EveryTypeOddShapes) {
             SCOPED_TRACE(n_tok);
             run_matmul({t, n_in, 13, n_tok, false, false, false, {}, 1}, rng);
         }
-        run_matmul({t, b == 1 ? 7 : b, 1, 5, false, false, false, {}, 1}, rng);  // a single block, a single row
+        run_matmul({t, b == 1 ? 7 : b, 1, 5, false, false, false, {}, 1},
+                   rng);  // a single block, a single row
     }
 }
 
@@ -235,7 +240,8 @@ TEST(CudaMatmul, RealShapes2880) {
     for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::BF16}) {
         SCOPED_TRACE(tname(t));
         for (int64_t n_tok : {1, 7, 128}) run_matmul({t, 2880, 2880, n_tok, true, false, false, {}, 7}, rng);
-        run_matmul({t, 2880, 2880, 2048, true, false, false, {0, 1, 7, 8, 100, 1023, 1024, 2046, 2047}, 1}, rng);
+        run_matmul({t, 2880, 2880, 2048, true, false, false, {0, 1, 7, 8, 100, 1023, 1024, 2046, 2047}, 1},
+                   rng);
     }
 }
 
@@ -280,9 +286,10 @@ TEST(CudaMatmul, BatchInvariantBitForBit) {
         Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
         Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
         matmul(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx, tw, nullptr, false, nullptr);
-        matmul(make_tensor(dyr.get(), GgmlType::F32, n_out, n), make_tensor(dxr.get(), GgmlType::F32, n_in, n), tw,
-               nullptr, false, nullptr);
-        for (int64_t i = 0; i < n; ++i) matmul(ty1.row_range(i, 1), tx.row_range(i, 1), tw, nullptr, false, nullptr);
+        matmul(make_tensor(dyr.get(), GgmlType::F32, n_out, n),
+               make_tensor(dxr.get(), GgmlType::F32, n_in, n), tw, nullptr, false, nullptr);
+        for (int64_t i = 0; i < n; ++i)
+            matmul(ty1.row_range(i, 1), tx.row_range(i, 1), tw, nullptr, false, nullptr);
         sync();
         auto y = download_vec<float>(dy, size_t(n_out * n));
         auto y1 = download_vec<float>(dy1, size_t(n_out * n));
@@ -304,7 +311,8 @@ TEST(CudaMatmul, BatchInvariant2048) {
     const int64_t n_in = 2880, n_out = 2880, n = 2048;
     auto w = random_weights(GgmlType::Q8_0, n_out, n_in, rng, 0.5f);
     auto x = random_floats(size_t(n_in * n), rng);
-    DevBuf dw(w.size()), dx(x.size() * 4), dy(sizeof(float) * size_t(n_out * n)), dy1(sizeof(float) * size_t(n_out * n));
+    DevBuf dw(w.size()), dx(x.size() * 4), dy(sizeof(float) * size_t(n_out * n)),
+        dy1(sizeof(float) * size_t(n_out * n));
     dw.upload(w.data(), w.size());
     dx.upload(x.data(), x.size() * 4);
     dy.fill(0xFF), dy1.fill(0xFF);
@@ -323,7 +331,8 @@ TEST(CudaMatmul, BatchInvariant2048) {
     for (int64_t i = s7; i < s7 + 7; ++i) check.push_back(i);
     for (int64_t i : check)
         for (int64_t r = 0; r < n_out; ++r)
-            ASSERT_TRUE(same_value(y[size_t(i * n_out + r)], y1[size_t(i * n_out + r)]) && !std::isnan(y1[size_t(i * n_out + r)]))
+            ASSERT_TRUE(same_value(y[size_t(i * n_out + r)], y1[size_t(i * n_out + r)]) &&
+                        !std::isnan(y1[size_t(i * n_out + r)]))
                 << "token " << i << " row " << r;
 }
 

@@ -39,7 +39,11 @@ struct DevExperts {
     Tensor tgb, tub, tdb;
     MoeFfn ffn;
     DevExperts(const MoeData& m, MoeAct act)
-        : gate(m.gate.size()), up(m.up.size()), down(m.down.size()), gb(m.gb.size() * 4), ub(m.ub.size() * 4),
+        : gate(m.gate.size()),
+          up(m.up.size()),
+          down(m.down.size()),
+          gb(m.gb.size() * 4),
+          ub(m.ub.size() * 4),
           db(m.db.size() * 4) {
         gate.upload(m.gate.data(), m.gate.size());
         up.upload(m.up.data(), m.up.size());
@@ -83,8 +87,8 @@ struct Ref {
 // gate/up dots (dot_error_bound with the bias rounding) through the activation's slopes, plus
 // 8 roundings of the activation (expf is within 2 ulp) and α|g| for the rounding of α·g; the
 // down dot (its own bound plus Σ|w|·error of G); then 2 roundings per term of the combine.
-std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int32_t* ids, const float* wts, int k,
-                         const float* y0) {
+std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int32_t* ids, const float* wts,
+                         int k, const float* y0) {
     const double u = std::ldexp(1.0, -24), alpha = double(1.702f), limit = 7.0;  // MoeFfn's floats
     const int64_t d = m.d, n_ff = m.n_ff;
     std::vector<Ref> out(static_cast<size_t>(d));
@@ -124,17 +128,19 @@ std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int
             mag[size_t(c)] += std::fabs(double(wts[j]) * o);
         }
     }
-    for (int64_t c = 0; c < d; ++c) out[size_t(c)].bound = 2 * (out[size_t(c)].bound + 2 * k * u * mag[size_t(c)]);
+    for (int64_t c = 0; c < d; ++c)
+        out[size_t(c)].bound = 2 * (out[size_t(c)].bound + 2 * k * u * mag[size_t(c)]);
     return out;
 }
 
 // Runs moe_ffn on tokens [first, first+n) of the inputs (y starts as y0 there) with scratch
 // poisoned; returns y for those tokens.
-std::vector<float> run_moe(DevExperts& ex, const MoeData& m, const std::vector<float>& x, const std::vector<int32_t>& ids,
-                           const std::vector<float>& wts, const std::vector<float>& y0, int k, int64_t first, int64_t n) {
+std::vector<float> run_moe(DevExperts& ex, const MoeData& m, const std::vector<float>& x,
+                           const std::vector<int32_t>& ids, const std::vector<float>& wts,
+                           const std::vector<float>& y0, int k, int64_t first, int64_t n) {
     const int64_t d = m.d;
-    DevBuf dx(sizeof(float) * size_t(n * d)), dy(sizeof(float) * size_t(n * d)), di(sizeof(int32_t) * size_t(n * k)),
-        dw(sizeof(float) * size_t(n * k));
+    DevBuf dx(sizeof(float) * size_t(n * d)), dy(sizeof(float) * size_t(n * d)),
+        di(sizeof(int32_t) * size_t(n * k)), dw(sizeof(float) * size_t(n * k));
     dx.upload(x.data() + first * d, dx.size());
     dy.upload(y0.data() + first * d, dy.size());
     di.upload(ids.data() + first * k, di.size());
@@ -152,17 +158,20 @@ std::vector<float> run_moe(DevExperts& ex, const MoeData& m, const std::vector<f
     return download_vec<float>(dy, size_t(n * d));
 }
 
-void check_against_ref(const MoeData& m, MoeAct act, const std::vector<float>& x, const std::vector<int32_t>& ids,
-                       const std::vector<float>& wts, const std::vector<float>& y0, int k, const std::vector<float>& y,
+void check_against_ref(const MoeData& m, MoeAct act, const std::vector<float>& x,
+                       const std::vector<int32_t>& ids, const std::vector<float>& wts,
+                       const std::vector<float>& y0, int k, const std::vector<float>& y,
                        const std::vector<int64_t>& tokens) {
     int64_t bad = 0;
     for (int64_t i : tokens) {
-        auto ref = moe_ref(m, act, x.data() + i * m.d, ids.data() + i * k, wts.data() + i * k, k, y0.data() + i * m.d);
+        auto ref = moe_ref(m, act, x.data() + i * m.d, ids.data() + i * k, wts.data() + i * k, k,
+                           y0.data() + i * m.d);
         for (int64_t c = 0; c < m.d; ++c) {
             const double err = std::fabs(double(y[size_t(i * m.d + c)]) - ref[size_t(c)].y);
             if (!(err <= ref[size_t(c)].bound) && bad++ < 5) {
-                ADD_FAILURE() << "token " << i << " col " << c << ": gpu " << y[size_t(i * m.d + c)] << " ref "
-                              << ref[size_t(c)].y << " err " << err << " bound " << ref[size_t(c)].bound;
+                ADD_FAILURE() << "token " << i << " col " << c << ": gpu " << y[size_t(i * m.d + c)]
+                              << " ref " << ref[size_t(c)].y << " err " << err << " bound "
+                              << ref[size_t(c)].bound;
             }
         }
     }
@@ -175,7 +184,9 @@ std::vector<int32_t> make_ids(Routing r, int64_t n, int k, int n_exp, std::mt199
     std::vector<int32_t> ids(static_cast<size_t>(n * k));
     std::uniform_int_distribution<int> any(0, n_exp - 1), two(0, 1);
     for (auto& e : ids)
-        e = r == Routing::RANDOM ? any(rng) : r == Routing::ONE_EXPERT ? n_exp / 2 : (two(rng) ? 1 : n_exp - 2);
+        e = r == Routing::RANDOM       ? any(rng)
+            : r == Routing::ONE_EXPERT ? n_exp / 2
+                                       : (two(rng) ? 1 : n_exp - 2);
     if (r == Routing::RANDOM) ids[1] = ids[0];  // the same expert twice for one token
     return ids;
 }
@@ -279,8 +290,8 @@ TEST(CudaMoe, TooSmallScratchIsAnError) {
     DevBuf dx(64 * 4 * 2), dy(64 * 4 * 2), di(4 * 2 * 2), dw(4 * 2 * 2), scratch(256);
     try {
         moe_ffn(make_tensor(dy.get(), GgmlType::F32, 64, 2), make_tensor(dx.get(), GgmlType::F32, 64, 2),
-                make_tensor(di.get(), GgmlType::I32, 2, 2), make_tensor(dw.get(), GgmlType::F32, 2, 2), ex.ffn,
-                scratch.get(), 256, nullptr);
+                make_tensor(di.get(), GgmlType::I32, 2, 2), make_tensor(dw.get(), GgmlType::F32, 2, 2),
+                ex.ffn, scratch.get(), 256, nullptr);
         FAIL() << "no error";
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), Code::INTERNAL);

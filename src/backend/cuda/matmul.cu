@@ -30,7 +30,8 @@ template <GgmlType T, int NT>
 __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int64_t t0) {
     const uint8_t* w[kWarpRows];
 #pragma unroll
-    for (int r = 0; r < kWarpRows; ++r) w[r] = a.w + size_t(r0 + r < a.n_out ? r0 + r : a.n_out - 1) * a.w_nb1;
+    for (int r = 0; r < kWarpRows; ++r)
+        w[r] = a.w + size_t(r0 + r < a.n_out ? r0 + r : a.n_out - 1) * a.w_nb1;
     const float* x[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const float*>(a.x + size_t(t0 + t) * a.x_nb1);
@@ -94,14 +95,23 @@ __global__ void embed_kernel(EmbedArgs a) {
 
 void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
     WO_CHECK(w.layout == WeightLayout::GGUF, "cuda matmul: weight layout");
-    WO_CHECK(x.type == GgmlType::F32 && y.type == GgmlType::F32 && x.cols() == w.cols() && y.rows() == x.rows() &&
-                 y.cols() == w.rows(),
+    WO_CHECK(x.type == GgmlType::F32 && y.type == GgmlType::F32 && x.cols() == w.cols() &&
+                 y.rows() == x.rows() && y.cols() == w.rows(),
              "cuda matmul shapes");
     const int64_t n_out = w.rows(), n_tok = x.rows();
     if (n_tok == 0 || n_out == 0) return;
-    MatmulArgs a{static_cast<const uint8_t*>(w.data), w.nb1, w.cols(), n_out,
-                 static_cast<const uint8_t*>(x.data), x.nb1, static_cast<uint8_t*>(y.data), y.nb1, n_tok,
-                 bias, accumulate, aligned16(x.data, x.nb1)};
+    MatmulArgs a{static_cast<const uint8_t*>(w.data),
+                 w.nb1,
+                 w.cols(),
+                 n_out,
+                 static_cast<const uint8_t*>(x.data),
+                 x.nb1,
+                 static_cast<uint8_t*>(y.data),
+                 y.nb1,
+                 n_tok,
+                 bias,
+                 accumulate,
+                 aligned16(x.data, x.nb1)};
     const dim3 grid(static_cast<unsigned>((n_out + kBlockRows - 1) / kBlockRows));
     WO_CUDA_FOR_TYPE(w.type, "matmul", (matmul_kernel<kT><<<grid, kBlockWarps * 32, 0, s>>>(a)));
     check_launch("matmul kernel launch");
@@ -115,8 +125,14 @@ void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s) {
     const int64_t n = y.rows(), d = y.cols();
     if (n == 0 || d == 0) return;
     WO_CHECK(n <= 65535, "cuda embed: at most 65535 tokens per call");
-    EmbedArgs a{static_cast<const uint8_t*>(table.data), table.nb1, table.rows(), d,
-                static_cast<const int32_t*>(ids.data), static_cast<uint8_t*>(y.data), y.nb1, add};
+    EmbedArgs a{static_cast<const uint8_t*>(table.data),
+                table.nb1,
+                table.rows(),
+                d,
+                static_cast<const int32_t*>(ids.data),
+                static_cast<uint8_t*>(y.data),
+                y.nb1,
+                add};
     const int64_t units = (d + 7) / 8;
     const dim3 grid(static_cast<unsigned>((units + 127) / 128), static_cast<unsigned>(n));
     WO_CUDA_FOR_TYPE(table.type, "embed", (embed_kernel<kT><<<grid, 128, 0, s>>>(a)));

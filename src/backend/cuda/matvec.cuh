@@ -38,8 +38,8 @@ __device__ __forceinline__ void load_x8(const float* x, int64_t u, int64_t n, bo
 // acc[r][t] = dot(weight row w[r], activation row x[t]) over n_in elements, in the order above.
 // Every lane of the warp must call it (the butterfly needs all 32); all lanes get every result.
 template <GgmlType T, int R, int NT>
-__device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t n_in, const float* const (&x)[NT],
-                                          bool xvec, float (&acc)[R][NT]) {
+__device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t n_in,
+                                          const float* const (&x)[NT], bool xvec, float (&acc)[R][NT]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -73,8 +73,8 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
 
 // Tokens are carried through a warp in passes of 8, then 4, 2, 1 for the rest; which pass a token
 // lands in changes nothing in its arithmetic (see above).
-constexpr int kWarpRows = 2;       // weight rows per warp
-constexpr int kBlockWarps = 4;     // warps per CTA (128 threads)
+constexpr int kWarpRows = 2;    // weight rows per warp
+constexpr int kBlockWarps = 4;  // warps per CTA (128 threads)
 constexpr int kBlockRows = kWarpRows * kBlockWarps;
 
 inline bool aligned16(const void* p, size_t stride) {

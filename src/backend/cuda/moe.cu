@@ -132,7 +132,8 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
             if (lane == r * NT + t && r0 + r < a.n_out) {
                 const int64_t row = r0 + r;
                 // As the CPU's matmul_rows: s = dot + bias (or + 0).
-                const float v = __fadd_rn(acc[r][t], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
+                const float v =
+                    __fadd_rn(acc[r][t], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
                 float res = v;
                 if constexpr (GATE_UP) {
                     const float u =
@@ -181,7 +182,7 @@ __global__ void combine_kernel(CombineArgs a) {
     for (int j = 0; j < a.k; ++j) {
         const int32_t e = ids[j];
         const float o = (e >= 0 && e < a.n_exp) ? a.o[(size_t(i) * a.k + j) * size_t(a.d) + size_t(c)]
-                                                 : __int_as_float(0x7FC00000);
+                                                : __int_as_float(0x7FC00000);
         acc = __fadd_rn(acc, __fmul_rn(wts[j], o));
     }
     *y = acc;
@@ -194,8 +195,8 @@ size_t moe_scratch_bytes(const StepLimits& l) {
     return MoeScratch(l.n_expert, l.max_tokens * l.n_expert_used, l.n_ff, l.n_embd).total;
 }
 
-void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch, size_t scratch_bytes,
-             cudaStream_t s) {
+void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
+             size_t scratch_bytes, cudaStream_t s) {
     const int64_t n = x.rows(), d = x.cols(), k = ids.cols();
     const int64_t n_ff = w.gate.rows(), n_exp = w.gate.mats();
     WO_CHECK(w.gate.cols() == d && w.up.cols() == d && w.up.rows() == n_ff && w.down.cols() == n_ff &&
@@ -209,10 +210,11 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
              "cuda moe_ffn: weight layout");
     if (n == 0 || k == 0) return;
     if (w.up.type != w.gate.type)
-        throw Error(Code::DTYPE_UNSUPPORTED, std::string("moe_ffn: gate (") + std::string(type_name(w.gate.type)) +
-                                                 ") and up (" + std::string(type_name(w.up.type)) +
-                                                 ") experts of different types");
-    WO_CHECK((n_ff + kBlockRows - 1) / kBlockRows <= 65535 && (d + kBlockRows - 1) / kBlockRows <= 65535 && n <= 65535,
+        throw Error(Code::DTYPE_UNSUPPORTED,
+                    std::string("moe_ffn: gate (") + std::string(type_name(w.gate.type)) + ") and up (" +
+                        std::string(type_name(w.up.type)) + ") experts of different types");
+    WO_CHECK((n_ff + kBlockRows - 1) / kBlockRows <= 65535 && (d + kBlockRows - 1) / kBlockRows <= 65535 &&
+                 n <= 65535,
              "cuda moe_ffn: grid limits");
     const int64_t n_pairs = n * k;
     const MoeScratch L(n_exp, n_pairs, n_ff, d);
@@ -226,7 +228,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     auto* G = reinterpret_cast<float*>(base + L.g);
     auto* O = reinterpret_cast<float*>(base + L.o);
 
-    GroupArgs ga{static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), n_pairs, counts, offsets, list};
+    GroupArgs ga{
+        static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), n_pairs, counts, offsets, list};
     group_kernel<<<1, 1024, 2 * sizeof(int32_t) * size_t(n_exp), s>>>(ga);
     check_launch("moe group kernel launch");
 
@@ -238,10 +241,12 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     gu.bias = bias_ptr(w.gate_b), gu.bias_nb1 = bias_nb1(w.gate_b);
     gu.bias2 = bias_ptr(w.up_b), gu.bias2_nb1 = bias_nb1(w.up_b);
     gu.n_in = d, gu.n_out = n_ff;
-    gu.x = static_cast<const uint8_t*>(x.data), gu.x_nb1 = x.nb1, gu.x_div = int(k), gu.xvec = aligned16(x.data, x.nb1);
+    gu.x = static_cast<const uint8_t*>(x.data), gu.x_nb1 = x.nb1, gu.x_div = int(k),
+    gu.xvec = aligned16(x.data, x.nb1);
     gu.out = G, gu.counts = counts, gu.offsets = offsets, gu.list = list;
     gu.act = w.act, gu.alpha = w.alpha, gu.limit = w.limit;
-    const dim3 grid_gu(static_cast<unsigned>(n_exp), static_cast<unsigned>((n_ff + kBlockRows - 1) / kBlockRows));
+    const dim3 grid_gu(static_cast<unsigned>(n_exp),
+                       static_cast<unsigned>((n_ff + kBlockRows - 1) / kBlockRows));
     WO_CUDA_FOR_TYPE(w.gate.type, "moe_ffn gate/up",
                      (expert_kernel<kT, true><<<grid_gu, kBlockWarps * 32, 0, s>>>(gu)));
     check_launch("moe gate/up kernel launch");
@@ -254,12 +259,22 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     dn.x = reinterpret_cast<const uint8_t*>(G), dn.x_nb1 = sizeof(float) * size_t(n_ff), dn.x_div = 1;
     dn.xvec = aligned16(G, dn.x_nb1);
     dn.out = O;
-    const dim3 grid_dn(static_cast<unsigned>(n_exp), static_cast<unsigned>((d + kBlockRows - 1) / kBlockRows));
-    WO_CUDA_FOR_TYPE(w.down.type, "moe_ffn down", (expert_kernel<kT, false><<<grid_dn, kBlockWarps * 32, 0, s>>>(dn)));
+    const dim3 grid_dn(static_cast<unsigned>(n_exp),
+                       static_cast<unsigned>((d + kBlockRows - 1) / kBlockRows));
+    WO_CUDA_FOR_TYPE(w.down.type, "moe_ffn down",
+                     (expert_kernel<kT, false><<<grid_dn, kBlockWarps * 32, 0, s>>>(dn)));
     check_launch("moe down kernel launch");
 
-    CombineArgs ca{static_cast<uint8_t*>(y.data), y.nb1, static_cast<const uint8_t*>(ids.data),
-                   static_cast<const uint8_t*>(weights.data), ids.nb1, weights.nb1, O, d, int(k), int(n_exp)};
+    CombineArgs ca{static_cast<uint8_t*>(y.data),
+                   y.nb1,
+                   static_cast<const uint8_t*>(ids.data),
+                   static_cast<const uint8_t*>(weights.data),
+                   ids.nb1,
+                   weights.nb1,
+                   O,
+                   d,
+                   int(k),
+                   int(n_exp)};
     combine_kernel<<<dim3(static_cast<unsigned>((d + 255) / 256), static_cast<unsigned>(n)), 256, 0, s>>>(ca);
     check_launch("moe combine kernel launch");
 }
