@@ -1,0 +1,282 @@
+// The MoE expert FFN with expert ids that stay on the device (kernels.h, Backend::moe_ffn).
+//
+// Four launches, all with grids fixed by the shapes (never by the routing), so the sequence is
+// capturable in a CUDA graph:
+//  1. group:   one CTA counts the (token, choice) pairs p = i*k + j per expert, scans the counts
+//              into offsets and scatters the pair ids into `list`, grouped by expert (the order
+//              inside a group is whatever the atomics give: it decides only where a pair's dot
+//              is computed, never its value).
+//  2. gate_up: grid (n_expert, n_ff/8): the CTA of expert e exits at once if e has no pairs,
+//              otherwise its warps own 2 rows of gate and up each and run every pair of e through
+//              them (passes of 8 tokens, weights re-read from L1/L2), then G[p] = act(g + gb, u + ub).
+//  3. down:    grid (n_expert, n_embd/8): O[p] = down_e · G[p] + db.
+//  4. combine: y[i] += w[i][j] · O[i*k+j] for j = 0..k-1 in order, one thread per column.
+// Every dot is warp_dots' (matvec.cuh), the same order as matmul; so a pair's result depends on
+// nothing but its token and expert. An out-of-range expert id cannot throw on the device: its
+// pair is left out of every group and contributes NaN to y in the combine.
+#include <cuda_runtime.h>
+
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/matvec.cuh"
+
+namespace wo::cuda {
+namespace {
+
+size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+
+// Scratch layout for n_exp experts and n_pairs pairs.
+struct MoeScratch {
+    size_t counts = 0, offsets = 0, list = 0, g = 0, o = 0, total = 0;
+    MoeScratch(int64_t n_exp, int64_t n_pairs, int64_t n_ff, int64_t d) {
+        size_t at = 0;
+        counts = at, at += align256(sizeof(int32_t) * size_t(n_exp));
+        offsets = at, at += align256(sizeof(int32_t) * size_t(n_exp + 1));
+        list = at, at += align256(sizeof(int32_t) * size_t(n_pairs));
+        g = at, at += align256(sizeof(float) * size_t(n_pairs) * size_t(n_ff));
+        o = at, at += align256(sizeof(float) * size_t(n_pairs) * size_t(d));
+        total = at;
+    }
+};
+
+struct GroupArgs {
+    const uint8_t* ids;
+    size_t ids_nb1;
+    int k, n_exp;
+    int64_t n_pairs;
+    int32_t *counts, *offsets, *list;
+};
+
+// One CTA; shared memory: 2 * n_exp ints (counts, then cursors).
+__global__ void group_kernel(GroupArgs a) {
+    extern __shared__ int32_t sh[];
+    int32_t* cnt = sh;
+    int32_t* cur = sh + a.n_exp;
+    for (int e = threadIdx.x; e < a.n_exp; e += blockDim.x) cnt[e] = 0;
+    __syncthreads();
+    for (int64_t p = threadIdx.x; p < a.n_pairs; p += blockDim.x) {
+        const int32_t e = reinterpret_cast<const int32_t*>(a.ids + size_t(p / a.k) * a.ids_nb1)[p % a.k];
+        if (e >= 0 && e < a.n_exp) atomicAdd(&cnt[e], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int32_t run = 0;
+        for (int e = 0; e < a.n_exp; ++e) {
+            cur[e] = run;
+            a.offsets[e] = run;
+            a.counts[e] = cnt[e];
+            run += cnt[e];
+        }
+        a.offsets[a.n_exp] = run;
+    }
+    __syncthreads();
+    for (int64_t p = threadIdx.x; p < a.n_pairs; p += blockDim.x) {
+        const int32_t e = reinterpret_cast<const int32_t*>(a.ids + size_t(p / a.k) * a.ids_nb1)[p % a.k];
+        if (e >= 0 && e < a.n_exp) a.list[atomicAdd(&cur[e], 1)] = int32_t(p);
+    }
+}
+
+struct ExpertArgs {
+    // weights of the pass (gate_up: w = gate, w2 = up; down: w only), per expert at e * nb2
+    const uint8_t *w, *w2;
+    size_t nb1, nb2, nb1_2, nb2_2;
+    const float *bias, *bias2;  // [n_out, n_exp] F32 or null
+    size_t bias_nb1, bias2_nb1;
+    int64_t n_in, n_out;
+    // input row of pair p: x + (p / x_div) * x_nb1 (x_div = k for the token rows, 1 for G)
+    const uint8_t* x;
+    size_t x_nb1;
+    int x_div;
+    bool xvec;
+    float* out;  // [n_out] per pair, row p at out + p * n_out
+    const int32_t *counts, *offsets, *list;
+    MoeAct act;
+    float alpha, limit;
+};
+
+__device__ __forceinline__ float silu_mul(float g, float u) {
+    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+}
+// backend/cpu/row.h swiglu_oai_1, with std::min / std::clamp's NaN behaviour (a NaN passes).
+__device__ __forceinline__ float swiglu_oai(float g, float u, float alpha, float limit) {
+    g = limit < g ? limit : g;
+    u = u < -limit ? -limit : (limit < u ? limit : u);
+    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(__fmul_rn(-alpha, g)))), __fadd_rn(u, 1.0f));
+}
+
+template <GgmlType T, int NT, bool GATE_UP>
+__device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t r0, const int32_t* pairs) {
+    const uint8_t* w[kWarpRows];
+    const uint8_t* w2[kWarpRows];
+#pragma unroll
+    for (int r = 0; r < kWarpRows; ++r) {
+        const size_t row = size_t(r0 + r < a.n_out ? r0 + r : a.n_out - 1);
+        w[r] = a.w + size_t(e) * a.nb2 + row * a.nb1;
+        w2[r] = GATE_UP ? a.w2 + size_t(e) * a.nb2_2 + row * a.nb1_2 : nullptr;
+    }
+    const float* x[NT];
+    int32_t p[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+        p[t] = pairs[t];
+        x[t] = reinterpret_cast<const float*>(a.x + size_t(p[t] / a.x_div) * a.x_nb1);
+    }
+    float acc[kWarpRows][NT];
+    warp_dots<T, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
+    float acc2[kWarpRows][NT];
+    if constexpr (GATE_UP) warp_dots<T, kWarpRows, NT>(w2, a.n_in, x, a.xvec, acc2);
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int r = 0; r < kWarpRows; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t)
+            if (lane == r * NT + t && r0 + r < a.n_out) {
+                const int64_t row = r0 + r;
+                // As the CPU's matmul_rows: s = dot + bias (or + 0).
+                const float v =
+                    __fadd_rn(acc[r][t], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
+                float res = v;
+                if constexpr (GATE_UP) {
+                    const float u =
+                        __fadd_rn(acc2[r][t], a.bias2 ? a.bias2[size_t(e) * a.bias2_nb1 / 4 + row] : 0.0f);
+                    res = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(v, u, a.alpha, a.limit) : silu_mul(v, u);
+                }
+                a.out[size_t(p[t]) * size_t(a.n_out) + size_t(row)] = res;
+            }
+}
+
+// blockIdx.x = expert, blockIdx.y = block of kBlockRows output rows.
+template <GgmlType T, bool GATE_UP>
+__global__ void __launch_bounds__(kBlockWarps * 32) expert_kernel(ExpertArgs a) {
+    const int e = blockIdx.x;
+    const int32_t cnt = a.counts[e];
+    if (cnt == 0) return;
+    const int64_t r0 = (int64_t(blockIdx.y) * kBlockWarps + threadIdx.x / 32) * kWarpRows;
+    if (r0 >= a.n_out) return;
+    const int32_t* pairs = a.list + a.offsets[e];
+    int32_t t0 = 0;
+    for (; t0 + 8 <= cnt; t0 += 8) expert_pass<T, 8, GATE_UP>(a, e, r0, pairs + t0);
+    if (t0 + 4 <= cnt) expert_pass<T, 4, GATE_UP>(a, e, r0, pairs + t0), t0 += 4;
+    if (t0 + 2 <= cnt) expert_pass<T, 2, GATE_UP>(a, e, r0, pairs + t0), t0 += 2;
+    if (t0 < cnt) expert_pass<T, 1, GATE_UP>(a, e, r0, pairs + t0);
+}
+
+struct CombineArgs {
+    uint8_t* y;
+    size_t y_nb1;
+    const uint8_t *ids, *wts;
+    size_t ids_nb1, wts_nb1;
+    const float* o;
+    int64_t d;
+    int k, n_exp;
+};
+
+// blockIdx.y = token; y[c] += w[j] * O[i*k+j][c] for j in order (the CPU's loop, same roundings).
+__global__ void combine_kernel(CombineArgs a) {
+    const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (c >= a.d) return;
+    const int64_t i = blockIdx.y;
+    const int32_t* ids = reinterpret_cast<const int32_t*>(a.ids + size_t(i) * a.ids_nb1);
+    const float* wts = reinterpret_cast<const float*>(a.wts + size_t(i) * a.wts_nb1);
+    float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + c;
+    float acc = *y;
+    for (int j = 0; j < a.k; ++j) {
+        const int32_t e = ids[j];
+        const float o = (e >= 0 && e < a.n_exp) ? a.o[(size_t(i) * a.k + j) * size_t(a.d) + size_t(c)]
+                                                : __int_as_float(0x7FC00000);
+        acc = __fadd_rn(acc, __fmul_rn(wts[j], o));
+    }
+    *y = acc;
+}
+
+}  // namespace
+
+size_t moe_scratch_bytes(const StepLimits& l) {
+    if (l.n_expert <= 0 || l.n_expert_used <= 0) return 0;
+    return MoeScratch(l.n_expert, l.max_tokens * l.n_expert_used, l.n_ff, l.n_embd).total;
+}
+
+void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
+             size_t scratch_bytes, cudaStream_t s) {
+    const int64_t n = x.rows(), d = x.cols(), k = ids.cols();
+    const int64_t n_ff = w.gate.rows(), n_exp = w.gate.mats();
+    WO_CHECK(w.gate.cols() == d && w.up.cols() == d && w.up.rows() == n_ff && w.down.cols() == n_ff &&
+                 w.down.rows() == d && w.up.mats() == n_exp && w.down.mats() == n_exp && y.cols() == d &&
+                 y.rows() == n && ids.rows() >= n && weights.rows() >= n && weights.cols() == k &&
+                 x.type == GgmlType::F32 && y.type == GgmlType::F32 && ids.type == GgmlType::I32 &&
+                 weights.type == GgmlType::F32,
+             "cuda moe_ffn shapes");
+    WO_CHECK(w.gate.layout == WeightLayout::GGUF && w.up.layout == WeightLayout::GGUF &&
+                 w.down.layout == WeightLayout::GGUF,
+             "cuda moe_ffn: weight layout");
+    if (n == 0 || k == 0) return;
+    if (w.up.type != w.gate.type)
+        throw Error(Code::DTYPE_UNSUPPORTED,
+                    std::string("moe_ffn: gate (") + std::string(type_name(w.gate.type)) + ") and up (" +
+                        std::string(type_name(w.up.type)) + ") experts of different types");
+    WO_CHECK((n_ff + kBlockRows - 1) / kBlockRows <= 65535 && (d + kBlockRows - 1) / kBlockRows <= 65535 &&
+                 n <= 65535,
+             "cuda moe_ffn: grid limits");
+    const int64_t n_pairs = n * k;
+    const MoeScratch L(n_exp, n_pairs, n_ff, d);
+    if (L.total > scratch_bytes)
+        throw Error(Code::INTERNAL, "moe_ffn: scratch of " + std::to_string(scratch_bytes) + " bytes, " +
+                                        std::to_string(L.total) + " needed (reserve with moe_scratch_bytes)");
+    uint8_t* base = static_cast<uint8_t*>(scratch);
+    auto* counts = reinterpret_cast<int32_t*>(base + L.counts);
+    auto* offsets = reinterpret_cast<int32_t*>(base + L.offsets);
+    auto* list = reinterpret_cast<int32_t*>(base + L.list);
+    auto* G = reinterpret_cast<float*>(base + L.g);
+    auto* O = reinterpret_cast<float*>(base + L.o);
+
+    GroupArgs ga{
+        static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), n_pairs, counts, offsets, list};
+    group_kernel<<<1, 1024, 2 * sizeof(int32_t) * size_t(n_exp), s>>>(ga);
+    check_launch("moe group kernel launch");
+
+    auto bias_ptr = [](const Tensor* b) { return b ? static_cast<const float*>(b->data) : nullptr; };
+    auto bias_nb1 = [](const Tensor* b) { return b ? b->nb1 : size_t(0); };
+    ExpertArgs gu{};
+    gu.w = static_cast<const uint8_t*>(w.gate.data), gu.nb1 = w.gate.nb1, gu.nb2 = w.gate.nb2;
+    gu.w2 = static_cast<const uint8_t*>(w.up.data), gu.nb1_2 = w.up.nb1, gu.nb2_2 = w.up.nb2;
+    gu.bias = bias_ptr(w.gate_b), gu.bias_nb1 = bias_nb1(w.gate_b);
+    gu.bias2 = bias_ptr(w.up_b), gu.bias2_nb1 = bias_nb1(w.up_b);
+    gu.n_in = d, gu.n_out = n_ff;
+    gu.x = static_cast<const uint8_t*>(x.data), gu.x_nb1 = x.nb1, gu.x_div = int(k),
+    gu.xvec = aligned16(x.data, x.nb1);
+    gu.out = G, gu.counts = counts, gu.offsets = offsets, gu.list = list;
+    gu.act = w.act, gu.alpha = w.alpha, gu.limit = w.limit;
+    const dim3 grid_gu(static_cast<unsigned>(n_exp),
+                       static_cast<unsigned>((n_ff + kBlockRows - 1) / kBlockRows));
+    WO_CUDA_FOR_TYPE(w.gate.type, "moe_ffn gate/up",
+                     (expert_kernel<kT, true><<<grid_gu, kBlockWarps * 32, 0, s>>>(gu)));
+    check_launch("moe gate/up kernel launch");
+
+    ExpertArgs dn = gu;
+    dn.w = static_cast<const uint8_t*>(w.down.data), dn.nb1 = w.down.nb1, dn.nb2 = w.down.nb2;
+    dn.w2 = nullptr, dn.bias2 = nullptr;
+    dn.bias = bias_ptr(w.down_b), dn.bias_nb1 = bias_nb1(w.down_b);
+    dn.n_in = n_ff, dn.n_out = d;
+    dn.x = reinterpret_cast<const uint8_t*>(G), dn.x_nb1 = sizeof(float) * size_t(n_ff), dn.x_div = 1;
+    dn.xvec = aligned16(G, dn.x_nb1);
+    dn.out = O;
+    const dim3 grid_dn(static_cast<unsigned>(n_exp),
+                       static_cast<unsigned>((d + kBlockRows - 1) / kBlockRows));
+    WO_CUDA_FOR_TYPE(w.down.type, "moe_ffn down",
+                     (expert_kernel<kT, false><<<grid_dn, kBlockWarps * 32, 0, s>>>(dn)));
+    check_launch("moe down kernel launch");
+
+    CombineArgs ca{static_cast<uint8_t*>(y.data),
+                   y.nb1,
+                   static_cast<const uint8_t*>(ids.data),
+                   static_cast<const uint8_t*>(weights.data),
+                   ids.nb1,
+                   weights.nb1,
+                   O,
+                   d,
+                   int(k),
+                   int(n_exp)};
+    combine_kernel<<<dim3(static_cast<unsigned>((d + 255) / 256), static_cast<unsigned>(n)), 256, 0, s>>>(ca);
+    check_launch("moe combine kernel launch");
+}
+
+}  // namespace wo::cuda

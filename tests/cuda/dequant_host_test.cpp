@@ -1,0 +1,58 @@
+// The unit decoders of backend/cuda/dequant.cuh compiled for the host (they are __host__
+// __device__), checked bit for bit against quant::dequantize_row on random bytes. Runs without
+// a GPU, so CI checks the index arithmetic of every format; CudaDequant checks the device build.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "backend/cuda/dequant.cuh"
+#include "kernel_test_util.h"
+
+namespace wo::cuda::test {
+namespace {
+
+template <GgmlType T>
+void check_units(int64_t n, int rows, std::mt19937& rng) {
+    SCOPED_TRACE(std::string(type_name(T)));
+    std::vector<uint8_t> w(row_bytes(T, uint64_t(n)) * size_t(rows));
+    for (auto& b : w) b = uint8_t(rng());
+    int64_t bad = 0;
+    for (int r = 0; r < rows; ++r) {
+        auto ref = cpu_row(T, w, n, r);
+        const uint8_t* row = w.data() + row_bytes(T, uint64_t(n)) * size_t(r);
+        for (int64_t u = 0; u < (n + 7) / 8; ++u) {
+            float v[8];
+            Dequant<T>::unit(row, u, n, v);
+            for (int i = 0; i < 8; ++i) {
+                const int64_t e = 8 * u + i;
+                const bool ok = e < n ? same_value(v[i], ref[size_t(e)]) : v[i] == 0.0f;
+                if (!ok && bad++ < 5) {
+                    ADD_FAILURE() << "row " << r << " element " << e << ": " << v[i];
+                }
+            }
+        }
+    }
+    EXPECT_EQ(bad, 0);
+}
+
+TEST(CudaDequantHost, UnitDecodersMatchCpuBitForBit) {
+    std::mt19937 rng(3);
+    check_units<GgmlType::F32>(37, 4, rng);  // a tail unit of 5
+    check_units<GgmlType::F16>(1003, 4, rng);
+    check_units<GgmlType::BF16>(1003, 4, rng);
+    check_units<GgmlType::Q8_0>(32 * 37, 16, rng);
+    check_units<GgmlType::Q4_0>(32 * 37, 16, rng);
+    check_units<GgmlType::Q5_0>(32 * 37, 16, rng);
+    check_units<GgmlType::MXFP4>(32 * 37, 16, rng);
+    check_units<GgmlType::Q4_K>(256 * 5, 16, rng);
+    check_units<GgmlType::Q5_K>(256 * 5, 16, rng);
+    check_units<GgmlType::Q6_K>(256 * 5, 16, rng);
+}
+
+TEST(CudaDequantHost, E2m1MatchesQuantTable) {
+    for (unsigned q = 0; q < 16; ++q) EXPECT_EQ(e2m1_x2(q), quant::e2m1_x2(uint8_t(q))) << q;
+}
+
+}  // namespace
+}  // namespace wo::cuda::test

@@ -1,0 +1,364 @@
+// CUDA dequantization, matmul and embed kernels against quant/'s CPU dequantization, called
+// directly (kernels.h) on device memory the test allocates.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backend/cuda/kernels.h"
+#include "kernel_test_util.h"
+
+namespace wo::cuda::test {
+namespace {
+
+std::string tname(GgmlType t) { return std::string(type_name(t)); }
+
+// ---- dequantization (through embed, which is a per-row dequantization)
+
+// Random bytes for every field, scales included: f16 scales that are inf/NaN/subnormal, MXFP4
+// exponents 0, 1 and 0xFF, F16/BF16 NaN payloads all occur (and some are forced).
+std::vector<uint8_t> raw_random(GgmlType t, int64_t rows, int64_t n, std::mt19937& rng) {
+    std::vector<uint8_t> w(row_bytes(t, uint64_t(n)) * size_t(rows));
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto& b : w) b = uint8_t(byte(rng));
+    if (t == GgmlType::MXFP4) {  // first blocks: the edge exponents
+        const uint8_t edge[] = {0xFF, 0, 1, 254, 127};
+        for (size_t i = 0; i < 5 && i * 17 < w.size(); ++i) w[i * 17] = edge[i];
+    }
+    return w;
+}
+
+TEST(CudaDequant, EveryTypeBitExactWithCpu) {
+    REQUIRE_GPU();
+    std::mt19937 rng(7);
+    for (GgmlType t : all_types()) {
+        SCOPED_TRACE(tname(t));
+        const int64_t n = block_of(t) == 1 ? 1000 : block_of(t) * (block_of(t) == 32 ? 37 : 5);
+        const int64_t rows = 64;
+        auto w = raw_random(t, rows, n, rng);
+        DevBuf dw(w.size()), dy(sizeof(float) * size_t(n * rows)), dids(sizeof(int32_t) * size_t(rows));
+        dw.upload(w.data(), w.size());
+        std::vector<int32_t> ids(static_cast<size_t>(rows));
+        for (int64_t i = 0; i < rows; ++i) ids[size_t(i)] = int32_t(rows - 1 - i);  // reversed: ids matter
+        dids.upload(ids.data(), ids.size() * 4);
+        dy.fill(0xFF);
+        Tensor table = make_tensor(dw.get(), t, n, rows);
+        embed(make_tensor(dy.get(), GgmlType::F32, n, rows), table,
+              make_tensor(dids.get(), GgmlType::I32, rows), false, nullptr);
+        sync();
+        auto y = download_vec<float>(dy, size_t(n * rows));
+        int64_t bad = 0, nan = 0;
+        for (int64_t i = 0; i < rows; ++i) {
+            auto ref = cpu_row(t, w, n, ids[size_t(i)]);
+            for (int64_t c = 0; c < n; ++c) {
+                const float g = y[size_t(i * n + c)], r = ref[size_t(c)];
+                nan += std::isnan(r);
+                if (!same_value(g, r) && bad++ < 5) {
+                    ADD_FAILURE() << "row " << ids[size_t(i)] << " col " << c << ": gpu " << g << " cpu "
+                                  << r;
+                }
+            }
+        }
+        EXPECT_EQ(bad, 0);
+        if (t == GgmlType::MXFP4) {
+            EXPECT_GE(nan, 32) << "the e = 0xFF block decodes as NaN";
+        }
+    }
+}
+
+// ---- embed
+
+TEST(CudaEmbed, LookupAndAddOnStridedRows) {
+    REQUIRE_GPU();
+    std::mt19937 rng(11);
+    for (GgmlType t : all_types()) {
+        SCOPED_TRACE(tname(t));
+        const int64_t d = block_of(t) == 1 ? 37 : block_of(t) * 3, n_rows = 50, n = 9, ld = d + 5;
+        auto w = random_weights(t, n_rows, d, rng);
+        std::vector<int32_t> ids = {3, 3, 49, 0, 17, 8, 49, 1, 22};
+        auto y0 = random_floats(size_t(ld * n), rng);
+        DevBuf dw(w.size()), dy(y0.size() * 4), dids(ids.size() * 4);
+        dw.upload(w.data(), w.size());
+        dids.upload(ids.data(), ids.size() * 4);
+        for (bool add : {false, true}) {
+            SCOPED_TRACE(add ? "add" : "set");
+            dy.upload(y0.data(), y0.size() * 4);
+            Tensor y = make_tensor(dy.get(), GgmlType::F32, ld, n).col_range(2, d);  // strided, offset rows
+            embed(y, make_tensor(dw.get(), t, d, n_rows), make_tensor(dids.get(), GgmlType::I32, n), add,
+                  nullptr);
+            sync();
+            auto out = download_vec<float>(dy, y0.size());
+            for (int64_t i = 0; i < n; ++i) {
+                auto ref = cpu_row(t, w, d, ids[size_t(i)]);
+                for (int64_t c = 0; c < ld; ++c) {
+                    const size_t at = size_t(i * ld + c);
+                    const bool inside = c >= 2 && c < 2 + d;
+                    const float want = !inside ? y0[at]
+                                       : add   ? y0[at] + ref[size_t(c - 2)]
+                                               : ref[size_t(c - 2)];
+                    ASSERT_TRUE(same_value(out[at], want)) << "token " << i << " col " << c;
+                }
+            }
+        }
+    }
+}
+
+TEST(CudaEmbed, IdOutOfRangeGivesNaN) {
+    REQUIRE_GPU();
+    std::mt19937 rng(12);
+    const int64_t d = 64;
+    auto w = random_weights(GgmlType::Q8_0, 4, d, rng);
+    std::vector<int32_t> ids = {1, 4, -1};
+    DevBuf dw(w.size()), dy(sizeof(float) * d * 3), dids(12);
+    dw.upload(w.data(), w.size());
+    dids.upload(ids.data(), 12);
+    embed(make_tensor(dy.get(), GgmlType::F32, d, 3), make_tensor(dw.get(), GgmlType::Q8_0, d, 4),
+          make_tensor(dids.get(), GgmlType::I32, 3), false, nullptr);
+    sync();
+    auto y = download_vec<float>(dy, size_t(d * 3));
+    EXPECT_FALSE(std::isnan(y[0]));
+    EXPECT_TRUE(std::isnan(y[size_t(d)]));
+    EXPECT_TRUE(std::isnan(y[size_t(2 * d)]));
+}
+
+// ---- matmul
+
+struct MatmulCase {
+    GgmlType type;
+    int64_t n_in, n_out, n_tok;
+    bool bias = false, accumulate = false, strided = false;
+    std::vector<int64_t> check_tokens;  // empty: all
+    int64_t check_rows_step = 1;        // check rows 0, step, 2*step, ... and the last
+};
+
+// Runs one matmul on random data and checks every checked output against a double-precision
+// dot of the CPU-dequantized weights. Error bound (dot_error_bound): the weights are bit-exact
+// (CudaDequant), so the only error is the fp32 accumulation: one rounding per FMA of a lane's
+// 8*ceil(units/32) terms, 5 butterfly adds, + bias + accumulate, times Σ|w·x| (+|b|, |y0|).
+// Outputs start as NaN (0xFFFFFFFF) unless accumulating; bytes outside y's columns must survive.
+std::vector<float> run_matmul(const MatmulCase& c, std::mt19937& rng, std::vector<float>* x_out = nullptr) {
+    auto w = random_weights(c.type, c.n_out, c.n_in, rng, 0.5f);
+    const int64_t x_ld = c.strided ? c.n_in + 3 : c.n_in, x_off = c.strided ? 1 : 0;
+    const int64_t y_ld = c.strided ? c.n_out + 7 : c.n_out, y_off = c.strided ? 5 : 0;
+    auto x = random_floats(size_t(x_ld * c.n_tok), rng);
+    auto bias = random_floats(size_t(c.n_out), rng);
+    std::vector<float> y0(size_t(y_ld * c.n_tok), poison());
+    if (c.accumulate) y0 = random_floats(y0.size(), rng);
+    if (c.strided)  // guard columns get a recognizable value
+        for (int64_t t = 0; t < c.n_tok; ++t)
+            for (int64_t j = 0; j < y_ld; ++j)
+                if (j < y_off || j >= y_off + c.n_out) y0[size_t(t * y_ld + j)] = 1234.5f;
+    DevBuf dw(w.size()), dx(x.size() * 4), dy(y0.size() * 4), db(bias.size() * 4);
+    dw.upload(w.data(), w.size());
+    dx.upload(x.data(), x.size() * 4);
+    dy.upload(y0.data(), y0.size() * 4);
+    db.upload(bias.data(), bias.size() * 4);
+    Tensor tx = make_tensor(dx.get(), GgmlType::F32, x_ld, c.n_tok).col_range(x_off, c.n_in);
+    Tensor ty = make_tensor(dy.get(), GgmlType::F32, y_ld, c.n_tok).col_range(y_off, c.n_out);
+    matmul(ty, tx, make_tensor(dw.get(), c.type, c.n_in, c.n_out),
+           c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate, nullptr);
+    sync();
+    auto y = download_vec<float>(dy, y0.size());
+
+    std::vector<int64_t> toks = c.check_tokens;
+    if (toks.empty())
+        for (int64_t t = 0; t < c.n_tok; ++t) toks.push_back(t);
+    std::vector<int64_t> rows;
+    for (int64_t r = 0; r < c.n_out; r += c.check_rows_step) rows.push_back(r);
+    if (rows.back() != c.n_out - 1) rows.push_back(c.n_out - 1);
+    int64_t bad = 0;
+    for (int64_t r : rows) {
+        auto wr = cpu_row(c.type, w, c.n_in, r);
+        for (int64_t t : toks) {
+            const float* xr = x.data() + t * x_ld + x_off;
+            double ref = 0, mag = 0;
+            for (int64_t i = 0; i < c.n_in; ++i) {
+                ref += double(wr[size_t(i)]) * double(xr[i]);
+                mag += std::fabs(double(wr[size_t(i)]) * double(xr[i]));
+            }
+            const size_t at = size_t(t * y_ld + y_off + r);
+            if (c.bias) ref += bias[size_t(r)], mag += std::fabs(bias[size_t(r)]);
+            if (c.accumulate) ref += y0[at], mag += std::fabs(y0[at]);
+            const double bound = dot_error_bound(c.n_in, 2, mag);
+            const double err = std::fabs(double(y[at]) - ref);
+            if (!(err <= bound) && bad++ < 5) {
+                ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at]
+                              << " ref " << ref << " err " << err << " bound " << bound;
+            }
+        }
+    }
+    EXPECT_EQ(bad, 0);
+    if (c.strided)
+        for (int64_t t = 0; t < c.n_tok; ++t)
+            for (int64_t j = 0; j < y_ld; ++j)
+                if ((j < y_off || j >= y_off + c.n_out) && y[size_t(t * y_ld + j)] != 1234.5f) {
+                    ADD_FAILURE() << "wrote outside y: token " << t << " col " << j;
+                    return y;
+                }
+    if (x_out) *x_out = x;
+    return y;
+}
+
+TEST(CudaMatmul, EveryTypeOddShapes) {
+    REQUIRE_GPU();
+    std::mt19937 rng(21);
+    for (GgmlType t : all_types()) {
+        SCOPED_TRACE(tname(t));
+        const int64_t b = block_of(t);
+        // n_in: an odd number of blocks (F32/F16/BF16: not a multiple of 8 either, so the tail
+        // unit runs); n_out: odd, not a multiple of the 8 rows of a CTA.
+        const int64_t n_in = b == 1 ? 301 : b == 32 ? 32 * 23 : 256 * 3;
+        for (int64_t n_tok : {1, 2, 3, 7, 9, 17}) {
+            SCOPED_TRACE(n_tok);
+            run_matmul({t, n_in, 13, n_tok, false, false, false, {}, 1}, rng);
+        }
+        run_matmul({t, b == 1 ? 7 : b, 1, 5, false, false, false, {}, 1},
+                   rng);  // a single block, a single row
+    }
+}
+
+TEST(CudaMatmul, BiasAccumulateAndStridedRows) {
+    REQUIRE_GPU();
+    std::mt19937 rng(22);
+    for (GgmlType t : all_types()) {
+        SCOPED_TRACE(tname(t));
+        const int64_t n_in = block_of(t) == 256 ? 512 : 160;
+        for (int mode = 0; mode < 4; ++mode) {
+            MatmulCase c{t, n_in, 37, 11, false, false, false, {}, 1};
+            c.bias = mode & 1;
+            c.accumulate = mode & 2;
+            c.strided = true;
+            run_matmul(c, rng);
+        }
+    }
+}
+
+// gpt-oss-20b shapes: the 2880x2880 projection at 1, 7, 128 and 2048 tokens (2048 checked on a
+// sample of tokens against the reference), in the preset's Q8_0 and the experts' MXFP4.
+TEST(CudaMatmul, RealShapes2880) {
+    REQUIRE_GPU();
+    std::mt19937 rng(23);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::BF16}) {
+        SCOPED_TRACE(tname(t));
+        for (int64_t n_tok : {1, 7, 128}) run_matmul({t, 2880, 2880, n_tok, true, false, false, {}, 7}, rng);
+        run_matmul({t, 2880, 2880, 2048, true, false, false, {0, 1, 7, 8, 100, 1023, 1024, 2046, 2047}, 1},
+                   rng);
+    }
+}
+
+// The vocabulary projection: 201,088 rows of 2880 (Q8_0, 615 MB), 1, 7 and 128 tokens; rows
+// checked on a stride (every one is still computed and must not be NaN).
+TEST(CudaMatmul, VocabShape) {
+    REQUIRE_GPU();
+    std::mt19937 rng(24);
+    for (int64_t n_tok : {1, 7, 128}) {
+        SCOPED_TRACE(n_tok);
+        MatmulCase c{GgmlType::Q8_0, 2880, 201088, n_tok, false, false, false, {}, 997};
+        if (n_tok == 128) c.check_tokens = {0, 5, 64, 127};
+        auto y = run_matmul(c, rng);
+        int64_t nan = 0;
+        for (float v : y) nan += std::isnan(v);
+        EXPECT_EQ(nan, 0) << "outputs left unwritten (poison) or NaN";
+    }
+}
+
+// Batch invariance: every token's row of a batched matmul is bit-identical to the same token
+// computed alone, and to the batch reversed (other neighbours, other pass of 8/4/2/1, other
+// alignment of its x row).
+TEST(CudaMatmul, BatchInvariantBitForBit) {
+    REQUIRE_GPU();
+    std::mt19937 rng(25);
+    for (GgmlType t : all_types()) {
+        SCOPED_TRACE(tname(t));
+        const int64_t n_in = block_of(t) == 1 ? 299 : block_of(t) == 32 ? 32 * 45 : 256 * 5;
+        const int64_t n_out = 45, n = 37;
+        auto w = random_weights(t, n_out, n_in, rng, 0.5f);
+        auto x = random_floats(size_t(n_in * n), rng);
+        std::vector<float> xr(x.size());
+        for (int64_t i = 0; i < n; ++i)
+            std::copy_n(x.begin() + i * n_in, n_in, xr.begin() + (n - 1 - i) * n_in);
+        DevBuf dw(w.size()), dx(x.size() * 4), dxr(x.size() * 4), dy(sizeof(float) * size_t(n_out * n)),
+            dy1(sizeof(float) * size_t(n_out * n)), dyr(sizeof(float) * size_t(n_out * n));
+        dw.upload(w.data(), w.size());
+        dx.upload(x.data(), x.size() * 4);
+        dxr.upload(xr.data(), xr.size() * 4);
+        dy.fill(0xFF), dy1.fill(0xFF), dyr.fill(0xFF);
+        Tensor tw = make_tensor(dw.get(), t, n_in, n_out);
+        Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
+        Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
+        matmul(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx, tw, nullptr, false, nullptr);
+        matmul(make_tensor(dyr.get(), GgmlType::F32, n_out, n),
+               make_tensor(dxr.get(), GgmlType::F32, n_in, n), tw, nullptr, false, nullptr);
+        for (int64_t i = 0; i < n; ++i)
+            matmul(ty1.row_range(i, 1), tx.row_range(i, 1), tw, nullptr, false, nullptr);
+        sync();
+        auto y = download_vec<float>(dy, size_t(n_out * n));
+        auto y1 = download_vec<float>(dy1, size_t(n_out * n));
+        auto yr = download_vec<float>(dyr, size_t(n_out * n));
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t r = 0; r < n_out; ++r) {
+                const float a = y[size_t(i * n_out + r)];
+                ASSERT_FALSE(std::isnan(a)) << "token " << i << " row " << r;
+                ASSERT_TRUE(same_value(a, y1[size_t(i * n_out + r)])) << "alone, token " << i << " row " << r;
+                ASSERT_TRUE(same_value(a, yr[size_t((n - 1 - i) * n_out + r)])) << "reversed, token " << i;
+            }
+    }
+}
+
+// Batch invariance at the real size: 2048 tokens against a sample computed alone and in 7s.
+TEST(CudaMatmul, BatchInvariant2048) {
+    REQUIRE_GPU();
+    std::mt19937 rng(26);
+    const int64_t n_in = 2880, n_out = 2880, n = 2048;
+    auto w = random_weights(GgmlType::Q8_0, n_out, n_in, rng, 0.5f);
+    auto x = random_floats(size_t(n_in * n), rng);
+    DevBuf dw(w.size()), dx(x.size() * 4), dy(sizeof(float) * size_t(n_out * n)),
+        dy1(sizeof(float) * size_t(n_out * n));
+    dw.upload(w.data(), w.size());
+    dx.upload(x.data(), x.size() * 4);
+    dy.fill(0xFF), dy1.fill(0xFF);
+    Tensor tw = make_tensor(dw.get(), GgmlType::Q8_0, n_in, n_out);
+    Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
+    Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
+    matmul(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx, tw, nullptr, false, nullptr);
+    const std::vector<int64_t> alone = {0, 1, 2, 3, 4, 5, 6, 7, 8, 500, 1001, 2040, 2047};
+    for (int64_t i : alone) matmul(ty1.row_range(i, 1), tx.row_range(i, 1), tw, nullptr, false, nullptr);
+    const int64_t s7 = 1000;  // tokens 1000..1006 as a batch of 7
+    matmul(ty1.row_range(s7, 7), tx.row_range(s7, 7), tw, nullptr, false, nullptr);
+    sync();
+    auto y = download_vec<float>(dy, size_t(n_out * n));
+    auto y1 = download_vec<float>(dy1, size_t(n_out * n));
+    std::vector<int64_t> check = alone;
+    for (int64_t i = s7; i < s7 + 7; ++i) check.push_back(i);
+    for (int64_t i : check)
+        for (int64_t r = 0; r < n_out; ++r)
+            ASSERT_TRUE(same_value(y[size_t(i * n_out + r)], y1[size_t(i * n_out + r)]) &&
+                        !std::isnan(y1[size_t(i * n_out + r)]))
+                << "token " << i << " row " << r;
+}
+
+TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {
+    REQUIRE_GPU();
+    DevBuf d(1024);
+    Tensor w = make_tensor(d.get(), GgmlType::Q4_1, 32, 2);
+    Tensor x = make_tensor(d.get(), GgmlType::F32, 32, 1);
+    Tensor y = make_tensor(d.get(), GgmlType::F32, 2, 1);
+    try {
+        matmul(y, x, w, nullptr, false, nullptr);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Code::DTYPE_UNSUPPORTED);
+    }
+}
+
+TEST(CudaMatmul, RepackIsIdentity) {
+    // No DEVICE layout yet: repack must hand the weight back unchanged.
+    int dummy = 0;  // never dereferenced: no device needed
+    Tensor w = make_tensor(&dummy, GgmlType::Q8_0, 32, 1);
+    EXPECT_EQ(repack_bytes(w), 0u);
+    Tensor r = repack(w, nullptr, nullptr);
+    EXPECT_EQ(r.data, w.data);
+    EXPECT_EQ(r.layout, WeightLayout::GGUF);
+}
+
+}  // namespace
+}  // namespace wo::cuda::test
