@@ -22,7 +22,7 @@ namespace wo::cli {
 namespace {
 
 struct GenerateOptions {
-    std::string model, prompt, backend = "cpu";
+    std::string model, prompt, backend = "auto";
     std::vector<int32_t> prompt_ids;
     int n_predict = 64, threads = 0;
     bool ids = false;
@@ -60,7 +60,7 @@ void run_generate(const GenerateOptions& o) {
         throw Error(Code::INVALID_ARGUMENT, "the prompt is empty (give --prompt or --prompt-ids)");
 
     LoadOptions lo;
-    lo.backend = o.backend;
+    lo.backend = resolve_backend(o.backend);
     lo.n_threads = o.threads;
     lm.model = load_model(file, lo);
     const Hparams& hp = lm.model->hparams();
@@ -80,7 +80,7 @@ void run_generate(const GenerateOptions& o) {
     // One slot of the serving engine: the same decode loop the server runs.
     EngineOptions eo;
     eo.model_path = o.model;
-    eo.backend = o.backend;
+    eo.backend = lo.backend;
     eo.n_ctx = std::max(n_ctx, static_cast<int>(prompt.size()));
     eo.n_parallel = 1;
     eo.max_queue = 1;
@@ -125,7 +125,7 @@ void run_generate(const GenerateOptions& o) {
                                 {"first_token_s", t_first},
                                 {"generated", n_gen},
                                 {"decode_tok_s", n_gen > 1 ? (n_gen - 1) / std::max(t_all - t_first, 1e-9) : 0.0},
-                                {"backend", o.backend}});
+                                {"backend", lo.backend}});
 }
 
 }  // namespace
@@ -148,7 +148,7 @@ void add_generate(CLI::App& app, int& rc) {
     sub->add_option("--repeat-penalty", o->sampling.repetition_penalty, "Repetition penalty (1 = off)");
     sub->add_option("--seed", o->sampling.seed, "Sampler seed");
     sub->add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)");
-    sub->add_option("--backend", o->backend, "cpu or cuda");
+    sub->add_option("--backend", o->backend, "auto (cuda when a GPU is present, else cpu), cpu or cuda");
     sub->add_flag("--ids", o->ids, "Print token ids, one per line, instead of text");
     sub->callback([o, &rc] {
         run_generate(*o);

@@ -43,8 +43,9 @@ void send_ready_callback(const std::string& url, const nlohmann::json& body) {
 
 int run_serve(ServeOptions o) {
     log::set_json(true);
-    if (o.engine.backend != "cpu" && o.engine.backend != "cuda")
-        throw Error(Code::INVALID_ARGUMENT, "--backend must be cpu or cuda (got '" + o.engine.backend + "')");
+    if (o.engine.backend != "cpu" && o.engine.backend != "cuda" && o.engine.backend != "auto")
+        throw Error(Code::INVALID_ARGUMENT, "--backend must be auto, cpu or cuda (got '" + o.engine.backend + "')");
+    o.engine.backend = resolve_backend(o.engine.backend);
 #ifndef WO_HAVE_CUDA
     if (o.engine.backend == "cuda")
         throw Error(Code::INVALID_ARGUMENT,
@@ -131,7 +132,8 @@ void add_serve(CLI::App& app, int& rc) {
         ->check(CLI::Range(0, 65535));
     sub->add_option("--host", o->server.host, "Address to listen on");
     sub->add_option("--gpu-device", o->engine.device, "CUDA device index");
-    sub->add_option("--backend", o->engine.backend, "cpu or cuda");
+    o->engine.backend = "auto";
+    sub->add_option("--backend", o->engine.backend, "auto (cuda when a GPU is present, else cpu), cpu or cuda");
     sub->add_option("--ctx", o->engine.n_ctx, "Context length per slot (0 = min(model context, 4096))");
     sub->add_option("--parallel", o->engine.n_parallel, "Sequences decoded together (slots)");
     sub->add_option("--threads,-t", o->engine.threads, "CPU threads (0 = all cores)");

@@ -87,6 +87,10 @@ public:
     }
 };
 
+// "auto" is "cuda" when the build has the CUDA backend and a GPU is present, else "cpu"; other
+// names are returned as they are.
+std::string resolve_backend(const std::string& name);
+
 // Picks the architecture from general.architecture (Error ARCH_UNSUPPORTED names it); the File
 // must outlive the model (weights are used in place from the mapping on the CPU).
 std::unique_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const LoadOptions& opts);

@@ -1,7 +1,13 @@
 // general.architecture -> loader, and load_model(): picks the backend and the architecture.
 #include "model/registry.h"
 
+#include <mutex>
 #include <utility>
+
+#ifdef WO_HAVE_CUDA
+#include "backend/cuda/device.h"
+#include "backend/cuda/register.h"
+#endif
 
 #include "gguf/gguf.h"
 #include "util/error.h"
@@ -17,20 +23,30 @@ constexpr std::pair<const char*, ArchLoader> kArchs[] = {
 
 std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
     if (opts.backend == "cpu") return make_cpu_backend(opts.n_threads);
+#ifdef WO_HAVE_CUDA
+    static std::once_flag registered;
+    std::call_once(registered, [] { cuda::register_backend(); });
+#endif
     auto& f = backend_factories();
     auto it = f.find(opts.backend);
     if (it == f.end()) {
         std::string have = "cpu";
         for (const auto& [name, _] : f) have += ", " + name;
-        // A CUDA build compiles CUDA code, but the CUDA backend itself is not registered until
-        // it exists; say so instead of implying a rebuild would help.
         throw Error(Code::INVALID_ARGUMENT, "backend '" + opts.backend + "' is not available (this build has: " +
-                                                have + "; the CUDA backend is not implemented yet)");
+                                                have + (have == "cpu" ? "; build with CUDA for cuda)" : ")"));
     }
     return it->second(BackendOptions{opts.n_threads, opts.device});
 }
 
 }  // namespace
+
+std::string resolve_backend(const std::string& name) {
+    if (name != "auto") return name;
+#ifdef WO_HAVE_CUDA
+    if (cuda::device_count() > 0) return "cuda";
+#endif
+    return "cpu";
+}
 
 std::unique_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const LoadOptions& opts) {
     const auto arch = file->find_string("general.architecture");
