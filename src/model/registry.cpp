@@ -22,10 +22,8 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
     if (it == f.end()) {
         std::string have = "cpu";
         for (const auto& [name, _] : f) have += ", " + name;
-        // A CUDA build compiles CUDA code, but the CUDA backend itself is not registered until
-        // it exists; say so instead of implying a rebuild would help.
-        throw Error(Code::INVALID_ARGUMENT, "backend '" + opts.backend + "' is not available (this build has: " +
-                                                have + "; the CUDA backend is not implemented yet)");
+        throw Error(Code::INVALID_ARGUMENT,
+                    "backend '" + opts.backend + "' is not available (this build has: " + have + ")");
     }
     return it->second(BackendOptions{opts.n_threads, opts.device});
 }
