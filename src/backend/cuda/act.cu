@@ -20,7 +20,7 @@ __global__ void act_k(Rows y, Rows g, Rows u, int64_t cols, int64_t n, float alp
         float o;
         if constexpr (A == Act::GELU) {
             const float k = sqrtf(2.0f / static_cast<float>(M_PI));  // the CPU's float constant, bit for bit
-            o = 0.5f * a * (1.0f + tanhf(k * (a + 0.044715f * a * a * a)));
+            o = 0.5f * a * (1.0f + tanhf(k * __fadd_rn(a, 0.044715f * a * a * a)));  // no FMA, as the CPU
         } else if constexpr (A == Act::SWIGLU) {
             o = a / (1.0f + expf(-a)) * u.row(r)[c];
         } else {

@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kNormThreads)
     for (int64_t j = threadIdx.x; j < d; j += blockDim.x) v += (xr[j] - mean) * (xr[j] - mean);
     const double inv = 1.0 / sqrt(block_sum(v, sh) / static_cast<double>(d) + eps);
     float* yr = y.row(blockIdx.x);
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = static_cast<float>((xr[j] - mean) * inv) * w[j] + b[j];
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = __fadd_rn(__fmul_rn(static_cast<float>((xr[j] - mean) * inv), w[j]), b[j]);  // no FMA: as the CPU rounds
 }
 
 __global__ void add_k(Rows y, Rows x, int64_t cols, int64_t n) {

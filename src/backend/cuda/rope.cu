@@ -23,8 +23,9 @@ __global__ void rope_k(Rows x, const int32_t* pos, const float* inv, int64_t n, 
         float* v = x.row(t) + static_cast<int64_t>(h) * head_dim;
         const int ia = neox ? j : 2 * j, ib = neox ? j + half : 2 * j + 1;
         const float a = v[ia], c = v[ib];
-        v[ia] = a * co - c * si;
-        v[ib] = c * co + a * si;
+        // Explicit roundings: an FMA here would differ from the CPU by an ulp.
+        v[ia] = __fsub_rn(__fmul_rn(a, co), __fmul_rn(c, si));
+        v[ib] = __fadd_rn(__fmul_rn(c, co), __fmul_rn(a, si));
     }
 }
 
