@@ -98,6 +98,9 @@ class Backend {
 public:
     virtual ~Backend() = default;
     virtual std::string name() const = 0;
+    // False once the device hit an error it cannot recover from (a GPU fault poisons the CUDA
+    // context): the engine reports the worker unhealthy.
+    virtual bool healthy() const { return true; }
 
     // ---- memory
     virtual Buffer alloc(size_t bytes, const char* what) = 0;  // VRAM_OOM error names `what`

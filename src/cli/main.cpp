@@ -4,8 +4,14 @@
 
 #include "cli/commands.h"
 #include "util/error.h"
+#ifdef WO_HAVE_CUDA
+#include "backend/cuda/register.h"
+#endif
 
 int main(int argc, char** argv) {
+#ifdef WO_HAVE_CUDA
+    wo::cuda::register_backend();  // "--backend cuda"
+#endif
     CLI::App app{"worker-orcd: a GGUF inference worker (CPU reference and CUDA backends)"};
     app.require_subcommand(1);
     int rc = 0;

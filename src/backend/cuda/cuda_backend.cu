@@ -1,0 +1,281 @@
+// CUDA backend: memory, transfers, fences, graph capture of steps, and the op entry points
+// (the kernels live in one .cu file per family, kernels.h).
+#include "backend/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/register.h"
+#include "util/error.h"
+
+namespace wo::cuda {
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        cudaGetLastError();
+        throw Error(Code::CUDA_ERROR, "cudaGetDeviceCount: no CUDA device");
+    }
+    if (device < 0 || device >= n)
+        throw Error(Code::INVALID_ARGUMENT,
+                    "CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(n) + " present)");
+    check(cudaSetDevice(device_), "cudaSetDevice");
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    for (auto& e : fence_ev_) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    for (auto& e : stage_ev_) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    if (const char* g = std::getenv("WO_CUDA_GRAPHS"); g && std::string(g) == "0") graphs_ = false;
+}
+
+CudaBackend::~CudaBackend() {
+    // Nothing here may throw; errors on the way out are moot.
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    for (auto& [key, g] : graphs_by_key_)
+        if (g.exec) cudaGraphExecDestroy(g.exec);
+    for (void* p : stage_)
+        if (p) cudaFreeHost(p);
+    for (auto e : stage_ev_) cudaEventDestroy(e);
+    for (auto e : fence_ev_) cudaEventDestroy(e);
+    cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::bind() const {
+    thread_local int current = -1;
+    if (current != device_) {
+        check(cudaSetDevice(device_), "cudaSetDevice");
+        current = device_;
+    }
+}
+
+bool CudaBackend::healthy() const { return !sticky_error(); }
+
+void* CudaBackend::device_alloc(size_t bytes, const char* what) {
+    bind();
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 16));
+    if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();  // recoverable: clear it
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        throw Error(Code::VRAM_OOM, std::string("out of GPU memory allocating ") + what + ": " +
+                                        std::to_string(bytes) + " bytes needed, " + std::to_string(free_b) +
+                                        " free of " + std::to_string(total_b));
+    }
+    check(e, "cudaMalloc");
+    return p;
+}
+
+Buffer CudaBackend::alloc(size_t bytes, const char* what) {
+    ++alloc_count_;
+    void* p = device_alloc(bytes, what);
+    counters_->alloc_bytes += bytes;
+    Buffer b;
+    // The deleter must not need the backend (a model may drop buffers after it).
+    b.mem = std::shared_ptr<void>(p, [c = counters_, bytes](void* q) {
+        cudaFree(q);
+        c->alloc_bytes -= bytes;
+    });
+    b.bytes = bytes;
+    return b;
+}
+
+uint64_t CudaBackend::buffer_bytes() const {
+    return counters_->alloc_bytes > kv_bytes_ ? counters_->alloc_bytes - kv_bytes_ : 0;
+}
+
+Tensor CudaBackend::weight(const void* host, GgmlType type, int64_t ne0, int64_t ne1, int64_t ne2,
+                           const std::string& name) {
+    bind();
+    const size_t bytes = tensor_bytes(type, ne0, ne1, ne2);
+    void* dev = device_alloc(bytes, ("weight " + name).c_str());
+    Buffer b;
+    b.mem = std::shared_ptr<void>(dev, [](void* q) { cudaFree(q); });
+    b.bytes = bytes;
+    // Staged through pinned buffers: a chunk is copied on the host into a free staging buffer
+    // while the previous ones are still on their way to the device.
+    for (int i = 0; i < kStages; ++i)
+        if (!stage_[static_cast<size_t>(i)])
+            check(cudaMallocHost(&stage_[static_cast<size_t>(i)], kStageBytes), "cudaMallocHost");
+    for (size_t off = 0; off < bytes; off += kStageBytes) {
+        const size_t n = std::min(kStageBytes, bytes - off);
+        const size_t k = n_chunks_++ % kStages;
+        check(cudaEventSynchronize(stage_ev_[k]), "cudaEventSynchronize");
+        std::memcpy(stage_[k], static_cast<const uint8_t*>(host) + off, n);
+        check(cudaMemcpyAsync(static_cast<uint8_t*>(dev) + off, stage_[k], n, cudaMemcpyHostToDevice, stream_),
+              "cudaMemcpyAsync");
+        check(cudaEventRecord(stage_ev_[k], stream_), "cudaEventRecord");
+    }
+    Tensor t = make_tensor(dev, type, ne0, ne1, ne2);
+    const size_t rb = repack_bytes(t);
+    if (rb > 0) {
+        void* dst = device_alloc(rb, ("repacked weight " + name).c_str());
+        Tensor r = repack(t, dst, stream_);
+        if (r.data == dst) {
+            check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");  // before freeing the source
+            b.mem = std::shared_ptr<void>(dst, [](void* q) { cudaFree(q); });
+            b.bytes = rb;
+            t = r;
+        } else {
+            cudaFree(dst);
+        }
+    }
+    weight_bytes_ += b.bytes;
+    weights_.push_back(std::move(b));
+    return t;
+}
+
+void CudaBackend::upload(Tensor dst, const void* src, size_t bytes) {
+    bind();
+    // On the stream, so it is ordered with the steps around it (set_sampling between steps).
+    // From pageable memory the runtime stages the source before returning.
+    check(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
+}
+
+void CudaBackend::download(void* dst, Tensor src, size_t bytes) {
+    bind();
+    check(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync");
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+}
+
+void CudaBackend::zero(Tensor t) {
+    bind();
+    const size_t row = row_bytes(t.type, static_cast<uint64_t>(t.cols()));
+    for (int64_t m = 0; m < t.mats(); ++m)
+        check(cudaMemset2DAsync(t.row_ptr(0, m), t.nb1 ? t.nb1 : row, 0, row, static_cast<size_t>(t.rows()), stream_),
+              "cudaMemset2DAsync");
+}
+
+void CudaBackend::sync() {
+    bind();
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+}
+
+Buffer CudaBackend::alloc_host(size_t bytes, const char* what) {
+    bind();
+    void* p = nullptr;
+    const cudaError_t e = cudaMallocHost(&p, std::max<size_t>(bytes, 16));
+    if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        throw Error(Code::INTERNAL, std::string("out of pinned host memory allocating ") + what + " (" +
+                                        std::to_string(bytes) + " bytes)");
+    }
+    check(e, "cudaMallocHost");
+    Buffer b;
+    b.mem = std::shared_ptr<void>(p, [](void* q) { cudaFreeHost(q); });
+    b.bytes = bytes;
+    return b;
+}
+
+void CudaBackend::download_async(void* dst, Tensor src, size_t bytes) {
+    bind();
+    check(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync");
+}
+
+uint64_t CudaBackend::fence() {
+    bind();
+    const uint64_t id = n_fences_++;
+    check(cudaEventRecord(fence_ev_[id % kFences], stream_), "cudaEventRecord");
+    return id;
+}
+
+void CudaBackend::wait_fence(uint64_t f) {
+    bind();
+    if (f >= n_fences_) return;  // never handed out: nothing to wait for
+    // A fence older than the ring was re-recorded later on the same stream: waiting for the
+    // later point also covers it.
+    check(cudaEventSynchronize(fence_ev_[f % kFences]), "cudaEventSynchronize");
+}
+
+void CudaBackend::reserve_scratch(const StepLimits& l) {
+    const size_t ms = moe_scratch_bytes(l);
+    if (ms > 0 && ms > moe_scratch_.bytes) moe_scratch_ = alloc(ms, "moe scratch");
+    const size_t ss = sample_scratch_bytes(l);
+    if (ss > 0 && ss > sample_scratch_.bytes) sample_scratch_ = alloc(ss, "sampling scratch");
+}
+
+void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
+    bind();
+    if (key == 0 || !graphs_) {
+        body();
+        return;
+    }
+    Graph& g = graphs_by_key_[key];
+    if (g.seen++ == 0) {  // warm-up: first use of a key runs eagerly (lazy module loads, attributes)
+        body();
+        return;
+    }
+    if (!g.exec) {
+        // Thread-local mode: another thread's unrelated CUDA calls do not break the capture, and
+        // a forbidden call of ours (an allocation, a sync) fails the capture instead of hiding.
+        check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+        cudaGraph_t graph = nullptr;
+        try {
+            body();
+        } catch (...) {
+            cudaStreamEndCapture(stream_, &graph);
+            if (graph) cudaGraphDestroy(graph);
+            cudaGetLastError();
+            throw;
+        }
+        check(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
+        const cudaError_t e = cudaGraphInstantiate(&g.exec, graph, 0);
+        cudaGraphDestroy(graph);
+        check(e, "cudaGraphInstantiate");
+        ++n_captured_;
+    }
+    check(cudaGraphLaunch(g.exec, stream_), "cudaGraphLaunch");
+}
+
+// ---- ops: thin wrappers over kernels.h
+void CudaBackend::resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st) {
+    cuda::resolve_tokens(tokens, in, pos, slot, st, stream_);
+}
+void CudaBackend::embed(Tensor y, Tensor table, Tensor ids) { cuda::embed(y, table, ids, false, stream_); }
+void CudaBackend::embed_add(Tensor y, Tensor table, Tensor ids) { cuda::embed(y, table, ids, true, stream_); }
+void CudaBackend::get_rows(Tensor y, Tensor x, Tensor idx) { cuda::get_rows(y, x, idx, stream_); }
+void CudaBackend::add(Tensor y, Tensor x) { cuda::add(y, x, stream_); }
+void CudaBackend::rms_norm(Tensor y, Tensor x, Tensor w, float eps) { cuda::rms_norm(y, x, w, eps, stream_); }
+void CudaBackend::layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps) {
+    cuda::layer_norm(y, x, w, b, eps, stream_);
+}
+void CudaBackend::matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
+    cuda::matmul(y, x, w, bias ? static_cast<const float*>(bias->data) : nullptr, false, stream_);
+}
+void CudaBackend::matmul_add(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
+    cuda::matmul(y, x, w, bias ? static_cast<const float*>(bias->data) : nullptr, true, stream_);
+}
+void CudaBackend::rope(Tensor x, Tensor pos, const RopeParams& p) { cuda::rope(x, pos, p, stream_); }
+void CudaBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot) {
+    cuda::kv_store(kv, k, v, pos, slot, stream_);
+}
+void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) {
+    cuda::attention(out, q, kv, s, p, stream_);
+}
+void CudaBackend::gelu(Tensor x) { cuda::gelu(x, stream_); }
+void CudaBackend::swiglu(Tensor y, Tensor gate, Tensor up) { cuda::swiglu(y, gate, up, stream_); }
+void CudaBackend::swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit) {
+    cuda::swiglu_oai(y, gate, up, alpha, limit, stream_);
+}
+void CudaBackend::topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) {
+    cuda::topk_softmax(ids, weights, logits, k, stream_);
+}
+void CudaBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) {
+    WO_CHECK(moe_scratch_.data(), "moe_ffn before reserve_scratch");
+    cuda::moe_ffn(y, x, ids, weights, w, moe_scratch_.data(), moe_scratch_.bytes, stream_);
+}
+void CudaBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) {
+    WO_CHECK(sample_scratch_.data(), "sample before reserve_scratch");
+    cuda::sample(ids, logits, slot, pos, st, sample_scratch_.data(), sample_scratch_.bytes, stream_);
+}
+
+std::unique_ptr<Backend> make_backend(int device) { return std::make_unique<CudaBackend>(device); }
+
+void register_backend() {
+    wo::register_backend("cuda", [](const BackendOptions& o) { return make_backend(o.device); });
+}
+
+}  // namespace wo::cuda

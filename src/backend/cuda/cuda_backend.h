@@ -1,0 +1,101 @@
+// The CUDA backend: every tensor resident in VRAM (weights in their stored formats), one
+// non-blocking stream for all work, decode steps captured as CUDA graphs (run_step), and the
+// kernels of kernels.h. Matches the CPU reference op by op (tests/cuda).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace wo::cuda {
+
+class CudaBackend final : public Backend {
+public:
+    explicit CudaBackend(int device);
+    ~CudaBackend() override;
+    std::string name() const override { return "cuda"; }
+    bool healthy() const override;
+
+    Buffer alloc(size_t bytes, const char* what) override;
+    Tensor weight(const void* host, GgmlType type, int64_t ne0, int64_t ne1, int64_t ne2,
+                  const std::string& name) override;
+    uint64_t weight_bytes() const override { return weight_bytes_; }
+    uint64_t buffer_bytes() const;  // alloc()'d bytes outside the KV cache (activations, scratch, tables)
+    void upload(Tensor dst, const void* src, size_t bytes) override;
+    void download(void* dst, Tensor src, size_t bytes) override;
+    void zero(Tensor t) override;
+    void sync() override;
+    Buffer alloc_host(size_t bytes, const char* what) override;
+    void download_async(void* dst, Tensor src, size_t bytes) override;
+    uint64_t fence() override;
+    void wait_fence(uint64_t f) override;
+    void reserve_scratch(const StepLimits& l) override;
+    void run_step(uint64_t key, const std::function<void()>& body) override;
+    int pipeline_depth() const override { return 2; }
+
+    void resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st) override;
+    void embed(Tensor y, Tensor table, Tensor ids) override;
+    void embed_add(Tensor y, Tensor table, Tensor ids) override;
+    void get_rows(Tensor y, Tensor x, Tensor idx) override;
+    void add(Tensor y, Tensor x) override;
+    void rms_norm(Tensor y, Tensor x, Tensor w, float eps) override;
+    void layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps) override;
+    void matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) override;
+    void matmul_add(Tensor y, Tensor x, Tensor w, const Tensor* bias) override;
+    void rope(Tensor x, Tensor pos, const RopeParams& p) override;
+    void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot) override;
+    void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) override;
+    void gelu(Tensor x) override;
+    void swiglu(Tensor y, Tensor gate, Tensor up) override;
+    void swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit) override;
+    void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) override;
+    void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) override;
+    void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) override;
+
+    cudaStream_t stream() const { return stream_; }
+    int graphs_captured() const { return n_captured_; }  // tests: how many keys became graphs
+
+protected:
+    GgmlType kv_type() const override { return GgmlType::F16; }
+
+private:
+    void bind() const;                                    // makes device_ current on this thread
+    void* device_alloc(size_t bytes, const char* what);  // cudaMalloc or VRAM_OOM
+    struct Counters {
+        uint64_t alloc_bytes = 0;
+    };
+    struct Graph {
+        int seen = 0;
+        cudaGraphExec_t exec = nullptr;
+    };
+
+    int device_ = 0;
+    cudaStream_t stream_ = nullptr;
+    std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
+    uint64_t weight_bytes_ = 0;
+    std::vector<Buffer> weights_;  // owned here: the model keeps views
+    // Pinned staging for weight uploads: one buffer in flight per event.
+    static constexpr size_t kStageBytes = size_t{64} << 20;
+    static constexpr int kStages = 3;
+    std::array<void*, kStages> stage_{};
+    std::array<cudaEvent_t, kStages> stage_ev_{};
+    uint64_t n_chunks_ = 0;
+    // Fences: a ring of events; a fence id older than the ring waits on a later point (safe).
+    static constexpr int kFences = 16;
+    std::array<cudaEvent_t, kFences> fence_ev_{};
+    uint64_t n_fences_ = 0;
+    Buffer moe_scratch_, sample_scratch_;
+    bool graphs_ = true;
+    std::unordered_map<uint64_t, Graph> graphs_by_key_;
+    int n_captured_ = 0;
+};
+
+// The factory register_backend() installs under "cuda".
+std::unique_ptr<Backend> make_backend(int device);
+
+}  // namespace wo::cuda

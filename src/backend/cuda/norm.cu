@@ -1,0 +1,93 @@
+// RMSNorm and LayerNorm (one block per row, double sums like the CPU reference, fixed-order
+// reduction), and the row plumbing ops add and get_rows.
+#include "backend/cuda/check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/util.cuh"
+#include "util/error.h"
+
+namespace wo::cuda {
+namespace {
+
+constexpr int kNormThreads = 256;
+
+__global__ void __launch_bounds__(kNormThreads) rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps) {
+    __shared__ double sh[kNormThreads];
+    const float* xr = x.row(blockIdx.x);
+    double ss = 0;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) ss += static_cast<double>(xr[j]) * xr[j];
+    ss = block_sum(ss, sh);
+    const float inv = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(d) + eps));
+    float* yr = y.row(blockIdx.x);
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = xr[j] * inv * w[j];
+}
+
+__global__ void __launch_bounds__(kNormThreads)
+    layer_norm_k(Rows y, Rows x, const float* w, const float* b, int64_t d, float eps) {
+    __shared__ double sh[kNormThreads];
+    const float* xr = x.row(blockIdx.x);
+    double s = 0;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) s += xr[j];
+    const double mean = block_sum(s, sh) / static_cast<double>(d);
+    double v = 0;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) v += (xr[j] - mean) * (xr[j] - mean);
+    const double inv = 1.0 / sqrt(block_sum(v, sh) / static_cast<double>(d) + eps);
+    float* yr = y.row(blockIdx.x);
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = __fadd_rn(__fmul_rn(static_cast<float>((xr[j] - mean) * inv), w[j]), b[j]);  // no FMA: as the CPU rounds
+}
+
+__global__ void add_k(Rows y, Rows x, int64_t cols, int64_t n) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t r = i / cols, c = i % cols;
+        y.row(r)[c] += x.row(r)[c];
+    }
+}
+
+__global__ void get_rows_k(Rows y, Rows x, const int32_t* idx, int64_t x_rows, int64_t cols, int64_t n) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t r = i / cols, c = i % cols;
+        const int32_t s = idx[r];
+        if (s < 0 || s >= x_rows) __trap();  // a broken invariant (the CPU aborts the same way)
+        y.row(r)[c] = x.row(s)[c];
+    }
+}
+
+}  // namespace
+
+void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s) {
+    const int64_t d = x.cols();
+    WO_CHECK(w.type == GgmlType::F32 && w.cols() == d && y.cols() == d && y.rows() >= x.rows(), "rms_norm shapes");
+    if (x.rows() == 0) return;
+    rms_norm_k<<<static_cast<unsigned>(x.rows()), kNormThreads, 0, s>>>(rows_of(y), rows_of(x),
+                                                                       static_cast<const float*>(w.data), d, eps);
+    check_launch("rms_norm");
+}
+
+void layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps, cudaStream_t s) {
+    const int64_t d = x.cols();
+    WO_CHECK(w.type == GgmlType::F32 && b.type == GgmlType::F32 && w.cols() == d && b.cols() == d && y.cols() == d,
+             "layer_norm shapes");
+    if (x.rows() == 0) return;
+    layer_norm_k<<<static_cast<unsigned>(x.rows()), kNormThreads, 0, s>>>(
+        rows_of(y), rows_of(x), static_cast<const float*>(w.data), static_cast<const float*>(b.data), d, eps);
+    check_launch("layer_norm");
+}
+
+void add(Tensor y, Tensor x, cudaStream_t s) {
+    WO_CHECK(y.cols() == x.cols() && y.rows() == x.rows(), "add shapes");
+    const int64_t n = y.rows() * y.cols();
+    if (n == 0) return;
+    add_k<<<grid_for(n, 256), 256, 0, s>>>(rows_of(y), rows_of(x), y.cols(), n);
+    check_launch("add");
+}
+
+void get_rows(Tensor y, Tensor x, Tensor idx, cudaStream_t s) {
+    WO_CHECK(y.cols() == x.cols() && idx.cols() >= y.rows(), "get_rows shapes");
+    const int64_t n = y.rows() * y.cols();
+    if (n == 0) return;
+    get_rows_k<<<grid_for(n, 256), 256, 0, s>>>(rows_of(y), rows_of(x), i32_of(idx), x.rows(), y.cols(), n);
+    check_launch("get_rows");
+}
+
+}  // namespace wo::cuda
