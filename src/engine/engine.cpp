@@ -156,6 +156,11 @@ Engine::State Engine::state() const {
     return state_;
 }
 
+bool Engine::device_healthy() const {
+    std::lock_guard lock(mu_);
+    return !(state_ == State::Ready && loaded_.model && !loaded_.model->healthy());
+}
+
 std::string Engine::load_error() const {
     std::lock_guard lock(mu_);
     return load_error_;

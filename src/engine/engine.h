@@ -67,6 +67,9 @@ public:
     // Blocks until the model is Ready or Failed; returns the state.
     State wait_loaded();
     State state() const;
+    // False after the device hit an error it cannot recover from (a GPU fault fails every later
+    // step): /health then reports the worker unhealthy so it gets restarted.
+    bool device_healthy() const;
     std::string load_error() const;        // Failed: "CODE: message"
     Code load_error_code() const;
 

@@ -29,6 +29,7 @@ public:
     StepResult wait() override;
     int pipeline_depth() const override { return be_->pipeline_depth(); }
     std::string backend_name() const override { return be_->name(); }
+    bool healthy() const override { return be_->healthy(); }
     uint64_t weight_bytes() const override { return be_->weight_bytes(); }
     uint64_t kv_bytes() const override { return be_->kv_bytes(); }
     std::string quant_kind() const override { return quant_kind_; }

@@ -74,6 +74,7 @@ public:
     // Steps that may be in flight before wait(): 1 on a synchronous backend.
     virtual int pipeline_depth() const { return 1; }
     virtual std::string backend_name() const = 0;  // "cpu" or "cuda"
+    virtual bool healthy() const { return true; }  // false after an unrecoverable device error
     virtual uint64_t weight_bytes() const = 0;     // bytes of weights resident on the backend
     virtual uint64_t kv_bytes() const = 0;
     virtual std::string quant_kind() const = 0;    // e.g. "MXFP4", "Q8_0", "F32", "Q4_K_M"

@@ -146,9 +146,13 @@ void Server::add_native_routes() {
     http_->Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
         correlation_id(req, res);
         const auto st = engine_.state();
+        const bool device_lost = st == Engine::State::Ready && !engine_.device_healthy();
         const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-        nlohmann::json j = {{"status", st == Engine::State::Ready ? "healthy" : st == Engine::State::Loading ? "loading" : "unhealthy"},
-                            {"ready", st == Engine::State::Ready},
+        nlohmann::json j = {{"status", device_lost                    ? "unhealthy"
+                                       : st == Engine::State::Ready   ? "healthy"
+                                       : st == Engine::State::Loading ? "loading"
+                                                                      : "unhealthy"},
+                            {"ready", st == Engine::State::Ready && !device_lost},
                             {"worker_id", options_.worker_id},
                             {"model_ref", options_.model_ref},
                             {"resident", st == Engine::State::Ready},
@@ -166,12 +170,14 @@ void Server::add_native_routes() {
             j["vocab_size"] = in.vocab_size;
             j["context_length"] = in.n_ctx;
             j["backend"] = in.backend;
+            if (device_lost)
+                j["error"] = {{"code", "CUDA_ERROR"}, {"message", "the device hit an unrecoverable error"}};
         } else {
             j["backend"] = engine_.options().backend;
             if (st == Engine::State::Failed)
                 j["error"] = {{"code", std::string(code_name(engine_.load_error_code()))}, {"message", engine_.load_error()}};
         }
-        send_json(res, st == Engine::State::Ready ? 200 : 503, j);
+        send_json(res, st == Engine::State::Ready && !device_lost ? 200 : 503, j);
     });
 
     http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {

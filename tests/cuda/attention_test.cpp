@@ -69,8 +69,10 @@ void run_case(const AttnCase& c) {
         std::vector<float> k = randn(kv_dim * n, rng), v = randn(kv_dim * n, rng), kr = k, vr = v;
         for (float& x : kr) x = f16_round(x);  // the CPU reference sees what the F16 cache holds
         for (float& x : vr) x = f16_round(x);
-        Twin Kc = P.f32(kr, kv_dim, n), Vc = P.f32(vr, kv_dim, n), Kg = P.f32(k, kv_dim, n), Vg = P.f32(v, kv_dim, n);
-        Twin Ps = P.i32(pos, n), Sl = P.i32(slot, n), Sq = P.i32(seqs, 4, static_cast<int64_t>(seqs.size() / 4));
+        Twin Kc = P.f32(kr, kv_dim, n), Vc = P.f32(vr, kv_dim, n), Kg = P.f32(k, kv_dim, n),
+             Vg = P.f32(v, kv_dim, n);
+        Twin Ps = P.i32(pos, n), Sl = P.i32(slot, n),
+             Sq = P.i32(seqs, 4, static_cast<int64_t>(seqs.size() / 4));
         Twin Q = P.f32(randn(qd * n, rng, 2.0f), qd, n), O = P.nan(qd, n);
         StepTensors sc, sg;
         sc.n = sg.n = n;

@@ -114,7 +114,7 @@ TEST(CudaBackend, UploadsAreOrderedWithOpsAndFencesCoverAsyncDownloads) {
     P.gpu->download(x_now.data(), x.g, x_now.size() * 4);
     EXPECT_EQ(x_now, x2);
     for (int i = 0; i < 40; ++i) P.gpu->wait_fence(P.gpu->fence());  // the ring wraps
-    P.gpu->wait_fence(f);                                               // an old fence still returns
+    P.gpu->wait_fence(f);                                            // an old fence still returns
 }
 
 // A step body of several ops over fixed views, like the model's decode step.
@@ -157,14 +157,15 @@ struct StepFixture {
 
 TEST(CudaBackend, GraphReplayEqualsEagerExecution) {
     REQUIRE_GPU();
-    if (const char* g = std::getenv("WO_CUDA_GRAPHS"); g && std::string(g) == "0") GTEST_SKIP() << "graphs off";
+    if (const char* g = std::getenv("WO_CUDA_GRAPHS"); g && std::string(g) == "0")
+        GTEST_SKIP() << "graphs off";
     StepFixture F;
     auto& cb = as_cuda(*F.P.gpu);
     for (int call = 0; call < 4; ++call) {  // warm-up, capture + launch, launch, launch
         F.new_inputs();
         std::vector<float> lv(static_cast<size_t>(F.V * F.n));
         F.P.gpu->download(lv.data(), F.logits.g, lv.size() * 4);  // the inputs of this call
-        F.P.gpu->run_step(0, [&] { F.body(); });                 // eager reference
+        F.P.gpu->run_step(0, [&] { F.body(); });                  // eager reference
         const auto eager = F.result();
         F.P.gpu->upload(F.logits.g, lv.data(), lv.size() * 4);
         F.P.gpu->run_step(42, [&] { F.body(); });

@@ -34,7 +34,9 @@ struct Twin {
 class Pair {
 public:
     Pair() : cpu(make_cpu_backend(0)), gpu(cuda::make_backend(0)) {}
-    Twin f32(const std::vector<float>& v, int64_t ne0, int64_t ne1 = 1) { return make(GgmlType::F32, v.data(), ne0, ne1); }
+    Twin f32(const std::vector<float>& v, int64_t ne0, int64_t ne1 = 1) {
+        return make(GgmlType::F32, v.data(), ne0, ne1);
+    }
     Twin i32(const std::vector<int32_t>& v, int64_t ne0, int64_t ne1 = 1) {
         return make(GgmlType::I32, v.data(), ne0, ne1);
     }
@@ -62,7 +64,8 @@ public:
     std::vector<float> rows(Backend& b, Tensor t) {
         std::vector<float> v(static_cast<size_t>(t.cols() * t.rows()));
         for (int64_t r = 0; r < t.rows(); ++r)
-            b.download(v.data() + r * t.cols(), t.row_range(r, 1), static_cast<size_t>(t.cols()) * sizeof(float));
+            b.download(v.data() + r * t.cols(), t.row_range(r, 1),
+                       static_cast<size_t>(t.cols()) * sizeof(float));
         return v;
     }
     std::vector<float> rows_cpu(Tensor t) { return rows(*cpu, t); }
@@ -81,8 +84,8 @@ inline std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f)
 
 // Fails unless |got - want| <= abs_tol + rel_tol·|want| everywhere (NaN never passes unless both
 // are NaN); names the worst element.
-inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rel_tol, double abs_tol,
-                         const std::string& what) {
+inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rel_tol,
+                         double abs_tol, const std::string& what) {
     ASSERT_EQ(got.size(), want.size()) << what;
     double worst = 0;
     size_t wi = 0;

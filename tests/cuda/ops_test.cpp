@@ -41,7 +41,8 @@ TEST(CudaOps, LayerNormMatchesCpu) {
         for (int64_t n : kRows) {
             std::vector<float> xv = randn(d * n, rng, 2.0f);
             for (float& v : xv) v += 1.5f;  // a mean to subtract
-            Twin x = P.f32(xv, d, n), w = P.f32(randn(d, rng), d), b = P.f32(randn(d, rng), d), y = P.nan(d, n);
+            Twin x = P.f32(xv, d, n), w = P.f32(randn(d, rng), d), b = P.f32(randn(d, rng), d),
+                 y = P.nan(d, n);
             P.cpu->layer_norm(y.c, x.c, w.c, b.c, 1e-5f);
             P.gpu->layer_norm(y.g, x.g, w.g, b.g, 1e-5f);
             // Mean and variance in double on both; the float products and the bias add round
@@ -110,13 +111,14 @@ TEST(CudaOps, RopeMatchesCpu) {
         int n_dims, head_dim, n_head;
         float base;
     };
-    const Case cases[] = {{RopeMode::NEOX, RopeScaling::YARN, 64, 64, 64, 150000.0f},   // gpt-oss
+    const Case cases[] = {{RopeMode::NEOX, RopeScaling::YARN, 64, 64, 64, 150000.0f},    // gpt-oss
                           {RopeMode::NORM, RopeScaling::NONE, 128, 128, 32, 500000.0f},  // llama
-                          {RopeMode::NEOX, RopeScaling::LINEAR, 32, 80, 5, 10000.0f}};   // partial rotary, odd
+                          {RopeMode::NEOX, RopeScaling::LINEAR, 32, 80, 5, 10000.0f}};  // partial rotary, odd
     for (const Case& c : cases)
         for (int64_t n : kRows) {
             RopeParams p;
-            p.mode = c.mode, p.scaling = c.scaling, p.n_dims = c.n_dims, p.head_dim = c.head_dim, p.n_head = c.n_head;
+            p.mode = c.mode, p.scaling = c.scaling, p.n_dims = c.n_dims, p.head_dim = c.head_dim,
+            p.n_head = c.n_head;
             p.freq_base = c.base, p.factor = c.scaling == RopeScaling::NONE ? 1.0f : 32.0f, p.orig_ctx = 4096;
             const std::vector<float> inv = rope_inv_freq(p);
             Twin f = P.f32(inv, static_cast<int64_t>(inv.size()));
@@ -156,7 +158,8 @@ TEST(CudaOps, TopkSoftmaxMatchesCpuWithTiesAndNaN) {
                 P.gpu->topk_softmax(I.g, W.g, L.g, k);
                 std::vector<int32_t> ic(static_cast<size_t>(k * n));
                 P.cpu->download(ic.data(), I.c, ic.size() * 4);
-                EXPECT_EQ(P.get_gpu<int32_t>(I.g, ic.size()), ic) << n_exp << " experts, k " << k << ", " << n;
+                EXPECT_EQ(P.get_gpu<int32_t>(I.g, ic.size()), ic)
+                    << n_exp << " experts, k " << k << ", " << n;
                 // expf <= 2 ulp apart, k terms summed in the same order, one divide.
                 expect_close(P.rows_gpu(W.g), P.rows_cpu(W.c), 2e-6, 1e-30, "topk weights");
             }

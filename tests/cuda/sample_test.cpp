@@ -27,7 +27,8 @@ void sweep(int64_t V, Logits kind, uint32_t seed) {
                 for (float mp : {0.0f, 0.05f})
                     for (float pen : {1.0f, 1.3f}) {
                         SamplingParams p;
-                        p.temperature = t, p.top_k = k, p.top_p = tp, p.min_p = mp, p.repetition_penalty = pen;
+                        p.temperature = t, p.top_k = k, p.top_p = tp, p.min_p = mp,
+                        p.repetition_penalty = pen;
                         p.seed = (static_cast<uint64_t>(rng()) << 32) | rng();
                         combos.push_back(p);
                     }
@@ -38,17 +39,19 @@ void sweep(int64_t V, Logits kind, uint32_t seed) {
     P.gpu->reserve_scratch(lim);
     std::vector<float> l = randn(V * n_rows, rng, 3.0f);
     for (size_t i = 0; i < l.size(); ++i) {
-        if (kind == Logits::TIED) l[i] = std::round(l[i]);             // thousands of exact ties
-        if (kind == Logits::PEAKED && i % V == 17) l[i] = 40.0f;       // one dominant token
-        if (rng() % 1000 == 0) l[i] = std::nanf("");                   // NaN: never drawn
+        if (kind == Logits::TIED) l[i] = std::round(l[i]);        // thousands of exact ties
+        if (kind == Logits::PEAKED && i % V == 17) l[i] = 40.0f;  // one dominant token
+        if (rng() % 1000 == 0) l[i] = std::nanf("");              // NaN: never drawn
         if (rng() % 1000 == 1) l[i] = -INFINITY;
     }
     std::vector<int32_t> hist(static_cast<size_t>(n_ctx) * n_rows), pos(n_rows), slot(n_rows);
     for (auto& h : hist) h = static_cast<int32_t>(rng() % 64 == 0 ? rng() % V : rng() % 50);  // repeats
     for (int r = 0; r < n_rows; ++r) slot[r] = r, pos[r] = static_cast<int32_t>(rng() % n_ctx);
-    Twin L = P.f32(l, V, n_rows), H = P.i32(hist, n_ctx, n_rows), Ps = P.i32(pos, n_rows), S = P.i32(slot, n_rows);
+    Twin L = P.f32(l, V, n_rows), H = P.i32(hist, n_ctx, n_rows), Ps = P.i32(pos, n_rows),
+         S = P.i32(slot, n_rows);
     Twin Pr = P.make(GgmlType::I32, combos.data(), 8, n_rows);
-    Twin last = P.i32(std::vector<int32_t>(n_rows, -5), n_rows), ids = P.i32(std::vector<int32_t>(n_rows, -6), n_rows);
+    Twin last = P.i32(std::vector<int32_t>(n_rows, -5), n_rows),
+         ids = P.i32(std::vector<int32_t>(n_rows, -6), n_rows);
     SlotState sc{last.c, H.c, Pr.c}, sg{last.g, H.g, Pr.g};
     // Two calls of half the rows each on the GPU (blocks loop over rows either way).
     P.cpu->sample(ids.c, L.c, S.c, Ps.c, sc);
@@ -62,14 +65,15 @@ void sweep(int64_t V, Logits kind, uint32_t seed) {
     std::vector<int32_t> ic(n_rows), lc(n_rows);
     P.cpu->download(ic.data(), ids.c, n_rows * 4);
     P.cpu->download(lc.data(), last.c, n_rows * 4);
-    const std::vector<int32_t> igv = P.get_gpu<int32_t>(ids.g, n_rows), lg = P.get_gpu<int32_t>(last.g, n_rows);
+    const std::vector<int32_t> igv = P.get_gpu<int32_t>(ids.g, n_rows),
+                               lg = P.get_gpu<int32_t>(last.g, n_rows);
     int bad = 0;
     for (int r = 0; r < n_rows; ++r) {
         const SamplingParams& p = combos[static_cast<size_t>(r)];
         if (igv[r] != ic[r] && ++bad <= 10)
-            ADD_FAILURE() << "row " << r << ": cuda " << igv[r] << ", cpu " << ic[r] << " (T " << p.temperature
-                          << ", top_k " << p.top_k << ", top_p " << p.top_p << ", min_p " << p.min_p << ", penalty "
-                          << p.repetition_penalty << ")";
+            ADD_FAILURE() << "row " << r << ": cuda " << igv[r] << ", cpu " << ic[r] << " (T "
+                          << p.temperature << ", top_k " << p.top_k << ", top_p " << p.top_p << ", min_p "
+                          << p.min_p << ", penalty " << p.repetition_penalty << ")";
         EXPECT_EQ(lg[r], ic[r]) << "last_id of slot " << r;
         EXPECT_EQ(lc[r], ic[r]);
     }

@@ -93,6 +93,8 @@ public:
     std::string quant_kind() const override { return "F32"; }
 
     std::atomic<int> step_ms{0};  // a slower device, so jobs overlap
+    std::atomic<bool> device_ok{true};  // false: a device that hit an unrecoverable error
+    bool healthy() const override { return device_ok; }
 
     std::vector<std::vector<BatchToken>> steps() {
         std::lock_guard lock(mu_);

@@ -201,6 +201,17 @@ TEST(Scheduler, FailedStepFailsItsJobsAndServingContinues) {
     EXPECT_EQ(m.tokens_in.load(), 2u);
 }
 
+TEST(Scheduler, AnUnrecoverableDeviceErrorMakesTheEngineUnhealthy) {
+    Fixture f;
+    EXPECT_TRUE(f.engine->device_healthy());
+    f.model->fail_at(static_cast<int>(f.model->steps().size()), Code::CUDA_ERROR);
+    f.model->device_ok = false;  // what a GPU fault leaves behind
+    auto r = drain(*f.engine->submit(req("fault", {1}, 5)));
+    EXPECT_EQ(r.last().code, Code::CUDA_ERROR);
+    EXPECT_FALSE(f.engine->device_healthy());
+    EXPECT_EQ(f.engine->state(), Engine::State::Ready);  // loaded, but /health says unhealthy
+}
+
 TEST(Scheduler, QueueLimitAndDuplicateIds) {
     // Never started: jobs stay queued.
     Engine e({.n_parallel = 1, .max_queue = 1}, [](const EngineOptions&) -> LoadedModel { throw Error(Code::INTERNAL, "unused"); });

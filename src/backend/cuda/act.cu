@@ -36,7 +36,8 @@ __global__ void act_k(Rows y, Rows g, Rows u, int64_t cols, int64_t n, float alp
 
 template <Act A>
 void launch(Tensor y, Tensor g, Tensor u, float alpha, float limit, cudaStream_t s, const char* name) {
-    WO_CHECK(g.cols() == y.cols() && u.cols() == y.cols() && g.rows() >= y.rows() && u.rows() >= y.rows(), name);
+    WO_CHECK(g.cols() == y.cols() && u.cols() == y.cols() && g.rows() >= y.rows() && u.rows() >= y.rows(),
+             name);
     const int64_t n = y.rows() * y.cols();
     if (n == 0) return;
     act_k<A><<<grid_for(n, 256), 256, 0, s>>>(rows_of(y), rows_of(g), rows_of(u), y.cols(), n, alpha, limit);
@@ -46,7 +47,9 @@ void launch(Tensor y, Tensor g, Tensor u, float alpha, float limit, cudaStream_t
 }  // namespace
 
 void gelu(Tensor x, cudaStream_t s) { launch<Act::GELU>(x, x, x, 0, 0, s, "gelu"); }
-void swiglu(Tensor y, Tensor gate, Tensor up, cudaStream_t s) { launch<Act::SWIGLU>(y, gate, up, 0, 0, s, "swiglu"); }
+void swiglu(Tensor y, Tensor gate, Tensor up, cudaStream_t s) {
+    launch<Act::SWIGLU>(y, gate, up, 0, 0, s, "swiglu");
+}
 void swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit, cudaStream_t s) {
     launch<Act::SWIGLU_OAI>(y, gate, up, alpha, limit, s, "swiglu_oai");
 }

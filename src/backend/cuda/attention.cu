@@ -32,9 +32,9 @@ struct AttnArgs {
 
 __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs a) {
     extern __shared__ float sm[];
-    float* qs = sm;              // [hd]
-    float* ps = qs + a.hd;       // [kThreads] probabilities of the chunk
-    float* red = ps + kThreads;  // [kThreads] reductions
+    float* qs = sm;                // [hd]
+    float* ps = qs + a.hd;         // [kThreads] probabilities of the chunk
+    float* red = ps + kThreads;    // [kThreads] reductions
     float* part = red + kThreads;  // [parts * hd] per-part outputs
     const int t = threadIdx.x;
     const int64_t i = blockIdx.x / a.n_head;
@@ -58,7 +58,8 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs a) {
         const int nc = min(kThreads, len - c0);
         float sc = -INFINITY;
         if (t < nc) {
-            const __half2* kr = reinterpret_cast<const __half2*>(K + static_cast<int64_t>((j0 + c0 + t) % a.n_rows) * a.row_ld);
+            const __half2* kr = reinterpret_cast<const __half2*>(
+                K + static_cast<int64_t>((j0 + c0 + t) % a.n_rows) * a.row_ld);
             float d = 0.0f;
             for (int e = 0; e < a.hd / 2; ++e) {
                 const float2 kf = __half22float2(kr[e]);
@@ -110,9 +111,10 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs a) {
 void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, cudaStream_t s) {
     const int64_t n = q.rows(), hd = p.head_dim;
     WO_CHECK(p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd &&
-                 kv.k.cols() == p.n_head_kv * hd && kv.k.type == GgmlType::F16 && kv.v.type == GgmlType::F16 &&
-                 out.cols() == p.n_head * hd && n == st.n && hd % 2 == 0 && hd <= kMaxHeadDim &&
-                 kv.k.nb1 == kv.v.nb1 && kv.k.nb2 == kv.v.nb2 && (!p.sinks || p.sinks->cols() >= p.n_head),
+                 kv.k.cols() == p.n_head_kv * hd && kv.k.type == GgmlType::F16 &&
+                 kv.v.type == GgmlType::F16 && out.cols() == p.n_head * hd && n == st.n && hd % 2 == 0 &&
+                 hd <= kMaxHeadDim && kv.k.nb1 == kv.v.nb1 && kv.k.nb2 == kv.v.nb2 &&
+                 (!p.sinks || p.sinks->cols() >= p.n_head),
              "attention shapes");
     if (n == 0) return;
     AttnArgs a;
@@ -134,7 +136,8 @@ void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const At
     a.window = p.window;
     a.sinks = p.sinks ? static_cast<const float*>(p.sinks->data) : nullptr;
     WO_CHECK(a.hd * a.parts <= kThreads * kAcc, "attention head_dim");
-    const size_t smem = sizeof(float) * (static_cast<size_t>(a.hd) + 2 * kThreads + static_cast<size_t>(a.hd * a.parts));
+    const size_t smem =
+        sizeof(float) * (static_cast<size_t>(a.hd) + 2 * kThreads + static_cast<size_t>(a.hd * a.parts));
     attention_k<<<static_cast<unsigned>(n * p.n_head), kThreads, smem, s>>>(a);
     check_launch("attention");
 }

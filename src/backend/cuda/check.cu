@@ -14,20 +14,20 @@ std::atomic<bool> g_sticky{false};
 // terminated and relaunched").
 bool is_sticky(cudaError_t e) {
     switch (e) {
-    case cudaErrorIllegalAddress:
-    case cudaErrorLaunchFailure:
-    case cudaErrorHardwareStackError:
-    case cudaErrorIllegalInstruction:
-    case cudaErrorMisalignedAddress:
-    case cudaErrorInvalidAddressSpace:
-    case cudaErrorInvalidPc:
-    case cudaErrorAssert:
-    case cudaErrorECCUncorrectable:
-    case cudaErrorLaunchTimeout:
-    case cudaErrorUnknown:
-        return true;
-    default:
-        return false;
+        case cudaErrorIllegalAddress:
+        case cudaErrorLaunchFailure:
+        case cudaErrorHardwareStackError:
+        case cudaErrorIllegalInstruction:
+        case cudaErrorMisalignedAddress:
+        case cudaErrorInvalidAddressSpace:
+        case cudaErrorInvalidPc:
+        case cudaErrorAssert:
+        case cudaErrorECCUncorrectable:
+        case cudaErrorLaunchTimeout:
+        case cudaErrorUnknown:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -35,8 +35,10 @@ bool is_sticky(cudaError_t e) {
 
 void check(cudaError_t e, const char* call) {
     if (e == cudaSuccess) return;
-    if (is_sticky(e)) g_sticky = true;
-    else cudaGetLastError();  // a recoverable error must not be reported again by the next call
+    if (is_sticky(e))
+        g_sticky = true;
+    else
+        cudaGetLastError();  // a recoverable error must not be reported again by the next call
     throw Error(Code::CUDA_ERROR, std::string(call) + ": " + cudaGetErrorString(e));
 }
 

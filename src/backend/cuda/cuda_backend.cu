@@ -1,13 +1,12 @@
 // CUDA backend: memory, transfers, fences, graph capture of steps, and the op entry points
 // (the kernels live in one .cu file per family, kernels.h).
-#include "backend/cuda/cuda_backend.h"
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "backend/cuda/check.h"
+#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/register.h"
 #include "util/error.h"
@@ -21,12 +20,14 @@ CudaBackend::CudaBackend(int device) : device_(device) {
         throw Error(Code::CUDA_ERROR, "cudaGetDeviceCount: no CUDA device");
     }
     if (device < 0 || device >= n)
-        throw Error(Code::INVALID_ARGUMENT,
-                    "CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(n) + " present)");
+        throw Error(Code::INVALID_ARGUMENT, "CUDA device " + std::to_string(device) + " does not exist (" +
+                                                std::to_string(n) + " present)");
     check(cudaSetDevice(device_), "cudaSetDevice");
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-    for (auto& e : fence_ev_) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
-    for (auto& e : stage_ev_) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    for (auto& e : fence_ev_)
+        check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    for (auto& e : stage_ev_)
+        check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
     if (const char* g = std::getenv("WO_CUDA_GRAPHS"); g && std::string(g) == "0") graphs_ = false;
 }
 
@@ -105,8 +106,9 @@ Tensor CudaBackend::weight(const void* host, GgmlType type, int64_t ne0, int64_t
         const size_t k = n_chunks_++ % kStages;
         check(cudaEventSynchronize(stage_ev_[k]), "cudaEventSynchronize");
         std::memcpy(stage_[k], static_cast<const uint8_t*>(host) + off, n);
-        check(cudaMemcpyAsync(static_cast<uint8_t*>(dev) + off, stage_[k], n, cudaMemcpyHostToDevice, stream_),
-              "cudaMemcpyAsync");
+        check(
+            cudaMemcpyAsync(static_cast<uint8_t*>(dev) + off, stage_[k], n, cudaMemcpyHostToDevice, stream_),
+            "cudaMemcpyAsync");
         check(cudaEventRecord(stage_ev_[k], stream_), "cudaEventRecord");
     }
     Tensor t = make_tensor(dev, type, ne0, ne1, ne2);
@@ -145,7 +147,8 @@ void CudaBackend::zero(Tensor t) {
     bind();
     const size_t row = row_bytes(t.type, static_cast<uint64_t>(t.cols()));
     for (int64_t m = 0; m < t.mats(); ++m)
-        check(cudaMemset2DAsync(t.row_ptr(0, m), t.nb1 ? t.nb1 : row, 0, row, static_cast<size_t>(t.rows()), stream_),
+        check(cudaMemset2DAsync(t.row_ptr(0, m), t.nb1 ? t.nb1 : row, 0, row, static_cast<size_t>(t.rows()),
+                                stream_),
               "cudaMemset2DAsync");
 }
 

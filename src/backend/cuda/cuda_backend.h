@@ -64,7 +64,7 @@ protected:
     GgmlType kv_type() const override { return GgmlType::F16; }
 
 private:
-    void bind() const;                                    // makes device_ current on this thread
+    void bind() const;                                   // makes device_ current on this thread
     void* device_alloc(size_t bytes, const char* what);  // cudaMalloc or VRAM_OOM
     struct Counters {
         uint64_t alloc_bytes = 0;

@@ -10,7 +10,8 @@ namespace {
 
 constexpr int kNormThreads = 256;
 
-__global__ void __launch_bounds__(kNormThreads) rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps) {
+__global__ void __launch_bounds__(kNormThreads)
+    rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps) {
     __shared__ double sh[kNormThreads];
     const float* xr = x.row(blockIdx.x);
     double ss = 0;
@@ -32,7 +33,9 @@ __global__ void __launch_bounds__(kNormThreads)
     for (int64_t j = threadIdx.x; j < d; j += blockDim.x) v += (xr[j] - mean) * (xr[j] - mean);
     const double inv = 1.0 / sqrt(block_sum(v, sh) / static_cast<double>(d) + eps);
     float* yr = y.row(blockIdx.x);
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = __fadd_rn(__fmul_rn(static_cast<float>((xr[j] - mean) * inv), w[j]), b[j]);  // no FMA: as the CPU rounds
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+        yr[j] = __fadd_rn(__fmul_rn(static_cast<float>((xr[j] - mean) * inv), w[j]),
+                          b[j]);  // no FMA: as the CPU rounds
 }
 
 __global__ void add_k(Rows y, Rows x, int64_t cols, int64_t n) {
@@ -57,17 +60,19 @@ __global__ void get_rows_k(Rows y, Rows x, const int32_t* idx, int64_t x_rows, i
 
 void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s) {
     const int64_t d = x.cols();
-    WO_CHECK(w.type == GgmlType::F32 && w.cols() == d && y.cols() == d && y.rows() >= x.rows(), "rms_norm shapes");
+    WO_CHECK(w.type == GgmlType::F32 && w.cols() == d && y.cols() == d && y.rows() >= x.rows(),
+             "rms_norm shapes");
     if (x.rows() == 0) return;
-    rms_norm_k<<<static_cast<unsigned>(x.rows()), kNormThreads, 0, s>>>(rows_of(y), rows_of(x),
-                                                                       static_cast<const float*>(w.data), d, eps);
+    rms_norm_k<<<static_cast<unsigned>(x.rows()), kNormThreads, 0, s>>>(
+        rows_of(y), rows_of(x), static_cast<const float*>(w.data), d, eps);
     check_launch("rms_norm");
 }
 
 void layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps, cudaStream_t s) {
     const int64_t d = x.cols();
-    WO_CHECK(w.type == GgmlType::F32 && b.type == GgmlType::F32 && w.cols() == d && b.cols() == d && y.cols() == d,
-             "layer_norm shapes");
+    WO_CHECK(
+        w.type == GgmlType::F32 && b.type == GgmlType::F32 && w.cols() == d && b.cols() == d && y.cols() == d,
+        "layer_norm shapes");
     if (x.rows() == 0) return;
     layer_norm_k<<<static_cast<unsigned>(x.rows()), kNormThreads, 0, s>>>(
         rows_of(y), rows_of(x), static_cast<const float*>(w.data), static_cast<const float*>(b.data), d, eps);

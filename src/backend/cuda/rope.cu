@@ -10,8 +10,8 @@
 namespace wo::cuda {
 namespace {
 
-__global__ void rope_k(Rows x, const int32_t* pos, const float* inv, int64_t n, int n_head, int head_dim, int half,
-                       bool neox, float mscale) {
+__global__ void rope_k(Rows x, const int32_t* pos, const float* inv, int64_t n, int n_head, int head_dim,
+                       int half, bool neox, float mscale) {
     const int64_t total = n * n_head * half;
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -29,8 +29,9 @@ __global__ void rope_k(Rows x, const int32_t* pos, const float* inv, int64_t n, 
     }
 }
 
-__global__ void kv_store_k(__half* kc, __half* vc, int64_t row_ld, int64_t slot_ld, int n_rows, int n_slots, Rows k,
-                           Rows v, const int32_t* pos, const int32_t* slot, int64_t kv_dim, int64_t n) {
+__global__ void kv_store_k(__half* kc, __half* vc, int64_t row_ld, int64_t slot_ld, int n_rows, int n_slots,
+                           Rows k, Rows v, const int32_t* pos, const int32_t* slot, int64_t kv_dim,
+                           int64_t n) {
     const int64_t total = n * kv_dim;
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -47,22 +48,23 @@ __global__ void kv_store_k(__half* kc, __half* vc, int64_t row_ld, int64_t slot_
 
 void rope(Tensor x, Tensor pos, const RopeParams& p, cudaStream_t s) {
     WO_CHECK(p.n_dims % 2 == 0 && p.n_dims <= p.head_dim &&
-                 x.cols() >= static_cast<int64_t>(p.n_head) * p.head_dim && p.inv_freq.cols() == p.n_dims / 2 &&
-                 p.inv_freq.data,
+                 x.cols() >= static_cast<int64_t>(p.n_head) * p.head_dim &&
+                 p.inv_freq.cols() == p.n_dims / 2 && p.inv_freq.data,
              "rope shapes");
     const int half = p.n_dims / 2;
     const int64_t total = x.rows() * p.n_head * half;
     if (total == 0) return;
-    rope_k<<<grid_for(total, 256), 256, 0, s>>>(rows_of(x), i32_of(pos), static_cast<const float*>(p.inv_freq.data),
-                                               x.rows(), p.n_head, p.head_dim, half, p.mode == RopeMode::NEOX,
-                                               rope_attn_factor(p));
+    rope_k<<<grid_for(total, 256), 256, 0, s>>>(
+        rows_of(x), i32_of(pos), static_cast<const float*>(p.inv_freq.data), x.rows(), p.n_head, p.head_dim,
+        half, p.mode == RopeMode::NEOX, rope_attn_factor(p));
     check_launch("rope");
 }
 
 void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot, cudaStream_t s) {
     const int64_t kv_dim = kv.k.cols();
     WO_CHECK(k.cols() == kv_dim && v.cols() == kv_dim && v.rows() == k.rows() && kv.k.type == GgmlType::F16 &&
-                 kv.v.type == GgmlType::F16 && kv.n_rows == kv.k.rows() && kv.k.nb1 == kv.v.nb1 && kv.k.nb2 == kv.v.nb2,
+                 kv.v.type == GgmlType::F16 && kv.n_rows == kv.k.rows() && kv.k.nb1 == kv.v.nb1 &&
+                 kv.k.nb2 == kv.v.nb2,
              "kv_store shapes");
     const int64_t total = k.rows() * kv_dim;
     if (total == 0) return;

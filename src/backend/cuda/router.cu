@@ -50,8 +50,8 @@ void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t
     const int64_t n = logits.rows();
     if (n == 0) return;
     Rows ir{static_cast<float*>(ids.data), static_cast<int64_t>(ids.nb1 / sizeof(int32_t))};
-    topk_softmax_k<<<static_cast<unsigned>((n + 127) / 128), 128, 0, s>>>(ir, rows_of(weights), rows_of(logits), n,
-                                                                         static_cast<int>(n_exp), k);
+    topk_softmax_k<<<static_cast<unsigned>((n + 127) / 128), 128, 0, s>>>(
+        ir, rows_of(weights), rows_of(logits), n, static_cast<int>(n_exp), k);
     check_launch("topk_softmax");
 }
 

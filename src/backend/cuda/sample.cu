@@ -6,10 +6,10 @@
 //
 // Per-block scratch: z (logits after penalty/temperature; -inf = dropped) and e (the unnormalized
 // probabilities), each n_vocab floats.
+#include <algorithm>
 #include <cfloat>
 #include <climits>
 #include <cmath>
-#include <algorithm>
 #include <cstring>
 
 #include "backend/cuda/check.h"
@@ -210,8 +210,8 @@ __device__ bool cut_at(float* z, float* e, int V, double target, Shared& S) {
     return true;
 }
 
-__device__ int sample_one(const float* logits, int V, const int32_t* hist, int n_hist, const SamplingParams& p,
-                          uint32_t index, float* z, float* e, Shared& S) {
+__device__ int sample_one(const float* logits, int V, const int32_t* hist, int n_hist,
+                          const SamplingParams& p, uint32_t index, float* z, float* e, Shared& S) {
     for (int i = threadIdx.x; i < V; i += kT) {
         const float l = logits[i];
         z[i] = isnan(l) ? -INFINITY : l;
@@ -292,10 +292,10 @@ __device__ int sample_one(const float* logits, int V, const int32_t* hist, int n
     return lk >= 0 ? lk : best;  // rounding left the target at the very top of the mass
 }
 
-__global__ void __launch_bounds__(kT) sample_k(int32_t* ids, Rows logits, int n_rows, int V, const int32_t* slot,
-                                              const int32_t* pos, int32_t* last_id, const int32_t* history,
-                                              int64_t hist_ld, int n_slots, int n_ctx, const SamplingParams* params,
-                                              float* scratch) {
+__global__ void __launch_bounds__(kT)
+    sample_k(int32_t* ids, Rows logits, int n_rows, int V, const int32_t* slot, const int32_t* pos,
+             int32_t* last_id, const int32_t* history, int64_t hist_ld, int n_slots, int n_ctx,
+             const SamplingParams* params, float* scratch) {
     __shared__ Shared S;
     float* z = scratch + static_cast<size_t>(blockIdx.x) * 2 * V;
     float* e = z + V;
@@ -303,8 +303,8 @@ __global__ void __launch_bounds__(kT) sample_k(int32_t* ids, Rows logits, int n_
         const int32_t sl = slot[r], ps = pos[r];
         if (sl < 0 || sl >= n_slots || ps < 0 || ps >= n_ctx) __trap();  // broken invariant (the CPU aborts)
         const SamplingParams p = params[sl];
-        const int id = sample_one(logits.row(r), V, history + sl * hist_ld, ps + 1, p, static_cast<uint32_t>(ps) + 1, z,
-                                  e, S);
+        const int id = sample_one(logits.row(r), V, history + sl * hist_ld, ps + 1, p,
+                                  static_cast<uint32_t>(ps) + 1, z, e, S);
         if (threadIdx.x == 0) {
             ids[r] = id;
             last_id[sl] = id;
@@ -317,22 +317,24 @@ __global__ void __launch_bounds__(kT) sample_k(int32_t* ids, Rows logits, int n_
 
 size_t sample_scratch_bytes(const StepLimits& l) {
     const int64_t blocks = std::min<int64_t>(std::max<int64_t>(l.max_out_rows, 1), kMaxBlocks);
-    return static_cast<size_t>(blocks) * 2 * static_cast<size_t>(std::max<int64_t>(l.n_vocab, 1)) * sizeof(float);
+    return static_cast<size_t>(blocks) * 2 * static_cast<size_t>(std::max<int64_t>(l.n_vocab, 1)) *
+           sizeof(float);
 }
 
-void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch, size_t scratch_bytes,
-            cudaStream_t s) {
+void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch,
+            size_t scratch_bytes, cudaStream_t s) {
     const int64_t n = logits.rows(), V = logits.cols();
-    WO_CHECK(ids.cols() >= n && slot.cols() >= n && pos.cols() >= n && st.params.nb1 == sizeof(SamplingParams) &&
-                 V < INT_MAX,
+    WO_CHECK(ids.cols() >= n && slot.cols() >= n && pos.cols() >= n &&
+                 st.params.nb1 == sizeof(SamplingParams) && V < INT_MAX,
              "sample shapes");
     if (n == 0) return;
     const size_t per_block = 2 * static_cast<size_t>(V) * sizeof(float);
-    const int64_t blocks = std::min<int64_t>({n, kMaxBlocks, static_cast<int64_t>(scratch_bytes / per_block)});
+    const int64_t blocks =
+        std::min<int64_t>({n, kMaxBlocks, static_cast<int64_t>(scratch_bytes / per_block)});
     WO_CHECK(blocks >= 1, "sample: scratch reserved for a smaller vocabulary");
     sample_k<<<static_cast<unsigned>(blocks), kT, 0, s>>>(
-        static_cast<int32_t*>(ids.data), rows_of(logits), static_cast<int>(n), static_cast<int>(V), i32_of(slot),
-        i32_of(pos), static_cast<int32_t*>(st.last_id.data), i32_of(st.history),
+        static_cast<int32_t*>(ids.data), rows_of(logits), static_cast<int>(n), static_cast<int>(V),
+        i32_of(slot), i32_of(pos), static_cast<int32_t*>(st.last_id.data), i32_of(st.history),
         static_cast<int64_t>(st.history.nb1 / sizeof(int32_t)), static_cast<int>(st.history.rows()),
         static_cast<int>(st.history.cols()), static_cast<const SamplingParams*>(st.params.data),
         static_cast<float*>(scratch));

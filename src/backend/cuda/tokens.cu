@@ -9,7 +9,8 @@ namespace wo::cuda {
 namespace {
 
 __global__ void resolve_k(int32_t* tokens, const int32_t* in, const int32_t* pos, const int32_t* slot,
-                          const int32_t* last_id, int32_t* history, int64_t hist_ld, int n_slots, int n_ctx, int64_t n) {
+                          const int32_t* last_id, int32_t* history, int64_t hist_ld, int n_slots, int n_ctx,
+                          int64_t n) {
     const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
     if (i >= n) return;
     const int32_t sl = slot[i], ps = pos[i];

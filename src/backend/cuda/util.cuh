@@ -16,7 +16,9 @@ struct Rows {
     int64_t ld;
     __device__ float* row(int64_t r) const { return p + r * ld; }
 };
-inline Rows rows_of(const Tensor& t) { return {static_cast<float*>(t.data), static_cast<int64_t>(t.nb1 / sizeof(float))}; }
+inline Rows rows_of(const Tensor& t) {
+    return {static_cast<float*>(t.data), static_cast<int64_t>(t.nb1 / sizeof(float))};
+}
 inline const int32_t* i32_of(const Tensor& t) { return static_cast<const int32_t*>(t.data); }
 
 // Sum of v over the block in a fixed tree order; `sh` has blockDim.x entries. All threads get it.
