@@ -98,6 +98,7 @@ class Backend {
 public:
     virtual ~Backend() = default;
     virtual std::string name() const = 0;
+    virtual std::string device() const { return name(); }  // what runs it, e.g. "NVIDIA H200"
     // False once the device hit an error it cannot recover from (a GPU fault poisons the CUDA
     // context): the engine reports the worker unhealthy.
     virtual bool healthy() const { return true; }
@@ -127,6 +128,8 @@ public:
     // Lays out the KV cache (one KvLayer per entry of d.kv_dim) in the backend's element type.
     virtual std::vector<KvLayer> make_kv_cache(const KvCacheDesc& d);
     uint64_t kv_bytes() const { return kv_bytes_; }
+    // Bytes alloc()'d outside the KV cache: activations, step buffers, tables, op scratch.
+    virtual uint64_t buffer_bytes() const { return alloc_bytes_ > kv_bytes_ ? alloc_bytes_ - kv_bytes_ : 0; }
 
     // ---- steps
     // Runs one step's ops. The CPU simply calls body(); a GPU backend may capture body as a graph
@@ -193,6 +196,7 @@ public:
 protected:
     virtual GgmlType kv_type() const { return GgmlType::F32; }
     uint64_t alloc_count_ = 0;  // incremented by alloc()
+    uint64_t alloc_bytes_ = 0;  // added to by alloc()
     uint64_t kv_bytes_ = 0;
     std::vector<Buffer> kv_mem_;
 };

@@ -107,6 +107,8 @@ void Engine::load() {
         in.n_slots = options_.n_parallel;
         in.weight_bytes = lm.model->weight_bytes();
         in.kv_bytes = lm.model->kv_bytes();
+        in.buffer_bytes = lm.model->buffer_bytes();
+        in.device = lm.model->device();
         std::lock_guard lock(mu_);
         loaded_ = std::move(lm);
         info_ = std::move(in);
@@ -125,7 +127,8 @@ void Engine::load() {
         progress(100, options_.model_path);
         log::info("model_load_complete", {{"model", info_.name}, {"arch", info_.arch}, {"quant_kind", info_.quant_kind},
                                           {"backend", info_.backend}, {"weight_bytes", info_.weight_bytes},
-                                          {"kv_bytes", info_.kv_bytes}, {"ctx", info_.n_ctx}, {"slots", info_.n_slots}});
+                                          {"kv_bytes", info_.kv_bytes}, {"buffer_bytes", info_.buffer_bytes}, {"device", info_.device},
+                                          {"ctx", info_.n_ctx}, {"slots", info_.n_slots}});
     } else {
         log::error("model_load_failed", {{"code", std::string(code_name(load_code_))}, {"message", load_error_},
                                          {"model", options_.model_path}, {"backend", options_.backend},

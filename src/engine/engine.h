@@ -45,7 +45,8 @@ struct LoadedModel {
 struct ModelInfo {
     std::string name, arch, quant_kind, tokenizer_kind, backend, chat_template;
     int vocab_size = 0, n_ctx = 0, n_ctx_train = 0, n_slots = 0;
-    uint64_t weight_bytes = 0, kv_bytes = 0;
+    uint64_t weight_bytes = 0, kv_bytes = 0, buffer_bytes = 0;
+    std::string device;  // e.g. "NVIDIA H200" or "cpu"
 };
 
 class Engine {

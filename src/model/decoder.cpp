@@ -87,9 +87,8 @@ void DecoderModel::reserve(const ReserveOptions& ro) {
     be_->zero(state_.last_id);
     for (int s = 0; s < r.n_slots; ++s) set_sampling(s, SamplingParams{});
     const int depth = std::max(1, be_->pipeline_depth());
-    for (int i = 0; i < depth; ++i) {
-        host_ids_.push_back({});
-        host_ids_.back().resize(static_cast<size_t>(O));
+    for (int i = 0; i < depth; ++i) {  // host memory the device copies ids into without a wait
+        host_ids_.push_back(be_->alloc_host(static_cast<size_t>(O) * sizeof(int32_t), "sampled ids (host)"));
         host_logits_.push_back({});
     }
     slot_len_.assign(static_cast<size_t>(r.n_slots), 0);
@@ -244,7 +243,8 @@ StepResult DecoderModel::wait() {
     const size_t stage = n_waited_++ % host_ids_.size();
     be_->wait_fence(p.fence);
     StepResult r;
-    r.ids.assign(host_ids_[stage].begin(), host_ids_[stage].begin() + p.n_out);
+    const int32_t* ids = static_cast<const int32_t*>(host_ids_[stage].data());
+    r.ids.assign(ids, ids + p.n_out);
     if (p.logits) r.logits = std::move(host_logits_[stage]);
     return r;
 }

@@ -32,6 +32,8 @@ public:
     bool healthy() const override { return be_->healthy(); }
     uint64_t weight_bytes() const override { return be_->weight_bytes(); }
     uint64_t kv_bytes() const override { return be_->kv_bytes(); }
+    uint64_t buffer_bytes() const override { return be_->buffer_bytes(); }
+    std::string device() const override { return be_->device(); }
     std::string quant_kind() const override { return quant_kind_; }
     Backend& backend() { return *be_; }  // tests: allocation counts
 
@@ -82,7 +84,7 @@ private:
     SlotState state_;
     std::vector<int32_t> staging_;                            // host image of inputs_
     std::deque<Pending> pending_;
-    std::vector<std::vector<int32_t>> host_ids_;              // per pipeline stage
+    std::vector<Buffer> host_ids_;                            // per pipeline stage (alloc_host)
     std::vector<std::vector<float>> host_logits_;
     uint64_t n_submitted_ = 0, n_waited_ = 0;
     std::vector<int32_t> slot_len_;  // cached positions per slot, counting submitted steps

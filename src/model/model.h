@@ -77,6 +77,8 @@ public:
     virtual bool healthy() const { return true; }  // false after an unrecoverable device error
     virtual uint64_t weight_bytes() const = 0;     // bytes of weights resident on the backend
     virtual uint64_t kv_bytes() const = 0;
+    virtual uint64_t buffer_bytes() const { return 0; }  // step buffers and op scratch
+    virtual std::string device() const { return backend_name(); }
     virtual std::string quant_kind() const = 0;    // e.g. "MXFP4", "Q8_0", "F32", "Q4_K_M"
 
     // One step, waited for, its logits appended (tests and tools): the sampled ids are returned.

@@ -165,11 +165,13 @@ void Server::add_native_routes() {
             j["model"] = in.name;
             j["architecture"] = in.arch;
             j["quant_kind"] = in.quant_kind;
-            j["vram_bytes_used"] = in.weight_bytes + in.kv_bytes;
+            j["vram_bytes_used"] = in.weight_bytes + in.kv_bytes + in.buffer_bytes;
+            j["memory_bytes"] = {{"weights", in.weight_bytes}, {"kv_cache", in.kv_bytes}, {"buffers", in.buffer_bytes}};
             j["tokenizer_kind"] = in.tokenizer_kind;
             j["vocab_size"] = in.vocab_size;
             j["context_length"] = in.n_ctx;
             j["backend"] = in.backend;
+            j["device"] = in.device;
             if (device_lost)
                 j["error"] = {{"code", "CUDA_ERROR"}, {"message", "the device hit an unrecoverable error"}};
         } else {
@@ -183,7 +185,8 @@ void Server::add_native_routes() {
     http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
         const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
         uint64_t bytes = 0;
-        if (engine_.state() == Engine::State::Ready) bytes = engine_.info().weight_bytes + engine_.info().kv_bytes;
+        if (engine_.state() == Engine::State::Ready)
+            bytes = engine_.info().weight_bytes + engine_.info().kv_bytes + engine_.info().buffer_bytes;
         std::string labels = "component=\"worker-orcd\"";
         if (!options_.worker_id.empty()) {
             std::string v;  // label values escape backslash, quote and newline

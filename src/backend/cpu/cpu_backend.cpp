@@ -25,6 +25,7 @@ CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), scratch_(static_cast<s
 
 Buffer CpuBackend::alloc(size_t bytes, const char* what) {
     ++alloc_count_;
+    alloc_bytes_ += bytes;
     void* p = ::operator new (std::max<size_t>(bytes, 1), std::align_val_t{64}, std::nothrow);
     if (!p)
         throw Error(Code::INTERNAL, std::string("out of host memory allocating ") + what + " (" +

@@ -84,6 +84,14 @@ Buffer CudaBackend::alloc(size_t bytes, const char* what) {
     return b;
 }
 
+std::string CudaBackend::device() const {
+    try {
+        return device_info(device_).name;
+    } catch (const std::exception&) {
+        return "cuda";
+    }
+}
+
 uint64_t CudaBackend::buffer_bytes() const {
     return counters_->alloc_bytes > kv_bytes_ ? counters_->alloc_bytes - kv_bytes_ : 0;
 }
