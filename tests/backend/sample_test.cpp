@@ -279,8 +279,8 @@ TEST(Sampler, NanLogitsAreNeverDrawnAndInfinityWins) {
         const int32_t id = sample_row(l, {}, {.seed = 3}, i);
         EXPECT_TRUE(id == 1 || id == 3) << id;
     }
-    EXPECT_EQ(sample_row({0.0f, inf, 2.0f}, {}, {.seed = 3}, 0), 1);
-    EXPECT_EQ(sample_row({nan, 2.0f, 3.0f}, {}, {.temperature = 0.0f}, 0), 2);
+    EXPECT_EQ(sample_row(std::vector<float>{0.0f, inf, 2.0f}, {}, {.seed = 3}, 0), 1);
+    EXPECT_EQ(sample_row(std::vector<float>{nan, 2.0f, 3.0f}, {}, {.temperature = 0.0f}, 0), 2);
 }
 
 TEST(Sampler, TopKTiesAtTheBoundaryKeepTheLowerIds) {
