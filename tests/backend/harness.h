@@ -5,6 +5,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -102,12 +103,12 @@ struct Dev {
     }
     std::vector<float> f32() const { return download<float>(); }
     std::vector<int32_t> i32() const { return download<int32_t>(); }
-    // Fills with NaN (F32) or kPoisonI32 (I32), so an element the op never wrote is seen.
+    // Fills with NaN (F32, F16, BF16) or kPoisonI32 (I32), so an element the op never wrote is seen.
     void poison() {
         if (t.type == GgmlType::I32)
             upload(std::vector<int32_t>(bytes() / 4, kPoisonI32));
-        else if (t.type == GgmlType::F16)
-            upload(std::vector<uint16_t>(bytes() / 2, 0x7E00));
+        else if (t.type == GgmlType::F16 || t.type == GgmlType::BF16)
+            upload(std::vector<uint16_t>(bytes() / 2, t.type == GgmlType::F16 ? 0x7E00 : 0x7FC0));
         else
             upload(std::vector<float>(bytes() / 4, kNaN));
     }
