@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <ostream>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -23,6 +24,11 @@
 #include "backend/cuda/device.h"
 #include "backend/cuda/register.h"
 #endif
+
+namespace wo {
+// gtest prints a parameter with this (not as a byte dump) when a test fails.
+inline void PrintTo(GgmlType t, std::ostream* os) { *os << type_name(t); }
+}  // namespace wo
 
 namespace wo::test {
 
