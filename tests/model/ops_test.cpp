@@ -207,6 +207,37 @@ TEST_F(OpsTest, TopkThenSoftmaxOverTheSelectedOnly) {
     for (int i = 0; i < 4; ++i) EXPECT_NEAR(w[i], want[i], 1e-6) << i;
 }
 
+// Self-contained (own backend, own data) so it can move to a per-backend op suite.
+// Tied router logits pick the lower expert id first (Backend::topk_softmax's contract), both
+// for the ranking inside the top k and for which of the tied experts make the cut at its edge.
+TEST(RouterTopk, TiedLogitsPickTheLowerExpertIdFirst) {
+    std::unique_ptr<Backend> be = make_cpu_backend(2);
+    // Row 0: experts 1, 3, 6 tie for first and 2, 5 for the last place (k = 4).
+    // Row 1: all eight tie. Row 2: ties only below the cut (k = 4 takes 7, 0, 4, 2).
+    std::vector<float> logits{0, 3, 2, 3, -1, 2, 3, 1,  //
+                              1, 1, 1, 1, 1, 1, 1, 1,   //
+                              5, 0, 2, 0, 4, 0, 0, 9};
+    std::vector<float> w(12);
+    std::vector<int32_t> ids(12);
+    be->topk_softmax(make_tensor(ids.data(), GgmlType::I32, 4, 3), make_tensor(w.data(), GgmlType::F32, 4, 3),
+                     make_tensor(logits.data(), GgmlType::F32, 8, 3), 4);
+    EXPECT_EQ(std::vector<int32_t>(ids.begin(), ids.begin() + 4), (std::vector<int32_t>{1, 3, 6, 2}));
+    EXPECT_EQ(std::vector<int32_t>(ids.begin() + 4, ids.begin() + 8), (std::vector<int32_t>{0, 1, 2, 3}));
+    EXPECT_EQ(std::vector<int32_t>(ids.begin() + 8, ids.end()), (std::vector<int32_t>{7, 0, 4, 2}));
+    // Softmax over the selected: (e^3, e^3, e^3, e^2) / sum, and four equal weights.
+    const double s = 3 * std::exp(3.0) + std::exp(2.0);
+    for (int j = 0; j < 3; ++j) EXPECT_NEAR(w[size_t(j)], std::exp(3.0) / s, 1e-6) << j;
+    EXPECT_NEAR(w[3], std::exp(2.0) / s, 1e-6);
+    for (int j = 4; j < 8; ++j) EXPECT_NEAR(w[size_t(j)], 0.25, 1e-6) << j;
+    // k = 1 on a full tie: expert 0.
+    std::vector<int32_t> one(1);
+    std::vector<float> w1(1), flat{2, 2, 2, 2};
+    be->topk_softmax(make_tensor(one.data(), GgmlType::I32, 1), make_tensor(w1.data(), GgmlType::F32, 1),
+                     make_tensor(flat.data(), GgmlType::F32, 4), 1);
+    EXPECT_EQ(one[0], 0);
+    EXPECT_FLOAT_EQ(w1[0], 1.0f);
+}
+
 TEST_F(OpsTest, AddAndZero) {
     std::vector<float> y{1, 2, 3, 4}, x{10, 20, 30, 40};
     be->add(f32(y, 2, 2), f32(x, 2, 2));
