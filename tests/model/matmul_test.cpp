@@ -92,13 +92,14 @@ TEST_P(MatmulTypes, OneTokenAloneEqualsTheSameTokenInABatch) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTypes, ::testing::ValuesIn(kTypes),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 
-class Moe : public ::testing::TestWithParam<MoeAct> {};
+// Every expert type a converted gpt-oss file can hold: MXFP4 (the published weights) and, for
+// experts that arrive as floats off the MXFP4 grid, the --type (F32, F16, BF16, Q8_0).
+class Moe : public ::testing::TestWithParam<std::tuple<MoeAct, GgmlType>> {};
 
 TEST_P(Moe, ExpertFfnMatchesNaiveComposition) {
-    const MoeAct act = GetParam();
+    const auto [act, type] = GetParam();
     const int64_t d = 64, ff = 32, n_exp = 4, k = 2, n = 3;
-    QWeight gate(GgmlType::MXFP4, d, ff, n_exp, 1), up(GgmlType::MXFP4, d, ff, n_exp, 2),
-        down(GgmlType::MXFP4, ff, d, n_exp, 3);
+    QWeight gate(type, d, ff, n_exp, 1), up(type, d, ff, n_exp, 2), down(type, ff, d, n_exp, 3);
     auto gb = randn(static_cast<size_t>(ff * n_exp), 4), ub = randn(gb.size(), 5),
          db = randn(static_cast<size_t>(d * n_exp), 6);
     auto x = randn(static_cast<size_t>(d * n), 8, 0.5f);
@@ -138,9 +139,13 @@ TEST_P(Moe, ExpertFfnMatchesNaiveComposition) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Acts, Moe, ::testing::Values(MoeAct::SWIGLU_OAI, MoeAct::SWIGLU),
+INSTANTIATE_TEST_SUITE_P(ActsAndTypes, Moe,
+                         ::testing::Combine(::testing::Values(MoeAct::SWIGLU_OAI, MoeAct::SWIGLU),
+                                            ::testing::Values(GgmlType::F32, GgmlType::F16, GgmlType::BF16,
+                                                              GgmlType::Q8_0, GgmlType::MXFP4)),
                          [](const auto& info) {
-                             return info.param == MoeAct::SWIGLU_OAI ? "swiglu_oai" : "swiglu";
+                             return std::string(std::get<0>(info.param) == MoeAct::SWIGLU_OAI ? "swiglu_oai_" : "swiglu_") +
+                                    std::string(type_name(std::get<1>(info.param)));
                          });
 
 }  // namespace
