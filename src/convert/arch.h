@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "convert/convert.h"
 #include "convert/emitter.h"
 #include "convert/hf_config.h"
 #include "convert/safetensors.h"
@@ -15,6 +16,7 @@ struct ArchContext {
     const HfConfig& cfg;
     gguf::Writer& w;
     Emitter& em;
+    const ConvertOptions& opts;
     std::string arch;     // GGUF general.architecture, set by the mapping
     int64_t n_vocab = 0;  // rows of token_embd, for the tokenizer's padding
     int64_t file_type = -1;  // general.file_type override (gpt-oss: MOSTLY_MXFP4_MOE)

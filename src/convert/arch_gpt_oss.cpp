@@ -1,11 +1,13 @@
 // HF GptOssForCausalLM -> GGUF gpt-oss (llama.cpp conversion/gpt_oss.py; shared/MODELS.md §2).
-// MXFP4 experts are repacked bit for bit (quant::mxfp4_from_hf), never requantized; the fused
-// gate_up projection is split into gate (rows 0::2) and up (rows 1::2).
+// MXFP4 experts are repacked bit for bit (quant::mxfp4_from_hf); float experts become MXFP4 only
+// where that is lossless or asked for (docs/convert.md); the fused gate_up projection is split
+// into gate (rows 0::2) and up (rows 1::2).
 #include <cmath>
 
 #include "convert/arch.h"
 #include "quant/quant.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace wo::convert {
 namespace {
@@ -35,6 +37,64 @@ void check_fixed(const HfConfig& cfg, const RopeConfig& rope) {
                 cfg.fail("layer_types[" + std::to_string(i) + "] = " + lt[i].dump() + "; GGUF gpt-oss fixes even layers sliding, odd full");
         }
     }
+}
+
+// The three expert matrices of layer il held as floats, as GGUF rows: gate and up are rows 0::2
+// and 1::2 of gate_up_proj ([E·ff rows of d]); down is [E·d rows of ff].
+struct ExpertSources {
+    const char* names[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"};
+    RowSource src[3];
+};
+
+ExpertSources expert_sources(const ArchContext& c, int64_t il) {
+    const int64_t d = c.dim("hidden_size"), ff = c.dim("intermediate_size"), n_exp = c.dim("num_local_experts");
+    const std::string X = "model.layers." + std::to_string(il) + ".mlp.experts.";
+    const StTensor& gu = c.ck.get(X + "gate_up_proj");
+    const StTensor& dn = c.ck.get(X + "down_proj");
+    // transformers saves them in its module layout [E, in, out]; the hub's [E, out, in] is read too.
+    const bool io = gu.shape == std::vector<int64_t>{n_exp, d, 2 * ff};
+    if (!io && gu.shape != std::vector<int64_t>{n_exp, 2 * ff, d})
+        c.cfg.fail("tensor " + gu.name + " has shape " + shape_str(gu.shape) + ", expected [E, hidden, 2*ff] or [E, 2*ff, hidden]");
+    c.ck.get(dn.name, io ? std::vector<int64_t>{n_exp, ff, d} : std::vector<int64_t>{n_exp, d, ff});
+    ExpertSources es;
+    for (int half = 0; half < 2; ++half) {
+        RowSource& s = es.src[half];
+        s.t = &gu;
+        s.n_rows = n_exp * ff;
+        s.n_cols = d;
+        s.stride = io ? 2 * ff : 1;
+        s.start = [=](int64_t r) {
+            const int64_t e = r / ff, j = r % ff;
+            return io ? e * d * 2 * ff + 2 * j + half : (e * 2 * ff + 2 * j + half) * d;
+        };
+    }
+    RowSource& s = es.src[2];
+    s.t = &dn;
+    s.n_rows = n_exp * d;
+    s.n_cols = ff;
+    s.stride = io ? d : 1;
+    s.start = [=](int64_t r) {
+        const int64_t e = r / d, j = r % d;
+        return io ? e * ff * d + j : (e * d + j) * ff;
+    };
+    return es;
+}
+
+// "" when MXFP4 holds every block of 32 of `s` exactly (it round-trips), else where it does not.
+std::string first_off_grid(const RowSource& s, const std::string& name) {
+    if (!s.t->is_float())
+        throw Error(Code::CONVERT_FAILED, s.t->file + ": tensor " + s.t->name + " has dtype " + s.t->dtype + ", expected F32, F16 or BF16");
+    std::vector<float> row(size_t(s.n_cols)), back(row.size());
+    std::vector<uint8_t> q(row_bytes(GgmlType::MXFP4, uint64_t(s.n_cols)));
+    for (int64_t r = 0; r < s.n_rows; ++r) {
+        read_row(s, r, row.data());
+        quant::quantize_row(GgmlType::MXFP4, row.data(), q.data(), s.n_cols);
+        quant::dequantize_row(GgmlType::MXFP4, q.data(), back.data(), s.n_cols);
+        for (int64_t c = 0; c < s.n_cols; ++c)
+            if (!(back[size_t(c)] == row[size_t(c)]))
+                return name + " row " + std::to_string(r) + " block " + std::to_string(c / 32) + " is not on the MXFP4 grid";
+    }
+    return "";
 }
 
 }  // namespace
@@ -74,7 +134,33 @@ void convert_gpt_oss(ArchContext& c) {
     if (!rope.params.contains("original_max_position_embeddings") || !rope.params["original_max_position_embeddings"].is_number())
         cfg.fail("rope scaling has no original_max_position_embeddings");
     c.set_u32("rope.scaling.original_context_length", rope.params["original_max_position_embeddings"].get<int64_t>());
-    c.file_type = 38;  // LLAMA_FTYPE_MOSTLY_MXFP4_MOE, as the ggml-org files say
+
+    // Experts: MXFP4 blocks are repacked; float experts are written as MXFP4 only when that is
+    // lossless or asked for (--expert-type mxfp4), else in the --type.
+    const bool float_experts = !ck.has("model.layers.0.mlp.experts.gate_up_proj_blocks");
+    GgmlType expert_type = GgmlType::MXFP4;
+    bool measure = false;
+    if (!float_experts) {
+        log::info("convert.experts", {{"from", "MXFP4"}, {"to", "MXFP4"}, {"why", "repacked bit for bit"}});
+    } else {
+        const std::string from = ck.get("model.layers.0.mlp.experts.gate_up_proj").dtype;
+        std::string off;  // the first block off the grid, if any
+        for (int64_t il = 0; il < n_layer && off.empty(); ++il) {
+            const ExpertSources es = expert_sources(c, il);
+            for (int i = 0; i < 3 && off.empty(); ++i) off = first_off_grid(es.src[i], ArchContext::blk(il, es.names[i]));
+        }
+        if (off.empty()) {
+            log::info("convert.experts", {{"from", from}, {"to", "MXFP4"}, {"why", "lossless: every block of 32 lies on the MXFP4 grid"}});
+        } else if (c.opts.experts == ExpertType::Mxfp4) {
+            measure = true;
+            log::warn("convert.experts", {{"from", from}, {"to", "MXFP4"}, {"why", "requantized (--expert-type mxfp4); " + off}});
+        } else {
+            expert_type = em.matrix_type();
+            log::info("convert.experts", {{"from", from}, {"to", std::string(type_name(expert_type))},
+                                          {"why", off + "; kept in --type (--expert-type mxfp4 requantizes)"}});
+        }
+    }
+    if (expert_type == GgmlType::MXFP4) c.file_type = 38;  // LLAMA_FTYPE_MOSTLY_MXFP4_MOE, as the ggml-org files say
 
     em.matrix("token_embd.weight", rows_of(ck.get("model.embed_tokens.weight", {n_vocab, d})));
     c.n_vocab = n_vocab;
@@ -111,70 +197,42 @@ void convert_gpt_oss(ArchContext& c) {
         }
         em.f32(blk("ffn_down_exps.bias"), rows_of(ck.get(X + "down_proj_bias", {n_exp, d})));
 
-        if (ck.has(X + "gate_up_proj_blocks")) {
-            // MXFP4 as stored: blocks [E, rows, K/32, 16] and scales [E, rows, K/32].
-            auto repack = [&](const std::string& base, int64_t hf_rows, int64_t k, int64_t take_every, int64_t first,
-                              const std::string& gguf_name) {
-                const StTensor& bl = ck.get(base + "_blocks");
-                const StTensor& sc = ck.get(base + "_scales");
-                const int64_t nb = k / 32;
-                if (bl.shape != std::vector<int64_t>{n_exp, hf_rows, nb, 16} || bl.dtype != "U8")
-                    cfg.fail("tensor " + bl.name + " is " + bl.dtype + " " + shape_str(bl.shape) + ", expected U8 " +
-                             shape_str({n_exp, hf_rows, nb, 16}));
-                if (sc.shape != std::vector<int64_t>{n_exp, hf_rows, nb} || sc.dtype != "U8")
-                    cfg.fail("tensor " + sc.name + " is " + sc.dtype + " " + shape_str(sc.shape) + ", expected U8 " +
-                             shape_str({n_exp, hf_rows, nb}));
-                const int64_t out_rows = hf_rows / take_every;
-                const uint8_t* bp = bl.data;
-                const uint8_t* sp = sc.data;
-                em.custom(blk(gguf_name.c_str()), GgmlType::MXFP4, {uint64_t(k), uint64_t(out_rows), uint64_t(n_exp)},
-                          [=](uint8_t* dst, size_t n_bytes) {
-                              const int64_t rb = nb * 17;
-                              WO_CHECK(uint64_t(n_bytes) == uint64_t(rb * out_rows * n_exp), "mxfp4 repack size");
-                              for (int64_t e = 0; e < n_exp; ++e)
-                                  for (int64_t r = 0; r < out_rows; ++r) {
-                                      const int64_t hr = e * hf_rows + r * take_every + first;
-                                      quant::mxfp4_from_hf(bp + hr * nb * 16, sp + hr * nb, dst + (e * out_rows + r) * rb, nb);
-                                  }
-                          });
-            };
-            repack(X + "gate_up_proj", 2 * ff, d, 2, 0, "ffn_gate_exps.weight");
-            repack(X + "gate_up_proj", 2 * ff, d, 2, 1, "ffn_up_exps.weight");
-            repack(X + "down_proj", d, ff, 1, 0, "ffn_down_exps.weight");
-        } else {
-            // Dequantized experts (transformers saves them so after loading with dequantize=True):
-            // they must be quantized to MXFP4 here, which rounds unless the values came from MXFP4.
-            const StTensor& gu = ck.get(X + "gate_up_proj");
-            const StTensor& dn = ck.get(X + "down_proj");
-            const bool io = gu.shape == std::vector<int64_t>{n_exp, d, 2 * ff};  // module layout [E, in, out]
-            if (!io && gu.shape != std::vector<int64_t>{n_exp, 2 * ff, d})
-                cfg.fail("tensor " + gu.name + " has shape " + shape_str(gu.shape) + ", expected [E, hidden, 2*ff] or [E, 2*ff, hidden]");
-            const std::vector<int64_t> dn_shape = io ? std::vector<int64_t>{n_exp, ff, d} : std::vector<int64_t>{n_exp, d, ff};
-            ck.get(dn.name, dn_shape);
-            for (int half = 0; half < 2; ++half) {
-                RowSource s;
-                s.t = &gu;
-                s.n_rows = n_exp * ff;
-                s.n_cols = d;
-                s.stride = io ? 2 * ff : 1;
-                s.start = [=](int64_t r) {
-                    const int64_t e = r / ff, j = r % ff;
-                    return io ? e * d * 2 * ff + 2 * j + half : (e * 2 * ff + 2 * j + half) * d;
-                };
-                em.tensor(blk(half ? "ffn_up_exps.weight" : "ffn_gate_exps.weight"), GgmlType::MXFP4,
-                          {uint64_t(d), uint64_t(ff), uint64_t(n_exp)}, s);
-            }
-            RowSource s;
-            s.t = &dn;
-            s.n_rows = n_exp * d;
-            s.n_cols = ff;
-            s.stride = io ? d : 1;
-            s.start = [=](int64_t r) {
-                const int64_t e = r / d, j = r % d;
-                return io ? e * ff * d + j : (e * d + j) * ff;
-            };
-            em.tensor(blk("ffn_down_exps.weight"), GgmlType::MXFP4, {uint64_t(ff), uint64_t(d), uint64_t(n_exp)}, s);
+        if (float_experts) {
+            const ExpertSources es = expert_sources(c, il);
+            for (int i = 0; i < 3; ++i)
+                em.tensor(blk(es.names[i]), expert_type, {uint64_t(es.src[i].n_cols), uint64_t(i < 2 ? ff : d), uint64_t(n_exp)},
+                          es.src[i], measure);
+            continue;
         }
+        // MXFP4 as stored: blocks [E, rows, K/32, 16] and scales [E, rows, K/32].
+        auto repack = [&](const std::string& base, int64_t hf_rows, int64_t k, int64_t take_every, int64_t first,
+                          const std::string& gguf_name) {
+            const StTensor& bl = ck.get(base + "_blocks");
+            const StTensor& sc = ck.get(base + "_scales");
+            const int64_t nb = k / 32;
+            if (bl.shape != std::vector<int64_t>{n_exp, hf_rows, nb, 16} || bl.dtype != "U8")
+                cfg.fail("tensor " + bl.name + " is " + bl.dtype + " " + shape_str(bl.shape) + ", expected U8 " +
+                         shape_str({n_exp, hf_rows, nb, 16}));
+            if (sc.shape != std::vector<int64_t>{n_exp, hf_rows, nb} || sc.dtype != "U8")
+                cfg.fail("tensor " + sc.name + " is " + sc.dtype + " " + shape_str(sc.shape) + ", expected U8 " +
+                         shape_str({n_exp, hf_rows, nb}));
+            const int64_t out_rows = hf_rows / take_every;
+            const uint8_t* bp = bl.data;
+            const uint8_t* sp = sc.data;
+            em.custom(blk(gguf_name.c_str()), GgmlType::MXFP4, {uint64_t(k), uint64_t(out_rows), uint64_t(n_exp)},
+                      [=](uint8_t* dst, size_t n_bytes) {
+                          const int64_t rb = nb * 17;
+                          WO_CHECK(uint64_t(n_bytes) == uint64_t(rb * out_rows * n_exp), "mxfp4 repack size");
+                          for (int64_t e = 0; e < n_exp; ++e)
+                              for (int64_t r = 0; r < out_rows; ++r) {
+                                  const int64_t hr = e * hf_rows + r * take_every + first;
+                                  quant::mxfp4_from_hf(bp + hr * nb * 16, sp + hr * nb, dst + (e * out_rows + r) * rb, nb);
+                              }
+                      });
+        };
+        repack(X + "gate_up_proj", 2 * ff, d, 2, 0, "ffn_gate_exps.weight");
+        repack(X + "gate_up_proj", 2 * ff, d, 2, 1, "ffn_up_exps.weight");
+        repack(X + "down_proj", d, ff, 1, 0, "ffn_down_exps.weight");
     }
     em.f32("output_norm.weight", rows_of(ck.get("model.norm.weight", {d})));
     em.matrix("output.weight", rows_of(ck.get("lm_head.weight", {n_vocab, d})));

@@ -36,6 +36,14 @@ GgmlType parse_matrix_type(const std::string& s) {
     throw Error(Code::INVALID_ARGUMENT, "unsupported --type '" + s + "' (expected f32, f16, bf16 or q8_0)");
 }
 
+ExpertType parse_expert_type(const std::string& s) {
+    std::string l = s;
+    std::transform(l.begin(), l.end(), l.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+    if (l == "auto") return ExpertType::Auto;
+    if (l == "mxfp4") return ExpertType::Mxfp4;
+    throw Error(Code::INVALID_ARGUMENT, "unsupported --expert-type '" + s + "' (expected auto or mxfp4)");
+}
+
 namespace {
 
 int64_t file_type_of(GgmlType t) {  // llama_ftype
@@ -57,13 +65,15 @@ ConvertResult convert_hf(const std::string& hf_dir, const std::string& out_path,
     const auto ck = Checkpoint::open(hf_dir);
     gguf::Writer w;
     Emitter em(w, opts.type);
-    ArchContext c{*ck, cfg, w, em, "", 0, -1};
+    ArchContext c{*ck, cfg, w, em, opts, "", 0, -1};
 
     std::string name = opts.name;
     if (name.empty()) name = fs::path(hf_dir).lexically_normal().filename().string();
     if (name.empty()) name = fs::absolute(hf_dir).lexically_normal().parent_path().filename().string();
 
     const std::string hf_arch = cfg.architecture();
+    if (opts.experts != ExpertType::Auto && hf_arch != "GptOssForCausalLM")
+        throw Error(Code::INVALID_ARGUMENT, "--expert-type applies to gpt-oss experts only; " + hf_dir + " holds " + hf_arch);
     // general.* first, as llama.cpp writes them; the mapping sets general.architecture's value.
     w.set("general.architecture", gguf::Value::str(""));
     w.set("general.name", gguf::Value::str(name));
@@ -94,6 +104,8 @@ ConvertResult convert_hf(const std::string& hf_dir, const std::string& out_path,
         res.tokenizer = true;
     }
     w.write(out_path);
+    if (const RequantStats t = em.requant_total(); t.n_tensors > 0)
+        log::warn("convert.requantized_total", {{"tensors", t.n_tensors}, {"to", t.to}, {"rel_rms_error", t.rel_rms()}});
     res.n_params = em.n_params();
     res.n_tensors = em.n_tensors();
     log::info("convert.done", {{"arch", c.arch}, {"from", hf_arch}, {"out", out_path}, {"params", res.n_params},

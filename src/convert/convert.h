@@ -10,10 +10,16 @@
 
 namespace wo::convert {
 
+// What to do with gpt-oss experts that arrive as floats (experts that arrive as MXFP4 blocks are
+// always repacked bit for bit). Auto: MXFP4 when every block of 32 lies on the MXFP4 grid
+// (lossless), else the --type. Mxfp4: MXFP4 always, logging the requantization error.
+enum class ExpertType { Auto, Mxfp4 };
+
 struct ConvertOptions {
-    // Type of the 2-D non-expert weight matrices: F32, F16, BF16 or Q8_0. Norms, biases,
-    // sinks and the router stay F32; gpt-oss experts stay MXFP4.
+    // Type of the 2-D weight matrices: F32, F16, BF16 or Q8_0. Norms, biases, sinks and the
+    // router stay F32; gpt-oss experts follow `experts`.
     GgmlType type = GgmlType::F16;
+    ExpertType experts = ExpertType::Auto;
     bool tokenizer = true;  // embed tokenizer.json when the folder has one
     std::string name;       // general.name; default: the folder's name
 };
@@ -30,5 +36,7 @@ ConvertResult convert_hf(const std::string& hf_dir, const std::string& out_path,
 
 // "f32", "f16", "bf16", "q8_0" (any case) -> type; INVALID_ARGUMENT otherwise.
 GgmlType parse_matrix_type(const std::string& s);
+// "auto", "mxfp4" (any case) -> ExpertType; INVALID_ARGUMENT otherwise.
+ExpertType parse_expert_type(const std::string& s);
 
 }  // namespace wo::convert

@@ -1,6 +1,8 @@
 // Row gathers and the per-tensor fillers (see emitter.h).
 #include "convert/emitter.h"
 
+#include <cmath>
+
 #include "quant/quant.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -56,6 +58,13 @@ RowSource every_kth_row(RowSource s, int64_t k, int64_t first) {
     return s;
 }
 
+void read_row(const RowSource& s, int64_t r, float* out) {
+    const int64_t s0 = s.start(r);
+    for (int64_t c = 0; c < s.n_cols; ++c) out[c] = s.t->at(s0 + c * s.stride);
+}
+
+double RequantStats::rel_rms() const { return ref2 > 0 ? std::sqrt(err2 / ref2) : 0.0; }
+
 void Emitter::matrix(const std::string& name, RowSource src, std::vector<uint64_t> shape) {
     GgmlType type = matrix_type_;
     const auto& tr = traits(type);
@@ -79,7 +88,7 @@ void Emitter::custom(const std::string& name, GgmlType type, std::vector<uint64_
     w_.add_tensor(name, type, std::move(shape), std::move(fill));
 }
 
-void Emitter::tensor(const std::string& name, GgmlType type, std::vector<uint64_t> shape, RowSource src) {
+void Emitter::tensor(const std::string& name, GgmlType type, std::vector<uint64_t> shape, RowSource src, bool measure) {
     if (!src.t->is_float())
         throw Error(Code::CONVERT_FAILED, src.t->file + ": tensor " + src.t->name + " has dtype " + src.t->dtype +
                                               ", expected F32, F16 or BF16");
@@ -93,14 +102,29 @@ void Emitter::tensor(const std::string& name, GgmlType type, std::vector<uint64_
     n_params_ += numel;
     ++n_tensors_;
     const uint64_t rb = row_bytes(type, uint64_t(src.n_cols));
-    w_.add_tensor(name, type, std::move(shape), [src, type, rb, name](uint8_t* dst, size_t n_bytes) {
+    std::shared_ptr<RequantStats> total = measure ? total_ : nullptr;
+    w_.add_tensor(name, type, std::move(shape), [src, type, rb, name, total](uint8_t* dst, size_t n_bytes) {
         WO_CHECK(n_bytes == rb * uint64_t(src.n_rows), "emitter: writer size mismatch for " + name);
-        std::vector<float> row(static_cast<size_t>(src.n_cols));
+        std::vector<float> row(static_cast<size_t>(src.n_cols)), back(total ? row.size() : 0);
+        RequantStats st;
         for (int64_t r = 0; r < src.n_rows; ++r) {
-            const int64_t s0 = src.start(r);
-            for (int64_t c = 0; c < src.n_cols; ++c) row[size_t(c)] = src.t->at(s0 + c * src.stride);
-            quant::quantize_row(type, row.data(), dst + uint64_t(r) * rb, src.n_cols);
+            read_row(src, r, row.data());
+            uint8_t* q = dst + uint64_t(r) * rb;
+            quant::quantize_row(type, row.data(), q, src.n_cols);
+            if (!total) continue;
+            quant::dequantize_row(type, q, back.data(), src.n_cols);
+            for (size_t c = 0; c < row.size(); ++c) {
+                st.err2 += (double(back[c]) - row[c]) * (double(back[c]) - row[c]);
+                st.ref2 += double(row[c]) * row[c];
+            }
         }
+        if (!total) return;
+        log::warn("convert.requantized", {{"tensor", name}, {"from", src.t->dtype}, {"to", std::string(type_name(type))},
+                                          {"rel_rms_error", st.rel_rms()}});
+        total->to = type_name(type);
+        total->n_tensors++;
+        total->err2 += st.err2;
+        total->ref2 += st.ref2;
     });
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,16 @@ RowSource elements_of(const StTensor& t);      // a 1-D tensor as n rows of one 
 RowSource permute_heads(RowSource s, int64_t n_head);
 // Every k-th row starting at `first` (gpt-oss gate = rows 0::2, up = rows 1::2).
 RowSource every_kth_row(RowSource s, int64_t k, int64_t first);
+// Row r of s as floats (out holds s.n_cols).
+void read_row(const RowSource& s, int64_t r, float* out);
+
+// The error of rounding weights to a lossier type: relative RMS = sqrt(Σ(q − x)² / Σx²).
+struct RequantStats {
+    std::string to;  // the type rounded to
+    int64_t n_tensors = 0;
+    double err2 = 0, ref2 = 0;
+    double rel_rms() const;
+};
 
 class Emitter {
 public:
@@ -41,8 +52,10 @@ public:
     void matrix(const std::string& name, RowSource src, std::vector<uint64_t> shape = {});
     // Norms, biases, sinks, the router: always F32.
     void f32(const std::string& name, RowSource src, std::vector<uint64_t> shape = {});
-    // Any type, shape given in ggml order; rows are quantized with quant::quantize_row.
-    void tensor(const std::string& name, GgmlType type, std::vector<uint64_t> shape, RowSource src);
+    // Any type, shape given in ggml order; rows are quantized with quant::quantize_row. With
+    // `measure`, the rounding error is logged for the tensor (convert.requantized) and added to
+    // requant_total().
+    void tensor(const std::string& name, GgmlType type, std::vector<uint64_t> shape, RowSource src, bool measure = false);
 
     // A tensor whose bytes the caller produces (e.g. MXFP4 blocks repacked without requantizing).
     void custom(const std::string& name, GgmlType type, std::vector<uint64_t> shape, gguf::Writer::Filler fill);
@@ -50,11 +63,14 @@ public:
     GgmlType matrix_type() const { return matrix_type_; }
     uint64_t n_params() const { return n_params_; }
     uint64_t n_tensors() const { return n_tensors_; }
+    // Over every measured tensor written so far (complete once the writer has run).
+    RequantStats requant_total() const { return *total_; }
 
 private:
     gguf::Writer& w_;
     GgmlType matrix_type_;
     uint64_t n_params_ = 0, n_tensors_ = 0;
+    std::shared_ptr<RequantStats> total_ = std::make_shared<RequantStats>();
 };
 
 }  // namespace wo::convert

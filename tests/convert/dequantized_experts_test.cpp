@@ -1,7 +1,8 @@
 // gpt-oss checkpoints that hold dequantized experts (transformers saves `mlp.experts.gate_up_proj`
-// [E, hidden, 2*ff] and `down_proj` [E, ff, hidden] after loading with dequantize=True): convert
-// quantizes them to MXFP4. Built here from the MXFP4 fixture, the values are exactly MXFP4, so the
-// result must equal the direct repack element for element.
+// [E, hidden, 2*ff] and `down_proj` [E, ff, hidden] after loading with dequantize=True): every
+// block lies on the MXFP4 grid, so convert writes MXFP4, losslessly, whatever --type says, and logs
+// that it did. Built here from the MXFP4 fixture, the result must equal the direct repack element
+// for element. (Experts off the grid: float_experts_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -92,7 +93,13 @@ TEST(DequantizedExperts, QuantizedBackToTheSameMxfp4) {
     o.type = GgmlType::F32;
     const std::string p1 = (dir / "direct.gguf").string(), p2 = (dir / "requant.gguf").string();
     convert::convert_hf(src.string(), p1, o);
+    ::testing::internal::CaptureStderr();
     convert::convert_hf(dir.string(), p2, o);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("convert.experts from=BF16 to=MXFP4 why=lossless: every block of 32 lies on the MXFP4 grid"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(log.find("convert.requantized"), std::string::npos) << log;
     auto f1 = gguf::File::open(p1), f2 = gguf::File::open(p2);
     ASSERT_EQ(f1.tensors().size(), f2.tensors().size());
     for (const auto& t : f1.tensors()) {

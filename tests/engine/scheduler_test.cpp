@@ -107,6 +107,40 @@ TEST(Scheduler, StopStringsAreNeverEmittedInPart) {
     EXPECT_EQ(r.last().stop_reason, StopReason::MAX_TOKENS);
 }
 
+// Text held back as a possible start of a stop string is released when the stream ends without
+// the match completing, whatever ends it: the last characters are never lost.
+TEST(Scheduler, HeldBackStopPrefixIsReleasedWhenTheStreamEnds) {
+    Fixture f;
+    // max_tokens 3 ends on "d", the first character of "dx".
+    auto r1 = req("m", {0}, 3);
+    r1.stop = {"dx"};
+    auto r = drain(*f.engine->submit(r1));
+    EXPECT_EQ(r.text(), "bcd");
+    EXPECT_EQ(r.last().stop_reason, StopReason::MAX_TOKENS);
+    EXPECT_EQ(r.last().tokens_out, 3);
+    // The token ids of the held text go out with it.
+    std::vector<int32_t> ids;
+    for (const auto& e : r.events)
+        if (e.kind == JobEvent::Kind::Token) ids.insert(ids.end(), e.tokens.begin(), e.tokens.end());
+    EXPECT_EQ(ids, (std::vector<int32_t>{1, 2, 3}));
+
+    // End of generation right after a held character: 57 'f', 58 'g', 59 'h', 60-62 U+4E2D,
+    // 63 EOG. The stop string starts with U+4E2D, so the whole character is held, then released.
+    auto r2 = req("e", {56}, 50);
+    r2.stop = {"\xe4\xb8\xadx"};
+    r = drain(*f.engine->submit(r2));
+    EXPECT_EQ(r.text(), "fgh\xe4\xb8\xad");
+    EXPECT_EQ(r.last().stop_reason, StopReason::EOS);
+
+    // The context filling up right after "d" (n_ctx 3: the prompt and "b", "c" are fed, "d" is not).
+    Fixture small({.n_ctx = 3});
+    auto r3 = req("c", {0}, 50);
+    r3.stop = {"dx"};
+    r = drain(*small.engine->submit(r3));
+    EXPECT_EQ(r.text(), "bcd");
+    EXPECT_EQ(r.last().stop_reason, StopReason::CONTEXT_FULL);
+}
+
 TEST(Scheduler, LongPromptIsPrefilledInChunksWithoutStallingDecoding) {
     Fixture f({.n_parallel = 2, .prefill_chunk = 8});
     f.model->step_ms = 1;
@@ -266,7 +300,9 @@ TEST(Scheduler, MetricsEventsComeAtMostEvery250ms) {
         }
     EXPECT_EQ(r.last().stop_reason, StopReason::EOS);
     ASSERT_GE(at.size(), 1u);
-    EXPECT_LE(at.size(), 3u);
+    // ~630 ms gives at most 3 events, but a busy machine stretches the run: bound the count by
+    // the run's own duration (the spacing below is the real check).
+    EXPECT_LE(at.size(), static_cast<size_t>(r.last().decode_time_ms / 250.0) + 1);
     for (size_t i = 1; i < at.size(); ++i) EXPECT_GE(at[i] - at[i - 1], 250.0);
 }
 

@@ -102,6 +102,30 @@ TEST(HarmonyParser, OutputWithoutChannelMarkupIsContent) {
     EXPECT_EQ(parse("<", 1).second, "<");
 }
 
+// A message body is held back while its tail could still become <|end|> (or another marker);
+// when the output ends there, flush() gives that tail to the message's channel.
+TEST(HarmonyParser, FlushReleasesTheHeldBackTailToItsChannel) {
+    const std::string final_msg = "<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>";
+    for (size_t step : {1, 2, 5, 1000}) {
+        for (const std::string tail : {"a <", "a <|", "a <|en", "a <|end|"}) {
+            auto [r, c] = parse(final_msg + tail, step);
+            EXPECT_EQ(r, "Think.") << step << " " << tail;
+            EXPECT_EQ(c, tail) << step;
+        }
+        // In the analysis channel the tail is reasoning, not content.
+        auto [r, c] = parse("<|channel|>analysis<|message|>so x <|", step);
+        EXPECT_EQ(r, "so x <|") << step;
+        EXPECT_EQ(c, "") << step;
+    }
+    // What push() returns and what flush() adds are the whole message, nothing twice.
+    HarmonyParser p;
+    auto d = p.push(final_msg + "a <");
+    EXPECT_EQ(d.content, "a ");
+    d = p.flush();
+    EXPECT_EQ(d.content, "<");
+    EXPECT_EQ(d.reasoning, "");
+}
+
 TEST(HarmonyParser, CommentaryIsContentAndEndMarkersAreDropped) {
     auto [r, c] = parse("<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant<|channel|>final<|message|>Done<|return|>", 5);
     EXPECT_EQ(r, "");

@@ -220,6 +220,32 @@ TEST_F(NativeApi, ValidationNamesEveryBadField) {
     EXPECT_EQ(json::parse(r.body)["errors"].size(), 2u);
 }
 
+// max_tokens is 1..2048 on /execute: both sides of both ends. A value outside is a 400 that
+// names the field before any job exists; a value inside runs.
+TEST_F(NativeApi, MaxTokensBoundsAreOneAnd2048) {
+    for (int bad : {0, 2049, -1}) {
+        auto r = post(*server_, "/execute", body("mt-bad-" + std::to_string(bad), "Hi", bad));
+        ASSERT_EQ(r.status, 400) << bad << " " << r.body;
+        const json e = json::parse(r.body)["errors"];
+        ASSERT_EQ(e.size(), 1u) << r.body;
+        EXPECT_EQ(e[0]["field"], "max_tokens");
+        EXPECT_EQ(e[0]["constraint"], "range(1..=2048)");
+        EXPECT_TRUE(r.events.empty());
+    }
+    auto one = post(*server_, "/execute", body("mt-1", "Hi", 1, {{"temperature", 0}}));
+    ASSERT_EQ(one.status, 200) << one.body;
+    EXPECT_EQ(last(one).event, "end");
+    EXPECT_EQ(last(one).data["tokens_out"], 1);
+    EXPECT_EQ(last(one).data["stop_reason"], "MAX_TOKENS");
+    // 2048 is accepted; with a prompt that nearly fills the 256-token context it ends there.
+    std::string prompt;
+    for (int k = 0; k < 240; ++k) prompt += " word";
+    auto top = post(*server_, "/execute", body("mt-2048", prompt, 2048, {{"temperature", 0}}));
+    ASSERT_EQ(top.status, 200) << top.body;
+    EXPECT_EQ(last(top).event, "end");
+    EXPECT_EQ(last(top).data["stop_reason"], "CONTEXT_FULL");
+}
+
 TEST_F(NativeApi, StopSequenceEndsTheStreamWithoutEmittingIt) {
     auto full = post(*server_, "/execute", body("stop-ref", "Once upon a time", 24, {{"temperature", 0}}));
     const std::string text = text_of(full);

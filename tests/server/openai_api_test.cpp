@@ -136,6 +136,49 @@ TEST_F(OpenAiApi, StreamEndsWithDoneAndUnsupportedFieldsAreNamed) {
     EXPECT_EQ(j["error"]["param"], "prompt");
 }
 
+// On the OpenAI routes max_tokens (and chat's max_completion_tokens) is 1..--ctx (160 here):
+// both sides of both ends, on every route and field that takes it.
+TEST_F(OpenAiApi, MaxTokensBoundsAreOneAndTheContext) {
+    // Long inputs, so a request allowed the whole context fills it after a few tokens.
+    auto words = [](int n) {
+        std::string s;
+        for (int k = 0; k < n; ++k) s += " word";
+        return s;
+    };
+    const json chat = {{"messages", {{{"role", "user"}, {"content", words(80)}}}}, {"temperature", 0}};
+    const json cmpl = {{"prompt", words(140)}, {"temperature", 0}};
+    struct Route {
+        std::string path, field;
+        json base;
+    };
+    for (const Route& rt : {Route{"/v1/completions", "max_tokens", cmpl}, Route{"/v1/chat/completions", "max_tokens", chat},
+                            Route{"/v1/chat/completions", "max_completion_tokens", chat}}) {
+        const std::string what = rt.path + " " + rt.field;
+        int status = 0;
+        for (int bad : {0, 161}) {
+            json b = rt.base;
+            b[rt.field] = bad;
+            const json j = post(rt.path, b, &status);
+            ASSERT_EQ(status, 400) << what << " " << bad << " " << j.dump();
+            EXPECT_EQ(j["error"]["type"], "invalid_request_error") << what;
+            EXPECT_EQ(j["error"]["param"], rt.field) << what << " " << bad;
+        }
+        json b = rt.base;
+        b[rt.field] = 1;
+        json j = post(rt.path, b, &status);
+        ASSERT_EQ(status, 200) << what << " " << j.dump();
+        EXPECT_EQ(j["usage"]["completion_tokens"], 1) << what;
+        EXPECT_EQ(j["choices"][0]["finish_reason"], "length") << what;
+        b[rt.field] = 160;
+        j = post(rt.path, b, &status);
+        ASSERT_EQ(status, 200) << what << " " << j.dump();
+        // Ended by the context, not by max_tokens: the last sampled token is returned but never
+        // fed back, so prompt + completion is one more than the context.
+        EXPECT_EQ(j["usage"]["total_tokens"], 161) << what;
+        EXPECT_LT(j["usage"]["completion_tokens"].get<int>(), 160) << what;
+    }
+}
+
 TEST_F(OpenAiApi, ChatStopsAtContextAndCountsUsage) {
     int status = 0;
     // Without max_tokens a chat runs until the context is full: 160 minus the prompt.

@@ -175,6 +175,14 @@ def build_dense(name, out, cfg, storage=torch.float32, shards=1, conv1d=False, s
     write_reference(d, name, ref, prompts_for(seed, cfg.vocab_size, lengths), notes)
 
 
+def gpt_oss_config(E, H, FF, L):
+    return transformers.GptOssConfig(
+        num_hidden_layers=L, num_local_experts=E, num_experts_per_tok=4, vocab_size=512, hidden_size=H,
+        intermediate_size=FF, head_dim=64, num_attention_heads=4, num_key_value_heads=2, sliding_window=128,
+        layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(L)],
+        max_position_embeddings=131072, rms_norm_eps=1e-5, pad_token_id=None, bos_token_id=None, eos_token_id=None)
+
+
 def build_gpt_oss(out, seed=5):
     name = "gpt-oss-tiny"
     d = os.path.join(out, name)
@@ -182,11 +190,7 @@ def build_gpt_oss(out, seed=5):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     E, H, FF, L = 16, 64, 96, 4
-    cfg = transformers.GptOssConfig(
-        num_hidden_layers=L, num_local_experts=E, num_experts_per_tok=4, vocab_size=512, hidden_size=H,
-        intermediate_size=FF, head_dim=64, num_attention_heads=4, num_key_value_heads=2, sliding_window=128,
-        layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(L)],
-        max_position_embeddings=131072, rms_norm_eps=1e-5, pad_token_id=None, bos_token_id=None, eos_token_id=None)
+    cfg = gpt_oss_config(E, H, FF, L)
     print("gpt-oss config:", cfg.to_json_string())
     model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").float().eval()
     print("GptOssExperts.forward source:\n" + inspect.getsource(type(model.model.layers[0].mlp.experts).forward)[:3000])
@@ -270,6 +274,58 @@ def build_gpt_oss(out, seed=5):
     write_reference(d, name, ref, prompts_for(seed, 512, (8, 24, 160)), notes)
 
 
+def build_gpt_oss_bf16(out, seed=6):
+    """gpt-oss as a bf16 fine-tune is published: every weight BF16, the experts as plain tensors
+    (`mlp.experts.gate_up_proj`, `down_proj` and their biases, in transformers' own parameter layout)
+    whose values are NOT on the MXFP4 grid, and no quantization_config. The converter must keep
+    such experts in the output type (issue 14); --type bf16 is then lossless."""
+    name = "gpt-oss-bf16-tiny"
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    E, H, FF, L = 8, 64, 96, 2
+    cfg = gpt_oss_config(E, H, FF, L)
+    print("gpt-oss-bf16 config:", cfg.to_json_string())
+    model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").float().eval()
+    bf16 = torch.bfloat16
+    tensors = init_params(model, g, bf16)
+    for n, p in model.named_parameters():
+        if ".experts." not in n:
+            continue
+        if n.endswith("_bias"):
+            std = 1.0 if "gate_up" in n else 0.1
+        else:
+            std = 3.0 / math.sqrt(H) if "gate_up" in n else 1.0 / math.sqrt(FF)
+        v = rounded(randn(g, *p.shape, std=std), bf16)
+        with torch.no_grad():
+            p.copy_(v)
+        tensors[n] = v.to(bf16).contiguous()
+        if not n.endswith("_bias"):
+            # Blocks of 32 along either axis of a matrix: MXFP4 would change most values.
+            for ax in (1, 2):
+                x = v.transpose(ax, 2).contiguous()
+                changed = float((mxfp4_quantize(x)[2] != x).float().mean())
+                print(f"  {n} {tuple(p.shape)}: MXFP4 along axis {ax} would change {changed:.0%} of the values")
+                if changed < 0.5:
+                    raise RuntimeError(f"{n} is too close to the MXFP4 grid for this fixture")
+    cfg.architectures = [type(model).__name__]
+    cfg.save_pretrained(d)
+    save_tensors(d, tensors)
+    ref = load_reference_model(d)
+    sd = dict(ref.named_parameters())
+    if set(sd) != set(tensors):
+        raise RuntimeError(f"{name}: parameters {sorted(set(sd) ^ set(tensors))} are not both saved and loaded")
+    for n, t in tensors.items():
+        if sd[n].dtype != torch.float32 or not torch.equal(sd[n].detach(), t.float()):
+            raise RuntimeError(f"{name}: reloaded {n} differs from what was saved")
+    print("gpt-oss-bf16: reloaded expert shapes:",
+          {n: tuple(t.shape) for n, t in sd.items() if n.startswith("model.layers.0.mlp.experts.")})
+    notes = ("every weight BF16; experts as plain BF16 tensors off the MXFP4 grid (transformers' parameter "
+             "layout, no quantization_config); reference: the checkpoint re-loaded by from_pretrained in float32")
+    write_reference(d, name, ref, prompts_for(seed, 512, (8, 24)), notes)
+
+
 def qwen2_config():
     kw = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
               num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6, tie_word_embeddings=True,
@@ -290,6 +346,7 @@ def main():
     T = transformers
     builds = {
         "gpt-oss-tiny": lambda: build_gpt_oss(a.out),
+        "gpt-oss-bf16-tiny": lambda: build_gpt_oss_bf16(a.out),
         "gpt2-tiny": lambda: build_dense("gpt2-tiny", a.out, T.GPT2Config(
             vocab_size=512, n_positions=256, n_embd=64, n_layer=2, n_head=4, activation_function="gelu_new",
             layer_norm_epsilon=1e-5, bos_token_id=0, eos_token_id=0), conv1d=True, seed=1),
