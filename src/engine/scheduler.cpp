@@ -6,6 +6,7 @@
 #include <span>
 
 #include "engine/engine.h"
+#include "engine/logprobs.h"
 #include "engine/stop_matcher.h"
 #include "util/log.h"
 
@@ -30,6 +31,7 @@ struct Engine::Slot {
     std::optional<StreamDecoder> decoder;
     std::optional<StopMatcher> stop;
     std::vector<int32_t> unsent;  // ids generated since the last Token event
+    std::vector<TokenLogprob> unsent_lp;  // their log-probabilities, when requested
     Clock::time_point admitted, last_token, last_metrics;
 
     bool active() const { return job != nullptr; }
@@ -98,6 +100,7 @@ void Engine::admit(std::vector<Slot>& slots) {
         s.decoder.emplace(*loaded_.tokenizer);
         s.stop.emplace(r.stop);
         s.unsent.clear();
+        s.unsent_lp.clear();
         s.admitted = s.last_metrics = Clock::now();
         metrics_.busy_slots++;
         metrics_.tokens_in += r.prompt.size();
@@ -215,7 +218,9 @@ bool Engine::step(std::vector<Slot>& slots) {
         if (!f.logits) continue;
         std::span<const float> lg(logits.data() + row * static_cast<size_t>(V), static_cast<size_t>(V));
         ++row;
-        const int32_t id = s.sampler->sample(lg, s.tokens);
+        const GenerateRequest& req = s.job->request;
+        const int32_t id = s.n_gen < static_cast<int>(req.script.size()) ? req.script[static_cast<size_t>(s.n_gen)]
+                                                                          : s.sampler->sample(lg, s.tokens);
         s.tokens.push_back(id);
         s.n_gen++;
         metrics_.tokens_generated++;
@@ -234,8 +239,9 @@ bool Engine::step(std::vector<Slot>& slots) {
                 else text += s.stop->flush();
             }
             if (!text.empty() || !s.unsent.empty())
-                s.job->push(JobEvent::token(std::move(text), std::move(s.unsent)));
+                s.job->push(JobEvent::token(std::move(text), std::move(s.unsent), std::move(s.unsent_lp)));
             s.unsent.clear();
+            s.unsent_lp.clear();
             finish(s, JobEvent::end(why, s.stop->which()));
         };
         if (tok.is_eog(id)) {  // the end-of-generation token itself is never text
@@ -243,14 +249,16 @@ bool Engine::step(std::vector<Slot>& slots) {
             continue;
         }
         s.unsent.push_back(id);
+        if (req.logprobs >= 0) s.unsent_lp.push_back(token_logprobs(lg, id, req.logprobs));
         std::string text = s.stop->push(s.decoder->push(id));
         if (s.stop->matched()) {
             end_with(StopReason::STOP_SEQUENCE, std::move(text));
             continue;
         }
         if (!text.empty()) {
-            s.job->push(JobEvent::token(std::move(text), std::move(s.unsent)));
+            s.job->push(JobEvent::token(std::move(text), std::move(s.unsent), std::move(s.unsent_lp)));
             s.unsent.clear();
+            s.unsent_lp.clear();
         }
         if (s.n_gen >= s.job->request.max_tokens) {
             end_with(StopReason::MAX_TOKENS, {});

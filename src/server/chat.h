@@ -2,44 +2,81 @@
 // prompt: harmony for gpt-oss (harmony.cpp) and the GGUF chat template families ChatML,
 // Llama 3 and Phi-3 (chat_template.cpp).
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 namespace wo {
 
+// One function call an assistant made: `arguments` is JSON text, passed through verbatim.
+struct ToolCall {
+    std::string id, name, arguments;
+};
+
 struct ChatMessage {
-    std::string role;      // system, developer, user, assistant
+    std::string role;      // system, developer, user, assistant, tool
     std::string content;
     std::string thinking;  // assistant reasoning_content (harmony drops it from history)
+    std::vector<ToolCall> tool_calls;  // assistant
+    std::string tool_call_id, name;    // tool: the call it answers and that call's function
+};
+
+// A function tool as the request declared it; `parameters` keeps the schema's key order
+// (properties render in the order the client wrote them).
+struct ToolDef {
+    std::string name, description;
+    nlohmann::ordered_json parameters;  // a JSON-schema object, or null
 };
 
 struct HarmonyOptions {
     std::string model_identity = "You are ChatGPT, a large language model trained by OpenAI.";
     std::string reasoning_effort = "medium";  // low, medium, high
     std::string current_date;                 // YYYY-MM-DD; empty = today (UTC)
+    std::vector<ToolDef> tools;               // declared in the developer message
 };
 
-// The prompt the official gpt-oss chat template renders for `messages` with
-// add_generation_prompt=true and no tools; ends with "<|start|>assistant". Throws
+// The prompt for `messages` in harmony, ending with "<|start|>assistant". Without tools it
+// is exactly what the official gpt-oss chat template renders; tools, tool calls and tool
+// results follow the harmony format documentation (openai/harmony docs/format.md): a
+// TypeScript `namespace functions` in the developer message, calls as
+// `<|start|>assistant<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>ARGS<|call|>`,
+// results as `<|start|>functions.NAME to=assistant<|channel|>commentary<|message|>OUT<|end|>`.
+// Reasoning is kept only for tool-calling turns after the last final answer. Throws
 // Error(INVALID_REQUEST) where the template raises (channel markup inside content).
 std::string render_harmony(const std::vector<ChatMessage>& messages, const HarmonyOptions& options);
 
-// Splits streamed assistant output into reasoning (analysis channel) and content (final and
-// commentary channels). Output with no channel markup at all is content. Never throws.
+// The developer-message tools section for `tools` ("## functions\n\nnamespace functions {...").
+std::string harmony_tools_namespace(const std::vector<ToolDef>& tools);
+
+// Splits streamed assistant output into reasoning (analysis channel), content (final and
+// commentary channels) and function calls (messages to `functions.NAME`, when enabled).
+// Output with no channel markup at all is content. Never throws.
 class HarmonyParser {
 public:
+    explicit HarmonyParser(bool parse_tool_calls = false) : tools_(parse_tool_calls) {}
+    struct CallDelta {
+        int index = 0;          // 0, 1, ... in order of the calls
+        std::string name;       // set on the first delta of a call only
+        std::string arguments;  // appended to the call's arguments
+    };
     struct Delta {
         std::string reasoning, content;
+        std::vector<CallDelta> calls;
     };
     Delta push(const std::string& text);
     Delta flush();  // end of output: whatever was held back for a possible marker
+    int calls() const { return n_calls_; }
 
 private:
     enum class State { Start, Header, Body, AfterEnd, Plain };
     void route(const std::string& text, Delta& d) const;
+    void open_message(const std::string& header, Delta& d);
+    bool tools_;
     State state_ = State::Start;
     std::string buf_;      // unconsumed text
     std::string channel_;  // current message's channel
+    bool in_call_ = false;  // the current message is a function call
+    int n_calls_ = 0;
 };
 
 enum class TemplateFamily { ChatML, Llama3, Phi3 };
