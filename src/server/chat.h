@@ -26,6 +26,9 @@ struct ChatMessage {
 struct ToolDef {
     std::string name, description;
     nlohmann::ordered_json parameters;  // a JSON-schema object, or null
+    // The declaration as Chat Completions writes it ({"type":"function","function":{...}}), for
+    // templates that print it as JSON (Qwen2.5, Llama 3.1).
+    nlohmann::ordered_json declaration;
 };
 
 struct HarmonyOptions {
@@ -84,9 +87,42 @@ enum class TemplateFamily { ChatML, Llama3, Phi3 };
 // Recognizes which family a GGUF tokenizer.chat_template belongs to; throws
 // Error(INVALID_REQUEST) naming the supported families when it is none of them.
 TemplateFamily detect_template(const std::string& chat_template);
+
+// How a template lets the model call functions: none, Qwen2.5's ChatML `<tool_call>` JSON
+// blocks (tool results in `<tool_response>`), or Llama 3.1's reply that is one JSON object
+// {"name", "parameters"} (tools listed in the first user message, results as ipython).
+enum class ToolFormat { None, QwenXml, LlamaJson };
+ToolFormat template_tool_format(const std::string& chat_template);
+
 // Renders with add_generation_prompt=true. `bos` is the BOS token's text, used where the
-// template writes bos_token.
+// template writes bos_token. Tools, tool calls and tool messages need a template whose
+// tool_format is not None (else Error(INVALID_REQUEST) naming what is missing); assistant
+// tool-call arguments must then be JSON objects.
 std::string render_template(const std::string& chat_template, const std::vector<ChatMessage>& messages,
-                            const std::string& bos);
+                            const std::string& bos, const std::vector<ToolDef>& tools = {});
+
+// Python's json.dumps as chat templates' `tojson` writes it: ", " and ": " separators, or with
+// `indent` > 0 one member per line; key order kept; non-ASCII as is.
+std::string template_tojson(const nlohmann::ordered_json& v, int indent = 0);
+
+// Function calls in the reply of a ToolFormat template: QwenXml finds
+// `<tool_call>{"name", "arguments"}</tool_call>` blocks among content; LlamaJson takes a reply
+// that is one JSON object {"name", "parameters"} as a call (it is held until the end to tell).
+// A block that is not such JSON stays content. Calls come whole, name and arguments at once.
+class TextToolParser {
+public:
+    explicit TextToolParser(ToolFormat f) : format_(f) {}
+    HarmonyParser::Delta push(const std::string& text);
+    HarmonyParser::Delta flush();
+    int calls() const { return n_calls_; }
+
+private:
+    bool take_call(const std::string& json_text, HarmonyParser::Delta& d);
+    ToolFormat format_;
+    std::string buf_;
+    bool in_call_ = false;       // QwenXml: inside <tool_call>
+    int decided_ = 0;            // LlamaJson: 0 undecided, 1 a JSON reply, 2 plain text
+    int n_calls_ = 0;
+};
 
 }  // namespace wo

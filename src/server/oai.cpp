@@ -3,6 +3,8 @@
 
 #include <httplib.h>
 
+#include <cstdlib>
+
 #include "server/http_util.h"
 #include "util/error.h"
 
@@ -118,14 +120,16 @@ bool render_chat(const Engine& engine, ChatRequest& chat, ChatPrompt& out, const
                 out.prefill = "<|channel|>commentary to=functions." + chat.tool_choice.name + " <|constrain|>json<|message|>";
             out.text += out.prefill;
         } else {
-            bool tool_turns = offer;
-            for (const auto& m : chat.messages) tool_turns = tool_turns || m.role == "tool" || !m.tool_calls.empty();
-            if (tool_turns)
-                throw Error(Code::INVALID_REQUEST,
-                            "tool calling is implemented for gpt-oss (harmony) only; this model's chat template has no "
-                            "tool-call format this worker renders");
             const Tokenizer& tok = engine.tokenizer();
-            out.text = render_template(info.chat_template, chat.messages, tok.bos_id ? tok.token_bytes(*tok.bos_id) : "");
+            out.text = render_template(info.chat_template, chat.messages, tok.bos_id ? tok.token_bytes(*tok.bos_id) : "",
+                                       offer ? chat.tools : std::vector<ToolDef>{});
+            out.tool_format = template_tool_format(info.chat_template);
+            const bool qwen = out.tool_format == ToolFormat::QwenXml;
+            if (offer && chat.tool_choice.mode == ToolChoice::Mode::Required) out.prefill = qwen ? "<tool_call>\n" : "{\"name\": \"";
+            if (offer && chat.tool_choice.mode == ToolChoice::Mode::Named)
+                out.prefill = qwen ? "<tool_call>\n{\"name\": \"" + chat.tool_choice.name + "\", \"arguments\": "
+                                   : "{\"name\": \"" + chat.tool_choice.name + "\", \"parameters\": ";
+            out.text += out.prefill;
         }
     } catch (const Error& e) {
         errors.push_back({field, "template", e.what()});

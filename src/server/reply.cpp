@@ -14,6 +14,7 @@ ReplyParser::ReplyParser(const ChatPrompt& prompt, const Tokenizer& tok)
     t_channel_ = id("<|channel|>");
     t_call_ = id("<|call|>");
     t_return_ = id("<|return|>");
+    if (!harmony_ && tools_ && prompt.tool_format != ToolFormat::None) text_tools_.emplace(prompt.tool_format);
 }
 
 void ReplyParser::take(HarmonyParser::Delta d, ReplyDelta& out) {
@@ -29,7 +30,13 @@ void ReplyParser::take(HarmonyParser::Delta d, ReplyDelta& out) {
 
 ReplyDelta ReplyParser::start() {
     ReplyDelta out;
-    if (!harmony_ || prefill_.empty()) return out;
+    if (prefill_.empty()) return out;
+    if (text_tools_) {
+        take(text_tools_->push(prefill_), out);
+        out.content.clear();
+        return out;
+    }
+    if (!harmony_) return out;
     take(parser_.push(prefill_), out);
     for (int32_t id : tok_.encode(prefill_, /*parse_special=*/true)) content_token(id);
     out.content.clear();  // the prefill itself is prompt, never reply text
@@ -42,9 +49,9 @@ bool ReplyParser::content_token(int32_t id) {
     if (!harmony_) return true;
     switch (ts_) {
         case TState::Start:
-            if (id == t_channel_ || tok_.token_bytes(id).rfind(" to", 0) == 0) {
+            if (const std::string b = tok_.token_bytes(id); id == t_channel_ || b == " to" || b.rfind(" to=", 0) == 0) {
                 ts_ = TState::Header;
-                header_ = tok_.token_bytes(id);
+                header_ = b;
                 return false;
             }
             ts_ = TState::Plain;
@@ -83,7 +90,10 @@ bool ReplyParser::content_token(int32_t id) {
 
 ReplyDelta ReplyParser::push(const JobEvent& e, bool end) {
     ReplyDelta out;
-    if (!harmony_) {
+    if (text_tools_) {
+        take(text_tools_->push(e.text), out);
+        if (end) take(text_tools_->flush(), out);
+    } else if (!harmony_) {
         out.content = e.text;
     } else {
         take(parser_.push(e.text), out);

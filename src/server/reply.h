@@ -3,6 +3,7 @@
 // for Chat Completions and Responses, streamed or not.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ private:
     bool harmony_, tools_;
     std::string prefill_;
     HarmonyParser parser_;
+    std::optional<TextToolParser> text_tools_;  // a template family's calls
     std::vector<Call> calls_;
     // Token-level channel tracking, so only tokens of the content channels get logprobs.
     enum class TState { Start, Header, Body, AfterEnd, Plain } ts_ = TState::Start;

@@ -130,8 +130,12 @@ std::vector<FieldError> parse_responses(const json& body, const std::string& raw
         r.fail("previous_response_id", "unsupported",
                "previous_response_id is not supported: this worker stores no responses; send the whole conversation in input");
     if (r.present("top_logprobs")) r.fail("top_logprobs", "unsupported", "logprobs are not supported on /v1/responses");
-    if (r.present("text") && !(body["text"].is_object() && body["text"].value("format", json{{"type", "text"}}).value("type", "") == "text"))
-        r.fail("text.format", "one_of(text)", "only text output is supported (no json_schema / json_object)");
+    if (r.present("text")) {
+        const json& t = body["text"];
+        const bool text_only = t.is_object() && (!t.contains("format") || t["format"].is_null() ||
+                                                 (t["format"].is_object() && t["format"].value("type", "") == "text"));
+        if (!text_only) r.fail("text.format", "one_of(text)", "only text output is supported (no json_schema / json_object)");
+    }
     if (r.boolean("background").value_or(false)) r.fail("background", "unsupported", "background responses are not supported");
     o.gen.sampling = read_sampling(r, info.vocab_size);
     const auto max_out = r.integer("max_output_tokens", 1, info.n_ctx);

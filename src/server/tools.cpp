@@ -93,6 +93,13 @@ std::vector<ToolDef> read_tools(const ojson& tools, bool responses_shape, const 
             if (errors.size() > before) continue;
             d.parameters = (*fn)["parameters"];
         }
+        if (!responses_shape) {
+            d.declaration = t;
+        } else {
+            d.declaration = {{"type", "function"}, {"function", {{"name", d.name}}}};
+            for (const char* k : {"description", "parameters", "strict"})
+                if (fn->contains(k)) d.declaration["function"][k] = (*fn)[k];
+        }
         out.push_back(std::move(d));
     }
     return out;
