@@ -170,7 +170,11 @@ TemplateFamily detect_template(const std::string& t) {
 }
 
 ToolFormat template_tool_format(const std::string& t) {
-    if (has(t, "<|im_start|>") && has(t, "<tool_call>") && has(t, "<tools>") && has(t, "<tool_response>")) return ToolFormat::QwenXml;
+    // Qwen2.5 writes each call as '\n<tool_call>\n{"name": "' (Qwen3's template, with <think>
+    // handling and no newline before a first call, is a different format: not rendered).
+    if (has(t, "<|im_start|>") && has(t, "<tools>") && has(t, "<tool_response>") && has(t, "\\n<tool_call>\\n{\"name\": \"") &&
+        !has(t, "<think>"))
+        return ToolFormat::QwenXml;
     if (has(t, "<|start_header_id|>") && has(t, "Environment: ipython") && has(t, "\"parameters\": ")) return ToolFormat::LlamaJson;
     return ToolFormat::None;
 }

@@ -222,9 +222,9 @@ public:
     }
     std::vector<json> finish(const JobEvent& end) {
         std::vector<json> ev;
-        close_item(ev);
-        tokens_out_ = end.tokens_out;
         const bool cut = end.stop_reason == StopReason::MAX_TOKENS || end.stop_reason == StopReason::CONTEXT_FULL;
+        close_item(ev, cut ? "incomplete" : "completed");
+        tokens_out_ = end.tokens_out;
         const std::string status = cut ? "incomplete" : "completed";
         ev.push_back(with_seq({{"type", "response." + status}, {"response", response(status)}}));
         return ev;
@@ -310,10 +310,11 @@ private:
         ev.push_back(with_seq({{"type", "response.output_item.added"}, {"output_index", output_.size() - 1}, {"item", announced}}));
         if (kind != "function_call") ev.push_back(event("response.content_part.added", {{"content_index", 0}, {"part", item["content"][0]}}));
     }
-    void close_item(std::vector<json>& ev) {
+    // `status`: completed, or incomplete for the item the token limit cut.
+    void close_item(std::vector<json>& ev, const char* status = "completed") {
         if (open_.empty()) return;
         json& item = output_.back();
-        item["status"] = "completed";
+        item["status"] = status;
         if (open_ == "reasoning") {
             ev.push_back(event("response.reasoning_text.done", {{"content_index", 0}, {"text", item["content"][0]["text"]}}));
         } else if (open_ == "message") {

@@ -100,7 +100,9 @@ const out = {};
   const whole = await client.responses.create({ model, input, tools: rtools, max_output_tokens: 64 }, await script(ANSWER));
   out.responses = {
     types, first_status: first.status, first_output: first.output,
-    types2, answer: second.output_text, answer_status: second.status, usage: second.usage,
+    // The stream helper's final response has no output_text convenience field: join the parts.
+    types2, answer: second.output.filter((o) => o.type === "message").flatMap((o) => o.content.map((c) => c.text)).join(""),
+    answer_status: second.status, usage: second.usage,
     whole_answer: whole.output_text, whole_output_types: whole.output.map((o) => o.type),
   };
 }

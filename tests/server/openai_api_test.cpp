@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <tuple>
 
@@ -188,6 +189,88 @@ TEST(OpenAiTemplates, ChatMlModelUsesItsGgufTemplateAndNoTemplateIsA400) {
     }
 }
 
+
+TEST(OpenAiTemplates, Qwen25ToolCallLoopAndToolsOnATemplateWithoutToolFormatIsA400) {
+    const std::string golden = std::string(WO_GOLDEN) + "/chat/templates.json";
+    if (!std::filesystem::exists(golden)) WO_SKIP_WITHOUT_GOLDENS(golden << " missing (run scripts/goldens)");
+    std::ifstream in(golden);
+    const std::string tpl = json::parse(in)["templates"]["qwen2.5"];
+    const std::string model = tiny_qwen2_model(true, tpl, "qwen2.5");
+    if (model.empty()) WO_SKIP_WITHOUT_GOLDENS("Qwen tokenizer not installed (run scripts/goldens)");
+    auto file = gguf::File::open(model);
+    auto tok = load_tokenizer(file);
+    // Raw text keeps the declaration's key order, which the template prints.
+    const std::string tools =
+        R"([{"type":"function","function":{"name":"get_weather","description":"Gets the weather.","parameters":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}}}])";
+    std::vector<int32_t> script = tok->encode(
+        "I will check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>", true, false);
+    const auto im_end = tok->find_token("<|im_end|>");
+    ASSERT_TRUE(im_end);
+    const bool eog = tok->is_eog(*im_end);
+    if (eog) script.push_back(*im_end);
+    std::string ids;
+    for (int32_t id : script) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    ServeProcess p(model, {"--threads", "1", "--ctx", "1024", "--parallel", "1", "--enable-test-faults"});
+    ASSERT_GT(p.port(), 0) << p.log_text();
+    const httplib::Headers h = {{"X-Test-Script", ids}};
+    const std::string first = R"({"messages":[{"role":"user","content":"Weather?"}],"max_tokens":)" + std::to_string(script.size()) +
+                              R"(,"tools":)" + tools;
+    auto r = p.client().Post("/v1/chat/completions", h, first + "}", "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    json j = json::parse(r->body);
+    const json& msg = j["choices"][0]["message"];
+    EXPECT_EQ(j["choices"][0]["finish_reason"], eog ? "tool_calls" : "length");
+    EXPECT_EQ(msg["content"], "I will check.\n");
+    ASSERT_EQ(msg["tool_calls"].size(), 1u) << r->body;
+    EXPECT_EQ(msg["tool_calls"][0]["function"]["name"], "get_weather");
+    EXPECT_EQ(msg["tool_calls"][0]["function"]["arguments"], "{\"location\":\"Paris\"}");
+    // Streamed: content deltas, then the whole call in one delta.
+    r = p.client().Post("/v1/chat/completions", h, first + R"(,"stream":true})", "application/json");
+    ASSERT_TRUE(r);
+    std::string content;
+    json calls = json::array();
+    for (const auto& e : parse_sse(r->body)) {
+        if (!e.data.is_object() || e.data["choices"].empty()) continue;
+        const json& d = e.data["choices"][0]["delta"];
+        if (d.contains("content")) content += d["content"].get<std::string>();
+        if (d.contains("tool_calls"))
+            for (const auto& c : d["tool_calls"]) calls.push_back(c);
+    }
+    EXPECT_EQ(content, "I will check.\n");
+    ASSERT_EQ(calls.size(), 1u) << r->body;
+    EXPECT_EQ(calls[0]["function"]["name"], "get_weather");
+    EXPECT_EQ(calls[0]["function"]["arguments"], "{\"location\":\"Paris\"}");
+    EXPECT_EQ(calls[0]["id"].get<std::string>().rfind("call_", 0), 0u);
+
+    // The tool result goes back as the Qwen2.5 template renders it (written out by hand).
+    const std::string second = R"({"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"Paris\"}"}}]},{"role":"tool","tool_call_id":"c1","content":"sunny"}],"max_tokens":1,"tools":)" +
+                               tools + "}";
+    r = p.client().Post("/v1/chat/completions", second, "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const std::string want =
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\nYou may call one or "
+        "more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML "
+        "tags:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Gets the weather.\", "
+        "\"parameters\": {\"type\": \"object\", \"properties\": {\"location\": {\"type\": \"string\"}}, \"required\": [\"location\"]}}}\n"
+        "</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> "
+        "XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+        "{\"location\": \"Paris\"}}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>\n"
+        "<|im_start|>assistant\n";
+    EXPECT_EQ(json::parse(r->body)["usage"]["prompt_tokens"], tok->encode(want, true, false).size());
+
+    // The Qwen3 template of the stock tiny model is not a tool format this worker renders.
+    ServeProcess q(tiny_qwen2_model(true), {"--threads", "1", "--ctx", "1024", "--parallel", "1"});
+    ASSERT_GT(q.port(), 0) << q.log_text();
+    r = q.client().Post("/v1/chat/completions", first + "}", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400);
+    j = json::parse(r->body);
+    EXPECT_EQ(j["error"]["param"], "messages");
+    EXPECT_NE(j["error"]["message"].get<std::string>().find("no tool-call format"), std::string::npos) << r->body;
+}
 
 // Function tools, the Responses API, logprobs and the tokenizer routes, on a server whose test
 // hooks let the client script the model's reply (X-Test-Script).
@@ -507,6 +590,25 @@ TEST_F(OpenAiTools, LogprobsAreTheRawDistributionOfTheModel) {
             e.data["choices"][0]["logprobs"].is_object())
             for (const auto& x : e.data["choices"][0]["logprobs"]["content"]) streamed.push_back(x);
     EXPECT_EQ(streamed, sampled);
+}
+
+TEST_F(OpenAiTools, ReasoningEffortReachesTheSystemMessage) {
+    // The level is one token of the system message: the same prompt length, but a different
+    // prompt, so the (raw, greedy) first-token log-probability differs; the same level repeats.
+    auto first = [&](const json& extra) {
+        json body = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 1}, {"temperature", 0}, {"logprobs", true}};
+        body.update(extra);
+        int status = 0;
+        const json j = post("/v1/chat/completions", body, &status);
+        EXPECT_EQ(status, 200) << j.dump();
+        return std::make_pair(j["usage"]["prompt_tokens"].get<int>(), j["choices"][0]["logprobs"]["content"][0]["logprob"].get<double>());
+    };
+    const auto low = first({{"reasoning_effort", "low"}}), high = first({{"reasoning_effort", "high"}});
+    const auto medium = first(json::object()), medium2 = first({{"reasoning_effort", "medium"}});
+    EXPECT_EQ(low.first, high.first);
+    EXPECT_NE(low.second, high.second);
+    EXPECT_NE(low.second, medium.second);
+    EXPECT_EQ(medium, medium2);  // medium is the default
 }
 
 TEST_F(OpenAiTools, TokenizeDetokenizeAndModelContextLength) {
