@@ -16,7 +16,9 @@ TokenLogprob token_logprobs(std::span<const float> logits, int32_t chosen, int t
     double sum = 0;
     for (float x : logits) sum += std::exp(static_cast<double>(x) - mx);
     const double lse = static_cast<double>(mx) + std::log(sum);
-    auto lp = [&](int32_t id) { return static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - lse); };
+    auto lp = [&](int32_t id) {
+        return static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - lse);
+    };
     if (chosen >= 0 && static_cast<size_t>(chosen) < logits.size()) out.logprob = lp(chosen);
     const size_t n = std::min(static_cast<size_t>(std::max(top_n, 0)), logits.size());
     if (n == 0) return out;

@@ -38,20 +38,25 @@ std::string call_arguments(const ToolCall& c) {
 // Qwen2.5's template with tools: the declarations in the system message, calls as
 // <tool_call> blocks, consecutive tool results in one user message.
 std::string render_qwen_tools(const std::string& tpl, const std::vector<ChatMessage>& ms, const std::vector<ToolDef>& tools) {
-    std::string s = "<|im_start|>system\n";
     size_t first = 0;
+    std::string system = chatml_default_system(tpl);
     if (!ms.empty() && ms[0].role == "system") {
-        s += ms[0].content;
+        system = ms[0].content;
         first = 1;
-    } else {
-        s += chatml_default_system(tpl);
     }
-    s += "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
-         "function signatures within <tools></tools> XML tags:\n<tools>";
-    for (const auto& t : tools) s += "\n" + template_tojson(t.declaration);
-    s += "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
-         "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
-         "<args-json-object>}\n</tool_call><|im_end|>\n";
+    std::string s;
+    if (!tools.empty()) {
+        s = "<|im_start|>system\n" + system +
+            "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided "
+            "with function signatures within <tools></tools> XML tags:\n<tools>";
+        for (const auto& t : tools) s += "\n" + template_tojson(t.declaration);
+        s += "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+             "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+             "<args-json-object>}\n</tool_call><|im_end|>\n";
+    } else if (first == 1 || !system.empty()) {
+        // No declarations (tool_choice none), only tool turns in the history: the plain header.
+        s = "<|im_start|>system\n" + system + "<|im_end|>\n";
+    }
     for (size_t i = first; i < ms.size(); ++i) {
         const ChatMessage& m = ms[i];
         if (m.role == "tool") {

@@ -17,7 +17,8 @@ std::string comment_lines(const std::string& text, const std::string& indent) {
     size_t from = 0;
     for (;;) {
         const size_t nl = text.find('\n', from);
-        out += indent + "// " + text.substr(from, nl == std::string::npos ? std::string::npos : nl - from) + "\n";
+        out += indent + "// " + text.substr(from, nl == std::string::npos ? std::string::npos : nl - from) +
+               "\n";
         if (nl == std::string::npos) return out;
         from = nl + 1;
     }
@@ -69,14 +70,19 @@ std::string ts_type(const ojson& s, const std::string& indent) {
         }
         return t.empty() ? "any" : t;
     } else {
-        const std::string type = s.contains("type") && s["type"].is_string() ? s["type"].get<std::string>() : "";
-        if (type == "string" || type == "boolean" || type == "null") t = type;
-        else if (type == "number" || type == "integer") t = "number";
-        else if (type == "object") t = object_type(s, indent + "    ", indent);
+        const std::string type =
+            s.contains("type") && s["type"].is_string() ? s["type"].get<std::string>() : "";
+        if (type == "string" || type == "boolean" || type == "null")
+            t = type;
+        else if (type == "number" || type == "integer")
+            t = "number";
+        else if (type == "object")
+            t = object_type(s, indent + "    ", indent);
         else if (type == "array") {
             const std::string item = s.contains("items") ? ts_type(s["items"], indent) : "any";
             t = (item.find(" | ") != std::string::npos ? "(" + item + ")" : item) + "[]";
-        } else t = "any";
+        } else
+            t = "any";
     }
     if (s.value("nullable", false) && t != "null") t += " | null";
     return t;
@@ -89,9 +95,11 @@ std::string harmony_tools_namespace(const std::vector<ToolDef>& tools) {
     for (const ToolDef& t : tools) {
         if (!t.description.empty()) out += comment_lines(t.description, "");
         const ojson& p = t.parameters;
-        const bool has_args = p.is_object() && p.contains("properties") && p["properties"].is_object() && !p["properties"].empty();
+        const bool has_args = p.is_object() && p.contains("properties") && p["properties"].is_object() &&
+                              !p["properties"].empty();
         // The argument object's own properties start flush left, as in the guide's examples.
-        out += "type " + t.name + " = " + (has_args ? "(_: " + object_type(p, "", "") + ") => any;\n" : "() => any;\n");
+        out += "type " + t.name + " = " +
+               (has_args ? "(_: " + object_type(p, "", "") + ") => any;\n" : "() => any;\n");
         out += "\n";
     }
     return out + "} // namespace functions";

@@ -13,9 +13,14 @@ namespace wo {
 using nlohmann::json;
 
 json oai_error(Code c, const std::string& message, const std::string& param) {
-    const char* type = c == Code::INVALID_REQUEST ? "invalid_request_error" : c == Code::QUEUE_FULL ? "overloaded_error" : "server_error";
-    return {{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)},
-                       {"code", std::string(code_name(c))}}}};
+    const char* type = c == Code::INVALID_REQUEST ? "invalid_request_error"
+                       : c == Code::QUEUE_FULL    ? "overloaded_error"
+                                                  : "server_error";
+    return {{"error",
+             {{"message", message},
+              {"type", type},
+              {"param", param.empty() ? json(nullptr) : json(param)},
+              {"code", std::string(code_name(c))}}}};
 }
 
 void send_field_errors(httplib::Response& res, const std::vector<FieldError>& errors) {
@@ -37,7 +42,8 @@ bool content_text(const json& c, std::string& out) {
     }
     if (!c.is_array()) return false;
     for (const auto& p : c) {
-        if (!p.is_object() || p.value("type", "") != "text" || !p.contains("text") || !p["text"].is_string()) return false;
+        if (!p.is_object() || p.value("type", "") != "text" || !p.contains("text") || !p["text"].is_string())
+            return false;
         out += p["text"].get<std::string>();
     }
     return true;
@@ -59,8 +65,10 @@ void read_chat_messages(const json& body, FieldReader& r, std::vector<ChatMessag
             continue;
         }
         cm.role = m["role"].get<std::string>();
-        if (cm.role != "system" && cm.role != "developer" && cm.role != "user" && cm.role != "assistant" && cm.role != "tool") {
-            r.fail(f + ".role", "one_of(system,developer,user,assistant,tool)", f + ".role '" + cm.role + "' is not supported");
+        if (cm.role != "system" && cm.role != "developer" && cm.role != "user" && cm.role != "assistant" &&
+            cm.role != "tool") {
+            r.fail(f + ".role", "one_of(system,developer,user,assistant,tool)",
+                   f + ".role '" + cm.role + "' is not supported");
             continue;
         }
         if (!content_text(m.value("content", json(nullptr)), cm.content))
@@ -70,18 +78,21 @@ void read_chat_messages(const json& body, FieldReader& r, std::vector<ChatMessag
         if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
             const json& tc = m["tool_calls"];
             if (cm.role != "assistant" || !tc.is_array()) {
-                r.fail(f + ".tool_calls", "type(array)", f + ".tool_calls must be an array, on an assistant message");
+                r.fail(f + ".tool_calls", "type(array)",
+                       f + ".tool_calls must be an array, on an assistant message");
                 continue;
             }
             for (size_t k = 0; k < tc.size(); ++k) {
                 const std::string g = f + ".tool_calls[" + std::to_string(k) + "]";
                 const json& c = tc[k];
-                if (!c.is_object() || !c.contains("id") || !c["id"].is_string() || c["id"].get<std::string>().empty() ||
-                    c.value("type", "function") != "function" || !c.contains("function") || !c["function"].is_object() ||
+                if (!c.is_object() || !c.contains("id") || !c["id"].is_string() ||
+                    c["id"].get<std::string>().empty() || c.value("type", "function") != "function" ||
+                    !c.contains("function") || !c["function"].is_object() ||
                     !c["function"].contains("name") || !c["function"]["name"].is_string() ||
                     !c["function"].contains("arguments") || !c["function"]["arguments"].is_string()) {
                     r.fail(g, "shape({id,type:function,function:{name,arguments:string}})",
-                           g + " must be {id, type:\"function\", function:{name, arguments}} with arguments a JSON string");
+                           g + " must be {id, type:\"function\", function:{name, arguments}} with arguments "
+                               "a JSON string");
                     continue;
                 }
                 cm.tool_calls.push_back({c["id"].get<std::string>(), c["function"]["name"].get<std::string>(),
@@ -90,7 +101,8 @@ void read_chat_messages(const json& body, FieldReader& r, std::vector<ChatMessag
         }
         if (cm.role == "tool") {
             if (!m.contains("tool_call_id") || !m["tool_call_id"].is_string()) {
-                r.fail(f + ".tool_call_id", "required", f + " is a tool result and needs the tool_call_id it answers");
+                r.fail(f + ".tool_call_id", "required",
+                       f + " is a tool result and needs the tool_call_id it answers");
                 continue;
             }
             cm.tool_call_id = m["tool_call_id"].get<std::string>();
@@ -115,20 +127,25 @@ bool render_chat(const Engine& engine, ChatRequest& chat, ChatPrompt& out, const
             if (offer) ho.tools = chat.tools;
             out.text = render_harmony(chat.messages, ho);
             // required / named: the reply starts as a call, so the model must make one.
-            if (offer && chat.tool_choice.mode == ToolChoice::Mode::Required) out.prefill = "<|channel|>commentary to=functions.";
+            if (offer && chat.tool_choice.mode == ToolChoice::Mode::Required)
+                out.prefill = "<|channel|>commentary to=functions.";
             if (offer && chat.tool_choice.mode == ToolChoice::Mode::Named)
-                out.prefill = "<|channel|>commentary to=functions." + chat.tool_choice.name + " <|constrain|>json<|message|>";
+                out.prefill = "<|channel|>commentary to=functions." + chat.tool_choice.name +
+                              " <|constrain|>json<|message|>";
             out.text += out.prefill;
         } else {
             const Tokenizer& tok = engine.tokenizer();
-            out.text = render_template(info.chat_template, chat.messages, tok.bos_id ? tok.token_bytes(*tok.bos_id) : "",
+            out.text = render_template(info.chat_template, chat.messages,
+                                       tok.bos_id ? tok.token_bytes(*tok.bos_id) : "",
                                        offer ? chat.tools : std::vector<ToolDef>{});
             out.tool_format = template_tool_format(info.chat_template);
             const bool qwen = out.tool_format == ToolFormat::QwenXml;
-            if (offer && chat.tool_choice.mode == ToolChoice::Mode::Required) out.prefill = qwen ? "<tool_call>\n" : "{\"name\": \"";
+            if (offer && chat.tool_choice.mode == ToolChoice::Mode::Required)
+                out.prefill = qwen ? "<tool_call>\n" : "{\"name\": \"";
             if (offer && chat.tool_choice.mode == ToolChoice::Mode::Named)
-                out.prefill = qwen ? "<tool_call>\n{\"name\": \"" + chat.tool_choice.name + "\", \"arguments\": "
-                                   : "{\"name\": \"" + chat.tool_choice.name + "\", \"parameters\": ";
+                out.prefill =
+                    qwen ? "<tool_call>\n{\"name\": \"" + chat.tool_choice.name + "\", \"arguments\": "
+                         : "{\"name\": \"" + chat.tool_choice.name + "\", \"parameters\": ";
             out.text += out.prefill;
         }
     } catch (const Error& e) {
@@ -150,11 +167,13 @@ void read_test_headers(const httplib::Request& req, bool enabled, int vocab_size
         size_t from = 0;
         while (from <= v.size()) {
             const size_t comma = v.find(',', from);
-            const std::string item = v.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+            const std::string item =
+                v.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
             char* end = nullptr;
             const long id = std::strtol(item.c_str(), &end, 10);
             if (item.empty() || *end != '\0' || id < 0 || id >= vocab_size) {
-                errors.push_back({"X-Test-Script", "token_ids", "X-Test-Script must be comma-separated token ids"});
+                errors.push_back(
+                    {"X-Test-Script", "token_ids", "X-Test-Script must be comma-separated token ids"});
                 return;
             }
             gen.script.push_back(static_cast<int32_t>(id));

@@ -37,7 +37,7 @@ struct ChatPrompt {
     std::string text;     // the whole prompt
     std::string prefill;  // the start of the reply forced by tool_choice (already in `text`)
     bool harmony = false;
-    bool parse_tools = false;  // tools were offered: look for calls in the reply
+    bool parse_tools = false;                   // tools were offered: look for calls in the reply
     ToolFormat tool_format = ToolFormat::None;  // not harmony: how calls look
 };
 

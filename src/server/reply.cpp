@@ -6,7 +6,11 @@
 namespace wo {
 
 ReplyParser::ReplyParser(const ChatPrompt& prompt, const Tokenizer& tok)
-    : tok_(tok), harmony_(prompt.harmony), tools_(prompt.parse_tools), prefill_(prompt.prefill), parser_(prompt.parse_tools) {
+    : tok_(tok),
+      harmony_(prompt.harmony),
+      tools_(prompt.parse_tools),
+      prefill_(prompt.prefill),
+      parser_(prompt.parse_tools) {
     auto id = [&](const char* s) { return tok.find_token(s).value_or(-1); };
     t_start_ = id("<|start|>");
     t_end_ = id("<|end|>");
@@ -14,7 +18,8 @@ ReplyParser::ReplyParser(const ChatPrompt& prompt, const Tokenizer& tok)
     t_channel_ = id("<|channel|>");
     t_call_ = id("<|call|>");
     t_return_ = id("<|return|>");
-    if (!harmony_ && tools_ && prompt.tool_format != ToolFormat::None) text_tools_.emplace(prompt.tool_format);
+    if (!harmony_ && tools_ && prompt.tool_format != ToolFormat::None)
+        text_tools_.emplace(prompt.tool_format);
 }
 
 void ReplyParser::take(HarmonyParser::Delta d, ReplyDelta& out) {
@@ -23,8 +28,10 @@ void ReplyParser::take(HarmonyParser::Delta d, ReplyDelta& out) {
     for (auto& c : d.calls) {
         if (!c.name.empty()) calls_.push_back({new_call_id(), c.name, ""});
         calls_[static_cast<size_t>(c.index)].arguments += c.arguments;
-        if (!out.calls.empty() && out.calls.back().index == c.index && c.name.empty()) out.calls.back().arguments += c.arguments;
-        else out.calls.push_back(std::move(c));
+        if (!out.calls.empty() && out.calls.back().index == c.index && c.name.empty())
+            out.calls.back().arguments += c.arguments;
+        else
+            out.calls.push_back(std::move(c));
     }
 }
 
@@ -49,7 +56,8 @@ bool ReplyParser::content_token(int32_t id) {
     if (!harmony_) return true;
     switch (ts_) {
         case TState::Start:
-            if (const std::string b = tok_.token_bytes(id); id == t_channel_ || b == " to" || b.rfind(" to=", 0) == 0) {
+            if (const std::string b = tok_.token_bytes(id);
+                id == t_channel_ || b == " to" || b.rfind(" to=", 0) == 0) {
                 ts_ = TState::Header;
                 header_ = b;
                 return false;
@@ -71,7 +79,10 @@ bool ReplyParser::content_token(int32_t id) {
             }
             {
                 const size_t c = header_.find("<|channel|>");
-                const std::string ch = c == std::string::npos ? "final" : header_.substr(c + 11, header_.find_first_of(" <", c + 11) - c - 11);
+                const std::string ch =
+                    c == std::string::npos
+                        ? "final"
+                        : header_.substr(c + 11, header_.find_first_of(" <", c + 11) - c - 11);
                 const bool call = tools_ && header_.find("to=functions.") != std::string::npos;
                 body_is_content_ = ch == "final" || (ch == "commentary" && !call);
             }
@@ -83,7 +94,8 @@ bool ReplyParser::content_token(int32_t id) {
                 return false;
             }
             return body_is_content_;
-        case TState::Plain: return true;
+        case TState::Plain:
+            return true;
     }
     return true;
 }

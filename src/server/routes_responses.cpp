@@ -37,8 +37,8 @@ bool parts_text(const json& c, std::string& out) {
     if (!c.is_array()) return false;
     for (const auto& p : c) {
         const std::string t = p.is_object() ? p.value("type", "") : "";
-        if ((t != "input_text" && t != "output_text" && t != "text" && t != "reasoning_text") || !p.contains("text") ||
-            !p["text"].is_string())
+        if ((t != "input_text" && t != "output_text" && t != "text" && t != "reasoning_text") ||
+            !p.contains("text") || !p["text"].is_string())
             return false;
         out += p["text"].get<std::string>();
     }
@@ -72,27 +72,32 @@ void read_input(const json& body, FieldReader& r, std::vector<ChatMessage>& ms) 
             ChatMessage m;
             m.role = it.value("role", "");
             if (m.role != "user" && m.role != "assistant" && m.role != "system" && m.role != "developer") {
-                r.fail(f + ".role", "one_of(user,assistant,system,developer)", f + ".role must be user, assistant, system or developer");
+                r.fail(f + ".role", "one_of(user,assistant,system,developer)",
+                       f + ".role must be user, assistant, system or developer");
                 continue;
             }
             if (!parts_text(it.value("content", json(nullptr)), m.content)) {
-                r.fail(f + ".content", "type(string|text parts)", f + ".content must be a string or input_text/output_text parts");
+                r.fail(f + ".content", "type(string|text parts)",
+                       f + ".content must be a string or input_text/output_text parts");
                 continue;
             }
             if (m.role == "assistant") m.thinking = std::exchange(thinking, "");
             // A leading system/developer item merges with `instructions`.
-            if ((m.role == "system" || m.role == "developer") && ms.size() == 1 && ms[0].role == "developer" && i == 0) {
+            if ((m.role == "system" || m.role == "developer") && ms.size() == 1 &&
+                ms[0].role == "developer" && i == 0) {
                 ms[0].content += "\n\n" + m.content;
                 continue;
             }
             ms.push_back(std::move(m));
         } else if (type == "function_call") {
-            if (!it.contains("call_id") || !it["call_id"].is_string() || !it.contains("name") || !it["name"].is_string() ||
-                !it.contains("arguments") || !it["arguments"].is_string()) {
-                r.fail(f, "shape({call_id,name,arguments})", f + " must have string call_id, name and arguments");
+            if (!it.contains("call_id") || !it["call_id"].is_string() || !it.contains("name") ||
+                !it["name"].is_string() || !it.contains("arguments") || !it["arguments"].is_string()) {
+                r.fail(f, "shape({call_id,name,arguments})",
+                       f + " must have string call_id, name and arguments");
                 continue;
             }
-            ToolCall c{it["call_id"].get<std::string>(), it["name"].get<std::string>(), it["arguments"].get<std::string>()};
+            ToolCall c{it["call_id"].get<std::string>(), it["name"].get<std::string>(),
+                       it["arguments"].get<std::string>()};
             if (!ms.empty() && ms.back().role == "assistant" && !ms.back().tool_calls.empty()) {
                 ms.back().tool_calls.push_back(std::move(c));
             } else {
@@ -102,7 +107,8 @@ void read_input(const json& body, FieldReader& r, std::vector<ChatMessage>& ms) 
             }
         } else if (type == "function_call_output") {
             ChatMessage m{"tool", "", ""};
-            if (!it.contains("call_id") || !it["call_id"].is_string() || !parts_text(it.value("output", json(nullptr)), m.content)) {
+            if (!it.contains("call_id") || !it["call_id"].is_string() ||
+                !parts_text(it.value("output", json(nullptr)), m.content)) {
                 r.fail(f, "shape({call_id,output})", f + " must have a string call_id and output");
                 continue;
             }
@@ -119,7 +125,8 @@ void read_input(const json& body, FieldReader& r, std::vector<ChatMessage>& ms) 
     }
 }
 
-std::vector<FieldError> parse_responses(const json& body, const std::string& raw, const Engine& engine, RespRequest& o) {
+std::vector<FieldError> parse_responses(const json& body, const std::string& raw, const Engine& engine,
+                                        RespRequest& o) {
     std::vector<FieldError> errors;
     FieldReader r(body, errors);
     const ModelInfo& info = engine.info();
@@ -128,26 +135,35 @@ std::vector<FieldError> parse_responses(const json& body, const std::string& raw
     o.stream = r.boolean("stream").value_or(false);
     if (r.present("previous_response_id"))
         r.fail("previous_response_id", "unsupported",
-               "previous_response_id is not supported: this worker stores no responses; send the whole conversation in input");
-    if (r.present("top_logprobs")) r.fail("top_logprobs", "unsupported", "logprobs are not supported on /v1/responses");
+               "previous_response_id is not supported: this worker stores no responses; send the whole "
+               "conversation in input");
+    if (r.present("top_logprobs"))
+        r.fail("top_logprobs", "unsupported", "logprobs are not supported on /v1/responses");
     if (r.present("text")) {
         const json& t = body["text"];
-        const bool text_only = t.is_object() && (!t.contains("format") || t["format"].is_null() ||
-                                                 (t["format"].is_object() && t["format"].value("type", "") == "text"));
-        if (!text_only) r.fail("text.format", "one_of(text)", "only text output is supported (no json_schema / json_object)");
+        const bool text_only =
+            t.is_object() && (!t.contains("format") || t["format"].is_null() ||
+                              (t["format"].is_object() && t["format"].value("type", "") == "text"));
+        if (!text_only)
+            r.fail("text.format", "one_of(text)",
+                   "only text output is supported (no json_schema / json_object)");
     }
-    if (r.boolean("background").value_or(false)) r.fail("background", "unsupported", "background responses are not supported");
+    if (r.boolean("background").value_or(false))
+        r.fail("background", "unsupported", "background responses are not supported");
     o.gen.sampling = read_sampling(r, info.vocab_size);
     const auto max_out = r.integer("max_output_tokens", 1, info.n_ctx);
     ChatRequest cr;
     if (r.present("reasoning")) {
         const json& re = body["reasoning"];
-        if (!re.is_object()) r.fail("reasoning", "type(object)", "reasoning must be an object");
+        if (!re.is_object())
+            r.fail("reasoning", "type(object)", "reasoning must be an object");
         else if (re.contains("effort") && !re["effort"].is_null()) {
             const std::string e = re["effort"].is_string() ? re["effort"].get<std::string>() : "";
             if (e != "low" && e != "medium" && e != "high")
-                r.fail("reasoning.effort", "one_of(low,medium,high)", "reasoning.effort must be low, medium or high");
-            else cr.reasoning_effort = o.effort = e;
+                r.fail("reasoning.effort", "one_of(low,medium,high)",
+                       "reasoning.effort must be low, medium or high");
+            else
+                cr.reasoning_effort = o.effort = e;
         }
     }
     read_input(body, r, cr.messages);
@@ -155,7 +171,8 @@ std::vector<FieldError> parse_responses(const json& body, const std::string& raw
         const auto ordered = nlohmann::ordered_json::parse(raw, nullptr, false);
         cr.tools = read_tools(ordered["tools"], /*responses_shape=*/true, "tools", errors);
     }
-    if (r.present("tool_choice")) cr.tool_choice = read_tool_choice(body["tool_choice"], cr.tools, "tool_choice", errors);
+    if (r.present("tool_choice"))
+        cr.tool_choice = read_tool_choice(body["tool_choice"], cr.tools, "tool_choice", errors);
     std::string prompt;
     if (errors.empty() && render_chat(engine, cr, o.prompt, "input", errors)) prompt = o.prompt.text;
     if (!errors.empty()) return errors;
@@ -163,12 +180,14 @@ std::vector<FieldError> parse_responses(const json& body, const std::string& raw
     o.prompt_tokens = static_cast<int>(o.gen.prompt.size());
     if (o.prompt_tokens >= info.n_ctx) {
         r.fail("input", "tokens(1..<" + std::to_string(info.n_ctx) + ")",
-               "the prompt is " + std::to_string(o.prompt_tokens) + " tokens; the context holds " + std::to_string(info.n_ctx));
+               "the prompt is " + std::to_string(o.prompt_tokens) + " tokens; the context holds " +
+                   std::to_string(info.n_ctx));
         return errors;
     }
     o.gen.max_tokens = static_cast<int>(max_out.value_or(info.n_ctx - o.prompt_tokens));
     o.gen.job_id = o.id;
-    for (const char* k : {"instructions", "temperature", "top_p", "max_output_tokens", "tool_choice", "metadata"})
+    for (const char* k :
+         {"instructions", "temperature", "top_p", "max_output_tokens", "tool_choice", "metadata"})
         o.echo[k] = body.contains(k) ? body[k] : json(nullptr);
     o.echo["tools"] = body.contains("tools") && body["tools"].is_array() ? body["tools"] : json::array();
     if (o.echo["tool_choice"].is_null()) o.echo["tool_choice"] = "auto";
@@ -183,15 +202,28 @@ public:
         : o_(std::move(o)), model_(std::move(model)), reply_(o_.prompt, tok) {}
 
     json response(const std::string& status) const {
-        json r = {{"id", o_.id}, {"object", "response"}, {"created_at", o_.created}, {"status", status}, {"model", model_},
-                  {"output", output_}, {"error", nullptr}, {"incomplete_details", nullptr}, {"parallel_tool_calls", false},
-                  {"previous_response_id", nullptr}, {"reasoning", {{"effort", o_.effort}, {"summary", nullptr}}},
-                  {"store", false}, {"text", {{"format", {{"type", "text"}}}}}, {"truncation", "disabled"}, {"usage", nullptr}};
+        json r = {{"id", o_.id},
+                  {"object", "response"},
+                  {"created_at", o_.created},
+                  {"status", status},
+                  {"model", model_},
+                  {"output", output_},
+                  {"error", nullptr},
+                  {"incomplete_details", nullptr},
+                  {"parallel_tool_calls", false},
+                  {"previous_response_id", nullptr},
+                  {"reasoning", {{"effort", o_.effort}, {"summary", nullptr}}},
+                  {"store", false},
+                  {"text", {{"format", {{"type", "text"}}}}},
+                  {"truncation", "disabled"},
+                  {"usage", nullptr}};
         r.update(o_.echo);
         if (status == "incomplete") r["incomplete_details"] = {{"reason", "max_output_tokens"}};
         if (status != "in_progress")
-            r["usage"] = {{"input_tokens", o_.prompt_tokens}, {"input_tokens_details", {{"cached_tokens", 0}}},
-                          {"output_tokens", tokens_out_}, {"output_tokens_details", {{"reasoning_tokens", 0}}},
+            r["usage"] = {{"input_tokens", o_.prompt_tokens},
+                          {"input_tokens_details", {{"cached_tokens", 0}}},
+                          {"output_tokens", tokens_out_},
+                          {"output_tokens_details", {{"reasoning_tokens", 0}}},
                           {"total_tokens", o_.prompt_tokens + tokens_out_}};
         return r;
     }
@@ -201,13 +233,17 @@ public:
         std::vector<json> ev;
         if (!d.reasoning.empty()) {
             if (open_ != "reasoning") open_item("reasoning", ev);
-            output_.back()["content"][0]["text"] = output_.back()["content"][0]["text"].get<std::string>() + d.reasoning;
-            ev.push_back(event("response.reasoning_text.delta", {{"content_index", 0}, {"delta", d.reasoning}}));
+            output_.back()["content"][0]["text"] =
+                output_.back()["content"][0]["text"].get<std::string>() + d.reasoning;
+            ev.push_back(
+                event("response.reasoning_text.delta", {{"content_index", 0}, {"delta", d.reasoning}}));
         }
         if (!d.content.empty()) {
             if (open_ != "message") open_item("message", ev);
-            output_.back()["content"][0]["text"] = output_.back()["content"][0]["text"].get<std::string>() + d.content;
-            ev.push_back(event("response.output_text.delta", {{"content_index", 0}, {"delta", d.content}, {"logprobs", json::array()}}));
+            output_.back()["content"][0]["text"] =
+                output_.back()["content"][0]["text"].get<std::string>() + d.content;
+            ev.push_back(event("response.output_text.delta",
+                               {{"content_index", 0}, {"delta", d.content}, {"logprobs", json::array()}}));
         }
         for (const auto& c : d.calls) {
             if (!c.name.empty()) {
@@ -222,7 +258,8 @@ public:
     }
     std::vector<json> finish(const JobEvent& end) {
         std::vector<json> ev;
-        const bool cut = end.stop_reason == StopReason::MAX_TOKENS || end.stop_reason == StopReason::CONTEXT_FULL;
+        const bool cut =
+            end.stop_reason == StopReason::MAX_TOKENS || end.stop_reason == StopReason::CONTEXT_FULL;
         close_item(ev, cut ? "incomplete" : "completed");
         tokens_out_ = end.tokens_out;
         const std::string status = cut ? "incomplete" : "completed";
@@ -235,11 +272,15 @@ public:
         switch (e.kind) {
             case JobEvent::Kind::Started:
                 ev.push_back(with_seq({{"type", "response.created"}, {"response", response("in_progress")}}));
-                ev.push_back(with_seq({{"type", "response.in_progress"}, {"response", response("in_progress")}}));
+                ev.push_back(
+                    with_seq({{"type", "response.in_progress"}, {"response", response("in_progress")}}));
                 ev_append(ev, feed(reply_.start()));
                 break;
-            case JobEvent::Kind::Token: ev = feed(reply_.push(e, false)); break;
-            case JobEvent::Kind::Metrics: break;
+            case JobEvent::Kind::Token:
+                ev = feed(reply_.push(e, false));
+                break;
+            case JobEvent::Kind::Metrics:
+                break;
             case JobEvent::Kind::End:
                 last = true;
                 ev = feed(reply_.push(e, true));
@@ -247,7 +288,10 @@ public:
                 break;
             case JobEvent::Kind::Error:
                 last = true;
-                ev.push_back(with_seq({{"type", "error"}, {"code", std::string(code_name(e.code))}, {"message", e.message}, {"param", nullptr}}));
+                ev.push_back(with_seq({{"type", "error"},
+                                       {"code", std::string(code_name(e.code))},
+                                       {"message", e.message},
+                                       {"param", nullptr}}));
                 break;
         }
         std::string out;
@@ -292,23 +336,36 @@ private:
         json item;
         const std::string suffix = uuid_v4();
         if (kind == "reasoning") {
-            item = {{"type", "reasoning"}, {"id", "rs_" + suffix}, {"summary", json::array()},
-                    {"content", json::array({{{"type", "reasoning_text"}, {"text", ""}}})}, {"status", "in_progress"}};
+            item = {{"type", "reasoning"},
+                    {"id", "rs_" + suffix},
+                    {"summary", json::array()},
+                    {"content", json::array({{{"type", "reasoning_text"}, {"text", ""}}})},
+                    {"status", "in_progress"}};
         } else if (kind == "message") {
-            item = {{"type", "message"}, {"id", "msg_" + suffix}, {"role", "assistant"}, {"status", "in_progress"},
-                    {"content", json::array({{{"type", "output_text"}, {"text", ""}, {"annotations", json::array()}, {"logprobs", json::array()}}})}};
+            item = {{"type", "message"},
+                    {"id", "msg_" + suffix},
+                    {"role", "assistant"},
+                    {"status", "in_progress"},
+                    {"content", json::array({{{"type", "output_text"},
+                                              {"text", ""},
+                                              {"annotations", json::array()},
+                                              {"logprobs", json::array()}}})}};
         } else {
             const auto& c = reply_.calls()[static_cast<size_t>(call_)];
-            item = {{"type", "function_call"}, {"id", "fc_" + suffix}, {"call_id", c.id}, {"name", c.name},
-                    {"arguments", ""}, {"status", "in_progress"}};
+            item = {{"type", "function_call"}, {"id", "fc_" + suffix}, {"call_id", c.id},
+                    {"name", c.name},          {"arguments", ""},      {"status", "in_progress"}};
         }
         open_ = kind;
         output_.push_back(item);
         // The added item is announced empty; its content part (if any) follows.
         json announced = item;
         if (kind != "function_call") announced["content"] = json::array();
-        ev.push_back(with_seq({{"type", "response.output_item.added"}, {"output_index", output_.size() - 1}, {"item", announced}}));
-        if (kind != "function_call") ev.push_back(event("response.content_part.added", {{"content_index", 0}, {"part", item["content"][0]}}));
+        ev.push_back(with_seq({{"type", "response.output_item.added"},
+                               {"output_index", output_.size() - 1},
+                               {"item", announced}}));
+        if (kind != "function_call")
+            ev.push_back(
+                event("response.content_part.added", {{"content_index", 0}, {"part", item["content"][0]}}));
     }
     // `status`: completed, or incomplete for the item the token limit cut.
     void close_item(std::vector<json>& ev, const char* status = "completed") {
@@ -316,14 +373,21 @@ private:
         json& item = output_.back();
         item["status"] = status;
         if (open_ == "reasoning") {
-            ev.push_back(event("response.reasoning_text.done", {{"content_index", 0}, {"text", item["content"][0]["text"]}}));
+            ev.push_back(event("response.reasoning_text.done",
+                               {{"content_index", 0}, {"text", item["content"][0]["text"]}}));
         } else if (open_ == "message") {
-            ev.push_back(event("response.output_text.done", {{"content_index", 0}, {"text", item["content"][0]["text"]}, {"logprobs", json::array()}}));
+            ev.push_back(event(
+                "response.output_text.done",
+                {{"content_index", 0}, {"text", item["content"][0]["text"]}, {"logprobs", json::array()}}));
         } else {
-            ev.push_back(event("response.function_call_arguments.done", {{"arguments", item["arguments"]}, {"name", item["name"]}}));
+            ev.push_back(event("response.function_call_arguments.done",
+                               {{"arguments", item["arguments"]}, {"name", item["name"]}}));
         }
-        if (open_ != "function_call") ev.push_back(event("response.content_part.done", {{"content_index", 0}, {"part", item["content"][0]}}));
-        ev.push_back(with_seq({{"type", "response.output_item.done"}, {"output_index", output_.size() - 1}, {"item", item}}));
+        if (open_ != "function_call")
+            ev.push_back(
+                event("response.content_part.done", {{"content_index", 0}, {"part", item["content"][0]}}));
+        ev.push_back(with_seq(
+            {{"type", "response.output_item.done"}, {"output_index", output_.size() - 1}, {"item", item}}));
         open_.clear();
     }
 
@@ -348,7 +412,8 @@ void Server::add_responses_routes() {
             return;
         }
         if (engine_.wait_loaded() == Engine::State::Failed) {
-            send_json(res, http_status(engine_.load_error_code()), oai_error(engine_.load_error_code(), engine_.load_error()));
+            send_json(res, http_status(engine_.load_error_code()),
+                      oai_error(engine_.load_error_code(), engine_.load_error()));
             return;
         }
         RespRequest o;
@@ -368,7 +433,8 @@ void Server::add_responses_routes() {
         }
         auto out = std::make_shared<RespOutput>(o, engine_.info().name, engine_.tokenizer());
         if (o.stream) {
-            stream_job(res, engine_, job, [out](const JobEvent& e, bool& last) { return out->stream_event(e, last); });
+            stream_job(res, engine_, job,
+                       [out](const JobEvent& e, bool& last) { return out->stream_event(e, last); });
         } else {
             json result;
             const int status = out->collect(*job, result);

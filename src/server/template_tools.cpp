@@ -9,7 +9,8 @@ namespace wo {
 namespace {
 
 void tojson_into(const nlohmann::ordered_json& v, int indent, int depth, std::string& out) {
-    const std::string pad = indent > 0 ? "\n" + std::string(static_cast<size_t>(indent * (depth + 1)), ' ') : "";
+    const std::string pad =
+        indent > 0 ? "\n" + std::string(static_cast<size_t>(indent * (depth + 1)), ' ') : "";
     const std::string close = indent > 0 ? "\n" + std::string(static_cast<size_t>(indent * depth), ' ') : "";
     const char* sep = indent > 0 ? "," : ", ";
     if (v.is_object() && !v.empty()) {
@@ -52,7 +53,9 @@ bool TextToolParser::take_call(const std::string& text, HarmonyParser::Delta& d)
     const auto j = nlohmann::ordered_json::parse(text, nullptr, false);
     const char* args_key = format_ == ToolFormat::QwenXml ? "arguments" : "parameters";
     if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) return false;
-    const nlohmann::ordered_json* args = j.contains(args_key) ? &j[args_key] : j.contains("arguments") ? &j["arguments"] : nullptr;
+    const nlohmann::ordered_json* args = j.contains(args_key)      ? &j[args_key]
+                                         : j.contains("arguments") ? &j["arguments"]
+                                                                   : nullptr;
     if (args && !args->is_object()) return false;
     d.calls.push_back({n_calls_++, j["name"].get<std::string>(), args ? args->dump() : "{}"});
     return true;
@@ -67,7 +70,8 @@ HarmonyParser::Delta TextToolParser::push(const std::string& text) {
             if (b == std::string::npos) return d;
             const std::string tag = "<|python_tag|>";
             const bool json = buf_[b] == '{' || buf_.compare(b, tag.size(), tag) == 0;
-            const bool maybe_tag = buf_.size() - b < tag.size() && tag.compare(0, buf_.size() - b, buf_, b) == 0;
+            const bool maybe_tag =
+                buf_.size() - b < tag.size() && tag.compare(0, buf_.size() - b, buf_, b) == 0;
             if (!json && maybe_tag) return d;
             decided_ = json ? 1 : 2;
         }

@@ -20,21 +20,26 @@ void check_schema(const ojson& p, const std::string& f, std::vector<FieldError>&
         return;
     }
     if (p.contains("type") && p["type"] != "object")
-        errors.push_back({f + ".type", "one_of(object)", f + ".type must be \"object\" (a function takes one object argument)"});
+        errors.push_back({f + ".type", "one_of(object)",
+                          f + ".type must be \"object\" (a function takes one object argument)"});
     if (p.contains("properties")) {
         if (!p["properties"].is_object()) {
-            errors.push_back({f + ".properties", "type(object)", f + ".properties must be an object of schemas"});
+            errors.push_back(
+                {f + ".properties", "type(object)", f + ".properties must be an object of schemas"});
         } else {
             for (const auto& [k, v] : p["properties"].items())
                 if (!v.is_object() && !v.is_boolean())
-                    errors.push_back({f + ".properties." + k, "type(object)", f + ".properties." + k + " must be a schema object"});
+                    errors.push_back({f + ".properties." + k, "type(object)",
+                                      f + ".properties." + k + " must be a schema object"});
         }
     }
     if (p.contains("required")) {
         bool ok = p["required"].is_array();
         if (ok)
             for (const auto& r : p["required"]) ok = ok && r.is_string();
-        if (!ok) errors.push_back({f + ".required", "type(string[])", f + ".required must be an array of property names"});
+        if (!ok)
+            errors.push_back(
+                {f + ".required", "type(string[])", f + ".required must be an array of property names"});
     }
 }
 
@@ -59,14 +64,16 @@ std::vector<ToolDef> read_tools(const ojson& tools, bool responses_shape, const 
         }
         if (t["type"] != "function") {
             errors.push_back({f + ".type", "one_of(function)",
-                              f + ".type '" + t["type"].get<std::string>() + "' is not supported: only function tools are"});
+                              f + ".type '" + t["type"].get<std::string>() +
+                                  "' is not supported: only function tools are"});
             continue;
         }
         const std::string ff = responses_shape ? f : f + ".function";
         const ojson* fn = &t;
         if (!responses_shape) {
             if (!t.contains("function") || !t["function"].is_object()) {
-                errors.push_back({ff, "required", ff + " is required (an object with name, description, parameters)"});
+                errors.push_back(
+                    {ff, "required", ff + " is required (an object with name, description, parameters)"});
                 continue;
             }
             fn = &t["function"];
@@ -84,8 +91,10 @@ std::vector<ToolDef> read_tools(const ojson& tools, bool responses_shape, const 
             continue;
         }
         if (fn->contains("description") && !(*fn)["description"].is_null()) {
-            if (!(*fn)["description"].is_string()) errors.push_back({ff + ".description", "type(string)", ff + ".description must be a string"});
-            else d.description = (*fn)["description"].get<std::string>();
+            if (!(*fn)["description"].is_string())
+                errors.push_back({ff + ".description", "type(string)", ff + ".description must be a string"});
+            else
+                d.description = (*fn)["description"].get<std::string>();
         }
         if (fn->contains("parameters") && !(*fn)["parameters"].is_null()) {
             const size_t before = errors.size();
@@ -105,15 +114,18 @@ std::vector<ToolDef> read_tools(const ojson& tools, bool responses_shape, const 
     return out;
 }
 
-ToolChoice read_tool_choice(const nlohmann::json& v, const std::vector<ToolDef>& tools, const std::string& field,
-                            std::vector<FieldError>& errors) {
+ToolChoice read_tool_choice(const nlohmann::json& v, const std::vector<ToolDef>& tools,
+                            const std::string& field, std::vector<FieldError>& errors) {
     ToolChoice c;
     if (v.is_null()) return c;
     if (v.is_string()) {
         const std::string s = v.get<std::string>();
-        if (s == "none") c.mode = ToolChoice::Mode::None;
-        else if (s == "auto") c.mode = ToolChoice::Mode::Auto;
-        else if (s == "required") c.mode = ToolChoice::Mode::Required;
+        if (s == "none")
+            c.mode = ToolChoice::Mode::None;
+        else if (s == "auto")
+            c.mode = ToolChoice::Mode::Auto;
+        else if (s == "required")
+            c.mode = ToolChoice::Mode::Required;
         else {
             errors.push_back({field, "one_of(none,auto,required,{type:function})",
                               field + " must be none, auto, required or a named function (got '" + s + "')"});
@@ -122,8 +134,10 @@ ToolChoice read_tool_choice(const nlohmann::json& v, const std::vector<ToolDef>&
     } else if (v.is_object() && v.value("type", "") == "function") {
         // Chat: {type, function:{name}}; Responses: {type, name}.
         const nlohmann::json* n = nullptr;
-        if (v.contains("function") && v["function"].is_object() && v["function"].contains("name")) n = &v["function"]["name"];
-        else if (v.contains("name")) n = &v["name"];
+        if (v.contains("function") && v["function"].is_object() && v["function"].contains("name"))
+            n = &v["function"]["name"];
+        else if (v.contains("name"))
+            n = &v["name"];
         if (!n || !n->is_string()) {
             errors.push_back({field, "required", field + " names no function (function.name)"});
             return c;
@@ -133,7 +147,8 @@ ToolChoice read_tool_choice(const nlohmann::json& v, const std::vector<ToolDef>&
         bool known = false;
         for (const auto& t : tools) known = known || t.name == c.name;
         if (!known) {
-            errors.push_back({field, "tool_name", field + " names function '" + c.name + "', which is not in tools"});
+            errors.push_back(
+                {field, "tool_name", field + " names function '" + c.name + "', which is not in tools"});
             return c;
         }
     } else {

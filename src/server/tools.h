@@ -20,13 +20,13 @@ struct ToolChoice {
 // description, parameters, strict}}), Responses does not ({type:"function", name, ...}).
 // Names must match ^[A-Za-z0-9_-]{1,64}$ and be unique; parameters must be a JSON-schema
 // object. Every problem is appended to `errors` under `field` ("tools[1].function.name", ...).
-std::vector<ToolDef> read_tools(const nlohmann::ordered_json& tools, bool responses_shape, const std::string& field,
-                                std::vector<FieldError>& errors);
+std::vector<ToolDef> read_tools(const nlohmann::ordered_json& tools, bool responses_shape,
+                                const std::string& field, std::vector<FieldError>& errors);
 
 // `tool_choice`: "none", "auto", "required", or a named function ({type:"function",
 // function:{name}} in chat, {type:"function", name} in Responses) that must be in `tools`.
-ToolChoice read_tool_choice(const nlohmann::json& v, const std::vector<ToolDef>& tools, const std::string& field,
-                            std::vector<FieldError>& errors);
+ToolChoice read_tool_choice(const nlohmann::json& v, const std::vector<ToolDef>& tools,
+                            const std::string& field, std::vector<FieldError>& errors);
 
 // Gives each tool message the function name of the call it answers (by tool_call_id, among
 // the calls of earlier assistant messages); a tool message with no such call is an error.

@@ -1,10 +1,10 @@
 // token_logprobs against log-softmax written out by hand.
+#include "engine/logprobs.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
-
-#include "engine/logprobs.h"
 
 namespace wo {
 namespace {

@@ -145,6 +145,10 @@ for (const t of templates.filter((t) => t.name === "qwen2.5" || t.name === "llam
     const rendered = tpl.render({ messages: c.messages, tools, add_generation_prompt: true, bos_token: t.bos, eos_token: "" });
     cases.push({ template: t.name, family: t.family, bos: t.bos, messages: c.messages, tools, options: {}, rendered });
   }
+  // Tool turns in the history without declarations (the worker's tool_choice "none").
+  const history = toolConversations[2].messages;
+  const rendered = tpl.render({ messages: history, add_generation_prompt: true, bos_token: t.bos, eos_token: "" });
+  cases.push({ template: t.name, family: t.family, bos: t.bos, messages: history, options: {}, rendered });
 }
 fs.mkdirSync(path.join(OUT, "chat"), { recursive: true });
 fs.writeFileSync(
