@@ -592,6 +592,43 @@ TEST_F(OpenAiTools, LogprobsAreTheRawDistributionOfTheModel) {
     EXPECT_EQ(streamed, sampled);
 }
 
+TEST_F(OpenAiTools, ToolChoiceNoneLeavesToolsOutAndRequiredForcesACall) {
+    const json user = {{"role", "user"}, {"content", "Weather in Paris?"}};
+    const json tools = {{{"type", "function"},
+                         {"function", {{"name", "get_weather"}, {"parameters", {{"type", "object"}, {"properties", {{"location", {{"type", "string"}}}}}}}}}}};
+    int status = 0;
+    const json plain = post("/v1/chat/completions", {{"messages", {user}}, {"max_tokens", 1}}, &status);
+    ASSERT_EQ(status, 200);
+    const json none = post("/v1/chat/completions", {{"messages", {user}}, {"max_tokens", 1}, {"tools", tools}, {"tool_choice", "none"}}, &status);
+    ASSERT_EQ(status, 200) << none.dump();
+    EXPECT_EQ(none["usage"]["prompt_tokens"], plain["usage"]["prompt_tokens"]);
+    const json with = post("/v1/chat/completions", {{"messages", {user}}, {"max_tokens", 1}, {"tools", tools}}, &status);
+    EXPECT_GT(with["usage"]["prompt_tokens"].get<int>(), plain["usage"]["prompt_tokens"].get<int>());
+
+    // required: the reply starts at "to=functions." and the model (scripted) names the function.
+    auto file = gguf::File::open(model_);
+    auto tok = load_tokenizer(file);
+    std::string ids;
+    for (int32_t id : tok->encode("get_weather <|constrain|>json<|message|>{\"location\":\"Oslo\"}<|call|>", true, false))
+        ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    const json body = {{"messages", {user}}, {"max_tokens", 32}, {"tools", tools}, {"tool_choice", "required"}};
+    auto r = server_->client().Post("/v1/chat/completions", {{"X-Test-Script", ids}}, body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json j = json::parse(r->body);
+    EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls");
+    ASSERT_EQ(j["choices"][0]["message"]["tool_calls"].size(), 1u) << r->body;
+    EXPECT_EQ(j["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+    EXPECT_EQ(j["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"location\":\"Oslo\"}");
+    EXPECT_EQ(j["usage"]["prompt_tokens"], with["usage"]["prompt_tokens"].get<size_t>() +
+                                               tok->encode("<|channel|>commentary to=functions.", true, false).size());
+    // A bad script is a 400 naming the header.
+    r = server_->client().Post("/v1/chat/completions", {{"X-Test-Script", "1,x"}}, body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400);
+    EXPECT_EQ(json::parse(r->body)["error"]["param"], "X-Test-Script");
+}
+
 TEST_F(OpenAiTools, ReasoningEffortReachesTheSystemMessage) {
     // The level is one token of the system message: the same prompt length, but a different
     // prompt, so the (raw, greedy) first-token log-probability differs; the same level repeats.
