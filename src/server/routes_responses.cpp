@@ -186,12 +186,32 @@ std::vector<FieldError> parse_responses(const json& body, const std::string& raw
     }
     o.gen.max_tokens = static_cast<int>(max_out.value_or(info.n_ctx - o.prompt_tokens));
     o.gen.job_id = o.id;
-    for (const char* k :
-         {"instructions", "temperature", "top_p", "max_output_tokens", "tool_choice", "metadata"})
-        o.echo[k] = body.contains(k) ? body[k] : json(nullptr);
-    o.echo["tools"] = body.contains("tools") && body["tools"].is_array() ? body["tools"] : json::array();
-    if (o.echo["tool_choice"].is_null()) o.echo["tool_choice"] = "auto";
-    if (o.echo["metadata"].is_null()) o.echo["metadata"] = json::object();
+    // Echoed in the response object: validated values only (tools as the worker read them,
+    // tool_choice normalized; metadata must be OpenAI's flat map of strings).
+    json meta = json::object();
+    if (r.present("metadata")) {
+        bool flat = body["metadata"].is_object();
+        for (const auto& v : flat ? body["metadata"] : json::object()) flat = flat && v.is_string();
+        if (!flat) {
+            r.fail("metadata", "type(map of strings)", "metadata must be an object of string values");
+            return errors;
+        }
+        meta = body["metadata"];
+    }
+    o.echo["metadata"] = meta;
+    for (const char* k : {"instructions", "temperature", "top_p", "max_output_tokens"})
+        o.echo[k] = body.contains(k) && body[k].is_primitive() ? body[k] : json(nullptr);
+    o.echo["tools"] = json::array();
+    for (const auto& t : cr.tools) {
+        json j = json::parse(t.declaration["function"].dump());  // Responses' flat shape
+        j["type"] = "function";
+        o.echo["tools"].push_back(std::move(j));
+    }
+    static const char* modes[] = {"none", "auto", "required", ""};
+    const auto mode = static_cast<size_t>(cr.tool_choice.mode);
+    o.echo["tool_choice"] = cr.tool_choice.mode == ToolChoice::Mode::Named
+                                ? json{{"type", "function"}, {"name", cr.tool_choice.name}}
+                                : json(modes[mode]);
     return errors;
 }
 

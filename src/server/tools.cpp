@@ -43,6 +43,20 @@ void check_schema(const ojson& p, const std::string& f, std::vector<FieldError>&
     }
 }
 
+// Deeper than `limit` levels of arrays/objects; iterative, so a hostile nesting cannot
+// exhaust the stack here (the recursive renderers and copies run only after this check).
+bool too_deep(const ojson& v, int limit) {
+    std::vector<std::pair<const ojson*, int>> todo = {{&v, 0}};
+    while (!todo.empty()) {
+        auto [x, d] = todo.back();
+        todo.pop_back();
+        if (!x->is_structured()) continue;
+        if (d >= limit) return true;
+        for (const auto& c : *x) todo.push_back({&c, d + 1});
+    }
+    return false;
+}
+
 }  // namespace
 
 std::vector<ToolDef> read_tools(const ojson& tools, bool responses_shape, const std::string& field,
@@ -58,6 +72,10 @@ std::vector<ToolDef> read_tools(const ojson& tools, bool responses_shape, const 
     for (size_t i = 0; i < tools.size(); ++i) {
         const std::string f = field + "[" + std::to_string(i) + "]";
         const ojson& t = tools[i];
+        if (too_deep(t, 32)) {
+            errors.push_back({f, "depth(32)", f + " is nested more than 32 levels deep"});
+            continue;
+        }
         if (!t.is_object() || !t.contains("type") || !t["type"].is_string()) {
             errors.push_back({f + ".type", "required", f + " must be an object with a type"});
             continue;

@@ -430,6 +430,7 @@ TEST_F(OpenAiTools, BadToolsChoicesAndOrphanToolMessagesAre400sInOpenAiShape) {
              {"/v1/responses", {{"input", "hi"}, {"reasoning", {{"effort", "max"}}}}, "reasoning.effort"},
              {"/v1/responses", {{"input", {{{"type", "function_call_output"}, {"call_id", "call_x"}, {"output", "1"}}}}}, "messages[0].tool_call_id"},
              {"/v1/responses", {{"input", {{{"type", "image"}}}}}, "input[0].type"},
+             {"/v1/responses", {{"input", "hi"}, {"metadata", {{"a", {{"b", 1}}}}}}, "metadata"},
          }) {
         int status = 0;
         const json j = post(path, body, &status);
@@ -439,6 +440,16 @@ TEST_F(OpenAiTools, BadToolsChoicesAndOrphanToolMessagesAre400sInOpenAiShape) {
         EXPECT_EQ(j["error"]["code"], "INVALID_REQUEST");
         EXPECT_FALSE(j["error"]["message"].get<std::string>().empty());
     }
+    // Hostile nesting is refused before anything recursive touches it.
+    std::string deep = "{\"type\":\"object\"}";
+    for (int i = 0; i < 100000; ++i) deep = "{\"items\":" + deep + "}";
+    const std::string raw = R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"x":)" +
+                            deep + "}}}}]}";
+    auto deep_r = server_->client().Post("/v1/chat/completions", raw, "application/json");
+    ASSERT_TRUE(deep_r);
+    EXPECT_EQ(deep_r->status, 400);
+    EXPECT_EQ(json::parse(deep_r->body)["error"]["param"], "tools[0]") << deep_r->body.substr(0, 300);
+
     // A valid conversation with a tool result renders and runs.
     int status = 0;
     const json j = post("/v1/chat/completions",
