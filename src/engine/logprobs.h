@@ -17,7 +17,7 @@ struct TokenLogprob {
 };
 
 // `chosen`'s log-probability under log_softmax(logits) and the `top_n` most likely entries
-// (top_n is clamped to the vocabulary; 0 = none). Computed in double, so a 201088-wide row
+// (top_n is clamped to the vocabulary; 0 = none). Summed in double, so a 201088-wide row
 // with logits spread over hundreds of units stays exact to float precision.
 TokenLogprob token_logprobs(std::span<const float> logits, int32_t chosen, int top_n);
 
