@@ -21,11 +21,12 @@ JobEvent JobEvent::error(Code c, std::string message) {
     return e;
 }
 
-JobEvent JobEvent::token(std::string text, std::vector<int32_t> ids) {
+JobEvent JobEvent::token(std::string text, std::vector<int32_t> ids, std::vector<TokenLogprob> logprobs) {
     JobEvent e;
     e.kind = Kind::Token;
     e.text = std::move(text);
     e.tokens = std::move(ids);
+    e.logprobs = std::move(logprobs);
     return e;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/sampling.h"
+#include "engine/logprobs.h"
 #include "util/error.h"
 
 namespace wo {
@@ -26,6 +27,12 @@ struct GenerateRequest {
     // Test-only (serve --enable-test-faults): the step that would run this job throws this
     // code instead, so error paths that need a GPU fault or a timeout can be reached.
     std::optional<Code> inject_fault;
+    // Number of top entries to report with each generated token's log-probability
+    // (engine/logprobs.h); -1 = no log-probabilities.
+    int logprobs = -1;
+    // Test-only (serve --enable-test-faults): the first generated tokens are these ids instead
+    // of sampled ones, so a test can make a random model emit an exact harmony tool call.
+    std::vector<int32_t> script;
 };
 
 // Why a sequence ended normally. Errors (including CANCELLED) end with an Error event.
@@ -37,6 +44,7 @@ struct JobEvent {
     Kind kind = Kind::Error;
     std::string text;             // Token: complete UTF-8, never part of a stop string
     std::vector<int32_t> tokens;  // Token: ids generated since the previous Token event
+    std::vector<TokenLogprob> logprobs;  // Token: one per id in `tokens` when requested
     int tokens_out = 0;           // Metrics/End: tokens generated so far
     double decode_time_ms = 0;    // Metrics/End: since the job entered a slot
     uint64_t vram_bytes = 0;      // Metrics
@@ -47,7 +55,7 @@ struct JobEvent {
     std::string started_at;       // Started: RFC 3339 UTC
 
     static JobEvent error(Code c, std::string message);
-    static JobEvent token(std::string text, std::vector<int32_t> ids);
+    static JobEvent token(std::string text, std::vector<int32_t> ids, std::vector<TokenLogprob> logprobs = {});
     static JobEvent end(StopReason r, std::string matched = {});
     static JobEvent started(std::string at);
     static JobEvent metrics(int tokens_out, double decode_time_ms, uint64_t vram_bytes);

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "engine/engine.h"
+#include "engine/logprobs.h"
 #include "engine/stop_matcher.h"
 #include "util/log.h"
 
@@ -35,6 +36,7 @@ struct Engine::Slot {
     std::optional<StreamDecoder> decoder;
     std::optional<StopMatcher> stop;
     std::vector<int32_t> unsent;  // ids generated since the last Token event
+    std::vector<TokenLogprob> unsent_lp;  // their log-probabilities, when requested
     Clock::time_point admitted, last_token, last_metrics;
 
     bool active() const { return job != nullptr; }
@@ -135,6 +137,7 @@ void Engine::admit(std::vector<Slot>& slots) {
         s.decoder.emplace(*loaded_.tokenizer);
         s.stop.emplace(r.stop);
         s.unsent.clear();
+        s.unsent_lp.clear();
         s.admitted = s.last_metrics = Clock::now();
         metrics_.busy_slots++;
         metrics_.tokens_in += r.prompt.size();
@@ -215,7 +218,9 @@ bool Engine::submit_step(std::vector<Slot>& slots, std::deque<InFlight>& flight)
     for (Slot& s : slots) {
         if (!s.active() || s.prefilling() || s.n_sched == 0) continue;
         if (s.n_sched >= s.job->request.max_tokens || s.n_past >= info_.n_ctx) continue;
-        batch.push_back({kLastSampled, s.n_past, s.id, true});
+        const auto& script = s.job->request.script;
+        const size_t last = static_cast<size_t>(s.n_sched - 1);  // the draw this token feeds back
+        batch.push_back({last < script.size() ? script[last] : kLastSampled, s.n_past, s.id, true});
         f.fed.push_back({&s, s.gen, true});
     }
     int budget = options_.prefill_chunk;  // prompt tokens this step, on top of the decode tokens
@@ -235,8 +240,11 @@ bool Engine::submit_step(std::vector<Slot>& slots, std::deque<InFlight>& flight)
         budget -= take;
     }
     if (batch.empty()) return false;
+    // Logits come back only for steps holding a request that wants log-probabilities.
+    bool want_logits = false;
+    for (const auto& fd : f.fed) want_logits |= fd.sample && fd.slot->job->request.logprobs >= 0;
     try {
-        loaded_.model->submit(batch, false);
+        loaded_.model->submit(batch, want_logits);
     } catch (const std::exception& e) {
         fail_step(f, e);
         return true;
@@ -263,11 +271,20 @@ void Engine::complete_step(InFlight& f) {
     const Tokenizer& tok = *loaded_.tokenizer;
     size_t row = 0;
     const auto t_done = Clock::now();
+    const size_t V = static_cast<size_t>(info_.vocab_size);
     for (auto& fd : f.fed) {
         if (!fd.sample) continue;
-        const int32_t id = res.ids.at(row++);
+        const size_t r = row++;
+        const int32_t sampled = res.ids.at(r);
         Slot& s = *fd.slot;
         if (!s.active() || s.gen != fd.gen) continue;  // the job ended while this step ran
+        const GenerateRequest& req = s.job->request;
+        // A test script (serve --enable-test-faults) overrides the device's draw; the next step
+        // feeds the scripted id explicitly (submit_step).
+        const int32_t id = s.n_gen < static_cast<int>(req.script.size()) ? req.script[static_cast<size_t>(s.n_gen)]
+                                                                          : sampled;
+        std::span<const float> lg;
+        if (!res.logits.empty()) lg = std::span<const float>(res.logits.data() + r * V, V);
         s.tokens.push_back(id);
         s.n_gen++;
         metrics_.tokens_generated++;
@@ -286,8 +303,9 @@ void Engine::complete_step(InFlight& f) {
                 else text += s.stop->flush();
             }
             if (!text.empty() || !s.unsent.empty())
-                s.job->push(JobEvent::token(std::move(text), std::move(s.unsent)));
+                s.job->push(JobEvent::token(std::move(text), std::move(s.unsent), std::move(s.unsent_lp)));
             s.unsent.clear();
+            s.unsent_lp.clear();
             finish(s, JobEvent::end(why, s.stop->which()));
         };
         if (tok.is_eog(id)) {  // the end-of-generation token itself is never text
@@ -295,14 +313,16 @@ void Engine::complete_step(InFlight& f) {
             continue;
         }
         s.unsent.push_back(id);
+        if (req.logprobs >= 0 && !lg.empty()) s.unsent_lp.push_back(token_logprobs(lg, id, req.logprobs));
         std::string text = s.stop->push(s.decoder->push(id));
         if (s.stop->matched()) {
             end_with(StopReason::STOP_SEQUENCE, std::move(text));
             continue;
         }
         if (!text.empty()) {
-            s.job->push(JobEvent::token(std::move(text), std::move(s.unsent)));
+            s.job->push(JobEvent::token(std::move(text), std::move(s.unsent), std::move(s.unsent_lp)));
             s.unsent.clear();
+            s.unsent_lp.clear();
         }
         if (s.n_gen >= s.job->request.max_tokens) {
             end_with(StopReason::MAX_TOKENS, {});

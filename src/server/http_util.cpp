@@ -22,6 +22,12 @@ int http_status(Code c) {
     }
 }
 
+std::optional<Code> code_from_name(const std::string& name) {
+    for (int i = 0; i <= static_cast<int>(Code::QUEUE_FULL); ++i)
+        if (code_name(static_cast<Code>(i)) == name) return static_cast<Code>(i);
+    return std::nullopt;
+}
+
 bool retriable(Code c) {
     return c == Code::QUEUE_FULL || c == Code::INSUFFICIENT_VRAM || c == Code::VRAM_OOM || c == Code::INFERENCE_TIMEOUT;
 }
@@ -94,6 +100,27 @@ bool utf8_length(std::string_view s, size_t& n) {
         ++n;
     }
     return true;
+}
+
+std::string utf8_lossy(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size();) {
+        // The character (1-4 bytes) that starts here, or one byte that starts none.
+        size_t len = 0, n = 0;
+        for (size_t k = 1; k <= 4 && i + k <= s.size(); ++k)
+            if (utf8_length(s.substr(i, k), n) && n == 1) {
+                len = k;
+                break;
+            }
+        if (len == 0) {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        } else {
+            out.append(s.substr(i, len));
+            i += len;
+        }
+    }
+    return out;
 }
 
 void stream_job(httplib::Response& res, Engine& engine, std::shared_ptr<Job> job, EventFormatter fmt) {

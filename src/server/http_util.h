@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -18,6 +19,8 @@ namespace wo {
 
 // HTTP status of each API error code (the table in docs/api.md).
 int http_status(Code c);
+// The Code whose name is `name` (X-Test-Fault), if any.
+std::optional<Code> code_from_name(const std::string& name);
 // Whether a client may retry the same request later (capacity or transient device state).
 bool retriable(Code c);
 
@@ -43,5 +46,8 @@ void stream_job(httplib::Response& res, Engine& engine, std::shared_ptr<Job> job
 
 // Counts Unicode code points; false when `s` is not valid UTF-8.
 bool utf8_length(std::string_view s, size_t& n);
+// `s` with every byte that is not part of a valid UTF-8 character replaced by U+FFFD (token
+// pieces can be partial characters; JSON needs valid text).
+std::string utf8_lossy(std::string_view s);
 
 }  // namespace wo

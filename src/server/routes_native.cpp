@@ -10,12 +10,6 @@ namespace wo {
 
 namespace {
 
-std::optional<Code> code_from_name(const std::string& name) {
-    for (int i = 0; i <= static_cast<int>(Code::QUEUE_FULL); ++i)
-        if (code_name(static_cast<Code>(i)) == name) return static_cast<Code>(i);
-    return std::nullopt;
-}
-
 // Parses and validates an /execute body; on success fills `out` (prompt tokenized).
 std::vector<FieldError> parse_execute(const nlohmann::json& body, const Engine& engine, GenerateRequest& out) {
     std::vector<FieldError> errors;

@@ -1,14 +1,15 @@
 // OpenAI-compatible routes: POST /v1/completions, POST /v1/chat/completions (streaming and
-// not), GET /v1/models. gpt-oss chats are rendered in harmony and their output split into
-// reasoning_content and content; other models use their GGUF chat template family.
+// not, with function tools and logprobs), GET /v1/models, and llama-server's /tokenize and
+// /detokenize. gpt-oss chats are rendered in harmony and their output split into
+// reasoning_content, content and tool_calls; other models use their GGUF chat template family.
 #include <httplib.h>
 
 #include <ctime>
 
-#include "server/chat.h"
 #include "server/http_util.h"
+#include "server/oai.h"
+#include "server/reply.h"
 #include "server/server.h"
-#include "server/validate.h"
 #include "util/log.h"
 
 namespace wo {
@@ -17,49 +18,22 @@ namespace {
 
 using nlohmann::json;
 
-// OpenAI's error envelope; `param` names the first offending field.
-json oai_error(Code c, const std::string& message, const std::string& param = "") {
-    const char* type = c == Code::INVALID_REQUEST ? "invalid_request_error" : c == Code::QUEUE_FULL ? "overloaded_error" : "server_error";
-    return {{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)},
-                       {"code", std::string(code_name(c))}}}};
-}
-
-void send_field_errors(httplib::Response& res, const std::vector<FieldError>& errors) {
-    std::string msg;
-    for (const auto& e : errors) msg += (msg.empty() ? "" : "; ") + e.message + " [" + e.constraint + "]";
-    json j = oai_error(Code::INVALID_REQUEST, msg, errors.front().field);
-    j["errors"] = errors_json(errors)["errors"];
-    send_json(res, 400, j);
-}
-
-const char* finish_reason(StopReason r) {
-    return r == StopReason::MAX_TOKENS || r == StopReason::CONTEXT_FULL ? "length" : "stop";
-}
-
 struct OaiRequest {
-    bool chat = false, stream = false, include_usage = false, harmony = false;
+    bool chat = false, stream = false, include_usage = false;
+    bool logprobs = false;  // chat: logprobs=true; completions: logprobs=N
     std::string id;
     int64_t created = 0;
     int prompt_tokens = 0;
+    ChatPrompt prompt;
     GenerateRequest gen;
 };
 
-// Text of an OpenAI message content: a string, null, or an array of {type:"text", text} parts.
-bool content_text(const json& c, std::string& out) {
-    if (c.is_null()) return true;
-    if (c.is_string()) {
-        out = c.get<std::string>();
-        return true;
-    }
-    if (!c.is_array()) return false;
-    for (const auto& p : c) {
-        if (!p.is_object() || p.value("type", "") != "text" || !p.contains("text") || !p["text"].is_string()) return false;
-        out += p["text"].get<std::string>();
-    }
-    return true;
+const char* finish_reason(StopReason r, bool called) {
+    if (r == StopReason::MAX_TOKENS || r == StopReason::CONTEXT_FULL) return "length";
+    return called ? "tool_calls" : "stop";
 }
 
-std::vector<FieldError> parse_oai(const json& body, bool chat, const Engine& engine, OaiRequest& o) {
+std::vector<FieldError> parse_oai(const json& body, const std::string& raw, bool chat, const Engine& engine, OaiRequest& o) {
     std::vector<FieldError> errors;
     FieldReader r(body, errors);
     const ModelInfo& info = engine.info();
@@ -75,8 +49,15 @@ std::vector<FieldError> parse_oai(const json& body, bool chat, const Engine& eng
     for (const char* f : {"frequency_penalty", "presence_penalty"})
         if (auto v = r.number(f, -2, 2); v && *v != 0)
             r.fail(f, "unsupported", std::string(f) + " is not supported (use repetition_penalty)");
-    if (r.present("logprobs") && !(body["logprobs"].is_boolean() && !body["logprobs"].get<bool>()))
-        r.fail("logprobs", "unsupported", "logprobs are not supported");
+    if (chat) {
+        o.logprobs = r.boolean("logprobs").value_or(false);
+        const auto top = r.integer("top_logprobs", 0, 20);
+        if (top && !o.logprobs) r.fail("top_logprobs", "requires(logprobs)", "top_logprobs requires logprobs: true");
+        if (o.logprobs) o.gen.logprobs = static_cast<int>(top.value_or(0));
+    } else if (const auto n = r.integer("logprobs", 0, 20)) {
+        o.logprobs = true;
+        o.gen.logprobs = static_cast<int>(*n);
+    }
     o.gen.sampling = read_sampling(r, info.vocab_size);
     if (auto stop = r.strings("stop", 4, /*allow_single=*/true)) o.gen.stop = *stop;
     std::optional<int64_t> max_tokens = r.integer("max_tokens", 1, info.n_ctx);
@@ -95,53 +76,22 @@ std::vector<FieldError> parse_oai(const json& body, bool chat, const Engine& eng
             r.fail("prompt", "type(string)", "prompt must be a string (batches of prompts are not supported)");
         }
     } else {
-        std::vector<ChatMessage> msgs;
-        if (!r.present("messages") || !body["messages"].is_array() || body["messages"].empty()) {
-            r.fail("messages", "non_empty", "messages must be a non-empty array");
-        } else {
-            for (size_t i = 0; i < body["messages"].size(); ++i) {
-                const json& m = body["messages"][i];
-                const std::string f = "messages[" + std::to_string(i) + "]";
-                ChatMessage cm;
-                if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
-                    r.fail(f + ".role", "required", f + " needs a role");
-                    continue;
-                }
-                cm.role = m["role"].get<std::string>();
-                if (cm.role != "system" && cm.role != "developer" && cm.role != "user" && cm.role != "assistant") {
-                    r.fail(f + ".role", "one_of(system,developer,user,assistant)",
-                           f + ".role '" + cm.role + "' is not supported (tool calling is not implemented)");
-                    continue;
-                }
-                if (!content_text(m.value("content", json(nullptr)), cm.content))
-                    r.fail(f + ".content", "type(string|text parts)", f + ".content must be a string or text parts");
-                for (const char* k : {"reasoning_content", "thinking"})
-                    if (m.contains(k) && m[k].is_string()) cm.thinking = m[k].get<std::string>();
-                if (m.contains("tool_calls") && !m["tool_calls"].is_null())
-                    r.fail(f + ".tool_calls", "unsupported", "tool calls are not supported");
-                msgs.push_back(std::move(cm));
-            }
+        ChatRequest cr;
+        read_chat_messages(body, r, cr.messages);
+        if (r.present("tools")) {
+            // Parsed again keeping key order: a schema's properties render in the client's order.
+            const auto ordered = nlohmann::ordered_json::parse(raw, nullptr, false);
+            cr.tools = read_tools(ordered["tools"], /*responses_shape=*/false, "tools", errors);
         }
-        if (r.present("tools") && !(body["tools"].is_array() && body["tools"].empty()))
-            r.fail("tools", "unsupported", "tools are not supported by this worker");
-        HarmonyOptions ho;
+        if (r.present("tool_choice")) cr.tool_choice = read_tool_choice(body["tool_choice"], cr.tools, "tool_choice", errors);
+        r.boolean("parallel_tool_calls");
         if (auto eff = r.string("reasoning_effort", 1, 16, /*required=*/false)) {
             if (*eff != "low" && *eff != "medium" && *eff != "high")
                 r.fail("reasoning_effort", "one_of(low,medium,high)", "reasoning_effort must be low, medium or high");
-            ho.reasoning_effort = *eff;
+            cr.reasoning_effort = *eff;
         }
-        if (errors.empty()) {
-            o.harmony = info.arch == "gpt-oss";
-            try {
-                if (o.harmony) {
-                    prompt = render_harmony(msgs, ho);
-                } else {
-                    const Tokenizer& tok = engine.tokenizer();
-                    prompt = render_template(info.chat_template, msgs, tok.bos_id ? tok.token_bytes(*tok.bos_id) : "");
-                }
-            } catch (const Error& e) {
-                r.fail("messages", "template", e.what());
-            }
+        if (errors.empty() && render_chat(engine, cr, o.prompt, "messages", errors)) {
+            prompt = o.prompt.text;
             add_bos = false;  // the rendered text carries any BOS the template wants
         }
     }
@@ -166,29 +116,55 @@ json usage_json(const OaiRequest& o, int completion) {
 // Accumulates or streams one request's output in OpenAI shapes.
 class OaiOutput {
 public:
-    OaiOutput(OaiRequest o, std::string model) : o_(std::move(o)), model_(std::move(model)) {}
+    OaiOutput(OaiRequest o, std::string model, const Tokenizer& tok)
+        : o_(std::move(o)), model_(std::move(model)), tok_(tok), reply_(o_.prompt, tok) {}
 
     json chunk(const json& choice) const {
         return {{"id", o_.id}, {"object", o_.chat ? "chat.completion.chunk" : "text_completion"}, {"created", o_.created},
                 {"model", model_}, {"choices", json::array({choice})}};
     }
-    json delta_choice(const std::string& reasoning, const std::string& content) const {
-        if (!o_.chat) return {{"index", 0}, {"text", content}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
-        json d = json::object();
-        if (!reasoning.empty()) d["reasoning_content"] = reasoning;
-        if (!content.empty()) d["content"] = content;
-        return {{"index", 0}, {"delta", d}, {"finish_reason", nullptr}};
-    }
-    // Splits text into (reasoning, content).
-    std::pair<std::string, std::string> split(const std::string& text, bool end) {
-        if (!o_.harmony) return {"", text};
-        HarmonyParser::Delta d = parser_.push(text);
-        if (end) {
-            HarmonyParser::Delta f = parser_.flush();
-            d.reasoning += f.reasoning;
-            d.content += f.content;
+    // Chat: {"content":[entries]}. Completions: the legacy parallel arrays.
+    json logprobs_json(const std::vector<TokenLogprob>& lps) {
+        if (o_.chat) {
+            json a = json::array();
+            for (const auto& lp : lps) a.push_back(logprob_json(tok_, lp, true));
+            return {{"content", a}, {"refusal", nullptr}};
         }
-        return {d.reasoning, d.content};
+        json tokens = json::array(), lp = json::array(), top = json::array(), offs = json::array();
+        for (const auto& t : lps) {
+            const std::string piece = utf8_lossy(tok_.token_bytes(t.id));
+            tokens.push_back(piece);
+            lp.push_back(t.logprob);
+            json m = json::object();
+            for (const auto& [id, l] : t.top) m[utf8_lossy(tok_.token_bytes(id))] = l;
+            top.push_back(m);
+            offs.push_back(text_offset_);
+            text_offset_ += static_cast<int64_t>(tok_.token_bytes(t.id).size());
+        }
+        return {{"tokens", tokens}, {"token_logprobs", lp}, {"top_logprobs", top}, {"text_offset", offs}};
+    }
+    json delta_choice(const ReplyDelta& d) {
+        json lp = o_.logprobs && !d.logprobs.empty() ? logprobs_json(d.logprobs) : json(nullptr);
+        if (!o_.chat) return {{"index", 0}, {"text", d.content}, {"logprobs", lp}, {"finish_reason", nullptr}};
+        json delta = json::object();
+        if (!d.reasoning.empty()) delta["reasoning_content"] = d.reasoning;
+        if (!d.content.empty()) delta["content"] = d.content;
+        if (!d.calls.empty()) {
+            json calls = json::array();
+            for (const auto& c : d.calls) {
+                json j = {{"index", c.index}, {"function", {{"arguments", c.arguments}}}};
+                if (!c.name.empty()) {  // the first delta of a call names it
+                    j["id"] = reply_.calls()[static_cast<size_t>(c.index)].id;
+                    j["type"] = "function";
+                    j["function"]["name"] = c.name;
+                }
+                calls.push_back(j);
+            }
+            delta["tool_calls"] = calls;
+        }
+        json choice = {{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}};
+        if (o_.logprobs) choice["logprobs"] = lp;
+        return choice;
     }
 
     // SSE formatter for stream=true.
@@ -196,21 +172,22 @@ public:
         std::string out;
         switch (e.kind) {
             case JobEvent::Kind::Started:
-                if (o_.chat)
+                if (o_.chat) {
                     out = sse("", chunk({{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}}));
+                    if (ReplyDelta d = reply_.start(); !d.empty()) out += sse("", chunk(delta_choice(d)));
+                }
                 break;
             case JobEvent::Kind::Token: {
-                auto [r, c] = split(e.text, false);
-                if (!r.empty() || !c.empty()) out = sse("", chunk(delta_choice(r, c)));
+                if (ReplyDelta d = reply_.push(e, false); !d.empty()) out = sse("", chunk(delta_choice(d)));
                 break;
             }
             case JobEvent::Kind::Metrics: break;
             case JobEvent::Kind::End: {
                 last = true;
-                auto [r, c] = split("", true);
-                if (!r.empty() || !c.empty()) out += sse("", chunk(delta_choice(r, c)));
-                json fin = o_.chat ? json{{"index", 0}, {"delta", json::object()}, {"finish_reason", finish_reason(e.stop_reason)}}
-                                   : json{{"index", 0}, {"text", ""}, {"logprobs", nullptr}, {"finish_reason", finish_reason(e.stop_reason)}};
+                if (ReplyDelta d = reply_.push(e, true); !d.empty()) out += sse("", chunk(delta_choice(d)));
+                const char* why = finish_reason(e.stop_reason, !reply_.calls().empty());
+                json fin = o_.chat ? json{{"index", 0}, {"delta", json::object()}, {"finish_reason", why}}
+                                   : json{{"index", 0}, {"text", ""}, {"logprobs", nullptr}, {"finish_reason", why}};
                 out += sse("", chunk(fin));
                 if (o_.include_usage) {
                     json u = chunk(fin);
@@ -231,27 +208,37 @@ public:
 
     // Whole response for stream=false; returns the HTTP status.
     int collect(Job& job, json& body) {
-        std::string reasoning, content;
+        ReplyDelta all = reply_.start();
         for (;;) {
             auto e = job.pop(std::chrono::milliseconds(1000));
             if (!e) continue;
             if (e->kind == JobEvent::Kind::Token || e->kind == JobEvent::Kind::End) {
-                auto [r, c] = split(e->text, e->kind == JobEvent::Kind::End);
-                reasoning += r;
-                content += c;
+                ReplyDelta d = reply_.push(*e, e->kind == JobEvent::Kind::End);
+                all.reasoning += d.reasoning;
+                all.content += d.content;
+                all.logprobs.insert(all.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
             }
             if (e->kind == JobEvent::Kind::Error) {
                 body = oai_error(e->code, e->message);
                 return http_status(e->code);
             }
             if (e->kind != JobEvent::Kind::End) continue;
+            const char* why = finish_reason(e->stop_reason, !reply_.calls().empty());
+            json lp = o_.logprobs ? logprobs_json(all.logprobs) : json(nullptr);
             json choice;
             if (o_.chat) {
-                json msg = {{"role", "assistant"}, {"content", content}};
-                if (o_.harmony) msg["reasoning_content"] = reasoning;
-                choice = {{"index", 0}, {"message", msg}, {"finish_reason", finish_reason(e->stop_reason)}};
+                json msg = {{"role", "assistant"}, {"content", all.content}};
+                if (o_.prompt.harmony) msg["reasoning_content"] = all.reasoning;
+                if (!reply_.calls().empty()) {
+                    json calls = json::array();
+                    for (const auto& c : reply_.calls())
+                        calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+                    msg["tool_calls"] = calls;
+                    if (all.content.empty()) msg["content"] = nullptr;
+                }
+                choice = {{"index", 0}, {"message", msg}, {"logprobs", lp}, {"finish_reason", why}};
             } else {
-                choice = {{"index", 0}, {"text", content}, {"logprobs", nullptr}, {"finish_reason", finish_reason(e->stop_reason)}};
+                choice = {{"index", 0}, {"text", all.content}, {"logprobs", lp}, {"finish_reason", why}};
             }
             body = {{"id", o_.id}, {"object", o_.chat ? "chat.completion" : "text_completion"}, {"created", o_.created},
                     {"model", model_}, {"choices", json::array({choice})}, {"usage", usage_json(o_, e->tokens_out)}};
@@ -262,18 +249,34 @@ public:
 private:
     OaiRequest o_;
     std::string model_;
-    HarmonyParser parser_;
+    const Tokenizer& tok_;
+    ReplyParser reply_;
+    int64_t text_offset_ = 0;
 };
 
 }  // namespace
 
 void Server::add_openai_routes() {
-    http_->Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+    auto model_json = [this] {
+        const ModelInfo& in = engine_.info();
+        return json{{"id", in.name}, {"object", "model"}, {"created", 0}, {"owned_by", "worker-orcd"},
+                    {"context_length", in.n_ctx}, {"max_model_len", in.n_ctx}, {"n_ctx_train", in.n_ctx_train}};
+    };
+    http_->Get("/v1/models", [this, model_json](const httplib::Request& req, httplib::Response& res) {
         correlation_id(req, res);
         json data = json::array();
-        if (engine_.state() == Engine::State::Ready)
-            data.push_back({{"id", engine_.info().name}, {"object", "model"}, {"created", 0}, {"owned_by", "worker-orcd"}});
+        if (engine_.state() == Engine::State::Ready) data.push_back(model_json());
         send_json(res, 200, {{"object", "list"}, {"data", data}});
+    });
+    http_->Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& req, httplib::Response& res) {
+        correlation_id(req, res);
+        if (engine_.state() == Engine::State::Ready && req.matches[1] == engine_.info().name) {
+            send_json(res, 200, model_json());
+            return;
+        }
+        json e = oai_error(Code::INVALID_REQUEST, "model '" + std::string(req.matches[1]) + "' is not served here", "model");
+        e["error"]["code"] = "model_not_found";
+        send_json(res, 404, e);
     });
 
     auto completions = [this](bool chat) {
@@ -290,7 +293,8 @@ void Server::add_openai_routes() {
             }
             OaiRequest o;
             o.gen.correlation_id = cid;
-            auto errors = parse_oai(body, chat, engine_, o);
+            auto errors = parse_oai(body, req.body, chat, engine_, o);
+            read_test_headers(req, options_.enable_test_faults, engine_.info().vocab_size, o.gen, errors);
             if (!errors.empty()) {
                 send_field_errors(res, errors);
                 return;
@@ -302,7 +306,7 @@ void Server::add_openai_routes() {
                 send_json(res, http_status(e.code()), oai_error(e.code(), e.what()));
                 return;
             }
-            auto out = std::make_shared<OaiOutput>(o, engine_.info().name);
+            auto out = std::make_shared<OaiOutput>(o, engine_.info().name, engine_.tokenizer());
             if (o.stream) {
                 stream_job(res, engine_, job, [out](const JobEvent& e, bool& last) { return out->stream_event(e, last); });
             } else {
@@ -314,6 +318,59 @@ void Server::add_openai_routes() {
     };
     http_->Post("/v1/completions", completions(false));
     http_->Post("/v1/chat/completions", completions(true));
+
+    // llama-server's shapes: {"content", "add_special"=false, "parse_special"=true,
+    // "with_pieces"=false} -> {"tokens":[ids]} or [{"id","piece"}]; {"tokens"} -> {"content"}.
+    http_->Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+        correlation_id(req, res);
+        json body = json::parse(req.body, nullptr, false);
+        std::vector<FieldError> errors;
+        if (!body.is_object()) {
+            send_json(res, 400, oai_error(Code::INVALID_REQUEST, "body must be a JSON object"));
+            return;
+        }
+        FieldReader r(body, errors);
+        const auto content = r.string("content", 0, 1 << 24);
+        const bool add_special = r.boolean("add_special").value_or(false);
+        const bool parse_special = r.boolean("parse_special").value_or(true);
+        const bool pieces = r.boolean("with_pieces").value_or(false);
+        if (!errors.empty()) return send_field_errors(res, errors);
+        if (engine_.wait_loaded() == Engine::State::Failed)
+            return send_json(res, 503, oai_error(engine_.load_error_code(), engine_.load_error()));
+        const Tokenizer& tok = engine_.tokenizer();
+        json out = json::array();
+        for (int32_t id : tok.encode(*content, parse_special, add_special)) {
+            if (!pieces) {
+                out.push_back(id);
+                continue;
+            }
+            const std::string b = tok.token_bytes(id);
+            size_t n = 0;
+            json piece = b;
+            if (!utf8_length(b, n)) {  // a partial character: its bytes, as llama-server does
+                piece = json::array();
+                for (unsigned char c : b) piece.push_back(static_cast<int>(c));
+            }
+            out.push_back({{"id", id}, {"piece", piece}});
+        }
+        send_json(res, 200, {{"tokens", out}});
+    });
+    http_->Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+        correlation_id(req, res);
+        json body = json::parse(req.body, nullptr, false);
+        if (engine_.wait_loaded() == Engine::State::Failed)
+            return send_json(res, 503, oai_error(engine_.load_error_code(), engine_.load_error()));
+        const int V = engine_.info().vocab_size;
+        std::vector<int32_t> ids;
+        bool ok = body.is_object() && body.contains("tokens") && body["tokens"].is_array();
+        for (const auto& t : ok ? body["tokens"] : json::array()) {
+            ok = ok && t.is_number_integer() && t.get<int64_t>() >= 0 && t.get<int64_t>() < V;
+            if (ok) ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+        }
+        if (!ok)
+            return send_json(res, 400, oai_error(Code::INVALID_REQUEST, "tokens must be an array of token ids in 0.." + std::to_string(V - 1), "tokens"));
+        send_json(res, 200, {{"content", utf8_lossy(engine_.tokenizer().decode(ids))}});
+    });
 }
 
 }  // namespace wo

@@ -24,6 +24,7 @@ Server::Server(Engine& engine, ServerOptions options)
     });
     add_native_routes();
     add_openai_routes();
+    add_responses_routes();
 }
 
 Server::~Server() { stop(); }

@@ -40,6 +40,7 @@ public:
 private:
     void add_native_routes();
     void add_openai_routes();
+    void add_responses_routes();
 
     Engine& engine_;
     ServerOptions options_;

@@ -89,6 +89,67 @@ for (const t of templates) {
       cases.push({ template: t.name, family: t.family, bos: t.bos, messages, options, rendered });
     }
 }
+// Tools (Qwen2.5 and Llama 3.1 define a tool-call format): declarations, calls (arguments
+// as objects, as the templates expect; the C++ side receives them as JSON strings) and results.
+const tools = [
+  {
+    type: "function",
+    function: {
+      name: "get_weather",
+      description: "Gets the weather.",
+      parameters: {
+        type: "object",
+        properties: { location: { type: "string", description: "City" }, unit: { type: "string", enum: ["c", "f"] } },
+        required: ["location"],
+      },
+    },
+  },
+  { type: "function", function: { name: "get_time", description: "Current time.", parameters: { type: "object", properties: {} } } },
+];
+const call = (id, name, args) => ({ id, type: "function", function: { name, arguments: args } });
+const toolConversations = [
+  { only: null, messages: [{ role: "user", content: "Weather in Paris?" }] },
+  {
+    only: null,
+    messages: [
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "Weather in Paris?" },
+      { role: "assistant", content: "", tool_calls: [call("call_1", "get_weather", { location: "Paris", unit: "c" })] },
+      { role: "tool", tool_call_id: "call_1", content: '{"temp": 20}' },
+    ],
+  },
+  {
+    only: null,
+    messages: [
+      { role: "user", content: "Weather?" },
+      { role: "assistant", content: "", tool_calls: [call("call_1", "get_weather", { location: "Oslo" })] },
+      { role: "tool", tool_call_id: "call_1", content: "cold" },
+      { role: "assistant", content: "It is cold." },
+      { role: "user", content: "Thanks" },
+    ],
+  },
+  {
+    only: "qwen2.5",
+    messages: [
+      { role: "user", content: "Weather and time?" },
+      { role: "assistant", content: "Checking.", tool_calls: [call("a", "get_weather", { location: "Rome" }), call("b", "get_time", {})] },
+      { role: "tool", tool_call_id: "a", content: "sunny" },
+      { role: "tool", tool_call_id: "b", content: "noon" },
+    ],
+  },
+];
+for (const t of templates.filter((t) => t.name === "qwen2.5" || t.name === "llama3.1")) {
+  const tpl = new Template(t.src);
+  for (const c of toolConversations) {
+    if (c.only && c.only !== t.name) continue;
+    const rendered = tpl.render({ messages: c.messages, tools, add_generation_prompt: true, bos_token: t.bos, eos_token: "" });
+    cases.push({ template: t.name, family: t.family, bos: t.bos, messages: c.messages, tools, options: {}, rendered });
+  }
+  // Tool turns in the history without declarations (the worker's tool_choice "none").
+  const history = toolConversations[2].messages;
+  const rendered = tpl.render({ messages: history, add_generation_prompt: true, bos_token: t.bos, eos_token: "" });
+  cases.push({ template: t.name, family: t.family, bos: t.bos, messages: history, options: {}, rendered });
+}
 fs.mkdirSync(path.join(OUT, "chat"), { recursive: true });
 fs.writeFileSync(
   path.join(OUT, "chat/templates.json"),

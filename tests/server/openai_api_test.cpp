@@ -3,58 +3,17 @@
 // stream and the tokenizer; plus request errors in OpenAI's shape.
 #include <gtest/gtest.h>
 
-#include "require_goldens.h"
-
-#include <cstdio>
-#include <ctime>
 #include <filesystem>
 
 #include "gguf/gguf.h"
 #include "server/chat.h"
-#include "server/server_process.h"
-#include "server/test_model.h"
+#include "server/oai_fixture.h"
 #include "tokenizer/tokenizer.h"
 
 namespace wo::test {
 namespace {
 
 using nlohmann::json;
-
-std::string run_capture(const std::string& cmd) {
-    std::string out;
-    FILE* f = popen(cmd.c_str(), "r");
-    if (!f) return out;
-    char buf[4096];
-    size_t k;
-    while ((k = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, k);
-    pclose(f);
-    return out;
-}
-
-class OpenAiApi : public ::testing::Test {
-protected:
-    static void SetUpTestSuite() {
-        model_ = tiny_gptoss_model();
-        if (!model_.empty()) server_ = new ServeProcess(model_, {"--parallel", "4", "--ctx", "160", "--threads", "2"});
-    }
-    static void TearDownTestSuite() {
-        delete server_;
-        server_ = nullptr;
-    }
-    void SetUp() override {
-        if (model_.empty()) WO_SKIP_WITHOUT_GOLDENS("gpt-oss tokenizer not installed (run scripts/goldens)");
-        ASSERT_GT(server_->port(), 0) << server_->log_text();
-    }
-    static json post(const std::string& path, const json& body, int* status = nullptr, std::string* raw = nullptr) {
-        auto r = server_->client().Post(path.c_str(), body.dump(), "application/json");
-        if (!r) return nullptr;
-        if (status) *status = r->status;
-        if (raw) *raw = r->body;
-        return json::parse(r->body, nullptr, false);
-    }
-    static inline std::string model_;
-    static inline ServeProcess* server_ = nullptr;
-};
 
 TEST_F(OpenAiApi, OfficialClientParsesStreamedAndWholeResponses) {
     const std::string nm = std::string(WO_GOLDEN) + "/node_modules";
@@ -119,11 +78,12 @@ TEST_F(OpenAiApi, StreamEndsWithDoneAndUnsupportedFieldsAreNamed) {
     const json msgs = {{{"role", "user"}, {"content", "hi"}}};
     for (const auto& [body, param] : std::vector<std::pair<json, std::string>>{
              {{{"messages", msgs}, {"n", 2}}, "n"},
-             {{{"messages", msgs}, {"tools", {{{"type", "function"}}}}}, "tools"},
+             {{{"messages", msgs}, {"tools", {{{"type", "function"}}}}}, "tools[0].function"},
              {{{"messages", msgs}, {"presence_penalty", 0.5}}, "presence_penalty"},
              {{{"messages", msgs}, {"reasoning_effort", "max"}}, "reasoning_effort"},
              {{{"messages", json::array()}}, "messages"},
-             {{{"messages", {{{"role", "tool"}, {"content", "x"}}}}}, "messages[0].role"},
+             {{{"messages", {{{"role", "tool"}, {"content", "x"}}}}}, "messages[0].tool_call_id"},
+             {{{"messages", {{{"role", "function"}, {"content", "x"}}}}}, "messages[0].role"},
              {{{"messages", msgs}, {"max_tokens", 161}}, "max_tokens"},
          }) {
         const json j = post("/v1/chat/completions", body, &status);
@@ -225,6 +185,7 @@ TEST(OpenAiTemplates, ChatMlModelUsesItsGgufTemplateAndNoTemplateIsA400) {
         EXPECT_EQ(r->status, 200) << r->body;
     }
 }
+
 
 }  // namespace
 }  // namespace wo::test

