@@ -90,6 +90,14 @@ std::string cpu_model() {
     return "unknown CPU";
 }
 
+Row make_row(std::string test, std::string kind, int n_prompt, int n_gen, int streams) {
+    Row r;
+    r.test = std::move(test);
+    r.kind = std::move(kind);
+    r.n_prompt = n_prompt, r.n_gen = n_gen, r.streams = streams;
+    return r;
+}
+
 Row finish(Row r) {
     r.median_s = median(r.seconds);
     r.ms = r.median_s * 1e3;
@@ -227,7 +235,7 @@ Report run(const Options& o) {
         if (p == 0) continue;
         const auto prompt = random_prompt(o.seed, 0, p, hp.n_vocab);
         // Prompt processing alone: no token asks for a sample, so no LM head runs.
-        Row pp = measure(Row{"pp" + std::to_string(p), "prefill", p, 0, 1}, [&] {
+        Row pp = measure(make_row("pp" + std::to_string(p), "prefill", p, 0, 1), [&] {
             const auto t0 = Clock::now();
             prefill(st, *m, 0, prompt, r.max_step_tokens, false);
             st.drain();
@@ -236,7 +244,7 @@ Report run(const Options& o) {
         pp.tok_s = p / pp.median_s;
         r.rows.push_back(pp);
         // Until the first generated id is on the host: prefill, LM head, sampling, download.
-        r.rows.push_back(measure(Row{"ttft" + std::to_string(p), "ttft", p, 1, 1}, [&] {
+        r.rows.push_back(measure(make_row("ttft" + std::to_string(p), "ttft", p, 1, 1), [&] {
             const auto t0 = Clock::now();
             prefill(st, *m, 0, prompt, r.max_step_tokens, true);
             st.drain();
@@ -247,7 +255,7 @@ Report run(const Options& o) {
         std::vector<std::vector<int32_t>> prompts;
         for (int s = 0; s < max_s; ++s) prompts.push_back(random_prompt(o.seed, s, o.decode_prompt, hp.n_vocab));
         for (int S : o.streams) {
-            Row tg = measure(Row{"tg" + std::to_string(o.n_gen), "decode", o.decode_prompt, o.n_gen, S}, [&] {
+            Row tg = measure(make_row("tg" + std::to_string(o.n_gen), "decode", o.decode_prompt, o.n_gen, S), [&] {
                 for (int s = 0; s < S; ++s) prefill(st, *m, s, prompts[static_cast<size_t>(s)], r.max_step_tokens, true);
                 st.drain();
                 const auto t0 = Clock::now();

@@ -160,6 +160,32 @@ TEST(Bench, WeightBytesPerDecodeStepByHand) {
     EXPECT_DOUBLE_EQ(w.step_bytes(2), double(w.dense) + double(w.experts) * (1 - 0.25) + 2.0 * double(w.rows));
 }
 
+// A `synth --layers 2` file (what the 20b measurement uses) loads and runs; its decode step
+// reads the same head and half the layers of the 4-layer file.
+TEST(Bench, RunsOnASynthFileWithFewerLayers) {
+    const std::string path = tiny_path("gpt-oss-2l");
+    convert::SynthOptions so;
+    so.arch = "gpt-oss";
+    so.preset = "tiny";
+    so.n_layers = 2;
+    convert::synth_model(so, path);
+    bench::Options o = small();
+    o.model = path;
+    o.n_prompt = {4};
+    o.n_gen = 2;
+    o.streams = {1};
+    o.reps = 1;
+    const bench::Report two = bench::run(o);
+    fs::remove(path);
+    ASSERT_EQ(two.rows.size(), 3u);
+    const auto f = gguf::File::open(tiny("gpt-oss"));
+    Hparams hp;
+    hp.n_expert = 8, hp.n_expert_used = 4;
+    const bench::WeightTraffic four = bench::weight_traffic(f, hp);
+    const double head = 512 + 128.0 / 32 * 34 * 512 + 128.0 / 32 * 34;  // output_norm, output, one embd row
+    EXPECT_DOUBLE_EQ(two.step_bytes_b1 - head, (four.step_bytes(1) - head) / 2);
+}
+
 // gpt2 ties its LM head to token_embd: that table is read in full, position_embd one row.
 TEST(Bench, TiedEmbeddingIsTheLmHead) {
     const auto f = gguf::File::open(tiny("gpt2"));
