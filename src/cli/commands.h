@@ -13,5 +13,6 @@ void add_tokenize(CLI::App& app, int& rc);
 void add_serve(CLI::App& app, int& rc);
 void add_convert(CLI::App& app, int& rc);
 void add_synth(CLI::App& app, int& rc);
+void add_bench(CLI::App& app, int& rc);
 
 }  // namespace wo::cli

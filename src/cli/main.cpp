@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     wo::cli::add_serve(app, rc);
     wo::cli::add_convert(app, rc);
     wo::cli::add_synth(app, rc);
+    wo::cli::add_bench(app, rc);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,5 +1,5 @@
 // `worker-orcd synth --arch A --preset P --out F.gguf [--seed S] [--tokenizer tokenizer.json]
-// [--type q8_0|f16|bf16|f32]`: a random-weight model of a real (or tiny) shape
+// [--type q8_0|f16|bf16|f32] [--layers N]`: a random-weight model of a real (or tiny) shape
 // (src/convert/synth.h). The text it generates is noise; shapes, types and sizes are real.
 #include <cstdio>
 #include <memory>
@@ -15,6 +15,7 @@ namespace {
 struct SynthArgs {
     std::string arch, preset = "tiny", out, tokenizer, type = "q8_0";
     uint64_t seed = 1;
+    int layers = 0;
 };
 
 }  // namespace
@@ -30,6 +31,7 @@ void add_synth(CLI::App& app, int& rc) {
     sub->add_option("--seed", a->seed, "Random seed (default 1)");
     sub->add_option("--tokenizer", a->tokenizer, "tokenizer.json to embed (sets the vocabulary size)");
     sub->add_option("--type", a->type, "Type of the 2-D non-expert weights: q8_0 (default), f16, bf16, f32");
+    sub->add_option("--layers", a->layers, "Number of blocks (default 0 = the preset's); other shapes stay the preset's");
     sub->callback([a, &rc] {
         convert::SynthOptions o;
         o.arch = a->arch;
@@ -37,6 +39,7 @@ void add_synth(CLI::App& app, int& rc) {
         o.seed = a->seed;
         o.tokenizer = a->tokenizer;
         o.type = convert::parse_matrix_type(a->type);
+        o.n_layers = a->layers;
         const auto r = convert::synth_model(o, a->out);
         std::printf("%s: %s %s, %llu parameters, %.3f GiB of weights, vocab %d\n", a->out.c_str(), a->arch.c_str(),
                     a->preset.c_str(), static_cast<unsigned long long>(r.n_params), double(r.n_bytes) / (1ull << 30),

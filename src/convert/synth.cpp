@@ -149,6 +149,8 @@ SynthResult synth_model(const SynthOptions& o, const std::string& out) {
         throw Error(Code::INVALID_ARGUMENT, "no synth preset " + o.arch + "/" + o.preset + " (available: " + all + ")");
     }
     Shape s = it->second;
+    if (o.n_layers < 0) throw Error(Code::INVALID_ARGUMENT, "synth --layers must be >= 0 (0 = the preset's block count), got " + std::to_string(o.n_layers));
+    if (o.n_layers > 0) s.n_layer = o.n_layers;
     if (!o.tokenizer.empty()) {
         const int n = tokenizer_size(o.tokenizer);
         // gpt-oss pads its vocabulary to 201088 (ids past the tokenizer are reserved).
@@ -164,7 +166,8 @@ SynthResult synth_model(const SynthOptions& o, const std::string& out) {
     auto u32 = [&](const std::string& k, int64_t v) { w.set(a + "." + k, gguf::Value::u32(uint32_t(v))); };
     auto f32k = [&](const std::string& k, double v) { w.set(a + "." + k, gguf::Value::f32(float(v))); };
     w.set("general.architecture", gguf::Value::str(a));
-    w.set("general.name", gguf::Value::str("synthetic " + o.arch + " " + o.preset + " (random weights)"));
+    const std::string layers = o.n_layers > 0 ? ", " + std::to_string(s.n_layer) + " layers" : "";
+    w.set("general.name", gguf::Value::str("synthetic " + o.arch + " " + o.preset + layers + " (random weights)"));
     w.set("general.file_type", gguf::Value::u32(a == "gpt-oss" ? 38 : mt == GgmlType::Q8_0 ? 7 : mt == GgmlType::F16 ? 1
                                                                   : mt == GgmlType::BF16 ? 32 : 0));
     u32("context_length", s.n_ctx);

@@ -17,6 +17,9 @@ struct SynthOptions {
     std::string tokenizer;  // optional tokenizer.json (tokenizer_config.json beside it is used too)
     // Type of the 2-D non-expert matrices (F32, F16, BF16, Q8_0); gpt-oss experts are MXFP4.
     GgmlType type = GgmlType::Q8_0;
+    // Blocks to write; 0 = the preset's. Fewer layers keep every per-layer shape and the
+    // embedding/LM head, so a 2-layer 20b file measures per-layer and head speed at 1/12 the size.
+    int n_layers = 0;
 };
 
 struct SynthResult {
