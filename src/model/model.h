@@ -54,6 +54,7 @@ struct LoadOptions {
     std::string backend = "cpu";  // "cpu" or "cuda"
     int n_threads = 0;            // CPU: 0 = all cores
     int device = 0;               // CUDA device
+    std::string kv_type;          // "f32" keeps the KV cache in F32 on a backend that defaults to F16
 };
 
 class Model {

@@ -35,7 +35,9 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
         throw Error(Code::INVALID_ARGUMENT, "backend '" + opts.backend + "' is not available (this build has: " +
                                                 have + (have == "cpu" ? "; build with CUDA for cuda)" : ")"));
     }
-    return it->second(BackendOptions{opts.n_threads, opts.device});
+    if (!opts.kv_type.empty() && opts.kv_type != "f16" && opts.kv_type != "f32")
+        throw Error(Code::INVALID_ARGUMENT, "kv type '" + opts.kv_type + "' is not f16 or f32");
+    return it->second(BackendOptions{opts.n_threads, opts.device, opts.kv_type == "f32"});
 }
 
 }  // namespace

@@ -106,6 +106,7 @@ protected:
         LoadOptions lo;
         lo.n_threads = 2;
         lo.backend = test_backend();
+        lo.kv_type = kv_type_;
         model_ = load_model(file_, lo);
     }
     void TearDown() override {
@@ -117,10 +118,12 @@ protected:
     // Runs the prompts (all at once, one slot each, when batched) and checks every row.
     void run(const std::vector<size_t>& which) {
         Case c = GetParam();
-        // The CUDA backend keeps K and V in f16 (relative rounding 2^-11 per element), which moves
-        // attention outputs by ~1e-3 of their size and logits by about as much; greedy must still
-        // match. A wrong kernel gives O(1).
-        if (test_backend() == "cuda") c.tol = std::max(c.tol, 3e-3);
+        // On CUDA the fixtures run with an F32 KV cache, so only float summation order differs
+        // from the CPU and the CPU's bounds hold. The default F16 cache (relative rounding 2^-11
+        // per element) moves logits by ~1e-3, which on gpt-oss flips a near-tied top-4 router
+        // choice in the 160-token prompt (measured: 0.48, an O(1) change, like q8_0 weights);
+        // F16 caches are checked by the op suite and the engine tests instead.
+        kv_type_ = test_backend() == "cuda" ? "f32" : "";
         int n_ctx = 0;
         for (size_t k : which) n_ctx = std::max<int>(n_ctx, int(prompts_[k].ids.size() + prompts_[k].greedy.size()));
         fresh_model();
@@ -191,7 +194,7 @@ protected:
                     c.fixture.c_str(), c.type.c_str(), test_backend().c_str(), which.size(), worst, c.tol);
     }
 
-    std::string path_;
+    std::string path_, kv_type_;
     std::shared_ptr<const gguf::File> file_;
     std::unique_ptr<Model> model_;
     std::vector<Prompt> prompts_;

@@ -18,9 +18,13 @@ constexpr int kThreads = 128;  // also the keys per chunk
 constexpr int kMaxHeadDim = 256;
 constexpr int kAcc = 2;  // output elements per thread: head_dim * parts <= kThreads * kAcc
 
+__device__ __forceinline__ float get(const __half* p) { return __half2float(*p); }
+__device__ __forceinline__ float get(const float* p) { return *p; }
+
+template <typename C>
 struct AttnArgs {
     Rows out, q;
-    const __half *k, *v;
+    const C *k, *v;
     int64_t row_ld, slot_ld;  // in halves
     int n_rows, n_slots;
     const int32_t *pos, *slot;
@@ -30,7 +34,8 @@ struct AttnArgs {
     const float* sinks;
 };
 
-__global__ void __launch_bounds__(kThreads) attention_k(AttnArgs a) {
+template <typename C>
+__global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
     extern __shared__ float sm[];
     float* qs = sm;                // [hd]
     float* ps = qs + a.hd;         // [kThreads] probabilities of the chunk
@@ -47,8 +52,8 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs a) {
     const float* qh = a.q.row(i) + static_cast<int64_t>(h) * a.hd;
     for (int c = t; c < a.hd; c += kThreads) qs[c] = qh[c];
     const int64_t head_off = sl * a.slot_ld + static_cast<int64_t>(h / a.group) * a.hd;
-    const __half* K = a.k + head_off;
-    const __half* V = a.v + head_off;
+    const C* K = a.k + head_off;
+    const C* V = a.v + head_off;
     __syncthreads();
 
     float m = -INFINITY, l = 0.0f;
@@ -58,13 +63,9 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs a) {
         const int nc = min(kThreads, len - c0);
         float sc = -INFINITY;
         if (t < nc) {
-            const __half2* kr = reinterpret_cast<const __half2*>(
-                K + static_cast<int64_t>((j0 + c0 + t) % a.n_rows) * a.row_ld);
+            const C* kr = K + static_cast<int64_t>((j0 + c0 + t) % a.n_rows) * a.row_ld;
             float d = 0.0f;
-            for (int e = 0; e < a.hd / 2; ++e) {
-                const float2 kf = __half22float2(kr[e]);
-                d += qs[2 * e] * kf.x + qs[2 * e + 1] * kf.y;
-            }
+            for (int e = 0; e < a.hd / 2; ++e) d += qs[2 * e] * get(kr + 2 * e) + qs[2 * e + 1] * get(kr + 2 * e + 1);
             sc = d * a.scale;
         }
         const float cmax = block_max(sc, red);
@@ -80,7 +81,7 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs a) {
             const int c = e % a.hd, pt = e / a.hd;
             float s = 0.0f;
             for (int jj = pt; jj < nc; jj += a.parts)
-                s += ps[jj] * __half2float(V[static_cast<int64_t>((j0 + c0 + jj) % a.n_rows) * a.row_ld + c]);
+                s += ps[jj] * get(V + static_cast<int64_t>((j0 + c0 + jj) % a.n_rows) * a.row_ld + c);
             acc[r] = acc[r] * alpha + s;
         }
         __syncthreads();  // ps is rewritten by the next chunk
@@ -108,22 +109,34 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs a) {
 
 }  // namespace
 
+template <typename C>
+void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, cudaStream_t s);
+
 void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, cudaStream_t s) {
     const int64_t n = q.rows(), hd = p.head_dim;
     WO_CHECK(p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd &&
-                 kv.k.cols() == p.n_head_kv * hd && kv.k.type == GgmlType::F16 &&
-                 kv.v.type == GgmlType::F16 && out.cols() == p.n_head * hd && n == st.n && hd % 2 == 0 &&
+                 kv.k.cols() == p.n_head_kv * hd &&
+                 (kv.k.type == GgmlType::F16 || kv.k.type == GgmlType::F32) && kv.v.type == kv.k.type && out.cols() == p.n_head * hd && n == st.n && hd % 2 == 0 &&
                  hd <= kMaxHeadDim && kv.k.nb1 == kv.v.nb1 && kv.k.nb2 == kv.v.nb2 &&
                  (!p.sinks || p.sinks->cols() >= p.n_head),
              "attention shapes");
     if (n == 0) return;
-    AttnArgs a;
+    if (kv.k.type == GgmlType::F16)
+        launch<__half>(out, q, kv, st, p, s);
+    else
+        launch<float>(out, q, kv, st, p, s);
+}
+
+template <typename C>
+void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, cudaStream_t s) {
+    const int64_t n = q.rows(), hd = p.head_dim;
+    AttnArgs<C> a;
     a.out = rows_of(out);
     a.q = rows_of(q);
-    a.k = static_cast<const __half*>(kv.k.data);
-    a.v = static_cast<const __half*>(kv.v.data);
-    a.row_ld = static_cast<int64_t>(kv.k.nb1 / 2);
-    a.slot_ld = static_cast<int64_t>(kv.k.nb2 / 2);
+    a.k = static_cast<const C*>(kv.k.data);
+    a.v = static_cast<const C*>(kv.v.data);
+    a.row_ld = static_cast<int64_t>(kv.k.nb1 / sizeof(C));
+    a.slot_ld = static_cast<int64_t>(kv.k.nb2 / sizeof(C));
     a.n_rows = kv.n_rows;
     a.n_slots = static_cast<int>(kv.k.mats());
     a.pos = i32_of(st.pos);
@@ -138,7 +151,7 @@ void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const At
     WO_CHECK(a.hd * a.parts <= kThreads * kAcc, "attention head_dim");
     const size_t smem =
         sizeof(float) * (static_cast<size_t>(a.hd) + 2 * kThreads + static_cast<size_t>(a.hd * a.parts));
-    attention_k<<<static_cast<unsigned>(n * p.n_head), kThreads, smem, s>>>(a);
+    attention_k<C><<<static_cast<unsigned>(n * p.n_head), kThreads, smem, s>>>(a);
     check_launch("attention");
 }
 

@@ -7,6 +7,7 @@
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/device.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/register.h"
 #include "util/error.h"
@@ -283,10 +284,14 @@ void CudaBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, Slo
     cuda::sample(ids, logits, slot, pos, st, sample_scratch_.data(), sample_scratch_.bytes, stream_);
 }
 
-std::unique_ptr<Backend> make_backend(int device) { return std::make_unique<CudaBackend>(device); }
+std::unique_ptr<Backend> make_backend(int device, bool kv_f32) {
+    auto b = std::make_unique<CudaBackend>(device);
+    b->set_kv_f32(kv_f32);
+    return b;
+}
 
 void register_backend() {
-    wo::register_backend("cuda", [](const BackendOptions& o) { return make_backend(o.device); });
+    wo::register_backend("cuda", [](const BackendOptions& o) { return make_backend(o.device, o.kv_f32); });
 }
 
 }  // namespace wo::cuda

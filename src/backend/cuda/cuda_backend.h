@@ -26,7 +26,8 @@ public:
                   const std::string& name) override;
     uint64_t weight_bytes() const override { return weight_bytes_; }
     uint64_t buffer_bytes() const override;
-    std::string device() const override;  // alloc()'d bytes outside the KV cache (activations, scratch, tables)
+    std::string device() const override;
+    void set_kv_f32(bool on) { kv_f32_ = on; }  // before make_kv_cache  // alloc()'d bytes outside the KV cache (activations, scratch, tables)
     void upload(Tensor dst, const void* src, size_t bytes) override;
     void download(void* dst, Tensor src, size_t bytes) override;
     void zero(Tensor t) override;
@@ -62,7 +63,7 @@ public:
     int graphs_captured() const { return n_captured_; }  // tests: how many keys became graphs
 
 protected:
-    GgmlType kv_type() const override { return GgmlType::F16; }
+    GgmlType kv_type() const override { return kv_f32_ ? GgmlType::F32 : GgmlType::F16; }
 
 private:
     void bind() const;                                   // makes device_ current on this thread
@@ -76,6 +77,7 @@ private:
     };
 
     int device_ = 0;
+    bool kv_f32_ = false;
     cudaStream_t stream_ = nullptr;
     std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
     uint64_t weight_bytes_ = 0;
@@ -97,6 +99,6 @@ private:
 };
 
 // The factory register_backend() installs under "cuda".
-std::unique_ptr<Backend> make_backend(int device);
+std::unique_ptr<Backend> make_backend(int device, bool kv_f32 = false);
 
 }  // namespace wo::cuda

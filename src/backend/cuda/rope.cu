@@ -29,7 +29,11 @@ __global__ void rope_k(Rows x, const int32_t* pos, const float* inv, int64_t n, 
     }
 }
 
-__global__ void kv_store_k(__half* kc, __half* vc, int64_t row_ld, int64_t slot_ld, int n_rows, int n_slots,
+__device__ __forceinline__ void put(__half* p, float x) { *p = __float2half_rn(x); }
+__device__ __forceinline__ void put(float* p, float x) { *p = x; }
+
+template <typename C>
+__global__ void kv_store_k(C* kc, C* vc, int64_t row_ld, int64_t slot_ld, int n_rows, int n_slots,
                            Rows k, Rows v, const int32_t* pos, const int32_t* slot, int64_t kv_dim,
                            int64_t n) {
     const int64_t total = n * kv_dim;
@@ -39,8 +43,8 @@ __global__ void kv_store_k(__half* kc, __half* vc, int64_t row_ld, int64_t slot_
         const int32_t ps = pos[t], sl = slot[t];
         if (ps < 0 || sl < 0 || sl >= n_slots) __trap();  // broken invariant (the CPU aborts too)
         const int64_t off = sl * slot_ld + static_cast<int64_t>(ps % n_rows) * row_ld + c;
-        kc[off] = __float2half_rn(k.row(t)[c]);
-        vc[off] = __float2half_rn(v.row(t)[c]);
+        put(kc + off, k.row(t)[c]);
+        put(vc + off, v.row(t)[c]);
     }
 }
 
@@ -62,16 +66,24 @@ void rope(Tensor x, Tensor pos, const RopeParams& p, cudaStream_t s) {
 
 void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot, cudaStream_t s) {
     const int64_t kv_dim = kv.k.cols();
-    WO_CHECK(k.cols() == kv_dim && v.cols() == kv_dim && v.rows() == k.rows() && kv.k.type == GgmlType::F16 &&
-                 kv.v.type == GgmlType::F16 && kv.n_rows == kv.k.rows() && kv.k.nb1 == kv.v.nb1 &&
+    WO_CHECK(k.cols() == kv_dim && v.cols() == kv_dim && v.rows() == k.rows() &&
+                 (kv.k.type == GgmlType::F16 || kv.k.type == GgmlType::F32) && kv.v.type == kv.k.type &&
+                 kv.n_rows == kv.k.rows() && kv.k.nb1 == kv.v.nb1 &&
                  kv.k.nb2 == kv.v.nb2,
              "kv_store shapes");
     const int64_t total = k.rows() * kv_dim;
     if (total == 0) return;
-    kv_store_k<<<grid_for(total, 256), 256, 0, s>>>(
-        static_cast<__half*>(kv.k.data), static_cast<__half*>(kv.v.data), static_cast<int64_t>(kv.k.nb1 / 2),
-        static_cast<int64_t>(kv.k.nb2 / 2), kv.n_rows, static_cast<int>(kv.k.mats()), rows_of(k), rows_of(v),
-        i32_of(pos), i32_of(slot), kv_dim, k.rows());
+    const int64_t es = kv.k.type == GgmlType::F16 ? 2 : 4;
+    if (es == 2)
+        kv_store_k<<<grid_for(total, 256), 256, 0, s>>>(
+            static_cast<__half*>(kv.k.data), static_cast<__half*>(kv.v.data), static_cast<int64_t>(kv.k.nb1 / es),
+            static_cast<int64_t>(kv.k.nb2 / es), kv.n_rows, static_cast<int>(kv.k.mats()), rows_of(k), rows_of(v),
+            i32_of(pos), i32_of(slot), kv_dim, k.rows());
+    else
+        kv_store_k<<<grid_for(total, 256), 256, 0, s>>>(
+            static_cast<float*>(kv.k.data), static_cast<float*>(kv.v.data), static_cast<int64_t>(kv.k.nb1 / es),
+            static_cast<int64_t>(kv.k.nb2 / es), kv.n_rows, static_cast<int>(kv.k.mats()), rows_of(k), rows_of(v),
+            i32_of(pos), i32_of(slot), kv_dim, k.rows());
     check_launch("kv_store");
 }
 
