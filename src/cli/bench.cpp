@@ -1,25 +1,31 @@
 // `worker-orcd bench --model M.gguf [-p 512,2048] [-n 128] [--streams 1,8,32] [--reps N] [--json]
 // [--backend cpu|cuda] [--threads N] [--ctx N] [--ubatch N] [--decode-prompt N]`: prefill,
 // time to first token and decode speed as a table (or one JSON document); docs/bench.md.
+#include "engine/bench.h"
+
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
-#include "engine/bench.h"
 
 namespace wo::cli {
 
 void add_bench(CLI::App& app, int& rc) {
     auto o = std::make_shared<bench::Options>();
     auto json = std::make_shared<bool>(false);
-    auto* sub = app.add_subcommand("bench", "Measure prefill, time to first token and decode speed of a model");
+    auto* sub =
+        app.add_subcommand("bench", "Measure prefill, time to first token and decode speed of a model");
     sub->add_option("--model,-m", o->model, "GGUF model file")->required();
-    sub->add_option("-p,--n-prompt", o->n_prompt, "Prompt lengths for prefill and time to first token (default 512; 0 skips)")
+    sub->add_option("-p,--n-prompt", o->n_prompt,
+                    "Prompt lengths for prefill and time to first token (default 512; 0 skips)")
         ->delimiter(',');
     sub->add_option("-n,--n-gen", o->n_gen, "Tokens each stream decodes (default 128; 0 skips)");
-    sub->add_option("--streams", o->streams, "Streams decoding together, one test per value (default 1)")->delimiter(',');
-    sub->add_option("--decode-prompt", o->decode_prompt, "Prompt each stream holds before decode (default 512)");
-    sub->add_option("--reps,-r", o->reps, "Timed repeats after one warm-up; the median is reported (default 3)");
+    sub->add_option("--streams", o->streams, "Streams decoding together, one test per value (default 1)")
+        ->delimiter(',');
+    sub->add_option("--decode-prompt", o->decode_prompt,
+                    "Prompt each stream holds before decode (default 512)");
+    sub->add_option("--reps,-r", o->reps,
+                    "Timed repeats after one warm-up; the median is reported (default 3)");
     sub->add_option("--ubatch", o->ubatch, "Most tokens in one step (default 2048)");
     sub->add_option("--backend", o->backend, "cpu (default) or cuda");
     sub->add_option("--threads,-t", o->threads, "CPU threads (default 0 = all cores)");

@@ -59,7 +59,8 @@ private:
         for (int32_t id : r.ids)
             if (id < 0 || id >= m_.hparams().n_vocab)
                 throw Error(Code::INTERNAL, "bench: a step sampled id " + std::to_string(id) +
-                                                " outside the vocabulary of " + std::to_string(m_.hparams().n_vocab));
+                                                " outside the vocabulary of " +
+                                                std::to_string(m_.hparams().n_vocab));
     }
     Model& m_;
     int depth_, in_flight_ = 0;
@@ -144,7 +145,8 @@ WeightTraffic weight_traffic(const gguf::File& f, const Hparams& hp) {
 
 void validate(const Options& o) {
     if (o.model.empty()) bad("--model is required");
-    if (o.backend != "cpu" && o.backend != "cuda") bad("--backend must be cpu or cuda, got '" + o.backend + "'");
+    if (o.backend != "cpu" && o.backend != "cuda")
+        bad("--backend must be cpu or cuda, got '" + o.backend + "'");
     bool any_p = false;
     for (int p : o.n_prompt) {
         if (p < 0) bad("-p values must be >= 0 (0 skips), got " + std::to_string(p));
@@ -206,7 +208,8 @@ Report run(const Options& o) {
 
     r.backend = m->backend_name();
     if (o.backend == "cpu") {
-        r.threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        r.threads =
+            o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         r.device = std::to_string(r.threads) + " threads, " + cpu_model();
     } else {
 #if WO_HAVE_CUDA
@@ -258,19 +261,22 @@ Report run(const Options& o) {
         // then rewinds the slots to position D, so a run costs N steps and no prefill (attention
         // reads positions <= pos only, model.h), whatever the stream count and repeats.
         for (int s = 0; s < max_s; ++s)
-            prefill(st, *m, s, random_prompt(o.seed, s, o.decode_prompt, hp.n_vocab), r.max_step_tokens, true);
+            prefill(st, *m, s, random_prompt(o.seed, s, o.decode_prompt, hp.n_vocab), r.max_step_tokens,
+                    true);
         st.drain();
         for (int S : o.streams) {
-            Row tg = measure(make_row("tg" + std::to_string(o.n_gen), "decode", o.decode_prompt, o.n_gen, S), [&] {
-                const auto t0 = Clock::now();
-                std::vector<BatchToken> b(static_cast<size_t>(S));
-                for (int i = 0; i < o.n_gen; ++i) {
-                    for (int s = 0; s < S; ++s) b[static_cast<size_t>(s)] = {kLastSampled, o.decode_prompt + i, s, true};
-                    st.push(b);
-                }
-                st.drain();
-                return since(t0);
-            });
+            Row tg =
+                measure(make_row("tg" + std::to_string(o.n_gen), "decode", o.decode_prompt, o.n_gen, S), [&] {
+                    const auto t0 = Clock::now();
+                    std::vector<BatchToken> b(static_cast<size_t>(S));
+                    for (int i = 0; i < o.n_gen; ++i) {
+                        for (int s = 0; s < S; ++s)
+                            b[static_cast<size_t>(s)] = {kLastSampled, o.decode_prompt + i, s, true};
+                        st.push(b);
+                    }
+                    st.drain();
+                    return since(t0);
+                });
             tg.tok_s_stream = o.n_gen / tg.median_s;
             tg.tok_s = tg.tok_s_stream * S;
             tg.step_bytes = traffic.step_bytes(S);
@@ -284,24 +290,30 @@ Report run(const Options& o) {
 
 std::string table(const Report& r) {
     std::string out;
-    out += "model:  " + r.model_name + " | " + r.arch + ", " + r.quant + ", " + fmt("%.3f B params", r.n_params / 1e9) +
-           ", " + fmt("%.2f GiB of weights", r.weight_bytes / double(1ull << 30)) + "\n";
+    out += "model:  " + r.model_name + " | " + r.arch + ", " + r.quant + ", " +
+           fmt("%.3f B params", r.n_params / 1e9) + ", " +
+           fmt("%.2f GiB of weights", r.weight_bytes / double(1ull << 30)) + "\n";
     out += "device: " + r.backend + ", " + r.device + "\n";
-    out += "setup:  " + std::to_string(r.n_slots) + " slot(s) x " + std::to_string(r.n_ctx) + " ctx, steps of <= " +
-           std::to_string(r.max_step_tokens) + " tokens, KV " + fmt("%.1f MiB", r.kv_bytes / double(1 << 20)) +
-           "; warm-up + median of " + std::to_string(r.reps) + "\n";
+    out += "setup:  " + std::to_string(r.n_slots) + " slot(s) x " + std::to_string(r.n_ctx) +
+           " ctx, steps of <= " + std::to_string(r.max_step_tokens) + " tokens, KV " +
+           fmt("%.1f MiB", r.kv_bytes / double(1 << 20)) + "; warm-up + median of " + std::to_string(r.reps) +
+           "\n";
     out += "decode weight bytes per step at batch 1: " + fmt("%.3f GB", r.step_bytes_b1 / 1e9) + "\n\n";
-    out += "| test       | streams | tokens     |  median ms |     tok/s | tok/s/stream | GB/step |   GB/s |\n";
-    out += "|------------|--------:|-----------:|-----------:|----------:|-------------:|--------:|-------:|\n";
+    out +=
+        "| test       | streams | tokens     |  median ms |     tok/s | tok/s/stream | GB/step |   GB/s |\n";
+    out +=
+        "|------------|--------:|-----------:|-----------:|----------:|-------------:|--------:|-------:|\n";
     for (const Row& w : r.rows) {
         const bool dec = w.kind == "decode";
-        const std::string tokens =
-            w.kind == "prefill" ? std::to_string(w.n_prompt) : std::to_string(w.n_prompt) + "+" + std::to_string(w.n_gen);
+        const std::string tokens = w.kind == "prefill"
+                                       ? std::to_string(w.n_prompt)
+                                       : std::to_string(w.n_prompt) + "+" + std::to_string(w.n_gen);
         char line[256];
-        std::snprintf(line, sizeof line, "| %-10s | %7d | %10s | %10.2f | %9s | %12s | %7s | %6s |\n", w.test.c_str(),
-                      w.streams, tokens.c_str(), w.ms, w.kind == "ttft" ? "-" : fmt("%.2f", w.tok_s).c_str(),
-                      dec ? fmt("%.2f", w.tok_s_stream).c_str() : "-", dec ? fmt("%.3f", w.step_bytes / 1e9).c_str() : "-",
-                      dec ? fmt("%.2f", w.gb_s).c_str() : "-");
+        std::snprintf(
+            line, sizeof line, "| %-10s | %7d | %10s | %10.2f | %9s | %12s | %7s | %6s |\n", w.test.c_str(),
+            w.streams, tokens.c_str(), w.ms, w.kind == "ttft" ? "-" : fmt("%.2f", w.tok_s).c_str(),
+            dec ? fmt("%.2f", w.tok_s_stream).c_str() : "-",
+            dec ? fmt("%.3f", w.step_bytes / 1e9).c_str() : "-", dec ? fmt("%.2f", w.gb_s).c_str() : "-");
         out += line;
     }
     return out;
@@ -310,9 +322,9 @@ std::string table(const Report& r) {
 nlohmann::json to_json(const Report& r) {
     nlohmann::json rows = nlohmann::json::array();
     for (const Row& w : r.rows) {
-        nlohmann::json j = {{"test", w.test},         {"kind", w.kind},         {"n_prompt", w.n_prompt},
-                            {"n_gen", w.n_gen},       {"streams", w.streams},   {"seconds", w.seconds},
-                            {"median_s", w.median_s}, {"ms", w.ms}};
+        nlohmann::json j = {
+            {"test", w.test},       {"kind", w.kind},       {"n_prompt", w.n_prompt}, {"n_gen", w.n_gen},
+            {"streams", w.streams}, {"seconds", w.seconds}, {"median_s", w.median_s}, {"ms", w.ms}};
         if (w.kind != "ttft") j["tok_s"] = w.tok_s;
         if (w.kind == "decode") {
             j["tok_s_stream"] = w.tok_s_stream;
@@ -324,11 +336,18 @@ nlohmann::json to_json(const Report& r) {
     nlohmann::json dev = {{"backend", r.backend}, {"name", r.device}};
     if (r.backend == "cpu") dev["threads"] = r.threads;
     return {{"model",
-             {{"path", r.model_path}, {"name", r.model_name}, {"arch", r.arch}, {"quant", r.quant}, {"params", r.n_params},
+             {{"path", r.model_path},
+              {"name", r.model_name},
+              {"arch", r.arch},
+              {"quant", r.quant},
+              {"params", r.n_params},
               {"weight_bytes", r.weight_bytes}}},
             {"device", dev},
             {"setup",
-             {{"n_ctx", r.n_ctx}, {"n_slots", r.n_slots}, {"max_step_tokens", r.max_step_tokens}, {"reps", r.reps},
+             {{"n_ctx", r.n_ctx},
+              {"n_slots", r.n_slots},
+              {"max_step_tokens", r.max_step_tokens},
+              {"reps", r.reps},
               {"kv_bytes", r.kv_bytes}}},
             {"decode_step_bytes_b1", r.step_bytes_b1},
             {"results", rows}};

@@ -12,18 +12,18 @@
 namespace wo::bench {
 
 struct Options {
-    std::string model;                  // GGUF file
-    std::vector<int> n_prompt{512};     // -p: prefill and time-to-first-token tests (0 = skip)
-    int n_gen = 128;                    // -n: decode tokens per stream (0 = no decode tests)
-    std::vector<int> streams{1};        // --streams: slots decoding together
-    int decode_prompt = 512;            // prompt each stream holds before its decode is timed
-    int reps = 3;                       // timed repeats after one warm-up run
-    int ubatch = 2048;                  // largest step; reserve() gets min(this, longest prompt)
+    std::string model;               // GGUF file
+    std::vector<int> n_prompt{512};  // -p: prefill and time-to-first-token tests (0 = skip)
+    int n_gen = 128;                 // -n: decode tokens per stream (0 = no decode tests)
+    std::vector<int> streams{1};     // --streams: slots decoding together
+    int decode_prompt = 512;         // prompt each stream holds before its decode is timed
+    int reps = 3;                    // timed repeats after one warm-up run
+    int ubatch = 2048;               // largest step; reserve() gets min(this, longest prompt)
     std::string backend = "cpu";
-    int threads = 0;                    // CPU threads (0 = all cores)
-    int device = 0;                     // CUDA device
-    int n_ctx = 0;                      // per slot; 0 = what the longest test needs
-    uint64_t seed = 1234;               // prompt token ids
+    int threads = 0;       // CPU threads (0 = all cores)
+    int device = 0;        // CUDA device
+    int n_ctx = 0;         // per slot; 0 = what the longest test needs
+    uint64_t seed = 1234;  // prompt token ids
 };
 
 // Throws Error(INVALID_ARGUMENT) naming the option when `o` cannot be run (before any loading).
@@ -43,10 +43,10 @@ struct WeightTraffic {
 WeightTraffic weight_traffic(const gguf::File& f, const Hparams& hp);
 
 struct Row {
-    std::string test;    // "pp512", "ttft512", "tg128"
-    std::string kind;    // "prefill", "ttft", "decode"
-    int n_prompt = 0;    // prompt tokens (decode: held by each stream before the timed part)
-    int n_gen = 0;       // decode tokens per stream
+    std::string test;  // "pp512", "ttft512", "tg128"
+    std::string kind;  // "prefill", "ttft", "decode"
+    int n_prompt = 0;  // prompt tokens (decode: held by each stream before the timed part)
+    int n_gen = 0;     // decode tokens per stream
     int streams = 1;
     std::vector<double> seconds;  // every timed repeat
     double median_s = 0;

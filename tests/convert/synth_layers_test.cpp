@@ -15,7 +15,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string tmp(const std::string& tag) {
-    return (fs::temp_directory_path() / ("wo-synthl-" + std::to_string(::getpid()) + "-" + tag + ".gguf")).string();
+    return (fs::temp_directory_path() / ("wo-synthl-" + std::to_string(::getpid()) + "-" + tag + ".gguf"))
+        .string();
 }
 
 TEST(Synth, LayersOptionWritesFewerBlocksOfTheSameShapes) {
@@ -30,7 +31,8 @@ TEST(Synth, LayersOptionWritesFewerBlocksOfTheSameShapes) {
     EXPECT_EQ(ff.get_int("gpt-oss.block_count"), 4);
     EXPECT_EQ(f.get_int("gpt-oss.block_count"), 2);
     EXPECT_EQ(f.find_tensor("blk.2.attn_q.weight"), nullptr);
-    for (const char* name : {"token_embd.weight", "output.weight", "blk.1.ffn_up_exps.weight", "blk.0.attn_q.weight"}) {
+    for (const char* name :
+         {"token_embd.weight", "output.weight", "blk.1.ffn_up_exps.weight", "blk.0.attn_q.weight"}) {
         EXPECT_EQ(f.tensor(name).shape, ff.tensor(name).shape) << name;
         EXPECT_EQ(f.tensor(name).type, ff.tensor(name).type) << name;
     }

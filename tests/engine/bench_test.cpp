@@ -2,6 +2,8 @@
 // finite): every JSON field, one row per test in option order, the weight bytes a decode step
 // reads worked out by hand, and bad options as INVALID_ARGUMENT errors naming the option, from
 // the library and from the CLI.
+#include "engine/bench.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,7 +15,6 @@
 #include <nlohmann/json.hpp>
 
 #include "convert/synth.h"
-#include "engine/bench.h"
 #include "gguf/gguf.h"
 #include "util/error.h"
 
@@ -23,7 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string tiny_path(const std::string& arch) {
-    return (fs::temp_directory_path() / ("wo-bench-" + std::to_string(::getpid()) + "-" + arch + ".gguf")).string();
+    return (fs::temp_directory_path() / ("wo-bench-" + std::to_string(::getpid()) + "-" + arch + ".gguf"))
+        .string();
 }
 
 // One tiny synth file per arch for the whole suite.
@@ -95,7 +97,8 @@ TEST(Bench, JsonHasEveryFieldAndOneRowPerTest) {
         EXPECT_EQ(w["test"], tests[i]) << where;
         EXPECT_EQ(w["kind"], kinds[i]) << where;
         ASSERT_EQ(w["seconds"].size(), 2u) << where;
-        for (const auto& s : w["seconds"]) EXPECT_TRUE(std::isfinite(s.get<double>()) && s.get<double>() > 0) << where;
+        for (const auto& s : w["seconds"])
+            EXPECT_TRUE(std::isfinite(s.get<double>()) && s.get<double>() > 0) << where;
         expect_positive(w, "median_s", where);
         expect_positive(w, "ms", where);
         EXPECT_DOUBLE_EQ(w["ms"].get<double>(), 1e3 * w["median_s"].get<double>()) << where;
@@ -108,15 +111,18 @@ TEST(Bench, JsonHasEveryFieldAndOneRowPerTest) {
         }
         expect_positive(w, "tok_s", where);
         if (kinds[i] == "prefill") {
-            EXPECT_DOUBLE_EQ(w["tok_s"].get<double>(), w["n_prompt"].get<double>() / w["median_s"].get<double>());
+            EXPECT_DOUBLE_EQ(w["tok_s"].get<double>(),
+                             w["n_prompt"].get<double>() / w["median_s"].get<double>());
             continue;
         }
         for (const char* k : {"tok_s_stream", "step_bytes", "gb_s"}) expect_positive(w, k, where);
         EXPECT_EQ(w["n_prompt"], 6);
         EXPECT_EQ(w["n_gen"], 4);
         EXPECT_DOUBLE_EQ(w["tok_s_stream"].get<double>(), 4 / w["median_s"].get<double>()) << where;
-        EXPECT_DOUBLE_EQ(w["tok_s"].get<double>(), w["streams"].get<double>() * w["tok_s_stream"].get<double>());
-        EXPECT_NEAR(w["gb_s"].get<double>(), w["step_bytes"].get<double>() * w["tok_s_stream"].get<double>() / 1e9,
+        EXPECT_DOUBLE_EQ(w["tok_s"].get<double>(),
+                         w["streams"].get<double>() * w["tok_s_stream"].get<double>());
+        EXPECT_NEAR(w["gb_s"].get<double>(),
+                    w["step_bytes"].get<double>() * w["tok_s_stream"].get<double>() / 1e9,
                     1e-9 * w["gb_s"].get<double>());
     }
     EXPECT_EQ(rows[4]["streams"], 1);
@@ -126,7 +132,8 @@ TEST(Bench, JsonHasEveryFieldAndOneRowPerTest) {
     EXPECT_GT(rows[5]["step_bytes"].get<double>(), rows[4]["step_bytes"].get<double>());
 
     const std::string t = bench::table(r);
-    for (const char* s : {"device: cpu, 1 threads, ", "gpt-oss, MXFP4", "| pp20 ", "| ttft8 ", "| tg4 ", "6+4"})
+    for (const char* s :
+         {"device: cpu, 1 threads, ", "gpt-oss, MXFP4", "| pp20 ", "| ttft8 ", "| tg4 ", "6+4"})
         EXPECT_NE(t.find(s), std::string::npos) << s << " not in\n" << t;
 }
 
@@ -149,15 +156,17 @@ TEST(Bench, WeightBytesPerDecodeStepByHand) {
     hp.n_expert = 8, hp.n_expert_used = 4;
     const bench::WeightTraffic w = bench::weight_traffic(f, hp);
     auto q8 = [](uint64_t n) { return n / 32 * 34; };
-    // Per layer: attn_norm, q (+bias), k (+bias), v (+bias), output (+bias), sinks, post norm, router (+bias).
-    const uint64_t layer = 512 + q8(128 * 256) + 1024 + 2 * (q8(128 * 128) + 512) + q8(256 * 128) + 512 + 16 + 512 +
-                           128 * 8 * 4 + 8 * 4;
+    // Per layer: attn_norm, q (+bias), k (+bias), v (+bias), output (+bias), sinks, post norm, router
+    // (+bias).
+    const uint64_t layer = 512 + q8(128 * 256) + 1024 + 2 * (q8(128 * 128) + 512) + q8(256 * 128) + 512 + 16 +
+                           512 + 128 * 8 * 4 + 8 * 4;
     EXPECT_EQ(w.dense, 4 * layer + 512 + q8(128 * 512));  // + output_norm + LM head
     // gate/up/down experts (MXFP4) and their F32 biases.
     EXPECT_EQ(w.experts, 4 * (3 * (128 * 128 * 8 / 32 * 17) + 3 * (128 * 8 * 4)));
     EXPECT_EQ(w.rows, q8(128));  // one token_embd row
     EXPECT_DOUBLE_EQ(w.step_bytes(1), double(w.dense) + double(w.experts) * 4 / 8 + double(w.rows));
-    EXPECT_DOUBLE_EQ(w.step_bytes(2), double(w.dense) + double(w.experts) * (1 - 0.25) + 2.0 * double(w.rows));
+    EXPECT_DOUBLE_EQ(w.step_bytes(2),
+                     double(w.dense) + double(w.experts) * (1 - 0.25) + 2.0 * double(w.rows));
 }
 
 // A `synth --layers 2` file (what the 20b measurement uses) loads and runs; its decode step
@@ -214,14 +223,19 @@ TEST(Bench, BadOptionsAreInvalidArgumentNamingTheOption) {
     const std::vector<BadCase> cases = {
         {"no model", [](bench::Options& o) { o.model.clear(); }, "--model"},
         {"backend", [](bench::Options& o) { o.backend = "tpu"; }, "--backend"},
-        {"negative p", [](bench::Options& o) { o.n_prompt = {512, -1}; }, "-p"},
+        {"negative p",
+         [](bench::Options& o) {
+             o.n_prompt = {512, -1};
+         },
+         "-p"},
         {"negative n", [](bench::Options& o) { o.n_gen = -1; }, "-n"},
         {"zero streams", [](bench::Options& o) { o.streams = {0}; }, "--streams"},
         {"no streams", [](bench::Options& o) { o.streams.clear(); }, "--streams"},
         {"nothing", [](bench::Options& o) { o.n_prompt = {0}, o.n_gen = 0; }, "nothing to measure"},
         {"reps", [](bench::Options& o) { o.reps = 0; }, "--reps"},
         {"ubatch", [](bench::Options& o) { o.ubatch = 0; }, "--ubatch"},
-        {"ubatch < streams", [](bench::Options& o) { o.ubatch = 2; }, "--ubatch 2 is smaller than --streams 3"},
+        {"ubatch < streams", [](bench::Options& o) { o.ubatch = 2; },
+         "--ubatch 2 is smaller than --streams 3"},
         {"threads", [](bench::Options& o) { o.threads = -2; }, "--threads"},
         {"ctx", [](bench::Options& o) { o.n_ctx = -1; }, "--ctx"},
         {"ctx too small", [](bench::Options& o) { o.n_ctx = 12; }, "--ctx 12 is smaller than the 20 tokens"},
@@ -255,7 +269,8 @@ TEST(Bench, ContextBeyondTheModelIsContextOverflow) {
 
 std::string run_cli(const std::string& args, int& rc, bool with_stderr) {
     std::string out;
-    FILE* p = popen((std::string(WO_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
+    FILE* p =
+        popen((std::string(WO_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
     char buf[4096];
     while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
     rc = WEXITSTATUS(pclose(p));
@@ -263,8 +278,8 @@ std::string run_cli(const std::string& args, int& rc, bool with_stderr) {
 }
 
 TEST(BenchCli, JsonOnStdoutAndTable) {
-    const std::string common =
-        "bench --model " + tiny("gpt-oss") + " -p 8 -n 3 --streams 1,2 --decode-prompt 4 --reps 1 --threads 1";
+    const std::string common = "bench --model " + tiny("gpt-oss") +
+                               " -p 8 -n 3 --streams 1,2 --decode-prompt 4 --reps 1 --threads 1";
     int rc = 0;
     const std::string js = run_cli(common + " --json", rc, false);
     ASSERT_EQ(rc, 0) << js;
