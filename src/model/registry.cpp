@@ -1,6 +1,7 @@
 // general.architecture -> loader, and load_model(): picks the backend and the architecture.
 #include "model/registry.h"
 
+#include <cstdlib>
 #include <mutex>
 #include <utility>
 
@@ -35,9 +36,12 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
         throw Error(Code::INVALID_ARGUMENT, "backend '" + opts.backend + "' is not available (this build has: " +
                                                 have + (have == "cpu" ? "; build with CUDA for cuda)" : ")"));
     }
-    if (!opts.kv_type.empty() && opts.kv_type != "f16" && opts.kv_type != "f32")
-        throw Error(Code::INVALID_ARGUMENT, "kv type '" + opts.kv_type + "' is not f16 or f32");
-    return it->second(BackendOptions{opts.n_threads, opts.device, opts.kv_type == "f32"});
+    // WO_KV_TYPE=f32 is a debugging knob for tools that do not pass LoadOptions::kv_type.
+    const char* env = std::getenv("WO_KV_TYPE");
+    const std::string kv = !opts.kv_type.empty() ? opts.kv_type : env ? env : "";
+    if (!kv.empty() && kv != "f16" && kv != "f32")
+        throw Error(Code::INVALID_ARGUMENT, "kv type '" + kv + "' is not f16 or f32");
+    return it->second(BackendOptions{opts.n_threads, opts.device, kv == "f32"});
 }
 
 }  // namespace
