@@ -10,6 +10,17 @@
 namespace wo::test {
 namespace {
 
+// The model reserves op scratch once (Backend::reserve_scratch); the tests reserve per case.
+void reserve_for(Backend& be, int64_t d, int64_t ff, int64_t n_exp, int64_t k, int64_t n) {
+    StepLimits l;
+    l.max_tokens = n;
+    l.n_embd = d;
+    l.n_ff = ff;
+    l.n_expert = n_exp;
+    l.n_expert_used = k;
+    be.reserve_scratch(l);
+}
+
 struct MoeCase {
     int64_t d = 128, ff = 96, n_exp = 8, k = 4, n = 33;
     float x_scale = 1.0f;  // larger inputs drive gate/up past the OAI limit
@@ -137,6 +148,7 @@ TEST_P(Moe, MatchesTheDoubleReference) {
                 Dev xd = dev_f32(*be, x, c.d, c.n), yd = dev_f32(*be, y0, c.d, c.n), wd = dev_f32(*be, wts, c.k, c.n);
                 Dev idd(*be, GgmlType::I32, c.k, c.n);
                 idd.upload(ids);
+                reserve_for(*be, c.d, c.ff, c.n_exp, c.k, c.n);
                 be->moe_ffn(yd.t, xd.t, idd.t, wd.t, E.m);
                 std::vector<double> want, tol;
                 moe_ref(E, c, x, ids, wts, y0, want, tol);
@@ -159,6 +171,7 @@ TEST_P(Moe, OneTokenAloneEqualsTheSameTokenInABatchOf32) {
     Dev xd = dev_f32(*be, x, c.d, c.n), all = dev_f32(*be, y0, c.d, c.n), wd = dev_f32(*be, wts, c.k, c.n);
     Dev idd(*be, GgmlType::I32, c.k, c.n);
     idd.upload(ids);
+    reserve_for(*be, c.d, c.ff, c.n_exp, c.k, c.n);
     be->moe_ffn(all.t, xd.t, idd.t, wd.t, E.m);
     const auto a = all.f32();
     for (const int64_t t : {0, 1, 20, 31}) {

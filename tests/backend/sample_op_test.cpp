@@ -35,6 +35,10 @@ std::vector<int32_t> check_sample(Backend& be, const SampleIn& in, const std::st
     Dev last(be, GgmlType::I32, in.n_slots), ids(be, GgmlType::I32, rows);
     last.poison();
     ids.poison();
+    StepLimits lim;  // the model reserves op scratch once; here each call reserves what it needs
+    lim.max_tokens = lim.max_out_rows = logits.t.rows();
+    lim.n_vocab = logits.t.cols();
+    be.reserve_scratch(lim);
     be.sample(ids.t, logits.t, slot.t, pos.t, SlotState{last.t, hist.t, params.t});
     const auto got = ids.i32(), got_last = last.i32();
     std::vector<int32_t> want_last(static_cast<size_t>(in.n_slots), kPoisonI32);
