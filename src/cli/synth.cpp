@@ -3,9 +3,11 @@
 // (src/convert/synth.h). The text it generates is noise; shapes, types and sizes are real.
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "convert/convert.h"
 #include "convert/synth.h"
 
@@ -15,6 +17,7 @@ namespace {
 struct SynthArgs {
     std::string arch, preset = "tiny", out, tokenizer, type = "q8_0";
     uint64_t seed = 1;
+    OutputArgs output;
 };
 
 }  // namespace
@@ -22,15 +25,24 @@ struct SynthArgs {
 void add_synth(CLI::App& app, int& rc) {
     auto a = std::make_shared<SynthArgs>();
     std::string presets;
-    for (const auto& p : convert::synth_presets()) presets += (presets.empty() ? "" : ", ") + p;
+    std::set<std::string> archs, sizes;
+    for (const auto& p : convert::synth_presets()) {
+        presets += (presets.empty() ? "" : ", ") + p;
+        archs.insert(p.substr(0, p.find('/')));
+        sizes.insert(p.substr(p.find('/') + 1));
+    }
     auto* sub = app.add_subcommand("synth", "Write a random-weight GGUF model of a real or tiny shape (benchmarks, demos)");
-    sub->add_option("--arch", a->arch, "gpt-oss, gpt2, llama or qwen2")->required();
-    sub->add_option("--preset", a->preset, "Shape (default tiny); one of: " + presets);
+    sub->add_option("--arch", a->arch, "Architecture")->required()->check(CLI::IsMember(archs));
+    sub->add_option("--preset", a->preset, "Shape; arch/preset pairs: " + presets)->check(CLI::IsMember(sizes));
     sub->add_option("--out", a->out, "GGUF file to write")->required();
-    sub->add_option("--seed", a->seed, "Random seed (default 1)");
-    sub->add_option("--tokenizer", a->tokenizer, "tokenizer.json to embed (sets the vocabulary size)");
-    sub->add_option("--type", a->type, "Type of the 2-D non-expert weights: q8_0 (default), f16, bf16, f32");
+    sub->add_option("--seed", a->seed, "Random seed");
+    sub->add_option("--tokenizer", a->tokenizer,
+                    "tokenizer.json to embed, which sets the vocabulary size (default: none, the preset's vocabulary)");
+    sub->add_option("--type", a->type, "Type of the 2-D non-expert weights (gpt-oss experts stay MXFP4)")
+        ->check(CLI::IsMember({"q8_0", "f16", "bf16", "f32"}, CLI::ignore_case));
+    add_output_options(sub, a->output);
     sub->callback([a, &rc] {
+        apply_output_options(a->output);
         convert::SynthOptions o;
         o.arch = a->arch;
         o.preset = a->preset;

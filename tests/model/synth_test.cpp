@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include "convert/synth.h"
 #include "gguf/gguf.h"
@@ -53,6 +54,33 @@ TEST_P(SynthArch, TinyRunsWithFiniteNonDegenerateLogits) {
     // A spread of a few units: sampling is neither uniform noise nor a single certain token.
     EXPECT_GT(sd, 0.5) << GetParam();
     EXPECT_LT(sd, 50.0) << GetParam();
+    fs::remove(path);
+}
+
+// Load progress (LoadOptions::on_weight_bytes) names every tensor the model uses, at its size in
+// the file: a synth model uses all of its tensors, so the reports add up to the file's bytes.
+TEST_P(SynthArch, LoadReportsTheFileBytesOfEveryTensor) {
+    const std::string path = tmp(GetParam() + "-progress");
+    convert::SynthOptions o;
+    o.arch = GetParam();
+    o.preset = "tiny";
+    convert::synth_model(o, path);
+    auto f = std::make_shared<const gguf::File>(gguf::File::open(path));
+    uint64_t file_bytes = 0;
+    std::multiset<uint64_t> sizes;
+    for (const auto& t : f->tensors()) {
+        file_bytes += t.n_bytes;
+        sizes.insert(t.n_bytes);
+    }
+    std::multiset<uint64_t> reported;
+    LoadOptions lo;
+    lo.n_threads = 1;
+    lo.on_weight_bytes = [&](uint64_t n) { reported.insert(n); };
+    auto m = load_model(f, lo);
+    EXPECT_EQ(reported, sizes) << GetParam();
+    uint64_t sum = 0;
+    for (uint64_t n : reported) sum += n;
+    EXPECT_EQ(sum, file_bytes);
     fs::remove(path);
 }
 
