@@ -10,6 +10,7 @@
 #include "cli/options.h"
 #include "convert/convert.h"
 #include "convert/synth.h"
+#include "util/progress.h"
 
 namespace wo::cli {
 namespace {
@@ -50,8 +51,8 @@ void add_synth(CLI::App& app, int& rc) {
         o.tokenizer = a->tokenizer;
         o.type = convert::parse_matrix_type(a->type);
         const auto r = convert::synth_model(o, a->out);
-        std::printf("%s: %s %s, %llu parameters, %.3f GiB of weights, vocab %d\n", a->out.c_str(), a->arch.c_str(),
-                    a->preset.c_str(), static_cast<unsigned long long>(r.n_params), double(r.n_bytes) / (1ull << 30),
+        std::printf("%s: %s %s, %llu parameters, %s of weights, vocab %d\n", a->out.c_str(), a->arch.c_str(),
+                    a->preset.c_str(), static_cast<unsigned long long>(r.n_params), human_bytes(r.n_bytes).c_str(),
                     r.n_vocab);
         rc = 0;
     });

@@ -116,7 +116,6 @@ void Engine::load() {
         load_error_ = std::string(code_name(c)) + ": " + e.what();
         state_ = State::Failed;
     }
-    cv_.notify_all();
     if (state() == State::Ready) {
         log::info("model_load_complete", {{"model", info_.name}, {"arch", info_.arch}, {"quant_kind", info_.quant_kind},
                                           {"backend", info_.backend}, {"weight_bytes", info_.weight_bytes},
@@ -138,6 +137,8 @@ void Engine::load() {
             metrics_.count(Outcome::error);
         }
     }
+    // After the load's last log line, so what waits for it (serve's ready line) comes after.
+    cv_.notify_all();
 }
 
 Engine::State Engine::wait_loaded() {

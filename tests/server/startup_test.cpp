@@ -119,7 +119,8 @@ TEST_F(Startup, BadModelExitsWithModelLoadFailed) {
 TEST_F(Startup, LoadProgressIsLoggedInBytes) {
     ServeProcess p(model_, {"--threads", "1"});
     uint64_t total = 0;
-    for (const auto& t : gguf::File::open(model_).tensors()) total += t.n_bytes;
+    const gguf::File f = gguf::File::open(model_);
+    for (const auto& t : f.tensors()) total += t.n_bytes;
     std::vector<json> ev;
     for (const auto& j : p.log_lines())
         if (j.value("event", "") == "model_load_progress") ev.push_back(j);
