@@ -120,11 +120,13 @@ void add_generate(CLI::App& app, int& rc) {
     auto* sub =
         app.add_subcommand("generate", "Generate a continuation of a prompt and stream it to the terminal");
     sub->add_option("--model,-m", o->model, "GGUF model file")->required();
-    auto* p = sub->add_option("--prompt,-p", o->prompt,
-                              "Prompt text; special tokens such as <|start|> are parsed (default: none, give it "
-                              "or --prompt-ids)");
-    auto* pi = sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as comma-separated token ids (default: none)")
-                   ->delimiter(',');
+    auto* p =
+        sub->add_option("--prompt,-p", o->prompt,
+                        "Prompt text; special tokens such as <|start|> are parsed (default: none, give it "
+                        "or --prompt-ids)");
+    auto* pi =
+        sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as comma-separated token ids (default: none)")
+            ->delimiter(',');
     p->excludes(pi);
     sub->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (stops early at end-of-generation)");
     sub->add_option("--temperature", o->sampling.temperature, "Sampling temperature (0 = greedy)");

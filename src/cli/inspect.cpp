@@ -129,8 +129,8 @@ void print_text(const InspectOptions& o, const gguf::File& f, const std::optiona
         wb = std::max(wb, std::to_string(t.n_bytes).size());
     }
     const int n = int(wn), ty = int(wt), sh = int(ws), by = int(wb);
-    std::printf("\ntensors: %zu\n  %-*s  %-*s  %-*s  %*s\n", f.tensors().size(), n, "name", ty, "type", sh, "shape", by,
-                "bytes");
+    std::printf("\ntensors: %zu\n  %-*s  %-*s  %-*s  %*s\n", f.tensors().size(), n, "name", ty, "type", sh,
+                "shape", by, "bytes");
     struct Sum {
         size_t tensors = 0;
         uint64_t bytes = 0, params = 0;
@@ -139,22 +139,23 @@ void print_text(const InspectOptions& o, const gguf::File& f, const std::optiona
     std::map<std::string, Sum> per_type;
     for (const auto& t : f.tensors()) {
         const std::string tn(type_name(t.type));
-        std::printf("  %-*s  %-*s  %-*s  %*llu\n", n, t.name.c_str(), ty, tn.c_str(), sh, shape_text(t.shape).c_str(), by,
-                    (unsigned long long)t.n_bytes);
+        std::printf("  %-*s  %-*s  %-*s  %*llu\n", n, t.name.c_str(), ty, tn.c_str(), sh,
+                    shape_text(t.shape).c_str(), by, (unsigned long long)t.n_bytes);
         for (Sum* x : {&all, &per_type[tn]}) {
             ++x->tensors;
             x->bytes += t.n_bytes;
             x->params += t.n_elements;
         }
     }
-    std::printf("\ntotals: %zu tensors, %llu bytes, %llu parameters\ntypes:", all.tensors, (unsigned long long)all.bytes,
-                (unsigned long long)all.params);
+    std::printf("\ntotals: %zu tensors, %llu bytes, %llu parameters\ntypes:", all.tensors,
+                (unsigned long long)all.bytes, (unsigned long long)all.params);
     const char* sep = " ";
     for (const auto& [name, x] : per_type) {
         std::printf("%s%s %zu", sep, name.c_str(), x.tensors);
         sep = ", ";
     }
-    std::printf("\n\n  %-*s  %7s  %14s  %14s  %10s  %6s\n", ty, "type", "tensors", "parameters", "bytes", "size", "share");
+    std::printf("\n\n  %-*s  %7s  %14s  %14s  %10s  %6s\n", ty, "type", "tensors", "parameters", "bytes",
+                "size", "share");
     for (const auto& [name, x] : per_type)
         std::printf("  %-*s  %7zu  %14llu  %14llu  %10s  %5.1f%%\n", ty, name.c_str(), x.tensors,
                     (unsigned long long)x.params, (unsigned long long)x.bytes, human_bytes(x.bytes).c_str(),
@@ -217,8 +218,9 @@ void add_inspect(CLI::App& app, int& rc) {
     sub->add_option("model", opts->path, "GGUF file")->required();
     sub->add_flag("--json", opts->json, "Print one JSON object instead of text");
     sub->add_option("--tensor", opts->tensor, "Show only this tensor (default: all)");
-    sub->add_option("--dump", opts->dump,
-                    "With --tensor: write it dequantized as little-endian float32 to this file (default: none)");
+    sub->add_option(
+        "--dump", opts->dump,
+        "With --tensor: write it dequantized as little-endian float32 to this file (default: none)");
     sub->callback([opts, &rc] {
         run_inspect(*opts);
         rc = 0;

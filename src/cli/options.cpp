@@ -45,7 +45,8 @@ void install_help_format(CLI::App& app) {
 }
 
 void add_output_options(CLI::App* sub, OutputArgs& a) {
-    sub->add_option("--log-format", a.log_format, "Logs on stderr: text, json, or auto (text on a terminal, JSON otherwise)")
+    sub->add_option("--log-format", a.log_format,
+                    "Logs on stderr: text, json, or auto (text on a terminal, JSON otherwise)")
         ->check(CLI::IsMember({"auto", "text", "json"}));
     sub->add_flag("--quiet,-q", a.quiet, "No progress line or progress events (logs stay)");
 }

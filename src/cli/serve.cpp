@@ -34,9 +34,10 @@ struct ServeOptions {
 // The one line a person at a terminal waits for; collectors read the `ready` event instead.
 std::string ready_line(const ModelInfo& in, const std::string& uri) {
     const char* where = in.backend == "cpu" ? "RAM" : "VRAM";
-    return "worker-orcd ready at " + uri + ": model \"" + in.name + "\" (" + in.arch + ", " + in.quant_kind + ") on " +
-           in.backend + ", " + human_bytes(in.weight_bytes) + " weights + " + human_bytes(in.kv_bytes) + " KV cache in " +
-           where + ", " + std::to_string(in.n_slots) + " slots of " + std::to_string(in.n_ctx) + " tokens\n";
+    return "worker-orcd ready at " + uri + ": model \"" + in.name + "\" (" + in.arch + ", " + in.quant_kind +
+           ") on " + in.backend + ", " + human_bytes(in.weight_bytes) + " weights + " +
+           human_bytes(in.kv_bytes) + " KV cache in " + where + ", " + std::to_string(in.n_slots) +
+           " slots of " + std::to_string(in.n_ctx) + " tokens\n";
 }
 
 // POST {worker_id, model_ref, vram_bytes, uri} to the orchestrator; throws on any failure.
@@ -143,7 +144,8 @@ void add_serve(CLI::App& app, int& rc) {
     auto o = std::make_shared<ServeOptions>();
     auto* sub = app.add_subcommand("serve", "Serve a model over HTTP (native SSE API and OpenAI-compatible API)");
     sub->add_option("--model,-m", o->engine.model_path, "GGUF model file")->required();
-    sub->add_option("--worker-id", o->server.worker_id, "Worker id reported to the orchestrator (default: worker-PID)");
+    sub->add_option("--worker-id", o->server.worker_id,
+                    "Worker id reported to the orchestrator (default: worker-PID)");
     sub->add_option("--port", o->server.port, "TCP port (0 = any free port, logged as http_listening)")
         ->check(CLI::Range(0, 65535));
     sub->add_option("--host", o->server.host, "Address to listen on");

@@ -34,11 +34,13 @@ void add_synth(CLI::App& app, int& rc) {
     }
     auto* sub = app.add_subcommand("synth", "Write a random-weight GGUF model of a real or tiny shape (benchmarks, demos)");
     sub->add_option("--arch", a->arch, "Architecture")->required()->check(CLI::IsMember(archs));
-    sub->add_option("--preset", a->preset, "Shape; arch/preset pairs: " + presets)->check(CLI::IsMember(sizes));
+    sub->add_option("--preset", a->preset, "Shape; arch/preset pairs: " + presets)
+        ->check(CLI::IsMember(sizes));
     sub->add_option("--out", a->out, "GGUF file to write")->required();
     sub->add_option("--seed", a->seed, "Random seed");
-    sub->add_option("--tokenizer", a->tokenizer,
-                    "tokenizer.json to embed, which sets the vocabulary size (default: none, the preset's vocabulary)");
+    sub->add_option(
+        "--tokenizer", a->tokenizer,
+        "tokenizer.json to embed, which sets the vocabulary size (default: none, the preset's vocabulary)");
     sub->add_option("--type", a->type, "Type of the 2-D non-expert weights (gpt-oss experts stay MXFP4)")
         ->check(CLI::IsMember({"q8_0", "f16", "bf16", "f32"}, CLI::ignore_case));
     add_output_options(sub, a->output);
@@ -52,8 +54,8 @@ void add_synth(CLI::App& app, int& rc) {
         o.type = convert::parse_matrix_type(a->type);
         const auto r = convert::synth_model(o, a->out);
         std::printf("%s: %s %s, %llu parameters, %s of weights, vocab %d\n", a->out.c_str(), a->arch.c_str(),
-                    a->preset.c_str(), static_cast<unsigned long long>(r.n_params), human_bytes(r.n_bytes).c_str(),
-                    r.n_vocab);
+                    a->preset.c_str(), static_cast<unsigned long long>(r.n_params),
+                    human_bytes(r.n_bytes).c_str(), r.n_vocab);
         rc = 0;
     });
 }

@@ -1,5 +1,5 @@
-// Engine lifecycle: background load with progress (bytes of weights made resident), job submission and cancellation.
-// The scheduling loop itself is in scheduler.cpp.
+// Engine lifecycle: background load with progress (bytes of weights made resident), job submission and
+// cancellation. The scheduling loop itself is in scheduler.cpp.
 #include "engine/engine.h"
 
 #include <ctime>

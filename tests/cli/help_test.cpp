@@ -33,8 +33,10 @@ std::vector<std::string> subcommands() {
             in_section = true;
         } else if (in_section) {
             std::smatch m;
-            if (std::regex_match(line, m, std::regex(R"(  (\S+)\s+.*)"))) out.push_back(m[1]);
-            else if (line.empty()) break;
+            if (std::regex_match(line, m, std::regex(R"(  (\S+)\s+.*)")))
+                out.push_back(m[1]);
+            else if (line.empty())
+                break;
         }
     }
     return out;
@@ -80,9 +82,11 @@ TEST(Help, EveryOptionThatTakesAValueNamesItsDefault) {
     for (const std::string& sub : subcommands()) {
         for (const auto& [name, entry] : options_of(sub)) {
             // A value-taking option shows its type (TEXT, INT, ...) right after its names.
-            const bool takes_value = std::regex_search(entry, std::regex(R"(^  \S+ (TEXT|INT|UINT|FLOAT)\b)"));
+            const bool takes_value =
+                std::regex_search(entry, std::regex(R"(^  \S+ (TEXT|INT|UINT|FLOAT)\b)"));
             if (!takes_value || entry.find("REQUIRED") != std::string::npos) continue;
-            EXPECT_TRUE(entry.find("[default: ") != std::string::npos || entry.find("(default: ") != std::string::npos)
+            EXPECT_TRUE(entry.find("[default: ") != std::string::npos ||
+                        entry.find("(default: ") != std::string::npos)
                 << sub << " " << name << ": " << entry;
         }
     }
@@ -123,7 +127,8 @@ TEST(Help, DefaultsAndAllowedValuesAreTheDocumentedOnes) {
         const auto help = options_of(sub);
         for (const auto& [name, needle] : opts) {
             ASSERT_TRUE(help.count(name)) << sub << " has no " << name;
-            EXPECT_NE(help.at(name).find(needle), std::string::npos) << sub << " " << name << ": " << help.at(name);
+            EXPECT_NE(help.at(name).find(needle), std::string::npos)
+                << sub << " " << name << ": " << help.at(name);
         }
     }
     EXPECT_NE(options_of("convert").at("--type").find("[default: f16]"), std::string::npos);
@@ -134,7 +139,8 @@ TEST(Help, AValueOutsideTheAllowedSetIsAnInvalidArgument) {
     int rc = 0;
     std::string out = run("serve --model x.gguf --backend tpu", rc);
     EXPECT_EQ(rc, 1);
-    EXPECT_NE(out.find("error: INVALID_ARGUMENT: --backend: tpu not in {cpu,cuda}"), std::string::npos) << out;
+    EXPECT_NE(out.find("error: INVALID_ARGUMENT: --backend: tpu not in {cpu,cuda}"), std::string::npos)
+        << out;
     out = run("synth --arch gpt-oss --preset 30b --out /dev/null", rc);
     EXPECT_EQ(rc, 1);
     EXPECT_NE(out.find("error: INVALID_ARGUMENT: --preset"), std::string::npos) << out;

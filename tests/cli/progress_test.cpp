@@ -162,9 +162,11 @@ TEST_F(ProgressCli, SynthOnATerminalDrawsOneLineEndingAt100Percent) {
 TEST_F(ProgressCli, ServeOnATerminalSaysReadyInOneHumanLine) {
     std::ofstream(dir_ / "tokenizer.json") << test::byte_level_tokenizer_json().dump();
     const std::string model = path("m.gguf");
-    ASSERT_EQ(run("synth --arch llama --preset tiny --tokenizer " + path("tokenizer.json") + " --out " + model).rc, 0);
-    test::PtyProcess p({WO_BINARY, "serve", "--model", model, "--port", "0", "--threads", "1", "--parallel", "2",
-                        "--ctx", "256"});
+    ASSERT_EQ(
+        run("synth --arch llama --preset tiny --tokenizer " + path("tokenizer.json") + " --out " + model).rc,
+        0);
+    test::PtyProcess p({WO_BINARY, "serve", "--model", model, "--port", "0", "--threads", "1", "--parallel",
+                        "2", "--ctx", "256"});
     ASSERT_TRUE(p.started());
     const bool ready = p.wait_for(" tokens\n", 60000);
     p.signal(SIGTERM);
@@ -175,7 +177,9 @@ TEST_F(ProgressCli, ServeOnATerminalSaysReadyInOneHumanLine) {
     for (const auto& l : lines_of(o))
         if (l.rfind("worker-orcd ready at http://127.0.0.1:", 0) == 0) line = l;
     ASSERT_FALSE(line.empty()) << o;
-    EXPECT_NE(line.find(": model \"synthetic llama tiny (random weights)\" (llama, Q8_0) on cpu, "), std::string::npos) << line;
+    EXPECT_NE(line.find(": model \"synthetic llama tiny (random weights)\" (llama, Q8_0) on cpu, "),
+              std::string::npos)
+        << line;
     EXPECT_NE(line.find(" weights + "), std::string::npos) << line;
     EXPECT_NE(line.find(" KV cache in RAM, 2 slots of 256 tokens"), std::string::npos) << line;
     EXPECT_NE(o.find("load 100%"), std::string::npos) << o;

@@ -201,7 +201,8 @@ TEST(Scheduler, FailedStepFailsItsJobsAndServingContinues) {
 
 TEST(Scheduler, QueueLimitAndDuplicateIds) {
     // Never started: jobs stay queued.
-    Engine e({.n_parallel = 1, .max_queue = 1}, [](const EngineOptions&, Progress&) -> LoadedModel { throw Error(Code::INTERNAL, "unused"); });
+    Engine e({.n_parallel = 1, .max_queue = 1},
+             [](const EngineOptions&, Progress&) -> LoadedModel { throw Error(Code::INTERNAL, "unused"); });
     e.submit(req("a", {1}, 1));
     try {
         e.submit(req("b", {1}, 1));
@@ -209,7 +210,8 @@ TEST(Scheduler, QueueLimitAndDuplicateIds) {
     } catch (const Error& err) {
         EXPECT_EQ(err.code(), Code::QUEUE_FULL);
     }
-    Engine e2({.max_queue = 4}, [](const EngineOptions&, Progress&) -> LoadedModel { throw Error(Code::INTERNAL, "unused"); });
+    Engine e2({.max_queue = 4},
+              [](const EngineOptions&, Progress&) -> LoadedModel { throw Error(Code::INTERNAL, "unused"); });
     e2.submit(req("a", {1}, 1));
     EXPECT_THROW(e2.submit(req("a", {1}, 1)), Error);
 }

@@ -4,8 +4,8 @@
 
 #include <cmath>
 #include <map>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "gguf/gguf.h"
 #include "gguf_test_util.h"
@@ -120,7 +120,8 @@ TEST_F(GptOssLayout, InspectText) {
     const size_t head = o.find("\n  name ");
     ASSERT_NE(head, std::string::npos) << o;
     const std::string header = o.substr(head + 1, o.find('\n', head + 1) - head - 1);
-    for (const std::string name : {"token_embd.weight", "blk.1.ffn_down_exps.weight", "blk.0.attn_sinks.weight"}) {
+    for (const std::string name :
+         {"token_embd.weight", "blk.1.ffn_down_exps.weight", "blk.0.attn_sinks.weight"}) {
         const std::string row = line_of(name);
         const std::string type = words(row).at(1);
         EXPECT_EQ(row.find(" " + type + " ") + 1, header.find("type")) << row;

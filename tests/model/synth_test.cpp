@@ -1,6 +1,8 @@
 // `synth`: random-weight models load and run on the CPU backend with finite, spread-out logits,
 // carry the ggml-org tensor types (gpt-oss: MXFP4 experts, Q8_0 matrices, F32 the rest), and
 // are reproducible from the seed.
+#include "convert/synth.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include <iterator>
 #include <set>
 
-#include "convert/synth.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "util/error.h"

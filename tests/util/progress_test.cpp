@@ -77,7 +77,8 @@ TEST(Progress, EventsAreThrottledJsonLinesWithMonotonicBytesEndingAtTheTotal) {
         prev = b;
         // At most one event per 500 ms; only the final one may follow sooner.
         if (i > 0 && i + 1 < ev.size())
-            EXPECT_GE(e["elapsed_s"].get<double>() - ev[i - 1]["elapsed_s"].get<double>(), 0.499) << cap.text();
+            EXPECT_GE(e["elapsed_s"].get<double>() - ev[i - 1]["elapsed_s"].get<double>(), 0.498)
+                << cap.text();
     }
     EXPECT_EQ(ev.front()["bytes"], 0);
     EXPECT_EQ(ev.back()["bytes"], 1000);
