@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/progress.h"
 
 namespace wo::cli {
 namespace {
@@ -27,6 +29,7 @@ struct GenerateOptions {
     int n_predict = 64, threads = 0;
     bool ids = false;
     SamplingParams sampling;
+    OutputArgs output;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -62,7 +65,13 @@ void run_generate(const GenerateOptions& o) {
     LoadOptions lo;
     lo.backend = resolve_backend(o.backend);
     lo.n_threads = o.threads;
+    Progress progress("model_load_progress", {{"model", o.model}});
+    uint64_t total = 0;
+    for (const auto& t : file->tensors()) total += t.n_bytes;
+    progress.start(total, "load");
+    lo.on_weight_bytes = [&progress](uint64_t n) { progress.add(n); };
     lm.model = load_model(file, lo);
+    progress.finish();
     const Hparams& hp = lm.model->hparams();
     if (!lm.tokenizer) lm.tokenizer = std::make_unique<IdsOnly>(hp.n_vocab);
     for (int32_t id : prompt)
@@ -87,7 +96,7 @@ void run_generate(const GenerateOptions& o) {
     eo.prefill_chunk = 512;
     eo.timeout_ms = 0;
     auto shared = std::make_shared<LoadedModel>(std::move(lm));
-    Engine engine(eo, [shared](const EngineOptions&) { return std::move(*shared); });
+    Engine engine(eo, [shared](const EngineOptions&, Progress&) { return std::move(*shared); });
     engine.start();
     if (engine.wait_loaded() != Engine::State::Ready) throw Error(engine.load_error_code(), engine.load_error());
     GenerateRequest req;
@@ -135,10 +144,13 @@ void add_generate(CLI::App& app, int& rc) {
     auto* sub =
         app.add_subcommand("generate", "Generate a continuation of a prompt and stream it to the terminal");
     sub->add_option("--model,-m", o->model, "GGUF model file")->required();
-    auto* p = sub->add_option("--prompt,-p", o->prompt,
-                              "Prompt text (special tokens such as <|start|> are parsed)");
+    auto* p =
+        sub->add_option("--prompt,-p", o->prompt,
+                        "Prompt text; special tokens such as <|start|> are parsed (default: none, give it "
+                        "or --prompt-ids)");
     auto* pi =
-        sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as comma-separated token ids")->delimiter(',');
+        sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as comma-separated token ids (default: none)")
+            ->delimiter(',');
     p->excludes(pi);
     sub->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (stops early at end-of-generation)");
     sub->add_option("--temperature", o->sampling.temperature, "Sampling temperature (0 = greedy)");
@@ -148,9 +160,12 @@ void add_generate(CLI::App& app, int& rc) {
     sub->add_option("--repeat-penalty", o->sampling.repetition_penalty, "Repetition penalty (1 = off)");
     sub->add_option("--seed", o->sampling.seed, "Sampler seed");
     sub->add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)");
-    sub->add_option("--backend", o->backend, "auto (cuda when a GPU is present, else cpu), cpu or cuda");
+    sub->add_option("--backend", o->backend, "Compute backend (auto: cuda when a GPU is present, else cpu)")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
     sub->add_flag("--ids", o->ids, "Print token ids, one per line, instead of text");
+    add_output_options(sub, o->output);
     sub->callback([o, &rc] {
+        apply_output_options(o->output);
         run_generate(*o);
         rc = 0;
     });

@@ -1,6 +1,7 @@
 // `worker-orcd inspect MODEL.gguf [--json] [--tensor NAME [--dump OUT.f32]]`: what a GGUF file
 // holds (header, every metadata key, the tensor table, totals), as text for people or one JSON
 // object for machines; optionally one tensor dequantized to little-endian float32.
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "gguf/gguf.h"
 #include "quant/quant.h"
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace wo::cli {
 namespace {
@@ -118,24 +120,46 @@ void print_text(const InspectOptions& o, const gguf::File& f, const std::optiona
     for (const auto& [key, v] : f.metadata())
         std::printf("  %-48s %-14s %s\n", key.c_str(), type_label(v).c_str(), text_value(v).c_str());
 
-    std::printf("\ntensors: %zu\n  %-40s %-8s %-24s %14s\n", f.tensors().size(), "name", "type", "shape", "bytes");
-    uint64_t bytes = 0, params = 0;
-    std::map<std::string, size_t> per_type;
+    // Columns as wide as their longest entry, so 40-character gpt-oss names still line up.
+    size_t wn = 4, wt = 4, ws = 5, wb = 5;
     for (const auto& t : f.tensors()) {
-        std::printf("  %-40s %-8s %-24s %14llu\n", t.name.c_str(), std::string(type_name(t.type)).c_str(),
-                    shape_text(t.shape).c_str(), (unsigned long long)t.n_bytes);
-        bytes += t.n_bytes;
-        params += t.n_elements;
-        ++per_type[std::string(type_name(t.type))];
+        wn = std::max(wn, t.name.size());
+        wt = std::max(wt, type_name(t.type).size());
+        ws = std::max(ws, shape_text(t.shape).size());
+        wb = std::max(wb, std::to_string(t.n_bytes).size());
     }
-    std::printf("\ntotals: %zu tensors, %llu bytes, %llu parameters\ntypes:", f.tensors().size(),
-                (unsigned long long)bytes, (unsigned long long)params);
+    const int n = int(wn), ty = int(wt), sh = int(ws), by = int(wb);
+    std::printf("\ntensors: %zu\n  %-*s  %-*s  %-*s  %*s\n", f.tensors().size(), n, "name", ty, "type", sh,
+                "shape", by, "bytes");
+    struct Sum {
+        size_t tensors = 0;
+        uint64_t bytes = 0, params = 0;
+    };
+    Sum all;
+    std::map<std::string, Sum> per_type;
+    for (const auto& t : f.tensors()) {
+        const std::string tn(type_name(t.type));
+        std::printf("  %-*s  %-*s  %-*s  %*llu\n", n, t.name.c_str(), ty, tn.c_str(), sh,
+                    shape_text(t.shape).c_str(), by, (unsigned long long)t.n_bytes);
+        for (Sum* x : {&all, &per_type[tn]}) {
+            ++x->tensors;
+            x->bytes += t.n_bytes;
+            x->params += t.n_elements;
+        }
+    }
+    std::printf("\ntotals: %zu tensors, %llu bytes, %llu parameters\ntypes:", all.tensors,
+                (unsigned long long)all.bytes, (unsigned long long)all.params);
     const char* sep = " ";
-    for (const auto& [name, n] : per_type) {
-        std::printf("%s%s %zu", sep, name.c_str(), n);
+    for (const auto& [name, x] : per_type) {
+        std::printf("%s%s %zu", sep, name.c_str(), x.tensors);
         sep = ", ";
     }
-    std::printf("\n");
+    std::printf("\n\n  %-*s  %7s  %14s  %14s  %10s  %6s\n", ty, "type", "tensors", "parameters", "bytes",
+                "size", "share");
+    for (const auto& [name, x] : per_type)
+        std::printf("  %-*s  %7zu  %14llu  %14llu  %10s  %5.1f%%\n", ty, name.c_str(), x.tensors,
+                    (unsigned long long)x.params, (unsigned long long)x.bytes, human_bytes(x.bytes).c_str(),
+                    all.bytes ? 100.0 * double(x.bytes) / double(all.bytes) : 0.0);
 }
 
 json to_json(const InspectOptions& o, const gguf::File& f, const std::optional<std::string>& arch) {
@@ -193,8 +217,10 @@ void add_inspect(CLI::App& app, int& rc) {
     auto* sub = app.add_subcommand("inspect", "Print a GGUF file's header, metadata, tensors and totals");
     sub->add_option("model", opts->path, "GGUF file")->required();
     sub->add_flag("--json", opts->json, "Print one JSON object instead of text");
-    sub->add_option("--tensor", opts->tensor, "Show only this tensor");
-    sub->add_option("--dump", opts->dump, "With --tensor: write it dequantized as little-endian float32 to this file");
+    sub->add_option("--tensor", opts->tensor, "Show only this tensor (default: all)");
+    sub->add_option(
+        "--dump", opts->dump,
+        "With --tensor: write it dequantized as little-endian float32 to this file (default: none)");
     sub->callback([opts, &rc] {
         run_inspect(*opts);
         rc = 0;

@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "util/error.h"
 #ifdef WO_HAVE_CUDA
 #include "backend/cuda/register.h"
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
 #endif
     CLI::App app{"worker-orcd: a GGUF inference worker (CPU reference and CUDA backends)"};
     app.require_subcommand(1);
+    wo::cli::install_help_format(app);
     int rc = 0;
     wo::cli::add_version(app, rc);
     wo::cli::add_inspect(app, rc);
@@ -26,7 +28,10 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help
+        // A bad command line is bad input like any other: the same `error: CODE: message` form.
+        std::fprintf(stderr, "error: INVALID_ARGUMENT: %s (see --help)\n", e.what());
+        return 1;
     } catch (const wo::Error& e) {
         std::fprintf(stderr, "error: %s: %s\n", std::string(wo::code_name(e.code())).c_str(), e.what());
         return 1;

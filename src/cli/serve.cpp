@@ -1,20 +1,24 @@
 // `worker-orcd serve --model PATH [...]`: listens first, loads the model in the background
 // (/health says loading until it is resident), sends the ready callback, and serves until
-// SIGINT/SIGTERM. A failed load or callback exits 1.
+// SIGINT/SIGTERM. A failed load or callback exits 1. Logs are JSON lines for collectors, or text
+// plus one human `ready at URL` line on a terminal (--log-format).
 #include <httplib.h>
 #include <signal.h>
 
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <regex>
 #include <string>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "engine/engine.h"
 #include "server/server.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/progress.h"
 
 namespace wo::cli {
 namespace {
@@ -24,7 +28,17 @@ struct ServeOptions {
     ServerOptions server;
     std::string callback_url;
     double timeout_sec = 300;
+    OutputArgs output;
 };
+
+// The one line a person at a terminal waits for; collectors read the `ready` event instead.
+std::string ready_line(const ModelInfo& in, const std::string& uri) {
+    const char* where = in.backend == "cpu" ? "RAM" : "VRAM";
+    return "worker-orcd ready at " + uri + ": model \"" + in.name + "\" (" + in.arch + ", " + in.quant_kind +
+           ") on " + in.backend + ", " + human_bytes(in.weight_bytes) + " weights + " +
+           human_bytes(in.kv_bytes) + " KV cache in " + where + ", " + std::to_string(in.n_slots) +
+           " slots of " + std::to_string(in.n_ctx) + " tokens\n";
+}
 
 // POST {worker_id, model_ref, vram_bytes, uri} to the orchestrator; throws on any failure.
 void send_ready_callback(const std::string& url, const nlohmann::json& body) {
@@ -42,7 +56,7 @@ void send_ready_callback(const std::string& url, const nlohmann::json& body) {
 }
 
 int run_serve(ServeOptions o) {
-    log::set_json(true);
+    const bool json_logs = apply_output_options(o.output);
     if (o.engine.backend != "cpu" && o.engine.backend != "cuda" && o.engine.backend != "auto")
         throw Error(Code::INVALID_ARGUMENT, "--backend must be auto, cpu or cuda (got '" + o.engine.backend + "')");
     o.engine.backend = resolve_backend(o.engine.backend);
@@ -83,6 +97,10 @@ int run_serve(ServeOptions o) {
             const uint64_t bytes = engine.info().weight_bytes + engine.info().kv_bytes;
             const std::string uri = "http://" + o.server.host + ":" + std::to_string(port);
             log::info("ready", {{"worker_id", o.server.worker_id}, {"vram_bytes", bytes}, {"uri", uri}});
+            if (!json_logs) {
+                const std::string line = ready_line(engine.info(), uri);
+                std::fwrite(line.data(), 1, line.size(), stderr);
+            }
             if (!o.callback_url.empty()) {
                 try {
                     send_ready_callback(o.callback_url, {{"worker_id", o.server.worker_id},
@@ -127,22 +145,26 @@ void add_serve(CLI::App& app, int& rc) {
     auto o = std::make_shared<ServeOptions>();
     auto* sub = app.add_subcommand("serve", "Serve a model over HTTP (native SSE API and OpenAI-compatible API)");
     sub->add_option("--model,-m", o->engine.model_path, "GGUF model file")->required();
-    sub->add_option("--worker-id", o->server.worker_id, "Worker id reported to the orchestrator");
+    sub->add_option("--worker-id", o->server.worker_id,
+                    "Worker id reported to the orchestrator (default: worker-PID)");
     sub->add_option("--port", o->server.port, "TCP port (0 = any free port, logged as http_listening)")
         ->check(CLI::Range(0, 65535));
     sub->add_option("--host", o->server.host, "Address to listen on");
     sub->add_option("--gpu-device", o->engine.device, "CUDA device index");
     o->engine.backend = "auto";
-    sub->add_option("--backend", o->engine.backend, "auto (cuda when a GPU is present, else cpu), cpu or cuda");
+    sub->add_option("--backend", o->engine.backend, "Compute backend (auto: cuda when a GPU is present, else cpu)")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
     sub->add_option("--ctx", o->engine.n_ctx, "Context length per slot (0 = min(model context, 4096))");
     sub->add_option("--parallel", o->engine.n_parallel, "Sequences decoded together (slots)");
     sub->add_option("--threads,-t", o->engine.threads, "CPU threads (0 = all cores)");
-    sub->add_option("--callback-url", o->callback_url, "POST {worker_id, model_ref, vram_bytes, uri} here when ready");
+    sub->add_option("--callback-url", o->callback_url,
+                    "POST {worker_id, model_ref, vram_bytes, uri} here when ready (default: none)");
     sub->add_option("--max-queue", o->engine.max_queue, "Jobs that may wait for a slot before QUEUE_FULL");
     sub->add_option("--inference-timeout-sec", o->timeout_sec, "Per-job limit; INFERENCE_TIMEOUT after it (0 = none)");
     sub->add_option("--prefill-chunk", o->engine.prefill_chunk, "Prompt tokens fed per scheduler step");
     sub->add_flag("--enable-test-faults", o->server.enable_test_faults,
                   "Tests only: honour the X-Test-Fault header on /execute (docs/api.md)");
+    add_output_options(sub, o->output);
     sub->callback([o, &rc] { rc = run_serve(*o); });
 }
 

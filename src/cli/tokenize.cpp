@@ -78,8 +78,10 @@ void run(const TokenizeOptions& o) {
 void add_tokenize(CLI::App& app, int& rc) {
     auto o = std::make_shared<TokenizeOptions>();
     auto* cmd = app.add_subcommand("tokenize", "Text on stdin to token ids (or ids to text with --decode)");
-    cmd->add_option("--model", o->model, "GGUF file whose tokenizer.ggml.* metadata to use");
-    cmd->add_option("--tokenizer", o->tokenizer, "HF tokenizer.json");
+    cmd->add_option(
+        "--model", o->model,
+        "GGUF file whose tokenizer.ggml.* metadata to use (default: none; give it or --tokenizer)");
+    cmd->add_option("--tokenizer", o->tokenizer, "HF tokenizer.json (default: none; give it or --model)");
     cmd->add_option("--config", o->config, "tokenizer_config.json (default: beside tokenizer.json)");
     cmd->add_flag("--ids", o->ids_only, "print only the ids, space-separated on one line");
     cmd->add_flag("--special", o->special, "parse special tokens such as <|start|> in the text");

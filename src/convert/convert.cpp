@@ -9,6 +9,7 @@
 #include "tokenizer/gguf_export.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/progress.h"
 
 namespace wo::convert {
 namespace fs = std::filesystem;
@@ -103,7 +104,10 @@ ConvertResult convert_hf(const std::string& hf_dir, const std::string& out_path,
         write_tokenizer_gguf(tok.string(), fs::exists(tcfg) ? tcfg.string() : std::string(), w, static_cast<int>(c.n_vocab));
         res.tokenizer = true;
     }
-    w.write(out_path);
+    Progress progress("convert_progress", {{"out", out_path}});
+    progress.start(w.tensor_bytes(), "convert");
+    w.write(out_path, [&](uint64_t n) { progress.add(n); });
+    progress.finish();
     if (const RequantStats t = em.requant_total(); t.n_tensors > 0)
         log::warn("convert.requantized_total", {{"tensors", t.n_tensors}, {"to", t.to}, {"rel_rms_error", t.rel_rms()}});
     res.n_params = em.n_params();

@@ -14,6 +14,7 @@
 #include "tokenizer/gguf_export.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/progress.h"
 
 namespace wo::convert {
 namespace {
@@ -257,7 +258,10 @@ SynthResult synth_model(const SynthOptions& o, const std::string& out) {
         const auto cfg = std::filesystem::path(o.tokenizer).parent_path() / "tokenizer_config.json";
         write_tokenizer_gguf(o.tokenizer, std::filesystem::exists(cfg) ? cfg.string() : std::string(), w, s.n_vocab);
     }
-    w.write(out);
+    Progress progress("synth_progress", {{"out", out}});
+    progress.start(w.tensor_bytes(), "synth");
+    w.write(out, [&](uint64_t n) { progress.add(n); });
+    progress.finish();
     log::info("synth.done", {{"arch", a}, {"preset", o.preset}, {"out", out}, {"params", g.n_params()},
                              {"bytes", g.n_bytes()}, {"vocab", s.n_vocab}, {"tokenizer", !o.tokenizer.empty()}});
     return {g.n_params(), g.n_bytes(), s.n_vocab};

@@ -1,5 +1,5 @@
-// Engine lifecycle: background load with progress logs, job submission and cancellation.
-// The scheduling loop itself is in scheduler.cpp.
+// Engine lifecycle: background load with progress (bytes of weights made resident), job submission and
+// cancellation. The scheduling loop itself is in scheduler.cpp.
 #include "engine/engine.h"
 
 #include <ctime>
@@ -24,23 +24,20 @@ std::string utc_now_rfc3339() {
 
 namespace {
 
-void progress(int percent, const std::string& model) {
-    log::info("model_load_progress", {{"percent", percent}, {"model", model}});
-}
-
-LoadedModel load_gguf_model(const EngineOptions& o) {
+LoadedModel load_gguf_model(const EngineOptions& o, Progress& progress) {
     LoadedModel lm;
     lm.file = std::make_shared<const gguf::File>(gguf::File::open(o.model_path));
     lm.name = lm.file->find_string("general.name").value_or(std::filesystem::path(o.model_path).stem().string());
-    progress(25, o.model_path);
+    uint64_t total = 0;
+    for (const auto& t : lm.file->tensors()) total += t.n_bytes;
+    progress.start(total, "load");
     lm.tokenizer = load_tokenizer(*lm.file);
-    progress(50, o.model_path);
     LoadOptions lo;
     lo.backend = o.backend;
     lo.n_threads = o.threads;
     lo.device = o.device;
+    lo.on_weight_bytes = [&progress](uint64_t n) { progress.add(n); };
     lm.model = load_model(lm.file, lo);
-    progress(75, o.model_path);
     return lm;
 }
 
@@ -78,9 +75,12 @@ void Engine::run() {
 
 void Engine::load() {
     log::info("model_load_start", {{"model", options_.model_path}, {"backend", options_.backend}});
-    progress(0, options_.model_path);
+    // Bytes of weights the backend holds (CPU: tensors mapped in place; CUDA: copied), as
+    // model_load_progress events or a terminal line; 100% once the KV cache is reserved too.
     try {
-        LoadedModel lm = loader_(options_);
+        // Inside the try, so a failed load ends its terminal line before the error is logged.
+        Progress progress("model_load_progress", {{"model", options_.model_path}});
+        LoadedModel lm = loader_(options_, progress);
         WO_CHECK(lm.model && lm.tokenizer, "loader returned no model or tokenizer");
         const Hparams& hp = lm.model->hparams();
         int n_ctx = options_.n_ctx > 0 ? options_.n_ctx : std::min(hp.n_ctx_train, 4096);
@@ -94,6 +94,7 @@ void Engine::load() {
         ro.max_step_tokens = options_.prefill_chunk + options_.n_parallel;
         ro.max_out_rows = options_.n_parallel;
         lm.model->reserve(ro);
+        progress.finish();
         ModelInfo in;
         in.name = lm.name;
         in.arch = hp.arch;
@@ -122,9 +123,7 @@ void Engine::load() {
         load_error_ = std::string(code_name(c)) + ": " + e.what();
         state_ = State::Failed;
     }
-    cv_.notify_all();
     if (state() == State::Ready) {
-        progress(100, options_.model_path);
         log::info("model_load_complete", {{"model", info_.name}, {"arch", info_.arch}, {"quant_kind", info_.quant_kind},
                                           {"backend", info_.backend}, {"weight_bytes", info_.weight_bytes},
                                           {"kv_bytes", info_.kv_bytes}, {"buffer_bytes", info_.buffer_bytes}, {"device", info_.device},
@@ -146,6 +145,8 @@ void Engine::load() {
             metrics_.count(Outcome::error);
         }
     }
+    // After the load's last log line, so what waits for it (serve's ready line) comes after.
+    cv_.notify_all();
 }
 
 Engine::State Engine::wait_loaded() {

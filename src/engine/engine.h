@@ -17,6 +17,7 @@
 #include "engine/metrics.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
+#include "util/progress.h"
 
 namespace wo {
 
@@ -52,7 +53,9 @@ struct ModelInfo {
 class Engine {
 public:
     enum class State { Loading, Ready, Failed };
-    using Loader = std::function<LoadedModel(const EngineOptions&)>;
+    // A loader reports its work on `progress` (start with the total bytes, add, no finish: the
+    // engine finishes it once the KV cache is reserved); a test double may ignore it.
+    using Loader = std::function<LoadedModel(const EngineOptions&, Progress& progress)>;
 
     // `loader` defaults to reading options.model_path (GGUF model + its tokenizer).
     explicit Engine(EngineOptions options, Loader loader = {});

@@ -152,7 +152,10 @@ public:
     void add_tensor(std::string name, GgmlType type, std::vector<uint64_t> shape, Filler fill);
 
     std::vector<uint8_t> to_bytes() const;
-    void write(const std::string& path) const;  // throws Error(IO_ERROR)
+    // Throws Error(IO_ERROR). `on_tensor(n_bytes)` runs after each tensor's data is written
+    // (progress); the n_bytes of all tensors add up to tensor_bytes().
+    void write(const std::string& path, const std::function<void(uint64_t)>& on_tensor = {}) const;
+    uint64_t tensor_bytes() const;
 
 private:
     struct Pending {

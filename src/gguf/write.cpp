@@ -219,8 +219,8 @@ std::vector<uint8_t> header_bytes(const std::vector<std::pair<std::string, Value
 
 // Calls `sink(bytes, n)` with the whole file in order, materialising one tensor at a time.
 template <class Sink>
-static void stream(const std::vector<std::pair<std::string, Value>>& kv, const auto& tensors, uint64_t alignment,
-                   Sink&& sink) {
+static void stream(const std::vector<std::pair<std::string, Value>>& kv, const auto& tensors,
+                   uint64_t alignment, Sink&& sink, const std::function<void(uint64_t)>& on_tensor = {}) {
     std::vector<TensorInfo> infos;
     infos.reserve(tensors.size());
     for (const auto& p : tensors) infos.push_back(p.info);
@@ -238,6 +238,7 @@ static void stream(const std::vector<std::pair<std::string, Value>>& kv, const a
         } else {
             sink(p.bytes.data(), p.bytes.size());
         }
+        if (on_tensor) on_tensor(p.info.n_bytes);
         pos = p.info.offset + p.info.n_bytes;
     }
     // Pad the end too, so the file size is a multiple of the alignment as ggml writes it.
@@ -253,16 +254,25 @@ std::vector<uint8_t> Writer::to_bytes() const {
     return out;
 }
 
-void Writer::write(const std::string& path) const {
+uint64_t Writer::tensor_bytes() const {
+    uint64_t n = 0;
+    for (const auto& p : tensors_) n += p.info.n_bytes;
+    return n;
+}
+
+void Writer::write(const std::string& path, const std::function<void(uint64_t)>& on_tensor) const {
     // Written beside the target and renamed, so a failure never leaves a truncated model behind.
     const std::string tmp = path + ".tmp";
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     if (!f) throw Error(Code::IO_ERROR, "cannot create " + tmp + ": " + std::strerror(errno));
     try {
-        stream(kv_, tensors_, alignment_, [&](const uint8_t* p, size_t n) {
-            if (n && std::fwrite(p, 1, n, f) != n)
-                throw Error(Code::IO_ERROR, "cannot write " + tmp + ": " + std::strerror(errno));
-        });
+        stream(
+            kv_, tensors_, alignment_,
+            [&](const uint8_t* p, size_t n) {
+                if (n && std::fwrite(p, 1, n, f) != n)
+                    throw Error(Code::IO_ERROR, "cannot write " + tmp + ": " + std::strerror(errno));
+            },
+            on_tensor);
         const int rc = std::fclose(f);
         f = nullptr;
         if (rc != 0) throw Error(Code::IO_ERROR, "cannot write " + tmp + ": " + std::strerror(errno));

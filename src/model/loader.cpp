@@ -2,6 +2,7 @@
 #include "model/loader.h"
 
 #include <map>
+#include <utility>
 
 #include "quant/quant.h"
 #include "util/error.h"
@@ -23,7 +24,18 @@ std::vector<int64_t> pad3(std::vector<int64_t> s) {
     return s;
 }
 
+thread_local std::function<void(uint64_t)> t_on_weight_bytes;
+
+void loaded(const gguf::TensorInfo& t) {
+    if (t_on_weight_bytes) t_on_weight_bytes(t.n_bytes);
+}
+
 }  // namespace
+
+WeightProgressScope::WeightProgressScope(std::function<void(uint64_t)> on_bytes)
+    : previous_(std::exchange(t_on_weight_bytes, std::move(on_bytes))) {}
+
+WeightProgressScope::~WeightProgressScope() { t_on_weight_bytes = std::move(previous_); }
 
 WeightLoader::WeightLoader(const gguf::File& f, Backend& be, std::string arch)
     : f_(f), be_(be), arch_(std::move(arch)), storage_(std::make_shared<std::deque<std::vector<float>>>()) {}
@@ -68,7 +80,9 @@ const gguf::TensorInfo& WeightLoader::info(const std::string& name, const std::v
 Tensor WeightLoader::mat(const std::string& name, std::vector<int64_t> shape) {
     const gguf::TensorInfo& t = info(name, shape);
     auto s = pad3(shape);
-    return be_.weight(f_.tensor_data(t), t.type, s[0], s[1], s[2], name);
+    Tensor w = be_.weight(f_.tensor_data(t), t.type, s[0], s[1], s[2], name);
+    loaded(t);
+    return w;
 }
 
 std::optional<Tensor> WeightLoader::opt_mat(const std::string& name, std::vector<int64_t> shape) {
@@ -79,12 +93,18 @@ std::optional<Tensor> WeightLoader::opt_mat(const std::string& name, std::vector
 Tensor WeightLoader::f32(const std::string& name, std::vector<int64_t> shape) {
     const gguf::TensorInfo& t = info(name, shape);
     auto s = pad3(shape);
-    if (t.type == GgmlType::F32) return be_.weight(f_.tensor_data(t), t.type, s[0], s[1], s[2], name);
+    if (t.type == GgmlType::F32) {
+        Tensor w = be_.weight(f_.tensor_data(t), t.type, s[0], s[1], s[2], name);
+        loaded(t);
+        return w;
+    }
     std::vector<float>& w = storage_->emplace_back(static_cast<size_t>(s[0] * s[1] * s[2]));
     const uint64_t rb = row_bytes(t.type, static_cast<uint64_t>(s[0]));
     for (int64_t r = 0; r < s[1] * s[2]; ++r)
         quant::dequantize_row(t.type, f_.tensor_data(t) + r * rb, w.data() + r * s[0], s[0]);
-    return be_.weight(w.data(), GgmlType::F32, s[0], s[1], s[2], name);
+    Tensor wt = be_.weight(w.data(), GgmlType::F32, s[0], s[1], s[2], name);
+    loaded(t);
+    return wt;
 }
 
 std::optional<std::vector<float>> WeightLoader::opt_host_f32(const std::string& name,

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,20 @@ private:
     Backend& be_;
     std::string arch_;
     std::shared_ptr<std::deque<std::vector<float>>> storage_;
+};
+
+// While alive, every WeightLoader on this thread reports the file bytes of each tensor it hands
+// to the backend to `on_bytes` (load_model sets it from LoadOptions::on_weight_bytes, so the
+// architecture loaders need no progress plumbing).
+class WeightProgressScope {
+public:
+    explicit WeightProgressScope(std::function<void(uint64_t)> on_bytes);
+    ~WeightProgressScope();
+    WeightProgressScope(const WeightProgressScope&) = delete;
+    WeightProgressScope& operator=(const WeightProgressScope&) = delete;
+
+private:
+    std::function<void(uint64_t)> previous_;
 };
 
 // The hyperparameters every architecture has, from `{arch}.*` keys, checked for consistency;

@@ -3,6 +3,7 @@
 // each architecture is one file under src/model/ plus a line in registry.cpp.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,9 @@ struct LoadOptions {
     int n_threads = 0;            // CPU: 0 = all cores
     int device = 0;               // CUDA device
     std::string kv_type;          // "f32" keeps the KV cache in F32 on a backend that defaults to F16
+    // Load progress: called with each tensor's size in the file once the backend holds it (CPU:
+    // mapped in place; CUDA: copied). The calls add up to at most the file's tensor bytes.
+    std::function<void(uint64_t bytes)> on_weight_bytes;
 };
 
 class Model {

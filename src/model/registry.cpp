@@ -11,6 +11,7 @@
 #endif
 
 #include "gguf/gguf.h"
+#include "model/loader.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -59,7 +60,9 @@ std::unique_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const 
     if (!arch) throw Error(Code::MODEL_LOAD_FAILED, "missing metadata key general.architecture");
     for (const auto& [name, load] : kArchs) {
         if (*arch != name) continue;
-        auto model = load(file, make_backend(opts));
+        auto backend = make_backend(opts);
+        WeightProgressScope scope(opts.on_weight_bytes);
+        auto model = load(file, std::move(backend));
         const Hparams& hp = model->hparams();
         log::info("model.loaded", {{"arch", hp.arch},
                                    {"backend", model->backend_name()},

@@ -12,6 +12,7 @@ namespace wo::log {
 namespace {
 
 std::atomic<bool> g_json{false};
+std::atomic<bool> g_status_line{false};
 std::atomic<int> g_level{static_cast<int>(Level::info)};
 
 spdlog::logger& logger() {
@@ -49,10 +50,11 @@ std::string timestamp() {
 }  // namespace
 
 void set_json(bool json) { g_json = json; }
+bool is_json() { return g_json; }
 void set_level(Level level) { g_level = static_cast<int>(level); }
+void set_status_line(bool showing) { g_status_line = showing; }
 
-void write(Level level, std::string_view event, const nlohmann::json& fields) {
-    if (static_cast<int>(level) < g_level.load()) return;
+std::string format(Level level, std::string_view event, const nlohmann::json& fields) {
     std::string line;
     if (g_json) {
         nlohmann::ordered_json j;
@@ -71,6 +73,13 @@ void write(Level level, std::string_view event, const nlohmann::json& fields) {
                                            : it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         }
     }
+    return line;
+}
+
+void write(Level level, std::string_view event, const nlohmann::json& fields) {
+    if (static_cast<int>(level) < g_level.load()) return;
+    std::string line = format(level, event, fields);
+    if (g_status_line) line = "\r\033[K" + line;  // erase the progress line this one would join
     logger().log(level == Level::error ? spdlog::level::err
                  : level == Level::warn ? spdlog::level::warn
                  : level == Level::debug ? spdlog::level::debug

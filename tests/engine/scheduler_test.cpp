@@ -40,7 +40,7 @@ struct Fixture {
     std::unique_ptr<Engine> engine;
     explicit Fixture(EngineOptions o = {}, bool chain = true) {
         o.n_ctx = o.n_ctx ? o.n_ctx : 256;
-        engine = std::make_unique<Engine>(o, [this, chain](const EngineOptions&) {
+        engine = std::make_unique<Engine>(o, [this, chain](const EngineOptions&, Progress&) {
             LoadedModel lm;
             auto m = std::make_unique<FakeModel>(chain);
             model = m.get();
@@ -248,7 +248,8 @@ TEST(Scheduler, AnUnrecoverableDeviceErrorMakesTheEngineUnhealthy) {
 
 TEST(Scheduler, QueueLimitAndDuplicateIds) {
     // Never started: jobs stay queued.
-    Engine e({.n_parallel = 1, .max_queue = 1}, [](const EngineOptions&) -> LoadedModel { throw Error(Code::INTERNAL, "unused"); });
+    Engine e({.n_parallel = 1, .max_queue = 1},
+             [](const EngineOptions&, Progress&) -> LoadedModel { throw Error(Code::INTERNAL, "unused"); });
     e.submit(req("a", {1}, 1));
     try {
         e.submit(req("b", {1}, 1));
@@ -256,13 +257,14 @@ TEST(Scheduler, QueueLimitAndDuplicateIds) {
     } catch (const Error& err) {
         EXPECT_EQ(err.code(), Code::QUEUE_FULL);
     }
-    Engine e2({.max_queue = 4}, [](const EngineOptions&) -> LoadedModel { throw Error(Code::INTERNAL, "unused"); });
+    Engine e2({.max_queue = 4},
+              [](const EngineOptions&, Progress&) -> LoadedModel { throw Error(Code::INTERNAL, "unused"); });
     e2.submit(req("a", {1}, 1));
     EXPECT_THROW(e2.submit(req("a", {1}, 1)), Error);
 }
 
 TEST(Scheduler, LoadFailureFailsQueuedJobsWithModelLoadFailed) {
-    Engine e({}, [](const EngineOptions&) -> LoadedModel {
+    Engine e({}, [](const EngineOptions&, Progress&) -> LoadedModel {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         throw Error(Code::GGUF_INVALID, "bad magic at offset 0");
     });

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "gguf/gguf.h"
 #include "gguf_test_util.h"
@@ -100,6 +101,33 @@ TEST_F(GptOssLayout, InspectText) {
     EXPECT_NE(tokens.find("ARRAY[STRING]  (1000 items) [\"tok0\", \"tok1\""), std::string::npos) << tokens;
     EXPECT_NE(tokens.find("\"tok7\", ... 992 more]"), std::string::npos) << tokens;
     EXPECT_EQ(tokens.find("tok8"), std::string::npos) << tokens;
+
+    // One row per type: tensors, parameters, bytes, size, share of the bytes (worked out by hand
+    // from the totals above: MXFP4 6 x 8704 B; Q8_0 2 x 68000 + 2 x 13056; F32 the rest).
+    auto words = [](const std::string& line) {
+        std::vector<std::string> w;
+        std::istringstream in(line);
+        for (std::string x; in >> x;) w.push_back(x);
+        return w;
+    };
+    using V = std::vector<std::string>;
+    EXPECT_EQ(words(line_of("type")), (V{"type", "tensors", "parameters", "bytes", "size", "share"}));
+    EXPECT_EQ(words(line_of("MXFP4")), (V{"MXFP4", "6", "98304", "52224", "51.0", "KiB", "23.2%"}));
+    EXPECT_EQ(words(line_of("Q8_0")), (V{"Q8_0", "10", "152576", "162112", "158", "KiB", "71.9%"}));
+    EXPECT_EQ(words(line_of("F32")), (V{"F32", "25", "2768", "11072", "10.8", "KiB", "4.9%"}));
+
+    // The tensor table is aligned: each column starts at the same place on every row.
+    const size_t head = o.find("\n  name ");
+    ASSERT_NE(head, std::string::npos) << o;
+    const std::string header = o.substr(head + 1, o.find('\n', head + 1) - head - 1);
+    for (const std::string name :
+         {"token_embd.weight", "blk.1.ffn_down_exps.weight", "blk.0.attn_sinks.weight"}) {
+        const std::string row = line_of(name);
+        const std::string type = words(row).at(1);
+        EXPECT_EQ(row.find(" " + type + " ") + 1, header.find("type")) << row;
+        EXPECT_EQ(row.find('['), header.find("shape")) << row;
+        EXPECT_EQ(row.size(), header.size()) << "bytes right-aligned under 'bytes': " << row;
+    }
 }
 
 TEST_F(GptOssLayout, InspectJson) {

@@ -24,7 +24,7 @@ std::unique_ptr<Engine> engine_for(const std::string& arch, EngineOptions o) {
     auto bytes = std::make_shared<std::vector<uint8_t>>(test::tiny_gguf({.arch = arch, .vocab = true}));
     o.backend = backend();
     if (!o.n_ctx) o.n_ctx = 512;
-    auto e = std::make_unique<Engine>(o, [bytes](const EngineOptions& eo) {
+    auto e = std::make_unique<Engine>(o, [bytes](const EngineOptions& eo, Progress&) {
         LoadedModel lm;
         lm.file = std::make_shared<const gguf::File>(gguf::File::parse(bytes->data(), bytes->size()));
         lm.tokenizer = load_tokenizer(*lm.file);

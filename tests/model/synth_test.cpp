@@ -1,14 +1,16 @@
 // `synth`: random-weight models load and run on the CPU backend with finite, spread-out logits,
 // carry the ggml-org tensor types (gpt-oss: MXFP4 experts, Q8_0 matrices, F32 the rest), and
 // are reproducible from the seed.
+#include "convert/synth.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
-#include "convert/synth.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -53,6 +55,33 @@ TEST_P(SynthArch, TinyRunsWithFiniteNonDegenerateLogits) {
     // A spread of a few units: sampling is neither uniform noise nor a single certain token.
     EXPECT_GT(sd, 0.5) << GetParam();
     EXPECT_LT(sd, 50.0) << GetParam();
+    fs::remove(path);
+}
+
+// Load progress (LoadOptions::on_weight_bytes) names every tensor the model uses, at its size in
+// the file: a synth model uses all of its tensors, so the reports add up to the file's bytes.
+TEST_P(SynthArch, LoadReportsTheFileBytesOfEveryTensor) {
+    const std::string path = tmp(GetParam() + "-progress");
+    convert::SynthOptions o;
+    o.arch = GetParam();
+    o.preset = "tiny";
+    convert::synth_model(o, path);
+    auto f = std::make_shared<const gguf::File>(gguf::File::open(path));
+    uint64_t file_bytes = 0;
+    std::multiset<uint64_t> sizes;
+    for (const auto& t : f->tensors()) {
+        file_bytes += t.n_bytes;
+        sizes.insert(t.n_bytes);
+    }
+    std::multiset<uint64_t> reported;
+    LoadOptions lo;
+    lo.n_threads = 1;
+    lo.on_weight_bytes = [&](uint64_t n) { reported.insert(n); };
+    auto m = load_model(f, lo);
+    EXPECT_EQ(reported, sizes) << GetParam();
+    uint64_t sum = 0;
+    for (uint64_t n : reported) sum += n;
+    EXPECT_EQ(sum, file_bytes);
     fs::remove(path);
 }
 

@@ -119,12 +119,25 @@ TEST_F(Startup, BadModelExitsWithModelLoadFailed) {
     std::filesystem::remove(bad);
 }
 
-TEST_F(Startup, LoadProgressIsLogged) {
+TEST_F(Startup, LoadProgressIsLoggedInBytes) {
     ServeProcess p(model_, {"--threads", "1"});
-    std::vector<int> pct;
+    uint64_t total = 0;
+    const gguf::File f = gguf::File::open(model_);
+    for (const auto& t : f.tensors()) total += t.n_bytes;
+    std::vector<json> ev;
     for (const auto& j : p.log_lines())
-        if (j.value("event", "") == "model_load_progress") pct.push_back(j.value("percent", -1));
-    EXPECT_EQ(pct, (std::vector<int>{0, 25, 50, 75, 100}));
+        if (j.value("event", "") == "model_load_progress") ev.push_back(j);
+    ASSERT_GE(ev.size(), 2u) << p.log_text();
+    uint64_t prev = 0;
+    for (const auto& j : ev) {
+        EXPECT_EQ(j["model"], model_);
+        EXPECT_EQ(j["total_bytes"], total);
+        EXPECT_GE(j["bytes"].get<uint64_t>(), prev) << j.dump();
+        prev = j["bytes"];
+    }
+    EXPECT_EQ(ev.front()["percent"], 0);
+    EXPECT_EQ(ev.back()["percent"], 100);
+    EXPECT_EQ(ev.back()["bytes"], total);
 }
 
 TEST_F(Startup, CudaBackendWithoutAGpuIsAClearError) {
