@@ -98,7 +98,7 @@ TEST(Help, DefaultsAndAllowedValuesAreTheDocumentedOnes) {
         {"serve",
          {{"--port", "[default: 8080]"},
           {"--host", "[default: 127.0.0.1]"},
-          {"--backend", "TEXT:{cpu,cuda}"},
+          {"--backend", "TEXT:{auto,cpu,cuda}"},
           {"--ctx", "[default: 0]"},
           {"--parallel", "[default: 4]"},
           {"--threads", "[default: 0]"},
@@ -115,7 +115,7 @@ TEST(Help, DefaultsAndAllowedValuesAreTheDocumentedOnes) {
           {"--min-p", "[default: 0]"},
           {"--repeat-penalty", "[default: 1]"},
           {"--seed", "[default: 0]"},
-          {"--backend", "[default: cpu]"}}},
+          {"--backend", "[default: auto]"}}},
         {"convert", {{"--type", "TEXT:{f32,f16,bf16,q8_0}"}, {"--log-format", "[default: auto]"}}},
         {"synth",
          {{"--preset", "[default: tiny]"},
@@ -132,14 +132,14 @@ TEST(Help, DefaultsAndAllowedValuesAreTheDocumentedOnes) {
         }
     }
     EXPECT_NE(options_of("convert").at("--type").find("[default: f16]"), std::string::npos);
-    EXPECT_NE(options_of("serve").at("--backend").find("[default: cpu]"), std::string::npos);
+    EXPECT_NE(options_of("serve").at("--backend").find("[default: auto]"), std::string::npos);
 }
 
 TEST(Help, AValueOutsideTheAllowedSetIsAnInvalidArgument) {
     int rc = 0;
     std::string out = run("serve --model x.gguf --backend tpu", rc);
     EXPECT_EQ(rc, 1);
-    EXPECT_NE(out.find("error: INVALID_ARGUMENT: --backend: tpu not in {cpu,cuda}"), std::string::npos)
+    EXPECT_NE(out.find("error: INVALID_ARGUMENT: --backend: tpu not in {auto,cpu,cuda}"), std::string::npos)
         << out;
     out = run("synth --arch gpt-oss --preset 30b --out /dev/null", rc);
     EXPECT_EQ(rc, 1);
