@@ -122,7 +122,6 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
 #pragma unroll
         for (int r = 0; r < PL; ++r) acc[r] *= alpha;
         const int nk = min(32, len - ch * 32);
-#pragma unroll 8
         for (int jj = 0; jj < nk; ++jj) {
             const float pj = __shfl_sync(0xFFFFFFFFu, pr, jj);
             const C* vr = V + static_cast<int64_t>((j0 + ch * 32 + jj) % a.n_rows) * a.row_ld;

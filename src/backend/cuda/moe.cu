@@ -127,20 +127,9 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
         x[t] = reinterpret_cast<const float*>(a.x + size_t(p[t] / a.x_div) * a.x_nb1);
     }
     float acc[kWarpRows][NT];
+    warp_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
     float acc2[kWarpRows][NT];
-    if constexpr (GATE_UP) {  // gate and up rows in one walk: twice the loads in flight, x read once
-        const uint8_t* w4[2 * kWarpRows];
-        float acc4[2 * kWarpRows][NT];
-#pragma unroll
-        for (int r = 0; r < kWarpRows; ++r) w4[r] = w[r], w4[kWarpRows + r] = w2[r];
-        warp_dots<T, P, 2 * kWarpRows, NT>(w4, a.n_in, x, a.xvec, acc4);
-#pragma unroll
-        for (int r = 0; r < kWarpRows; ++r)
-#pragma unroll
-            for (int t = 0; t < NT; ++t) acc[r][t] = acc4[r][t], acc2[r][t] = acc4[kWarpRows + r][t];
-    } else {
-        warp_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
-    }
+    if constexpr (GATE_UP) warp_dots<T, P, kWarpRows, NT>(w2, a.n_in, x, a.xvec, acc2);
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int r = 0; r < kWarpRows; ++r)
