@@ -2,6 +2,8 @@
 #include "backend/backend.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 
 #include "util/error.h"
 
@@ -54,6 +56,30 @@ void Backend::rms_norm_matmul(Tensor out, Tensor y, Tensor x, Tensor w_norm, flo
                               const Tensor* b) {
     rms_norm(y, x, w_norm, eps);
     matmul(out, y, w, b);
+}
+
+void Backend::set_tap_dir(const std::string& dir) {
+    tap_dir_ = dir;
+    if (!dir.empty()) std::filesystem::create_directories(dir);
+}
+
+void Backend::write_tap(const char* name, int layer, const void* host, int64_t rows, int64_t cols, bool i32) const {
+    // NumPy .npy (v1.0): readable by the comparison scripts (tools/reference) as is.
+    char file[512];
+    std::snprintf(file, sizeof file, "%s/%04llu-%s-%d.npy", tap_dir_.c_str(),
+                  static_cast<unsigned long long>(tap_step_), name, layer);
+    std::FILE* f = std::fopen(file, "wb");
+    if (!f) throw Error(Code::IO_ERROR, std::string("WO_TAP: cannot write ") + file);
+    std::string header = std::string("{'descr': '") + (i32 ? "<i4" : "<f4") + "', 'fortran_order': False, 'shape': (" +
+                         std::to_string(rows) + ", " + std::to_string(cols) + "), }";
+    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    const uint16_t hl = static_cast<uint16_t>(header.size());
+    std::fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    std::fwrite(&hl, 2, 1, f);
+    std::fwrite(header.data(), 1, header.size(), f);
+    std::fwrite(host, 4, static_cast<size_t>(rows * cols), f);
+    std::fclose(f);
 }
 
 }  // namespace wo

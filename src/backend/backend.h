@@ -189,12 +189,19 @@ public:
     virtual void rms_norm_matmul(Tensor out, Tensor y, Tensor x, Tensor w_norm, float eps, Tensor w,
                                  const Tensor* b);
 
-    // ---- debugging: named intermediates (WO_TAP=<dir>); a no-op unless the backend supports it.
-    virtual void begin_step() {}
+    // ---- debugging: named intermediates written as <dir>/<step>-<name>-<layer>.npy (WO_TAP=<dir>
+    // or LoadOptions::tap_dir). The backend copies the tensor to the host; off unless a dir is set.
+    void set_tap_dir(const std::string& dir);
+    bool tapping() const { return !tap_dir_.empty(); }
+    void begin_step() { ++tap_step_; }
     virtual void tap(const char* /*name*/, int /*layer*/, Tensor /*t*/) {}
 
 protected:
     virtual GgmlType kv_type() const { return GgmlType::F32; }
+    // Writes rows x cols of F32 or I32 host data as the tap file for (name, layer) of this step.
+    void write_tap(const char* name, int layer, const void* host, int64_t rows, int64_t cols, bool i32) const;
+    std::string tap_dir_;
+    uint64_t tap_step_ = 0;
     uint64_t alloc_count_ = 0;  // incremented by alloc()
     uint64_t alloc_bytes_ = 0;  // added to by alloc()
     uint64_t kv_bytes_ = 0;

@@ -56,6 +56,7 @@ struct LoadOptions {
     int n_threads = 0;            // CPU: 0 = all cores
     int device = 0;               // CUDA device
     std::string kv_type;          // "f32" keeps the KV cache in F32 on a backend that defaults to F16
+    std::string tap_dir;          // debugging: write named intermediates here (default: $WO_TAP)
     // Load progress: called with each tensor's size in the file once the backend holds it (CPU:
     // mapped in place; CUDA: copied). The calls add up to at most the file's tensor bytes.
     std::function<void(uint64_t bytes)> on_weight_bytes;

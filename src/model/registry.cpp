@@ -43,8 +43,16 @@ const Arch& arch_of(const std::string& name) {
     throw Error(Code::ARCH_UNSUPPORTED, "architecture '" + name + "' is not supported (supported: " + known + ")");
 }
 
+// Named intermediates (debugging): LoadOptions::tap_dir, else WO_TAP.
+std::unique_ptr<Backend> with_taps(std::unique_ptr<Backend> b, const LoadOptions& opts) {
+    const char* env = std::getenv("WO_TAP");
+    const std::string dir = !opts.tap_dir.empty() ? opts.tap_dir : env ? env : "";
+    if (!dir.empty()) b->set_tap_dir(dir);
+    return b;
+}
+
 std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
-    if (opts.backend == "cpu") return make_cpu_backend(opts.n_threads);
+    if (opts.backend == "cpu") return with_taps(make_cpu_backend(opts.n_threads), opts);
 #ifdef WO_HAVE_CUDA
     static std::once_flag registered;
     std::call_once(registered, [] { cuda::register_backend(); });
@@ -62,7 +70,7 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
     const std::string kv = !opts.kv_type.empty() ? opts.kv_type : env ? env : "";
     if (!kv.empty() && kv != "f16" && kv != "f32")
         throw Error(Code::INVALID_ARGUMENT, "kv type '" + kv + "' is not f16 or f32");
-    return it->second(BackendOptions{opts.n_threads, opts.device, kv == "f32"});
+    return with_taps(it->second(BackendOptions{opts.n_threads, opts.device, kv == "f32"}), opts);
 }
 
 }  // namespace

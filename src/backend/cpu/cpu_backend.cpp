@@ -16,12 +16,7 @@
 
 namespace wo::cpu {
 
-CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), scratch_(static_cast<size_t>(pool_.size())) {
-    if (const char* dir = std::getenv("WO_TAP"); dir && *dir) {
-        tap_dir_ = dir;
-        std::filesystem::create_directories(tap_dir_);
-    }
-}
+CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), scratch_(static_cast<size_t>(pool_.size())) {}
 
 Buffer CpuBackend::alloc(size_t bytes, const char* what) {
     ++alloc_count_;
@@ -199,24 +194,11 @@ void CpuBackend::swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float
 }
 
 void CpuBackend::tap(const char* name, int layer, Tensor t) {
-    if (tap_dir_.empty()) return;
-    // NumPy .npy (v1.0): readable by the transformers-side comparison scripts as is.
-    char file[512];
-    std::snprintf(file, sizeof file, "%s/%04llu-%s-%d.npy", tap_dir_.c_str(),
-                  static_cast<unsigned long long>(step_), name, layer);
-    std::FILE* f = std::fopen(file, "wb");
-    if (!f) throw Error(Code::IO_ERROR, std::string("WO_TAP: cannot write ") + file);
-    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(t.rows()) +
-                         ", " + std::to_string(t.cols()) + "), }";
-    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-    header += '\n';
-    const uint16_t hl = static_cast<uint16_t>(header.size());
-    std::fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    std::fwrite(&hl, 2, 1, f);
-    std::fwrite(header.data(), 1, header.size(), f);
+    if (!tapping()) return;
+    std::vector<int32_t> host(static_cast<size_t>(t.rows() * t.cols()));
     for (int64_t r = 0; r < t.rows(); ++r)
-        std::fwrite(t.f32(r), sizeof(float), static_cast<size_t>(t.cols()), f);
-    std::fclose(f);
+        std::memcpy(host.data() + r * t.cols(), t.row_ptr(r), static_cast<size_t>(t.cols()) * 4);
+    write_tap(name, layer, host.data(), t.rows(), t.cols(), t.type == GgmlType::I32);
 }
 
 }  // namespace wo::cpu

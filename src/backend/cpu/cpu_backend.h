@@ -47,7 +47,6 @@ public:
     void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) override;
     void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) override;
 
-    void begin_step() override { ++step_; }
     void tap(const char* name, int layer, Tensor t) override;
 
     ThreadPool& pool() { return pool_; }
@@ -62,8 +61,6 @@ private:
     ThreadPool pool_;
     std::vector<std::vector<float>> scratch_;
     uint64_t weight_bytes_ = 0;
-    std::string tap_dir_;
-    uint64_t step_ = 0;
     std::vector<float> moe_gate_, moe_up_, moe_out_;  // reused across calls
 };
 

@@ -9,6 +9,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/device.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/profile.h"
 #include "backend/cuda/register.h"
 #include "util/error.h"
 
@@ -30,12 +31,17 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     for (auto& e : stage_ev_)
         check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
     if (const char* g = std::getenv("WO_CUDA_GRAPHS"); g && std::string(g) == "0") graphs_ = false;
+    if (const char* p = std::getenv("WO_CUDA_PROFILE"); p && std::string(p) == "1") {
+        prof_ = std::make_unique<OpProfile>(stream_);
+        graphs_ = false;  // events around every op cannot be replayed meaningfully
+    }
 }
 
 CudaBackend::~CudaBackend() {
     // Nothing here may throw; errors on the way out are moot.
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
+    prof_.reset();  // prints its table
     for (auto& [key, g] : graphs_by_key_)
         if (g.exec) cudaGraphExecDestroy(g.exec);
     for (void* p : stage_)
@@ -211,7 +217,7 @@ void CudaBackend::reserve_scratch(const StepLimits& l) {
 
 void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
     bind();
-    if (key == 0 || !graphs_) {
+    if (key == 0 || !graphs_ || tapping()) {
         body();
         return;
     }
@@ -243,45 +249,99 @@ void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
 }
 
 // ---- ops: thin wrappers over kernels.h
+namespace {
+std::string op_name(const char* op, const Tensor& w, int64_t n_tok) {
+    return std::string(op) + " " + std::string(type_name(w.type)) + " " + std::to_string(w.rows()) + "x" +
+           std::to_string(w.cols()) + (w.mats() > 1 ? "x" + std::to_string(w.mats()) : "") +
+           " n=" + std::to_string(n_tok);
+}
+}  // namespace
+
 void CudaBackend::resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st) {
+    OpScope op_(prof_.get(), "resolve_tokens");
     cuda::resolve_tokens(tokens, in, pos, slot, st, stream_);
 }
-void CudaBackend::embed(Tensor y, Tensor table, Tensor ids) { cuda::embed(y, table, ids, false, stream_); }
-void CudaBackend::embed_add(Tensor y, Tensor table, Tensor ids) { cuda::embed(y, table, ids, true, stream_); }
-void CudaBackend::get_rows(Tensor y, Tensor x, Tensor idx) { cuda::get_rows(y, x, idx, stream_); }
-void CudaBackend::add(Tensor y, Tensor x) { cuda::add(y, x, stream_); }
-void CudaBackend::rms_norm(Tensor y, Tensor x, Tensor w, float eps) { cuda::rms_norm(y, x, w, eps, stream_); }
+void CudaBackend::embed(Tensor y, Tensor table, Tensor ids) {
+    OpScope op_(prof_.get(), "embed");
+    cuda::embed(y, table, ids, false, stream_);
+}
+void CudaBackend::embed_add(Tensor y, Tensor table, Tensor ids) {
+    OpScope op_(prof_.get(), "embed_add");
+    cuda::embed(y, table, ids, true, stream_);
+}
+void CudaBackend::get_rows(Tensor y, Tensor x, Tensor idx) {
+    OpScope op_(prof_.get(), "get_rows");
+    cuda::get_rows(y, x, idx, stream_);
+}
+void CudaBackend::add(Tensor y, Tensor x) {
+    OpScope op_(prof_.get(), "add");
+    cuda::add(y, x, stream_);
+}
+void CudaBackend::rms_norm(Tensor y, Tensor x, Tensor w, float eps) {
+    OpScope op_(prof_.get(), "rms_norm");
+    cuda::rms_norm(y, x, w, eps, stream_);
+}
 void CudaBackend::layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps) {
+    OpScope op_(prof_.get(), "layer_norm");
     cuda::layer_norm(y, x, w, b, eps, stream_);
 }
 void CudaBackend::matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
+    OpScope op_(prof_.get(), prof_ ? op_name("matmul", w, x.rows()) : std::string());
     cuda::matmul(y, x, w, bias ? static_cast<const float*>(bias->data) : nullptr, false, stream_);
 }
 void CudaBackend::matmul_add(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
+    OpScope op_(prof_.get(), prof_ ? op_name("matmul_add", w, x.rows()) : std::string());
     cuda::matmul(y, x, w, bias ? static_cast<const float*>(bias->data) : nullptr, true, stream_);
 }
-void CudaBackend::rope(Tensor x, Tensor pos, const RopeParams& p) { cuda::rope(x, pos, p, stream_); }
+void CudaBackend::rope(Tensor x, Tensor pos, const RopeParams& p) {
+    OpScope op_(prof_.get(), "rope");
+    cuda::rope(x, pos, p, stream_);
+}
 void CudaBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot) {
+    OpScope op_(prof_.get(), "kv_store");
     cuda::kv_store(kv, k, v, pos, slot, stream_);
 }
 void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) {
+    OpScope op_(prof_.get(), prof_ ? "attention n=" + std::to_string(q.rows()) + (p.window ? " swa" : "") : std::string());
     cuda::attention(out, q, kv, s, p, stream_);
 }
-void CudaBackend::gelu(Tensor x) { cuda::gelu(x, stream_); }
-void CudaBackend::swiglu(Tensor y, Tensor gate, Tensor up) { cuda::swiglu(y, gate, up, stream_); }
+void CudaBackend::gelu(Tensor x) {
+    OpScope op_(prof_.get(), "gelu");
+    cuda::gelu(x, stream_);
+}
+void CudaBackend::swiglu(Tensor y, Tensor gate, Tensor up) {
+    OpScope op_(prof_.get(), "swiglu");
+    cuda::swiglu(y, gate, up, stream_);
+}
 void CudaBackend::swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit) {
+    OpScope op_(prof_.get(), "swiglu_oai");
     cuda::swiglu_oai(y, gate, up, alpha, limit, stream_);
 }
 void CudaBackend::topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) {
+    OpScope op_(prof_.get(), "topk_softmax");
     cuda::topk_softmax(ids, weights, logits, k, stream_);
 }
 void CudaBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) {
+    OpScope op_(prof_.get(), prof_ ? op_name("moe_ffn", w.gate, x.rows()) : std::string());
     WO_CHECK(moe_scratch_.data(), "moe_ffn before reserve_scratch");
     cuda::moe_ffn(y, x, ids, weights, w, moe_scratch_.data(), moe_scratch_.bytes, stream_);
 }
 void CudaBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) {
+    OpScope op_(prof_.get(), "sample");
     WO_CHECK(sample_scratch_.data(), "sample before reserve_scratch");
     cuda::sample(ids, logits, slot, pos, st, sample_scratch_.data(), sample_scratch_.bytes, stream_);
+}
+
+void CudaBackend::tap(const char* name, int layer, Tensor t) {
+    if (!tapping()) return;
+    bind();
+    std::vector<int32_t> host(static_cast<size_t>(t.rows() * t.cols()));
+    const size_t row = static_cast<size_t>(t.cols()) * 4;
+    check(cudaMemcpy2DAsync(host.data(), row, t.data, t.nb1 ? t.nb1 : row, row, static_cast<size_t>(t.rows()),
+                            cudaMemcpyDeviceToHost, stream_),
+          "cudaMemcpy2DAsync");
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    write_tap(name, layer, host.data(), t.rows(), t.cols(), t.type == GgmlType::I32);
 }
 
 std::unique_ptr<Backend> make_backend(int device, bool kv_f32) {

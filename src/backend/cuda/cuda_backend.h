@@ -58,6 +58,7 @@ public:
     void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) override;
     void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) override;
     void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) override;
+    void tap(const char* name, int layer, Tensor t) override;  // synchronous; steps run eagerly then
 
     cudaStream_t stream() const { return stream_; }
     int graphs_captured() const { return n_captured_; }  // tests: how many keys became graphs
@@ -96,6 +97,7 @@ private:
     bool graphs_ = true;
     std::unordered_map<uint64_t, Graph> graphs_by_key_;
     int n_captured_ = 0;
+    std::unique_ptr<class OpProfile> prof_;  // WO_CUDA_PROFILE=1
 };
 
 // The factory register_backend() installs under "cuda".
