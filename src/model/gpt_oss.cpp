@@ -8,7 +8,6 @@
 #include "model/decoder.h"
 #include "model/loader.h"
 #include "model/registry.h"
-#include "model/tensors.h"
 
 namespace wo {
 namespace {

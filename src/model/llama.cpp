@@ -7,7 +7,6 @@
 #include "model/decoder.h"
 #include "model/loader.h"
 #include "model/registry.h"
-#include "model/tensors.h"
 
 namespace wo {
 namespace {
@@ -64,18 +63,13 @@ public:
         for (int il = 0; il < hp_.n_layer; ++il) {
             const std::string p = "blk." + std::to_string(il) + ".";
             auto T = [&](const char* n) { return t.at(p + n); };
-            auto opt = [&](const char* n, bool present) { return present ? std::optional(T(n)) : std::nullopt; };
+            auto opt = [&](const char* n) { return t.count(p + n) ? std::optional(T(n)) : std::nullopt; };
             LlamaLayer& L = layers_[static_cast<size_t>(il)];
-            L.attn_norm = T("attn_norm.weight");
-            L.attn_qkv = opt("attn_qkv.weight", layout.fused_qkv);
-            if (!layout.fused_qkv) L.attn_q = T("attn_q.weight"), L.attn_k = T("attn_k.weight"), L.attn_v = T("attn_v.weight");
-            const bool qkv_b = layout.qkv_bias && !layout.fused_qkv;
-            L.attn_q_b = opt("attn_q.bias", qkv_b), L.attn_k_b = opt("attn_k.bias", qkv_b);
-            L.attn_v_b = opt("attn_v.bias", qkv_b);
-            L.attn_out = T("attn_output.weight");
-            L.attn_out_b = opt("attn_output.bias", layout.out_bias);
-            L.ffn_norm = T("ffn_norm.weight");
-            L.ffn_gate = opt("ffn_gate.weight", !layout.fused_gate_up);
+            L.attn_norm = T("attn_norm.weight"), L.attn_qkv = opt("attn_qkv.weight");
+            if (!L.attn_qkv) L.attn_q = T("attn_q.weight"), L.attn_k = T("attn_k.weight"), L.attn_v = T("attn_v.weight");
+            L.attn_q_b = opt("attn_q.bias"), L.attn_k_b = opt("attn_k.bias"), L.attn_v_b = opt("attn_v.bias");
+            L.attn_out = T("attn_output.weight"), L.attn_out_b = opt("attn_output.bias");
+            L.ffn_norm = T("ffn_norm.weight"), L.ffn_gate = opt("ffn_gate.weight");
             L.ffn_up = T("ffn_up.weight"), L.ffn_down = T("ffn_down.weight");
         }
         storage_ = w.storage();

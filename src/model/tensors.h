@@ -38,11 +38,6 @@ TensorLayout default_layout(const std::string& arch);  // ARCH_UNSUPPORTED for a
 // Every tensor of hp.arch with these hyperparameters and layout, in the order writers write them.
 std::vector<TensorSpec> tensor_specs(const Hparams& hp, const TensorLayout& l);
 
-// One architecture's list (registry.cpp maps general.architecture to it).
-std::vector<TensorSpec> gpt_oss_tensors(const Hparams& hp, const TensorLayout& l);
-std::vector<TensorSpec> gpt2_tensors(const Hparams& hp, const TensorLayout& l);
-std::vector<TensorSpec> llama_tensors(const Hparams& hp, const TensorLayout& l);  // llama, qwen2, phi3
-
 // The type synth and the test writers give a role: 2-D weights `matrix`, experts `experts`,
 // everything else (norms, biases, sinks, the router) F32 as in the ggml-org files.
 inline GgmlType writer_type(TensorRole r, GgmlType matrix, GgmlType experts) {
