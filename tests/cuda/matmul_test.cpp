@@ -120,6 +120,49 @@ TEST(CudaEmbed, IdOutOfRangeGivesNaN) {
     EXPECT_TRUE(std::isnan(y[size_t(2 * d)]));
 }
 
+// ---- DEVICE layout (load-time repack of Q8_0 and MXFP4): the same values in the same unit order,
+// so lookups and products are bit-identical to the GGUF layout's, whatever the token count.
+TEST(CudaRepack, DeviceLayoutGivesTheGgufLayoutsBits) {
+    REQUIRE_GPU();
+    std::mt19937 rng(21);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+        SCOPED_TRACE(tname(t));
+        const int64_t n_in = 32 * 45, n_out = 37, n_tok = 13;  // 45 blocks: rows not 16-byte multiples
+        auto w = raw_random(t, n_out, n_in, rng);
+        Tensor gw;
+        DevBuf dw(w.size());
+        dw.upload(w.data(), w.size());
+        gw = make_tensor(dw.get(), t, n_in, n_out);
+        const size_t rb = repack_bytes(gw);
+        ASSERT_GT(rb, 0u);
+        DevBuf dp(rb);
+        const Tensor pw = repack(gw, dp.get(), nullptr);
+        ASSERT_EQ(pw.layout, WeightLayout::DEVICE);
+        ASSERT_EQ(pw.nb1 % 16, 0u);
+        // Every row through embed.
+        std::vector<int32_t> ids(static_cast<size_t>(n_out));
+        for (int64_t i = 0; i < n_out; ++i) ids[size_t(i)] = int32_t(n_out - 1 - i);
+        DevBuf dids(ids.size() * 4), ya(sizeof(float) * size_t(n_in * n_out)), yb(sizeof(float) * size_t(n_in * n_out));
+        dids.upload(ids.data(), ids.size() * 4);
+        const Tensor tid = make_tensor(dids.get(), GgmlType::I32, n_out);
+        embed(make_tensor(ya.get(), GgmlType::F32, n_in, n_out), gw, tid, false, nullptr);
+        embed(make_tensor(yb.get(), GgmlType::F32, n_in, n_out), pw, tid, false, nullptr);
+        sync();
+        auto a = download_vec<float>(ya, size_t(n_in * n_out)), b = download_vec<float>(yb, size_t(n_in * n_out));
+        for (size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(same_value(a[i], b[i])) << "element " << i;
+        // And the products (finite weights only: random scales give inf/NaN rows, same in both).
+        auto x = random_floats(size_t(n_in * n_tok), rng);
+        DevBuf dx(x.size() * 4), ma(sizeof(float) * size_t(n_out * n_tok)), mb(sizeof(float) * size_t(n_out * n_tok));
+        dx.upload(x.data(), x.size() * 4);
+        const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n_tok);
+        matmul(make_tensor(ma.get(), GgmlType::F32, n_out, n_tok), tx, gw, nullptr, false, nullptr);
+        matmul(make_tensor(mb.get(), GgmlType::F32, n_out, n_tok), tx, pw, nullptr, false, nullptr);
+        sync();
+        a = download_vec<float>(ma, size_t(n_out * n_tok)), b = download_vec<float>(mb, size_t(n_out * n_tok));
+        for (size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(same_value(a[i], b[i])) << "output " << i;
+    }
+}
+
 // ---- matmul
 
 struct MatmulCase {

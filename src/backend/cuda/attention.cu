@@ -1,6 +1,10 @@
-// Attention over the F16 KV cache: one block per (token, head), keys in chunks of one per thread,
-// online softmax in f32, sinks joined at the end, GQA by head group, sliding window by position.
-// A token's reduction order depends only on its own span of keys (never on the batch).
+// Attention over the KV cache (F16, or F32 for exactness tests): one CTA of 8 warps per
+// (token, head). The token's keys [j0, pos] are cut into chunks of 32 (one key per lane); warp w
+// takes chunks w, w+8, w+16, ... and keeps its own online softmax (max, sum, output row), and the
+// 8 warp states are merged in warp order at the end, then the sink joins the denominator. So a
+// token's reduction order depends only on its own span of keys, never on the batch, and a decode
+// token at batch 1 still has 8 warps x n_head CTAs reading its keys. GQA by head group, sliding
+// window by position (ring rows j % n_rows).
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -14,34 +18,34 @@
 namespace wo::cuda {
 namespace {
 
-constexpr int kThreads = 128;  // also the keys per chunk
+constexpr int kWarps = 8;
+constexpr int kThreads = 32 * kWarps;
 constexpr int kMaxHeadDim = 256;
-constexpr int kAcc = 2;  // output elements per thread: head_dim * parts <= kThreads * kAcc
+constexpr int kPerLane = kMaxHeadDim / 32;  // output elements per lane at most
 
-__device__ __forceinline__ float get(const __half* p) { return __half2float(*p); }
-__device__ __forceinline__ float get(const float* p) { return *p; }
+// Two consecutive cache elements as floats.
+__device__ __forceinline__ float2 get2(const __half* p) { return __half22float2(*reinterpret_cast<const __half2*>(p)); }
+__device__ __forceinline__ float2 get2(const float* p) { return *reinterpret_cast<const float2*>(p); }
 
 template <typename C>
 struct AttnArgs {
     Rows out, q;
     const C *k, *v;
-    int64_t row_ld, slot_ld;  // in halves
+    int64_t row_ld, slot_ld;  // in elements
     int n_rows, n_slots;
     const int32_t *pos, *slot;
-    int n_head, group, hd, parts;
+    int n_head, group, hd;
     float scale;
     int window;
     const float* sinks;
 };
 
-template <typename C>
+template <typename C, int PL>  // PL = hd / 32 output elements per lane (hd = 32 * PL... or less)
 __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
-    extern __shared__ float sm[];
-    float* qs = sm;                // [hd]
-    float* ps = qs + a.hd;         // [kThreads] probabilities of the chunk
-    float* red = ps + kThreads;    // [kThreads] reductions
-    float* part = red + kThreads;  // [parts * hd] per-part outputs
-    const int t = threadIdx.x;
+    __shared__ float qs[kMaxHeadDim];
+    __shared__ float wm[kWarps], wl[kWarps];
+    __shared__ float wo_[kWarps][kMaxHeadDim];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const int64_t i = blockIdx.x / a.n_head;
     const int h = static_cast<int>(blockIdx.x % a.n_head);
     const int32_t p = a.pos[i], sl = a.slot[i];
@@ -50,60 +54,80 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
     const int len = p - j0 + 1;
     if (len > a.n_rows) __trap();  // the cache no longer holds keys this query must see
     const float* qh = a.q.row(i) + static_cast<int64_t>(h) * a.hd;
-    for (int c = t; c < a.hd; c += kThreads) qs[c] = qh[c];
+    for (int c = threadIdx.x; c < a.hd; c += kThreads) qs[c] = qh[c];
     const int64_t head_off = sl * a.slot_ld + static_cast<int64_t>(h / a.group) * a.hd;
     const C* K = a.k + head_off;
     const C* V = a.v + head_off;
     __syncthreads();
 
+    // Lane owns output elements c = 2*lane + 64*r, +1 (r < PL/2): pairs, so V is read as pairs.
     float m = -INFINITY, l = 0.0f;
-    float acc[kAcc] = {0.0f, 0.0f};
-    const int n_el = a.hd * a.parts;
-    for (int c0 = 0; c0 < len; c0 += kThreads) {
-        const int nc = min(kThreads, len - c0);
+    float acc[PL];
+#pragma unroll
+    for (int r = 0; r < PL; ++r) acc[r] = 0.0f;
+    const int n_chunks = (len + 31) / 32;
+    for (int ch = w; ch < n_chunks; ch += kWarps) {
+        const int jc = ch * 32 + lane;  // this lane's key, relative to j0
         float sc = -INFINITY;
-        if (t < nc) {
-            const C* kr = K + static_cast<int64_t>((j0 + c0 + t) % a.n_rows) * a.row_ld;
+        if (jc < len) {
+            const C* kr = K + static_cast<int64_t>((j0 + jc) % a.n_rows) * a.row_ld;
             float d = 0.0f;
-            for (int e = 0; e < a.hd / 2; ++e) d += qs[2 * e] * get(kr + 2 * e) + qs[2 * e + 1] * get(kr + 2 * e + 1);
+            for (int e = 0; e < a.hd; e += 2) {
+                const float2 kv = get2(kr + e);
+                d = __fmaf_rn(qs[e], kv.x, d);
+                d = __fmaf_rn(qs[e + 1], kv.y, d);
+            }
             sc = d * a.scale;
         }
-        const float cmax = block_max(sc, red);
+        float cmax = sc;
+#pragma unroll
+        for (int off = 16; off >= 1; off /= 2) cmax = fmaxf(cmax, __shfl_xor_sync(0xFFFFFFFFu, cmax, off));
         const float m_new = fmaxf(m, cmax);
         const float alpha = m == -INFINITY ? 0.0f : expf(m - m_new);
         const float pr = sc == -INFINITY ? 0.0f : expf(sc - m_new);
-        ps[t] = pr;
-        l = l * alpha + block_sum(pr, red);  // block_sum synchronizes, so ps is complete
+        float ps = pr;
+#pragma unroll
+        for (int off = 16; off >= 1; off /= 2) ps += __shfl_xor_sync(0xFFFFFFFFu, ps, off);
+        l = l * alpha + ps;
         m = m_new;
-        for (int r = 0; r < kAcc; ++r) {
-            const int e = t + r * kThreads;
-            if (e >= n_el) break;
-            const int c = e % a.hd, pt = e / a.hd;
-            float s = 0.0f;
-            for (int jj = pt; jj < nc; jj += a.parts)
-                s += ps[jj] * get(V + static_cast<int64_t>((j0 + c0 + jj) % a.n_rows) * a.row_ld + c);
-            acc[r] = acc[r] * alpha + s;
+#pragma unroll
+        for (int r = 0; r < PL; ++r) acc[r] *= alpha;
+        const int nk = min(32, len - ch * 32);
+        for (int jj = 0; jj < nk; ++jj) {
+            const float pj = __shfl_sync(0xFFFFFFFFu, pr, jj);
+            const C* vr = V + static_cast<int64_t>((j0 + ch * 32 + jj) % a.n_rows) * a.row_ld;
+#pragma unroll
+            for (int r = 0; r < PL / 2; ++r) {
+                const int c = 2 * lane + 64 * r;
+                if (c < a.hd) {
+                    const float2 vv = get2(vr + c);
+                    acc[2 * r] = __fmaf_rn(pj, vv.x, acc[2 * r]);
+                    acc[2 * r + 1] = __fmaf_rn(pj, vv.y, acc[2 * r + 1]);
+                }
+            }
         }
-        __syncthreads();  // ps is rewritten by the next chunk
     }
-    // The sink joins the denominator only (it has no value vector).
-    if (a.sinks) {
-        const float sk = a.sinks[h];
-        const float mf = fmaxf(m, sk);
-        const float corr = expf(m - mf);
-        l = l * corr + expf(sk - mf);
-        for (float& x : acc) x *= corr;
-    }
-    for (int r = 0; r < kAcc; ++r) {
-        const int e = t + r * kThreads;
-        if (e < n_el) part[e] = acc[r];
+    if (lane == 0) wm[w] = m, wl[w] = l;
+#pragma unroll
+    for (int r = 0; r < PL / 2; ++r) {
+        const int c = 2 * lane + 64 * r;
+        if (c < a.hd) wo_[w][c] = acc[2 * r], wo_[w][c + 1] = acc[2 * r + 1];
     }
     __syncthreads();
+    // Merge the warp states in warp order, then the sink (denominator only: no value vector).
+    float mf = -INFINITY;
+    for (int x = 0; x < kWarps; ++x) mf = fmaxf(mf, wm[x]);
+    if (a.sinks) mf = fmaxf(mf, a.sinks[h]);
+    float lf = 0.0f;
+    for (int x = 0; x < kWarps; ++x)
+        if (wm[x] != -INFINITY) lf += wl[x] * expf(wm[x] - mf);
+    if (a.sinks) lf += expf(a.sinks[h] - mf);
     float* o = a.out.row(i) + static_cast<int64_t>(h) * a.hd;
-    for (int c = t; c < a.hd; c += kThreads) {
+    for (int c = threadIdx.x; c < a.hd; c += kThreads) {
         float s = 0.0f;
-        for (int pt = 0; pt < a.parts; ++pt) s += part[pt * a.hd + c];
-        o[c] = s / l;
+        for (int x = 0; x < kWarps; ++x)
+            if (wm[x] != -INFINITY) s += wo_[x][c] * expf(wm[x] - mf);
+        o[c] = s / lf;
     }
 }
 
@@ -144,14 +168,20 @@ void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnP
     a.n_head = p.n_head;
     a.group = p.n_head / p.n_head_kv;
     a.hd = static_cast<int>(hd);
-    a.parts = std::max(1, kThreads / a.hd);
     a.scale = p.scale;
     a.window = p.window;
     a.sinks = p.sinks ? static_cast<const float*>(p.sinks->data) : nullptr;
-    WO_CHECK(a.hd * a.parts <= kThreads * kAcc, "attention head_dim");
-    const size_t smem =
-        sizeof(float) * (static_cast<size_t>(a.hd) + 2 * kThreads + static_cast<size_t>(a.hd * a.parts));
-    attention_k<C><<<static_cast<unsigned>(n * p.n_head), kThreads, smem, s>>>(a);
+    WO_CHECK(kv.k.nb1 % (2 * sizeof(C)) == 0 && kv.k.nb2 % (2 * sizeof(C)) == 0 &&
+                 reinterpret_cast<uintptr_t>(kv.k.data) % (2 * sizeof(C)) == 0 &&
+                 reinterpret_cast<uintptr_t>(kv.v.data) % (2 * sizeof(C)) == 0,
+             "attention: cache rows must allow pair loads");
+    const unsigned grid = static_cast<unsigned>(n * p.n_head);
+    if (hd <= 64)
+        attention_k<C, 2><<<grid, kThreads, 0, s>>>(a);
+    else if (hd <= 128)
+        attention_k<C, 4><<<grid, kThreads, 0, s>>>(a);
+    else
+        attention_k<C, kPerLane><<<grid, kThreads, 0, s>>>(a);
     check_launch("attention");
 }
 

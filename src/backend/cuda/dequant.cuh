@@ -44,10 +44,9 @@ __host__ __device__ __forceinline__ float sub_rn(float a, float b) {
 }
 
 // quant::e2m1_x2 without its table (a local array would live in slow local memory on the device):
-// magnitudes 0,1,2,3 for codes 0..3, then 4,6,8,12 = (4 + 2*(m&1)) << ((m>>1)&1) for codes 4..7.
+// the magnitudes 0,1,2,3,4,6,8,12 of codes 0..7 are the nibbles of one 32-bit constant.
 __host__ __device__ __forceinline__ int e2m1_x2(unsigned nibble) {
-    const unsigned m = nibble & 7u;
-    const int v = m < 4 ? int(m) : int((4u + 2u * (m & 1u)) << ((m >> 1) & 1u));
+    const int v = int((0xC8643210u >> (4u * (nibble & 7u))) & 0xFu);
     return (nibble & 8u) ? -v : v;
 }
 
@@ -209,6 +208,71 @@ WO_UNROLL
         }
     }
 };
+
+// ---- DEVICE layout (repacked at load, matmul.cu's repack): the types decode reads most, rows
+// made of one array of codes and one of scales, so the 8 elements of unit u are one aligned load
+// at a fixed stride and a warp's 32 consecutive units are one coalesced transaction. Values and
+// the unit order are those of the GGUF layout, bit for bit: only where the bytes sit changes.
+//   MXFP4 row: codes[n/2] (byte j of block b = elements 32b+2j (low nibble), 32b+2j+1 (high)),
+//              then e[n/32]; unit u = the u32 at codes + 4u, element 8(u%4)+i = nibble i.
+//   Q8_0 row:  qs[n] (block b's 32 int8 at 32b), then d[n/32] (f16); unit u = the u64 at qs + 8u.
+// The row stride is padded to 16 bytes (packed_row_bytes).
+inline size_t packed_row_bytes(GgmlType t, int64_t n) {
+    const size_t raw = t == GgmlType::MXFP4 ? size_t(n) / 2 + size_t(n) / 32 : size_t(n) + size_t(n) / 16;
+    return (raw + 15) / 16 * 16;
+}
+
+template <GgmlType T>
+struct Packed;
+
+template <>
+struct Packed<GgmlType::MXFP4> {
+    static __host__ __device__ __forceinline__ void unit(const uint8_t* row, int64_t u, int64_t n, float w[8]) {
+        const uint32_t q = reinterpret_cast<const uint32_t*>(row)[u];
+        const float d = quant::e8m0_half(row[n / 2 + u / 4]);
+WO_UNROLL
+        for (int i = 0; i < 8; ++i) w[i] = mul_rn(float(e2m1_x2((q >> (4 * i)) & 0xFu)), d);
+    }
+};
+
+template <>
+struct Packed<GgmlType::Q8_0> {
+    static __host__ __device__ __forceinline__ void unit(const uint8_t* row, int64_t u, int64_t n, float w[8]) {
+        const uint2 q = reinterpret_cast<const uint2*>(row)[u];
+        const float d = quant::f16_to_f32(reinterpret_cast<const uint16_t*>(row + n)[u / 4]);
+WO_UNROLL
+        for (int i = 0; i < 4; ++i) {
+            w[i] = mul_rn(float(int8_t((q.x >> (8 * i)) & 0xFF)), d);
+            w[4 + i] = mul_rn(float(int8_t((q.y >> (8 * i)) & 0xFF)), d);
+        }
+    }
+};
+
+// The decoder of (type, layout): Dq<T, packed>::type::unit.
+template <GgmlType T, bool P>
+struct Dq {
+    using type = Dequant<T>;
+};
+template <GgmlType T>
+struct Dq<T, true> {
+    using type = Packed<T>;
+};
+
+// Runs CALL with constexpr kT = the weight's type and kP = whether it is in the DEVICE layout
+// (only Q8_0 and MXFP4 have one); any other pair throws DTYPE_UNSUPPORTED naming `what`.
+#define WO_CUDA_FOR_WEIGHT(w, what, CALL)                                                           \
+    if ((w).layout == WeightLayout::DEVICE) {                                                       \
+        switch ((w).type) {                                                                         \
+        case GgmlType::Q8_0: { constexpr GgmlType kT = GgmlType::Q8_0; constexpr bool kP = true; CALL; } break; \
+        case GgmlType::MXFP4: { constexpr GgmlType kT = GgmlType::MXFP4; constexpr bool kP = true; CALL; } break; \
+        default:                                                                                    \
+            throw ::wo::Error(::wo::Code::DTYPE_UNSUPPORTED, std::string(what) +                    \
+                                  ": no CUDA kernel for repacked type " + std::string(type_name((w).type))); \
+        }                                                                                           \
+    } else {                                                                                        \
+        constexpr bool kP = false;                                                                  \
+        WO_CUDA_FOR_TYPE((w).type, what, CALL);                                                     \
+    }
 
 // Runs CALL with the constexpr GgmlType kT set to the weight type t (one case per type with a
 // device decoder); any other type throws DTYPE_UNSUPPORTED naming `what`.

@@ -4,8 +4,12 @@
 // carrying every token of the call through them in passes of 8 (4, 2, 1 for the rest) with the
 // weight tile re-read from L1/L2. The per-element reduction order is warp_dots' (matvec.cuh):
 // fixed by n_in alone, so a token's output never depends on the token count or its neighbours.
-// Weights are read in their GGUF layout (repack is the identity for now).
+// Q8_0 and MXFP4 weights are repacked at load into the DEVICE layout of dequant.cuh (aligned,
+// coalesced unit loads; the same values in the same order); WO_CUDA_REPACK=0 keeps GGUF order.
 #include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"
@@ -26,7 +30,7 @@ struct MatmulArgs {
     bool accumulate, xvec;
 };
 
-template <GgmlType T, int NT>
+template <GgmlType T, bool P, int NT>
 __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int64_t t0) {
     const uint8_t* w[kWarpRows];
 #pragma unroll
@@ -36,7 +40,7 @@ __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int
 #pragma unroll
     for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const float*>(a.x + size_t(t0 + t) * a.x_nb1);
     float acc[kWarpRows][NT];
-    warp_dots<T, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
+    warp_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int r = 0; r < kWarpRows; ++r)
@@ -50,15 +54,15 @@ __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int
             }
 }
 
-template <GgmlType T>
+template <GgmlType T, bool P>
 __global__ void __launch_bounds__(kBlockWarps * 32) matmul_kernel(MatmulArgs a) {
     const int64_t r0 = (int64_t(blockIdx.x) * kBlockWarps + threadIdx.x / 32) * kWarpRows;
     if (r0 >= a.n_out) return;  // whole warps only: no block-wide sync below
     int64_t t0 = 0;
-    for (; t0 + 8 <= a.n_tok; t0 += 8) matmul_pass<T, 8>(a, r0, t0);
-    if (t0 + 4 <= a.n_tok) matmul_pass<T, 4>(a, r0, t0), t0 += 4;
-    if (t0 + 2 <= a.n_tok) matmul_pass<T, 2>(a, r0, t0), t0 += 2;
-    if (t0 < a.n_tok) matmul_pass<T, 1>(a, r0, t0);
+    for (; t0 + 8 <= a.n_tok; t0 += 8) matmul_pass<T, P, 8>(a, r0, t0);
+    if (t0 + 4 <= a.n_tok) matmul_pass<T, P, 4>(a, r0, t0), t0 += 4;
+    if (t0 + 2 <= a.n_tok) matmul_pass<T, P, 2>(a, r0, t0), t0 += 2;
+    if (t0 < a.n_tok) matmul_pass<T, P, 1>(a, r0, t0);
 }
 
 struct EmbedArgs {
@@ -73,14 +77,14 @@ struct EmbedArgs {
 
 // blockIdx.y = token, one thread per 8-element unit of the row. An id outside the table gives a
 // NaN row (a device op cannot throw; the NaN shows up in every test and logit downstream).
-template <GgmlType T>
+template <GgmlType T, bool P>
 __global__ void embed_kernel(EmbedArgs a) {
     const int64_t u = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (8 * u >= a.d) return;
     const int32_t id = a.ids[blockIdx.y];
     float v[8];
     if (id >= 0 && id < a.n_rows) {
-        Dequant<T>::unit(a.table + size_t(id) * a.t_nb1, u, a.d, v);
+        Dq<T, P>::type::unit(a.table + size_t(id) * a.t_nb1, u, a.d, v);
     } else {
 #pragma unroll
         for (int i = 0; i < 8; ++i) v[i] = __int_as_float(0x7FC00000);
@@ -94,7 +98,6 @@ __global__ void embed_kernel(EmbedArgs a) {
 }  // namespace
 
 void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
-    WO_CHECK(w.layout == WeightLayout::GGUF, "cuda matmul: weight layout");
     WO_CHECK(x.type == GgmlType::F32 && y.type == GgmlType::F32 && x.cols() == w.cols() &&
                  y.rows() == x.rows() && y.cols() == w.rows(),
              "cuda matmul shapes");
@@ -113,12 +116,11 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
                  accumulate,
                  aligned16(x.data, x.nb1)};
     const dim3 grid(static_cast<unsigned>((n_out + kBlockRows - 1) / kBlockRows));
-    WO_CUDA_FOR_TYPE(w.type, "matmul", (matmul_kernel<kT><<<grid, kBlockWarps * 32, 0, s>>>(a)));
+    WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP><<<grid, kBlockWarps * 32, 0, s>>>(a)));
     check_launch("matmul kernel launch");
 }
 
 void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s) {
-    WO_CHECK(table.layout == WeightLayout::GGUF, "cuda embed: table layout");
     WO_CHECK(y.type == GgmlType::F32 && table.cols() == y.cols() && ids.type == GgmlType::I32 &&
                  ids.cols() * ids.rows() >= y.rows(),
              "cuda embed shapes");
@@ -135,13 +137,69 @@ void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s) {
                 add};
     const int64_t units = (d + 7) / 8;
     const dim3 grid(static_cast<unsigned>((units + 127) / 128), static_cast<unsigned>(n));
-    WO_CUDA_FOR_TYPE(table.type, "embed", (embed_kernel<kT><<<grid, 128, 0, s>>>(a)));
+    WO_CUDA_FOR_WEIGHT(table, "embed", (embed_kernel<kT, kP><<<grid, 128, 0, s>>>(a)));
     check_launch("embed kernel launch");
 }
 
-// No repacked layout yet: every kernel reads GGUF order (issue 11 may add a DEVICE layout for
-// aligned 16-byte loads; the kernels then take it through Dequant<T>).
-size_t repack_bytes(const Tensor&) { return 0; }
-Tensor repack(const Tensor& w, void*, cudaStream_t) { return w; }
+namespace {
+
+// One thread per block of 32 elements: GGUF block -> codes and scale of the DEVICE row.
+template <GgmlType T>
+__global__ void repack_kernel(const uint8_t* src, size_t src_nb1, uint8_t* dst, size_t dst_nb1, int64_t n,
+                              int64_t n_rows) {
+    const int64_t nb = n / 32;
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= nb * n_rows) return;
+    const int64_t r = i / nb, b = i % nb;
+    uint8_t* row = dst + size_t(r) * dst_nb1;
+    if constexpr (T == GgmlType::MXFP4) {
+        const auto* blk = reinterpret_cast<const quant::BlockMxfp4*>(src + size_t(r) * src_nb1) + b;
+        uint8_t v[32];
+        for (int j = 0; j < 16; ++j) v[j] = blk->qs[j] & 0xF, v[j + 16] = blk->qs[j] >> 4;
+        for (int j = 0; j < 16; ++j) row[16 * b + j] = uint8_t(v[2 * j] | (v[2 * j + 1] << 4));
+        row[n / 2 + b] = blk->e;
+    } else {
+        const auto* blk = reinterpret_cast<const quant::BlockQ8_0*>(src + size_t(r) * src_nb1) + b;
+        for (int j = 0; j < 32; ++j) row[32 * b + j] = uint8_t(blk->qs[j]);
+        reinterpret_cast<uint16_t*>(row + n)[b] = blk->d;
+    }
+}
+
+bool repackable(const Tensor& w) {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_REPACK");
+        return !(e && std::string(e) == "0");
+    }();
+    return on && w.layout == WeightLayout::GGUF && w.contiguous() &&
+           (w.type == GgmlType::MXFP4 || w.type == GgmlType::Q8_0) && w.cols() % 32 == 0;
+}
+
+}  // namespace
+
+size_t repack_bytes(const Tensor& w) {
+    if (!repackable(w)) return 0;
+    return packed_row_bytes(w.type, w.cols()) * size_t(w.rows()) * size_t(w.mats());
+}
+
+Tensor repack(const Tensor& w, void* dst, cudaStream_t s) {
+    if (!repackable(w)) return w;
+    const int64_t n = w.cols(), rows = w.rows() * w.mats();
+    const size_t nb1 = packed_row_bytes(w.type, n);
+    const int64_t blocks = rows * (n / 32);
+    const unsigned grid = static_cast<unsigned>((blocks + 255) / 256);
+    auto* out = static_cast<uint8_t*>(dst);
+    // GGUF rows are contiguous across matrices, so all rows of all experts are one 2-D walk.
+    if (w.type == GgmlType::MXFP4)
+        repack_kernel<GgmlType::MXFP4><<<grid, 256, 0, s>>>(static_cast<const uint8_t*>(w.data), w.nb1, out, nb1, n, rows);
+    else
+        repack_kernel<GgmlType::Q8_0><<<grid, 256, 0, s>>>(static_cast<const uint8_t*>(w.data), w.nb1, out, nb1, n, rows);
+    check_launch("repack kernel launch");
+    Tensor t = w;
+    t.data = dst;
+    t.layout = WeightLayout::DEVICE;
+    t.nb1 = nb1;
+    t.nb2 = nb1 * size_t(w.rows());
+    return t;
+}
 
 }  // namespace wo::cuda

@@ -37,7 +37,7 @@ __device__ __forceinline__ void load_x8(const float* x, int64_t u, int64_t n, bo
 
 // acc[r][t] = dot(weight row w[r], activation row x[t]) over n_in elements, in the order above.
 // Every lane of the warp must call it (the butterfly needs all 32); all lanes get every result.
-template <GgmlType T, int R, int NT>
+template <GgmlType T, bool P, int R, int NT>
 __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t n_in,
                                           const float* const (&x)[NT], bool xvec, float (&acc)[R][NT]) {
     const int lane = threadIdx.x & 31;
@@ -51,7 +51,7 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
         // 8 * NT: the register budget stays that of the weights and accumulators).
         float wv[R][8];
 #pragma unroll
-        for (int r = 0; r < R; ++r) Dequant<T>::unit(w[r], u, n_in, wv[r]);
+        for (int r = 0; r < R; ++r) Dq<T, P>::type::unit(w[r], u, n_in, wv[r]);
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
             float xv[8];

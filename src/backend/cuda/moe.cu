@@ -103,7 +103,7 @@ __device__ __forceinline__ float swiglu_oai(float g, float u, float alpha, float
     return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(__fmul_rn(-alpha, g)))), __fadd_rn(u, 1.0f));
 }
 
-template <GgmlType T, int NT, bool GATE_UP>
+template <GgmlType T, bool P, int NT, bool GATE_UP>
 __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t r0, const int32_t* pairs) {
     const uint8_t* w[kWarpRows];
     const uint8_t* w2[kWarpRows];
@@ -121,9 +121,9 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
         x[t] = reinterpret_cast<const float*>(a.x + size_t(p[t] / a.x_div) * a.x_nb1);
     }
     float acc[kWarpRows][NT];
-    warp_dots<T, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
+    warp_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
     float acc2[kWarpRows][NT];
-    if constexpr (GATE_UP) warp_dots<T, kWarpRows, NT>(w2, a.n_in, x, a.xvec, acc2);
+    if constexpr (GATE_UP) warp_dots<T, P, kWarpRows, NT>(w2, a.n_in, x, a.xvec, acc2);
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int r = 0; r < kWarpRows; ++r)
@@ -145,7 +145,7 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
 }
 
 // blockIdx.x = expert, blockIdx.y = block of kBlockRows output rows.
-template <GgmlType T, bool GATE_UP>
+template <GgmlType T, bool P, bool GATE_UP>
 __global__ void __launch_bounds__(kBlockWarps * 32) expert_kernel(ExpertArgs a) {
     const int e = blockIdx.x;
     const int32_t cnt = a.counts[e];
@@ -154,10 +154,10 @@ __global__ void __launch_bounds__(kBlockWarps * 32) expert_kernel(ExpertArgs a) 
     if (r0 >= a.n_out) return;
     const int32_t* pairs = a.list + a.offsets[e];
     int32_t t0 = 0;
-    for (; t0 + 8 <= cnt; t0 += 8) expert_pass<T, 8, GATE_UP>(a, e, r0, pairs + t0);
-    if (t0 + 4 <= cnt) expert_pass<T, 4, GATE_UP>(a, e, r0, pairs + t0), t0 += 4;
-    if (t0 + 2 <= cnt) expert_pass<T, 2, GATE_UP>(a, e, r0, pairs + t0), t0 += 2;
-    if (t0 < cnt) expert_pass<T, 1, GATE_UP>(a, e, r0, pairs + t0);
+    for (; t0 + 8 <= cnt; t0 += 8) expert_pass<T, P, 8, GATE_UP>(a, e, r0, pairs + t0);
+    if (t0 + 4 <= cnt) expert_pass<T, P, 4, GATE_UP>(a, e, r0, pairs + t0), t0 += 4;
+    if (t0 + 2 <= cnt) expert_pass<T, P, 2, GATE_UP>(a, e, r0, pairs + t0), t0 += 2;
+    if (t0 < cnt) expert_pass<T, P, 1, GATE_UP>(a, e, r0, pairs + t0);
 }
 
 struct CombineArgs {
@@ -205,9 +205,7 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
                  x.type == GgmlType::F32 && y.type == GgmlType::F32 && ids.type == GgmlType::I32 &&
                  weights.type == GgmlType::F32,
              "cuda moe_ffn shapes");
-    WO_CHECK(w.gate.layout == WeightLayout::GGUF && w.up.layout == WeightLayout::GGUF &&
-                 w.down.layout == WeightLayout::GGUF,
-             "cuda moe_ffn: weight layout");
+    WO_CHECK(w.gate.layout == w.up.layout && w.gate.nb1 == w.up.nb1, "cuda moe_ffn: gate and up layouts differ");
     if (n == 0 || k == 0) return;
     if (w.up.type != w.gate.type)
         throw Error(Code::DTYPE_UNSUPPORTED,
@@ -247,8 +245,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     gu.act = w.act, gu.alpha = w.alpha, gu.limit = w.limit;
     const dim3 grid_gu(static_cast<unsigned>(n_exp),
                        static_cast<unsigned>((n_ff + kBlockRows - 1) / kBlockRows));
-    WO_CUDA_FOR_TYPE(w.gate.type, "moe_ffn gate/up",
-                     (expert_kernel<kT, true><<<grid_gu, kBlockWarps * 32, 0, s>>>(gu)));
+    WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                       (expert_kernel<kT, kP, true><<<grid_gu, kBlockWarps * 32, 0, s>>>(gu)));
     check_launch("moe gate/up kernel launch");
 
     ExpertArgs dn = gu;
@@ -261,8 +259,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     dn.out = O;
     const dim3 grid_dn(static_cast<unsigned>(n_exp),
                        static_cast<unsigned>((d + kBlockRows - 1) / kBlockRows));
-    WO_CUDA_FOR_TYPE(w.down.type, "moe_ffn down",
-                     (expert_kernel<kT, false><<<grid_dn, kBlockWarps * 32, 0, s>>>(dn)));
+    WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
+                       (expert_kernel<kT, kP, false><<<grid_dn, kBlockWarps * 32, 0, s>>>(dn)));
     check_launch("moe down kernel launch");
 
     CombineArgs ca{static_cast<uint8_t*>(y.data),
