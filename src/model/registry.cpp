@@ -12,7 +12,6 @@
 
 #include "gguf/gguf.h"
 #include "model/loader.h"
-#include "model/tensors.h"
 #include "util/error.h"
 #include "util/log.h"
 
