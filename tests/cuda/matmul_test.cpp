@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cuda/dequant.cuh"
 #include "backend/cuda/kernels.h"
 #include "kernel_test_util.h"
 
@@ -393,14 +394,16 @@ TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {
     }
 }
 
-TEST(CudaMatmul, RepackIsIdentity) {
-    // No DEVICE layout yet: repack must hand the weight back unchanged.
+TEST(CudaMatmul, RepackLeavesOtherTypesAndShapesAlone) {
+    // Only Q8_0 and MXFP4 rows of whole blocks have a DEVICE layout; the rest stay as they are.
     int dummy = 0;  // never dereferenced: no device needed
-    Tensor w = make_tensor(&dummy, GgmlType::Q8_0, 32, 1);
-    EXPECT_EQ(repack_bytes(w), 0u);
-    Tensor r = repack(w, nullptr, nullptr);
-    EXPECT_EQ(r.data, w.data);
-    EXPECT_EQ(r.layout, WeightLayout::GGUF);
+    for (const Tensor& w : {make_tensor(&dummy, GgmlType::Q4_K, 256, 1), make_tensor(&dummy, GgmlType::F16, 32, 1)}) {
+        EXPECT_EQ(repack_bytes(w), 0u);
+        Tensor r = repack(w, nullptr, nullptr);
+        EXPECT_EQ(r.data, w.data);
+        EXPECT_EQ(r.layout, WeightLayout::GGUF);
+    }
+    EXPECT_EQ(repack_bytes(make_tensor(&dummy, GgmlType::Q8_0, 32, 3)), 3 * packed_row_bytes(GgmlType::Q8_0, 32));
 }
 
 }  // namespace

@@ -27,6 +27,40 @@ constexpr int kPerLane = kMaxHeadDim / 32;  // output elements per lane at most
 __device__ __forceinline__ float2 get2(const __half* p) { return __half22float2(*reinterpret_cast<const __half2*>(p)); }
 __device__ __forceinline__ float2 get2(const float* p) { return *reinterpret_cast<const float2*>(p); }
 
+// q·k over hd elements in order (the same FMA chain either way); vec: 16-byte loads of the row.
+template <typename C>
+__device__ __forceinline__ float dot_row(const float* qs, const C* kr, int hd, bool vec) {
+    float d = 0.0f;
+    if (vec) {
+        constexpr int kPer = 16 / int(sizeof(C));
+        for (int e = 0; e < hd; e += kPer) {
+            const uint4 raw = *reinterpret_cast<const uint4*>(kr + e);
+            if constexpr (sizeof(C) == 2) {
+                const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+                for (int t = 0; t < 4; ++t) {
+                    const float2 f = __half22float2(h2[t]);
+                    d = __fmaf_rn(qs[e + 2 * t], f.x, d);
+                    d = __fmaf_rn(qs[e + 2 * t + 1], f.y, d);
+                }
+            } else {
+                const float4 f = *reinterpret_cast<const float4*>(&raw);
+                d = __fmaf_rn(qs[e], f.x, d);
+                d = __fmaf_rn(qs[e + 1], f.y, d);
+                d = __fmaf_rn(qs[e + 2], f.z, d);
+                d = __fmaf_rn(qs[e + 3], f.w, d);
+            }
+        }
+    } else {
+        for (int e = 0; e < hd; e += 2) {
+            const float2 kv = get2(kr + e);
+            d = __fmaf_rn(qs[e], kv.x, d);
+            d = __fmaf_rn(qs[e + 1], kv.y, d);
+        }
+    }
+    return d;
+}
+
 template <typename C>
 struct AttnArgs {
     Rows out, q;
@@ -38,6 +72,7 @@ struct AttnArgs {
     float scale;
     int window;
     const float* sinks;
+    bool vec;  // key rows allow 16-byte loads
 };
 
 template <typename C, int PL>  // PL = hd / 32 output elements per lane (hd = 32 * PL... or less)
@@ -71,13 +106,7 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
         float sc = -INFINITY;
         if (jc < len) {
             const C* kr = K + static_cast<int64_t>((j0 + jc) % a.n_rows) * a.row_ld;
-            float d = 0.0f;
-            for (int e = 0; e < a.hd; e += 2) {
-                const float2 kv = get2(kr + e);
-                d = __fmaf_rn(qs[e], kv.x, d);
-                d = __fmaf_rn(qs[e + 1], kv.y, d);
-            }
-            sc = d * a.scale;
+            sc = dot_row(qs, kr, a.hd, a.vec) * a.scale;
         }
         float cmax = sc;
 #pragma unroll
@@ -93,6 +122,7 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
 #pragma unroll
         for (int r = 0; r < PL; ++r) acc[r] *= alpha;
         const int nk = min(32, len - ch * 32);
+#pragma unroll 8
         for (int jj = 0; jj < nk; ++jj) {
             const float pj = __shfl_sync(0xFFFFFFFFu, pr, jj);
             const C* vr = V + static_cast<int64_t>((j0 + ch * 32 + jj) % a.n_rows) * a.row_ld;
@@ -175,6 +205,8 @@ void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnP
                  reinterpret_cast<uintptr_t>(kv.k.data) % (2 * sizeof(C)) == 0 &&
                  reinterpret_cast<uintptr_t>(kv.v.data) % (2 * sizeof(C)) == 0,
              "attention: cache rows must allow pair loads");
+    a.vec = (hd * sizeof(C)) % 16 == 0 && kv.k.nb1 % 16 == 0 && kv.k.nb2 % 16 == 0 &&
+            reinterpret_cast<uintptr_t>(kv.k.data) % 16 == 0;
     const unsigned grid = static_cast<unsigned>(n * p.n_head);
     if (hd <= 64)
         attention_k<C, 2><<<grid, kThreads, 0, s>>>(a);

@@ -46,20 +46,33 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
 #pragma unroll
         for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
     const int64_t n_units = (n_in + 7) / 8;
-    for (int64_t u = lane; u < n_units; u += 32) {
-        // The R weight units first, then one token at a time (8 activations live at once, not
-        // 8 * NT: the register budget stays that of the weights and accumulators).
-        float wv[R][8];
+    // kUnroll of the lane's units are loaded before any is used, so a warp has kUnroll loads per
+    // weight row in flight instead of one (decode is latency-bound otherwise); they are then
+    // accumulated in increasing u exactly as one at a time would be.
+    constexpr int kUnroll = R >= 4 ? 2 : 4;  // the same loads in flight, registers bounded
+    for (int64_t u0 = lane; u0 < n_units; u0 += 32 * kUnroll) {
+        float wv[kUnroll][R][8];
 #pragma unroll
-        for (int r = 0; r < R; ++r) Dq<T, P>::type::unit(w[r], u, n_in, wv[r]);
+        for (int j = 0; j < kUnroll; ++j) {
+            const int64_t u = u0 + 32 * j;
+            if (u < n_units)
 #pragma unroll
-        for (int t = 0; t < NT; ++t) {
-            float xv[8];
-            load_x8(x[t], u, n_in, xvec, xv);
+                for (int r = 0; r < R; ++r) Dq<T, P>::type::unit(w[r], u, n_in, wv[j][r]);
+        }
 #pragma unroll
-            for (int r = 0; r < R; ++r)
+        for (int j = 0; j < kUnroll; ++j) {
+            const int64_t u = u0 + 32 * j;
+            if (u >= n_units) break;
+            // One token at a time (8 activations live at once, not 8 * NT).
 #pragma unroll
-                for (int i = 0; i < 8; ++i) acc[r][t] = __fmaf_rn(wv[r][i], xv[i], acc[r][t]);
+            for (int t = 0; t < NT; ++t) {
+                float xv[8];
+                load_x8(x[t], u, n_in, xvec, xv);
+#pragma unroll
+                for (int r = 0; r < R; ++r)
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) acc[r][t] = __fmaf_rn(wv[j][r][i], xv[i], acc[r][t]);
+            }
         }
     }
 #pragma unroll

@@ -6,15 +6,18 @@
 //              into offsets and scatters the pair ids into `list`, grouped by expert (the order
 //              inside a group is whatever the atomics give: it decides only where a pair's dot
 //              is computed, never its value).
-//  2. gate_up: grid (n_expert, n_ff/8): the CTA of expert e exits at once if e has no pairs,
-//              otherwise its warps own 2 rows of gate and up each and run every pair of e through
+//  1b.         ... and lists the touched experts in id order (`active`, -1 after the last).
+//  2. gate_up: grid (min(n_expert, pairs), n_ff/8): CTA x takes the x-th touched expert e (or
+//              exits if fewer are touched); its warps own 2 rows of gate and up each and run every pair of e through
 //              them (passes of 8 tokens, weights re-read from L1/L2), then G[p] = act(g + gb, u + ub).
-//  3. down:    grid (n_expert, n_embd/8): O[p] = down_e · G[p] + db.
+//  3. down:    grid (min(n_expert, pairs), n_embd/8): O[p] = down_e · G[p] + db.
 //  4. combine: y[i] += w[i][j] · O[i*k+j] for j = 0..k-1 in order, one thread per column.
 // Every dot is warp_dots' (matvec.cuh), the same order as matmul; so a pair's result depends on
 // nothing but its token and expert. An out-of-range expert id cannot throw on the device: its
 // pair is left out of every group and contributes NaN to y in the combine.
 #include <cuda_runtime.h>
+
+#include <algorithm>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"
@@ -26,10 +29,11 @@ size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 // Scratch layout for n_exp experts and n_pairs pairs.
 struct MoeScratch {
-    size_t counts = 0, offsets = 0, list = 0, g = 0, o = 0, total = 0;
+    size_t counts = 0, offsets = 0, active = 0, list = 0, g = 0, o = 0, total = 0;
     MoeScratch(int64_t n_exp, int64_t n_pairs, int64_t n_ff, int64_t d) {
         size_t at = 0;
         counts = at, at += align256(sizeof(int32_t) * size_t(n_exp));
+        active = at, at += align256(sizeof(int32_t) * size_t(n_exp + 1));
         offsets = at, at += align256(sizeof(int32_t) * size_t(n_exp + 1));
         list = at, at += align256(sizeof(int32_t) * size_t(n_pairs));
         g = at, at += align256(sizeof(float) * size_t(n_pairs) * size_t(n_ff));
@@ -43,7 +47,7 @@ struct GroupArgs {
     size_t ids_nb1;
     int k, n_exp;
     int64_t n_pairs;
-    int32_t *counts, *offsets, *list;
+    int32_t *counts, *offsets, *active, *list;
 };
 
 // One CTA; shared memory: 2 * n_exp ints (counts, then cursors).
@@ -59,14 +63,16 @@ __global__ void group_kernel(GroupArgs a) {
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-        int32_t run = 0;
+        int32_t run = 0, n_active = 0;
         for (int e = 0; e < a.n_exp; ++e) {
             cur[e] = run;
             a.offsets[e] = run;
             a.counts[e] = cnt[e];
             run += cnt[e];
+            if (cnt[e] > 0) a.active[n_active++] = e;
         }
         a.offsets[a.n_exp] = run;
+        for (int e = n_active; e < a.n_exp; ++e) a.active[e] = -1;  // CTAs past the active ones exit
     }
     __syncthreads();
     for (int64_t p = threadIdx.x; p < a.n_pairs; p += blockDim.x) {
@@ -88,7 +94,7 @@ struct ExpertArgs {
     int x_div;
     bool xvec;
     float* out;  // [n_out] per pair, row p at out + p * n_out
-    const int32_t *counts, *offsets, *list;
+    const int32_t *counts, *offsets, *active, *list;
     MoeAct act;
     float alpha, limit;
 };
@@ -121,9 +127,20 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
         x[t] = reinterpret_cast<const float*>(a.x + size_t(p[t] / a.x_div) * a.x_nb1);
     }
     float acc[kWarpRows][NT];
-    warp_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
     float acc2[kWarpRows][NT];
-    if constexpr (GATE_UP) warp_dots<T, P, kWarpRows, NT>(w2, a.n_in, x, a.xvec, acc2);
+    if constexpr (GATE_UP) {  // gate and up rows in one walk: twice the loads in flight, x read once
+        const uint8_t* w4[2 * kWarpRows];
+        float acc4[2 * kWarpRows][NT];
+#pragma unroll
+        for (int r = 0; r < kWarpRows; ++r) w4[r] = w[r], w4[kWarpRows + r] = w2[r];
+        warp_dots<T, P, 2 * kWarpRows, NT>(w4, a.n_in, x, a.xvec, acc4);
+#pragma unroll
+        for (int r = 0; r < kWarpRows; ++r)
+#pragma unroll
+            for (int t = 0; t < NT; ++t) acc[r][t] = acc4[r][t], acc2[r][t] = acc4[kWarpRows + r][t];
+    } else {
+        warp_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
+    }
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int r = 0; r < kWarpRows; ++r)
@@ -144,10 +161,11 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
             }
 }
 
-// blockIdx.x = expert, blockIdx.y = block of kBlockRows output rows.
+// blockIdx.x = rank among the step's active experts, blockIdx.y = block of kBlockRows output rows.
 template <GgmlType T, bool P, bool GATE_UP>
 __global__ void __launch_bounds__(kBlockWarps * 32) expert_kernel(ExpertArgs a) {
-    const int e = blockIdx.x;
+    const int e = a.active[blockIdx.x];
+    if (e < 0) return;
     const int32_t cnt = a.counts[e];
     if (cnt == 0) return;
     const int64_t r0 = (int64_t(blockIdx.y) * kBlockWarps + threadIdx.x / 32) * kWarpRows;
@@ -222,12 +240,13 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     uint8_t* base = static_cast<uint8_t*>(scratch);
     auto* counts = reinterpret_cast<int32_t*>(base + L.counts);
     auto* offsets = reinterpret_cast<int32_t*>(base + L.offsets);
+    auto* active = reinterpret_cast<int32_t*>(base + L.active);
     auto* list = reinterpret_cast<int32_t*>(base + L.list);
     auto* G = reinterpret_cast<float*>(base + L.g);
     auto* O = reinterpret_cast<float*>(base + L.o);
 
     GroupArgs ga{
-        static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), n_pairs, counts, offsets, list};
+        static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), n_pairs, counts, offsets, active, list};
     group_kernel<<<1, 1024, 2 * sizeof(int32_t) * size_t(n_exp), s>>>(ga);
     check_launch("moe group kernel launch");
 
@@ -241,9 +260,12 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     gu.n_in = d, gu.n_out = n_ff;
     gu.x = static_cast<const uint8_t*>(x.data), gu.x_nb1 = x.nb1, gu.x_div = int(k),
     gu.xvec = aligned16(x.data, x.nb1);
-    gu.out = G, gu.counts = counts, gu.offsets = offsets, gu.list = list;
+    gu.out = G, gu.counts = counts, gu.offsets = offsets, gu.active = active, gu.list = list;
     gu.act = w.act, gu.alpha = w.alpha, gu.limit = w.limit;
-    const dim3 grid_gu(static_cast<unsigned>(n_exp),
+    // At most min(n_exp, n_pairs) experts are touched: a decode step launches CTAs for those only
+    // (the grid still depends on the token count alone, so the step stays capturable).
+    const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, n_pairs));
+    const dim3 grid_gu(n_slots_exp,
                        static_cast<unsigned>((n_ff + kBlockRows - 1) / kBlockRows));
     WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
                        (expert_kernel<kT, kP, true><<<grid_gu, kBlockWarps * 32, 0, s>>>(gu)));
@@ -257,7 +279,7 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     dn.x = reinterpret_cast<const uint8_t*>(G), dn.x_nb1 = sizeof(float) * size_t(n_ff), dn.x_div = 1;
     dn.xvec = aligned16(G, dn.x_nb1);
     dn.out = O;
-    const dim3 grid_dn(static_cast<unsigned>(n_exp),
+    const dim3 grid_dn(n_slots_exp,
                        static_cast<unsigned>((d + kBlockRows - 1) / kBlockRows));
     WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
                        (expert_kernel<kT, kP, false><<<grid_dn, kBlockWarps * 32, 0, s>>>(dn)));
