@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gguf/gguf.h"
+#include "model/tensors.h"
 #include "quant/quant.h"
 #include "tokenizer/gguf_export.h"
 #include "util/error.h"
@@ -33,9 +34,10 @@ const std::map<std::string, Shape>& presets() {
         {"gpt-oss/tiny", {4, 128, 4, 2, 64, 128, 512, 131072, 8, 4, 150000, 1e-5}},
         {"gpt-oss/20b", {24, 2880, 64, 8, 64, 2880, 201088, 131072, 32, 4, 150000, 1e-5}},
         {"gpt-oss/120b", {36, 2880, 64, 8, 64, 2880, 201088, 131072, 128, 4, 150000, 1e-5}},
-        {"gpt2/tiny", {2, 128, 4, 4, 32, 512, 512, 1024}},
-        {"gpt2/124m", {12, 768, 12, 12, 64, 3072, 50257, 1024}},
+        {"gpt2/tiny", {2, 128, 4, 4, 32, 512, 512, 1024, 0, 0, 10000, 1e-5, true}},
+        {"gpt2/124m", {12, 768, 12, 12, 64, 3072, 50257, 1024, 0, 0, 10000, 1e-5, true}},
         {"llama/tiny", {2, 128, 4, 2, 32, 256, 512, 4096}},
+        {"phi3/tiny", {2, 128, 4, 2, 32, 256, 512, 4096}},
         {"llama/8b", {32, 4096, 32, 8, 128, 14336, 128256, 8192, 0, 0, 500000, 1e-5}},
         // tiny qwen2 is untied: a tied random model mostly repeats its last input token.
         {"qwen2/tiny", {2, 128, 4, 2, 32, 256, 512, 4096, 0, 0, 1e6, 1e-6}},
@@ -114,6 +116,23 @@ private:
     uint64_t n_params_ = 0, n_bytes_ = 0;
 };
 
+// RMS and mean of a tensor's random values: matrices 1/sqrt(fan-in) (so activations keep their
+// scale), logits of RMS about 3 (spread enough that sampling is not uniform noise, finite
+// always), norms near 1.
+std::pair<float, float> synth_scale(const TensorSpec& t, const std::string& arch) {
+    const float in = 1.0f / std::sqrt(float(t.shape[0]));
+    const bool gate_up = t.name.find("gate_exps") != std::string::npos || t.name.find("up_exps") != std::string::npos;
+    switch (t.role) {
+        case TensorRole::NORM: return {0.05f, 1.0f};
+        case TensorRole::SINKS: return {1.0f, 0.0f};
+        case TensorRole::BIAS: return {arch == "gpt2" ? 0.05f : gate_up ? 0.5f : 0.1f, 0.0f};
+        case TensorRole::EMBEDDING: return {t.name == "token_embd.weight" ? 1.0f : 0.3f, 0.0f};
+        case TensorRole::OUTPUT: return {3.0f * in, 0.0f};
+        case TensorRole::EXPERTS: return {gate_up ? 2.0f * in : in, 0.0f};
+        default: return {in, 0.0f};
+    }
+}
+
 int tokenizer_size(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw Error(Code::IO_ERROR, "cannot open tokenizer " + path);
@@ -187,7 +206,7 @@ SynthResult synth_model(const SynthOptions& o, const std::string& out) {
             u32("attention.value_length", s.head_dim);
         }
     }
-    if (a == "llama" || a == "qwen2") u32("rope.dimension_count", s.head_dim);
+    if (a != "gpt2" && a != "gpt-oss") u32("rope.dimension_count", s.head_dim);
     if (a == "gpt-oss") {
         u32("expert_count", s.n_expert);
         u32("expert_used_count", s.n_expert_used);
@@ -198,61 +217,19 @@ SynthResult synth_model(const SynthOptions& o, const std::string& out) {
         u32("rope.scaling.original_context_length", 4096);
     }
 
+    Hparams hp;
+    hp.arch = a;
+    hp.n_vocab = s.n_vocab, hp.n_ctx_train = s.n_ctx, hp.n_embd = s.n_embd, hp.n_layer = s.n_layer;
+    hp.n_head = s.n_head, hp.n_head_kv = s.n_kv, hp.head_dim = s.head_dim, hp.n_ff = s.n_ff;
+    hp.n_expert = s.n_expert, hp.n_expert_used = s.n_expert_used;
+    TensorLayout layout = default_layout(a);
+    layout.tied = s.tied;
     Gen g(w, o.seed);
-    const uint64_t d = uint64_t(s.n_embd), V = uint64_t(s.n_vocab), ff = uint64_t(s.n_ff), E = uint64_t(s.n_expert);
-    const uint64_t q = uint64_t(s.n_head) * uint64_t(s.head_dim), kv = uint64_t(s.n_kv) * uint64_t(s.head_dim);
-    const float in_d = 1.0f / std::sqrt(float(d)), in_q = 1.0f / std::sqrt(float(q)), in_ff = 1.0f / std::sqrt(float(ff));
-    const GgmlType F = GgmlType::F32;
-    g.add("token_embd.weight", mt, {d, V}, 1.0f);
-    if (a == "gpt2") g.add("position_embd.weight", mt, {d, uint64_t(s.n_ctx)}, 0.3f);
-    for (int il = 0; il < s.n_layer; ++il) {
-        const std::string p = "blk." + std::to_string(il) + ".";
-        g.add(p + "attn_norm.weight", F, {d}, 0.05f, 1.0f);
-        if (a == "gpt2") {
-            g.add(p + "attn_norm.bias", F, {d}, 0.05f);
-            g.add(p + "attn_qkv.weight", mt, {d, 3 * d}, in_d);
-            g.add(p + "attn_qkv.bias", F, {3 * d}, 0.05f);
-            g.add(p + "attn_output.weight", mt, {d, d}, in_d);
-            g.add(p + "attn_output.bias", F, {d}, 0.05f);
-            g.add(p + "ffn_norm.weight", F, {d}, 0.05f, 1.0f);
-            g.add(p + "ffn_norm.bias", F, {d}, 0.05f);
-            g.add(p + "ffn_up.weight", mt, {d, ff}, in_d);
-            g.add(p + "ffn_up.bias", F, {ff}, 0.05f);
-            g.add(p + "ffn_down.weight", mt, {ff, d}, in_ff);
-            g.add(p + "ffn_down.bias", F, {d}, 0.05f);
-            continue;
-        }
-        const bool bias = a == "gpt-oss" || a == "qwen2";
-        g.add(p + "attn_q.weight", mt, {d, q}, in_d);
-        if (bias) g.add(p + "attn_q.bias", F, {q}, 0.1f);
-        g.add(p + "attn_k.weight", mt, {d, kv}, in_d);
-        if (bias) g.add(p + "attn_k.bias", F, {kv}, 0.1f);
-        g.add(p + "attn_v.weight", mt, {d, kv}, in_d);
-        if (bias) g.add(p + "attn_v.bias", F, {kv}, 0.1f);
-        g.add(p + "attn_output.weight", mt, {q, d}, in_q);
-        if (a == "gpt-oss") {
-            g.add(p + "attn_output.bias", F, {d}, 0.1f);
-            g.add(p + "attn_sinks.weight", F, {uint64_t(s.n_head)}, 1.0f);
-            g.add(p + "post_attention_norm.weight", F, {d}, 0.05f, 1.0f);
-            g.add(p + "ffn_gate_inp.weight", F, {d, E}, in_d);
-            g.add(p + "ffn_gate_inp.bias", F, {E}, 0.1f);
-            g.add(p + "ffn_gate_exps.weight", GgmlType::MXFP4, {d, ff, E}, 2.0f * in_d);
-            g.add(p + "ffn_up_exps.weight", GgmlType::MXFP4, {d, ff, E}, 2.0f * in_d);
-            g.add(p + "ffn_down_exps.weight", GgmlType::MXFP4, {ff, d, E}, in_ff);
-            g.add(p + "ffn_gate_exps.bias", F, {ff, E}, 0.5f);
-            g.add(p + "ffn_up_exps.bias", F, {ff, E}, 0.5f);
-            g.add(p + "ffn_down_exps.bias", F, {d, E}, 0.1f);
-        } else {
-            g.add(p + "ffn_norm.weight", F, {d}, 0.05f, 1.0f);
-            g.add(p + "ffn_gate.weight", mt, {d, ff}, in_d);
-            g.add(p + "ffn_up.weight", mt, {d, ff}, in_d);
-            g.add(p + "ffn_down.weight", mt, {ff, d}, in_ff);
-        }
+    for (const TensorSpec& t : tensor_specs(hp, layout)) {
+        const auto [rms, mean] = synth_scale(t, a);
+        g.add(t.name, writer_type(t.role, mt, GgmlType::MXFP4), std::vector<uint64_t>(t.shape.begin(), t.shape.end()),
+              rms, mean);
     }
-    g.add("output_norm.weight", F, {d}, 0.05f, 1.0f);
-    if (a == "gpt2") g.add("output_norm.bias", F, {d}, 0.05f);
-    // Logits of RMS about 3: spread enough that sampling is not uniform noise, finite always.
-    if (!s.tied && a != "gpt2") g.add("output.weight", mt, {d, V}, 3.0f * in_d);
 
     if (!o.tokenizer.empty()) {
         const auto cfg = std::filesystem::path(o.tokenizer).parent_path() / "tokenizer_config.json";

@@ -11,7 +11,7 @@
 namespace wo::convert {
 
 struct SynthOptions {
-    std::string arch;    // gpt-oss, gpt2, llama, qwen2
+    std::string arch;    // gpt-oss, gpt2, llama, qwen2, phi3
     std::string preset;  // tiny, or a real size (synth_presets lists them)
     uint64_t seed = 1;
     std::string tokenizer;  // optional tokenizer.json (tokenizer_config.json beside it is used too)

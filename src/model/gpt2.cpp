@@ -11,13 +11,9 @@
 namespace wo {
 namespace {
 
-struct Gpt2Layer {
-    Tensor attn_norm, attn_norm_b;  // [d]
-    Tensor attn_qkv, attn_qkv_b;    // [d, 3d], [3d] (q|k|v)
-    Tensor attn_out, attn_out_b;    // [d, d], [d]
-    Tensor ffn_norm, ffn_norm_b;    // [d]
-    Tensor ffn_up, ffn_up_b;        // [d, ff], [ff]
-    Tensor ffn_down, ffn_down_b;    // [ff, d], [d]
+struct Gpt2Layer {  // shapes: gpt2_tensors
+    Tensor attn_norm, attn_norm_b, attn_qkv, attn_qkv_b, attn_out, attn_out_b;  // qkv: q|k|v
+    Tensor ffn_norm, ffn_norm_b, ffn_up, ffn_up_b, ffn_down, ffn_down_b;
 };
 
 class Gpt2 final : public DecoderModel {
@@ -30,28 +26,23 @@ public:
             w.fail("attention.head_count_kv must equal attention.head_count (GPT-2 is MHA)");
         if (hp_.head_dim * hp_.n_head != hp_.n_embd)
             w.fail("head_count x key_length must equal embedding_length");
-        const int64_t d = hp_.n_embd, ff = hp_.n_ff;
-        token_embd_ = w.mat("token_embd.weight", {d, hp_.n_vocab});
-        position_embd_ = w.mat("position_embd.weight", {d, hp_.n_ctx_train});
-        output_norm_ = w.f32("output_norm.weight", {d});
-        output_norm_b_ = w.f32("output_norm.bias", {d});
-        output_ = w.opt_mat("output.weight", {d, hp_.n_vocab}).value_or(token_embd_);
+        const TensorLayout layout = layout_of(*f);
+        auto t = w.load(gpt2_tensors(hp_, layout));
+        token_embd_ = t.at("token_embd.weight");
+        position_embd_ = t.at("position_embd.weight");
+        output_norm_ = t.at("output_norm.weight");
+        output_norm_b_ = t.at("output_norm.bias");
+        output_ = layout.tied ? token_embd_ : t.at("output.weight");
         layers_.resize(static_cast<size_t>(hp_.n_layer));
         for (int il = 0; il < hp_.n_layer; ++il) {
-            const std::string p = "blk." + std::to_string(il) + ".";
+            auto T = [&, p = "blk." + std::to_string(il) + "."](const char* n) { return t.at(p + n); };
             Gpt2Layer& L = layers_[static_cast<size_t>(il)];
-            L.attn_norm = w.f32(p + "attn_norm.weight", {d});
-            L.attn_norm_b = w.f32(p + "attn_norm.bias", {d});
-            L.attn_qkv = w.mat(p + "attn_qkv.weight", {d, 3 * d});
-            L.attn_qkv_b = w.f32(p + "attn_qkv.bias", {3 * d});
-            L.attn_out = w.mat(p + "attn_output.weight", {d, d});
-            L.attn_out_b = w.f32(p + "attn_output.bias", {d});
-            L.ffn_norm = w.f32(p + "ffn_norm.weight", {d});
-            L.ffn_norm_b = w.f32(p + "ffn_norm.bias", {d});
-            L.ffn_up = w.mat(p + "ffn_up.weight", {d, ff});
-            L.ffn_up_b = w.f32(p + "ffn_up.bias", {ff});
-            L.ffn_down = w.mat(p + "ffn_down.weight", {ff, d});
-            L.ffn_down_b = w.f32(p + "ffn_down.bias", {d});
+            L.attn_norm = T("attn_norm.weight"), L.attn_norm_b = T("attn_norm.bias");
+            L.attn_qkv = T("attn_qkv.weight"), L.attn_qkv_b = T("attn_qkv.bias");
+            L.attn_out = T("attn_output.weight"), L.attn_out_b = T("attn_output.bias");
+            L.ffn_norm = T("ffn_norm.weight"), L.ffn_norm_b = T("ffn_norm.bias");
+            L.ffn_up = T("ffn_up.weight"), L.ffn_up_b = T("ffn_up.bias");
+            L.ffn_down = T("ffn_down.weight"), L.ffn_down_b = T("ffn_down.bias");
         }
         storage_ = w.storage();
         quant_kind_ = quant_kind_of(*f);
@@ -100,6 +91,34 @@ private:
 };
 
 }  // namespace
+
+std::vector<TensorSpec> gpt2_tensors(const Hparams& hp, const TensorLayout& l) {
+    using R = TensorRole;
+    const int64_t d = hp.n_embd, ff = hp.n_ff;
+    std::vector<TensorSpec> s = {{"token_embd.weight", {d, hp.n_vocab}, R::EMBEDDING}};
+    if (!l.tied) s.push_back({"output.weight", {d, hp.n_vocab}, R::OUTPUT});
+    s.insert(s.end(), {{"output_norm.weight", {d}, R::NORM},
+                       {"position_embd.weight", {d, hp.n_ctx_train}, R::EMBEDDING},
+                       {"output_norm.bias", {d}, R::BIAS}});
+    for (int il = 0; il < hp.n_layer; ++il) {
+        const std::string p = "blk." + std::to_string(il) + ".";
+        s.insert(s.end(), {
+            {p + "attn_norm.weight", {d}, R::NORM},
+            {p + "attn_norm.bias", {d}, R::BIAS},
+            {p + "attn_qkv.weight", {d, 3 * d}, R::MATRIX},
+            {p + "attn_qkv.bias", {3 * d}, R::BIAS},
+            {p + "attn_output.weight", {d, d}, R::MATRIX},
+            {p + "attn_output.bias", {d}, R::BIAS},
+            {p + "ffn_norm.weight", {d}, R::NORM},
+            {p + "ffn_norm.bias", {d}, R::BIAS},
+            {p + "ffn_up.weight", {d, ff}, R::MATRIX},
+            {p + "ffn_up.bias", {ff}, R::BIAS},
+            {p + "ffn_down.weight", {ff, d}, R::MATRIX},
+            {p + "ffn_down.bias", {d}, R::BIAS},
+        });
+    }
+    return s;
+}
 
 std::unique_ptr<Model> load_gpt2(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> be) {
     return std::make_unique<Gpt2>(std::move(f), std::move(be));

@@ -12,15 +12,11 @@
 namespace wo {
 namespace {
 
-struct GptOssLayer {
-    Tensor attn_norm;                               // [d]
-    Tensor attn_q, attn_q_b, attn_k, attn_k_b;      // [d, n_head*hd], [n_head*hd]; [d, kv], [kv]
-    Tensor attn_v, attn_v_b, attn_out, attn_out_b;  // [d, kv], [kv]; [n_head*hd, d], [d]
-    Tensor attn_sinks;                              // [n_head]
-    Tensor post_attention_norm;                     // [d] (the pre-MoE norm)
-    Tensor gate_inp, gate_inp_b;                    // router [d, n_expert], [n_expert]
-    Tensor gate_exps_b, up_exps_b, down_exps_b;     // [n_ff, n_expert] x2, [d, n_expert]
-    MoeFfn moe;                                     // expert matrices (biases point at the above)
+struct GptOssLayer {  // shapes: gpt_oss_tensors
+    Tensor attn_norm, attn_q, attn_q_b, attn_k, attn_k_b, attn_v, attn_v_b, attn_out, attn_out_b;
+    Tensor attn_sinks, post_attention_norm, gate_inp, gate_inp_b;
+    Tensor gate_exps_b, up_exps_b, down_exps_b;
+    MoeFfn moe;  // expert matrices (biases point at the above)
 };
 
 class GptOss final : public DecoderModel {
@@ -60,34 +56,26 @@ public:
                    "' is not supported for gpt-oss (expected yarn or none)");
         }
 
-        const int64_t d = hp_.n_embd, q_dim = int64_t{hp_.n_head} * hp_.head_dim,
-                      kv_dim = int64_t{hp_.n_head_kv} * hp_.head_dim, ff = hp_.n_ff, ne = hp_.n_expert;
-        token_embd_ = w.mat("token_embd.weight", {d, hp_.n_vocab});
-        output_norm_ = w.f32("output_norm.weight", {d});
-        output_ = w.opt_mat("output.weight", {d, hp_.n_vocab}).value_or(token_embd_);
+        const TensorLayout layout = layout_of(*f);
+        auto t = w.load(gpt_oss_tensors(hp_, layout));
+        token_embd_ = t.at("token_embd.weight");
+        output_norm_ = t.at("output_norm.weight");
+        output_ = layout.tied ? token_embd_ : t.at("output.weight");
         layers_.resize(static_cast<size_t>(hp_.n_layer));
         for (int il = 0; il < hp_.n_layer; ++il) {
-            const std::string p = "blk." + std::to_string(il) + ".";
+            auto T = [&, p = "blk." + std::to_string(il) + "."](const char* n) { return t.at(p + n); };
             GptOssLayer& L = layers_[static_cast<size_t>(il)];
-            L.attn_norm = w.f32(p + "attn_norm.weight", {d});
-            L.attn_q = w.mat(p + "attn_q.weight", {d, q_dim});
-            L.attn_q_b = w.f32(p + "attn_q.bias", {q_dim});
-            L.attn_k = w.mat(p + "attn_k.weight", {d, kv_dim});
-            L.attn_k_b = w.f32(p + "attn_k.bias", {kv_dim});
-            L.attn_v = w.mat(p + "attn_v.weight", {d, kv_dim});
-            L.attn_v_b = w.f32(p + "attn_v.bias", {kv_dim});
-            L.attn_out = w.mat(p + "attn_output.weight", {q_dim, d});
-            L.attn_out_b = w.f32(p + "attn_output.bias", {d});
-            L.attn_sinks = w.f32(p + "attn_sinks.weight", {hp_.n_head});
-            L.post_attention_norm = w.f32(p + "post_attention_norm.weight", {d});
-            L.gate_inp = w.mat(p + "ffn_gate_inp.weight", {d, ne});
-            L.gate_inp_b = w.f32(p + "ffn_gate_inp.bias", {ne});
-            L.moe.gate = w.mat(p + "ffn_gate_exps.weight", {d, ff, ne});
-            L.moe.up = w.mat(p + "ffn_up_exps.weight", {d, ff, ne});
-            L.moe.down = w.mat(p + "ffn_down_exps.weight", {ff, d, ne});
-            L.gate_exps_b = w.f32(p + "ffn_gate_exps.bias", {ff, ne});
-            L.up_exps_b = w.f32(p + "ffn_up_exps.bias", {ff, ne});
-            L.down_exps_b = w.f32(p + "ffn_down_exps.bias", {d, ne});
+            L.attn_norm = T("attn_norm.weight");
+            L.attn_q = T("attn_q.weight"), L.attn_q_b = T("attn_q.bias");
+            L.attn_k = T("attn_k.weight"), L.attn_k_b = T("attn_k.bias");
+            L.attn_v = T("attn_v.weight"), L.attn_v_b = T("attn_v.bias");
+            L.attn_out = T("attn_output.weight"), L.attn_out_b = T("attn_output.bias");
+            L.attn_sinks = T("attn_sinks.weight");
+            L.post_attention_norm = T("post_attention_norm.weight");
+            L.gate_inp = T("ffn_gate_inp.weight"), L.gate_inp_b = T("ffn_gate_inp.bias");
+            L.moe.gate = T("ffn_gate_exps.weight"), L.gate_exps_b = T("ffn_gate_exps.bias");
+            L.moe.up = T("ffn_up_exps.weight"), L.up_exps_b = T("ffn_up_exps.bias");
+            L.moe.down = T("ffn_down_exps.weight"), L.down_exps_b = T("ffn_down_exps.bias");
         }
         for (auto& L : layers_) {  // pointers into layers_ are stable only after the resize
             L.moe.gate_b = &L.gate_exps_b;
@@ -157,6 +145,40 @@ private:
 };
 
 }  // namespace
+
+std::vector<TensorSpec> gpt_oss_tensors(const Hparams& hp, const TensorLayout& l) {
+    using R = TensorRole;
+    const int64_t d = hp.n_embd, q = int64_t{hp.n_head} * hp.head_dim, kv = int64_t{hp.n_head_kv} * hp.head_dim,
+                  ff = hp.n_ff, ne = hp.n_expert;
+    std::vector<TensorSpec> s = {{"token_embd.weight", {d, hp.n_vocab}, R::EMBEDDING}};
+    if (!l.tied) s.push_back({"output.weight", {d, hp.n_vocab}, R::OUTPUT});
+    s.push_back({"output_norm.weight", {d}, R::NORM});
+    for (int il = 0; il < hp.n_layer; ++il) {
+        const std::string p = "blk." + std::to_string(il) + ".";
+        s.insert(s.end(), {
+            {p + "attn_norm.weight", {d}, R::NORM},
+            {p + "attn_q.weight", {d, q}, R::MATRIX},
+            {p + "attn_q.bias", {q}, R::BIAS},
+            {p + "attn_k.weight", {d, kv}, R::MATRIX},
+            {p + "attn_k.bias", {kv}, R::BIAS},
+            {p + "attn_v.weight", {d, kv}, R::MATRIX},
+            {p + "attn_v.bias", {kv}, R::BIAS},
+            {p + "attn_output.weight", {q, d}, R::MATRIX},
+            {p + "attn_output.bias", {d}, R::BIAS},
+            {p + "attn_sinks.weight", {hp.n_head}, R::SINKS},
+            {p + "post_attention_norm.weight", {d}, R::NORM},  // the pre-MoE norm
+            {p + "ffn_gate_inp.weight", {d, ne}, R::ROUTER},
+            {p + "ffn_gate_inp.bias", {ne}, R::BIAS},
+            {p + "ffn_gate_exps.weight", {d, ff, ne}, R::EXPERTS},
+            {p + "ffn_gate_exps.bias", {ff, ne}, R::BIAS},
+            {p + "ffn_up_exps.weight", {d, ff, ne}, R::EXPERTS},
+            {p + "ffn_up_exps.bias", {ff, ne}, R::BIAS},
+            {p + "ffn_down_exps.weight", {ff, d, ne}, R::EXPERTS},
+            {p + "ffn_down_exps.bias", {d, ne}, R::BIAS},
+        });
+    }
+    return s;
+}
 
 std::unique_ptr<Model> load_gpt_oss(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> be) {
     return std::make_unique<GptOss>(std::move(f), std::move(be));

@@ -11,14 +11,14 @@
 namespace wo {
 namespace {
 
-struct LlamaLayer {
-    Tensor attn_norm, ffn_norm;      // [d]
-    std::optional<Tensor> attn_qkv;  // phi3: [d, q_dim + 2*kv_dim]
-    Tensor attn_q, attn_k, attn_v;   // [d, q_dim], [d, kv_dim] x2
+struct LlamaLayer {  // shapes: llama_tensors
+    Tensor attn_norm, ffn_norm;
+    std::optional<Tensor> attn_qkv;  // phi3: q|k|v in one matrix
+    Tensor attn_q, attn_k, attn_v;
     std::optional<Tensor> attn_q_b, attn_k_b, attn_v_b, attn_out_b;
-    Tensor attn_out;                 // [q_dim, d]
-    std::optional<Tensor> ffn_gate;  // [d, ff]; absent for phi3 (gate is in ffn_up)
-    Tensor ffn_up, ffn_down;         // [d, ff] or phi3 [d, 2*ff]; [ff, d]
+    Tensor attn_out;
+    std::optional<Tensor> ffn_gate;  // absent for phi3 (gate|up are ffn_up)
+    Tensor ffn_up, ffn_down;
 };
 
 const Tensor* ptr(const std::optional<Tensor>& t) { return t ? &*t : nullptr; }
@@ -53,33 +53,24 @@ public:
         }
         swa_ = static_cast<int>(w.opt_int("attention.sliding_window").value_or(0));
 
-        const int64_t d = hp_.n_embd, q_dim = int64_t{hp_.n_head} * hp_.head_dim,
-                      kv_dim = int64_t{hp_.n_head_kv} * hp_.head_dim, ff = hp_.n_ff;
-        token_embd_ = w.mat("token_embd.weight", {d, hp_.n_vocab});
-        output_norm_ = w.f32("output_norm.weight", {d});
-        output_ = w.opt_mat("output.weight", {d, hp_.n_vocab}).value_or(token_embd_);
+        const TensorLayout layout = layout_of(*f);
+        if (layout.fused_qkv && w.has("blk.0.attn_qkv.bias")) w.fail("tensor blk.0.attn_qkv.bias is not supported");
+        auto t = w.load(llama_tensors(hp_, layout));
+        token_embd_ = t.at("token_embd.weight");
+        output_norm_ = t.at("output_norm.weight");
+        output_ = layout.tied ? token_embd_ : t.at("output.weight");
         layers_.resize(static_cast<size_t>(hp_.n_layer));
         for (int il = 0; il < hp_.n_layer; ++il) {
             const std::string p = "blk." + std::to_string(il) + ".";
+            auto T = [&](const char* n) { return t.at(p + n); };
+            auto opt = [&](const char* n) { return t.count(p + n) ? std::optional(T(n)) : std::nullopt; };
             LlamaLayer& L = layers_[static_cast<size_t>(il)];
-            L.attn_norm = w.f32(p + "attn_norm.weight", {d});
-            L.attn_qkv = w.opt_mat(p + "attn_qkv.weight", {d, q_dim + 2 * kv_dim});
-            if (!L.attn_qkv) {
-                L.attn_q = w.mat(p + "attn_q.weight", {d, q_dim});
-                L.attn_k = w.mat(p + "attn_k.weight", {d, kv_dim});
-                L.attn_v = w.mat(p + "attn_v.weight", {d, kv_dim});
-                L.attn_q_b = w.opt_f32(p + "attn_q.bias", {q_dim});
-                L.attn_k_b = w.opt_f32(p + "attn_k.bias", {kv_dim});
-                L.attn_v_b = w.opt_f32(p + "attn_v.bias", {kv_dim});
-            } else if (w.has(p + "attn_qkv.bias")) {
-                w.fail("tensor " + p + "attn_qkv.bias is not supported");
-            }
-            L.attn_out = w.mat(p + "attn_output.weight", {q_dim, d});
-            L.attn_out_b = w.opt_f32(p + "attn_output.bias", {d});
-            L.ffn_norm = w.f32(p + "ffn_norm.weight", {d});
-            L.ffn_gate = w.opt_mat(p + "ffn_gate.weight", {d, ff});
-            L.ffn_up = w.mat(p + "ffn_up.weight", {d, L.ffn_gate ? ff : 2 * ff});
-            L.ffn_down = w.mat(p + "ffn_down.weight", {ff, d});
+            L.attn_norm = T("attn_norm.weight"), L.attn_qkv = opt("attn_qkv.weight");
+            if (!L.attn_qkv) L.attn_q = T("attn_q.weight"), L.attn_k = T("attn_k.weight"), L.attn_v = T("attn_v.weight");
+            L.attn_q_b = opt("attn_q.bias"), L.attn_k_b = opt("attn_k.bias"), L.attn_v_b = opt("attn_v.bias");
+            L.attn_out = T("attn_output.weight"), L.attn_out_b = opt("attn_output.bias");
+            L.ffn_norm = T("ffn_norm.weight"), L.ffn_gate = opt("ffn_gate.weight");
+            L.ffn_up = T("ffn_up.weight"), L.ffn_down = T("ffn_down.weight");
         }
         storage_ = w.storage();
         quant_kind_ = quant_kind_of(*f);
@@ -150,6 +141,35 @@ private:
 };
 
 }  // namespace
+
+std::vector<TensorSpec> llama_tensors(const Hparams& hp, const TensorLayout& l) {
+    using R = TensorRole;
+    const int64_t d = hp.n_embd, q = int64_t{hp.n_head} * hp.head_dim, kv = int64_t{hp.n_head_kv} * hp.head_dim,
+                  ff = hp.n_ff;
+    std::vector<TensorSpec> s = {{"token_embd.weight", {d, hp.n_vocab}, R::EMBEDDING}};
+    if (!l.tied) s.push_back({"output.weight", {d, hp.n_vocab}, R::OUTPUT});
+    s.push_back({"output_norm.weight", {d}, R::NORM});
+    for (int il = 0; il < hp.n_layer; ++il) {
+        const std::string p = "blk." + std::to_string(il) + ".";
+        auto add = [&](const char* n, std::vector<int64_t> shape, R r) { s.push_back({p + n, std::move(shape), r}); };
+        add("attn_norm.weight", {d}, R::NORM);
+        if (l.fused_qkv) {
+            add("attn_qkv.weight", {d, q + 2 * kv}, R::MATRIX);
+        } else {
+            add("attn_q.weight", {d, q}, R::MATRIX);
+            add("attn_k.weight", {d, kv}, R::MATRIX);
+            add("attn_v.weight", {d, kv}, R::MATRIX);
+            if (l.qkv_bias) add("attn_q.bias", {q}, R::BIAS), add("attn_k.bias", {kv}, R::BIAS), add("attn_v.bias", {kv}, R::BIAS);
+        }
+        add("attn_output.weight", {q, d}, R::MATRIX);
+        if (l.out_bias) add("attn_output.bias", {d}, R::BIAS);
+        add("ffn_norm.weight", {d}, R::NORM);
+        if (!l.fused_gate_up) add("ffn_gate.weight", {d, ff}, R::MATRIX);
+        add("ffn_up.weight", {d, l.fused_gate_up ? 2 * ff : ff}, R::MATRIX);
+        add("ffn_down.weight", {ff, d}, R::MATRIX);
+    }
+    return s;
+}
 
 std::unique_ptr<Model> load_llama(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> be) {
     const std::string arch = f->get_string("general.architecture");

@@ -85,11 +85,6 @@ Tensor WeightLoader::mat(const std::string& name, std::vector<int64_t> shape) {
     return w;
 }
 
-std::optional<Tensor> WeightLoader::opt_mat(const std::string& name, std::vector<int64_t> shape) {
-    if (!has(name)) return std::nullopt;
-    return mat(name, std::move(shape));
-}
-
 Tensor WeightLoader::f32(const std::string& name, std::vector<int64_t> shape) {
     const gguf::TensorInfo& t = info(name, shape);
     auto s = pad3(shape);
@@ -119,9 +114,25 @@ std::optional<std::vector<float>> WeightLoader::opt_host_f32(const std::string& 
     return w;
 }
 
-std::optional<Tensor> WeightLoader::opt_f32(const std::string& name, std::vector<int64_t> shape) {
-    if (!has(name)) return std::nullopt;
-    return f32(name, std::move(shape));
+std::map<std::string, Tensor> WeightLoader::load(const std::vector<TensorSpec>& specs) {
+    std::map<std::string, Tensor> out;
+    for (const TensorSpec& s : specs) {
+        const bool small = s.role == TensorRole::NORM || s.role == TensorRole::BIAS || s.role == TensorRole::SINKS;
+        out[s.name] = small ? f32(s.name, s.shape) : mat(s.name, s.shape);
+    }
+    return out;
+}
+
+TensorLayout layout_of(const gguf::File& f) {
+    auto has = [&](const char* name) { return f.find_tensor(name) != nullptr; };
+    TensorLayout l;
+    l.tied = !has("output.weight");
+    l.fused_qkv = has("blk.0.attn_qkv.weight");
+    // Any one of the three: the spec then asks for all of them, so a missing one is named.
+    l.qkv_bias = has("blk.0.attn_q.bias") || has("blk.0.attn_k.bias") || has("blk.0.attn_v.bias");
+    l.out_bias = has("blk.0.attn_output.bias");
+    l.fused_gate_up = !has("blk.0.ffn_gate.weight");
+    return l;
 }
 
 int64_t WeightLoader::rows_of(const std::string& name) const {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "backend/backend.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "model/tensors.h"
 
 namespace wo {
 
@@ -30,12 +32,10 @@ public:
     std::string key(const std::string& k) const { return arch_ + "." + k; }
     [[noreturn]] void fail(const std::string& what) const;  // throws MODEL_LOAD_FAILED
 
-    // A weight matrix in its stored type; shape in ggml order (ne0 first), trailing dims 1.
-    Tensor mat(const std::string& name, std::vector<int64_t> shape);
-    std::optional<Tensor> opt_mat(const std::string& name, std::vector<int64_t> shape);
-    // A small tensor (norm, bias, sinks) as F32: F16/BF16 ones are widened once at load.
-    Tensor f32(const std::string& name, std::vector<int64_t> shape);
-    std::optional<Tensor> opt_f32(const std::string& name, std::vector<int64_t> shape);
+    // Every tensor of `specs`, by name: each must be present with the spec's shape (else
+    // MODEL_LOAD_FAILED naming it, the shape found and the one expected). Norms, biases and sinks
+    // come as F32 (F16/BF16 ones widened once); the rest stay in their stored type.
+    std::map<std::string, Tensor> load(const std::vector<TensorSpec>& specs);
     // A small tensor's values on the host (read from the file, widened to F32), for tables the
     // model builds at load (RoPE divisors).
     std::optional<std::vector<float>> opt_host_f32(const std::string& name, std::vector<int64_t> shape) const;
@@ -47,6 +47,8 @@ public:
     std::shared_ptr<std::deque<std::vector<float>>> storage() const { return storage_; }
 
 private:
+    Tensor mat(const std::string& name, std::vector<int64_t> shape);
+    Tensor f32(const std::string& name, std::vector<int64_t> shape);
     const gguf::TensorInfo& info(const std::string& name, const std::vector<int64_t>& shape) const;
 
     const gguf::File& f_;

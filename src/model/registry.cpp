@@ -18,10 +18,29 @@
 namespace wo {
 namespace {
 
-constexpr std::pair<const char*, ArchLoader> kArchs[] = {
-    {"gpt-oss", &load_gpt_oss}, {"llama", &load_llama}, {"qwen2", &load_llama},
-    {"phi3", &load_llama},      {"gpt2", &load_gpt2},
+struct Arch {
+    const char* name;
+    ArchLoader load;
+    std::vector<TensorSpec> (*tensors)(const Hparams&, const TensorLayout&);
+    TensorLayout layout;  // the variant writers write
 };
+
+const Arch kArchs[] = {
+    {"gpt-oss", &load_gpt_oss, &gpt_oss_tensors, {}},
+    {"llama", &load_llama, &llama_tensors, {}},
+    {"qwen2", &load_llama, &llama_tensors, {.qkv_bias = true}},
+    {"phi3", &load_llama, &llama_tensors, {.fused_qkv = true, .fused_gate_up = true}},
+    {"gpt2", &load_gpt2, &gpt2_tensors, {}},
+};
+
+const Arch& arch_of(const std::string& name) {
+    std::string known;
+    for (const Arch& a : kArchs) {
+        if (name == a.name) return a;
+        known += (known.empty() ? "" : ", ") + std::string(a.name);
+    }
+    throw Error(Code::ARCH_UNSUPPORTED, "architecture '" + name + "' is not supported (supported: " + known + ")");
+}
 
 // Named intermediates (debugging): LoadOptions::tap_dir, else WO_TAP.
 std::unique_ptr<Backend> with_taps(std::unique_ptr<Backend> b, const LoadOptions& opts) {
@@ -66,26 +85,24 @@ std::string resolve_backend(const std::string& name) {
 std::unique_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const LoadOptions& opts) {
     const auto arch = file->find_string("general.architecture");
     if (!arch) throw Error(Code::MODEL_LOAD_FAILED, "missing metadata key general.architecture");
-    for (const auto& [name, load] : kArchs) {
-        if (*arch != name) continue;
-        auto backend = make_backend(opts);
-        WeightProgressScope scope(opts.on_weight_bytes);
-        auto model = load(file, std::move(backend));
-        const Hparams& hp = model->hparams();
-        log::info("model.loaded", {{"arch", hp.arch},
-                                   {"backend", model->backend_name()},
-                                   {"layers", hp.n_layer},
-                                   {"embd", hp.n_embd},
-                                   {"vocab", hp.n_vocab},
-                                   {"experts", hp.n_expert},
-                                   {"quant", model->quant_kind()},
-                                   {"weight_bytes", model->weight_bytes()}});
-        return model;
-    }
-    std::string known;
-    for (const auto& [name, load] : kArchs) known += (known.empty() ? "" : ", ") + std::string(name);
-    throw Error(Code::ARCH_UNSUPPORTED,
-                "architecture '" + *arch + "' is not supported (supported: " + known + ")");
+    const Arch& a = arch_of(*arch);
+    auto backend = make_backend(opts);
+    WeightProgressScope scope(opts.on_weight_bytes);
+    auto model = a.load(file, std::move(backend));
+    const Hparams& hp = model->hparams();
+    log::info("model.loaded", {{"arch", hp.arch},
+                               {"backend", model->backend_name()},
+                               {"layers", hp.n_layer},
+                               {"embd", hp.n_embd},
+                               {"vocab", hp.n_vocab},
+                               {"experts", hp.n_expert},
+                               {"quant", model->quant_kind()},
+                               {"weight_bytes", model->weight_bytes()}});
+    return model;
 }
+
+TensorLayout default_layout(const std::string& arch) { return arch_of(arch).layout; }
+
+std::vector<TensorSpec> tensor_specs(const Hparams& hp, const TensorLayout& l) { return arch_of(hp.arch).tensors(hp, l); }
 
 }  // namespace wo

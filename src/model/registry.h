@@ -1,9 +1,10 @@
-// The architecture loaders registry.cpp maps general.architecture to (one per file).
+// The architecture loaders and tensor lists registry.cpp maps general.architecture to (one per file).
 #pragma once
 #include <memory>
 
 #include "backend/backend.h"
 #include "model/model.h"
+#include "model/tensors.h"
 
 namespace wo {
 
@@ -13,5 +14,10 @@ std::unique_ptr<Model> load_gpt_oss(std::shared_ptr<const gguf::File> f, std::un
 std::unique_ptr<Model> load_llama(std::shared_ptr<const gguf::File> f,
                                   std::unique_ptr<Backend> be);  // llama, qwen2, phi3
 std::unique_ptr<Model> load_gpt2(std::shared_ptr<const gguf::File> f, std::unique_ptr<Backend> be);
+
+// Their tensor lists (model/tensors.h).
+std::vector<TensorSpec> gpt_oss_tensors(const Hparams& hp, const TensorLayout& l);
+std::vector<TensorSpec> llama_tensors(const Hparams& hp, const TensorLayout& l);
+std::vector<TensorSpec> gpt2_tensors(const Hparams& hp, const TensorLayout& l);
 
 }  // namespace wo

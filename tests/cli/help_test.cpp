@@ -121,7 +121,7 @@ TEST(Help, DefaultsAndAllowedValuesAreTheDocumentedOnes) {
          {{"--preset", "[default: tiny]"},
           {"--type", "[default: q8_0]"},
           {"--seed", "[default: 1]"},
-          {"--arch", "TEXT:{gpt-oss,gpt2,llama,qwen2}"}}},
+          {"--arch", "TEXT:{gpt-oss,gpt2,llama,phi3,qwen2}"}}},
     };
     for (const auto& [sub, opts] : want) {
         const auto help = options_of(sub);

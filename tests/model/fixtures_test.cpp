@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "convert/convert.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "model/tensors.h"
 
 namespace wo {
 namespace {
@@ -205,6 +207,18 @@ TEST_P(Fixture, EachPromptAlone) {
         SCOPED_TRACE("prompt " + std::to_string(k));
         run({k});
     }
+}
+
+// The converter writes exactly the tensors of the architecture's list, in the layout synth and
+// the test writers use (model/tensors.h).
+TEST_P(Fixture, ConvertedFileHoldsTheListedTensors) {
+    fresh_model();
+    TensorLayout l = default_layout(model_->hparams().arch);
+    l.tied = layout_of(*file_).tied;
+    std::map<std::string, std::vector<uint64_t>> in_file, listed;
+    for (const auto& t : file_->tensors()) in_file[t.name] = t.shape;
+    for (const TensorSpec& s : tensor_specs(model_->hparams(), l)) listed[s.name] = {s.shape.begin(), s.shape.end()};
+    EXPECT_EQ(in_file, listed);
 }
 
 TEST_P(Fixture, AllPromptsBatched) {

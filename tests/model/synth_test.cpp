@@ -85,7 +85,7 @@ TEST_P(SynthArch, LoadReportsTheFileBytesOfEveryTensor) {
     fs::remove(path);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, SynthArch, ::testing::Values("gpt-oss", "gpt2", "llama", "qwen2"),
+INSTANTIATE_TEST_SUITE_P(Archs, SynthArch, ::testing::Values("gpt-oss", "gpt2", "llama", "qwen2", "phi3"),
                          [](const auto& info) {
                              std::string s = info.param;
                              for (auto& c : s)

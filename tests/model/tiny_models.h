@@ -1,6 +1,6 @@
-// Tiny random-weight GGUF models of each architecture, built in memory with gguf::Writer, for
-// the model tests (batching, prefill vs decode, load errors). Options let a test drop a key or
-// tensor, change a shape or a type, or rename the architecture.
+// Tiny random-weight GGUF models of each architecture (the tensors of model/tensors.h), built in
+// memory with gguf::Writer, for the model tests (batching, prefill vs decode, load errors).
+// Options let a test drop a key or tensor, change a shape or a type, or rename the architecture.
 #pragma once
 #include <map>
 #include <memory>
@@ -11,6 +11,7 @@
 
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "model/tensors.h"
 #include "quant/quant.h"
 
 namespace wo::test {
@@ -27,6 +28,7 @@ struct TinyOpts {
     uint32_t seed = 1;
     bool vocab = false;  // 256 byte-level tokens + tokenizer keys, so llama.cpp can load the file
     std::string rope_scaling = "yarn";  // gpt-oss rope.scaling.type
+    float output_scale = 0.3f;          // of output.weight's random values
 };
 
 // GPT-2's byte -> printable code point map, UTF-8 encoded: the 256 tokens of a byte-level vocab.
@@ -48,157 +50,103 @@ inline std::vector<std::string> byte_level_tokens() {
     return out;
 }
 
-class TinyBuilder {
-public:
-    explicit TinyBuilder(const TinyOpts& o) : o_(o), rng_(o.seed) {}
-
-    void kv(const std::string& key, gguf::Value v) {
-        if (!o_.drop.count(key)) w_.set(key, std::move(v));
+// Scale and mean of a tensor's normal random values.
+inline std::pair<float, float> tiny_scale(const TensorSpec& t, const std::string& arch, float output_scale) {
+    const bool attn_in = t.name.find("attn_") != std::string::npos && t.name.find("attn_output") == std::string::npos;
+    switch (t.role) {
+        case TensorRole::NORM: return {0.1f, 1.0f};
+        case TensorRole::BIAS: return {0.1f, 0.0f};
+        case TensorRole::EMBEDDING: return {t.name == "token_embd.weight" ? 1.0f : 0.5f, 0.0f};
+        case TensorRole::OUTPUT: return {output_scale, 0.0f};
+        case TensorRole::MATRIX: return {attn_in && arch != "gpt2" ? 0.3f : 0.2f, 0.0f};
+        case TensorRole::EXPERTS: return {t.name.find("down") != std::string::npos ? 0.2f : 0.3f, 0.0f};
+        default: return {1.0f, 0.0f};  // sinks, router
     }
-    void tensor(const std::string& name, GgmlType type, std::vector<uint64_t> shape, float scale,
-                float mean = 0) {
-        if (o_.drop.count(name)) return;
-        if (auto it = o_.reshape.find(name); it != o_.reshape.end()) shape = it->second;
-        if (auto it = o_.retype.find(name); it != o_.retype.end()) type = it->second;
+}
+
+// Adds every tensor of hp.arch (tensor_specs, the architecture's own layout, tied when o.tied) to
+// `w`, values drawn in order from o.seed, honoring o.drop, o.reshape and o.retype.
+inline void add_tensors(gguf::Writer& w, const Hparams& hp, const TinyOpts& o) {
+    std::mt19937 rng(o.seed);
+    TensorLayout layout = default_layout(hp.arch);
+    layout.tied = o.tied;
+    for (const TensorSpec& t : tensor_specs(hp, layout)) {
+        if (o.drop.count(t.name)) continue;
+        std::vector<uint64_t> shape(t.shape.begin(), t.shape.end());
+        GgmlType type = writer_type(t.role, o.matrix_type, o.expert_type);
+        if (auto it = o.reshape.find(t.name); it != o.reshape.end()) shape = it->second;
+        if (auto it = o.retype.find(t.name); it != o.retype.end()) type = it->second;
         uint64_t rows = 1;
         for (size_t i = 1; i < shape.size(); ++i) rows *= shape[i];
         const uint64_t n0 = shape[0];
+        const auto [scale, mean] = tiny_scale(t, hp.arch, o.output_scale);
         std::normal_distribution<float> d(mean, scale);
         std::vector<float> src(n0);
         const uint64_t rb = row_bytes(type, n0);
         std::vector<uint8_t> bytes(rb * rows);
         for (uint64_t r = 0; r < rows; ++r) {
-            for (auto& x : src) x = d(rng_);
+            for (auto& x : src) x = d(rng);
             if (type == GgmlType::Q4_1 || type == GgmlType::Q2_K) continue;  // unsupported: bytes stay zero
             quant::quantize_row(type, src.data(), bytes.data() + r * rb, static_cast<int64_t>(n0));
         }
-        w_.add_tensor(name, type, std::move(shape), std::move(bytes));
+        w.add_tensor(t.name, type, std::move(shape), std::move(bytes));
     }
-    std::vector<uint8_t> bytes() const { return w_.to_bytes(); }
-
-private:
-    TinyOpts o_;
-    std::mt19937 rng_;
-    gguf::Writer w_;
-};
+}
 
 // Vocabulary 64, width 64, 2 layers; gpt-oss has 4 experts (2 used) and a sliding window of 4 so
 // short sequences cross it.
 inline std::vector<uint8_t> tiny_gguf(const TinyOpts& o) {
     using gguf::Value;
-    TinyBuilder b(o);
+    gguf::Writer w;
+    auto kv = [&](const std::string& key, gguf::Value v) {
+        if (!o.drop.count(key)) w.set(key, std::move(v));
+    };
     const std::string a = o.arch;
-    const uint64_t V = o.vocab ? 256 : 64, d = 64, L = 2, ff = 64, nh = 4, nkv = a == "gpt2" ? 4 : 2, hd = 16;
-    const uint64_t q = nh * hd, kvd = nkv * hd;
-    const GgmlType M = o.matrix_type, F = GgmlType::F32;
-    b.kv("general.architecture", Value::str(o.arch_override.empty() ? a : o.arch_override));
-    b.kv(a + ".context_length", Value::u32(a == "gpt2" ? 32 : 4096));
-    b.kv(a + ".embedding_length", Value::u32(d));
-    b.kv(a + ".block_count", Value::u32(L));
-    b.kv(a + ".feed_forward_length", Value::u32(ff));
-    b.kv(a + ".attention.head_count", Value::u32(nh));
-    b.kv(a + ".attention.head_count_kv", Value::u32(nkv));
+    Hparams hp;
+    hp.arch = a;
+    hp.n_vocab = o.vocab ? 256 : 64, hp.n_ctx_train = a == "gpt2" ? 32 : 4096, hp.n_embd = 64, hp.n_layer = 2;
+    hp.n_head = 4, hp.n_head_kv = a == "gpt2" ? 4 : 2, hp.head_dim = 16, hp.n_ff = 64;
+    hp.n_expert = a == "gpt-oss" ? 4 : 0, hp.n_expert_used = 2;
+    kv("general.architecture", Value::str(o.arch_override.empty() ? a : o.arch_override));
+    kv(a + ".context_length", Value::u32(hp.n_ctx_train));
+    kv(a + ".embedding_length", Value::u32(hp.n_embd));
+    kv(a + ".block_count", Value::u32(hp.n_layer));
+    kv(a + ".feed_forward_length", Value::u32(hp.n_ff));
+    kv(a + ".attention.head_count", Value::u32(hp.n_head));
+    kv(a + ".attention.head_count_kv", Value::u32(hp.n_head_kv));
     if (o.vocab) {
-        b.kv("tokenizer.ggml.model", Value::str("gpt2"));
-        b.kv("tokenizer.ggml.pre", Value::str("gpt-2"));
-        b.kv("tokenizer.ggml.tokens", Value::string_array(byte_level_tokens()));
-        b.kv("tokenizer.ggml.token_type", Value::i32_array(std::vector<int32_t>(256, 1)));
-        b.kv("tokenizer.ggml.merges", Value::string_array({}));
-        b.kv("tokenizer.ggml.bos_token_id", Value::u32(0));
-        b.kv("tokenizer.ggml.eos_token_id", Value::u32(1));
+        kv("tokenizer.ggml.model", Value::str("gpt2"));
+        kv("tokenizer.ggml.pre", Value::str("gpt-2"));
+        kv("tokenizer.ggml.tokens", Value::string_array(byte_level_tokens()));
+        kv("tokenizer.ggml.token_type", Value::i32_array(std::vector<int32_t>(256, 1)));
+        kv("tokenizer.ggml.merges", Value::string_array({}));
+        kv("tokenizer.ggml.bos_token_id", Value::u32(0));
+        kv("tokenizer.ggml.eos_token_id", Value::u32(1));
     }
-    b.tensor("token_embd.weight", M, {d, V}, 1.0f);
-    if (!o.tied) b.tensor("output.weight", M, {d, V}, 0.3f);
-    b.tensor("output_norm.weight", F, {d}, 0.1f, 1.0f);
     if (a == "gpt2") {
-        b.kv(a + ".attention.layer_norm_epsilon", Value::f32(1e-5f));
-        b.tensor("position_embd.weight", M, {d, 32}, 0.5f);
-        b.tensor("output_norm.bias", F, {d}, 0.1f);
-        for (uint64_t il = 0; il < L; ++il) {
-            const std::string p = "blk." + std::to_string(il) + ".";
-            b.tensor(p + "attn_norm.weight", F, {d}, 0.1f, 1.0f);
-            b.tensor(p + "attn_norm.bias", F, {d}, 0.1f);
-            b.tensor(p + "attn_qkv.weight", M, {d, 3 * d}, 0.2f);
-            b.tensor(p + "attn_qkv.bias", F, {3 * d}, 0.1f);
-            b.tensor(p + "attn_output.weight", M, {d, d}, 0.2f);
-            b.tensor(p + "attn_output.bias", F, {d}, 0.1f);
-            b.tensor(p + "ffn_norm.weight", F, {d}, 0.1f, 1.0f);
-            b.tensor(p + "ffn_norm.bias", F, {d}, 0.1f);
-            b.tensor(p + "ffn_up.weight", M, {d, ff}, 0.2f);
-            b.tensor(p + "ffn_up.bias", F, {ff}, 0.1f);
-            b.tensor(p + "ffn_down.weight", M, {ff, d}, 0.2f);
-            b.tensor(p + "ffn_down.bias", F, {d}, 0.1f);
-        }
-        return b.bytes();
+        kv(a + ".attention.layer_norm_epsilon", Value::f32(1e-5f));
+    } else {
+        kv(a + ".attention.layer_norm_rms_epsilon", Value::f32(1e-5f));
+        kv(a + ".rope.dimension_count", Value::u32(hp.head_dim));
+        kv(a + ".attention.key_length", Value::u32(hp.head_dim));
+        kv(a + ".attention.value_length", Value::u32(hp.head_dim));
     }
-    b.kv(a + ".attention.layer_norm_rms_epsilon", Value::f32(1e-5f));
-    b.kv(a + ".rope.dimension_count", Value::u32(hd));
-    b.kv(a + ".attention.key_length", Value::u32(hd));
-    b.kv(a + ".attention.value_length", Value::u32(hd));
     if (a == "gpt-oss") {
-        const uint64_t E = 4;
-        b.kv(a + ".rope.freq_base", Value::f32(150000.0f));
-        b.kv(a + ".rope.scaling.type", Value::str(o.rope_scaling));
+        kv(a + ".rope.freq_base", Value::f32(150000.0f));
+        kv(a + ".rope.scaling.type", Value::str(o.rope_scaling));
         if (o.rope_scaling != "none") {  // llama.cpp applies a factor even with type none
-            b.kv(a + ".rope.scaling.factor", Value::f32(32.0f));
-            b.kv(a + ".rope.scaling.original_context_length", Value::u32(4096));
+            kv(a + ".rope.scaling.factor", Value::f32(32.0f));
+            kv(a + ".rope.scaling.original_context_length", Value::u32(4096));
         }
-        b.kv(a + ".expert_count", Value::u32(E));
-        b.kv(a + ".expert_used_count", Value::u32(2));
-        b.kv(a + ".expert_feed_forward_length", Value::u32(ff));
-        b.kv(a + ".attention.sliding_window", Value::u32(4));
-        for (uint64_t il = 0; il < L; ++il) {
-            const std::string p = "blk." + std::to_string(il) + ".";
-            b.tensor(p + "attn_norm.weight", F, {d}, 0.1f, 1.0f);
-            b.tensor(p + "attn_q.weight", M, {d, q}, 0.3f);
-            b.tensor(p + "attn_q.bias", F, {q}, 0.1f);
-            b.tensor(p + "attn_k.weight", M, {d, kvd}, 0.3f);
-            b.tensor(p + "attn_k.bias", F, {kvd}, 0.1f);
-            b.tensor(p + "attn_v.weight", M, {d, kvd}, 0.3f);
-            b.tensor(p + "attn_v.bias", F, {kvd}, 0.1f);
-            b.tensor(p + "attn_output.weight", M, {q, d}, 0.2f);
-            b.tensor(p + "attn_output.bias", F, {d}, 0.1f);
-            b.tensor(p + "attn_sinks.weight", F, {nh}, 1.0f);
-            b.tensor(p + "post_attention_norm.weight", F, {d}, 0.1f, 1.0f);
-            b.tensor(p + "ffn_gate_inp.weight", F, {d, E}, 1.0f);
-            b.tensor(p + "ffn_gate_inp.bias", F, {E}, 0.1f);
-            b.tensor(p + "ffn_gate_exps.weight", o.expert_type, {d, ff, E}, 0.3f);
-            b.tensor(p + "ffn_gate_exps.bias", F, {ff, E}, 0.1f);
-            b.tensor(p + "ffn_up_exps.weight", o.expert_type, {d, ff, E}, 0.3f);
-            b.tensor(p + "ffn_up_exps.bias", F, {ff, E}, 0.1f);
-            b.tensor(p + "ffn_down_exps.weight", o.expert_type, {ff, d, E}, 0.2f);
-            b.tensor(p + "ffn_down_exps.bias", F, {d, E}, 0.1f);
-        }
-        return b.bytes();
+        kv(a + ".expert_count", Value::u32(hp.n_expert));
+        kv(a + ".expert_used_count", Value::u32(hp.n_expert_used));
+        kv(a + ".expert_feed_forward_length", Value::u32(hp.n_ff));
+        kv(a + ".attention.sliding_window", Value::u32(4));
+    } else if (a != "gpt2") {  // llama / qwen2 / phi3
+        kv(a + ".rope.freq_base", Value::f32(a == "qwen2" ? 1e6f : 10000.0f));
     }
-    // llama / qwen2 / phi3
-    b.kv(a + ".rope.freq_base", Value::f32(a == "qwen2" ? 1e6f : 10000.0f));
-    for (uint64_t il = 0; il < L; ++il) {
-        const std::string p = "blk." + std::to_string(il) + ".";
-        b.tensor(p + "attn_norm.weight", F, {d}, 0.1f, 1.0f);
-        if (a == "phi3") {
-            b.tensor(p + "attn_qkv.weight", M, {d, q + 2 * kvd}, 0.3f);
-        } else {
-            b.tensor(p + "attn_q.weight", M, {d, q}, 0.3f);
-            b.tensor(p + "attn_k.weight", M, {d, kvd}, 0.3f);
-            b.tensor(p + "attn_v.weight", M, {d, kvd}, 0.3f);
-            if (a == "qwen2") {
-                b.tensor(p + "attn_q.bias", F, {q}, 0.1f);
-                b.tensor(p + "attn_k.bias", F, {kvd}, 0.1f);
-                b.tensor(p + "attn_v.bias", F, {kvd}, 0.1f);
-            }
-        }
-        b.tensor(p + "attn_output.weight", M, {q, d}, 0.2f);
-        b.tensor(p + "ffn_norm.weight", F, {d}, 0.1f, 1.0f);
-        if (a == "phi3") {
-            b.tensor(p + "ffn_up.weight", M, {d, 2 * ff}, 0.2f);
-        } else {
-            b.tensor(p + "ffn_gate.weight", M, {d, ff}, 0.2f);
-            b.tensor(p + "ffn_up.weight", M, {d, ff}, 0.2f);
-        }
-        b.tensor(p + "ffn_down.weight", M, {ff, d}, 0.2f);
-    }
-    return b.bytes();
+    add_tensors(w, hp, o);
+    return w.to_bytes();
 }
 
 // The same GGUF with one metadata key set to `v` (to build inconsistent files).

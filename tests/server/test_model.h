@@ -5,12 +5,11 @@
 #pragma once
 #include <cstdlib>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "gguf/gguf.h"
-#include "quant/quant.h"
+#include "model/tiny_models.h"
 #include "tokenizer/gguf_export.h"
 
 namespace wo::test {
@@ -53,48 +52,9 @@ inline std::string tiny_gptoss_model() {
         w.set(a + ".expert_feed_forward_length", Value::u32(ff));
         w.set(a + ".attention.sliding_window", Value::u32(4));
         write_tokenizer_gguf(gptoss_tokenizer_json(), "", w, static_cast<int>(V));
-        std::mt19937 rng(1234);
-        auto tensor = [&](const std::string& name, GgmlType type, std::vector<uint64_t> shape, float scale, float mean = 0) {
-            uint64_t rows = 1;
-            for (size_t i = 1; i < shape.size(); ++i) rows *= shape[i];
-            const uint64_t n0 = shape[0];
-            const uint64_t rb = row_bytes(type, n0);
-            std::vector<uint8_t> bytes(rb * rows);
-            std::normal_distribution<float> nd(mean, scale);
-            std::vector<float> src(n0);
-            for (uint64_t r = 0; r < rows; ++r) {
-                for (auto& x : src) x = nd(rng);
-                quant::quantize_row(type, src.data(), bytes.data() + r * rb, static_cast<int64_t>(n0));
-            }
-            w.add_tensor(name, type, std::move(shape), std::move(bytes));
-        };
-        const GgmlType M = GgmlType::Q8_0, F = GgmlType::F32, X = GgmlType::MXFP4;
-        const uint64_t q = nh * hd, kvd = nkv * hd;
-        tensor("token_embd.weight", M, {d, V}, 1.0f);
-        tensor("output.weight", M, {d, V}, 1.0f);
-        tensor("output_norm.weight", F, {d}, 0.1f, 1.0f);
-        for (uint64_t il = 0; il < L; ++il) {
-            const std::string p = "blk." + std::to_string(il) + ".";
-            tensor(p + "attn_norm.weight", F, {d}, 0.1f, 1.0f);
-            tensor(p + "attn_q.weight", M, {d, q}, 0.3f);
-            tensor(p + "attn_q.bias", F, {q}, 0.1f);
-            tensor(p + "attn_k.weight", M, {d, kvd}, 0.3f);
-            tensor(p + "attn_k.bias", F, {kvd}, 0.1f);
-            tensor(p + "attn_v.weight", M, {d, kvd}, 0.3f);
-            tensor(p + "attn_v.bias", F, {kvd}, 0.1f);
-            tensor(p + "attn_output.weight", M, {q, d}, 0.2f);
-            tensor(p + "attn_output.bias", F, {d}, 0.1f);
-            tensor(p + "attn_sinks.weight", F, {nh}, 1.0f);
-            tensor(p + "post_attention_norm.weight", F, {d}, 0.1f, 1.0f);
-            tensor(p + "ffn_gate_inp.weight", F, {d, E}, 1.0f);
-            tensor(p + "ffn_gate_inp.bias", F, {E}, 0.1f);
-            tensor(p + "ffn_gate_exps.weight", X, {d, ff, E}, 0.3f);
-            tensor(p + "ffn_gate_exps.bias", F, {ff, E}, 0.1f);
-            tensor(p + "ffn_up_exps.weight", X, {d, ff, E}, 0.3f);
-            tensor(p + "ffn_up_exps.bias", F, {ff, E}, 0.1f);
-            tensor(p + "ffn_down_exps.weight", X, {ff, d, E}, 0.2f);
-            tensor(p + "ffn_down_exps.bias", F, {d, E}, 0.1f);
-        }
+        TinyOpts o;
+        o.arch = a, o.seed = 1234, o.output_scale = 1.0f;
+        add_tensors(w, {a, int(V), 4096, int(d), int(L), int(nh), int(nkv), int(hd), int(ff), int(E), 2, 1e-5f}, o);
         w.write(tmp);
         std::filesystem::rename(tmp, out);
         return out;
@@ -132,40 +92,9 @@ inline std::string tiny_qwen2_model(bool with_template, const std::string& chat_
     w.set(a + ".rope.freq_base", Value::f32(1e6f));
     write_tokenizer_gguf(dir + "tokenizer.json", with_template ? dir + "tokenizer_config.json" : "", w, static_cast<int>(V));
     if (!chat_template.empty()) w.set("tokenizer.chat_template", Value::str(chat_template));
-    std::mt19937 rng(99);
-    auto tensor = [&](const std::string& name, GgmlType type, std::vector<uint64_t> shape, float scale, float mean = 0) {
-        uint64_t rows = 1;
-        for (size_t i = 1; i < shape.size(); ++i) rows *= shape[i];
-        const uint64_t rb = row_bytes(type, shape[0]);
-        std::vector<uint8_t> bytes(rb * rows);
-        std::normal_distribution<float> nd(mean, scale);
-        std::vector<float> src(shape[0]);
-        for (uint64_t r = 0; r < rows; ++r) {
-            for (auto& x : src) x = nd(rng);
-            quant::quantize_row(type, src.data(), bytes.data() + r * rb, static_cast<int64_t>(shape[0]));
-        }
-        w.add_tensor(name, type, std::move(shape), std::move(bytes));
-    };
-    const GgmlType M = GgmlType::Q8_0, F = GgmlType::F32;
-    const uint64_t q = nh * hd, kvd = nkv * hd;
-    tensor("token_embd.weight", M, {d, V}, 1.0f);
-    tensor("output.weight", M, {d, V}, 1.0f);
-    tensor("output_norm.weight", F, {d}, 0.1f, 1.0f);
-    for (uint64_t il = 0; il < L; ++il) {
-        const std::string p = "blk." + std::to_string(il) + ".";
-        tensor(p + "attn_norm.weight", F, {d}, 0.1f, 1.0f);
-        tensor(p + "attn_q.weight", M, {d, q}, 0.3f);
-        tensor(p + "attn_k.weight", M, {d, kvd}, 0.3f);
-        tensor(p + "attn_v.weight", M, {d, kvd}, 0.3f);
-        tensor(p + "attn_q.bias", F, {q}, 0.1f);
-        tensor(p + "attn_k.bias", F, {kvd}, 0.1f);
-        tensor(p + "attn_v.bias", F, {kvd}, 0.1f);
-        tensor(p + "attn_output.weight", M, {q, d}, 0.2f);
-        tensor(p + "ffn_norm.weight", F, {d}, 0.1f, 1.0f);
-        tensor(p + "ffn_gate.weight", M, {d, ff}, 0.2f);
-        tensor(p + "ffn_up.weight", M, {d, ff}, 0.2f);
-        tensor(p + "ffn_down.weight", M, {ff, d}, 0.2f);
-    }
+    TinyOpts o;
+    o.arch = a, o.seed = 99, o.output_scale = 1.0f;
+    add_tensors(w, {a, int(V), 4096, int(d), int(L), int(nh), int(nkv), int(hd), int(ff), 0, 0, 1e-6f}, o);
     const std::string tmp = out + "." + std::to_string(getpid());
     w.write(tmp);
     std::filesystem::rename(tmp, out);
