@@ -9,13 +9,27 @@
 
 namespace wo {
 
+namespace {
+// Rows of layer il's cache: a ring of window + one step's tokens for sliding-window layers.
+int kv_rows(const KvCacheDesc& d, size_t il) {
+    return d.window[il] > 0 ? std::min(d.n_ctx, d.window[il] + std::max(d.max_step_tokens, 1)) : d.n_ctx;
+}
+}  // namespace
+
+uint64_t Backend::kv_cache_bytes(const KvCacheDesc& d) const {
+    uint64_t total = 0;
+    for (size_t il = 0; il < d.kv_dim.size() && il < d.window.size(); ++il)
+        total += 2 * tensor_bytes(kv_type(), d.kv_dim[il], kv_rows(d, il), d.n_slots);
+    return total;
+}
+
 std::vector<KvLayer> Backend::make_kv_cache(const KvCacheDesc& d) {
     WO_CHECK(d.kv_dim.size() == d.window.size() && d.n_slots > 0 && d.n_ctx > 0, "kv cache description");
     const GgmlType t = kv_type();
     std::vector<KvLayer> layers;
     for (size_t il = 0; il < d.kv_dim.size(); ++il) {
         KvLayer L;
-        L.n_rows = d.window[il] > 0 ? std::min(d.n_ctx, d.window[il] + std::max(d.max_step_tokens, 1)) : d.n_ctx;
+        L.n_rows = kv_rows(d, il);
         const size_t bytes = tensor_bytes(t, d.kv_dim[il], L.n_rows, d.n_slots);
         Buffer k = alloc(bytes, "kv cache"), v = alloc(bytes, "kv cache");
         L.k = k.view(t, d.kv_dim[il], L.n_rows, d.n_slots);

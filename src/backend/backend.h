@@ -189,6 +189,13 @@ public:
     virtual void rms_norm_matmul(Tensor out, Tensor y, Tensor x, Tensor w_norm, float eps, Tensor w,
                                  const Tensor* b);
 
+    // ---- memory plan: what a load or a reserve will allocate, checked before any of it is, so
+    // a backend with fixed memory (CUDA) fails at once with the whole bill (VRAM_OOM: the bytes
+    // needed, by part, and the bytes free) instead of on whichever allocation comes last.
+    virtual void check_fits(uint64_t /*bytes*/, const std::string& /*what*/) {}
+    virtual uint64_t scratch_bytes(const StepLimits& /*l*/) const { return 0; }  // reserve_scratch's
+    uint64_t kv_cache_bytes(const KvCacheDesc& d) const;                         // make_kv_cache's
+
     // ---- debugging: named intermediates written as <dir>/<step>-<name>-<layer>.npy (WO_TAP=<dir>
     // or LoadOptions::tap_dir). The backend copies the tensor to the host; off unless a dir is set.
     void set_tap_dir(const std::string& dir);

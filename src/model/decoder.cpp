@@ -45,8 +45,6 @@ void DecoderModel::reserve(const ReserveOptions& ro) {
     lim.n_expert_used = hp_.n_expert_used;
     lim.n_ff = hp_.n_ff;
     for (const auto& [name, width] : activations()) lim.max_width = std::max(lim.max_width, width);
-    be_->reserve_scratch(lim);
-
     KvCacheDesc d;
     d.n_slots = r.n_slots;
     d.n_ctx = r.n_ctx;
@@ -55,6 +53,26 @@ void DecoderModel::reserve(const ReserveOptions& ro) {
         d.kv_dim.push_back(hp_.n_head_kv * hp_.head_dim);
         d.window.push_back(layer_window(il));
     }
+    // Step inputs, one I32 image uploaded at once: tokens, pos, slot [M]; seqs [4, M];
+    // out_rows, out_slot, out_pos [O]; then the resolved tokens [M], written on the device.
+    const int64_t n_in = 3 * M + 4 * M + 3 * O;
+    const size_t inputs_bytes = (n_in + M) * sizeof(int32_t), ids_bytes = O * sizeof(int32_t),
+                 logits_bytes = tensor_bytes(GgmlType::F32, hp_.n_vocab, O),
+                 last_bytes = r.n_slots * sizeof(int32_t),
+                 history_bytes = tensor_bytes(GgmlType::I32, r.n_ctx, r.n_slots),
+                 params_bytes = r.n_slots * sizeof(SamplingParams);
+    uint64_t act_plan = 0;
+    for (const auto& [name, width] : activations()) act_plan += std::max<size_t>(tensor_bytes(GgmlType::F32, width, M), 4);
+    {  // the memory plan: all of it, before any of it is allocated
+        const uint64_t kv = be_->kv_cache_bytes(d), scratch = be_->scratch_bytes(lim),
+                       bufs = act_plan + inputs_bytes + ids_bytes + logits_bytes + last_bytes + history_bytes +
+                              params_bytes;
+        be_->check_fits(kv + scratch + bufs, std::to_string(r.n_slots) + " slots x " + std::to_string(r.n_ctx) +
+                                                 " ctx (kv cache " + std::to_string(kv) + " + op scratch " +
+                                                 std::to_string(scratch) + " + step buffers " + std::to_string(bufs) +
+                                                 " bytes)");
+    }
+    be_->reserve_scratch(lim);
     kv_ = be_->make_kv_cache(d);
     uint64_t rows = 0;  // what the cache would hold if no layer were a ring: for the load log
     for (const KvLayer& L : kv_) rows += static_cast<uint64_t>(L.n_rows);
@@ -72,18 +90,14 @@ void DecoderModel::reserve(const ReserveOptions& ro) {
         acts_[name] = {make_tensor(take(bytes, name.c_str()), GgmlType::F32, width, M), width};
         act_bytes += bytes;
     }
-    // Step inputs, one I32 image uploaded at once: tokens, pos, slot [M]; seqs [4, M];
-    // out_rows, out_slot, out_pos [O]; then the resolved tokens [M], written on the device.
-    const int64_t n_in = 3 * M + 4 * M + 3 * O;
-    inputs_ = make_tensor(take((n_in + M) * sizeof(int32_t), "step inputs"), GgmlType::I32, n_in + M);
+    inputs_ = make_tensor(take(inputs_bytes, "step inputs"), GgmlType::I32, n_in + M);
     staging_.assign(static_cast<size_t>(n_in), 0);
-    ids_ = make_tensor(take(O * sizeof(int32_t), "sampled ids"), GgmlType::I32, O);
-    logits_ = make_tensor(take(tensor_bytes(GgmlType::F32, hp_.n_vocab, O), "logits"), GgmlType::F32, hp_.n_vocab, O);
-    state_.last_id = make_tensor(take(r.n_slots * sizeof(int32_t), "last ids"), GgmlType::I32, r.n_slots);
-    state_.history = make_tensor(take(tensor_bytes(GgmlType::I32, r.n_ctx, r.n_slots), "token history"),
-                                 GgmlType::I32, r.n_ctx, r.n_slots);
-    state_.params = make_tensor(take(r.n_slots * sizeof(SamplingParams), "sampling table"), GgmlType::I32,
-                                sizeof(SamplingParams) / 4, r.n_slots);
+    ids_ = make_tensor(take(ids_bytes, "sampled ids"), GgmlType::I32, O);
+    logits_ = make_tensor(take(logits_bytes, "logits"), GgmlType::F32, hp_.n_vocab, O);
+    state_.last_id = make_tensor(take(last_bytes, "last ids"), GgmlType::I32, r.n_slots);
+    state_.history = make_tensor(take(history_bytes, "token history"), GgmlType::I32, r.n_ctx, r.n_slots);
+    state_.params = make_tensor(take(params_bytes, "sampling table"), GgmlType::I32, sizeof(SamplingParams) / 4,
+                                r.n_slots);
     be_->zero(state_.last_id);
     for (int s = 0; s < r.n_slots; ++s) set_sampling(s, SamplingParams{});
     const int depth = std::max(1, be_->pipeline_depth());

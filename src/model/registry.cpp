@@ -87,6 +87,9 @@ std::unique_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const 
     if (!arch) throw Error(Code::MODEL_LOAD_FAILED, "missing metadata key general.architecture");
     const Arch& a = arch_of(*arch);
     auto backend = make_backend(opts);
+    uint64_t weights = 0;  // as stored; a backend's repacking adds well under its check's margin
+    for (const auto& t : file->tensors()) weights += t.n_bytes;
+    backend->check_fits(weights, "the weights of " + *arch);
     WeightProgressScope scope(opts.on_weight_bytes);
     auto model = a.load(file, std::move(backend));
     const Hparams& hp = model->hparams();

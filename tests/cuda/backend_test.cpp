@@ -38,6 +38,33 @@ TEST(CudaBackend, VramOomFailsCleanlyAndTheBackendStaysUsable) {
     EXPECT_EQ(out, in);
 }
 
+TEST(CudaBackend, MemoryPlanRefusesTheWholeBillBeforeAllocating) {
+    REQUIRE_GPU();
+    auto be = cuda::make_backend(0);
+    const size_t total = cuda::device_info(0).total_bytes;
+    const uint64_t count = be->alloc_count();
+    EXPECT_NO_THROW(be->check_fits(uint64_t{1} << 20, "a small plan"));
+    try {
+        be->check_fits(uint64_t(total) * 3, "a plan larger than the device");
+        FAIL() << "no VRAM_OOM";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Code::VRAM_OOM);
+        const std::string m = e.what();
+        EXPECT_NE(m.find("a plan larger than the device"), std::string::npos) << m;
+        EXPECT_NE(m.find(std::to_string(uint64_t(total) * 3) + " bytes needed"), std::string::npos) << m;
+        EXPECT_NE(m.find(" free of "), std::string::npos) << m;
+    }
+    EXPECT_EQ(be->alloc_count(), count) << "a plan allocates nothing";
+    // The plan covers what reserve allocates: the KV bytes it predicts are the bytes it makes.
+    KvCacheDesc d;
+    d.n_slots = 3, d.n_ctx = 300, d.max_step_tokens = 16;
+    d.kv_dim = {64, 128, 64};
+    d.window = {0, 128, 0};
+    const uint64_t planned = be->kv_cache_bytes(d);
+    be->make_kv_cache(d);
+    EXPECT_EQ(be->kv_bytes(), planned);
+}
+
 TEST(CudaBackend, AccountsBuffersKvAndWeightsSeparately) {
     REQUIRE_GPU();
     auto be = cuda::make_backend(0);

@@ -208,6 +208,20 @@ void CudaBackend::wait_fence(uint64_t f) {
     check(cudaEventSynchronize(fence_ev_[f % kFences]), "cudaEventSynchronize");
 }
 
+uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const { return moe_scratch_bytes(l) + sample_scratch_bytes(l); }
+
+void CudaBackend::check_fits(uint64_t bytes, const std::string& what) {
+    bind();
+    size_t free_b = 0, total_b = 0;
+    check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+    // cudaMalloc rounds each allocation up (2 MiB granules for large ones): keep 1% + 64 MiB aside.
+    const uint64_t need = bytes + bytes / 100 + (uint64_t{64} << 20);
+    if (need > free_b)
+        throw Error(Code::VRAM_OOM, "not enough GPU memory for " + what + ": " + std::to_string(bytes) +
+                                        " bytes needed, " + std::to_string(free_b) + " free of " +
+                                        std::to_string(total_b));
+}
+
 void CudaBackend::reserve_scratch(const StepLimits& l) {
     const size_t ms = moe_scratch_bytes(l);
     if (ms > 0 && ms > moe_scratch_.bytes) moe_scratch_ = alloc(ms, "moe scratch");

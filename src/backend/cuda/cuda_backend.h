@@ -37,6 +37,8 @@ public:
     uint64_t fence() override;
     void wait_fence(uint64_t f) override;
     void reserve_scratch(const StepLimits& l) override;
+    uint64_t scratch_bytes(const StepLimits& l) const override;
+    void check_fits(uint64_t bytes, const std::string& what) override;
     void run_step(uint64_t key, const std::function<void()>& body) override;
     int pipeline_depth() const override { return 2; }
 
