@@ -26,12 +26,22 @@ int32_t argmax_lowest(const std::vector<float>& z) {
     return static_cast<int32_t>(best);
 }
 
+// Vocabulary-sized working arrays, kept per thread so a draw allocates nothing after the first
+// (201,088 logits: three vectors of ~1 MB each otherwise, per token).
+struct Scratch {
+    std::vector<float> z, e;
+    std::vector<char> keep, in;
+    std::vector<int32_t> ids, set;
+};
+
 }  // namespace
 
 int32_t sample_row(std::span<const float> logits, std::span<const int32_t> history, const SamplingParams& p,
                    uint32_t index, SampleTrace* trace) {
     const size_t V = logits.size();
-    std::vector<float> z(V);
+    thread_local Scratch sc;
+    std::vector<float>& z = sc.z;
+    z.resize(V);
     for (size_t i = 0; i < V; ++i) z[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
     if (p.repetition_penalty != 1.0f)
         for (int32_t id : history)  // from the raw logit, so a repeated id is penalized once
@@ -47,11 +57,13 @@ int32_t sample_row(std::span<const float> logits, std::span<const int32_t> histo
     if (trace) trace->z = z;
     if (!std::isfinite(zmax)) return best;  // nothing to draw from (all -inf, or +inf present)
 
-    std::vector<char> keep(V);
+    std::vector<char>& keep = sc.keep;
+    keep.resize(V);
     for (size_t i = 0; i < V; ++i) keep[i] = z[i] > kNegInf;
     // top-k: the k first in (z desc, id asc); the k-th one is found by selection.
     if (p.top_k > 0 && static_cast<size_t>(p.top_k) < V) {
-        std::vector<int32_t> ids;
+        std::vector<int32_t>& ids = sc.ids;
+        ids.clear();
         for (size_t i = 0; i < V; ++i)
             if (keep[i]) ids.push_back(static_cast<int32_t>(i));
         if (static_cast<size_t>(p.top_k) < ids.size()) {
@@ -63,7 +75,8 @@ int32_t sample_row(std::span<const float> logits, std::span<const int32_t> histo
     }
     // Unnormalized probabilities. exp runs in double and is rounded once to float, so backends
     // whose exp differs by an ulp still agree on e (the largest is exactly 1).
-    std::vector<float> e(V, 0.0f);
+    std::vector<float>& e = sc.e;
+    e.assign(V, 0.0f);
     for (size_t i = 0; i < V; ++i)
         if (keep[i]) e[i] = static_cast<float>(std::exp(static_cast<double>(z[i] - zmax)));
     // top-p: keep a token iff the mass strictly before it in (z desc, id asc) order is below
@@ -74,7 +87,7 @@ int32_t sample_row(std::span<const float> logits, std::span<const int32_t> histo
         const double target = static_cast<double>(p.top_p) * total;
         // The nucleus lies inside any set {e >= t} whose mass reaches the target (e grows with
         // z): gather one with a falling threshold and sort only it.
-        std::vector<int32_t> set;
+        std::vector<int32_t>& set = sc.set;
         for (float t = 1e-2f;; t = t > 1e-30f ? t * 1e-2f : 0.0f) {
             set.clear();
             double mass = 0;
@@ -83,7 +96,8 @@ int32_t sample_row(std::span<const float> logits, std::span<const int32_t> histo
             if (mass >= target || t == 0.0f) break;
         }
         std::sort(set.begin(), set.end(), Before{z});
-        std::vector<char> in(V, 0);
+        std::vector<char>& in = sc.in;
+        in.assign(V, 0);
         double before = 0;
         for (int32_t id : set) {
             if (before < target || id == best) in[id] = 1;  // the first token always stays
