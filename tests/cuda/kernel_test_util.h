@@ -149,12 +149,13 @@ inline std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = 
     return v;
 }
 
-// Worst-case first-order bound on the rounding error of warp_dots over n_in terms: each lane sums
-// 8 * ceil(units / 32) products with one rounding per FMA, then 5 butterfly additions, and the
-// result takes up to `extra` more roundings (bias, accumulate); times Σ|terms|.
+// Worst-case first-order bound on the rounding error of cta_dots over n_in terms: 4 warps each take
+// a quarter of the 8-element units, a lane sums 8 * ceil(quarter / 32) products with one rounding
+// per FMA, then 5 butterfly additions and 3 additions of the warp sums, and the result takes up
+// to `extra` more roundings (bias, accumulate); times Σ|terms|.
 inline double dot_error_bound(int64_t n_in, int extra, double sum_abs) {
-    const int64_t units = (n_in + 7) / 8;
-    const double roundings = double(8 * ((units + 31) / 32) + 5 + extra);
+    const int64_t units = (n_in + 7) / 8, quarter = (units + 3) / 4;
+    const double roundings = double(8 * ((quarter + 31) / 32) + 5 + 3 + extra);
     return roundings * std::ldexp(1.0, -24) * sum_abs * 1.01 + 1e-30;
 }
 

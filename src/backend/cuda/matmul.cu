@@ -1,9 +1,10 @@
 // Dequantizing matrix products and embedding lookups for every weight type (kernels.h).
 //
-// matmul grid: one CTA of 4 warps per 8 weight rows (blockIdx.x), each warp owning 2 rows and
-// carrying every token of the call through them in passes of 8 (4, 2, 1 for the rest) with the
-// weight tile re-read from L1/L2. The per-element reduction order is warp_dots' (matvec.cuh):
-// fixed by n_in alone, so a token's output never depends on the token count or its neighbours.
+// matmul grid: one CTA of 4 warps per 2 weight rows (blockIdx.x), the warps splitting each row's
+// units and carrying every token of the call through them in passes of 8 (4, 2, 1 for the rest)
+// with the weight tile re-read from L1/L2. The per-element reduction order is cta_dots'
+// (matvec.cuh): fixed by n_in alone, so a token's output never depends on the token count or its
+// neighbours.
 // Q8_0 and MXFP4 weights are repacked at load into the DEVICE layout of dequant.cuh (aligned,
 // coalesced unit loads; the same values in the same order); WO_CUDA_REPACK=0 keeps GGUF order.
 #include <cuda_runtime.h>
@@ -31,7 +32,7 @@ struct MatmulArgs {
 };
 
 template <GgmlType T, bool P, int NT>
-__device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int64_t t0) {
+__device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int64_t t0, float* sh) {
     const uint8_t* w[kWarpRows];
 #pragma unroll
     for (int r = 0; r < kWarpRows; ++r)
@@ -39,30 +40,29 @@ __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int
     const float* x[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const float*>(a.x + size_t(t0 + t) * a.x_nb1);
-    float acc[kWarpRows][NT];
-    warp_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
+    const float dot = cta_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, sh);
     const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int r = 0; r < kWarpRows; ++r)
-#pragma unroll
-        for (int t = 0; t < NT; ++t)
-            if (lane == r * NT + t && r0 + r < a.n_out) {
-                // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
-                const float s = __fadd_rn(acc[r][t], a.bias ? a.bias[r0 + r] : 0.0f);
-                float* yp = reinterpret_cast<float*>(a.y + size_t(t0 + t) * a.y_nb1) + (r0 + r);
-                *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
-            }
+    if (threadIdx.x < 32 && lane < kWarpRows * NT) {
+        const int64_t r = r0 + lane / NT, t = t0 + lane % NT;
+        if (r < a.n_out) {
+            // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
+            const float s = __fadd_rn(dot, a.bias ? a.bias[r] : 0.0f);
+            float* yp = reinterpret_cast<float*>(a.y + size_t(t) * a.y_nb1) + r;
+            *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
+        }
+    }
 }
 
+// blockIdx.x = block of kWarpRows weight rows; the CTA's warps split each row's units (matvec.cuh).
 template <GgmlType T, bool P>
-__global__ void __launch_bounds__(kBlockWarps * 32) matmul_kernel(MatmulArgs a) {
-    const int64_t r0 = (int64_t(blockIdx.x) * kBlockWarps + threadIdx.x / 32) * kWarpRows;
-    if (r0 >= a.n_out) return;  // whole warps only: no block-wide sync below
+__global__ void __launch_bounds__(kBlockThreads) matmul_kernel(MatmulArgs a) {
+    __shared__ float sh[kSplit * kWarpRows * 8];
+    const int64_t r0 = int64_t(blockIdx.x) * kWarpRows;
     int64_t t0 = 0;
-    for (; t0 + 8 <= a.n_tok; t0 += 8) matmul_pass<T, P, 8>(a, r0, t0);
-    if (t0 + 4 <= a.n_tok) matmul_pass<T, P, 4>(a, r0, t0), t0 += 4;
-    if (t0 + 2 <= a.n_tok) matmul_pass<T, P, 2>(a, r0, t0), t0 += 2;
-    if (t0 < a.n_tok) matmul_pass<T, P, 1>(a, r0, t0);
+    for (; t0 + 8 <= a.n_tok; t0 += 8) matmul_pass<T, P, 8>(a, r0, t0, sh);
+    if (t0 + 4 <= a.n_tok) matmul_pass<T, P, 4>(a, r0, t0, sh), t0 += 4;
+    if (t0 + 2 <= a.n_tok) matmul_pass<T, P, 2>(a, r0, t0, sh), t0 += 2;
+    if (t0 < a.n_tok) matmul_pass<T, P, 1>(a, r0, t0, sh);
 }
 
 struct EmbedArgs {
@@ -115,8 +115,8 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
                  bias,
                  accumulate,
                  aligned16(x.data, x.nb1)};
-    const dim3 grid(static_cast<unsigned>((n_out + kBlockRows - 1) / kBlockRows));
-    WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP><<<grid, kBlockWarps * 32, 0, s>>>(a)));
+    const dim3 grid(static_cast<unsigned>((n_out + kWarpRows - 1) / kWarpRows));
+    WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP><<<grid, kBlockThreads, 0, s>>>(a)));
     check_launch("matmul kernel launch");
 }
 

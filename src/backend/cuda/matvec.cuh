@@ -1,12 +1,16 @@
-// The warp dot-product core shared by matmul, the MoE expert passes and nothing else, so every
+// The dot-product core shared by matmul and the MoE expert passes and nothing else, so every
 // product of an activation row with a weight row is summed in one order everywhere:
-//   lane l walks the row's 8-element units u = l, l+32, l+64, ... in increasing order and, per
-//   unit, adds w[8u+i]*x[8u+i] for i = 0..7 into its own fp32 accumulator (one FMA each, explicit
-//   __fmaf_rn so the compiler cannot regroup); then the 32 lane sums are combined by a fixed
-//   butterfly (xor 16, 8, 4, 2, 1; every lane ends with the same bits since a+b == b+a).
+//   a CTA of kSplit warps owns kWarpRows weight rows; the row's 8-element units are cut into
+//   kSplit equal ranges, warp w taking range w. Lane l of warp w walks its range's units
+//   u = begin + l, begin + l + 32, ... in increasing order and, per unit, adds w[8u+i]*x[8u+i] for
+//   i = 0..7 into its own fp32 accumulator (one FMA each, explicit __fmaf_rn so the compiler
+//   cannot regroup); the 32 lane sums of a warp are combined by a fixed butterfly (xor 16, 8, 4,
+//   2, 1; every lane ends with the same bits since a+b == b+a); then the kSplit warp sums are
+//   added in warp order through shared memory.
 // The order depends on n_in and nothing else: not on the token count, on which tokens share the
-// pass, on how many weight rows the warp owns (R) or tokens it carries at once (NT). That is the
-// batch invariance the backend promises.
+// pass, or on how many tokens a pass carries (NT). That is the batch invariance the backend
+// promises. Splitting K over the CTA's warps keeps each warp's chain short (a decode matvec is
+// latency-bound: ~3 loads per lane per row instead of ~12 at n_in = 2880).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -35,18 +39,18 @@ __device__ __forceinline__ void load_x8(const float* x, int64_t u, int64_t n, bo
     }
 }
 
-// acc[r][t] = dot(weight row w[r], activation row x[t]) over n_in elements, in the order above.
-// Every lane of the warp must call it (the butterfly needs all 32); all lanes get every result.
+// acc[r][t] = the part of dot(weight row w[r], activation row x[t]) over units [ub, ue), in the
+// order above. Every lane of the warp must call it (the butterfly needs all 32); all lanes get
+// every result.
 template <GgmlType T, bool P, int R, int NT>
-__device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t n_in,
+__device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t n_in, int64_t ub, int64_t ue,
                                           const float* const (&x)[NT], bool xvec, float (&acc)[R][NT]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
         for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
-    const int64_t n_units = (n_in + 7) / 8;
-    for (int64_t u = lane; u < n_units; u += 32) {
+    for (int64_t u = ub + lane; u < ue; u += 32) {
         // The R weight units first, then one token at a time (8 activations live at once, not
         // 8 * NT: the register budget stays that of the weights and accumulators).
         float wv[R][8];
@@ -71,12 +75,40 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
                 acc[r][t] = __fadd_rn(acc[r][t], __shfl_xor_sync(0xFFFFFFFFu, acc[r][t], off));
 }
 
-// Tokens are carried through a warp in passes of 8, then 4, 2, 1 for the rest; which pass a token
-// lands in changes nothing in its arithmetic (see above).
-constexpr int kWarpRows = 2;    // weight rows per warp
-constexpr int kBlockWarps = 4;  // warps per CTA (128 threads)
-constexpr int kBlockRows = kWarpRows * kBlockWarps;
+constexpr int kWarpRows = 2;  // weight rows per CTA
+constexpr int kSplit = 4;     // warps per CTA, each one range of every row's units
+constexpr int kBlockThreads = 32 * kSplit;
 
+// The full dots of the CTA's R rows with NT tokens, in the order above: every thread of the CTA
+// must call it (it synchronizes). The result for (r, t) = (lane / NT, lane % NT), lane < R * NT,
+// is returned to that lane of warp 0; `sh` holds kSplit * R * NT floats.
+template <GgmlType T, bool P, int R, int NT>
+__device__ __forceinline__ float cta_dots(const uint8_t* const (&w)[R], int64_t n_in, const float* const (&x)[NT],
+                                          bool xvec, float* sh) {
+    static_assert(R * NT <= 32, "one lane per result");
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t n_units = (n_in + 7) / 8, per = (n_units + kSplit - 1) / kSplit;
+    const int64_t ub = min(n_units, per * warp), ue = min(n_units, ub + per);
+    float acc[R][NT];
+    warp_dots<T, P, R, NT>(w, n_in, ub, ue, x, xvec, acc);
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t)
+            if (lane == r * NT + t) sh[warp * R * NT + lane] = acc[r][t];
+    __syncthreads();
+    float s = 0.0f;
+    if (warp == 0 && lane < R * NT) {
+        s = sh[lane];
+#pragma unroll
+        for (int k = 1; k < kSplit; ++k) s = __fadd_rn(s, sh[k * R * NT + lane]);
+    }
+    __syncthreads();  // sh is rewritten by the next call
+    return s;
+}
+
+// Tokens are carried through a CTA in passes of 8, then 4, 2, 1 for the rest; which pass a token
+// lands in changes nothing in its arithmetic (see above).
 inline bool aligned16(const void* p, size_t stride) {
     return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 16 == 0;
 }

@@ -7,12 +7,13 @@
 //              inside a group is whatever the atomics give: it decides only where a pair's dot
 //              is computed, never its value).
 //  1b.         ... and lists the touched experts in id order (`active`, -1 after the last).
-//  2. gate_up: grid (min(n_expert, pairs), n_ff/8): CTA x takes the x-th touched expert e (or
-//              exits if fewer are touched); its warps own 2 rows of gate and up each and run every pair of e through
-//              them (passes of 8 tokens, weights re-read from L1/L2), then G[p] = act(g + gb, u + ub).
-//  3. down:    grid (min(n_expert, pairs), n_embd/8): O[p] = down_e · G[p] + db.
+//  2. gate_up: grid (min(n_expert, pairs), n_ff/2): CTA x takes the x-th touched expert e (or
+//              exits if fewer are touched); it owns 2 rows of gate and up and runs every pair of
+//              e through them (passes of 8 tokens, weights re-read from L1/L2), then
+//              G[p] = act(g + gb, u + ub).
+//  3. down:    grid (min(n_expert, pairs), n_embd/2): O[p] = down_e · G[p] + db.
 //  4. combine: y[i] += w[i][j] · O[i*k+j] for j = 0..k-1 in order, one thread per column.
-// Every dot is warp_dots' (matvec.cuh), the same order as matmul; so a pair's result depends on
+// Every dot is cta_dots' (matvec.cuh), the same order as matmul; so a pair's result depends on
 // nothing but its token and expert. An out-of-range expert id cannot throw on the device: its
 // pair is left out of every group and contributes NaN to y in the combine.
 #include <cuda_runtime.h>
@@ -110,7 +111,7 @@ __device__ __forceinline__ float swiglu_oai(float g, float u, float alpha, float
 }
 
 template <GgmlType T, bool P, int NT, bool GATE_UP>
-__device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t r0, const int32_t* pairs) {
+__device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t r0, const int32_t* pairs, float* sh) {
     const uint8_t* w[kWarpRows];
     const uint8_t* w2[kWarpRows];
 #pragma unroll
@@ -126,45 +127,41 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
         p[t] = pairs[t];
         x[t] = reinterpret_cast<const float*>(a.x + size_t(p[t] / a.x_div) * a.x_nb1);
     }
-    float acc[kWarpRows][NT];
-    warp_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, acc);
-    float acc2[kWarpRows][NT];
-    if constexpr (GATE_UP) warp_dots<T, P, kWarpRows, NT>(w2, a.n_in, x, a.xvec, acc2);
+    const float g = cta_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, sh);
+    float u = 0.0f;
+    if constexpr (GATE_UP) u = cta_dots<T, P, kWarpRows, NT>(w2, a.n_in, x, a.xvec, sh);
     const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int r = 0; r < kWarpRows; ++r)
-#pragma unroll
-        for (int t = 0; t < NT; ++t)
-            if (lane == r * NT + t && r0 + r < a.n_out) {
-                const int64_t row = r0 + r;
-                // As the CPU's matmul_rows: s = dot + bias (or + 0).
-                const float v =
-                    __fadd_rn(acc[r][t], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
-                float res = v;
-                if constexpr (GATE_UP) {
-                    const float u =
-                        __fadd_rn(acc2[r][t], a.bias2 ? a.bias2[size_t(e) * a.bias2_nb1 / 4 + row] : 0.0f);
-                    res = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(v, u, a.alpha, a.limit) : silu_mul(v, u);
-                }
-                a.out[size_t(p[t]) * size_t(a.n_out) + size_t(row)] = res;
+    if (threadIdx.x < 32 && lane < kWarpRows * NT) {
+        const int64_t row = r0 + lane / NT;
+        const int t = lane % NT;
+        if (row < a.n_out) {
+            // As the CPU's matmul_rows: s = dot + bias (or + 0).
+            const float v = __fadd_rn(g, a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
+            float res = v;
+            if constexpr (GATE_UP) {
+                const float uu = __fadd_rn(u, a.bias2 ? a.bias2[size_t(e) * a.bias2_nb1 / 4 + row] : 0.0f);
+                res = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(v, uu, a.alpha, a.limit) : silu_mul(v, uu);
             }
+            a.out[size_t(p[t]) * size_t(a.n_out) + size_t(row)] = res;
+        }
+    }
 }
 
-// blockIdx.x = rank among the step's active experts, blockIdx.y = block of kBlockRows output rows.
+// blockIdx.x = rank among the step's active experts, blockIdx.y = block of kWarpRows output rows;
+// the CTA's warps split each row's units (matvec.cuh).
 template <GgmlType T, bool P, bool GATE_UP>
-__global__ void __launch_bounds__(kBlockWarps * 32) expert_kernel(ExpertArgs a) {
+__global__ void __launch_bounds__(kBlockThreads) expert_kernel(ExpertArgs a) {
+    __shared__ float sh[kSplit * kWarpRows * 8];
     const int e = a.active[blockIdx.x];
-    if (e < 0) return;
+    if (e < 0) return;  // the whole CTA: no thread reaches a barrier
     const int32_t cnt = a.counts[e];
-    if (cnt == 0) return;
-    const int64_t r0 = (int64_t(blockIdx.y) * kBlockWarps + threadIdx.x / 32) * kWarpRows;
-    if (r0 >= a.n_out) return;
+    const int64_t r0 = int64_t(blockIdx.y) * kWarpRows;
     const int32_t* pairs = a.list + a.offsets[e];
     int32_t t0 = 0;
-    for (; t0 + 8 <= cnt; t0 += 8) expert_pass<T, P, 8, GATE_UP>(a, e, r0, pairs + t0);
-    if (t0 + 4 <= cnt) expert_pass<T, P, 4, GATE_UP>(a, e, r0, pairs + t0), t0 += 4;
-    if (t0 + 2 <= cnt) expert_pass<T, P, 2, GATE_UP>(a, e, r0, pairs + t0), t0 += 2;
-    if (t0 < cnt) expert_pass<T, P, 1, GATE_UP>(a, e, r0, pairs + t0);
+    for (; t0 + 8 <= cnt; t0 += 8) expert_pass<T, P, 8, GATE_UP>(a, e, r0, pairs + t0, sh);
+    if (t0 + 4 <= cnt) expert_pass<T, P, 4, GATE_UP>(a, e, r0, pairs + t0, sh), t0 += 4;
+    if (t0 + 2 <= cnt) expert_pass<T, P, 2, GATE_UP>(a, e, r0, pairs + t0, sh), t0 += 2;
+    if (t0 < cnt) expert_pass<T, P, 1, GATE_UP>(a, e, r0, pairs + t0, sh);
 }
 
 struct CombineArgs {
@@ -218,7 +215,7 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         throw Error(Code::DTYPE_UNSUPPORTED,
                     std::string("moe_ffn: gate (") + std::string(type_name(w.gate.type)) + ") and up (" +
                         std::string(type_name(w.up.type)) + ") experts of different types");
-    WO_CHECK((n_ff + kBlockRows - 1) / kBlockRows <= 65535 && (d + kBlockRows - 1) / kBlockRows <= 65535 &&
+    WO_CHECK((n_ff + kWarpRows - 1) / kWarpRows <= 65535 && (d + kWarpRows - 1) / kWarpRows <= 65535 &&
                  n <= 65535,
              "cuda moe_ffn: grid limits");
     const int64_t n_pairs = n * k;
@@ -255,9 +252,9 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     // (the grid still depends on the token count alone, so the step stays capturable).
     const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, n_pairs));
     const dim3 grid_gu(n_slots_exp,
-                       static_cast<unsigned>((n_ff + kBlockRows - 1) / kBlockRows));
+                       static_cast<unsigned>((n_ff + kWarpRows - 1) / kWarpRows));
     WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
-                       (expert_kernel<kT, kP, true><<<grid_gu, kBlockWarps * 32, 0, s>>>(gu)));
+                       (expert_kernel<kT, kP, true><<<grid_gu, kBlockThreads, 0, s>>>(gu)));
     check_launch("moe gate/up kernel launch");
 
     ExpertArgs dn = gu;
@@ -269,9 +266,9 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     dn.xvec = aligned16(G, dn.x_nb1);
     dn.out = O;
     const dim3 grid_dn(n_slots_exp,
-                       static_cast<unsigned>((d + kBlockRows - 1) / kBlockRows));
+                       static_cast<unsigned>((d + kWarpRows - 1) / kWarpRows));
     WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
-                       (expert_kernel<kT, kP, false><<<grid_dn, kBlockWarps * 32, 0, s>>>(dn)));
+                       (expert_kernel<kT, kP, false><<<grid_dn, kBlockThreads, 0, s>>>(dn)));
     check_launch("moe down kernel launch");
 
     CombineArgs ca{static_cast<uint8_t*>(y.data),
