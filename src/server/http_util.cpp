@@ -28,7 +28,14 @@ bool retriable(Code c) {
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
     res.status = status;
-    res.set_content(body.dump(), "application/json");
+    res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+}
+
+void send_http_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
+                     const std::string& correlation_id) {
+    send_json(res, status,
+              {{"error", {{"code", code}, {"message", message}, {"retriable", status == 503 || status == 408},
+                          {"correlation_id", correlation_id}}}});
 }
 
 void send_error(httplib::Response& res, Code c, const std::string& message, const std::string& correlation_id) {

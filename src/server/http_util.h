@@ -21,9 +21,16 @@ int http_status(Code c);
 // Whether a client may retry the same request later (capacity or transient device state).
 bool retriable(Code c);
 
+// Invalid UTF-8 in a string (e.g. echoed from a request) is replaced, never thrown.
 void send_json(httplib::Response& res, int status, const nlohmann::json& body);
 // {"error":{"code","message","retriable","correlation_id"}} with the code's HTTP status.
 void send_error(httplib::Response& res, Code c, const std::string& message, const std::string& correlation_id);
+// The same body for errors of the HTTP layer (401, 403, 404, 405, 408, 411, 413, ...), whose
+// codes are not engine codes: UNAUTHORIZED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED, ...
+void send_http_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
+                     const std::string& correlation_id);
+// Compares a presented secret with the key in time that depends only on the key's length.
+bool constant_time_equal(std::string_view given, std::string_view key);
 
 // X-Correlation-Id when it matches [A-Za-z0-9-]{1,64}, else a fresh UUIDv4; echoed on the response.
 std::string correlation_id(const httplib::Request& req, httplib::Response& res);
