@@ -51,8 +51,9 @@ public:
     // The peer closed or reset the connection (checked without blocking).
     static bool client_gone();
 
+    struct Conn;  // one open connection (http_conn.cpp)
+
 private:
-    struct Conn;
     class Pool;
     class Stream;
     bool process_and_close_socket(socket_t sock) override;

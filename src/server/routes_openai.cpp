@@ -33,7 +33,7 @@ void send_field_errors(httplib::Response& res, const std::vector<FieldError>& er
         msg += (msg.empty() ? "" : "; ") + errors[i].message + " [" + errors[i].constraint + "]";
     if (errors.size() > kMaxReportedErrors) msg += "; and " + std::to_string(errors.size() - kMaxReportedErrors) + " more";
     json j = oai_error(Code::INVALID_REQUEST, msg, errors.front().field);
-    j["errors"] = errors_json(errors)["errors"];
+    j.update(errors_json(errors));  // "errors" and, past the first 16, "error_count"
     send_json(res, 400, j);
 }
 

@@ -62,7 +62,7 @@ Server::Server(Engine& engine, ServerOptions options)
     });
     // Errors httplib produces itself (malformed request, body past the limit, deadline) get the
     // documented JSON body; handlers' own error bodies are left alone.
-    http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    http_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
         if (HttpServer::request_timed_out()) {
             res.status = 408;
             HttpServer::close_after_response();
@@ -79,7 +79,7 @@ Server::Server(Engine& engine, ServerOptions options)
                                                     : "malformed HTTP request";
         send_http_error(res, res.status, code, msg, req.get_header_value("X-Correlation-Id").substr(0, 64));
         return httplib::Server::HandlerResponse::Handled;
-    });
+    }));
     http_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
         std::string what = "unknown exception";
         try {
@@ -110,19 +110,21 @@ void Server::route(const std::string& method, const std::string& path, Handler h
 }
 
 bool Server::reject_early(const httplib::Request& req, httplib::Response& res) {
-    const std::string cid = correlation_id(req, res);
     const int64_t len = content_length(req);
     const bool has_body = req.has_header("Transfer-Encoding") || len != -1;
     auto fail = [&](int status, const char* code, const std::string& msg) {
         // The body was not read: the connection cannot carry another request.
-        if (has_body) HttpServer::close_after_response();
-        send_http_error(res, status, code, msg, cid);
+        if (has_body) {
+            HttpServer::close_after_response();
+            res.set_header("Connection", "close");
+        }
+        send_http_error(res, status, code, msg, correlation_id(req, res));
         return true;
     };
     auto it = routes_.find(req.path);
     if (it == routes_.end()) return fail(404, "NOT_FOUND", "no such route: " + req.path.substr(0, 128));
     const Route& r = it->second;
-    if (r.methods.find(req.method) == std::string::npos || req.method.empty()) {
+    if ((", " + r.methods + ",").find(", " + req.method + ",") == std::string::npos) {
         res.set_header("Allow", r.methods);
         return fail(405, "METHOD_NOT_ALLOWED", req.method.substr(0, 16) + " is not allowed on " + req.path + " (allowed: " +
                                                    r.methods + ")");

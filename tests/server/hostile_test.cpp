@@ -149,9 +149,12 @@ protected:
                                     "\",outcome=\"cancelled\"}");
     }
     static std::string worker_id() { return health()["worker_id"].get<std::string>(); }
+public:
     static std::string execute(const std::string& id, int n) {
         return json{{"job_id", id}, {"prompt", "Hello"}, {"max_tokens", n}, {"temperature", 0}}.dump();
     }
+
+protected:
     static inline std::string model_;
     static inline ServeProcess* server_ = nullptr;
 };
@@ -313,7 +316,8 @@ TEST_F(Hostile, CancellingAQueuedJobEndsItAtOnce) {
     EXPECT_EQ(metric(*server_, depth), 0) << "the cancelled job still counts against the queue";
     for (int i = 0; i < 200 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     ASSERT_TRUE(done) << "the queued job's stream did not end while every slot stayed busy";
-    EXPECT_LT(std::chrono::duration<double, std::milli>(finished - t).count(), 1500);
+    const double cancel_ms = std::chrono::duration<double, std::milli>(finished - t).count();
+    EXPECT_LT(cancel_ms, 1500);
     EXPECT_EQ(busy(), 4) << "the running jobs are unaffected";
     const auto ev = parse_sse(queued.body);
     ASSERT_FALSE(ev.empty()) << queued.body;
@@ -544,9 +548,9 @@ TEST(HostileAuth, ApiKeyIsRequiredEverywhereButHealth) {
             EXPECT_EQ(call("GET", path, "Bearer " + w.key.substr(0, w.key.size() - 1)).status, 401);
             EXPECT_EQ(call("GET", path, "Bearer " + w.key).status, 200) << path << " " << w.key;
         }
-        EXPECT_EQ(call("POST", "/execute", "", execute("k1", 1)).status, 401);
+        EXPECT_EQ(call("POST", "/execute", "", Hostile::execute("k1", 1)).status, 401);
         EXPECT_EQ(call("POST", "/cancel", "", json{{"job_id", "k1"}}.dump()).status, 401);
-        auto ok = call("POST", "/execute", "Bearer " + w.key, execute("k1", 1));
+        auto ok = call("POST", "/execute", "Bearer " + w.key, Hostile::execute("k1", 1));
         EXPECT_EQ(ok.status, 200);
         EXPECT_NE(ok.body.find("event: end"), std::string::npos) << ok.body;
         EXPECT_EQ(call("POST", "/v1/completions", "Bearer " + w.key, json{{"prompt", "x"}, {"max_tokens", 1}}.dump()).status, 200);
