@@ -252,6 +252,7 @@ bool HttpServer::admit(Conn& c) {
         if (!victim) return false;
         victim->evicted = true;
         ::shutdown(victim->fd, SHUT_RDWR);  // its thread sees EOF and closes it
+        ++evicted_;
     }
     c.it = conns_.insert(conns_.end(), &c);
     c.registered = true;
@@ -269,6 +270,7 @@ bool HttpServer::process_and_close_socket(socket_t sock) {
     c.since = accepted;
     bool ok = false;
     if (!admit(c)) {
+        ++refused_;
         send_all_best_effort(sock, raw_error(503, "Service Unavailable", "QUEUE_FULL",
                                              "too many open connections, all busy", true));
     } else {
@@ -289,8 +291,9 @@ bool HttpServer::process_and_close_socket(socket_t sock) {
             c.written = 0;
             bool closed = false;
             ok = process_request(strm, n + 1 == keep_alive_max_count_, closed, nullptr);
+            if (c.timed_out) ++timed_out_;
             if (c.timed_out && c.written == 0)
-                send_all_best_effort(sock, raw_error(408, "Request Timeout", "INVALID_REQUEST",
+                send_all_best_effort(sock, raw_error(408, "Request Timeout", "REQUEST_TIMEOUT",
                                                      "the request was not received in time", false));
             if (!ok || closed || c.close_after || c.timed_out) break;
             std::lock_guard lock(mu_);

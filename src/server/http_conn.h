@@ -12,6 +12,7 @@
 #pragma once
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -40,6 +41,11 @@ public:
     // instead of sharing it; returns the port or -1.
     int bind_exclusive(const std::string& host, int port);
     int open_connections() const;
+    // Since start: connections closed to make room, requests that missed their deadline (408),
+    // connections refused with 503 because every open one was busy.
+    uint64_t evicted() const { return evicted_; }
+    uint64_t timed_out() const { return timed_out_; }
+    uint64_t refused() const { return refused_; }
 
     // For code running on a connection's thread (handlers, content providers).
     // The request was read and a handler owns the connection: it is no longer idle.
@@ -63,6 +69,7 @@ private:
     int listen_fd_ = -1;
     mutable std::mutex mu_;
     std::list<Conn*> conns_;  // oldest first
+    std::atomic<uint64_t> evicted_{0}, timed_out_{0}, refused_{0};
 };
 
 }  // namespace wo

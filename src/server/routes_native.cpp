@@ -160,7 +160,7 @@ void Server::add_native_routes() {
             for (char c : options_.worker_id) v += c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : std::string(1, c);
             labels += ",worker_id=\"" + v + "\"";
         }
-        res.set_content(engine_.metrics().render(labels, bytes, uptime, engine_.slots_total()),
+        res.set_content(engine_.metrics().render(labels, bytes, uptime, engine_.slots_total()) + http_metrics(labels),
                         "text/plain; version=0.0.4");
     }, 4096);
 }

@@ -173,4 +173,19 @@ void Server::stop() {
 
 int Server::open_connections() const { return http_->open_connections(); }
 
+std::string Server::http_metrics(const std::string& labels) const {
+    std::string out;
+    auto line = [&](const char* name, const char* type, const char* help, uint64_t v) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + "{" + labels +
+               "} " + std::to_string(v) + "\n";
+    };
+    line("worker_http_connections_open", "gauge", "Open HTTP connections", static_cast<uint64_t>(open_connections()));
+    line("worker_http_connections_evicted_total", "counter", "Idle or slow connections closed to make room",
+         http_->evicted());
+    line("worker_http_request_timeouts_total", "counter", "Requests not received within the request deadline (408)",
+         http_->timed_out());
+    line("worker_http_connections_refused_total", "counter", "Connections refused with 503 (all busy)", http_->refused());
+    return out;
+}
+
 }  // namespace wo

@@ -46,6 +46,8 @@ public:
     int bind();
     int port() const { return port_; }
     int open_connections() const;
+    // Prometheus lines for the connection counters (appended to GET /metrics).
+    std::string http_metrics(const std::string& labels) const;
     // Serves until stop(); call after bind(), typically on its own thread.
     void listen();
     void stop();
