@@ -22,7 +22,7 @@ test: build
 	scripts/goldens $(BUILD)/golden
 	cd $(BUILD) && WO_REQUIRE_GOLDENS=1 ctest --output-on-failure -j $(JOBS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS_TEST) scripts/fuzz-smoke $(BUILD)
-	$(MAKE) test-asan
+
 
 # Brief fuzzing in `make test`; `make fuzz` runs each target longer (findings go to
 # $(BUILD)/fuzz/crash-*; add them to tests/fuzz/corpus/NAME/ as regression seeds).
