@@ -48,6 +48,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
         auto bos = check_id("tokenizer.ggml.bos_token_id");
         auto eos = check_id("tokenizer.ggml.eos_token_id");
         auto pad = check_id("tokenizer.ggml.padding_token_id");
+        auto unk = check_id("tokenizer.ggml.unknown_token_id");  // before the vocabulary is moved out
         std::vector<int32_t> extra;
         for (const char* k : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
             if (auto id = check_id(k)) extra.push_back(*id);
@@ -107,7 +108,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
             s.bos = bos;
             s.eos = eos;
             s.pad = pad;
-            s.unk = check_id("tokenizer.ggml.unknown_token_id");
+            s.unk = unk;
             s.add_bos = f.find_bool("tokenizer.ggml.add_bos_token").value_or(true);
             s.add_space_prefix = f.find_bool("tokenizer.ggml.add_space_prefix").value_or(true);
             s.chat_template = std::move(chat_template);
