@@ -115,12 +115,15 @@ public:
     // a client that left cancels the job (nobody would read the answer).
     int collect(Job& job, json& body, const std::function<bool()>& gone) {
         std::string reasoning, content;
+        auto checked = std::chrono::steady_clock::now();
         for (;;) {
             auto e = job.pop(std::chrono::milliseconds(50));
-            if (!e) {
-                if (!job.cancelled() && gone()) job_gone_(job);
-                continue;
+            // Checked every 50 ms whether or not tokens flow (a busy job always has an event).
+            if (const auto now = std::chrono::steady_clock::now(); now - checked >= std::chrono::milliseconds(50)) {
+                checked = now;
+                if (!job.cancelled() && !job.finished() && gone()) job_gone_(job);
             }
+            if (!e) continue;
             if (e->kind == JobEvent::Kind::Token || e->kind == JobEvent::Kind::End) {
                 auto [r, c] = split(e->text, e->kind == JobEvent::Kind::End);
                 reasoning += r;

@@ -12,7 +12,9 @@ namespace wo {
 namespace {
 std::string fmt_num(double v) {
     nlohmann::json j = v;
-    if (v == static_cast<double>(static_cast<int64_t>(v))) j = static_cast<int64_t>(v);
+    // Whole numbers print without ".0"; the range check comes first (casting 1e300 to int64 is
+    // undefined: found by fuzz_requests).
+    if (std::fabs(v) < 9.2e18 && v == std::floor(v)) j = static_cast<int64_t>(v);
     return j.dump();
 }
 }  // namespace
