@@ -23,7 +23,6 @@ test: build
 	cd $(BUILD) && WO_REQUIRE_GOLDENS=1 ctest --output-on-failure -j $(JOBS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS_TEST) scripts/fuzz-smoke $(BUILD)
 
-
 # Brief fuzzing in `make test`; `make fuzz` runs each target longer (findings go to
 # $(BUILD)/fuzz/crash-*; add them to tests/fuzz/corpus/NAME/ as regression seeds).
 FUZZ_SECONDS_TEST ?= 5
