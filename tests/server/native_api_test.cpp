@@ -29,12 +29,22 @@ struct Result {
     std::string body;
     std::vector<SseEvent> events;
     std::string correlation;  // X-Correlation-Id of the response
+    std::string error;        // httplib's error when no response came back
 };
+
+// What a failing assertion prints: the status and body, or why there was no answer.
+std::ostream& operator<<(std::ostream& o, const Result& r) {
+    if (r.status == 0) return o << "no HTTP response (" << r.error << ")";
+    return o << "HTTP " << r.status << ", body: " << r.body.substr(0, 2000);
+}
 
 Result post(const ServeProcess& p, const std::string& path, const json& body, httplib::Headers h = {}) {
     auto r = p.client().Post(path.c_str(), h, body.dump(), "application/json");
     Result out;
-    if (!r) return out;
+    if (!r) {
+        out.error = httplib::to_string(r.error());
+        return out;
+    }
     out.status = r->status;
     out.body = r->body;
     out.correlation = r->get_header_value("X-Correlation-Id");
@@ -49,7 +59,11 @@ std::string text_of(const Result& r) {
     return s;
 }
 
-const SseEvent& last(const Result& r) { return r.events.back(); }
+// The final event; an empty one (so assertions fail instead of crashing) when there is none.
+const SseEvent& last(const Result& r) {
+    static const SseEvent none{"(no events)", nullptr};
+    return r.events.empty() ? none : r.events.back();
+}
 
 // `worker-orcd generate`: the plain one-sequence loop, as the oracle for what serve streams.
 std::string generate_cli(const std::string& model, const std::string& prompt, int n) {
@@ -283,23 +297,29 @@ TEST_F(NativeApi, ConcurrentStreamsEqualTheirSoloRuns) {
         return body(id, "Stream " + std::to_string(k) + " says", 6,
                     {{"seed", 1000 + k}, {"temperature", 0.9}, {"top_k", 40 + k}, {"top_p", 0.95}});
     };
-    std::vector<std::string> solo(n), together(n);
+    std::vector<std::string> solo(n);
+    std::vector<Result> together(n);
     for (int k = 0; k < n; ++k) {
         auto r = post(*server_, "/execute", req(k, "solo-" + std::to_string(k)));
-        ASSERT_EQ(last(r).event, "end") << r.body;
+        ASSERT_FALSE(r.events.empty()) << r;
+        ASSERT_EQ(last(r).event, "end") << r;
         solo[k] = text_of(r);
     }
     std::vector<std::thread> ts;
     std::atomic<int> max_busy{0};
     for (int k = 0; k < n; ++k)
-        ts.emplace_back([&, k] { together[k] = text_of(post(*server_, "/execute", req(k, "together-" + std::to_string(k)))); });
+        ts.emplace_back([&, k] { together[k] = post(*server_, "/execute", req(k, "together-" + std::to_string(k))); });
     for (int i = 0; i < 20; ++i) {
         max_busy = std::max(max_busy.load(), busy_slots());
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     for (auto& t : ts) t.join();
     EXPECT_GT(max_busy.load(), 1) << "the streams never overlapped";
-    for (int k = 0; k < n; ++k) EXPECT_EQ(together[k], solo[k]) << "stream " << k;
+    for (int k = 0; k < n; ++k) {
+        ASSERT_FALSE(together[k].events.empty()) << "stream " << k << ": " << together[k];
+        EXPECT_EQ(last(together[k]).event, "end") << "stream " << k << ": " << together[k];
+        EXPECT_EQ(text_of(together[k]), solo[k]) << "stream " << k << ": " << together[k];
+    }
     std::set<std::string> distinct(solo.begin(), solo.end());
     EXPECT_GT(distinct.size(), 16u);  // different prompts and seeds give different streams
 }
