@@ -262,9 +262,12 @@ TEST_F(Hostile, ClientLeavingCancelsNonStreamingAndStreamingJobs) {
         {{"prompt", "Tell me a story"}, {"max_tokens", 3000}},
         {{"messages", {{{"role", "user"}, {"content", "Tell me a story"}}}}, {"max_tokens", 3000}},
         {{"messages", {{{"role", "user"}, {"content", "Tell me a story"}}}}, {"max_tokens", 3000}, {"stream", true}},
+        {{"input", "Tell me a story"}, {"max_output_tokens", 3000}},
+        {{"input", "Tell me a story"}, {"max_output_tokens", 3000}, {"stream", true}},
     };
-    const char* paths[] = {"/v1/completions", "/v1/chat/completions", "/v1/chat/completions"};
-    for (int k = 0; k < 3; ++k) {
+    const char* paths[] = {"/v1/completions", "/v1/chat/completions", "/v1/chat/completions", "/v1/responses",
+                           "/v1/responses"};
+    for (int k = 0; k < 5; ++k) {
         const int fd = connect_to(port());
         ASSERT_GE(fd, 0);
         send_str(fd, raw_request("POST", paths[k], bodies[k].dump()));
@@ -275,8 +278,8 @@ TEST_F(Hostile, ClientLeavingCancelsNonStreamingAndStreamingJobs) {
         EXPECT_TRUE(wait_idle(3000)) << paths[k] << ": the slot stayed busy after the client left";
         EXPECT_LT(ms_since(t), 3000);
     }
-    for (int i = 0; i < 100 && cancelled_total() < before + 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    EXPECT_EQ(cancelled_total(), before + 3);
+    for (int i = 0; i < 100 && cancelled_total() < before + 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(cancelled_total(), before + 5);
 }
 
 // Row 4: a second worker on a port already in use refuses to start.
@@ -375,6 +378,26 @@ TEST_F(Hostile, FuzzedBodiesOnEveryRouteAreNever5xx) {
          {{"messages", {{{"role", "system"}, {"content", "s"}}, {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "t"}}}}}}},
           {"max_tokens", 1}, {"reasoning_effort", "low"}, {"tools", json::array()}, {"max_completion_tokens", 1},
           {"frequency_penalty", 0}, {"temperature", 1}}},
+        {"/v1/chat/completions",
+         {{"messages",
+           {{{"role", "user"}, {"content", "w?"}},
+            {{"role", "assistant"}, {"content", nullptr},
+             {"tool_calls", {{{"id", "c1"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{}"}}}}}}},
+            {{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "ok"}}}},
+          {"tools", {{{"type", "function"},
+                      {"function", {{"name", "f"}, {"parameters", {{"type", "object"}, {"properties", {{"x", {{"type", "string"}, {"nullable", true}}}}}}}}}}}},
+          {"tool_choice", "auto"}, {"logprobs", true}, {"top_logprobs", 2}, {"max_tokens", 1},
+          {"max_completion_tokens", 1}}},
+        {"/v1/responses",
+         {{"input", {{{"type", "message"}, {"role", "user"}, {"content", {{{"type", "input_text"}, {"text", "hi"}}}}},
+                     {{"type", "function_call"}, {"call_id", "c1"}, {"name", "f"}, {"arguments", "{}"}},
+                     {{"type", "function_call_output"}, {"call_id", "c1"}, {"output", "ok"}}}},
+          {"instructions", "brief"}, {"max_output_tokens", 1}, {"reasoning", {{"effort", "low"}}},
+          {"tools", {{{"type", "function"}, {"name", "f"}, {"parameters", {{"type", "object"}}}}}},
+          {"tool_choice", {{"type", "function"}, {"name", "f"}}}, {"text", {{"format", {{"type", "text"}}}}},
+          {"metadata", {{"k", "v"}}}}},
+        {"/tokenize", {{"content", "Hi there"}, {"add_special", true}, {"parse_special", false}, {"with_pieces", true}}},
+        {"/detokenize", {{"tokens", {1, 2, 3}}}},
     };
     const std::vector<std::string> replacements = {
         "\"x\"", "1", "-1", "0", "1e300", "-1e300", "18446744073709551616", "-9223372036854775809", "2.5", "true", "null",
@@ -394,6 +417,8 @@ TEST_F(Hostile, FuzzedBodiesOnEveryRouteAreNever5xx) {
         ptrs.erase(std::unique(ptrs.begin(), ptrs.end()), ptrs.end());
         for (const auto& p : ptrs)
             for (const auto& rep : replacements) {
+                // null is "absent": the reply would run to the end of the context.
+                if (rep == "null" && p.to_string() == "/max_output_tokens") continue;
                 json b = base;
                 b[p] = "@@";
                 std::string s = b.dump();
@@ -423,6 +448,10 @@ TEST_F(Hostile, FuzzedBodiesOnEveryRouteAreNever5xx) {
         EXPECT_EQ(r.status, 200) << path;
         expect_4xx_json(raw_call(port(), raw_request("GET", path, std::string(8192, 'x'))), std::string(path) + " big body");
     }
+    auto m = raw_call(port(), raw_request("GET", "/v1/models/" + std::string(3000, 'm'), ""));
+    EXPECT_EQ(m.status, 404) << m.body;
+    expect_4xx_json(m, "unknown model");
+    expect_4xx_json(raw_call(port(), raw_request("GET", "/v1/models/x", std::string(8192, 'x'))), "/v1/models/x big body");
     EXPECT_GT(n, 300);
     EXPECT_EQ(health()["status"], "healthy");
 }
@@ -440,6 +469,19 @@ TEST_F(Hostile, ErrorBodiesAreBounded) {
     const json j = json::parse(r.body);
     EXPECT_EQ(j["errors"].size(), 16u);
     EXPECT_EQ(j["error_count"], 1000);
+    // The same bounds for /v1/responses input items.
+    json items = json::array();
+    for (int i = 0; i < 10000; ++i) items.push_back({{"type", "bogus"}});
+    r = raw_call(port(), raw_request("POST", "/v1/responses", json{{"input", items}}.dump()));
+    expect_4xx_json(r, "10000 input items");
+    EXPECT_NE(r.body.find("count(1..=1024)"), std::string::npos) << r.body.substr(0, 300);
+    items.erase(items.begin() + 1000, items.end());
+    for (auto& it : items) it["type"] = std::string(1000, 't');  // echoed types are cut
+    r = raw_call(port(), raw_request("POST", "/v1/responses", json{{"input", items}}.dump()));
+    expect_4xx_json(r, "1000 input items");
+    const json k = json::parse(r.body);
+    EXPECT_EQ(k["errors"].size(), 16u);
+    EXPECT_EQ(k["error_count"], 1000);
 }
 
 // Row 8: stop strings, job ids and bodies have limits on every route.
@@ -497,7 +539,9 @@ TEST_F(Hostile, WrongMethodIs405WithAllow) {
         const char *method, *path, *allow;
     } cases[] = {{"GET", "/execute", "POST"},        {"PUT", "/cancel", "POST"},
                  {"POST", "/health", "GET, HEAD"},   {"DELETE", "/v1/models", "GET, HEAD"},
-                 {"GET", "/v1/chat/completions", "POST"}, {"OPTIONS", "/execute", "POST"}};
+                 {"GET", "/v1/chat/completions", "POST"}, {"OPTIONS", "/execute", "POST"},
+                 {"GET", "/v1/responses", "POST"},        {"POST", "/v1/models/some-model", "GET, HEAD"},
+                 {"GET", "/tokenize", "POST"},            {"PUT", "/detokenize", "POST"}};
     for (const auto& c : cases) {
         auto r = raw_call(port(), raw_request(c.method, c.path, ""));
         EXPECT_EQ(r.status, 405) << c.method << " " << c.path;
@@ -518,6 +562,10 @@ TEST_F(Hostile, CrossSiteOriginIsRefusedWithoutAKey) {
                                   "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
     EXPECT_EQ(r.status, 403) << r.body;
     expect_4xx_json(r, "cross-site");
+    const std::string oai = json{{"input", "hi"}, {"max_output_tokens", 2}}.dump();
+    r = raw_call(port(), raw_request("POST", "/v1/responses", oai, "Origin: http://evil.example\r\n"));
+    EXPECT_EQ(r.status, 403) << r.body;
+    expect_4xx_json(r, "cross-site /v1/responses");
     EXPECT_EQ(metric(*server_, "worker_tokens_in_total"), jobs) << "a cross-site request ran";
     // The same site (a page served by this host) is allowed.
     r = raw_call(port(), raw_request("GET", "/v1/models", "", "Origin: http://127.0.0.1:3000\r\n"));
@@ -559,6 +607,10 @@ TEST(HostileAuth, ApiKeyIsRequiredEverywhereButHealth) {
         EXPECT_EQ(ok.status, 200);
         EXPECT_NE(ok.body.find("event: end"), std::string::npos) << ok.body;
         EXPECT_EQ(call("POST", "/v1/completions", "Bearer " + w.key, json{{"prompt", "x"}, {"max_tokens", 1}}.dump()).status, 200);
+        const std::string resp = json{{"input", "x"}, {"max_output_tokens", 1}}.dump();
+        EXPECT_EQ(call("POST", "/v1/responses", "", resp).status, 401);
+        auto r = call("POST", "/v1/responses", "Bearer " + w.key, resp);
+        EXPECT_EQ(r.status, 200) << r.body;
         unsetenv("WORKER_API_KEY");  // the last way uses it; the first two must win over it
         if (w.key == "env-secret") break;
         setenv("WORKER_API_KEY", "env-secret", 1);

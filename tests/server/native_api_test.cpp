@@ -125,8 +125,8 @@ protected:
 
 TEST_F(NativeApi, HealthReportsTheLoadedModel) {
     auto r = server_->client().Get("/health");
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 200) << r->body;
     const json h = json::parse(r->body);
     EXPECT_EQ(h["status"], "healthy");
     EXPECT_EQ(h["model"], "tiny-gpt-oss-test");
@@ -179,7 +179,7 @@ TEST_F(NativeApi, EventOrderAndPayloads) {
 
 TEST_F(NativeApi, SeedIsGeneratedWhenAbsentAndReproducesTheRun) {
     auto a = post(*server_, "/execute", body("seed-a", "The sky is", 8));
-    ASSERT_EQ(a.status, 200);
+    ASSERT_EQ(a.status, 200) << a;
     ASSERT_TRUE(a.events[0].data["seed"].is_number_unsigned());
     const uint64_t seed = a.events[0].data["seed"].get<uint64_t>();
     auto b = post(*server_, "/execute", body("seed-b", "The sky is", 8, {{"seed", seed}}));
@@ -194,7 +194,7 @@ TEST_F(NativeApi, ValidationNamesEveryBadField) {
                 {"min_p", -0.1},        {"repetition_penalty", 0},           {"stop", {"a", "b", "c", "d", "e"}},
                 {"seed", -1}};
     auto r = post(*server_, "/execute", bad);
-    ASSERT_EQ(r.status, 400);
+    ASSERT_EQ(r.status, 400) << r;
     const json j = json::parse(r.body);
     std::map<std::string, std::string> got;
     for (const auto& e : j["errors"]) {
@@ -218,19 +218,19 @@ TEST_F(NativeApi, ValidationNamesEveryBadField) {
     std::string cjk;
     for (int k = 0; k < 32768; ++k) cjk += "\xe4\xb8\xad";
     r = post(*server_, "/execute", body("cjk", cjk, 1));
-    ASSERT_EQ(r.status, 400);
+    ASSERT_EQ(r.status, 400) << r;
     EXPECT_EQ(json::parse(r.body)["errors"][0]["field"], "prompt");
     EXPECT_EQ(json::parse(r.body)["errors"][0]["constraint"], "tokens(1..=256)");
 
     r = post(*server_, "/execute", json{{"prompt", "x"}});
-    ASSERT_EQ(r.status, 400);
+    ASSERT_EQ(r.status, 400) << r;
     EXPECT_EQ(json::parse(r.body)["errors"][0]["field"], "job_id");
     auto raw = server_->client().Post("/execute", "{not json", "application/json");
-    ASSERT_TRUE(raw);
-    EXPECT_EQ(raw->status, 400);
+    ASSERT_TRUE(raw) << httplib::to_string(raw.error());
+    EXPECT_EQ(raw->status, 400) << raw->body;
     EXPECT_EQ(json::parse(raw->body)["errors"][0]["field"], "body");
     r = post(*server_, "/execute", body("types", "x", 1, {{"temperature", "hot"}, {"stop", {1}}}));
-    ASSERT_EQ(r.status, 400);
+    ASSERT_EQ(r.status, 400) << r;
     EXPECT_EQ(json::parse(r.body)["errors"].size(), 2u);
 }
 
@@ -270,7 +270,7 @@ TEST_F(NativeApi, StopSequenceEndsTheStreamWithoutEmittingIt) {
     const std::string stop = text.substr(at, 3);
     const size_t first = text.find(stop);
     auto r = post(*server_, "/execute", body("stop-1", "Once upon a time", 24, {{"temperature", 0}, {"stop", {stop}}}));
-    ASSERT_EQ(r.status, 200);
+    ASSERT_EQ(r.status, 200) << r;
     EXPECT_EQ(last(r).event, "end");
     EXPECT_EQ(last(r).data["stop_reason"], "STOP_SEQUENCE");
     EXPECT_EQ(last(r).data["stop_sequence_matched"], stop);
@@ -329,7 +329,7 @@ TEST_F(NativeApi, CancelEndsTheStreamAndFreesTheSlot) {
     std::thread t([&] { r = post(*server_, "/execute", body("cancel-1", "Tell me a long story", 2048)); });
     for (int i = 0; i < 500 && busy_slots() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     auto c = post(*server_, "/cancel", {{"job_id", "cancel-1"}});
-    EXPECT_EQ(c.status, 202);
+    EXPECT_EQ(c.status, 202) << c;
     EXPECT_EQ(json::parse(c.body)["status"], "cancelling");
     t.join();
     ASSERT_FALSE(r.events.empty());
@@ -397,7 +397,7 @@ TEST_F(NativeApi, DuplicateActiveJobIdIsRejected) {
     std::thread t([&] { first = post(*server_, "/execute", body("dup-1", "long", 2048)); });
     for (int i = 0; i < 500 && busy_slots() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     auto r = post(*server_, "/execute", body("dup-1", "again", 2));
-    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.status, 400) << r;
     EXPECT_EQ(json::parse(r.body)["errors"][0]["field"], "job_id");
     post(*server_, "/cancel", {{"job_id", "dup-1"}});
     t.join();
