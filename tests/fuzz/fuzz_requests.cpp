@@ -29,7 +29,7 @@ std::unique_ptr<wo::Engine> make_engine(const std::string& arch) {
     wo::EngineOptions o;
     o.n_ctx = 256;
     o.n_parallel = 1;
-    auto e = std::make_unique<wo::Engine>(o, [arch](const wo::EngineOptions&) {
+    auto e = std::make_unique<wo::Engine>(o, [arch](const wo::EngineOptions&, wo::Progress&) {
         wo::LoadedModel lm;
         lm.model = std::make_unique<ArchModel>(arch);
         auto t = std::make_unique<FakeTokenizer>();
