@@ -1,6 +1,6 @@
 // Pieces the OpenAI-compatible routes share: the error envelope, chat messages and tools read
 // from a request, the prompt rendered for the model (harmony or its chat template), the test
-// headers, and log-probability JSON.
+// headers, log-probability JSON, and the handler body of the generating routes.
 #pragma once
 #include <functional>
 #include <memory>
