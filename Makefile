@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 MODEL ?=
 PORT ?= 8080
 
-.PHONY: setup configure build test serve clean fuzz
+.PHONY: setup configure build test serve clean fuzz test-asan test-tsan
 
 setup:
 	@scripts/setup
@@ -21,7 +21,23 @@ build: configure
 test: build
 	scripts/goldens $(BUILD)/golden
 	cd $(BUILD) && WO_REQUIRE_GOLDENS=1 ctest --output-on-failure -j $(JOBS)
-	scripts/fuzz-smoke $(BUILD)
+	FUZZ_SECONDS=$(FUZZ_SECONDS_TEST) scripts/fuzz-smoke $(BUILD)
+
+# Brief fuzzing in `make test`; `make fuzz` runs each target longer (findings go to
+# $(BUILD)/fuzz/crash-*; add them to tests/fuzz/corpus/NAME/ as regression seeds).
+FUZZ_SECONDS_TEST ?= 5
+FUZZ_SECONDS ?= 300
+fuzz: configure
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz-smoke $(BUILD)
+
+# Sanitizer runs of the unit, engine and server tests in their own build trees (the server
+# tests start the instrumented worker-orcd). scripts/sanitize says which tests and why.
+test-asan: configure
+	scripts/goldens $(BUILD)/golden
+	scripts/sanitize asan $(BUILD)
+test-tsan: configure
+	scripts/goldens $(BUILD)/golden
+	scripts/sanitize tsan $(BUILD)
 
 serve: build
 	scripts/serve $(BUILD) "$(MODEL)" $(PORT)

@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <regex>
 #include <string>
@@ -29,6 +31,8 @@ struct ServeOptions {
     std::string callback_url;
     double timeout_sec = 300;
     OutputArgs output;
+    double request_timeout_sec = 10;
+    std::string api_key_file;
 };
 
 // The one line a person at a terminal waits for; collectors read the `ready` event instead.
@@ -38,6 +42,28 @@ std::string ready_line(const ModelInfo& in, const std::string& uri) {
            ") on " + in.backend + ", " + human_bytes(in.weight_bytes) + " weights + " +
            human_bytes(in.kv_bytes) + " KV cache in " + where + ", " + std::to_string(in.n_slots) +
            " slots of " + std::to_string(in.n_ctx) + " tokens\n";
+}
+
+// --api-key, else --api-key-file (first line), else WORKER_API_KEY; "" = no key.
+std::string resolve_api_key(const std::string& flag, const std::string& file) {
+    std::string key = flag;
+    if (key.empty() && !file.empty()) {
+        std::ifstream in(file);
+        if (!in) throw Error(Code::INVALID_ARGUMENT, "--api-key-file '" + file + "' cannot be read");
+        std::getline(in, key);
+        if (!key.empty() && key.back() == '\r') key.pop_back();
+        if (key.empty()) throw Error(Code::INVALID_ARGUMENT, "--api-key-file '" + file + "' is empty");
+    }
+    if (key.empty())
+        if (const char* env = std::getenv("WORKER_API_KEY")) key = env;
+    for (unsigned char c : key)
+        if (c <= 0x20 || c >= 0x7f)
+            throw Error(Code::INVALID_ARGUMENT, "the API key must be printable ASCII without spaces");
+    return key;
+}
+
+bool is_loopback(const std::string& host) {
+    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 // POST {worker_id, model_ref, vram_bytes, uri} to the orchestrator; throws on any failure.
@@ -69,6 +95,9 @@ int run_serve(ServeOptions o) {
     if (o.timeout_sec < 0) throw Error(Code::INVALID_ARGUMENT, "--inference-timeout-sec must be >= 0");
     o.engine.timeout_ms = static_cast<int64_t>(o.timeout_sec * 1000);
     if (o.server.worker_id.empty()) o.server.worker_id = "worker-" + std::to_string(getpid());
+    if (o.request_timeout_sec <= 0) throw Error(Code::INVALID_ARGUMENT, "--request-timeout-sec must be > 0");
+    o.server.request_timeout_ms = static_cast<int>(o.request_timeout_sec * 1000);
+    o.server.api_key = resolve_api_key(o.server.api_key, o.api_key_file);
     o.server.model_ref = o.engine.model_path;
 
     // Signals are taken synchronously by this thread; every thread started below inherits the mask.
@@ -80,7 +109,11 @@ int run_serve(ServeOptions o) {
 
     log::info("startup", {{"worker_id", o.server.worker_id}, {"model", o.engine.model_path},
                           {"backend", o.engine.backend}, {"gpu_device", o.engine.device}, {"ctx", o.engine.n_ctx},
-                          {"parallel", o.engine.n_parallel}});
+                          {"parallel", o.engine.n_parallel}, {"api_key", !o.server.api_key.empty()}});
+    if (o.server.api_key.empty() && !is_loopback(o.server.host))
+        log::warn("no_api_key", {{"host", o.server.host},
+                                 {"message", "listening beyond loopback without --api-key: anyone who reaches this port "
+                                             "can run generation"}});
     Engine engine(o.engine);
     Server server(engine, o.server);
     const int port = server.bind();
@@ -162,6 +195,17 @@ void add_serve(CLI::App& app, int& rc) {
     sub->add_option("--max-queue", o->engine.max_queue, "Jobs that may wait for a slot before QUEUE_FULL");
     sub->add_option("--inference-timeout-sec", o->timeout_sec, "Per-job limit; INFERENCE_TIMEOUT after it (0 = none)");
     sub->add_option("--prefill-chunk", o->engine.prefill_chunk, "Prompt tokens fed per scheduler step");
+    sub->add_option("--api-key", o->server.api_key,
+                    "Require 'Authorization: Bearer KEY' on every route but /health (default: none; also "
+                    "--api-key-file, WORKER_API_KEY)");
+    sub->add_option("--api-key-file", o->api_key_file, "Read the API key from the first line of this file (default: none)");
+    sub->add_option("--max-connections", o->server.max_connections,
+                    "Open connections at most; idle ones are closed first when full")
+        ->check(CLI::Range(1, 4096));
+    sub->add_option("--request-timeout-sec", o->request_timeout_sec,
+                    "Deadline for a request's headers and body together (slow clients get 408)");
+    sub->add_option("--max-body-bytes", o->server.max_body_bytes, "Largest request body (413 beyond)")
+        ->check(CLI::Range(size_t{1024}, size_t{64} << 20));
     sub->add_flag("--enable-test-faults", o->server.enable_test_faults,
                   "Tests only: honour the X-Test-Fault header on /execute (docs/api.md)");
     add_output_options(sub, o->output);

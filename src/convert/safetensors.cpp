@@ -48,15 +48,8 @@ float StTensor::at(int64_t i) const {
 
 Checkpoint::~Checkpoint() = default;
 
-void Checkpoint::add_file(const std::string& path) {
-    std::unique_ptr<MappedFile> m;
-    try {
-        m = std::make_unique<MappedFile>(path);
-    } catch (const Error& e) {
-        fail(std::string("cannot open checkpoint file: ") + e.what());
-    }
-    const uint8_t* base = m->data();
-    const uint64_t size = m->size();
+std::vector<StTensor> parse_safetensors(const uint8_t* base, uint64_t size, const std::string& path) {
+    std::vector<StTensor> out;
     if (size < 8) fail(path + ": " + std::to_string(size) + " bytes, too short for a safetensors header");
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = (n << 8) | base[i];
@@ -108,8 +101,22 @@ void Checkpoint::add_file(const std::string& path) {
                  " (expected " + std::to_string(uint64_t(t.numel) * uint64_t(esize)) + ")");
         t.data = data + b;
         t.n_bytes = e - b;
-        if (tensors_.count(name)) fail(where + ": tensor appears in more than one file");
-        tensors_.emplace(name, std::move(t));
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+void Checkpoint::add_file(const std::string& path) {
+    std::unique_ptr<MappedFile> m;
+    try {
+        m = std::make_unique<MappedFile>(path);
+    } catch (const Error& e) {
+        fail(std::string("cannot open checkpoint file: ") + e.what());
+    }
+    for (StTensor& t : parse_safetensors(m->data(), m->size(), path)) {
+        if (tensors_.count(t.name)) fail(path + ": tensor " + t.name + ": tensor appears in more than one file");
+        std::string name = t.name;
+        tensors_.emplace(std::move(name), std::move(t));
     }
     files_.push_back(std::move(m));
 }

@@ -61,4 +61,8 @@ private:
 
 std::string shape_str(const std::vector<int64_t>& s);
 
+// One file's header and tensor views (data points into `base`); CONVERT_FAILED naming `path` and
+// the tensor on any inconsistency. Checkpoint::open uses it; the fuzzer calls it directly.
+std::vector<StTensor> parse_safetensors(const uint8_t* base, uint64_t size, const std::string& path);
+
 }  // namespace wo::convert

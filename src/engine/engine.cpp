@@ -2,6 +2,7 @@
 // cancellation. The scheduling loop itself is in scheduler.cpp.
 #include "engine/engine.h"
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 
@@ -83,6 +84,12 @@ void Engine::load() {
         LoadedModel lm = loader_(options_, progress);
         WO_CHECK(lm.model && lm.tokenizer, "loader returned no model or tokenizer");
         const Hparams& hp = lm.model->hparams();
+        // Token ids from the tokenizer index the embedding rows: more tokens than rows is a
+        // model file whose parts do not belong together.
+        if (lm.tokenizer->vocab_size() > hp.n_vocab)
+            throw Error(Code::MODEL_LOAD_FAILED, "the tokenizer has " + std::to_string(lm.tokenizer->vocab_size()) +
+                                                     " tokens but token_embd.weight has " + std::to_string(hp.n_vocab) +
+                                                     " rows");
         int n_ctx = options_.n_ctx > 0 ? options_.n_ctx : std::min(hp.n_ctx_train, 4096);
         if (n_ctx > hp.n_ctx_train) {
             log::warn("ctx_clamped", {{"requested", n_ctx}, {"model_context", hp.n_ctx_train}});
@@ -213,14 +220,29 @@ std::shared_ptr<Job> Engine::submit(GenerateRequest request) {
 
 bool Engine::cancel(const std::string& job_id) {
     std::shared_ptr<Job> job;
+    bool was_queued = false;
     {
         std::lock_guard lock(mu_);
         auto it = active_.find(job_id);
         if (it == active_.end()) return false;
         job = it->second;
+        job->cancel();
+        // A job still waiting for a slot leaves the queue now: it ends at once and stops
+        // counting against --max-queue (the scheduler would only see it when a slot frees).
+        auto q = std::find(queue_.begin(), queue_.end(), job);
+        if (q != queue_.end()) {
+            queue_.erase(q);
+            active_.erase(it);
+            metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+            was_queued = true;
+        }
     }
-    job->cancel();
-    log::info("job_cancel_requested", {{"job_id", job_id}, {"correlation_id", job->request.correlation_id}});
+    log::info("job_cancel_requested", {{"job_id", job_id}, {"correlation_id", job->request.correlation_id},
+                                       {"queued", was_queued}});
+    if (was_queued) {
+        job->push(JobEvent::error(Code::CANCELLED, "cancelled while queued"));
+        metrics_.count(Outcome::cancelled);
+    }
     cv_.notify_all();
     return true;
 }

@@ -43,13 +43,15 @@ public:
                    " is inconsistent with head_dim " + std::to_string(hp_.head_dim));
         rope_.head_dim = hp_.head_dim;
         rope_.freq_base = static_cast<float>(w.opt_float("rope.freq_base").value_or(150000.0));
+        if (!(rope_.freq_base > 0) || !std::isfinite(rope_.freq_base))
+            w.fail("metadata key " + w.key("rope.freq_base") + " = " + std::to_string(rope_.freq_base) + " must be > 0");
         const std::string scaling = w.opt_string("rope.scaling.type").value_or("yarn");
         if (scaling == "yarn") {
             rope_.scaling = RopeScaling::YARN;
             rope_.factor = static_cast<float>(w.opt_float("rope.scaling.factor").value_or(32.0));
             rope_.orig_ctx =
                 static_cast<int>(w.opt_int("rope.scaling.original_context_length").value_or(4096));
-            if (rope_.factor < 1.0f || rope_.orig_ctx < 1)
+            if (!(rope_.factor >= 1.0f) || !std::isfinite(rope_.factor) || rope_.orig_ctx < 1)
                 w.fail("rope.scaling.factor/original_context_length out of range");
         } else if (scaling != "none") {
             w.fail("rope.scaling.type '" + scaling +

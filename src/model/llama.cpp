@@ -36,13 +36,16 @@ public:
             w.fail("rope.dimension_count " + std::to_string(rope_.n_dims) +
                    " is inconsistent with head_dim " + std::to_string(hp_.head_dim));
         rope_.freq_base = static_cast<float>(w.opt_float("rope.freq_base").value_or(10000.0));
+        if (!(rope_.freq_base > 0) || !std::isfinite(rope_.freq_base))
+            w.fail("metadata key " + w.key("rope.freq_base") + " = " + std::to_string(rope_.freq_base) + " must be > 0");
         const std::string scaling = w.opt_string("rope.scaling.type").value_or("none");
         if (scaling == "linear" || scaling == "yarn") {
             rope_.scaling = scaling == "linear" ? RopeScaling::LINEAR : RopeScaling::YARN;
             rope_.factor = static_cast<float>(w.req_float("rope.scaling.factor"));
             rope_.orig_ctx =
                 static_cast<int>(w.opt_int("rope.scaling.original_context_length").value_or(hp_.n_ctx_train));
-            if (rope_.factor <= 0.0f) w.fail("rope.scaling.factor must be > 0");
+            if (!(rope_.factor > 0.0f) || !std::isfinite(rope_.factor))
+                w.fail("metadata key " + w.key("rope.scaling.factor") + " must be > 0");
         } else if (scaling != "none") {
             w.fail("rope.scaling.type '" + scaling + "' is not supported");
         }

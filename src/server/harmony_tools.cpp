@@ -84,7 +84,7 @@ std::string ts_type(const ojson& s, const std::string& indent) {
         } else
             t = "any";
     }
-    if (s.value("nullable", false) && t != "null") t += " | null";
+    if (s.contains("nullable") && s["nullable"] == true && t != "null") t += " | null";
     return t;
 }
 

@@ -6,6 +6,7 @@
 #include <random>
 #include <regex>
 
+#include "server/http_conn.h"
 #include "util/log.h"
 
 namespace wo {
@@ -34,7 +35,14 @@ bool retriable(Code c) {
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
     res.status = status;
-    res.set_content(body.dump(), "application/json");
+    res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+}
+
+void send_http_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
+                     const std::string& correlation_id) {
+    send_json(res, status,
+              {{"error", {{"code", code}, {"message", message}, {"retriable", status == 503 || status == 408},
+                          {"correlation_id", correlation_id}}}});
 }
 
 void send_error(httplib::Response& res, Code c, const std::string& message, const std::string& correlation_id) {
@@ -179,6 +187,24 @@ void stream_job(httplib::Response& res, Engine& engine, std::shared_ptr<Job> job
         [st, gone](bool success) {
             if (!success || !st->done) gone("stream_aborted");
         });
+}
+
+void collect_job(Engine& engine, Job& job, const std::function<bool(const JobEvent&)>& take) {
+    auto checked = std::chrono::steady_clock::now();
+    for (;;) {
+        auto e = job.pop(std::chrono::milliseconds(50));
+        // Checked on the clock, not only when idle: a busy job always has an event ready.
+        if (const auto now = std::chrono::steady_clock::now(); now - checked >= std::chrono::milliseconds(50)) {
+            checked = now;
+            if (!job.cancelled() && !job.finished() && HttpServer::client_gone()) {
+                log::info("client_disconnected", {{"job_id", job.request.job_id},
+                                                  {"correlation_id", job.request.correlation_id},
+                                                  {"detected_by", "peer_closed"}});
+                engine.cancel(job.request.job_id);
+            }
+        }
+        if (e && take(*e)) return;
+    }
 }
 
 }  // namespace wo

@@ -25,9 +25,11 @@ json oai_error(Code c, const std::string& message, const std::string& param) {
 
 void send_field_errors(httplib::Response& res, const std::vector<FieldError>& errors) {
     std::string msg;
-    for (const auto& e : errors) msg += (msg.empty() ? "" : "; ") + e.message + " [" + e.constraint + "]";
-    json j = oai_error(Code::INVALID_REQUEST, msg, errors.front().field);
-    j["errors"] = errors_json(errors)["errors"];
+    for (size_t i = 0; i < errors.size() && i < kMaxReportedErrors; ++i)
+        msg += (msg.empty() ? "" : "; ") + clip(errors[i].message) + " [" + clip(errors[i].constraint, 128) + "]";
+    if (errors.size() > kMaxReportedErrors) msg += "; and " + std::to_string(errors.size() - kMaxReportedErrors) + " more";
+    json j = oai_error(Code::INVALID_REQUEST, msg, clip(errors.front().field, 128));
+    j.update(errors_json(errors));  // "errors" and, past kMaxReportedErrors, "error_count"
     send_json(res, 400, j);
 }
 
@@ -42,7 +44,7 @@ bool content_text(const json& c, std::string& out) {
     }
     if (!c.is_array()) return false;
     for (const auto& p : c) {
-        if (!p.is_object() || p.value("type", "") != "text" || !p.contains("text") || !p["text"].is_string())
+        if (!p.is_object() || string_at(p, "type") != "text" || !p.contains("text") || !p["text"].is_string())
             return false;
         out += p["text"].get<std::string>();
     }
@@ -54,6 +56,12 @@ bool content_text(const json& c, std::string& out) {
 void read_chat_messages(const json& body, FieldReader& r, std::vector<ChatMessage>& out) {
     if (!r.present("messages") || !body["messages"].is_array() || body["messages"].empty()) {
         r.fail("messages", "non_empty", "messages must be a non-empty array");
+        return;
+    }
+    if (body["messages"].size() > kMaxMessages) {
+        r.fail("messages", "count(1..=" + std::to_string(kMaxMessages) + ")",
+               "messages has " + std::to_string(body["messages"].size()) + " entries; at most " +
+                   std::to_string(kMaxMessages) + " are allowed");
         return;
     }
     for (size_t i = 0; i < body["messages"].size(); ++i) {
@@ -68,7 +76,7 @@ void read_chat_messages(const json& body, FieldReader& r, std::vector<ChatMessag
         if (cm.role != "system" && cm.role != "developer" && cm.role != "user" && cm.role != "assistant" &&
             cm.role != "tool") {
             r.fail(f + ".role", "one_of(system,developer,user,assistant,tool)",
-                   f + ".role '" + cm.role + "' is not supported");
+                   f + ".role '" + cm.role.substr(0, 32) + "' is not supported");
             continue;
         }
         if (!content_text(m.value("content", json(nullptr)), cm.content))
@@ -86,7 +94,7 @@ void read_chat_messages(const json& body, FieldReader& r, std::vector<ChatMessag
                 const std::string g = f + ".tool_calls[" + std::to_string(k) + "]";
                 const json& c = tc[k];
                 if (!c.is_object() || !c.contains("id") || !c["id"].is_string() ||
-                    c["id"].get<std::string>().empty() || c.value("type", "function") != "function" ||
+                    c["id"].get<std::string>().empty() || string_at(c, "type", "function") != "function" ||
                     !c.contains("function") || !c["function"].is_object() ||
                     !c["function"].contains("name") || !c["function"]["name"].is_string() ||
                     !c["function"].contains("arguments") || !c["function"]["arguments"].is_string()) {
@@ -181,6 +189,45 @@ void read_test_headers(const httplib::Request& req, bool enabled, int vocab_size
             from = comma + 1;
         }
     }
+}
+
+void serve_generation(const httplib::Request& req, httplib::Response& res, Engine& engine, bool test_faults,
+                      const OaiParse& parse) {
+    const std::string cid = correlation_id(req, res);
+    const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (!body.is_object()) {
+        send_json(res, 400, oai_error(Code::INVALID_REQUEST, "body must be a JSON object"));
+        return;
+    }
+    if (engine.wait_loaded() == Engine::State::Failed) {
+        send_json(res, http_status(engine.load_error_code()), oai_error(engine.load_error_code(), engine.load_error()));
+        return;
+    }
+    GenerateRequest gen;
+    std::vector<FieldError> errors;
+    std::shared_ptr<OaiReply> out = parse(body, req.body, gen, errors);
+    gen.correlation_id = cid;
+    read_test_headers(req, test_faults, engine.info().vocab_size, gen, errors);
+    if (!errors.empty() || !out) {
+        if (errors.empty()) errors.push_back({"body", "invalid", "the request was not understood"});
+        send_field_errors(res, errors);
+        return;
+    }
+    std::shared_ptr<Job> job;
+    try {
+        job = engine.submit(std::move(gen));
+    } catch (const Error& e) {
+        send_json(res, http_status(e.code()), oai_error(e.code(), e.what()));
+        return;
+    }
+    if (out->stream()) {
+        stream_job(res, engine, job, [out](const JobEvent& e, bool& last) { return out->stream_event(e, last); });
+        return;
+    }
+    json result;
+    int status = 500;
+    collect_job(engine, *job, [&](const JobEvent& e) { return out->collect_event(e, result, status); });
+    send_json(res, status, result);
 }
 
 json logprob_json(const Tokenizer& tok, const TokenLogprob& lp, bool with_top) {

@@ -1,7 +1,9 @@
 // The native worker API: POST /execute (SSE), POST /cancel, GET /health, GET /metrics.
 #include <httplib.h>
 
+#include "server/http_conn.h"
 #include "server/http_util.h"
+#include "server/requests.h"
 #include "server/server.h"
 #include "server/validate.h"
 #include "util/log.h"
@@ -9,35 +11,6 @@
 namespace wo {
 
 namespace {
-
-// Parses and validates an /execute body; on success fills `out` (prompt tokenized).
-std::vector<FieldError> parse_execute(const nlohmann::json& body, const Engine& engine, GenerateRequest& out) {
-    std::vector<FieldError> errors;
-    FieldReader r(body, errors);
-    const ModelInfo& info = engine.info();
-    auto job_id = r.string("job_id", 1, 256);
-    auto prompt = r.string("prompt", 1, 32768);
-    out.max_tokens = static_cast<int>(r.integer("max_tokens", 1, 2048).value_or(2048));
-    out.sampling = read_sampling(r, info.vocab_size);
-    auto stop = r.strings("stop", 4, /*allow_single=*/false);
-    if (stop) {
-        for (const auto& s : *stop)
-            if (engine.tokenizer().encode(s, false).size() > 32) {
-                r.fail("stop", "tokens(1..=32)", "each stop sequence must be at most 32 tokens");
-                break;
-            }
-        out.stop = *stop;
-    }
-    if (prompt) {
-        out.prompt = engine.tokenizer().encode(*prompt, /*parse_special=*/true, /*add_bos=*/true);
-        if (out.prompt.empty() || static_cast<int>(out.prompt.size()) > info.n_ctx)
-            r.fail("prompt", "tokens(1..=" + std::to_string(info.n_ctx) + ")",
-                   "prompt is " + std::to_string(out.prompt.size()) + " tokens; the context holds " +
-                       std::to_string(info.n_ctx));
-    }
-    if (job_id) out.job_id = *job_id;
-    return errors;
-}
 
 // The native SSE payloads (docs/api.md).
 EventFormatter native_formatter(const std::string& job_id, const std::string& model, uint64_t seed) {
@@ -71,7 +44,7 @@ EventFormatter native_formatter(const std::string& job_id, const std::string& mo
 }  // namespace
 
 void Server::add_native_routes() {
-    http_->Post("/execute", [this](const httplib::Request& req, httplib::Response& res) {
+    route("POST", "/execute", [this](const httplib::Request& req, httplib::Response& res) {
         const std::string cid = correlation_id(req, res);
         if (req.has_header("X-Deadline"))  // M0: logged, not enforced
             log::info("execute_deadline", {{"correlation_id", cid}, {"x_deadline", req.get_header_value("X-Deadline")}});
@@ -79,7 +52,10 @@ void Server::add_native_routes() {
         try {
             body = nlohmann::json::parse(req.body);
         } catch (const std::exception& e) {
-            send_json(res, 400, errors_json({{"body", "json", std::string("body is not valid JSON: ") + e.what()}}));
+            // The parser's message quotes the offending bytes, which may not be UTF-8 (send_json
+            // replaces them) and may be long (cut).
+            send_json(res, 400, errors_json({{"body", "json", std::string("body is not valid JSON: ") +
+                                                                  std::string(e.what()).substr(0, 200)}}));
             return;
         }
         if (!body.is_object()) {
@@ -120,24 +96,23 @@ void Server::add_native_routes() {
             return;
         }
         stream_job(res, engine_, job, native_formatter(job_id, engine_.info().name, seed));
-    });
+    }, options_.max_body_bytes);
 
-    http_->Post("/cancel", [this](const httplib::Request& req, httplib::Response& res) {
+    route("POST", "/cancel", [this](const httplib::Request& req, httplib::Response& res) {
         const std::string cid = correlation_id(req, res);
-        nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-        if (!body.is_object() || !body.contains("job_id") || !body["job_id"].is_string() ||
-            body["job_id"].get<std::string>().empty()) {
-            send_json(res, 400, errors_json({{"job_id", "non_empty", "job_id is required"}}));
+        std::string id;
+        const auto errors = parse_cancel(nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false), id);
+        if (!errors.empty()) {
+            send_json(res, 400, errors_json(errors));
             return;
         }
-        const std::string id = body["job_id"].get<std::string>();
         // Idempotent: a finished or unknown job is acknowledged the same way.
         const bool known = engine_.cancel(id);
         log::info("cancel", {{"job_id", id}, {"correlation_id", cid}, {"active", known}});
         send_json(res, 202, {{"status", "cancelling"}, {"job_id", id}});
-    });
+    }, 4096);
 
-    http_->Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
+    route("GET", "/health", [this](const httplib::Request& req, httplib::Response& res) {
         correlation_id(req, res);
         const auto st = engine_.state();
         const bool device_lost = st == Engine::State::Ready && !engine_.device_healthy();
@@ -174,9 +149,9 @@ void Server::add_native_routes() {
                 j["error"] = {{"code", std::string(code_name(engine_.load_error_code()))}, {"message", engine_.load_error()}};
         }
         send_json(res, st == Engine::State::Ready && !device_lost ? 200 : 503, j);
-    });
+    }, 4096);
 
-    http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    route("GET", "/metrics", [this](const httplib::Request&, httplib::Response& res) {
         const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
         uint64_t bytes = 0;
         if (engine_.state() == Engine::State::Ready)
@@ -187,9 +162,9 @@ void Server::add_native_routes() {
             for (char c : options_.worker_id) v += c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : std::string(1, c);
             labels += ",worker_id=\"" + v + "\"";
         }
-        res.set_content(engine_.metrics().render(labels, bytes, uptime, engine_.slots_total()),
+        res.set_content(engine_.metrics().render(labels, bytes, uptime, engine_.slots_total()) + http_metrics(labels),
                         "text/plain; version=0.0.4");
-    });
+    }, 4096);
 }
 
 }  // namespace wo

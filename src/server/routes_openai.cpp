@@ -4,13 +4,11 @@
 // reasoning_content, content and tool_calls; other models use their GGUF chat template family.
 #include <httplib.h>
 
-#include <ctime>
-
 #include "server/http_util.h"
 #include "server/oai.h"
 #include "server/reply.h"
+#include "server/requests.h"
 #include "server/server.h"
-#include "util/log.h"
 
 namespace wo {
 
@@ -18,95 +16,9 @@ namespace {
 
 using nlohmann::json;
 
-struct OaiRequest {
-    bool chat = false, stream = false, include_usage = false;
-    bool logprobs = false;  // chat: logprobs=true; completions: logprobs=N
-    std::string id;
-    int64_t created = 0;
-    int prompt_tokens = 0;
-    ChatPrompt prompt;
-    GenerateRequest gen;
-};
-
 const char* finish_reason(StopReason r, bool called) {
     if (r == StopReason::MAX_TOKENS || r == StopReason::CONTEXT_FULL) return "length";
     return called ? "tool_calls" : "stop";
-}
-
-std::vector<FieldError> parse_oai(const json& body, const std::string& raw, bool chat, const Engine& engine, OaiRequest& o) {
-    std::vector<FieldError> errors;
-    FieldReader r(body, errors);
-    const ModelInfo& info = engine.info();
-    o.chat = chat;
-    o.created = static_cast<int64_t>(std::time(nullptr));
-    o.id = (chat ? "chatcmpl-" : "cmpl-") + uuid_v4();
-    o.stream = r.boolean("stream").value_or(false);
-    if (r.present("stream_options")) {
-        if (!body["stream_options"].is_object()) r.fail("stream_options", "type(object)", "stream_options must be an object");
-        else o.include_usage = body["stream_options"].value("include_usage", false);
-    }
-    if (auto n = r.integer("n", 1, 1); !n && r.present("n")) {}
-    for (const char* f : {"frequency_penalty", "presence_penalty"})
-        if (auto v = r.number(f, -2, 2); v && *v != 0)
-            r.fail(f, "unsupported", std::string(f) + " is not supported (use repetition_penalty)");
-    if (chat) {
-        o.logprobs = r.boolean("logprobs").value_or(false);
-        const auto top = r.integer("top_logprobs", 0, 20);
-        if (top && !o.logprobs) r.fail("top_logprobs", "requires(logprobs)", "top_logprobs requires logprobs: true");
-        if (o.logprobs) o.gen.logprobs = static_cast<int>(top.value_or(0));
-    } else if (const auto n = r.integer("logprobs", 0, 20)) {
-        o.logprobs = true;
-        o.gen.logprobs = static_cast<int>(*n);
-    }
-    o.gen.sampling = read_sampling(r, info.vocab_size);
-    if (auto stop = r.strings("stop", 4, /*allow_single=*/true)) o.gen.stop = *stop;
-    std::optional<int64_t> max_tokens = r.integer("max_tokens", 1, info.n_ctx);
-    if (chat && !max_tokens) max_tokens = r.integer("max_completion_tokens", 1, info.n_ctx);
-
-    std::string prompt;
-    bool add_bos = true;
-    if (!chat) {
-        if (!r.present("prompt")) {
-            r.fail("prompt", "required", "prompt is required");
-        } else if (body["prompt"].is_string()) {
-            prompt = body["prompt"].get<std::string>();
-        } else if (body["prompt"].is_array() && body["prompt"].size() == 1 && body["prompt"][0].is_string()) {
-            prompt = body["prompt"][0].get<std::string>();
-        } else {
-            r.fail("prompt", "type(string)", "prompt must be a string (batches of prompts are not supported)");
-        }
-    } else {
-        ChatRequest cr;
-        read_chat_messages(body, r, cr.messages);
-        if (r.present("tools")) {
-            // Parsed again keeping key order: a schema's properties render in the client's order.
-            const auto ordered = nlohmann::ordered_json::parse(raw, nullptr, false);
-            cr.tools = read_tools(ordered["tools"], /*responses_shape=*/false, "tools", errors);
-        }
-        if (r.present("tool_choice")) cr.tool_choice = read_tool_choice(body["tool_choice"], cr.tools, "tool_choice", errors);
-        r.boolean("parallel_tool_calls");
-        if (auto eff = r.string("reasoning_effort", 1, 16, /*required=*/false)) {
-            if (*eff != "low" && *eff != "medium" && *eff != "high")
-                r.fail("reasoning_effort", "one_of(low,medium,high)", "reasoning_effort must be low, medium or high");
-            cr.reasoning_effort = *eff;
-        }
-        if (errors.empty() && render_chat(engine, cr, o.prompt, "messages", errors)) {
-            prompt = o.prompt.text;
-            add_bos = false;  // the rendered text carries any BOS the template wants
-        }
-    }
-    if (!errors.empty()) return errors;
-    o.gen.prompt = engine.tokenizer().encode(prompt, /*parse_special=*/true, add_bos);
-    o.prompt_tokens = static_cast<int>(o.gen.prompt.size());
-    if (o.gen.prompt.empty() || o.prompt_tokens >= info.n_ctx) {
-        r.fail(chat ? "messages" : "prompt", "tokens(1..<" + std::to_string(info.n_ctx) + ")",
-               "the prompt is " + std::to_string(o.prompt_tokens) + " tokens; the context holds " + std::to_string(info.n_ctx));
-        return errors;
-    }
-    // OpenAI's defaults: 16 tokens for completions; chat runs until the context is full.
-    o.gen.max_tokens = static_cast<int>(max_tokens.value_or(chat ? info.n_ctx - o.prompt_tokens : 16));
-    o.gen.job_id = o.id;
-    return errors;
 }
 
 json usage_json(const OaiRequest& o, int completion) {
@@ -114,10 +26,11 @@ json usage_json(const OaiRequest& o, int completion) {
 }
 
 // Accumulates or streams one request's output in OpenAI shapes.
-class OaiOutput {
+class OaiOutput : public OaiReply {
 public:
     OaiOutput(OaiRequest o, std::string model, const Tokenizer& tok)
         : o_(std::move(o)), model_(std::move(model)), tok_(tok), reply_(o_.prompt, tok) {}
+    bool stream() const override { return o_.stream; }
 
     json chunk(const json& choice) const {
         return {{"id", o_.id}, {"object", o_.chat ? "chat.completion.chunk" : "text_completion"}, {"created", o_.created},
@@ -168,7 +81,7 @@ public:
     }
 
     // SSE formatter for stream=true.
-    std::string stream_event(const JobEvent& e, bool& last) {
+    std::string stream_event(const JobEvent& e, bool& last) override {
         std::string out;
         switch (e.kind) {
             case JobEvent::Kind::Started:
@@ -206,44 +119,42 @@ public:
         return out;
     }
 
-    // Whole response for stream=false; returns the HTTP status.
-    int collect(Job& job, json& body) {
-        ReplyDelta all = reply_.start();
-        for (;;) {
-            auto e = job.pop(std::chrono::milliseconds(1000));
-            if (!e) continue;
-            if (e->kind == JobEvent::Kind::Token || e->kind == JobEvent::Kind::End) {
-                ReplyDelta d = reply_.push(*e, e->kind == JobEvent::Kind::End);
-                all.reasoning += d.reasoning;
-                all.content += d.content;
-                all.logprobs.insert(all.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
-            }
-            if (e->kind == JobEvent::Kind::Error) {
-                body = oai_error(e->code, e->message);
-                return http_status(e->code);
-            }
-            if (e->kind != JobEvent::Kind::End) continue;
-            const char* why = finish_reason(e->stop_reason, !reply_.calls().empty());
-            json lp = o_.logprobs ? logprobs_json(all.logprobs) : json(nullptr);
-            json choice;
-            if (o_.chat) {
-                json msg = {{"role", "assistant"}, {"content", all.content}};
-                if (o_.prompt.harmony) msg["reasoning_content"] = all.reasoning;
-                if (!reply_.calls().empty()) {
-                    json calls = json::array();
-                    for (const auto& c : reply_.calls())
-                        calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
-                    msg["tool_calls"] = calls;
-                    if (all.content.empty()) msg["content"] = nullptr;
-                }
-                choice = {{"index", 0}, {"message", msg}, {"logprobs", lp}, {"finish_reason", why}};
-            } else {
-                choice = {{"index", 0}, {"text", all.content}, {"logprobs", lp}, {"finish_reason", why}};
-            }
-            body = {{"id", o_.id}, {"object", o_.chat ? "chat.completion" : "text_completion"}, {"created", o_.created},
-                    {"model", model_}, {"choices", json::array({choice})}, {"usage", usage_json(o_, e->tokens_out)}};
-            return 200;
+    // stream=false: the reply accumulates until the End (or Error) event.
+    bool collect_event(const JobEvent& e, json& body, int& status) override {
+        if (e.kind == JobEvent::Kind::Started) all_ = reply_.start();
+        if (e.kind == JobEvent::Kind::Token || e.kind == JobEvent::Kind::End) {
+            ReplyDelta d = reply_.push(e, e.kind == JobEvent::Kind::End);
+            all_.reasoning += d.reasoning;
+            all_.content += d.content;
+            all_.logprobs.insert(all_.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
         }
+        if (e.kind == JobEvent::Kind::Error) {
+            body = oai_error(e.code, e.message);
+            status = http_status(e.code);
+            return true;
+        }
+        if (e.kind != JobEvent::Kind::End) return false;
+        const char* why = finish_reason(e.stop_reason, !reply_.calls().empty());
+        json lp = o_.logprobs ? logprobs_json(all_.logprobs) : json(nullptr);
+        json choice;
+        if (o_.chat) {
+            json msg = {{"role", "assistant"}, {"content", all_.content}};
+            if (o_.prompt.harmony) msg["reasoning_content"] = all_.reasoning;
+            if (!reply_.calls().empty()) {
+                json calls = json::array();
+                for (const auto& c : reply_.calls())
+                    calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+                msg["tool_calls"] = calls;
+                if (all_.content.empty()) msg["content"] = nullptr;
+            }
+            choice = {{"index", 0}, {"message", msg}, {"logprobs", lp}, {"finish_reason", why}};
+        } else {
+            choice = {{"index", 0}, {"text", all_.content}, {"logprobs", lp}, {"finish_reason", why}};
+        }
+        body = {{"id", o_.id}, {"object", o_.chat ? "chat.completion" : "text_completion"}, {"created", o_.created},
+                {"model", model_}, {"choices", json::array({choice})}, {"usage", usage_json(o_, e.tokens_out)}};
+        status = 200;
+        return true;
     }
 
 private:
@@ -252,6 +163,7 @@ private:
     const Tokenizer& tok_;
     ReplyParser reply_;
     int64_t text_offset_ = 0;
+    ReplyDelta all_;  // collected so far (stream=false)
 };
 
 }  // namespace
@@ -262,66 +174,44 @@ void Server::add_openai_routes() {
         return json{{"id", in.name}, {"object", "model"}, {"created", 0}, {"owned_by", "worker-orcd"},
                     {"context_length", in.n_ctx}, {"max_model_len", in.n_ctx}, {"n_ctx_train", in.n_ctx_train}};
     };
-    http_->Get("/v1/models", [this, model_json](const httplib::Request& req, httplib::Response& res) {
+    route("GET", "/v1/models", [this, model_json](const httplib::Request& req, httplib::Response& res) {
         correlation_id(req, res);
         json data = json::array();
         if (engine_.state() == Engine::State::Ready) data.push_back(model_json());
         send_json(res, 200, {{"object", "list"}, {"data", data}});
-    });
-    http_->Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& req, httplib::Response& res) {
+    }, 4096);
+    route("GET", R"(/v1/models/(.+))", [this, model_json](const httplib::Request& req, httplib::Response& res) {
         correlation_id(req, res);
         if (engine_.state() == Engine::State::Ready && req.matches[1] == engine_.info().name) {
             send_json(res, 200, model_json());
             return;
         }
-        json e = oai_error(Code::INVALID_REQUEST, "model '" + std::string(req.matches[1]) + "' is not served here", "model");
+        json e = oai_error(Code::INVALID_REQUEST, "model '" + std::string(req.matches[1]).substr(0, 128) + "' is not served here",
+                           "model");
         e["error"]["code"] = "model_not_found";
         send_json(res, 404, e);
-    });
+    }, 4096);
 
     auto completions = [this](bool chat) {
         return [this, chat](const httplib::Request& req, httplib::Response& res) {
-            const std::string cid = correlation_id(req, res);
-            json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-            if (!body.is_object()) {
-                send_json(res, 400, oai_error(Code::INVALID_REQUEST, "body must be a JSON object"));
-                return;
-            }
-            if (engine_.wait_loaded() == Engine::State::Failed) {
-                send_json(res, http_status(engine_.load_error_code()), oai_error(engine_.load_error_code(), engine_.load_error()));
-                return;
-            }
-            OaiRequest o;
-            o.gen.correlation_id = cid;
-            auto errors = parse_oai(body, req.body, chat, engine_, o);
-            read_test_headers(req, options_.enable_test_faults, engine_.info().vocab_size, o.gen, errors);
-            if (!errors.empty()) {
-                send_field_errors(res, errors);
-                return;
-            }
-            std::shared_ptr<Job> job;
-            try {
-                job = engine_.submit(o.gen);
-            } catch (const Error& e) {
-                send_json(res, http_status(e.code()), oai_error(e.code(), e.what()));
-                return;
-            }
-            auto out = std::make_shared<OaiOutput>(o, engine_.info().name, engine_.tokenizer());
-            if (o.stream) {
-                stream_job(res, engine_, job, [out](const JobEvent& e, bool& last) { return out->stream_event(e, last); });
-            } else {
-                json result;
-                const int status = out->collect(*job, result);
-                send_json(res, status, result);
-            }
+            serve_generation(req, res, engine_, options_.enable_test_faults,
+                             [this, chat](const json& body, const std::string& raw, GenerateRequest& gen,
+                                          std::vector<FieldError>& errors) -> std::shared_ptr<OaiReply> {
+                                 OaiRequest o;
+                                 errors = parse_oai(body, raw, chat, engine_, o);
+                                 if (!errors.empty()) return nullptr;
+                                 gen = o.gen;
+                                 return std::make_shared<OaiOutput>(std::move(o), engine_.info().name,
+                                                                    engine_.tokenizer());
+                             });
         };
     };
-    http_->Post("/v1/completions", completions(false));
-    http_->Post("/v1/chat/completions", completions(true));
+    route("POST", "/v1/completions", completions(false), options_.max_body_bytes);
+    route("POST", "/v1/chat/completions", completions(true), options_.max_body_bytes);
 
     // llama-server's shapes: {"content", "add_special"=false, "parse_special"=true,
     // "with_pieces"=false} -> {"tokens":[ids]} or [{"id","piece"}]; {"tokens"} -> {"content"}.
-    http_->Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    route("POST", "/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
         correlation_id(req, res);
         json body = json::parse(req.body, nullptr, false);
         std::vector<FieldError> errors;
@@ -354,8 +244,8 @@ void Server::add_openai_routes() {
             out.push_back({{"id", id}, {"piece", piece}});
         }
         send_json(res, 200, {{"tokens", out}});
-    });
-    http_->Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    }, options_.max_body_bytes);
+    route("POST", "/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
         correlation_id(req, res);
         json body = json::parse(req.body, nullptr, false);
         if (engine_.wait_loaded() == Engine::State::Failed)
@@ -370,7 +260,7 @@ void Server::add_openai_routes() {
         if (!ok)
             return send_json(res, 400, oai_error(Code::INVALID_REQUEST, "tokens must be an array of token ids in 0.." + std::to_string(V - 1), "tokens"));
         send_json(res, 200, {{"content", utf8_lossy(engine_.tokenizer().decode(ids))}});
-    });
+    }, options_.max_body_bytes);
 }
 
 }  // namespace wo

@@ -149,7 +149,7 @@ ToolChoice read_tool_choice(const nlohmann::json& v, const std::vector<ToolDef>&
                               field + " must be none, auto, required or a named function (got '" + s + "')"});
             return c;
         }
-    } else if (v.is_object() && v.value("type", "") == "function") {
+    } else if (string_at(v, "type") == "function") {
         // Chat: {type, function:{name}}; Responses: {type, name}.
         const nlohmann::json* n = nullptr;
         if (v.contains("function") && v["function"].is_object() && v["function"].contains("name"))

@@ -10,11 +10,7 @@
 namespace wo {
 
 namespace {
-std::optional<int32_t> opt_id(const gguf::File& f, const char* key) {
-    auto v = f.find_int(key);
-    if (!v) return std::nullopt;
-    return static_cast<int32_t>(*v);
-}
+std::optional<int64_t> opt_id(const gguf::File& f, const char* key) { return f.find_int(key); }
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
@@ -40,15 +36,19 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
         }
         auto check_id = [&](const char* key) -> std::optional<int32_t> {
             auto id = opt_id(f, key);
-            if (id && (*id < 0 || *id >= static_cast<int32_t>(v.pieces.size()))) {
-                // llama.cpp writes -1 / out-of-range for "none" in some files; treat as absent.
-                return std::nullopt;
-            }
-            return id;
+            // llama.cpp writes -1 (or its u32 form) for "none"; any other id outside the
+            // vocabulary is corrupt metadata that would index past the embeddings.
+            if (!id || *id == -1 || *id == 0xFFFFFFFFll) return std::nullopt;
+            if (*id < 0 || *id >= static_cast<int64_t>(v.pieces.size()))
+                throw Error(Code::TOKENIZER_INVALID, std::string(key) + " = " + std::to_string(*id) +
+                                                         " is outside the vocabulary of " +
+                                                         std::to_string(v.pieces.size()) + " tokens");
+            return static_cast<int32_t>(*id);
         };
         auto bos = check_id("tokenizer.ggml.bos_token_id");
         auto eos = check_id("tokenizer.ggml.eos_token_id");
         auto pad = check_id("tokenizer.ggml.padding_token_id");
+        auto unk = check_id("tokenizer.ggml.unknown_token_id");  // before the vocabulary is moved out
         std::vector<int32_t> extra;
         for (const char* k : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
             if (auto id = check_id(k)) extra.push_back(*id);
@@ -108,7 +108,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const gguf::File& f) {
             s.bos = bos;
             s.eos = eos;
             s.pad = pad;
-            s.unk = check_id("tokenizer.ggml.unknown_token_id");
+            s.unk = unk;
             s.add_bos = f.find_bool("tokenizer.ggml.add_bos_token").value_or(true);
             s.add_space_prefix = f.find_bool("tokenizer.ggml.add_space_prefix").value_or(true);
             s.chat_template = std::move(chat_template);

@@ -126,7 +126,8 @@ public:
     FakeTokenizer() { eog_ids = {63}; }
     std::vector<int32_t> encode(std::string_view text, bool, bool) const override {
         std::vector<int32_t> ids;
-        for (char c : text) ids.push_back((c - 'a' + 64) % 26);
+        // ids 0..25 for any byte (+260 keeps bytes below '!' non-negative; others map as before)
+        for (unsigned char c : text) ids.push_back((c - 'a' + 64 + 260) % 26);
         return ids;
     }
     std::string token_bytes(int32_t id) const override {

@@ -194,6 +194,32 @@ TEST(Scheduler, CancelStopsWithinAStepAndFreesTheSlot) {
     EXPECT_EQ(drain(*c).last().code, Code::CANCELLED);
 }
 
+TEST(Scheduler, CancellingAQueuedJobEndsItAtOnceAndFreesItsPlace) {
+    Fixture f({.n_ctx = 100000, .n_parallel = 1, .max_queue = 1});
+    f.model->step_ms = 50;  // a runs for seconds (EOG after 62 steps), so q stays queued
+    auto a = f.engine->submit(req("a", {1}, 100000));  // holds the only slot
+    ASSERT_EQ(a->pop(std::chrono::milliseconds(5000))->kind, JobEvent::Kind::Started);
+    auto q = f.engine->submit(req("q", {1}, 2));
+    EXPECT_EQ(f.engine->metrics().queue_depth.load(), 1);
+    EXPECT_THROW(f.engine->submit(req("over", {1}, 2)), Error);  // the queue of one is full
+    EXPECT_TRUE(f.engine->cancel("q"));
+    // Ended before the slot frees: the CANCELLED event is already there, the queue is empty,
+    // and the id is free again.
+    auto e = q->pop(std::chrono::milliseconds(0));
+    ASSERT_TRUE(e.has_value());  // the only event: no Started, it never had a slot
+    EXPECT_EQ(e->kind, JobEvent::Kind::Error);
+    EXPECT_EQ(e->code, Code::CANCELLED);
+    EXPECT_TRUE(q->finished());
+    EXPECT_FALSE(q->pop(std::chrono::milliseconds(0)).has_value());
+    EXPECT_EQ(f.engine->metrics().queue_depth.load(), 0);
+    EXPECT_FALSE(f.engine->cancel("q"));
+    auto q2 = f.engine->submit(req("q", {1}, 2));  // room again, same id
+    EXPECT_EQ(f.engine->metrics().queue_depth.load(), 1);
+    f.engine->cancel("a");
+    EXPECT_EQ(drain(*a).last().code, Code::CANCELLED);
+    EXPECT_EQ(drain(*q2).last().kind, JobEvent::Kind::End);
+}
+
 TEST(Scheduler, SameSeedSameTokensAloneOrBatched) {
     Fixture f({.n_parallel = 4}, /*chain=*/false);
     const SamplingParams sp{.temperature = 1.0f, .top_p = 0.9f, .seed = 99};

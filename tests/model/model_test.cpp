@@ -7,6 +7,7 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 #include <cmath>
+#include <limits>
 
 #include "model/model.h"
 #include "model/tiny_models.h"
@@ -182,6 +183,26 @@ TEST(ModelLoad, InconsistentMetadataNamesTheKey) {
                           "layer_norm_rms_epsilon");
     expect_metadata_error("llama.rope.scaling.type", gguf::Value::str("longrope"), "longrope");
     expect_metadata_error("llama.attention.key_length", gguf::Value::u32(32), "attention.key_length");
+    // A non-positive or non-finite RoPE base turns every position into NaN or a constant.
+    expect_metadata_error("llama.rope.freq_base", gguf::Value::f32(-10000.0f), "llama.rope.freq_base");
+    expect_metadata_error("llama.rope.freq_base", gguf::Value::f32(0.0f), "llama.rope.freq_base");
+    expect_metadata_error("llama.rope.freq_base", gguf::Value::f32(std::numeric_limits<float>::infinity()),
+                          "llama.rope.freq_base");
+    expect_metadata_error("llama.attention.layer_norm_rms_epsilon", gguf::Value::f32(std::numeric_limits<float>::quiet_NaN()),
+                          "layer_norm_rms_epsilon");
+}
+
+TEST(ModelLoad, GptOssRopeBaseMustBePositive) {
+    const auto bytes = test::with_metadata(test::tiny_gguf({.arch = "gpt-oss"}), "gpt-oss.rope.freq_base",
+                                           gguf::Value::f32(-1.0f));
+    auto file = std::make_shared<const gguf::File>(gguf::File::parse(bytes.data(), bytes.size()));
+    try {
+        load_model(file, {});
+        ADD_FAILURE() << "negative rope.freq_base accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Code::MODEL_LOAD_FAILED) << e.what();
+        EXPECT_NE(std::string(e.what()).find("gpt-oss.rope.freq_base"), std::string::npos) << e.what();
+    }
 }
 
 TEST(ModelLoad, AbsurdBlockCountIsAnErrorNotAnAllocation) {

@@ -29,12 +29,22 @@ struct Result {
     std::string body;
     std::vector<SseEvent> events;
     std::string correlation;  // X-Correlation-Id of the response
+    std::string error;        // httplib's error when no response came back
 };
+
+// What a failing assertion prints: the status and body, or why there was no answer.
+std::ostream& operator<<(std::ostream& o, const Result& r) {
+    if (r.status == 0) return o << "no HTTP response (" << r.error << ")";
+    return o << "HTTP " << r.status << ", body: " << r.body.substr(0, 2000);
+}
 
 Result post(const ServeProcess& p, const std::string& path, const json& body, httplib::Headers h = {}) {
     auto r = p.client().Post(path.c_str(), h, body.dump(), "application/json");
     Result out;
-    if (!r) return out;
+    if (!r) {
+        out.error = httplib::to_string(r.error());
+        return out;
+    }
     out.status = r->status;
     out.body = r->body;
     out.correlation = r->get_header_value("X-Correlation-Id");
@@ -49,7 +59,11 @@ std::string text_of(const Result& r) {
     return s;
 }
 
-const SseEvent& last(const Result& r) { return r.events.back(); }
+// The final event; an empty one (so assertions fail instead of crashing) when there is none.
+const SseEvent& last(const Result& r) {
+    static const SseEvent none{"(no events)", nullptr};
+    return r.events.empty() ? none : r.events.back();
+}
 
 // `worker-orcd generate`: the plain one-sequence loop, as the oracle for what serve streams.
 std::string generate_cli(const std::string& model, const std::string& prompt, int n) {
@@ -111,8 +125,8 @@ protected:
 
 TEST_F(NativeApi, HealthReportsTheLoadedModel) {
     auto r = server_->client().Get("/health");
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 200) << r->body;
     const json h = json::parse(r->body);
     EXPECT_EQ(h["status"], "healthy");
     EXPECT_EQ(h["model"], "tiny-gpt-oss-test");
@@ -165,7 +179,7 @@ TEST_F(NativeApi, EventOrderAndPayloads) {
 
 TEST_F(NativeApi, SeedIsGeneratedWhenAbsentAndReproducesTheRun) {
     auto a = post(*server_, "/execute", body("seed-a", "The sky is", 8));
-    ASSERT_EQ(a.status, 200);
+    ASSERT_EQ(a.status, 200) << a;
     ASSERT_TRUE(a.events[0].data["seed"].is_number_unsigned());
     const uint64_t seed = a.events[0].data["seed"].get<uint64_t>();
     auto b = post(*server_, "/execute", body("seed-b", "The sky is", 8, {{"seed", seed}}));
@@ -180,7 +194,7 @@ TEST_F(NativeApi, ValidationNamesEveryBadField) {
                 {"min_p", -0.1},        {"repetition_penalty", 0},           {"stop", {"a", "b", "c", "d", "e"}},
                 {"seed", -1}};
     auto r = post(*server_, "/execute", bad);
-    ASSERT_EQ(r.status, 400);
+    ASSERT_EQ(r.status, 400) << r;
     const json j = json::parse(r.body);
     std::map<std::string, std::string> got;
     for (const auto& e : j["errors"]) {
@@ -204,19 +218,19 @@ TEST_F(NativeApi, ValidationNamesEveryBadField) {
     std::string cjk;
     for (int k = 0; k < 32768; ++k) cjk += "\xe4\xb8\xad";
     r = post(*server_, "/execute", body("cjk", cjk, 1));
-    ASSERT_EQ(r.status, 400);
+    ASSERT_EQ(r.status, 400) << r;
     EXPECT_EQ(json::parse(r.body)["errors"][0]["field"], "prompt");
     EXPECT_EQ(json::parse(r.body)["errors"][0]["constraint"], "tokens(1..=256)");
 
     r = post(*server_, "/execute", json{{"prompt", "x"}});
-    ASSERT_EQ(r.status, 400);
+    ASSERT_EQ(r.status, 400) << r;
     EXPECT_EQ(json::parse(r.body)["errors"][0]["field"], "job_id");
     auto raw = server_->client().Post("/execute", "{not json", "application/json");
-    ASSERT_TRUE(raw);
-    EXPECT_EQ(raw->status, 400);
+    ASSERT_TRUE(raw) << httplib::to_string(raw.error());
+    EXPECT_EQ(raw->status, 400) << raw->body;
     EXPECT_EQ(json::parse(raw->body)["errors"][0]["field"], "body");
     r = post(*server_, "/execute", body("types", "x", 1, {{"temperature", "hot"}, {"stop", {1}}}));
-    ASSERT_EQ(r.status, 400);
+    ASSERT_EQ(r.status, 400) << r;
     EXPECT_EQ(json::parse(r.body)["errors"].size(), 2u);
 }
 
@@ -256,7 +270,7 @@ TEST_F(NativeApi, StopSequenceEndsTheStreamWithoutEmittingIt) {
     const std::string stop = text.substr(at, 3);
     const size_t first = text.find(stop);
     auto r = post(*server_, "/execute", body("stop-1", "Once upon a time", 24, {{"temperature", 0}, {"stop", {stop}}}));
-    ASSERT_EQ(r.status, 200);
+    ASSERT_EQ(r.status, 200) << r;
     EXPECT_EQ(last(r).event, "end");
     EXPECT_EQ(last(r).data["stop_reason"], "STOP_SEQUENCE");
     EXPECT_EQ(last(r).data["stop_sequence_matched"], stop);
@@ -283,23 +297,29 @@ TEST_F(NativeApi, ConcurrentStreamsEqualTheirSoloRuns) {
         return body(id, "Stream " + std::to_string(k) + " says", 6,
                     {{"seed", 1000 + k}, {"temperature", 0.9}, {"top_k", 40 + k}, {"top_p", 0.95}});
     };
-    std::vector<std::string> solo(n), together(n);
+    std::vector<std::string> solo(n);
+    std::vector<Result> together(n);
     for (int k = 0; k < n; ++k) {
         auto r = post(*server_, "/execute", req(k, "solo-" + std::to_string(k)));
-        ASSERT_EQ(last(r).event, "end") << r.body;
+        ASSERT_FALSE(r.events.empty()) << r;
+        ASSERT_EQ(last(r).event, "end") << r;
         solo[k] = text_of(r);
     }
     std::vector<std::thread> ts;
     std::atomic<int> max_busy{0};
     for (int k = 0; k < n; ++k)
-        ts.emplace_back([&, k] { together[k] = text_of(post(*server_, "/execute", req(k, "together-" + std::to_string(k)))); });
+        ts.emplace_back([&, k] { together[k] = post(*server_, "/execute", req(k, "together-" + std::to_string(k))); });
     for (int i = 0; i < 20; ++i) {
         max_busy = std::max(max_busy.load(), busy_slots());
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     for (auto& t : ts) t.join();
     EXPECT_GT(max_busy.load(), 1) << "the streams never overlapped";
-    for (int k = 0; k < n; ++k) EXPECT_EQ(together[k], solo[k]) << "stream " << k;
+    for (int k = 0; k < n; ++k) {
+        ASSERT_FALSE(together[k].events.empty()) << "stream " << k << ": " << together[k];
+        EXPECT_EQ(last(together[k]).event, "end") << "stream " << k << ": " << together[k];
+        EXPECT_EQ(text_of(together[k]), solo[k]) << "stream " << k << ": " << together[k];
+    }
     std::set<std::string> distinct(solo.begin(), solo.end());
     EXPECT_GT(distinct.size(), 16u);  // different prompts and seeds give different streams
 }
@@ -309,7 +329,7 @@ TEST_F(NativeApi, CancelEndsTheStreamAndFreesTheSlot) {
     std::thread t([&] { r = post(*server_, "/execute", body("cancel-1", "Tell me a long story", 2048)); });
     for (int i = 0; i < 500 && busy_slots() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     auto c = post(*server_, "/cancel", {{"job_id", "cancel-1"}});
-    EXPECT_EQ(c.status, 202);
+    EXPECT_EQ(c.status, 202) << c;
     EXPECT_EQ(json::parse(c.body)["status"], "cancelling");
     t.join();
     ASSERT_FALSE(r.events.empty());
@@ -377,7 +397,7 @@ TEST_F(NativeApi, DuplicateActiveJobIdIsRejected) {
     std::thread t([&] { first = post(*server_, "/execute", body("dup-1", "long", 2048)); });
     for (int i = 0; i < 500 && busy_slots() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     auto r = post(*server_, "/execute", body("dup-1", "again", 2));
-    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.status, 400) << r;
     EXPECT_EQ(json::parse(r.body)["errors"][0]["field"], "job_id");
     post(*server_, "/cancel", {{"job_id", "dup-1"}});
     t.join();

@@ -51,7 +51,7 @@ TEST_F(OpenAiApi, OfficialClientParsesStreamedAndWholeResponses) {
         "/execute",
         json{{"job_id", "oai-x"}, {"prompt", "The capital of France is"}, {"max_tokens", 6}, {"seed", 7}, {"temperature", 0.7}}.dump(),
         "application/json");
-    ASSERT_TRUE(native);
+    ASSERT_TRUE(native) << httplib::to_string(native.error());
     std::string text;
     for (const auto& e : parse_sse(native->body))
         if (e.event == "token") text += e.data["t"].get<std::string>();
@@ -161,7 +161,7 @@ TEST(OpenAiTemplates, ChatMlModelUsesItsGgufTemplateAndNoTemplateIsA400) {
         const json body = {{"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Hi"}}}},
                            {"max_tokens", 3}, {"temperature", 0}};
         auto r = p.client().Post("/v1/chat/completions", body.dump(), "application/json");
-        ASSERT_TRUE(r);
+        ASSERT_TRUE(r) << httplib::to_string(r.error());
         ASSERT_EQ(r->status, 200) << r->body;
         const json j = json::parse(r->body);
         // The ChatML text the Qwen template renders for this conversation, written by hand.
@@ -175,13 +175,13 @@ TEST(OpenAiTemplates, ChatMlModelUsesItsGgufTemplateAndNoTemplateIsA400) {
         ASSERT_GT(p.port(), 0) << p.log_text();
         auto r = p.client().Post("/v1/chat/completions", json{{"messages", {{{"role", "user"}, {"content", "Hi"}}}}}.dump(),
                                  "application/json");
-        ASSERT_TRUE(r);
-        EXPECT_EQ(r->status, 400);
+        ASSERT_TRUE(r) << httplib::to_string(r.error());
+        EXPECT_EQ(r->status, 400) << r->body;
         EXPECT_NE(json::parse(r->body)["error"]["message"].get<std::string>().find("no chat template"), std::string::npos)
             << r->body;
         // Completions need no template.
         r = p.client().Post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}}.dump(), "application/json");
-        ASSERT_TRUE(r);
+        ASSERT_TRUE(r) << httplib::to_string(r.error());
         EXPECT_EQ(r->status, 200) << r->body;
     }
 }

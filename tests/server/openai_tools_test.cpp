@@ -50,7 +50,7 @@ TEST(OpenAiTemplates, Qwen25ToolCallLoopAndToolsOnATemplateWithoutToolFormatIsA4
     const std::string first = R"({"messages":[{"role":"user","content":"Weather?"}],"max_tokens":)" + std::to_string(script.size()) +
                               R"(,"tools":)" + tools;
     auto r = p.client().Post("/v1/chat/completions", h, first + "}", "application/json");
-    ASSERT_TRUE(r);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
     ASSERT_EQ(r->status, 200) << r->body;
     json j = json::parse(r->body);
     const json& msg = j["choices"][0]["message"];
@@ -61,7 +61,7 @@ TEST(OpenAiTemplates, Qwen25ToolCallLoopAndToolsOnATemplateWithoutToolFormatIsA4
     EXPECT_EQ(msg["tool_calls"][0]["function"]["arguments"], "{\"location\":\"Paris\"}");
     // Streamed: content deltas, then the whole call in one delta.
     r = p.client().Post("/v1/chat/completions", h, first + R"(,"stream":true})", "application/json");
-    ASSERT_TRUE(r);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
     std::string content;
     json calls = json::array();
     for (const auto& e : parse_sse(r->body)) {
@@ -81,7 +81,7 @@ TEST(OpenAiTemplates, Qwen25ToolCallLoopAndToolsOnATemplateWithoutToolFormatIsA4
     const std::string second = R"({"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"Paris\"}"}}]},{"role":"tool","tool_call_id":"c1","content":"sunny"}],"max_tokens":1,"tools":)" +
                                tools + "}";
     r = p.client().Post("/v1/chat/completions", second, "application/json");
-    ASSERT_TRUE(r);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
     ASSERT_EQ(r->status, 200) << r->body;
     const std::string want =
         "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\nYou may call one or "
@@ -99,8 +99,8 @@ TEST(OpenAiTemplates, Qwen25ToolCallLoopAndToolsOnATemplateWithoutToolFormatIsA4
     ServeProcess q(tiny_qwen2_model(true), {"--threads", "1", "--ctx", "1024", "--parallel", "1"});
     ASSERT_GT(q.port(), 0) << q.log_text();
     r = q.client().Post("/v1/chat/completions", first + "}", "application/json");
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 400);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 400) << r->body;
     j = json::parse(r->body);
     EXPECT_EQ(j["error"]["param"], "messages");
     EXPECT_NE(j["error"]["message"].get<std::string>().find("no tool-call format"), std::string::npos) << r->body;
@@ -280,8 +280,8 @@ TEST_F(OpenAiTools, BadToolsChoicesAndOrphanToolMessagesAre400sInOpenAiShape) {
     const std::string raw = R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"x":)" +
                             deep + "}}}}]}";
     auto deep_r = server_->client().Post("/v1/chat/completions", raw, "application/json");
-    ASSERT_TRUE(deep_r);
-    EXPECT_EQ(deep_r->status, 400);
+    ASSERT_TRUE(deep_r) << httplib::to_string(deep_r.error());
+    EXPECT_EQ(deep_r->status, 400) << deep_r->body;
     EXPECT_EQ(json::parse(deep_r->body)["error"]["param"], "tools[0]") << deep_r->body.substr(0, 300);
 
     // A valid conversation with a tool result renders and runs.
@@ -458,7 +458,7 @@ TEST_F(OpenAiTools, ToolChoiceNoneLeavesToolsOutAndRequiredForcesACall) {
         ids += (ids.empty() ? "" : ",") + std::to_string(id);
     const json body = {{"messages", {user}}, {"max_tokens", 32}, {"tools", tools}, {"tool_choice", "required"}};
     auto r = server_->client().Post("/v1/chat/completions", {{"X-Test-Script", ids}}, body.dump(), "application/json");
-    ASSERT_TRUE(r);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
     ASSERT_EQ(r->status, 200) << r->body;
     const json j = json::parse(r->body);
     EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls");
@@ -469,8 +469,8 @@ TEST_F(OpenAiTools, ToolChoiceNoneLeavesToolsOutAndRequiredForcesACall) {
                                                tok->encode("<|channel|>commentary to=functions.", true, false).size());
     // A bad script is a 400 naming the header.
     r = server_->client().Post("/v1/chat/completions", {{"X-Test-Script", "1,x"}}, body.dump(), "application/json");
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 400);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 400) << r->body;
     EXPECT_EQ(json::parse(r->body)["error"]["param"], "X-Test-Script");
 }
 
@@ -517,16 +517,16 @@ TEST_F(OpenAiTools, TokenizeDetokenizeAndModelContextLength) {
     EXPECT_EQ(status, 400);
 
     auto r = server_->client().Get("/v1/models");
-    ASSERT_TRUE(r);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
     j = json::parse(r->body);
     EXPECT_EQ(j["data"][0]["context_length"], 1024);
     EXPECT_EQ(j["data"][0]["n_ctx_train"], 4096);
     r = server_->client().Get("/v1/models/tiny-gpt-oss-test");
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 200) << r->body;
     r = server_->client().Get("/v1/models/other");
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 404);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 404) << r->body;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -52,7 +53,8 @@ public:
     explicit ServeProcess(const std::string& model, std::vector<std::string> args = {}, bool wait_ready = true) {
         log_path_ = std::filesystem::temp_directory_path() /
                     ("wo-serve-" + std::to_string(getpid()) + "-" + std::to_string(counter()++) + ".log");
-        std::vector<std::string> argv = {WO_BINARY, "serve", "--model", model, "--port", "0", "--host", "127.0.0.1"};
+        std::vector<std::string> argv = {WO_BINARY, "serve", "--model", model, "--port", "0"};
+        if (std::find(args.begin(), args.end(), "--host") == args.end()) argv.insert(argv.end(), {"--host", "127.0.0.1"});
         argv.insert(argv.end(), args.begin(), args.end());
         std::vector<char*> cargv;
         for (auto& a : argv) cargv.push_back(a.data());

@@ -183,8 +183,8 @@ TEST_F(Startup, QueueFullAndTimeoutAreReachable) {
     for (int i = 0; i < 400 && queue_depth() != 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     EXPECT_EQ(queue_depth(), 1);
     auto r = p.client().Post("/execute", body("q-c", 1), "application/json");
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 503);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 503) << r->body;
     const json e = json::parse(r->body)["error"];
     EXPECT_EQ(e["code"], "QUEUE_FULL");
     EXPECT_EQ(e["retriable"], true);
@@ -194,7 +194,7 @@ TEST_F(Startup, QueueFullAndTimeoutAreReachable) {
 
     ServeProcess t(model_, {"--threads", "1", "--inference-timeout-sec", "0.05", "--ctx", "4096"});
     auto rt = t.client().Post("/execute", body("slow", 2048), "application/json");
-    ASSERT_TRUE(rt);
+    ASSERT_TRUE(rt) << httplib::to_string(rt.error());
     const auto ev = parse_sse(rt->body);
     ASSERT_FALSE(ev.empty());
     EXPECT_EQ(ev.back().event, "error");

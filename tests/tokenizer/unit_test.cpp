@@ -198,6 +198,13 @@ TEST(Gguf, MalformedTokenizerMetadataIsNamed) {
          }},
         {"tokenizer.ggml.tokens",
          [](gguf::Writer& w) { w.set("tokenizer.ggml.tokens", gguf::Value::str("x")); }},
+        // Special ids outside the vocabulary would index past the embeddings (-1 means none).
+        {"tokenizer.ggml.bos_token_id = 256",
+         [](gguf::Writer& w) { w.set("tokenizer.ggml.bos_token_id", gguf::Value::u32(256)); }},
+        {"tokenizer.ggml.eos_token_id = 100000",
+         [](gguf::Writer& w) { w.set("tokenizer.ggml.eos_token_id", gguf::Value::u32(100000)); }},
+        {"tokenizer.ggml.padding_token_id = -5",
+         [](gguf::Writer& w) { w.set("tokenizer.ggml.padding_token_id", gguf::Value::i32(-5)); }},
     };
     for (const auto& c : cases) {
         gguf::Writer w;
@@ -214,6 +221,17 @@ TEST(Gguf, MalformedTokenizerMetadataIsNamed) {
             EXPECT_EQ(e.code(), Code::TOKENIZER_INVALID) << e.what();
             EXPECT_NE(std::string(e.what()).find(c.names), std::string::npos) << e.what();
         }
+    }
+    // -1 (as i32 or its u32 form) is how llama.cpp writes "no such token": absent, not an error.
+    for (auto none : {gguf::Value::i32(-1), gguf::Value::u32(0xFFFFFFFFu)}) {
+        gguf::Writer w;
+        w.set("tokenizer.ggml.model", gguf::Value::str("gpt2"));
+        w.set("tokenizer.ggml.pre", gguf::Value::str("gpt-2"));
+        w.set("tokenizer.ggml.tokens", gguf::Value::string_array(toks));
+        w.set("tokenizer.ggml.merges", gguf::Value::string_array({}));
+        w.set("tokenizer.ggml.bos_token_id", none);
+        std::vector<uint8_t> keep;
+        EXPECT_FALSE(from_gguf(w, keep)->bos_id.has_value());
     }
 }
 
