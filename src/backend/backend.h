@@ -14,6 +14,7 @@
 //   sync() wait. A step allocates nothing (buffers are reserved once: alloc_count() tells).
 // docs/backend.md describes the step contract and how to add a backend.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -143,6 +144,15 @@ public:
     // synchronous backend, 2 when the device runs a step while the host reads the last one.
     virtual int pipeline_depth() const { return 1; }
 
+    // ---- token roles: in the ops that follow, the first n rows of every activation (and the first
+    // n * k pairs of moe_ffn) are generated tokens (decode), the rest prompt tokens. A backend may
+    // compute the two with different kernels (CUDA: CUDA-core matvecs for decode, tensor cores for
+    // prompts), each with a reduction order that does not depend on the batch, so a sequence's
+    // results never depend on what else is in its step. The decoder sets it every step; until
+    // then every row is a decode row.
+    void set_decode_rows(int64_t n) { decode_rows_ = n; }
+    int64_t decode_rows() const { return decode_rows_; }
+
     // ---- ops (y = output; see the conventions above)
     // tokens[i] = in[i] >= 0 ? in[i] : st.last_id[slot[i]]; then st.history[slot[i]][pos[i]] = tokens[i].
     virtual void resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st) = 0;
@@ -212,6 +222,7 @@ protected:
     uint64_t alloc_count_ = 0;  // incremented by alloc()
     uint64_t alloc_bytes_ = 0;  // added to by alloc()
     uint64_t kv_bytes_ = 0;
+    int64_t decode_rows_ = INT64_MAX;
     std::vector<Buffer> kv_mem_;
 };
 

@@ -220,7 +220,7 @@ bool Engine::submit_step(std::vector<Slot>& slots, std::deque<InFlight>& flight)
         if (s.n_sched >= s.job->request.max_tokens || s.n_past >= info_.n_ctx) continue;
         const auto& script = s.job->request.script;
         const size_t last = static_cast<size_t>(s.n_sched - 1);  // the draw this token feeds back
-        batch.push_back({last < script.size() ? script[last] : kLastSampled, s.n_past, s.id, true});
+        batch.push_back({last < script.size() ? script[last] : kLastSampled, s.n_past, s.id, true, true});
         f.fed.push_back({&s, s.gen, true});
     }
     int budget = options_.prefill_chunk;  // prompt tokens this step, on top of the decode tokens

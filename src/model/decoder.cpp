@@ -229,10 +229,19 @@ void DecoderModel::submit(const std::vector<BatchToken>& batch, bool want_logits
     const Tensor o_slot = view(7 * M + O, n_out), o_pos = view(7 * M + 2 * O, n_out);
     const Tensor lg = logits_.row_range(0, n_out);
     cur_rows_ = n;
-    // Decode-only steps (one token per sequence, each sampled) have a fixed shape per size:
-    // those are the ones a device backend may capture and replay.
-    const uint64_t key = (n_out == n && n_seq == n) ? static_cast<uint64_t>(n) : 0;
+    // The leading generated tokens that sample take the decode path, the rest the prompt path.
+    int64_t n_decode = 0;
+    while (n_decode < n) {
+        const BatchToken& t = batch[static_cast<size_t>(n_decode)];
+        if (!t.logits || !(t.generated || t.token == kLastSampled)) break;
+        ++n_decode;
+    }
+    // Decode-only steps (one token per sequence, each sampled) have a fixed shape per size and
+    // split of paths: those are the ones a device backend may capture and replay.
+    const uint64_t key =
+        (n_out == n && n_seq == n) ? (static_cast<uint64_t>(n_decode) << 32 | static_cast<uint64_t>(n)) : 0;
     be_->begin_step();
+    be_->set_decode_rows(n_decode);
     be_->run_step(key, [&] {
         be_->resolve_tokens(s.t.tokens, view(0, n), s.t.pos, s.t.slot, state_);
         run(s, lg);

@@ -27,13 +27,17 @@ struct Hparams {
 // One token of a step. Tokens of the same slot appear in position order; `logits` asks for a
 // sampled next token (and, when the step wants them, that token's logits): prefill wants it for
 // the last prompt token only. A token < 0 (kLastSampled) is the id the slot's previous step
-// sampled, which never leaves the device.
+// sampled, which never leaves the device. `generated` marks a token the model generated (fed
+// back by id, e.g. a test script's); kLastSampled tokens are generated ones by definition.
+// A step's leading generated tokens with `logits` take the backend's decode path and every other
+// token its prompt path (Backend::set_decode_rows): the engine puts its generated tokens first.
 constexpr int32_t kLastSampled = -1;
 struct BatchToken {
     int32_t token = 0;
     int32_t pos = 0;
     int32_t slot = 0;
     bool logits = false;
+    bool generated = false;
 };
 
 // Sizes fixed once by reserve(): every buffer a step uses is allocated there.

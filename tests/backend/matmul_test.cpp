@@ -34,7 +34,15 @@ double mm_tol(GgmlType t, int64_t n_in, double S, double bias, double y0, double
 }
 const char* kWhy =
     "fp32 accumulation of n_in products: ~2·sqrt(n)·eps·Σ|x·w| (+4·eps·Σ for K-quant dequant, + one rounding "
-    "per bias/accumulate add)";
+    "per bias/accumulate add); prompt rows: + 3·2^-16·Σ|x·w| (split-bf16 products on tensor cores)";
+// Prompt rows (Backend::set_decode_rows) may take a tensor-core path whose products carry up to
+// 3·2^-16 of their magnitude (backend/cuda/mma.cuh); decode rows keep the fp32 bound.
+constexpr double kSplitBf16 = 3.0 / 65536.0;
+
+// The role splits each test runs under: every row decode (the default), every row prompt, and a
+// mixed step whose first 2 rows are decode rows.
+constexpr int64_t kAllDecode = INT64_MAX;
+const int64_t kSplits[] = {kAllDecode, 0, 2};
 
 using Matmul = BackendTypeTest;
 WO_ALL_BACKENDS_AND_TYPES(Matmul, ::testing::ValuesIn(kWeightTypes));
@@ -68,8 +76,10 @@ TEST_P(Matmul, MatchesTheStoredWeightsMultipliedInDouble) {
         Dev xc = dev_f32(*be, x, s.n_in, s.n_tok), xs = dev_f32(*be, xw, XW, s.n_tok);
         const auto y0 = randn(static_cast<size_t>(s.n_out * s.n_tok), seed++, 2.0f);
 
-        for (int variant = 0; variant < 4; ++variant) {
-            const bool strided = variant & 1, with_bias = variant & 2, add = variant == 1 || variant == 2;
+        for (int variant = 0; variant < 12; ++variant) {
+            const bool strided = variant & 1, with_bias = variant & 2, add = (variant & 3) == 1 || (variant & 3) == 2;
+            const int64_t n_dec = kSplits[variant / 4];
+            be->set_decode_rows(n_dec);
             const int64_t W = strided ? YW : s.n_out, c0 = strided ? 8 : 0;
             std::vector<float> img(static_cast<size_t>(W * s.n_tok), kNaN);
             if (add)
@@ -85,7 +95,8 @@ TEST_P(Matmul, MatchesTheStoredWeightsMultipliedInDouble) {
             const auto out = y.f32();
             const std::string what = std::string(add ? "matmul_add" : "matmul") + (strided ? " strided" : "") +
                                      (with_bias ? " bias" : "") + " n_in=" + std::to_string(s.n_in) +
-                                     " n_out=" + std::to_string(s.n_out) + " n_tok=" + std::to_string(s.n_tok);
+                                     " n_out=" + std::to_string(s.n_out) + " n_tok=" + std::to_string(s.n_tok) +
+                                     (n_dec == kAllDecode ? "" : " decode rows " + std::to_string(n_dec));
             ASSERT_TRUE(wrote_exactly(out, W, c0, s.n_out)) << what;
             std::vector<float> got;
             std::vector<double> want, tol;
@@ -96,33 +107,40 @@ TEST_P(Matmul, MatchesTheStoredWeightsMultipliedInDouble) {
                     const double ref = a + dot[k] + b;
                     got.push_back(out[static_cast<size_t>(t * W + c0 + r)]);
                     want.push_back(ref);
-                    tol.push_back(mm_tol(type, s.n_in, mag[k], b, a, ref));
+                    tol.push_back(mm_tol(type, s.n_in, mag[k], b, a, ref) + (t >= n_dec ? kSplitBf16 * mag[k] : 0.0));
                 }
             EXPECT_TRUE(near_all(got, want, tol, kWhy)) << what;
         }
     }
+    be->set_decode_rows(kAllDecode);
 }
 
-// Decode (1 token) and prefill (many) may take different code paths; a token's result must not
-// depend on which, or on its neighbours, or batching would change what a sequence generates.
+// A token's result must not depend on its neighbours or on how many share its step, or batching
+// would change what a sequence generates: for decode rows and for prompt rows alike (each role
+// has its own path; a token keeps its role whatever the batch).
 TEST_P(Matmul, OneTokenAloneEqualsTheSameTokenInABatchOf32) {
     const GgmlType type = std::get<1>(GetParam());
     const int64_t n_in = traits(type).block_size == 256 ? 2560 : 2880, n_out = 67, n = 32;
     auto w = make_weight(*be, type, n_in, n_out, 1, 3);
     const auto x = randn(static_cast<size_t>(n_in * n), 5);
     const auto bias = randn(static_cast<size_t>(n_out), 6);
-    Dev xd = dev_f32(*be, x, n_in, n), bd = dev_f32(*be, bias, n_out), all = dev_nan(*be, n_out, n);
-    be->matmul(all.t, xd.t, w->t, &bd.t);
-    const auto a = all.f32();
-    Dev one = dev_nan(*be, n_out, 1);
-    for (const int64_t t : {0, 1, 16, 31}) {
-        be->matmul(one.t, xd.t.row_range(t, 1), w->t, &bd.t);
-        EXPECT_TRUE(bits_equal(one.f32(), {a.begin() + t * n_out, a.begin() + (t + 1) * n_out})) << "t=" << t;
+    for (const int64_t n_dec : {kAllDecode, int64_t(0)}) {
+        SCOPED_TRACE(n_dec == 0 ? "prompt rows" : "decode rows");
+        be->set_decode_rows(n_dec);
+        Dev xd = dev_f32(*be, x, n_in, n), bd = dev_f32(*be, bias, n_out), all = dev_nan(*be, n_out, n);
+        be->matmul(all.t, xd.t, w->t, &bd.t);
+        const auto a = all.f32();
+        Dev one = dev_nan(*be, n_out, 1);
+        for (const int64_t t : {0, 1, 16, 31}) {
+            be->matmul(one.t, xd.t.row_range(t, 1), w->t, &bd.t);
+            EXPECT_TRUE(bits_equal(one.f32(), {a.begin() + t * n_out, a.begin() + (t + 1) * n_out})) << "t=" << t;
+        }
+        // And inside a batch of 7 (a short prefill chunk).
+        Dev seven = dev_nan(*be, n_out, 7);
+        be->matmul(seven.t, xd.t.row_range(10, 7), w->t, &bd.t);
+        EXPECT_TRUE(bits_equal(seven.f32(), {a.begin() + 10 * n_out, a.begin() + 17 * n_out}));
     }
-    // And inside a batch of 7 (a short prefill chunk).
-    Dev seven = dev_nan(*be, n_out, 7);
-    be->matmul(seven.t, xd.t.row_range(10, 7), w->t, &bd.t);
-    EXPECT_TRUE(bits_equal(seven.f32(), {a.begin() + 10 * n_out, a.begin() + 17 * n_out}));
+    be->set_decode_rows(kAllDecode);
 }
 
 }  // namespace

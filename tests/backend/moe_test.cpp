@@ -50,9 +50,11 @@ struct Experts {
 // each fp32 dot (~2·sqrt(n)·eps·Σ|terms|) is carried through the activation's slope
 // (|∂act/∂g| <= 1.2·|other input|, |∂act/∂u| <= |g|), the down projection (independent errors
 // of the hidden units add as a random walk, 3x) and the weighted sum.
+// Rows i >= n_dec are prompt rows: their dots may carry 3·2^-16·Σ|terms| more (split-bf16
+// products on tensor cores, backend/cuda/mma.cuh).
 void moe_ref(const Experts& E, const MoeCase& c, const std::vector<float>& x, const std::vector<int32_t>& ids,
              const std::vector<float>& wts, const std::vector<float>& y0, std::vector<double>& want,
-             std::vector<double>& tol) {
+             std::vector<double>& tol, int64_t n_dec) {
     const double u = kEps32, L = E.m.limit, alpha = E.m.alpha;
     want.assign(y0.begin(), y0.end());
     tol.assign(y0.size(), 0.0);
@@ -71,7 +73,7 @@ void moe_ref(const Experts& E, const MoeCase& c, const std::vector<float>& x, co
                     const double pu = static_cast<double>(xr[t]) * E.up->row(f, e)[t];
                     g += pg, up += pu, sg += std::fabs(pg), su += std::fabs(pu);
                 }
-                const double rt = 2 * std::sqrt(static_cast<double>(c.d)) * u;
+                const double rt = 2 * std::sqrt(static_cast<double>(c.d)) * u + (i >= n_dec ? 3.0 / 65536 : 0.0);
                 const double eg = rt * sg, eu = rt * su;
                 if (E.m.act == MoeAct::SWIGLU_OAI) {
                     const double gc = std::min(g, L), uc = std::clamp(up, -L, L);
@@ -92,7 +94,8 @@ void moe_ref(const Experts& E, const MoeCase& c, const std::vector<float>& x, co
                 }
                 // The hidden units' errors come from separate roundings: they add up like a
                 // random walk (3x its scale), not all in one direction.
-                const double eo = 3 * std::sqrt(prop) + 2 * std::sqrt(static_cast<double>(c.ff)) * u * mag;
+                const double eo = 3 * std::sqrt(prop) + 2 * std::sqrt(static_cast<double>(c.ff)) * u * mag +
+                                  (i >= n_dec ? 3.0 / 65536 * mag : 0.0);
                 const size_t yi = static_cast<size_t>(i * c.d + col);
                 want[yi] += wt * o;
                 tol[yi] += std::fabs(wt) * eo;
@@ -129,15 +132,20 @@ const GgmlType kExpertTypes[] = {GgmlType::MXFP4, GgmlType::Q8_0, GgmlType::F32}
 using Moe = BackendTypeTest;
 WO_ALL_BACKENDS_AND_TYPES(Moe, ::testing::ValuesIn(kExpertTypes));
 
+constexpr int64_t kAllDecode = INT64_MAX;
+
 TEST_P(Moe, MatchesTheDoubleReference) {
     const GgmlType type = std::get<1>(GetParam());
     uint32_t seed = 1;
+    for (const int64_t n_dec : {kAllDecode, int64_t(0), int64_t(3)})
     for (const MoeAct act : {MoeAct::SWIGLU, MoeAct::SWIGLU_OAI})
         for (const bool biases : {false, true})
             for (const MoeCase c : {MoeCase{}, MoeCase{128, 96, 8, 4, 1, 1.0f}, MoeCase{128, 64, 4, 2, 7, 4.0f}}) {
                 const std::string what = std::string(act == MoeAct::SWIGLU ? "SWIGLU" : "SWIGLU_OAI") +
                                          (biases ? " biases" : "") + " n=" + std::to_string(c.n) +
-                                         " x_scale=" + std::to_string(c.x_scale);
+                                         " x_scale=" + std::to_string(c.x_scale) +
+                                         (n_dec == kAllDecode ? "" : " decode rows " + std::to_string(n_dec));
+                be->set_decode_rows(n_dec);
                 Experts E(*be, type, c, act, biases, seed);
                 seed += 10;
                 const auto x = randn(static_cast<size_t>(c.d * c.n), seed++, c.x_scale);
@@ -151,12 +159,14 @@ TEST_P(Moe, MatchesTheDoubleReference) {
                 reserve_for(*be, c.d, c.ff, c.n_exp, c.k, c.n);
                 be->moe_ffn(yd.t, xd.t, idd.t, wd.t, E.m);
                 std::vector<double> want, tol;
-                moe_ref(E, c, x, ids, wts, y0, want, tol);
+                moe_ref(E, c, x, ids, wts, y0, want, tol, n_dec);
                 EXPECT_TRUE(near_all(yd.f32(), want, tol,
                                      "fp32 dots (~2·sqrt(n)·eps·Σ|terms|) carried through the activation slope, "
-                                     "the down projection (random walk, 3x) and the weighted sum"))
+                                     "the down projection (random walk, 3x) and the weighted sum; prompt rows "
+                                     "+ 3·2^-16·Σ|terms| per dot"))
                     << what;
             }
+    be->set_decode_rows(kAllDecode);
 }
 
 TEST_P(Moe, OneTokenAloneEqualsTheSameTokenInABatchOf32) {
@@ -168,17 +178,23 @@ TEST_P(Moe, OneTokenAloneEqualsTheSameTokenInABatchOf32) {
     std::vector<int32_t> ids;
     std::vector<float> wts;
     choices(c, 10, ids, wts);
-    Dev xd = dev_f32(*be, x, c.d, c.n), all = dev_f32(*be, y0, c.d, c.n), wd = dev_f32(*be, wts, c.k, c.n);
+    Dev xd = dev_f32(*be, x, c.d, c.n), wd = dev_f32(*be, wts, c.k, c.n);
     Dev idd(*be, GgmlType::I32, c.k, c.n);
     idd.upload(ids);
     reserve_for(*be, c.d, c.ff, c.n_exp, c.k, c.n);
-    be->moe_ffn(all.t, xd.t, idd.t, wd.t, E.m);
-    const auto a = all.f32();
-    for (const int64_t t : {0, 1, 20, 31}) {
-        Dev one = dev_f32(*be, std::vector<float>(y0.begin() + t * c.d, y0.begin() + (t + 1) * c.d), c.d, 1);
-        be->moe_ffn(one.t, xd.t.row_range(t, 1), idd.t.row_range(t, 1), wd.t.row_range(t, 1), E.m);
-        EXPECT_TRUE(bits_equal(one.f32(), {a.begin() + t * c.d, a.begin() + (t + 1) * c.d})) << "t=" << t;
+    for (const int64_t n_dec : {kAllDecode, int64_t(0)}) {
+        SCOPED_TRACE(n_dec == 0 ? "prompt rows" : "decode rows");
+        be->set_decode_rows(n_dec);
+        Dev all = dev_f32(*be, y0, c.d, c.n);
+        be->moe_ffn(all.t, xd.t, idd.t, wd.t, E.m);
+        const auto a = all.f32();
+        for (const int64_t t : {0, 1, 20, 31}) {
+            Dev one = dev_f32(*be, std::vector<float>(y0.begin() + t * c.d, y0.begin() + (t + 1) * c.d), c.d, 1);
+            be->moe_ffn(one.t, xd.t.row_range(t, 1), idd.t.row_range(t, 1), wd.t.row_range(t, 1), E.m);
+            EXPECT_TRUE(bits_equal(one.f32(), {a.begin() + t * c.d, a.begin() + (t + 1) * c.d})) << "t=" << t;
+        }
     }
+    be->set_decode_rows(kAllDecode);
 }
 
 }  // namespace

@@ -172,6 +172,7 @@ struct MatmulCase {
     bool bias = false, accumulate = false, strided = false;
     std::vector<int64_t> check_tokens;  // empty: all
     int64_t check_rows_step = 1;        // check rows 0, step, 2*step, ... and the last
+    bool mma = false;                   // the prompt path (matmul_mma, mma_error_bound)
 };
 
 // Runs one matmul on random data and checks every checked output against a double-precision
@@ -198,8 +199,8 @@ std::vector<float> run_matmul(const MatmulCase& c, std::mt19937& rng, std::vecto
     db.upload(bias.data(), bias.size() * 4);
     Tensor tx = make_tensor(dx.get(), GgmlType::F32, x_ld, c.n_tok).col_range(x_off, c.n_in);
     Tensor ty = make_tensor(dy.get(), GgmlType::F32, y_ld, c.n_tok).col_range(y_off, c.n_out);
-    matmul(ty, tx, make_tensor(dw.get(), c.type, c.n_in, c.n_out),
-           c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate, nullptr);
+    (c.mma ? matmul_mma : matmul)(ty, tx, make_tensor(dw.get(), c.type, c.n_in, c.n_out),
+                                  c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate, nullptr);
     sync();
     auto y = download_vec<float>(dy, y0.size());
 
@@ -222,7 +223,7 @@ std::vector<float> run_matmul(const MatmulCase& c, std::mt19937& rng, std::vecto
             const size_t at = size_t(t * y_ld + y_off + r);
             if (c.bias) ref += bias[size_t(r)], mag += std::fabs(bias[size_t(r)]);
             if (c.accumulate) ref += y0[at], mag += std::fabs(y0[at]);
-            const double bound = dot_error_bound(c.n_in, 2, mag);
+            const double bound = c.mma ? mma_error_bound(c.n_in, 2, mag, c.type) : dot_error_bound(c.n_in, 2, mag);
             const double err = std::fabs(double(y[at]) - ref);
             if (!(err <= bound) && bad++ < 5) {
                 ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at]
@@ -378,6 +379,106 @@ TEST(CudaMatmul, BatchInvariant2048) {
             ASSERT_TRUE(same_value(y[size_t(i * n_out + r)], y1[size_t(i * n_out + r)]) &&
                         !std::isnan(y1[size_t(i * n_out + r)]))
                 << "token " << i << " row " << r;
+}
+
+// ---- the prompt path (matmul_mma): the same checks with tiles of 64 rows x 64 tokens, so the
+// shapes cross tile edges in both directions.
+
+TEST(CudaMatmulMma, EveryTypeOddShapes) {
+    REQUIRE_GPU();
+    std::mt19937 rng(121);
+    for (GgmlType t : all_types()) {
+        SCOPED_TRACE(tname(t));
+        const int64_t b = block_of(t);
+        const int64_t n_in = b == 1 ? 301 : b == 32 ? 32 * 23 : 256 * 3;
+        for (int64_t n_tok : {1, 3, 64, 65, 130}) {
+            SCOPED_TRACE(n_tok);
+            MatmulCase c{t, n_in, n_tok == 65 ? 67 : 13, n_tok, false, false, false, {}, 1};
+            c.mma = true;
+            run_matmul(c, rng);
+        }
+        MatmulCase one{t, b == 1 ? 7 : b, 1, 5, false, false, false, {}, 1};
+        one.mma = true;
+        run_matmul(one, rng);
+    }
+}
+
+TEST(CudaMatmulMma, BiasAccumulateAndStridedRows) {
+    REQUIRE_GPU();
+    std::mt19937 rng(122);
+    for (GgmlType t : all_types()) {
+        SCOPED_TRACE(tname(t));
+        const int64_t n_in = block_of(t) == 256 ? 512 : 160;
+        for (int mode = 0; mode < 4; ++mode) {
+            MatmulCase c{t, n_in, 77, 70, false, false, false, {}, 1};
+            c.bias = mode & 1;
+            c.accumulate = mode & 2;
+            c.strided = true;
+            c.mma = true;
+            run_matmul(c, rng);
+        }
+    }
+}
+
+TEST(CudaMatmulMma, RealShapes2880) {
+    REQUIRE_GPU();
+    std::mt19937 rng(123);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::BF16}) {
+        SCOPED_TRACE(tname(t));
+        MatmulCase c{t, 2880, 2880, 128, true, false, false, {}, 7};
+        c.mma = true;
+        run_matmul(c, rng);
+        MatmulCase big{t, 2880, 2880, 2048, true, false, false, {0, 1, 63, 64, 100, 1023, 1024, 2046, 2047}, 1};
+        big.mma = true;
+        run_matmul(big, rng);
+    }
+}
+
+// Batch invariance of the prompt path: every token's row bit-identical to the token alone, to the
+// batch reversed, and to a batch starting at another offset (another tile and column).
+TEST(CudaMatmulMma, BatchInvariantBitForBit) {
+    REQUIRE_GPU();
+    std::mt19937 rng(125);
+    for (GgmlType t : all_types()) {
+        SCOPED_TRACE(tname(t));
+        const int64_t n_in = block_of(t) == 1 ? 299 : block_of(t) == 32 ? 32 * 45 : 256 * 5;
+        const int64_t n_out = 77, n = 150;
+        auto w = random_weights(t, n_out, n_in, rng, 0.5f);
+        auto x = random_floats(size_t(n_in * n), rng);
+        std::vector<float> xr(x.size());
+        for (int64_t i = 0; i < n; ++i)
+            std::copy_n(x.begin() + i * n_in, n_in, xr.begin() + (n - 1 - i) * n_in);
+        const size_t ybytes = sizeof(float) * size_t(n_out * n);
+        DevBuf dw(w.size()), dx(x.size() * 4), dxr(x.size() * 4), dy(ybytes), dy1(ybytes), dyr(ybytes), dyo(ybytes);
+        dw.upload(w.data(), w.size());
+        dx.upload(x.data(), x.size() * 4);
+        dxr.upload(xr.data(), xr.size() * 4);
+        dy.fill(0xFF), dy1.fill(0xFF), dyr.fill(0xFF), dyo.fill(0xFF);
+        Tensor tw = make_tensor(dw.get(), t, n_in, n_out);
+        Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
+        Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
+        Tensor tyo = make_tensor(dyo.get(), GgmlType::F32, n_out, n);
+        matmul_mma(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx, tw, nullptr, false, nullptr);
+        matmul_mma(make_tensor(dyr.get(), GgmlType::F32, n_out, n), make_tensor(dxr.get(), GgmlType::F32, n_in, n),
+                   tw, nullptr, false, nullptr);
+        for (int64_t i = 0; i < n; ++i)
+            matmul_mma(ty1.row_range(i, 1), tx.row_range(i, 1), tw, nullptr, false, nullptr);
+        matmul_mma(tyo.row_range(0, 11), tx.row_range(0, 11), tw, nullptr, false, nullptr);
+        matmul_mma(tyo.row_range(11, n - 11), tx.row_range(11, n - 11), tw, nullptr, false, nullptr);
+        sync();
+        auto y = download_vec<float>(dy, size_t(n_out * n));
+        auto y1 = download_vec<float>(dy1, size_t(n_out * n));
+        auto yr = download_vec<float>(dyr, size_t(n_out * n));
+        auto yo = download_vec<float>(dyo, size_t(n_out * n));
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t r = 0; r < n_out; ++r) {
+                const float a = y[size_t(i * n_out + r)];
+                ASSERT_FALSE(std::isnan(a)) << "token " << i << " row " << r;
+                ASSERT_TRUE(same_value(a, y1[size_t(i * n_out + r)])) << "alone, token " << i << " row " << r;
+                ASSERT_TRUE(same_value(a, yr[size_t((n - 1 - i) * n_out + r)])) << "reversed, token " << i;
+                ASSERT_TRUE(same_value(a, yo[size_t(i * n_out + r)])) << "offset 11, token " << i;
+            }
+    }
 }
 
 TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {

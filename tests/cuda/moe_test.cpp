@@ -87,8 +87,12 @@ struct Ref {
 // gate/up dots (dot_error_bound with the bias rounding) through the activation's slopes, plus
 // 8 roundings of the activation (expf is within 2 ulp) and α|g| for the rounding of α·g; the
 // down dot (its own bound plus Σ|w|·error of G); then 2 roundings per term of the combine.
+// prompt: the prompt path's bound (mma_error_bound) for the three dots.
 std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int32_t* ids, const float* wts,
-                         int k, const float* y0) {
+                         int k, const float* y0, bool prompt) {
+    auto dot_bound = [&](int64_t n_in, int extra, double mag) {
+        return prompt ? mma_error_bound(n_in, extra, mag, m.type) : dot_error_bound(n_in, extra, mag);
+    };
     const double u = std::ldexp(1.0, -24), alpha = double(1.702f), limit = 7.0;  // MoeFfn's floats
     const int64_t d = m.d, n_ff = m.n_ff;
     std::vector<Ref> out(static_cast<size_t>(d));
@@ -110,7 +114,7 @@ std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int
             }
             const Act a = act_ref(act, g, uu, alpha, limit);
             G[size_t(f)] = a.v;
-            eG[size_t(f)] = a.dg * dot_error_bound(d, 1, gm) + a.du * dot_error_bound(d, 1, um) +
+            eG[size_t(f)] = a.dg * dot_bound(d, 1, gm) + a.du * dot_bound(d, 1, um) +
                             (8 + alpha * std::fabs(g)) * u * std::fabs(a.v);
         }
         for (int64_t c = 0; c < d; ++c) {
@@ -122,7 +126,7 @@ std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int
                 prop += std::fabs(double(dr[size_t(f)])) * eG[size_t(f)];
             }
             if (m.biases) o += m.db[size_t(e * d + c)], om += std::fabs(m.db[size_t(e * d + c)]);
-            const double eo = dot_error_bound(n_ff, 1, om) + prop;
+            const double eo = dot_bound(n_ff, 1, om) + prop;
             out[size_t(c)].y += double(wts[j]) * o;
             out[size_t(c)].bound += std::fabs(double(wts[j])) * eo;
             mag[size_t(c)] += std::fabs(double(wts[j]) * o);
@@ -134,10 +138,12 @@ std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int
 }
 
 // Runs moe_ffn on tokens [first, first+n) of the inputs (y starts as y0 there) with scratch
-// poisoned; returns y for those tokens.
+// poisoned, the first n_decode of them on the decode path; returns y for those tokens.
+constexpr int64_t kAllDecode = INT64_MAX;
 std::vector<float> run_moe(DevExperts& ex, const MoeData& m, const std::vector<float>& x,
                            const std::vector<int32_t>& ids, const std::vector<float>& wts,
-                           const std::vector<float>& y0, int k, int64_t first, int64_t n) {
+                           const std::vector<float>& y0, int k, int64_t first, int64_t n,
+                           int64_t n_decode = kAllDecode) {
     const int64_t d = m.d;
     DevBuf dx(sizeof(float) * size_t(n * d)), dy(sizeof(float) * size_t(n * d)),
         di(sizeof(int32_t) * size_t(n * k)), dw(sizeof(float) * size_t(n * k));
@@ -153,7 +159,7 @@ std::vector<float> run_moe(DevExperts& ex, const MoeData& m, const std::vector<f
     scratch.fill(0xFF);
     moe_ffn(make_tensor(dy.get(), GgmlType::F32, d, n), make_tensor(dx.get(), GgmlType::F32, d, n),
             make_tensor(di.get(), GgmlType::I32, k, n), make_tensor(dw.get(), GgmlType::F32, k, n), ex.ffn,
-            scratch.get(), sb, nullptr);
+            scratch.get(), sb, n_decode, nullptr);
     sync();
     return download_vec<float>(dy, size_t(n * d));
 }
@@ -161,11 +167,11 @@ std::vector<float> run_moe(DevExperts& ex, const MoeData& m, const std::vector<f
 void check_against_ref(const MoeData& m, MoeAct act, const std::vector<float>& x,
                        const std::vector<int32_t>& ids, const std::vector<float>& wts,
                        const std::vector<float>& y0, int k, const std::vector<float>& y,
-                       const std::vector<int64_t>& tokens) {
+                       const std::vector<int64_t>& tokens, bool prompt = false) {
     int64_t bad = 0;
     for (int64_t i : tokens) {
         auto ref = moe_ref(m, act, x.data() + i * m.d, ids.data() + i * k, wts.data() + i * k, k,
-                           y0.data() + i * m.d);
+                           y0.data() + i * m.d, prompt);
         for (int64_t c = 0; c < m.d; ++c) {
             const double err = std::fabs(double(y[size_t(i * m.d + c)]) - ref[size_t(c)].y);
             if (!(err <= ref[size_t(c)].bound) && bad++ < 5) {
@@ -270,6 +276,75 @@ TEST(CudaMoe, GptOss20bShape) {
         for (int64_t c = 0; c < d; ++c)
             ASSERT_TRUE(same_value(y[size_t(i * d + c)], y1[size_t(c)])) << "token " << i << " col " << c;
     }
+    // The prompt path on the same step, against the reference and its own solo runs.
+    auto yp = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
+    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, yp, sample, true);
+    for (int64_t i : sample) {
+        auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
+        for (int64_t c = 0; c < d; ++c)
+            ASSERT_TRUE(same_value(yp[size_t(i * d + c)], y1[size_t(c)])) << "prompt token " << i << " col " << c;
+    }
+}
+
+// The prompt path (tensor-core tiles of 64 pairs per expert) against the reference: 150 tokens,
+// so one expert's pairs span several tiles under every routing.
+TEST(CudaMoe, PromptPathMatchesNaiveComposition) {
+    REQUIRE_GPU();
+    std::mt19937 rng(35);
+    for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0, GgmlType::F32}) {
+        const int64_t d = t == GgmlType::F32 ? 37 : 96, n_ff = t == GgmlType::F32 ? 21 : 160;
+        const int n_exp = 8, k = 3;
+        const int64_t n = 150;
+        for (MoeAct act : {MoeAct::SWIGLU_OAI, MoeAct::SWIGLU}) {
+            const bool biases = act == MoeAct::SWIGLU_OAI;
+            const MoeData m = make_experts(t, d, n_ff, n_exp, biases, 0.3f, rng);
+            DevExperts ex(m, act);
+            for (Routing r : {Routing::RANDOM, Routing::ONE_EXPERT, Routing::FEW_EXPERTS}) {
+                SCOPED_TRACE(std::string(type_name(t)) + (act == MoeAct::SWIGLU ? " swiglu" : " swiglu_oai") +
+                             " routing " + std::to_string(int(r)));
+                auto x = random_floats(size_t(n * d), rng);
+                auto ids = make_ids(r, n, k, n_exp, rng);
+                auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
+                auto y0 = random_floats(size_t(n * d), rng);
+                auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
+                std::vector<int64_t> all(static_cast<size_t>(n));
+                std::iota(all.begin(), all.end(), 0);
+                check_against_ref(m, act, x, ids, wts, y0, k, y, all, true);
+            }
+        }
+    }
+}
+
+// A mixed step: its decode tokens equal an all-decode run and its prompt tokens an all-prompt
+// run, bit for bit; and each prompt token equals itself alone (batch invariance of the path).
+TEST(CudaMoe, MixedStepTakesEachTokensPath) {
+    REQUIRE_GPU();
+    std::mt19937 rng(36);
+    for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
+        SCOPED_TRACE(std::string(type_name(t)));
+        const int64_t d = 128, n_ff = 96, n = 90, n_dec = 7;
+        const int n_exp = 6, k = 2;
+        const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
+        DevExperts ex(m, MoeAct::SWIGLU_OAI);
+        auto x = random_floats(size_t(n * d), rng);
+        auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
+        auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
+        auto y0 = random_floats(size_t(n * d), rng);
+        auto mixed = run_moe(ex, m, x, ids, wts, y0, k, 0, n, n_dec);
+        auto dec = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+        auto pr = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t c = 0; c < d; ++c) {
+                const float want = i < n_dec ? dec[size_t(i * d + c)] : pr[size_t(i * d + c)];
+                ASSERT_TRUE(same_value(mixed[size_t(i * d + c)], want) && !std::isnan(want))
+                    << "token " << i << " col " << c;
+            }
+        for (int64_t i : {int64_t(7), int64_t(40), int64_t(89)}) {
+            auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
+            for (int64_t c = 0; c < d; ++c)
+                ASSERT_TRUE(same_value(pr[size_t(i * d + c)], y1[size_t(c)])) << "alone, token " << i;
+        }
+    }
 }
 
 TEST(CudaMoe, ScratchSizing) {
@@ -291,7 +366,7 @@ TEST(CudaMoe, TooSmallScratchIsAnError) {
     try {
         moe_ffn(make_tensor(dy.get(), GgmlType::F32, 64, 2), make_tensor(dx.get(), GgmlType::F32, 64, 2),
                 make_tensor(di.get(), GgmlType::I32, 2, 2), make_tensor(dw.get(), GgmlType::F32, 2, 2),
-                ex.ffn, scratch.get(), 256, nullptr);
+                ex.ffn, scratch.get(), 256, kAllDecode, nullptr);
         FAIL() << "no error";
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), Code::INTERNAL);

@@ -158,7 +158,7 @@ TEST(BackendAgreement, GreedyStepsOfARealShapeModelMatchTheCpu) {
                 ++decisive;
                 EXPECT_EQ(cb, ca) << "step " << step << " margin " << margin << " max diff " << maxdiff;
             }
-            batch = {{ca, int32_t(prompt.size()) + step, slot, true}};
+            batch = {{ca, int32_t(prompt.size()) + step, slot, true, true}};  // generated: decode path
         }
     }
     // Half the steps at least: a near-tie in the first few steps of every prompt would leave too

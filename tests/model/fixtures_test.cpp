@@ -173,7 +173,7 @@ protected:
                     continue;
                 }
                 if (step + 1 < n_gen) {
-                    batch.push_back({tok, int32_t(p.ids.size() + step), int32_t(s), true});
+                    batch.push_back({tok, int32_t(p.ids.size() + step), int32_t(s), true, true});  // generated: decode path
                     slots.push_back(s);
                 }
             }

@@ -299,13 +299,27 @@ void CudaBackend::layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps) 
     OpScope op_(prof_.get(), "layer_norm");
     cuda::layer_norm(y, x, w, b, eps, stream_);
 }
+int64_t CudaBackend::decode_split(int64_t n) const {
+    static const bool mma = [] {
+        const char* e = std::getenv("WO_CUDA_MMA");
+        return !(e && std::string(e) == "0");
+    }();
+    return mma ? std::min(decode_rows(), n) : n;
+}
+// Decode rows on the CUDA-core kernel, prompt rows on the tensor-core one (kernels.h).
+void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) {
+    const int64_t n = x.rows(), nd = decode_split(n);
+    const float* b = bias ? static_cast<const float*>(bias->data) : nullptr;
+    if (nd > 0) cuda::matmul(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, stream_);
+    if (nd < n) cuda::matmul_mma(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate, stream_);
+}
 void CudaBackend::matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
     OpScope op_(prof_.get(), prof_ ? op_name("matmul", w, x.rows()) : std::string());
-    cuda::matmul(y, x, w, bias ? static_cast<const float*>(bias->data) : nullptr, false, stream_);
+    matmul_rows(y, x, w, bias, false);
 }
 void CudaBackend::matmul_add(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
     OpScope op_(prof_.get(), prof_ ? op_name("matmul_add", w, x.rows()) : std::string());
-    cuda::matmul(y, x, w, bias ? static_cast<const float*>(bias->data) : nullptr, true, stream_);
+    matmul_rows(y, x, w, bias, true);
 }
 void CudaBackend::rope(Tensor x, Tensor pos, const RopeParams& p) {
     OpScope op_(prof_.get(), "rope");
@@ -338,7 +352,7 @@ void CudaBackend::topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k)
 void CudaBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) {
     OpScope op_(prof_.get(), prof_ ? op_name("moe_ffn", w.gate, x.rows()) : std::string());
     WO_CHECK(moe_scratch_.data(), "moe_ffn before reserve_scratch");
-    cuda::moe_ffn(y, x, ids, weights, w, moe_scratch_.data(), moe_scratch_.bytes, stream_);
+    cuda::moe_ffn(y, x, ids, weights, w, moe_scratch_.data(), moe_scratch_.bytes, decode_split(x.rows()), stream_);
 }
 void CudaBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) {
     OpScope op_(prof_.get(), "sample");

@@ -70,6 +70,10 @@ protected:
 
 private:
     void bind() const;                                   // makes device_ current on this thread
+    // Rows [0, decode_split(n)) of an n-row op take the decode kernels, the rest the prompt
+    // (tensor-core) kernels; WO_CUDA_MMA=0 sends every row to the decode kernels.
+    int64_t decode_split(int64_t n) const;
+    void matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate);
     void* device_alloc(size_t bytes, const char* what);  // cudaMalloc or VRAM_OOM
     struct Counters {
         uint64_t alloc_bytes = 0;

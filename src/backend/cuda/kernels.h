@@ -15,7 +15,11 @@ namespace wo::cuda {
 
 // ---- matmul.cu (weights of every type quant/ reads, GGUF or DEVICE layout)
 // y[t] = (accumulate ? y[t] : 0) + x[t]·wᵀ + bias, t < x.rows(); bias: F32 [w.rows()] or null.
+// matmul is the decode path (CUDA cores, fp32 FMAs in matvec.cuh's order); matmul_mma the prompt
+// path (tensor cores, split-bf16 products in mma.cuh's order). Each is batch invariant on its own;
+// the backend sends a step's generated tokens to the first and its prompt tokens to the second.
 void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s);
+void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s);
 // y[i] = table[ids[i]] as F32 (add: y[i] += ...), any table type.
 void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s);
 // Load-time repack of a weight into a layout its matmul reads faster (may return `w` as is).
@@ -27,9 +31,10 @@ Tensor repack(const Tensor& w, void* dst, cudaStream_t s);
 // Scratch bytes moe_ffn needs for steps within `l`.
 size_t moe_scratch_bytes(const StepLimits& l);
 // Backend::moe_ffn with expert ids that never leave the device: (token, choice) pairs grouped by
-// expert on the device, each touched expert's weights read once.
+// expert on the device, each touched expert's weights read once. Tokens [0, n_decode) take the
+// decode path (matvec.cuh), the rest the prompt path (mma.cuh), as matmul / matmul_mma.
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch, size_t scratch_bytes,
-             cudaStream_t s);
+             int64_t n_decode, cudaStream_t s);
 
 // ---- norm.cu, act.cu, rope.cu, attention.cu, router.cu, sample.cu, tokens.cu
 void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s);

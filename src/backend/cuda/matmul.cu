@@ -5,6 +5,8 @@
 // with the weight tile re-read from L1/L2. The per-element reduction order is cta_dots'
 // (matvec.cuh): fixed by n_in alone, so a token's output never depends on the token count or its
 // neighbours.
+// matmul_mma (the prompt path): one CTA per tile of 64 weight rows x 64 tokens on tensor cores,
+// the weights dequantized in the tile loader (mma.cuh has the precision and the order).
 // Q8_0 and MXFP4 weights are repacked at load into the DEVICE layout of dequant.cuh (aligned,
 // coalesced unit loads; the same values in the same order); WO_CUDA_REPACK=0 keeps GGUF order.
 #include <cuda_runtime.h>
@@ -14,6 +16,7 @@
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"
+#include "backend/cuda/mma.cuh"
 
 namespace wo::cuda {
 namespace {
@@ -65,6 +68,36 @@ __global__ void __launch_bounds__(kBlockThreads) matmul_kernel(MatmulArgs a) {
     if (t0 < a.n_tok) matmul_pass<T, P, 1>(a, r0, t0, sh);
 }
 
+// blockIdx.x = tile of kMmaRows weight rows, blockIdx.y = tile of kMmaToks tokens (mma.cuh).
+template <GgmlType T, bool P>
+__global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
+    __shared__ MmaSmem sh;
+    const int64_t m0 = int64_t(blockIdx.x) * kMmaRows, n0 = int64_t(blockIdx.y) * kMmaToks;
+    const uint8_t* w[2];
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+        const int64_t r = m0 + threadIdx.x / 4 + 32 * j;
+        w[j] = a.w + size_t(r < a.n_out ? r : a.n_out - 1) * a.w_nb1;
+    }
+    const int64_t xt = n0 + threadIdx.x / 2;
+    const float* x = xt < a.n_tok ? reinterpret_cast<const float*>(a.x + size_t(xt) * a.x_nb1) : nullptr;
+    MmaAcc acc;
+    mma_mainloop<T, P>(sh, w, x, a.n_in, a.xvec, acc);
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int64_t r = m0 + mma_row(mt, c), t = n0 + mma_tok(nt, c);
+                if (r >= a.n_out || t >= a.n_tok) continue;
+                // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
+                const float s = __fadd_rn(acc[mt][nt][c], a.bias ? a.bias[r] : 0.0f);
+                float* yp = reinterpret_cast<float*>(a.y + size_t(t) * a.y_nb1) + r;
+                *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
+            }
+}
+
 struct EmbedArgs {
     const uint8_t* table;
     size_t t_nb1;
@@ -95,29 +128,41 @@ __global__ void embed_kernel(EmbedArgs a) {
         if (8 * u + i < a.d) y[8 * u + i] = a.add ? __fadd_rn(y[8 * u + i], v[i]) : v[i];
 }
 
-}  // namespace
-
-void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
+MatmulArgs matmul_args(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate) {
     WO_CHECK(x.type == GgmlType::F32 && y.type == GgmlType::F32 && x.cols() == w.cols() &&
                  y.rows() == x.rows() && y.cols() == w.rows(),
              "cuda matmul shapes");
-    const int64_t n_out = w.rows(), n_tok = x.rows();
-    if (n_tok == 0 || n_out == 0) return;
-    MatmulArgs a{static_cast<const uint8_t*>(w.data),
-                 w.nb1,
-                 w.cols(),
-                 n_out,
-                 static_cast<const uint8_t*>(x.data),
-                 x.nb1,
-                 static_cast<uint8_t*>(y.data),
-                 y.nb1,
-                 n_tok,
-                 bias,
-                 accumulate,
-                 aligned16(x.data, x.nb1)};
-    const dim3 grid(static_cast<unsigned>((n_out + kWarpRows - 1) / kWarpRows));
+    return MatmulArgs{static_cast<const uint8_t*>(w.data),
+                      w.nb1,
+                      w.cols(),
+                      w.rows(),
+                      static_cast<const uint8_t*>(x.data),
+                      x.nb1,
+                      static_cast<uint8_t*>(y.data),
+                      y.nb1,
+                      x.rows(),
+                      bias,
+                      accumulate,
+                      aligned16(x.data, x.nb1)};
+}
+}  // namespace
+
+void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
+    const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
+    if (a.n_tok == 0 || a.n_out == 0) return;
+    const dim3 grid(static_cast<unsigned>((a.n_out + kWarpRows - 1) / kWarpRows));
     WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP><<<grid, kBlockThreads, 0, s>>>(a)));
     check_launch("matmul kernel launch");
+}
+
+void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
+    const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
+    if (a.n_tok == 0 || a.n_out == 0) return;
+    const int64_t tiles_m = (a.n_out + kMmaRows - 1) / kMmaRows, tiles_n = (a.n_tok + kMmaToks - 1) / kMmaToks;
+    WO_CHECK(tiles_m < (int64_t(1) << 31) && tiles_n <= 65535, "cuda matmul_mma: grid limits");
+    const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
+    WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_mma_kernel<kT, kP><<<grid, kMmaThreads, 0, s>>>(a)));
+    check_launch("matmul_mma kernel launch");
 }
 
 void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s) {

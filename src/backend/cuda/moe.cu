@@ -1,45 +1,65 @@
 // The MoE expert FFN with expert ids that stay on the device (kernels.h, Backend::moe_ffn).
 //
-// Four launches, all with grids fixed by the shapes (never by the routing), so the sequence is
+// A step's tokens [0, n_decode) take the decode path and the rest the prompt path; each path's
+// launches have grids fixed by the token counts (never by the routing), so the sequence is
 // capturable in a CUDA graph:
-//  1. group:   one CTA counts the (token, choice) pairs p = i*k + j per expert, scans the counts
-//              into offsets and scatters the pair ids into `list`, grouped by expert (the order
-//              inside a group is whatever the atomics give: it decides only where a pair's dot
-//              is computed, never its value).
-//  1b.         ... and lists the touched experts in id order (`active`, -1 after the last).
-//  2. gate_up: grid (min(n_expert, pairs), n_ff/2): CTA x takes the x-th touched expert e (or
-//              exits if fewer are touched); it owns 2 rows of gate and up and runs every pair of
-//              e through them (passes of 8 tokens, weights re-read from L1/L2), then
-//              G[p] = act(g + gb, u + ub).
-//  3. down:    grid (min(n_expert, pairs), n_embd/2): O[p] = down_e · G[p] + db.
+//  1. group:   one CTA counts the path's (token, choice) pairs p = i*k + j per expert, scans the
+//              counts into offsets and scatters the pair ids into `list`, grouped by expert (the
+//              order inside a group is whatever the atomics give: it decides only where a pair's
+//              dot is computed, never its value); it lists the touched experts in id order
+//              (`active`) and, for the prompt path, the tiles of 64 pairs of each (`tiles`).
+//  2. gate_up: decode: grid (min(n_expert, pairs), n_ff/2): CTA x takes the x-th touched expert e
+//              (or exits if fewer are touched); it owns 2 rows of gate and up and runs every pair
+//              of e through them (passes of 8 tokens, weights re-read from L1/L2).
+//              prompt: grid (tiles, n_ff/32): tensor-core tiles of 32 features of gate and up x
+//              64 pairs of one expert (mma.cuh). Both write G[p] = act(g + gb, u + ub).
+//  3. down:    the same two ways: O[p] = down_e · G[p] + db.
 //  4. combine: y[i] += w[i][j] · O[i*k+j] for j = 0..k-1 in order, one thread per column.
-// Every dot is cta_dots' (matvec.cuh), the same order as matmul; so a pair's result depends on
-// nothing but its token and expert. An out-of-range expert id cannot throw on the device: its
-// pair is left out of every group and contributes NaN to y in the combine.
+// Every decode dot is cta_dots' (matvec.cuh), the same order as matmul; every prompt dot is
+// mma.cuh's, as matmul_mma. So a pair's result depends on nothing but its token, its expert and
+// its token's path. An out-of-range expert id cannot throw on the device: its pair is left out
+// of every group and contributes NaN to y in the combine.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"
+#include "backend/cuda/mma.cuh"
 
 namespace wo::cuda {
 namespace {
 
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
-// Scratch layout for n_exp experts and n_pairs pairs.
+// The (token, choice) pairs of one path grouped by expert: counts, offsets (n_exp + 1), the
+// touched experts in id order (-1 after the last), the pair ids grouped by expert, and for the
+// prompt path the work tiles: expert e << 16 | tile j for each kMmaToks pairs of e (-1 after).
+struct Groups {
+    int32_t *counts, *offsets, *active, *list, *tiles;
+};
+
+// At most n_pairs / kMmaToks + (touched experts) tiles: one partial tile per expert.
+int64_t max_tiles(int64_t n_exp, int64_t n_pairs) {
+    return (n_pairs + kMmaToks - 1) / kMmaToks + std::min(n_exp, n_pairs);
+}
+
+// Scratch layout for n_exp experts and n_pairs pairs: decode groups, prompt groups, G and O.
 struct MoeScratch {
-    size_t counts = 0, offsets = 0, active = 0, list = 0, g = 0, o = 0, total = 0;
+    size_t group[2][5] = {}, g = 0, o = 0, total = 0;
     MoeScratch(int64_t n_exp, int64_t n_pairs, int64_t n_ff, int64_t d) {
         size_t at = 0;
-        counts = at, at += align256(sizeof(int32_t) * size_t(n_exp));
-        active = at, at += align256(sizeof(int32_t) * size_t(n_exp + 1));
-        offsets = at, at += align256(sizeof(int32_t) * size_t(n_exp + 1));
-        list = at, at += align256(sizeof(int32_t) * size_t(n_pairs));
+        for (auto& gr : group) {
+            const int64_t n[5] = {n_exp, n_exp + 1, n_exp + 1, n_pairs, max_tiles(n_exp, n_pairs)};
+            for (int i = 0; i < 5; ++i) gr[i] = at, at += align256(sizeof(int32_t) * size_t(n[i]));
+        }
         g = at, at += align256(sizeof(float) * size_t(n_pairs) * size_t(n_ff));
         o = at, at += align256(sizeof(float) * size_t(n_pairs) * size_t(d));
         total = at;
+    }
+    Groups groups(uint8_t* base, int path) const {
+        auto at = [&](int i) { return reinterpret_cast<int32_t*>(base + group[path][i]); };
+        return {at(0), at(1), at(2), at(3), at(4)};
     }
 };
 
@@ -47,8 +67,9 @@ struct GroupArgs {
     const uint8_t* ids;
     size_t ids_nb1;
     int k, n_exp;
-    int64_t n_pairs;
-    int32_t *counts, *offsets, *active, *list;
+    int64_t p0, p1;  // the pairs [p0, p1) of this path
+    Groups gr;
+    int64_t n_tiles;  // entries of gr.tiles (0: no tile list)
 };
 
 // One CTA; shared memory: 2 * n_exp ints (counts, then cursors).
@@ -58,27 +79,31 @@ __global__ void group_kernel(GroupArgs a) {
     int32_t* cur = sh + a.n_exp;
     for (int e = threadIdx.x; e < a.n_exp; e += blockDim.x) cnt[e] = 0;
     __syncthreads();
-    for (int64_t p = threadIdx.x; p < a.n_pairs; p += blockDim.x) {
+    for (int64_t p = a.p0 + threadIdx.x; p < a.p1; p += blockDim.x) {
         const int32_t e = reinterpret_cast<const int32_t*>(a.ids + size_t(p / a.k) * a.ids_nb1)[p % a.k];
         if (e >= 0 && e < a.n_exp) atomicAdd(&cnt[e], 1);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
         int32_t run = 0, n_active = 0;
+        int64_t n_tiles = 0;
         for (int e = 0; e < a.n_exp; ++e) {
             cur[e] = run;
-            a.offsets[e] = run;
-            a.counts[e] = cnt[e];
+            a.gr.offsets[e] = run;
+            a.gr.counts[e] = cnt[e];
             run += cnt[e];
-            if (cnt[e] > 0) a.active[n_active++] = e;
+            if (cnt[e] > 0) a.gr.active[n_active++] = e;
+            if (a.n_tiles > 0)
+                for (int32_t j = 0; j * kMmaToks < cnt[e]; ++j) a.gr.tiles[n_tiles++] = (e << 16) | j;
         }
-        a.offsets[a.n_exp] = run;
-        for (int e = n_active; e < a.n_exp; ++e) a.active[e] = -1;  // CTAs past the active ones exit
+        a.gr.offsets[a.n_exp] = run;
+        for (int e = n_active; e < a.n_exp; ++e) a.gr.active[e] = -1;  // CTAs past the active ones exit
+        for (int64_t t = n_tiles; t < a.n_tiles; ++t) a.gr.tiles[t] = -1;
     }
     __syncthreads();
-    for (int64_t p = threadIdx.x; p < a.n_pairs; p += blockDim.x) {
+    for (int64_t p = a.p0 + threadIdx.x; p < a.p1; p += blockDim.x) {
         const int32_t e = reinterpret_cast<const int32_t*>(a.ids + size_t(p / a.k) * a.ids_nb1)[p % a.k];
-        if (e >= 0 && e < a.n_exp) a.list[atomicAdd(&cur[e], 1)] = int32_t(p);
+        if (e >= 0 && e < a.n_exp) a.gr.list[atomicAdd(&cur[e], 1)] = int32_t(p);
     }
 }
 
@@ -95,7 +120,7 @@ struct ExpertArgs {
     int x_div;
     bool xvec;
     float* out;  // [n_out] per pair, row p at out + p * n_out
-    const int32_t *counts, *offsets, *active, *list;
+    Groups gr;
     MoeAct act;
     float alpha, limit;
 };
@@ -152,16 +177,69 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
 template <GgmlType T, bool P, bool GATE_UP>
 __global__ void __launch_bounds__(kBlockThreads) expert_kernel(ExpertArgs a) {
     __shared__ float sh[kSplit * kWarpRows * 8];
-    const int e = a.active[blockIdx.x];
+    const int e = a.gr.active[blockIdx.x];
     if (e < 0) return;  // the whole CTA: no thread reaches a barrier
-    const int32_t cnt = a.counts[e];
+    const int32_t cnt = a.gr.counts[e];
     const int64_t r0 = int64_t(blockIdx.y) * kWarpRows;
-    const int32_t* pairs = a.list + a.offsets[e];
+    const int32_t* pairs = a.gr.list + a.gr.offsets[e];
     int32_t t0 = 0;
     for (; t0 + 8 <= cnt; t0 += 8) expert_pass<T, P, 8, GATE_UP>(a, e, r0, pairs + t0, sh);
     if (t0 + 4 <= cnt) expert_pass<T, P, 4, GATE_UP>(a, e, r0, pairs + t0, sh), t0 += 4;
     if (t0 + 2 <= cnt) expert_pass<T, P, 2, GATE_UP>(a, e, r0, pairs + t0, sh), t0 += 2;
     if (t0 < cnt) expert_pass<T, P, 1, GATE_UP>(a, e, r0, pairs + t0, sh);
+}
+
+// The prompt path on tensor cores (mma.cuh). blockIdx.x = work tile (expert e, its pairs
+// [64j, 64j + 64)), -1 past the last; blockIdx.y = block of output rows. gate_up: a tile's 64
+// weight rows are 32 features of gate and the same 32 of up, so each thread holds g and u of the
+// same (feature, pair): warp rows 32w' + [0, 16) are gate features f0 + 16w' + [0, 16), rows
+// 32w' + [16, 32) are up's. down: 64 rows of down_e.
+template <GgmlType T, bool P, bool GATE_UP>
+__global__ void __launch_bounds__(kMmaThreads) expert_mma_kernel(ExpertArgs a) {
+    __shared__ MmaSmem sh;
+    const int32_t item = a.gr.tiles[blockIdx.x];
+    if (item < 0) return;  // the whole CTA
+    const int e = item >> 16, j = item & 0xFFFF;
+    const int32_t* pairs = a.gr.list + a.gr.offsets[e] + j * kMmaToks;
+    const int n_cols = min(kMmaToks, a.gr.counts[e] - j * kMmaToks);
+    const int64_t f0 = int64_t(blockIdx.y) * (GATE_UP ? kMmaRows / 2 : kMmaRows);
+    auto feature = [&](int tile_row) {  // output row of tile row i
+        return GATE_UP ? f0 + (tile_row / 32) * 16 + tile_row % 16 : f0 + tile_row;
+    };
+    const uint8_t* w[2];
+#pragma unroll
+    for (int jj = 0; jj < 2; ++jj) {
+        const int i = int(threadIdx.x) / 4 + 32 * jj;
+        int64_t r = feature(i);
+        r = r < a.n_out ? r : a.n_out - 1;
+        const bool up = GATE_UP && (i / 16) % 2 == 1;
+        w[jj] = up ? a.w2 + size_t(e) * a.nb2_2 + size_t(r) * a.nb1_2 : a.w + size_t(e) * a.nb2 + size_t(r) * a.nb1;
+    }
+    const int col = int(threadIdx.x) / 2;
+    const float* x =
+        col < n_cols ? reinterpret_cast<const float*>(a.x + size_t(pairs[col] / a.x_div) * a.x_nb1) : nullptr;
+    MmaAcc acc;
+    mma_mainloop<T, P>(sh, w, x, a.n_in, a.xvec, acc);
+#pragma unroll
+    for (int mt = 0; mt < (GATE_UP ? 1 : 2); ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int64_t row = feature(mma_row(mt, c));
+                const int t = mma_tok(nt, c);
+                if (row >= a.n_out || t >= n_cols) continue;
+                const int32_t p = pairs[t];
+                // As the CPU's matmul_rows: s = dot + bias (or + 0).
+                const float v = __fadd_rn(acc[mt][nt][c], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
+                float res = v;
+                if constexpr (GATE_UP) {
+                    const float uu =
+                        __fadd_rn(acc[1][nt][c], a.bias2 ? a.bias2[size_t(e) * a.bias2_nb1 / 4 + row] : 0.0f);
+                    res = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(v, uu, a.alpha, a.limit) : silu_mul(v, uu);
+                }
+                a.out[size_t(p) * size_t(a.n_out) + size_t(row)] = res;
+            }
 }
 
 struct CombineArgs {
@@ -200,7 +278,7 @@ size_t moe_scratch_bytes(const StepLimits& l) {
 }
 
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
-             size_t scratch_bytes, cudaStream_t s) {
+             size_t scratch_bytes, int64_t n_decode, cudaStream_t s) {
     const int64_t n = x.rows(), d = x.cols(), k = ids.cols();
     const int64_t n_ff = w.gate.rows(), n_exp = w.gate.mats();
     WO_CHECK(w.gate.cols() == d && w.up.cols() == d && w.up.rows() == n_ff && w.down.cols() == n_ff &&
@@ -215,8 +293,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         throw Error(Code::DTYPE_UNSUPPORTED,
                     std::string("moe_ffn: gate (") + std::string(type_name(w.gate.type)) + ") and up (" +
                         std::string(type_name(w.up.type)) + ") experts of different types");
-    WO_CHECK((n_ff + kWarpRows - 1) / kWarpRows <= 65535 && (d + kWarpRows - 1) / kWarpRows <= 65535 &&
-                 n <= 65535,
+    WO_CHECK(n_exp < 32768 && (n_ff + kWarpRows - 1) / kWarpRows <= 65535 &&
+                 (d + kWarpRows - 1) / kWarpRows <= 65535 && n <= 65535,
              "cuda moe_ffn: grid limits");
     const int64_t n_pairs = n * k;
     const MoeScratch L(n_exp, n_pairs, n_ff, d);
@@ -224,17 +302,10 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         throw Error(Code::INTERNAL, "moe_ffn: scratch of " + std::to_string(scratch_bytes) + " bytes, " +
                                         std::to_string(L.total) + " needed (reserve with moe_scratch_bytes)");
     uint8_t* base = static_cast<uint8_t*>(scratch);
-    auto* counts = reinterpret_cast<int32_t*>(base + L.counts);
-    auto* offsets = reinterpret_cast<int32_t*>(base + L.offsets);
-    auto* active = reinterpret_cast<int32_t*>(base + L.active);
-    auto* list = reinterpret_cast<int32_t*>(base + L.list);
     auto* G = reinterpret_cast<float*>(base + L.g);
     auto* O = reinterpret_cast<float*>(base + L.o);
-
-    GroupArgs ga{
-        static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), n_pairs, counts, offsets, active, list};
-    group_kernel<<<1, 1024, 2 * sizeof(int32_t) * size_t(n_exp), s>>>(ga);
-    check_launch("moe group kernel launch");
+    const int64_t n_dec = std::clamp<int64_t>(n_decode, 0, n);
+    const int64_t dec_pairs = n_dec * k;
 
     auto bias_ptr = [](const Tensor* b) { return b ? static_cast<const float*>(b->data) : nullptr; };
     auto bias_nb1 = [](const Tensor* b) { return b ? b->nb1 : size_t(0); };
@@ -246,17 +317,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     gu.n_in = d, gu.n_out = n_ff;
     gu.x = static_cast<const uint8_t*>(x.data), gu.x_nb1 = x.nb1, gu.x_div = int(k),
     gu.xvec = aligned16(x.data, x.nb1);
-    gu.out = G, gu.counts = counts, gu.offsets = offsets, gu.active = active, gu.list = list;
+    gu.out = G;
     gu.act = w.act, gu.alpha = w.alpha, gu.limit = w.limit;
-    // At most min(n_exp, n_pairs) experts are touched: a decode step launches CTAs for those only
-    // (the grid still depends on the token count alone, so the step stays capturable).
-    const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, n_pairs));
-    const dim3 grid_gu(n_slots_exp,
-                       static_cast<unsigned>((n_ff + kWarpRows - 1) / kWarpRows));
-    WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
-                       (expert_kernel<kT, kP, true><<<grid_gu, kBlockThreads, 0, s>>>(gu)));
-    check_launch("moe gate/up kernel launch");
-
     ExpertArgs dn = gu;
     dn.w = static_cast<const uint8_t*>(w.down.data), dn.nb1 = w.down.nb1, dn.nb2 = w.down.nb2;
     dn.w2 = nullptr, dn.bias2 = nullptr;
@@ -265,11 +327,41 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     dn.x = reinterpret_cast<const uint8_t*>(G), dn.x_nb1 = sizeof(float) * size_t(n_ff), dn.x_div = 1;
     dn.xvec = aligned16(G, dn.x_nb1);
     dn.out = O;
-    const dim3 grid_dn(n_slots_exp,
-                       static_cast<unsigned>((d + kWarpRows - 1) / kWarpRows));
-    WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
-                       (expert_kernel<kT, kP, false><<<grid_dn, kBlockThreads, 0, s>>>(dn)));
-    check_launch("moe down kernel launch");
+
+    // Each path: group its pairs, then gate/up and down. Grids depend on the token counts alone
+    // (never on the routing), so the launches are capturable in a CUDA graph.
+    for (int path = 0; path < 2; ++path) {
+        const int64_t p0 = path == 0 ? 0 : dec_pairs, p1 = path == 0 ? dec_pairs : n_pairs;
+        if (p1 == p0) continue;
+        const Groups gr = L.groups(base, path);
+        const int64_t tiles = path == 1 ? max_tiles(n_exp, p1 - p0) : 0;
+        GroupArgs ga{static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), p0, p1, gr, tiles};
+        group_kernel<<<1, 1024, 2 * sizeof(int32_t) * size_t(n_exp), s>>>(ga);
+        check_launch("moe group kernel launch");
+        gu.gr = dn.gr = gr;
+        if (path == 0) {
+            // At most min(n_exp, pairs) experts are touched: CTAs for those only.
+            const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, p1 - p0));
+            const dim3 grid_gu(n_slots_exp, static_cast<unsigned>((n_ff + kWarpRows - 1) / kWarpRows));
+            WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                               (expert_kernel<kT, kP, true><<<grid_gu, kBlockThreads, 0, s>>>(gu)));
+            check_launch("moe gate/up kernel launch");
+            const dim3 grid_dn(n_slots_exp, static_cast<unsigned>((d + kWarpRows - 1) / kWarpRows));
+            WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
+                               (expert_kernel<kT, kP, false><<<grid_dn, kBlockThreads, 0, s>>>(dn)));
+            check_launch("moe down kernel launch");
+        } else {
+            WO_CHECK(tiles < (int64_t(1) << 31), "cuda moe_ffn: grid limits");
+            const dim3 grid_gu(static_cast<unsigned>(tiles), static_cast<unsigned>((n_ff + 31) / 32));
+            WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                               (expert_mma_kernel<kT, kP, true><<<grid_gu, kMmaThreads, 0, s>>>(gu)));
+            check_launch("moe gate/up mma kernel launch");
+            const dim3 grid_dn(static_cast<unsigned>(tiles), static_cast<unsigned>((d + kMmaRows - 1) / kMmaRows));
+            WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
+                               (expert_mma_kernel<kT, kP, false><<<grid_dn, kMmaThreads, 0, s>>>(dn)));
+            check_launch("moe down mma kernel launch");
+        }
+    }
 
     CombineArgs ca{static_cast<uint8_t*>(y.data),
                    y.nb1,
