@@ -34,10 +34,10 @@ double mm_tol(GgmlType t, int64_t n_in, double S, double bias, double y0, double
 }
 const char* kWhy =
     "fp32 accumulation of n_in products: ~2·sqrt(n)·eps·Σ|x·w| (+4·eps·Σ for K-quant dequant, + one rounding "
-    "per bias/accumulate add); prompt rows: + 3·2^-16·Σ|x·w| (split-bf16 products on tensor cores)";
-// Prompt rows (Backend::set_decode_rows) may take a tensor-core path whose products carry up to
-// 3·2^-16 of their magnitude (backend/cuda/mma.cuh); decode rows keep the fp32 bound.
-constexpr double kSplitBf16 = 3.0 / 65536.0;
+    "per bias/accumulate add); prompt rows: + 2^-23·Σ|x·w| (bf16-term products on tensor cores)";
+// Prompt rows (Backend::set_decode_rows) may take a tensor-core path whose products drop bf16
+// term products below 2^-23 of their magnitude (backend/cuda/mma.cuh).
+constexpr double kSplitBf16 = 0x1p-23;
 
 // The role splits each test runs under: every row decode (the default), every row prompt, and a
 // mixed step whose first 2 rows are decode rows.

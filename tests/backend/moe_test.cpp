@@ -50,8 +50,8 @@ struct Experts {
 // each fp32 dot (~2·sqrt(n)·eps·Σ|terms|) is carried through the activation's slope
 // (|∂act/∂g| <= 1.2·|other input|, |∂act/∂u| <= |g|), the down projection (independent errors
 // of the hidden units add as a random walk, 3x) and the weighted sum.
-// Rows i >= n_dec are prompt rows: their dots may carry 3·2^-16·Σ|terms| more (split-bf16
-// products on tensor cores, backend/cuda/mma.cuh).
+// Rows i >= n_dec are prompt rows: their dots may carry 2^-23·Σ|terms| more (bf16-term products
+// on tensor cores, backend/cuda/mma.cuh).
 void moe_ref(const Experts& E, const MoeCase& c, const std::vector<float>& x, const std::vector<int32_t>& ids,
              const std::vector<float>& wts, const std::vector<float>& y0, std::vector<double>& want,
              std::vector<double>& tol, int64_t n_dec) {
@@ -73,7 +73,7 @@ void moe_ref(const Experts& E, const MoeCase& c, const std::vector<float>& x, co
                     const double pu = static_cast<double>(xr[t]) * E.up->row(f, e)[t];
                     g += pg, up += pu, sg += std::fabs(pg), su += std::fabs(pu);
                 }
-                const double rt = 2 * std::sqrt(static_cast<double>(c.d)) * u + (i >= n_dec ? 3.0 / 65536 : 0.0);
+                const double rt = 2 * std::sqrt(static_cast<double>(c.d)) * u + (i >= n_dec ? 0x1p-23 : 0.0);
                 const double eg = rt * sg, eu = rt * su;
                 if (E.m.act == MoeAct::SWIGLU_OAI) {
                     const double gc = std::min(g, L), uc = std::clamp(up, -L, L);
@@ -95,7 +95,7 @@ void moe_ref(const Experts& E, const MoeCase& c, const std::vector<float>& x, co
                 // The hidden units' errors come from separate roundings: they add up like a
                 // random walk (3x its scale), not all in one direction.
                 const double eo = 3 * std::sqrt(prop) + 2 * std::sqrt(static_cast<double>(c.ff)) * u * mag +
-                                  (i >= n_dec ? 3.0 / 65536 * mag : 0.0);
+                                  (i >= n_dec ? 0x1p-23 * mag : 0.0);
                 const size_t yi = static_cast<size_t>(i * c.d + col);
                 want[yi] += wt * o;
                 tol[yi] += std::fabs(wt) * eo;
@@ -163,7 +163,7 @@ TEST_P(Moe, MatchesTheDoubleReference) {
                 EXPECT_TRUE(near_all(yd.f32(), want, tol,
                                      "fp32 dots (~2·sqrt(n)·eps·Σ|terms|) carried through the activation slope, "
                                      "the down projection (random walk, 3x) and the weighted sum; prompt rows "
-                                     "+ 3·2^-16·Σ|terms| per dot"))
+                                     "+ 2^-23·Σ|terms| per dot"))
                     << what;
             }
     be->set_decode_rows(kAllDecode);

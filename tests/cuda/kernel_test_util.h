@@ -159,14 +159,15 @@ inline double dot_error_bound(int64_t n_in, int extra, double sum_abs) {
     return roundings * std::ldexp(1.0, -24) * sum_abs * 1.01 + 1e-30;
 }
 
-// The same bound for the prompt path (mma.cuh): each product carries at most 3·2^-16 of its
-// magnitude from the bf16 splits (2^-16 when the weights are exact in bf16: MXFP4, BF16), and the
-// fp32 accumulation at most 2^-23 of Σ|terms| per MMA instruction (2 or 3 per 16 elements,
-// allowing the tensor core's truncation) plus `extra` roundings after it.
+// The same bound for the prompt path (mma.cuh): each product may lose the dropped bf16 term
+// products, below 2^-23 of its magnitude (none for weights exact in bf16: MXFP4, BF16), and the
+// fp32 accumulation at most 2^-23 of Σ|terms| per MMA instruction (3, 5 or 6 per 16 elements by
+// the weight's terms, allowing the tensor core's truncation) plus `extra` roundings after it.
 inline double mma_error_bound(int64_t n_in, int extra, double sum_abs, GgmlType t) {
     const bool exact = t == GgmlType::MXFP4 || t == GgmlType::BF16;
-    const double mmas = double((n_in + 15) / 16) * (exact ? 2 : 3);
-    return ((exact ? 1 : 3) * std::ldexp(1.0, -16) + (mmas + extra) * std::ldexp(1.0, -23)) * sum_abs * 1.01 + 1e-30;
+    const int per16 = exact ? 3 : t == GgmlType::F16 ? 5 : 6;
+    const double mmas = double((n_in + 15) / 16) * per16;
+    return ((exact ? 0 : 1) + mmas + extra) * std::ldexp(1.0, -23) * sum_abs * 1.01 + 1e-30;
 }
 
 // Bits equal, or both NaN (the CPU keeps a NaN's payload, the GPU may give the canonical NaN).

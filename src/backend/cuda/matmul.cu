@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(kBlockThreads) matmul_kernel(MatmulArgs a) {
 // blockIdx.x = tile of kMmaRows weight rows, blockIdx.y = tile of kMmaToks tokens (mma.cuh).
 template <GgmlType T, bool P>
 __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
-    __shared__ MmaSmem sh;
+    __shared__ MmaSmem<kWTerms<T>> sh;
     const int64_t m0 = int64_t(blockIdx.x) * kMmaRows, n0 = int64_t(blockIdx.y) * kMmaToks;
     const uint8_t* w[2];
 #pragma unroll

@@ -196,7 +196,7 @@ __global__ void __launch_bounds__(kBlockThreads) expert_kernel(ExpertArgs a) {
 // 32w' + [16, 32) are up's. down: 64 rows of down_e.
 template <GgmlType T, bool P, bool GATE_UP>
 __global__ void __launch_bounds__(kMmaThreads) expert_mma_kernel(ExpertArgs a) {
-    __shared__ MmaSmem sh;
+    __shared__ MmaSmem<kWTerms<T>> sh;
     const int32_t item = a.gr.tiles[blockIdx.x];
     if (item < 0) return;  // the whole CTA
     const int e = item >> 16, j = item & 0xFFFF;
