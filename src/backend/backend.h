@@ -230,7 +230,6 @@ struct BackendOptions {
     int n_threads = 0;  // CPU: 0 = all hardware threads
     int device = 0;     // CUDA device ordinal
     bool kv_f32 = false;  // keep the KV cache in F32 where the backend defaults to F16 (exactness tests)
-    bool batch_invariant = true;  // LoadOptions::batch_invariant
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads);

@@ -30,8 +30,6 @@ void add_bench(CLI::App& app, int& rc) {
     sub->add_option("--backend", o->backend, "cpu (default) or cuda");
     sub->add_option("--threads,-t", o->threads, "CPU threads (default 0 = all cores)");
     sub->add_option("--device", o->device, "CUDA device (default 0)");
-    sub->add_option("--batch-invariant", o->batch_invariant,
-                    "Batch-invariant kernels (default true; false: faster kernels for large decode batches)");
     sub->add_option("--ctx", o->n_ctx, "Context per slot (default 0 = what the longest test needs)");
     sub->add_option("--seed", o->seed, "Seed of the random prompt ids (default 1234)");
     sub->add_flag("--json", *json, "Print one JSON document instead of the table");

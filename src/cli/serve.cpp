@@ -188,9 +188,6 @@ void add_serve(CLI::App& app, int& rc) {
     sub->add_option("--backend", o->engine.backend, "Compute backend (auto: cuda when a GPU is present, else cpu)")
         ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
     sub->add_option("--ctx", o->engine.n_ctx, "Context length per slot (0 = min(model context, 4096))");
-    sub->add_option("--batch-invariant", o->engine.batch_invariant,
-                    "A sequence's output never depends on what else is in its batch (default true; false lets "
-                    "the GPU take faster kernels for large decode batches)");
     sub->add_option("--parallel", o->engine.n_parallel, "Sequences decoded together (slots)");
     sub->add_option("--threads,-t", o->engine.threads, "CPU threads (0 = all cores)");
     sub->add_option("--callback-url", o->callback_url,

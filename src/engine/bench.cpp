@@ -183,7 +183,6 @@ Report run(const Options& o) {
     lo.backend = o.backend;
     lo.n_threads = o.threads;
     lo.device = o.device;
-    lo.batch_invariant = o.batch_invariant;
     std::unique_ptr<Model> m = load_model(file, lo);
     const Hparams& hp = m->hparams();
 
@@ -208,7 +207,6 @@ Report run(const Options& o) {
     for (int s = 0; s < r.n_slots; ++s) m->set_sampling(s, greedy);
 
     r.backend = m->backend_name();
-    r.batch_invariant = o.batch_invariant;
     if (o.backend == "cpu") {
         r.threads =
             o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -299,7 +297,7 @@ std::string table(const Report& r) {
     out += "setup:  " + std::to_string(r.n_slots) + " slot(s) x " + std::to_string(r.n_ctx) +
            " ctx, steps of <= " + std::to_string(r.max_step_tokens) + " tokens, KV " +
            fmt("%.1f MiB", r.kv_bytes / double(1 << 20)) + "; warm-up + median of " + std::to_string(r.reps) +
-           (r.batch_invariant ? "" : "; batch-invariant off") + "\n";
+           "\n";
     out += "decode weight bytes per step at batch 1: " + fmt("%.3f GB", r.step_bytes_b1 / 1e9) + "\n\n";
     out +=
         "| test       | streams | tokens     |  median ms |     tok/s | tok/s/stream | GB/step |   GB/s |\n";
@@ -345,7 +343,6 @@ nlohmann::json to_json(const Report& r) {
               {"params", r.n_params},
               {"weight_bytes", r.weight_bytes}}},
             {"device", dev},
-            {"batch_invariant", r.batch_invariant},
             {"setup",
              {{"n_ctx", r.n_ctx},
               {"n_slots", r.n_slots},

@@ -22,7 +22,6 @@ struct Options {
     std::string backend = "cpu";
     int threads = 0;       // CPU threads (0 = all cores)
     int device = 0;        // CUDA device
-    bool batch_invariant = true;  // LoadOptions::batch_invariant
     int n_ctx = 0;         // per slot; 0 = what the longest test needs
     uint64_t seed = 1234;  // prompt token ids
 };
@@ -60,7 +59,6 @@ struct Row {
 
 struct Report {
     std::string backend, device;  // device: "2 threads, <CPU model>" or the GPU name
-    bool batch_invariant = true;
     int threads = 0;
     std::string model_path, model_name, arch, quant;
     uint64_t n_params = 0, weight_bytes = 0, kv_bytes = 0;

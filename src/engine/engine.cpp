@@ -37,7 +37,6 @@ LoadedModel load_gguf_model(const EngineOptions& o, Progress& progress) {
     lo.backend = o.backend;
     lo.n_threads = o.threads;
     lo.device = o.device;
-    lo.batch_invariant = o.batch_invariant;
     lo.on_weight_bytes = [&progress](uint64_t n) { progress.add(n); };
     lm.model = load_model(lm.file, lo);
     return lm;

@@ -25,7 +25,6 @@ struct EngineOptions {
     std::string model_path;
     std::string backend = "cpu";
     int device = 0;
-    bool batch_invariant = true;  // LoadOptions::batch_invariant
     int threads = 0;       // CPU threads (0 = all cores)
     int n_ctx = 0;         // per slot; 0 = min(model context, 4096)
     int n_parallel = 4;    // slots

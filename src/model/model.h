@@ -61,9 +61,6 @@ struct LoadOptions {
     int device = 0;               // CUDA device
     std::string kv_type;          // "f32" keeps the KV cache in F32 on a backend that defaults to F16
     std::string tap_dir;          // debugging: write named intermediates here (default: $WO_TAP)
-    // A sequence's tokens never depend on the rest of its batch (Backend::set_decode_rows). False
-    // lets a GPU backend take faster kernels for large decode batches (docs/backend.md).
-    bool batch_invariant = true;
     // Load progress: called with each tensor's size in the file once the backend holds it (CPU:
     // mapped in place; CUDA: copied). The calls add up to at most the file's tensor bytes.
     std::function<void(uint64_t bytes)> on_weight_bytes;

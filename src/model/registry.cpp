@@ -69,7 +69,7 @@ std::unique_ptr<Backend> make_backend(const LoadOptions& opts) {
     const std::string kv = !opts.kv_type.empty() ? opts.kv_type : env ? env : "";
     if (!kv.empty() && kv != "f16" && kv != "f32")
         throw Error(Code::INVALID_ARGUMENT, "kv type '" + kv + "' is not f16 or f32");
-    return with_taps(it->second(BackendOptions{opts.n_threads, opts.device, kv == "f32", opts.batch_invariant}), opts);
+    return with_taps(it->second(BackendOptions{opts.n_threads, opts.device, kv == "f32"}), opts);
 }
 
 }  // namespace

@@ -4,9 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <random>
 
-#include "backend/cuda/kernels.h"
 #include "backend/cuda/register.h"
 #include "cuda_test_util.h"
 #include "util/error.h"
@@ -203,43 +201,6 @@ TEST(CudaBackend, GraphReplayEqualsEagerExecution) {
         EXPECT_EQ(replay.second, eager.second) << "call " << call;
         EXPECT_EQ(cb.graphs_captured(), call == 0 ? 0 : 1) << "call " << call;
     }
-}
-
-// Which kernel a row takes: decode rows the CUDA-core path, prompt rows the tensor-core path, and
-// with batch invariance off a step of kAutoMmaRows or more decode rows takes the tensor-core path
-// for them too (checked against the two paths run directly, bit for bit).
-TEST(CudaBackend, DecodeRowsTakeTheirPathAndBatchInvarianceOffSwitchesLargeSteps) {
-    REQUIRE_GPU();
-    Pair P;
-    auto& cb = as_cuda(*P.gpu);
-    std::mt19937 rng(77);
-    const int64_t n_in = 256, n_out = 40, n = cuda::CudaBackend::kAutoMmaRows + 3;
-    Twin w = P.f32(randn(size_t(n_in * n_out), rng), n_in, n_out);
-    Twin x = P.f32(randn(size_t(n_in * n), rng), n_in, n);
-    Twin vec = P.nan(n_out, n), mma = P.nan(n_out, n), y = P.nan(n_out, n);
-    cuda::matmul(vec.g, x.g, w.g, nullptr, false, cb.stream());
-    cuda::matmul_mma(mma.g, x.g, w.g, nullptr, false, cb.stream());
-    const auto v = P.rows_gpu(vec.g), m = P.rows_gpu(mma.g);
-    ASSERT_NE(v, m) << "the two paths should differ in some low bits on random data";
-    auto check = [&](int64_t rows, int64_t n_dec, bool mma_decode, const char* what) {
-        P.gpu->set_decode_rows(n_dec);
-        P.gpu->matmul(y.g.row_range(0, rows), x.g.row_range(0, rows), w.g, nullptr);
-        const auto got = P.rows_gpu(y.g.row_range(0, rows));
-        for (int64_t t = 0; t < rows; ++t) {
-            const auto& want = (t < n_dec && !mma_decode) ? v : m;
-            for (int64_t r = 0; r < n_out; ++r)
-                ASSERT_EQ(std::memcmp(&got[size_t(t * n_out + r)], &want[size_t(t * n_out + r)], 4), 0)
-                    << what << ": token " << t << " row " << r;
-        }
-    };
-    check(n, 3, false, "3 decode rows, then prompt rows");
-    check(n, n, false, "all decode rows, invariant");
-    check(n, 0, false, "all prompt rows");
-    cb.set_batch_invariant(false);
-    check(n, n, true, "a large decode step, invariance off");
-    check(cuda::CudaBackend::kAutoMmaRows - 1, cuda::CudaBackend::kAutoMmaRows - 1, false,
-          "a small decode step, invariance off");
-    P.gpu->set_decode_rows(INT64_MAX);
 }
 
 TEST(CudaBackend, RegistersAsCuda) {

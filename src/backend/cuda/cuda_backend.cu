@@ -299,19 +299,12 @@ void CudaBackend::layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps) 
     OpScope op_(prof_.get(), "layer_norm");
     cuda::layer_norm(y, x, w, b, eps, stream_);
 }
-// WO_CUDA_DECODE (experiments): "matvec" (default) or "mma" sends every decode row to that path
-// (both batch invariant); WO_CUDA_MMA=0 sends every row, prompt ones too, to the CUDA-core path.
 int64_t CudaBackend::decode_split(int64_t n) const {
-    static const int mode = [] {
-        const char* m = std::getenv("WO_CUDA_MMA");
-        if (m && std::string(m) == "0") return 0;
-        const char* d = std::getenv("WO_CUDA_DECODE");
-        return d && std::string(d) == "mma" ? 2 : 1;
+    static const bool mma = [] {
+        const char* e = std::getenv("WO_CUDA_MMA");
+        return !(e && std::string(e) == "0");
     }();
-    if (mode == 0) return n;
-    const int64_t nd = std::min(decode_rows(), n);
-    if (mode == 2 || (!batch_invariant_ && nd >= kAutoMmaRows)) return 0;
-    return nd;
+    return mma ? std::min(decode_rows(), n) : n;
 }
 // Decode rows on the CUDA-core kernel, prompt rows on the tensor-core one (kernels.h).
 void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) {
@@ -379,16 +372,14 @@ void CudaBackend::tap(const char* name, int layer, Tensor t) {
     write_tap(name, layer, host.data(), t.rows(), t.cols(), t.type == GgmlType::I32);
 }
 
-std::unique_ptr<Backend> make_backend(int device, bool kv_f32, bool batch_invariant) {
+std::unique_ptr<Backend> make_backend(int device, bool kv_f32) {
     auto b = std::make_unique<CudaBackend>(device);
     b->set_kv_f32(kv_f32);
-    b->set_batch_invariant(batch_invariant);
     return b;
 }
 
 void register_backend() {
-    wo::register_backend("cuda",
-                         [](const BackendOptions& o) { return make_backend(o.device, o.kv_f32, o.batch_invariant); });
+    wo::register_backend("cuda", [](const BackendOptions& o) { return make_backend(o.device, o.kv_f32); });
 }
 
 }  // namespace wo::cuda

@@ -27,11 +27,7 @@ public:
     uint64_t weight_bytes() const override { return weight_bytes_; }
     uint64_t buffer_bytes() const override;
     std::string device() const override;
-    void set_kv_f32(bool on) { kv_f32_ = on; }
-    // Off: a step with kAutoMmaRows or more decode rows sends them through the tensor-core
-    // kernels too (faster for large batches; a sequence's numerics then depend on its step).
-    void set_batch_invariant(bool on) { batch_invariant_ = on; }
-    static constexpr int64_t kAutoMmaRows = 8;  // before make_kv_cache  // alloc()'d bytes outside the KV cache (activations, scratch, tables)
+    void set_kv_f32(bool on) { kv_f32_ = on; }  // before make_kv_cache  // alloc()'d bytes outside the KV cache (activations, scratch, tables)
     void upload(Tensor dst, const void* src, size_t bytes) override;
     void download(void* dst, Tensor src, size_t bytes) override;
     void zero(Tensor t) override;
@@ -89,7 +85,6 @@ private:
 
     int device_ = 0;
     bool kv_f32_ = false;
-    bool batch_invariant_ = true;
     cudaStream_t stream_ = nullptr;
     std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
     uint64_t weight_bytes_ = 0;
@@ -112,6 +107,6 @@ private:
 };
 
 // The factory register_backend() installs under "cuda".
-std::unique_ptr<Backend> make_backend(int device, bool kv_f32 = false, bool batch_invariant = true);
+std::unique_ptr<Backend> make_backend(int device, bool kv_f32 = false);
 
 }  // namespace wo::cuda
