@@ -299,12 +299,16 @@ void CudaBackend::layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps) 
     OpScope op_(prof_.get(), "layer_norm");
     cuda::layer_norm(y, x, w, b, eps, stream_);
 }
+// WO_CUDA_DECODE=mma (an experiment, bench/NOTES.md) sends decode rows to the tensor-core path
+// too (still batch invariant); WO_CUDA_MMA=0 sends every row, prompt ones too, to the CUDA cores.
 int64_t CudaBackend::decode_split(int64_t n) const {
-    static const bool mma = [] {
-        const char* e = std::getenv("WO_CUDA_MMA");
-        return !(e && std::string(e) == "0");
+    static const int mode = [] {
+        const char* m = std::getenv("WO_CUDA_MMA");
+        if (m && std::string(m) == "0") return 0;
+        const char* d = std::getenv("WO_CUDA_DECODE");
+        return d && std::string(d) == "mma" ? 2 : 1;
     }();
-    return mma ? std::min(decode_rows(), n) : n;
+    return mode == 0 ? n : mode == 2 ? 0 : std::min(decode_rows(), n);
 }
 // Decode rows on the CUDA-core kernel, prompt rows on the tensor-core one (kernels.h).
 void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) {
