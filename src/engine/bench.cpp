@@ -178,6 +178,7 @@ void validate(const Options& o) {
 
 Report run(const Options& o) {
     validate(o);
+    const auto t_load = Clock::now();
     auto file = std::make_shared<const gguf::File>(gguf::File::open(o.model));
     LoadOptions lo;
     lo.backend = o.backend;
@@ -202,6 +203,9 @@ Report run(const Options& o) {
     r.max_step_tokens = std::max(max_s, std::min(o.ubatch, longest));
     r.reps = o.reps;
     m->reserve(ReserveOptions{r.n_slots, r.n_ctx, r.max_step_tokens, max_s});
+    r.load_s = since(t_load);
+    r.resident_weight_bytes = m->weight_bytes();
+    r.buffer_bytes = m->buffer_bytes();
     SamplingParams greedy;
     greedy.temperature = 0;
     for (int s = 0; s < r.n_slots; ++s) m->set_sampling(s, greedy);
@@ -298,6 +302,15 @@ std::string table(const Report& r) {
            " ctx, steps of <= " + std::to_string(r.max_step_tokens) + " tokens, KV " +
            fmt("%.1f MiB", r.kv_bytes / double(1 << 20)) + "; warm-up + median of " + std::to_string(r.reps) +
            "\n";
+    out += "load:   " + fmt("%.2f s", r.load_s) + " from opening the file to ready (weights resident, KV and buffers " +
+           "reserved)\n";
+    const double wk = double(r.weight_bytes + r.kv_bytes);
+    out += "memory: weights " + fmt("%.2f GiB", r.resident_weight_bytes / double(1ull << 30)) + " resident (" +
+           fmt("%.2f GiB", r.weight_bytes / double(1ull << 30)) + " in the file), KV " +
+           fmt("%.1f MiB", r.kv_bytes / double(1 << 20)) + ", buffers " +
+           fmt("%.1f MiB", r.buffer_bytes / double(1 << 20)) + ": " +
+           fmt("%.2f%%", wk > 0 ? 100.0 * (double(r.resident_weight_bytes + r.buffer_bytes) - r.weight_bytes) / wk : 0.0) +
+           " beyond the file's weights + KV\n";
     out += "decode weight bytes per step at batch 1: " + fmt("%.3f GB", r.step_bytes_b1 / 1e9) + "\n\n";
     out +=
         "| test       | streams | tokens     |  median ms |     tok/s | tok/s/stream | GB/step |   GB/s |\n";
@@ -343,6 +356,12 @@ nlohmann::json to_json(const Report& r) {
               {"params", r.n_params},
               {"weight_bytes", r.weight_bytes}}},
             {"device", dev},
+            {"load_s", r.load_s},
+            {"memory",
+             {{"weight_bytes_file", r.weight_bytes},
+              {"weight_bytes_resident", r.resident_weight_bytes},
+              {"kv_bytes", r.kv_bytes},
+              {"buffer_bytes", r.buffer_bytes}}},
             {"setup",
              {{"n_ctx", r.n_ctx},
               {"n_slots", r.n_slots},

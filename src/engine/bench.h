@@ -62,6 +62,8 @@ struct Report {
     int threads = 0;
     std::string model_path, model_name, arch, quant;
     uint64_t n_params = 0, weight_bytes = 0, kv_bytes = 0;
+    uint64_t resident_weight_bytes = 0, buffer_bytes = 0;  // on the backend (repacked), step buffers
+    double load_s = 0;  // file open to ready: weights resident, KV cache and buffers reserved
     int n_ctx = 0, max_step_tokens = 0, n_slots = 0, reps = 0;
     double step_bytes_b1 = 0;  // weight bytes one decode step reads at batch 1
     std::vector<Row> rows;

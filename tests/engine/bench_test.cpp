@@ -86,6 +86,12 @@ TEST(Bench, JsonHasEveryFieldAndOneRowPerTest) {
     EXPECT_EQ(j["setup"]["reps"], 2);
     expect_positive(j["setup"], "kv_bytes", "setup");
     expect_positive(j, "decode_step_bytes_b1", "report");
+    expect_positive(j, "load_s", "report");
+    // The CPU backend maps the file in place: resident weights are the file's; buffers exist.
+    EXPECT_EQ(j["memory"]["weight_bytes_resident"], j["model"]["weight_bytes"]);
+    EXPECT_EQ(j["memory"]["weight_bytes_file"], j["model"]["weight_bytes"]);
+    EXPECT_EQ(j["memory"]["kv_bytes"], j["setup"]["kv_bytes"]);
+    expect_positive(j["memory"], "buffer_bytes", "memory");
 
     const auto& rows = j["results"];
     ASSERT_EQ(rows.size(), 2u * 2u + 2u);
@@ -133,7 +139,8 @@ TEST(Bench, JsonHasEveryFieldAndOneRowPerTest) {
 
     const std::string t = bench::table(r);
     for (const char* s :
-         {"device: cpu, 1 threads, ", "gpt-oss, MXFP4", "| pp20 ", "| ttft8 ", "| tg4 ", "6+4"})
+         {"device: cpu, 1 threads, ", "gpt-oss, MXFP4", "| pp20 ", "| ttft8 ", "| tg4 ", "6+4", "load: ",
+          "beyond the file's weights + KV"})
         EXPECT_NE(t.find(s), std::string::npos) << s << " not in\n" << t;
 }
 
