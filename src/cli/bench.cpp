@@ -1,6 +1,7 @@
 // `worker-orcd bench --model M.gguf [-p 512,2048] [-n 128] [--streams 1,8,32] [--reps N] [--json]
-// [--backend cpu|cuda] [--threads N] [--ctx N] [--ubatch N] [--decode-prompt N]`: prefill,
-// time to first token and decode speed as a table (or one JSON document); docs/bench.md.
+// [--backend cpu|cuda] [--threads N] [--ctx N] [--ubatch N] [--decode-prompt N] [--mixed S:IN:OUT]`:
+// prefill, time to first token, decode speed and a mixed load through the engine as a table (or
+// one JSON document); docs/bench.md.
 #include "engine/bench.h"
 
 #include <cstdio>
@@ -32,6 +33,9 @@ void add_bench(CLI::App& app, int& rc) {
     sub->add_option("--device", o->device, "CUDA device (default 0)");
     sub->add_option("--ctx", o->n_ctx, "Context per slot (default 0 = what the longest test needs)");
     sub->add_option("--seed", o->seed, "Seed of the random prompt ids (default 1234)");
+    sub->add_option("--mixed", o->mixed,
+                    "S:IN:OUT: S requests of IN prompt and OUT generated tokens at once through the engine "
+                    "(continuous batching), after the other tests (default: none)");
     sub->add_flag("--json", *json, "Print one JSON document instead of the table");
     sub->callback([o, json, &rc] {
         const bench::Report r = bench::run(*o);

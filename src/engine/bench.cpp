@@ -25,19 +25,6 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 [[noreturn]] void bad(const std::string& msg) { throw Error(Code::INVALID_ARGUMENT, "bench: " + msg); }
 
-// Prompt ids from (seed, slot): the same prompt in every run, a different one per stream.
-std::vector<int32_t> random_prompt(uint64_t seed, int slot, int n, int n_vocab) {
-    uint64_t s = seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(slot + 1));
-    std::vector<int32_t> out(static_cast<size_t>(n));
-    for (auto& id : out) {
-        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        id = static_cast<int32_t>((z ^ (z >> 31)) % static_cast<uint64_t>(n_vocab));
-    }
-    return out;
-}
-
 // Submits steps keeping up to the model's pipeline depth in flight, as the engine does; every
 // sampled id is checked to be a vocabulary id (a broken step must not pass as a fast one).
 class Stepper {
@@ -143,6 +130,28 @@ WeightTraffic weight_traffic(const gguf::File& f, const Hparams& hp) {
     return w;
 }
 
+std::vector<int32_t> random_prompt(uint64_t seed, int slot, int n, int n_vocab) {
+    uint64_t s = seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(slot + 1));
+    std::vector<int32_t> out(static_cast<size_t>(n));
+    for (auto& id : out) {
+        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        id = static_cast<int32_t>((z ^ (z >> 31)) % static_cast<uint64_t>(n_vocab));
+    }
+    return out;
+}
+
+Mixed parse_mixed(const std::string& s) {
+    Mixed m;
+    char tail = 0;
+    if (std::sscanf(s.c_str(), "%d:%d:%d%c", &m.streams, &m.n_in, &m.n_out, &tail) != 3)
+        bad("--mixed must be S:IN:OUT (e.g. 128:1000:1000), got '" + s + "'");
+    if (m.streams < 1 || m.streams > 4096 || m.n_in < 1 || m.n_out < 1)
+        bad("--mixed " + s + ": S must be in [1, 4096], IN and OUT >= 1");
+    return m;
+}
+
 void validate(const Options& o) {
     if (o.model.empty()) bad("--model is required");
     if (o.backend != "cpu" && o.backend != "cuda")
@@ -156,7 +165,8 @@ void validate(const Options& o) {
     if (o.n_gen > 0 && o.streams.empty()) bad("--streams needs at least one value");
     for (int s : o.streams)
         if (s < 1 || s > 4096) bad("--streams values must be in [1, 4096], got " + std::to_string(s));
-    if (!any_p && o.n_gen == 0) bad("nothing to measure: every -p is 0 and -n is 0");
+    if (!o.mixed.empty()) parse_mixed(o.mixed);
+    if (!any_p && o.n_gen == 0 && o.mixed.empty()) bad("nothing to measure: every -p is 0, -n is 0 and no --mixed");
     if (o.reps < 1) bad("--reps must be >= 1, got " + std::to_string(o.reps));
     if (o.ubatch < 1) bad("--ubatch must be >= 1, got " + std::to_string(o.ubatch));
     if (o.threads < 0) bad("--threads must be >= 0 (0 = all cores), got " + std::to_string(o.threads));
@@ -195,7 +205,7 @@ Report run(const Options& o) {
         max_s = *std::max_element(o.streams.begin(), o.streams.end());
     }
     Report r;
-    r.n_ctx = o.n_ctx > 0 ? o.n_ctx : need;
+    r.n_ctx = o.n_ctx > 0 ? o.n_ctx : std::max(need, 1);
     if (r.n_ctx > hp.n_ctx_train)
         throw Error(Code::CONTEXT_OVERFLOW, "bench: the tests need a context of " + std::to_string(r.n_ctx) +
                                                 " tokens; the model has " + std::to_string(hp.n_ctx_train));
@@ -288,6 +298,10 @@ Report run(const Options& o) {
             r.rows.push_back(tg);
         }
     }
+    if (!o.mixed.empty()) {
+        m.reset();  // the engine loads its own copy
+        r.rows.push_back(run_mixed(o, parse_mixed(o.mixed)));
+    }
     log::info("bench.done", {{"model", o.model}, {"rows", r.rows.size()}});
     return r;
 }
@@ -317,7 +331,7 @@ std::string table(const Report& r) {
     out +=
         "|------------|--------:|-----------:|-----------:|----------:|-------------:|--------:|-------:|\n";
     for (const Row& w : r.rows) {
-        const bool dec = w.kind == "decode";
+        const bool dec = w.kind == "decode", mixed = w.kind == "mixed";
         const std::string tokens = w.kind == "prefill"
                                        ? std::to_string(w.n_prompt)
                                        : std::to_string(w.n_prompt) + "+" + std::to_string(w.n_gen);
@@ -325,10 +339,17 @@ std::string table(const Report& r) {
         std::snprintf(
             line, sizeof line, "| %-10s | %7d | %10s | %10.2f | %9s | %12s | %7s | %6s |\n", w.test.c_str(),
             w.streams, tokens.c_str(), w.ms, w.kind == "ttft" ? "-" : fmt("%.2f", w.tok_s).c_str(),
-            dec ? fmt("%.2f", w.tok_s_stream).c_str() : "-",
+            dec || mixed ? fmt("%.2f", w.tok_s_stream).c_str() : "-",
             dec ? fmt("%.3f", w.step_bytes / 1e9).c_str() : "-", dec ? fmt("%.2f", w.gb_s).c_str() : "-");
         out += line;
     }
+    for (const Row& w : r.rows)
+        if (w.kind == "mixed")
+            out += "\nmixed: " + std::to_string(w.streams) + " requests of " + std::to_string(w.n_prompt) + " prompt + " +
+                   std::to_string(w.n_gen) + " generated tokens through the engine: " + std::to_string(w.tokens_out) +
+                   " tokens out in " + fmt("%.2f s", w.median_s) + " (" + fmt("%.1f", w.tok_s) +
+                   " output tok/s); time to first token p50 " + fmt("%.1f", w.ttft_p50_ms) + " ms, p99 " +
+                   fmt("%.1f", w.ttft_p99_ms) + " ms\n";
     return out;
 }
 
@@ -339,6 +360,12 @@ nlohmann::json to_json(const Report& r) {
             {"test", w.test},       {"kind", w.kind},       {"n_prompt", w.n_prompt}, {"n_gen", w.n_gen},
             {"streams", w.streams}, {"seconds", w.seconds}, {"median_s", w.median_s}, {"ms", w.ms}};
         if (w.kind != "ttft") j["tok_s"] = w.tok_s;
+        if (w.kind == "mixed") {
+            j["tok_s_stream"] = w.tok_s_stream;
+            j["tokens_out"] = w.tokens_out;
+            j["ttft_p50_ms"] = w.ttft_p50_ms;
+            j["ttft_p99_ms"] = w.ttft_p99_ms;
+        }
         if (w.kind == "decode") {
             j["tok_s_stream"] = w.tok_s_stream;
             j["step_bytes"] = w.step_bytes;

@@ -24,7 +24,17 @@ struct Options {
     int device = 0;        // CUDA device
     int n_ctx = 0;         // per slot; 0 = what the longest test needs
     uint64_t seed = 1234;  // prompt token ids
+    // --mixed S:IN:OUT: S requests of IN random prompt tokens and OUT generated tokens each, all
+    // submitted at once to the real engine (S slots, continuous batching: prompt chunks of up to
+    // --ubatch tokens beside the decode tokens); one run after the model tests. Empty: off.
+    std::string mixed;
 };
+
+struct Mixed {
+    int streams = 0, n_in = 0, n_out = 0;
+};
+// "S:IN:OUT" -> Mixed; throws INVALID_ARGUMENT naming --mixed.
+Mixed parse_mixed(const std::string& s);
 
 // Throws Error(INVALID_ARGUMENT) naming the option when `o` cannot be run (before any loading).
 void validate(const Options& o);
@@ -55,7 +65,13 @@ struct Row {
     double ms = 0;            // ttft: time to first token; others: median run time
     double step_bytes = 0;    // decode: weight bytes one step reads at this stream count
     double gb_s = 0;          // decode: step_bytes x steps per second / 1e9
+    // mixed: generated tokens in all, and time to first token over the requests
+    int64_t tokens_out = 0;
+    double ttft_p50_ms = 0, ttft_p99_ms = 0;
 };
+
+// The --mixed row (bench_mixed.cpp): one run through an Engine that loads the model itself.
+Row run_mixed(const Options& o, const Mixed& x);
 
 struct Report {
     std::string backend, device;  // device: "2 threads, <CPU model>" or the GPU name
@@ -75,6 +91,9 @@ Report run(const Options& o);
 
 std::string table(const Report& r);
 nlohmann::json to_json(const Report& r);
+
+// Prompt ids from (seed, slot): the same prompt in every run, a different one per stream.
+std::vector<int32_t> random_prompt(uint64_t seed, int slot, int n, int n_vocab);
 
 // Median (mean of the middle two for an even count); 0 for none.
 double median(std::vector<double> v);

@@ -33,6 +33,8 @@ struct GenerateRequest {
     // Test-only (serve --enable-test-faults): the first generated tokens are these ids instead
     // of sampled ones, so a test can make a random model emit an exact harmony tool call.
     std::vector<int32_t> script;
+    // Generate max_tokens even past an end-of-generation token (bench --mixed: fixed lengths).
+    bool ignore_eos = false;
 };
 
 // Why a sequence ended normally. Errors (including CANCELLED) end with an Error event.

