@@ -113,6 +113,11 @@ double WeightTraffic::step_bytes(int tokens) const {
     return double(dense) + double(experts) * frac + double(rows) * tokens;
 }
 
+double WeightTraffic::prompt_flops_per_token() const {
+    const double frac = n_expert > 0 ? double(n_expert_used) / n_expert : 0.0;
+    return 2.0 * (double(dense_macs) + double(expert_macs) * frac);
+}
+
 WeightTraffic weight_traffic(const gguf::File& f, const Hparams& hp) {
     WeightTraffic w;
     w.n_expert = hp.n_expert;
@@ -126,6 +131,11 @@ WeightTraffic weight_traffic(const gguf::File& f, const Hparams& hp) {
             w.rows += t.n_bytes / t.shape[1];  // get_rows: one row per token
         else
             w.dense += t.n_bytes;  // includes a tied token_embd, which is the LM head too
+        const bool matrix = t.shape.size() >= 2 && t.name.size() > 7 && t.name.ends_with(".weight");
+        if (!matrix || t.name == "token_embd.weight" || t.name == "position_embd.weight" ||
+            t.name == "output.weight")
+            continue;
+        (t.name.find("_exps") != std::string::npos ? w.expert_macs : w.dense_macs) += t.n_elements;
     }
     return w;
 }
@@ -240,6 +250,7 @@ Report run(const Options& o) {
     r.kv_bytes = m->kv_bytes();
     const WeightTraffic traffic = weight_traffic(*file, hp);
     r.step_bytes_b1 = traffic.step_bytes(1);
+    r.prompt_flops_per_token = traffic.prompt_flops_per_token();
 
     Stepper st(*m);
     // One warm-up run, then `reps` timed ones; `once` returns the seconds of one run.
@@ -261,6 +272,7 @@ Report run(const Options& o) {
             return since(t0);
         });
         pp.tok_s = p / pp.median_s;
+        pp.tflop_s = r.prompt_flops_per_token * p / pp.median_s / 1e12;
         r.rows.push_back(pp);
         // Until the first generated id is on the host: prefill, LM head, sampling, download.
         r.rows.push_back(measure(make_row("ttft" + std::to_string(p), "ttft", p, 1, 1), [&] {
@@ -327,9 +339,9 @@ std::string table(const Report& r) {
            " beyond the file's weights + KV\n";
     out += "decode weight bytes per step at batch 1: " + fmt("%.3f GB", r.step_bytes_b1 / 1e9) + "\n\n";
     out +=
-        "| test       | streams | tokens     |  median ms |     tok/s | tok/s/stream | GB/step |   GB/s |\n";
+        "| test       | streams | tokens     |  median ms |     tok/s | tok/s/stream | GB/step |   GB/s | TFLOP/s |\n";
     out +=
-        "|------------|--------:|-----------:|-----------:|----------:|-------------:|--------:|-------:|\n";
+        "|------------|--------:|-----------:|-----------:|----------:|-------------:|--------:|-------:|--------:|\n";
     for (const Row& w : r.rows) {
         const bool dec = w.kind == "decode", mixed = w.kind == "mixed";
         const std::string tokens = w.kind == "prefill"
@@ -337,10 +349,11 @@ std::string table(const Report& r) {
                                        : std::to_string(w.n_prompt) + "+" + std::to_string(w.n_gen);
         char line[256];
         std::snprintf(
-            line, sizeof line, "| %-10s | %7d | %10s | %10.2f | %9s | %12s | %7s | %6s |\n", w.test.c_str(),
+            line, sizeof line, "| %-10s | %7d | %10s | %10.2f | %9s | %12s | %7s | %6s | %7s |\n", w.test.c_str(),
             w.streams, tokens.c_str(), w.ms, w.kind == "ttft" ? "-" : fmt("%.2f", w.tok_s).c_str(),
             dec || mixed ? fmt("%.2f", w.tok_s_stream).c_str() : "-",
-            dec ? fmt("%.3f", w.step_bytes / 1e9).c_str() : "-", dec ? fmt("%.2f", w.gb_s).c_str() : "-");
+            dec ? fmt("%.3f", w.step_bytes / 1e9).c_str() : "-", dec ? fmt("%.2f", w.gb_s).c_str() : "-",
+            w.kind == "prefill" ? fmt("%.2f", w.tflop_s).c_str() : "-");
         out += line;
     }
     for (const Row& w : r.rows)
@@ -360,6 +373,7 @@ nlohmann::json to_json(const Report& r) {
             {"test", w.test},       {"kind", w.kind},       {"n_prompt", w.n_prompt}, {"n_gen", w.n_gen},
             {"streams", w.streams}, {"seconds", w.seconds}, {"median_s", w.median_s}, {"ms", w.ms}};
         if (w.kind != "ttft") j["tok_s"] = w.tok_s;
+        if (w.kind == "prefill") j["tflop_s"] = w.tflop_s;
         if (w.kind == "mixed") {
             j["tok_s_stream"] = w.tok_s_stream;
             j["tokens_out"] = w.tokens_out;
@@ -396,6 +410,7 @@ nlohmann::json to_json(const Report& r) {
               {"reps", r.reps},
               {"kv_bytes", r.kv_bytes}}},
             {"decode_step_bytes_b1", r.step_bytes_b1},
+            {"prompt_flops_per_token", r.prompt_flops_per_token},
             {"results", rows}};
 }
 

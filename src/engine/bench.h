@@ -48,7 +48,11 @@ struct WeightTraffic {
     uint64_t experts = 0;  // bytes of all experts' tensors (all E)
     uint64_t rows = 0;     // bytes of one row of each embedding table read by get_rows
     int n_expert = 0, n_expert_used = 0;
+    // Multiply-adds per prompt token in the weight matrices a prefill runs: every matrix but the
+    // embedding tables and the LM head (a prefill row samples nothing); experts' k of E.
+    uint64_t dense_macs = 0, expert_macs = 0;
     double step_bytes(int tokens) const;
+    double prompt_flops_per_token() const;  // 2 x (dense + experts x k/E) multiply-adds
 };
 WeightTraffic weight_traffic(const gguf::File& f, const Hparams& hp);
 
@@ -65,6 +69,7 @@ struct Row {
     double ms = 0;            // ttft: time to first token; others: median run time
     double step_bytes = 0;    // decode: weight bytes one step reads at this stream count
     double gb_s = 0;          // decode: step_bytes x steps per second / 1e9
+    double tflop_s = 0;       // prefill: weight-matrix FLOPs per second / 1e12 (attention not counted)
     // mixed: generated tokens in all, and time to first token over the requests
     int64_t tokens_out = 0;
     double ttft_p50_ms = 0, ttft_p99_ms = 0;
@@ -82,6 +87,7 @@ struct Report {
     double load_s = 0;  // file open to ready: weights resident, KV cache and buffers reserved
     int n_ctx = 0, max_step_tokens = 0, n_slots = 0, reps = 0;
     double step_bytes_b1 = 0;  // weight bytes one decode step reads at batch 1
+    double prompt_flops_per_token = 0;
     std::vector<Row> rows;
 };
 

@@ -87,6 +87,7 @@ TEST(Bench, JsonHasEveryFieldAndOneRowPerTest) {
     EXPECT_EQ(j["setup"]["reps"], 2);
     expect_positive(j["setup"], "kv_bytes", "setup");
     expect_positive(j, "decode_step_bytes_b1", "report");
+    expect_positive(j, "prompt_flops_per_token", "report");
     expect_positive(j, "load_s", "report");
     // The CPU backend maps the file in place: resident weights are the file's; buffers exist.
     EXPECT_EQ(j["memory"]["weight_bytes_resident"], j["model"]["weight_bytes"]);
@@ -120,6 +121,8 @@ TEST(Bench, JsonHasEveryFieldAndOneRowPerTest) {
         if (kinds[i] == "prefill") {
             EXPECT_DOUBLE_EQ(w["tok_s"].get<double>(),
                              w["n_prompt"].get<double>() / w["median_s"].get<double>());
+            EXPECT_DOUBLE_EQ(w["tflop_s"].get<double>(),
+                             j["prompt_flops_per_token"].get<double>() * w["tok_s"].get<double>() / 1e12);
             continue;
         }
         for (const char* k : {"tok_s_stream", "step_bytes", "gb_s"}) expect_positive(w, k, where);
@@ -228,6 +231,10 @@ TEST(Bench, WeightBytesPerDecodeStepByHand) {
     // gate/up/down experts (MXFP4) and their F32 biases.
     EXPECT_EQ(w.experts, 4 * (3 * (128 * 128 * 8 / 32 * 17) + 3 * (128 * 8 * 4)));
     EXPECT_EQ(w.rows, q8(128));  // one token_embd row
+    // Prompt matrices per layer: q, k, v, output, router; experts gate/up/down of 8 (4 used).
+    EXPECT_EQ(w.dense_macs, 4u * (128 * 256 + 2 * 128 * 128 + 256 * 128 + 128 * 8));
+    EXPECT_EQ(w.expert_macs, 4u * 3 * 128 * 128 * 8);
+    EXPECT_DOUBLE_EQ(w.prompt_flops_per_token(), 2.0 * (double(w.dense_macs) + double(w.expert_macs) * 4 / 8));
     EXPECT_DOUBLE_EQ(w.step_bytes(1), double(w.dense) + double(w.experts) * 4 / 8 + double(w.rows));
     EXPECT_DOUBLE_EQ(w.step_bytes(2),
                      double(w.dense) + double(w.experts) * (1 - 0.25) + 2.0 * double(w.rows));
