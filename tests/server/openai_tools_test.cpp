@@ -227,7 +227,9 @@ TEST_F(OpenAiTools, ToolLoopAndResponsesThroughTheOfficialClient) {
 TEST_F(OpenAiTools, BadToolsChoicesAndOrphanToolMessagesAre400sInOpenAiShape) {
     const json user = {{"role", "user"}, {"content", "hi"}};
     auto fn = [](json f) { return json{{"type", "function"}, {"function", f}}; };
-    const json ok_tools = {fn({{"name", "f"}, {"parameters", {{"type", "object"}, {"properties", json::object()}}}})};
+    // json::array, not `= {fn(...)}`: copy-list-initialising a json from one json is an array of
+    // it under gcc but a copy of it under clang (nlohmann's README warns of this).
+    const json ok_tools = json::array({fn({{"name", "f"}, {"parameters", {{"type", "object"}, {"properties", json::object()}}}})});
     const json call_msg = {{"role", "assistant"}, {"content", nullptr},
                            {"tool_calls", {{{"id", "call_1"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{}"}}}}}}};
     for (const auto& [path, body, param] : std::vector<std::tuple<std::string, json, std::string>>{
