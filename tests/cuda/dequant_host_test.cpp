@@ -3,6 +3,8 @@
 // a GPU, so CI checks the index arithmetic of every format; CudaDequant checks the device build.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -48,6 +50,59 @@ TEST(CudaDequantHost, UnitDecodersMatchCpuBitForBit) {
     check_units<GgmlType::Q4_K>(256 * 5, 16, rng);
     check_units<GgmlType::Q5_K>(256 * 5, 16, rng);
     check_units<GgmlType::Q6_K>(256 * 5, 16, rng);
+}
+
+// The DEVICE layout of one row (dequant.cuh), built on the host from a GGUF row.
+std::vector<uint8_t> packed_row(GgmlType t, const uint8_t* row, int64_t n) {
+    std::vector<uint8_t> p(packed_row_bytes(t, n), 0);
+    for (int64_t b = 0; b < n / 32; ++b) {
+        if (t == GgmlType::MXFP4) {
+            const auto* blk = reinterpret_cast<const quant::BlockMxfp4*>(row) + b;
+            uint8_t v[32];
+            for (int j = 0; j < 16; ++j) v[j] = blk->qs[j] & 0xF, v[j + 16] = blk->qs[j] >> 4;
+            for (int j = 0; j < 16; ++j) p[size_t(16 * b + j)] = uint8_t(v[2 * j] | (v[2 * j + 1] << 4));
+            p[size_t(n / 2 + b)] = blk->e;
+        } else {
+            const auto* blk = reinterpret_cast<const quant::BlockQ8_0*>(row) + b;
+            std::memcpy(&p[size_t(32 * b)], blk->qs, 32);
+            std::memcpy(&p[size_t(n + 2 * b)], &blk->d, 2);
+        }
+    }
+    return p;
+}
+
+// Scaled units: c_i * kPre * s is unit()'s value (the product in double is exact; overflow to
+// inf and NaN scales as unit() gives them), in both layouts, on random bytes (every code, every
+// scale byte).
+template <GgmlType T>
+void check_scaled(int64_t n, int rows, std::mt19937& rng) {
+    SCOPED_TRACE(std::string(type_name(T)));
+    std::vector<uint8_t> w(row_bytes(T, uint64_t(n)) * size_t(rows));
+    for (auto& b : w) b = uint8_t(rng());
+    int64_t bad = 0;
+    for (int r = 0; r < rows; ++r) {
+        const uint8_t* row = w.data() + row_bytes(T, uint64_t(n)) * size_t(r);
+        const std::vector<uint8_t> pk = packed_row(T, row, n);
+        for (int64_t u = 0; u < n / 8; ++u) {
+            float v[8], c[8], cp[8];
+            Dequant<T>::unit(row, u, n, v);
+            const float s = Scaled<Dequant<T>>::codes(row, u, n, c);
+            const float sp = Scaled<Packed<T>>::codes(pk.data(), u, n, cp);
+            for (int i = 0; i < 8; ++i) {
+                const float got = float(double(c[i]) * double(Scaled<Dequant<T>>::kPre) * double(s));
+                const bool ok = (std::isnan(v[i]) ? std::isnan(got) : got == v[i]) &&
+                                same_value(c[i], cp[i]) && same_value(s, sp);
+                if (!ok && bad++ < 5) ADD_FAILURE() << "row " << r << " element " << 8 * u + i << ": " << v[i] << " vs " << got;
+            }
+        }
+    }
+    EXPECT_EQ(bad, 0);
+}
+
+TEST(CudaDequantHost, ScaledUnitsGiveTheUnitValuesInBothLayouts) {
+    std::mt19937 rng(5);
+    check_scaled<GgmlType::Q8_0>(32 * 37, 64, rng);
+    check_scaled<GgmlType::MXFP4>(32 * 37, 64, rng);
 }
 
 TEST(CudaDequantHost, E2m1MatchesQuantTable) {

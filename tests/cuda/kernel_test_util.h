@@ -152,10 +152,13 @@ inline std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = 
 // Worst-case first-order bound on the rounding error of cta_dots over n_in terms: 4 warps each take
 // a quarter of the 8-element units, a lane sums 8 * ceil(quarter / 32) products with one rounding
 // per FMA, then 5 butterfly additions and 3 additions of the warp sums, and the result takes up
-// to `extra` more roundings (bias, accumulate); times Σ|terms|.
-inline double dot_error_bound(int64_t n_in, int extra, double sum_abs) {
-    const int64_t units = (n_in + 7) / 8, quarter = (units + 3) / 4;
-    const double roundings = double(8 * ((quarter + 31) / 32) + 5 + 3 + extra);
+// to `extra` more roundings (bias, accumulate); times Σ|terms|. Q8_0 and MXFP4 (dequant.cuh's
+// scaled units) sum each unit into a fresh partial (8 roundings, relative to that unit's terms)
+// and add it to the lane's sum with one FMA per unit: 8 + units roundings instead of 8 * units.
+inline double dot_error_bound(int64_t n_in, int extra, double sum_abs, GgmlType t) {
+    const int64_t units = (n_in + 7) / 8, quarter = (units + 3) / 4, per_lane = (quarter + 31) / 32;
+    const bool scaled = t == GgmlType::Q8_0 || t == GgmlType::MXFP4;
+    const double roundings = double((scaled ? 8 + per_lane : 8 * per_lane) + 5 + 3 + extra);
     return roundings * std::ldexp(1.0, -24) * sum_abs * 1.01 + 1e-30;
 }
 

@@ -223,7 +223,7 @@ std::vector<float> run_matmul(const MatmulCase& c, std::mt19937& rng, std::vecto
             const size_t at = size_t(t * y_ld + y_off + r);
             if (c.bias) ref += bias[size_t(r)], mag += std::fabs(bias[size_t(r)]);
             if (c.accumulate) ref += y0[at], mag += std::fabs(y0[at]);
-            const double bound = c.mma ? mma_error_bound(c.n_in, 2, mag, c.type) : dot_error_bound(c.n_in, 2, mag);
+            const double bound = c.mma ? mma_error_bound(c.n_in, 2, mag, c.type) : dot_error_bound(c.n_in, 2, mag, c.type);
             const double err = std::fabs(double(y[at]) - ref);
             if (!(err <= bound) && bad++ < 5) {
                 ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at]

@@ -91,7 +91,7 @@ struct Ref {
 std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int32_t* ids, const float* wts,
                          int k, const float* y0, bool prompt) {
     auto dot_bound = [&](int64_t n_in, int extra, double mag) {
-        return prompt ? mma_error_bound(n_in, extra, mag, m.type) : dot_error_bound(n_in, extra, mag);
+        return prompt ? mma_error_bound(n_in, extra, mag, m.type) : dot_error_bound(n_in, extra, mag, m.type);
     };
     const double u = std::ldexp(1.0, -24), alpha = double(1.702f), limit = 7.0;  // MoeFfn's floats
     const int64_t d = m.d, n_ff = m.n_ff;

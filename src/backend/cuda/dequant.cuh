@@ -9,9 +9,14 @@
 // their last unit reads elements < n only and gives 0 beyond.
 #pragma once
 #include <cuda_runtime.h>
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+#endif
 
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "gguf/types.h"
 #include "quant/blocks.h"
@@ -52,6 +57,17 @@ __host__ __device__ __forceinline__ int e2m1_x2(unsigned nibble) {
 
 template <GgmlType T>
 struct Dequant;
+
+// Scaled<D>::codes exists for the decoders D with one scale per unit (see "Scaled units" below);
+// kScaled<D> says whether it does.
+template <class D>
+struct Scaled {
+    static constexpr bool kNone = true;
+};
+template <class D, class = void>
+constexpr bool kScaled = true;
+template <class D>
+constexpr bool kScaled<D, std::void_t<decltype(Scaled<D>::kNone)>> = false;
 
 template <>
 struct Dequant<GgmlType::F32> {
@@ -245,6 +261,110 @@ WO_UNROLL
             w[i] = mul_rn(float(int8_t((q.x >> (8 * i)) & 0xFF)), d);
             w[4 + i] = mul_rn(float(int8_t((q.y >> (8 * i)) & 0xFF)), d);
         }
+    }
+};
+
+// ---- Scaled units: the decode matvec's fast path for Q8_0 and MXFP4 (both layouts). codes()
+// writes a unit's 8 codes as small exact floats c_i and returns the unit's scale s, with
+//   value_i == c_i * kPre * s   exactly (kPre a power of two; the value as unit() gives it),
+// so a dot can sum c_i * x_i and apply kPre and s once per unit: 8 elements cost 8 FMAs and a
+// few integer ops instead of a conversion and a multiply each (bench/NOTES.md, fourth session).
+//   Q8_0:  c_i = the int8 code, built as 2^23 + (code + 128) from its bits and then 2^23 + 128
+//          subtracted (exact); s = d.
+//   MXFP4: c_i = E2M1 * 2^-14, built as an f16 whose exponent's low two bits and mantissa's top
+//          bit are the code's three magnitude bits (the f16 subnormal at exponent 0 is E2M1's
+//          0 and 0.5), then converted exactly; kPre = 2^14, s = 2^(e-127) (e8m0, NaN at 255).
+// Both need no table and no int-to-float conversion. The device and host builds give the same
+// bits (the host converts the f16 in software; tests check both against unit()).
+__host__ __device__ __forceinline__ float e8m0(uint8_t e) {
+    if (e == 0xFF) return quant::f32_from_bits(0x7FC00000u);
+    return quant::f32_from_bits(e == 0 ? 0x00400000u : uint32_t(e) << 23);
+}
+
+// Two f16 (low half, high half) as floats.
+__host__ __device__ __forceinline__ void f16x2_to_f32(uint32_t h, float& lo, float& hi) {
+#ifdef __CUDA_ARCH__
+    __half2 v;
+    static_assert(sizeof(v) == 4, "half2");
+    memcpy(&v, &h, 4);
+    const float2 f = __half22float2(v);
+    lo = f.x, hi = f.y;
+#else
+    lo = quant::f16_to_f32(uint16_t(h & 0xFFFFu));
+    hi = quant::f16_to_f32(uint16_t(h >> 16));
+#endif
+}
+
+// q holds 8 E2M1 codes, element i in bits [4i, 4i+4): c_i = E2M1_i * 2^-14. Pair j = elements
+// j and j+4 (same bit offset in each 16-bit half): magnitude bits -> f16 bits 9..11, sign -> 15.
+__host__ __device__ __forceinline__ void e2m1x8_codes(uint32_t q, float c[8]) {
+    const uint32_t h0 = ((q << 9) & 0x0E000E00u) | ((q << 12) & 0x80008000u);
+    const uint32_t h1 = ((q << 5) & 0x0E000E00u) | ((q << 8) & 0x80008000u);
+    const uint32_t h2 = ((q << 1) & 0x0E000E00u) | ((q << 4) & 0x80008000u);
+    const uint32_t h3 = ((q >> 3) & 0x0E000E00u) | (q & 0x80008000u);
+    f16x2_to_f32(h0, c[0], c[4]);
+    f16x2_to_f32(h1, c[1], c[5]);
+    f16x2_to_f32(h2, c[2], c[6]);
+    f16x2_to_f32(h3, c[3], c[7]);
+}
+
+// 4 int8 codes (bytes of q) as floats, exactly.
+__host__ __device__ __forceinline__ void i8x4_codes(uint32_t q, float c[4]) {
+#ifdef __CUDA_ARCH__
+    const uint32_t b = q ^ 0x80808080u;  // code + 128, unsigned
+WO_UNROLL
+    for (int i = 0; i < 4; ++i)
+        c[i] = __fsub_rn(__uint_as_float(__byte_perm(b, 0x4B000000u, 0x7650u | unsigned(i))), 8388736.0f);
+#else
+    for (int i = 0; i < 4; ++i) c[i] = float(int8_t((q >> (8 * i)) & 0xFFu));
+#endif
+}
+
+template <>
+struct Scaled<Dequant<GgmlType::Q8_0>> {
+    static constexpr float kPre = 1.0f;
+    static __host__ __device__ __forceinline__ float codes(const uint8_t* row, int64_t u, int64_t, float c[8]) {
+        const auto* b = reinterpret_cast<const quant::BlockQ8_0*>(row) + u / 4;
+        const uint16_t* q = reinterpret_cast<const uint16_t*>(b->qs + 8 * (u % 4));
+        i8x4_codes(uint32_t(q[0]) | (uint32_t(q[1]) << 16), c);
+        i8x4_codes(uint32_t(q[2]) | (uint32_t(q[3]) << 16), c + 4);
+        return quant::f16_to_f32(b->d);
+    }
+};
+
+template <>
+struct Scaled<Packed<GgmlType::Q8_0>> {
+    static constexpr float kPre = 1.0f;
+    static __host__ __device__ __forceinline__ float codes(const uint8_t* row, int64_t u, int64_t n, float c[8]) {
+        const uint2 q = reinterpret_cast<const uint2*>(row)[u];
+        i8x4_codes(q.x, c);
+        i8x4_codes(q.y, c + 4);
+        return quant::f16_to_f32(reinterpret_cast<const uint16_t*>(row + n)[u / 4]);
+    }
+};
+
+template <>
+struct Scaled<Dequant<GgmlType::MXFP4>> {
+    static constexpr float kPre = 16384.0f;
+    static __host__ __device__ __forceinline__ float codes(const uint8_t* row, int64_t u, int64_t, float c[8]) {
+        const auto* b = reinterpret_cast<const quant::BlockMxfp4*>(row) + u / 4;
+        const int k = int(u % 4);
+        const uint8_t* q = b->qs + 8 * (k % 2);
+        const int shift = 4 * (k / 2);
+        uint32_t w = 0;
+WO_UNROLL
+        for (int i = 0; i < 8; ++i) w |= uint32_t((q[i] >> shift) & 0xF) << (4 * i);
+        e2m1x8_codes(w, c);
+        return e8m0(b->e);
+    }
+};
+
+template <>
+struct Scaled<Packed<GgmlType::MXFP4>> {
+    static constexpr float kPre = 16384.0f;
+    static __host__ __device__ __forceinline__ float codes(const uint8_t* row, int64_t u, int64_t n, float c[8]) {
+        e2m1x8_codes(reinterpret_cast<const uint32_t*>(row)[u], c);
+        return e8m0(row[n / 2 + u / 4]);
     }
 };
 

@@ -4,7 +4,8 @@
 //   kSplit equal ranges, warp w taking range w. Lane l of warp w walks its range's units
 //   u = begin + l, begin + l + 32, ... in increasing order and, per unit, adds w[8u+i]*x[8u+i] for
 //   i = 0..7 into its own fp32 accumulator (one FMA each, explicit __fmaf_rn so the compiler
-//   cannot regroup); the 32 lane sums of a warp are combined by a fixed butterfly (xor 16, 8, 4,
+//   cannot regroup; Q8_0 and MXFP4 instead sum the unit's codes times x into a fresh partial and
+//   add it times the unit's scale with one FMA, dequant.cuh's scaled units); the 32 lane sums of a warp are combined by a fixed butterfly (xor 16, 8, 4,
 //   2, 1; every lane ends with the same bits since a+b == b+a); then the kSplit warp sums are
 //   added in warp order through shared memory.
 // The order depends on n_in and nothing else: not on the token count, on which tokens share the
@@ -50,6 +51,29 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
     for (int r = 0; r < R; ++r)
 #pragma unroll
         for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+    using D = typename Dq<T, P>::type;
+    if constexpr (kScaled<D>) {
+        // Q8_0 and MXFP4: per unit, s = Σ c_i x_i in order (a fresh product, then FMAs), then
+        // acc = fma(s * kPre, scale, acc): the codes need no conversion (dequant.cuh).
+        for (int64_t u = ub + lane; u < ue; u += 32) {
+            float cv[R][8], sc[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) sc[r] = Scaled<D>::codes(w[r], u, n_in, cv[r]);
+#pragma unroll
+            for (int t = 0; t < NT; ++t) {
+                float xv[8];
+                load_x8(x[t], u, n_in, xvec, xv);
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    float s = __fmul_rn(cv[r][0], xv[0]);
+#pragma unroll
+                    for (int i = 1; i < 8; ++i) s = __fmaf_rn(cv[r][i], xv[i], s);
+                    if constexpr (Scaled<D>::kPre != 1.0f) s = __fmul_rn(s, Scaled<D>::kPre);
+                    acc[r][t] = __fmaf_rn(s, sc[r], acc[r][t]);
+                }
+            }
+        }
+    } else
     for (int64_t u = ub + lane; u < ue; u += 32) {
         // The R weight units first, then one token at a time (8 activations live at once, not
         // 8 * NT: the register budget stays that of the weights and accumulators).
