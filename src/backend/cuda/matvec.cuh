@@ -73,21 +73,22 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
                 }
             }
         }
-    } else
-    for (int64_t u = ub + lane; u < ue; u += 32) {
-        // The R weight units first, then one token at a time (8 activations live at once, not
-        // 8 * NT: the register budget stays that of the weights and accumulators).
-        float wv[R][8];
+    } else {
+        for (int64_t u = ub + lane; u < ue; u += 32) {
+            // The R weight units first, then one token at a time (8 activations live at once,
+            // not 8 * NT: the register budget stays that of the weights and accumulators).
+            float wv[R][8];
 #pragma unroll
-        for (int r = 0; r < R; ++r) Dq<T, P>::type::unit(w[r], u, n_in, wv[r]);
+            for (int r = 0; r < R; ++r) D::unit(w[r], u, n_in, wv[r]);
 #pragma unroll
-        for (int t = 0; t < NT; ++t) {
-            float xv[8];
-            load_x8(x[t], u, n_in, xvec, xv);
+            for (int t = 0; t < NT; ++t) {
+                float xv[8];
+                load_x8(x[t], u, n_in, xvec, xv);
 #pragma unroll
-            for (int r = 0; r < R; ++r)
+                for (int r = 0; r < R; ++r)
 #pragma unroll
-                for (int i = 0; i < 8; ++i) acc[r][t] = __fmaf_rn(wv[r][i], xv[i], acc[r][t]);
+                    for (int i = 0; i < 8; ++i) acc[r][t] = __fmaf_rn(wv[r][i], xv[i], acc[r][t]);
+            }
         }
     }
 #pragma unroll
