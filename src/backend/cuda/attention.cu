@@ -121,8 +121,9 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
         m = m_new;
 #pragma unroll
         for (int r = 0; r < PL; ++r) acc[r] *= alpha;
-        const int nk = min(32, len - ch * 32);
-        for (int jj = 0; jj < nk; ++jj) {
+        // The chunk's value rows, key by key in order. A full chunk is unrolled by 8 so that 8
+        // rows' loads are in flight at once (the same FMAs in the same order).
+        auto add_value = [&](int jj) {
             const float pj = __shfl_sync(0xFFFFFFFFu, pr, jj);
             const C* vr = V + static_cast<int64_t>((j0 + ch * 32 + jj) % a.n_rows) * a.row_ld;
 #pragma unroll
@@ -134,6 +135,13 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
                     acc[2 * r + 1] = __fmaf_rn(pj, vv.y, acc[2 * r + 1]);
                 }
             }
+        };
+        const int nk = min(32, len - ch * 32);
+        if (nk == 32) {
+#pragma unroll 8
+            for (int jj = 0; jj < 32; ++jj) add_value(jj);
+        } else {
+            for (int jj = 0; jj < nk; ++jj) add_value(jj);
         }
     }
     if (lane == 0) wm[w] = m, wl[w] = l;

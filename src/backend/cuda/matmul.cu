@@ -57,15 +57,19 @@ __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int
 }
 
 // blockIdx.x = block of kWarpRows weight rows; the CTA's warps split each row's units (matvec.cuh).
-template <GgmlType T, bool P>
-__global__ void __launch_bounds__(kBlockThreads) matmul_kernel(MatmulArgs a) {
+// WIDE: passes of 8, 4, 2 and 1 tokens; otherwise one token per pass (the batch-1 decode kernel:
+// about half the registers, so twice the CTAs per SM and loads in flight). Same order either way.
+template <GgmlType T, bool P, bool WIDE>
+__global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) matmul_kernel(MatmulArgs a) {
     __shared__ float sh[kSplit * kWarpRows * 8];
     const int64_t r0 = int64_t(blockIdx.x) * kWarpRows;
     int64_t t0 = 0;
-    for (; t0 + 8 <= a.n_tok; t0 += 8) matmul_pass<T, P, 8>(a, r0, t0, sh);
-    if (t0 + 4 <= a.n_tok) matmul_pass<T, P, 4>(a, r0, t0, sh), t0 += 4;
-    if (t0 + 2 <= a.n_tok) matmul_pass<T, P, 2>(a, r0, t0, sh), t0 += 2;
-    if (t0 < a.n_tok) matmul_pass<T, P, 1>(a, r0, t0, sh);
+    if constexpr (WIDE) {
+        for (; t0 + 8 <= a.n_tok; t0 += 8) matmul_pass<T, P, 8>(a, r0, t0, sh);
+        if (t0 + 4 <= a.n_tok) matmul_pass<T, P, 4>(a, r0, t0, sh), t0 += 4;
+        if (t0 + 2 <= a.n_tok) matmul_pass<T, P, 2>(a, r0, t0, sh), t0 += 2;
+    }
+    for (; t0 < a.n_tok; ++t0) matmul_pass<T, P, 1>(a, r0, t0, sh);
 }
 
 // blockIdx.x = tile of kMmaRows weight rows, blockIdx.y = tile of kMmaToks tokens (mma.cuh).
@@ -151,7 +155,11 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
     const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
     if (a.n_tok == 0 || a.n_out == 0) return;
     const dim3 grid(static_cast<unsigned>((a.n_out + kWarpRows - 1) / kWarpRows));
-    WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP><<<grid, kBlockThreads, 0, s>>>(a)));
+    if (a.n_tok == 1) {
+        WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP, false><<<grid, kBlockThreads, 0, s>>>(a)));
+    } else {
+        WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP, true><<<grid, kBlockThreads, 0, s>>>(a)));
+    }
     check_launch("matmul kernel launch");
 }
 

@@ -174,8 +174,10 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
 
 // blockIdx.x = rank among the step's active experts, blockIdx.y = block of kWarpRows output rows;
 // the CTA's warps split each row's units (matvec.cuh).
-template <GgmlType T, bool P, bool GATE_UP>
-__global__ void __launch_bounds__(kBlockThreads) expert_kernel(ExpertArgs a) {
+// WIDE as matmul_kernel: the host takes the one-pair-per-pass kernel when one token decodes
+// (then every touched expert has one pair), the same order either way.
+template <GgmlType T, bool P, bool GATE_UP, bool WIDE>
+__global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) expert_kernel(ExpertArgs a) {
     __shared__ float sh[kSplit * kWarpRows * 8];
     const int e = a.gr.active[blockIdx.x];
     if (e < 0) return;  // the whole CTA: no thread reaches a barrier
@@ -183,10 +185,12 @@ __global__ void __launch_bounds__(kBlockThreads) expert_kernel(ExpertArgs a) {
     const int64_t r0 = int64_t(blockIdx.y) * kWarpRows;
     const int32_t* pairs = a.gr.list + a.gr.offsets[e];
     int32_t t0 = 0;
-    for (; t0 + 8 <= cnt; t0 += 8) expert_pass<T, P, 8, GATE_UP>(a, e, r0, pairs + t0, sh);
-    if (t0 + 4 <= cnt) expert_pass<T, P, 4, GATE_UP>(a, e, r0, pairs + t0, sh), t0 += 4;
-    if (t0 + 2 <= cnt) expert_pass<T, P, 2, GATE_UP>(a, e, r0, pairs + t0, sh), t0 += 2;
-    if (t0 < cnt) expert_pass<T, P, 1, GATE_UP>(a, e, r0, pairs + t0, sh);
+    if constexpr (WIDE) {
+        for (; t0 + 8 <= cnt; t0 += 8) expert_pass<T, P, 8, GATE_UP>(a, e, r0, pairs + t0, sh);
+        if (t0 + 4 <= cnt) expert_pass<T, P, 4, GATE_UP>(a, e, r0, pairs + t0, sh), t0 += 4;
+        if (t0 + 2 <= cnt) expert_pass<T, P, 2, GATE_UP>(a, e, r0, pairs + t0, sh), t0 += 2;
+    }
+    for (; t0 < cnt; ++t0) expert_pass<T, P, 1, GATE_UP>(a, e, r0, pairs + t0, sh);
 }
 
 // The prompt path on tensor cores (mma.cuh). blockIdx.x = work tile (expert e, its pairs
@@ -343,12 +347,18 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
             // At most min(n_exp, pairs) experts are touched: CTAs for those only.
             const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, p1 - p0));
             const dim3 grid_gu(n_slots_exp, static_cast<unsigned>((n_ff + kWarpRows - 1) / kWarpRows));
-            WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
-                               (expert_kernel<kT, kP, true><<<grid_gu, kBlockThreads, 0, s>>>(gu)));
-            check_launch("moe gate/up kernel launch");
             const dim3 grid_dn(n_slots_exp, static_cast<unsigned>((d + kWarpRows - 1) / kWarpRows));
-            WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
-                               (expert_kernel<kT, kP, false><<<grid_dn, kBlockThreads, 0, s>>>(dn)));
+            if (n_dec == 1) {
+                WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                                   (expert_kernel<kT, kP, true, false><<<grid_gu, kBlockThreads, 0, s>>>(gu)));
+                WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
+                                   (expert_kernel<kT, kP, false, false><<<grid_dn, kBlockThreads, 0, s>>>(dn)));
+            } else {
+                WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                                   (expert_kernel<kT, kP, true, true><<<grid_gu, kBlockThreads, 0, s>>>(gu)));
+                WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
+                                   (expert_kernel<kT, kP, false, true><<<grid_dn, kBlockThreads, 0, s>>>(dn)));
+            }
             check_launch("moe down kernel launch");
         } else {
             WO_CHECK(tiles < (int64_t(1) << 31), "cuda moe_ffn: grid limits");
