@@ -123,9 +123,13 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
         for (int r = 0; r < PL; ++r) acc[r] *= alpha;
         // The chunk's value rows, key by key in order. A full chunk is unrolled by 8 so that 8
         // rows' loads are in flight at once (the same FMAs in the same order).
+        // Ring row of the chunk's first key: one modulo per chunk, not per key (an integer
+        // modulo is ~20 instructions, more than the key's FMAs).
+        const int row0 = (j0 + ch * 32) % a.n_rows;
         auto add_value = [&](int jj) {
             const float pj = __shfl_sync(0xFFFFFFFFu, pr, jj);
-            const C* vr = V + static_cast<int64_t>((j0 + ch * 32 + jj) % a.n_rows) * a.row_ld;
+            const int row = row0 + jj < a.n_rows ? row0 + jj : row0 + jj - a.n_rows;
+            const C* vr = V + static_cast<int64_t>(row) * a.row_ld;
 #pragma unroll
             for (int r = 0; r < PL / 2; ++r) {
                 const int c = 2 * lane + 64 * r;

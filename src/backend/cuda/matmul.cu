@@ -155,7 +155,7 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
     const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
     if (a.n_tok == 0 || a.n_out == 0) return;
     const dim3 grid(static_cast<unsigned>((a.n_out + kWarpRows - 1) / kWarpRows));
-    if (a.n_tok == 1) {
+    if (a.n_tok <= narrow_max_tokens()) {
         WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP, false><<<grid, kBlockThreads, 0, s>>>(a)));
     } else {
         WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP, true><<<grid, kBlockThreads, 0, s>>>(a)));

@@ -15,7 +15,9 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "backend/cuda/dequant.cuh"
@@ -130,6 +132,17 @@ __device__ __forceinline__ float cta_dots(const uint8_t* const (&w)[R], int64_t 
     }
     __syncthreads();  // sh is rewritten by the next call
     return s;
+}
+
+// The most tokens a call may have and still take the one-token-per-pass kernels (matmul_kernel
+// and expert_kernel with WIDE = false): 1, or WO_CUDA_NARROW (an experiment knob; the order,
+// and so every result, is the same either way).
+inline int64_t narrow_max_tokens() {
+    static const int64_t v = [] {
+        const char* e = std::getenv("WO_CUDA_NARROW");
+        return e ? std::max<int64_t>(1, std::atoll(e)) : int64_t(1);
+    }();
+    return v;
 }
 
 // Tokens are carried through a CTA in passes of 8, then 4, 2, 1 for the rest; which pass a token

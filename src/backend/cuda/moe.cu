@@ -348,7 +348,7 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
             const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, p1 - p0));
             const dim3 grid_gu(n_slots_exp, static_cast<unsigned>((n_ff + kWarpRows - 1) / kWarpRows));
             const dim3 grid_dn(n_slots_exp, static_cast<unsigned>((d + kWarpRows - 1) / kWarpRows));
-            if (n_dec == 1) {
+            if (n_dec <= narrow_max_tokens()) {
                 WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
                                    (expert_kernel<kT, kP, true, false><<<grid_gu, kBlockThreads, 0, s>>>(gu)));
                 WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
