@@ -27,13 +27,16 @@ constexpr int kPerLane = kMaxHeadDim / 32;  // output elements per lane at most
 __device__ __forceinline__ float2 get2(const __half* p) { return __half22float2(*reinterpret_cast<const __half2*>(p)); }
 __device__ __forceinline__ float2 get2(const float* p) { return *reinterpret_cast<const float2*>(p); }
 
-// q·k over hd elements in order (the same FMA chain either way); vec: 16-byte loads of the row.
-template <typename C>
+// q·k over hd <= HD elements in order (the same FMA chain either way); vec: 16-byte loads of the
+// row, unrolled to HD so that all of a key's loads are in flight at once.
+template <int HD, typename C>
 __device__ __forceinline__ float dot_row(const float* qs, const C* kr, int hd, bool vec) {
     float d = 0.0f;
     if (vec) {
         constexpr int kPer = 16 / int(sizeof(C));
-        for (int e = 0; e < hd; e += kPer) {
+#pragma unroll
+        for (int e = 0; e < HD; e += kPer) {
+            if (e >= hd) break;
             const uint4 raw = *reinterpret_cast<const uint4*>(kr + e);
             if constexpr (sizeof(C) == 2) {
                 const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
@@ -106,7 +109,7 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
         float sc = -INFINITY;
         if (jc < len) {
             const C* kr = K + static_cast<int64_t>((j0 + jc) % a.n_rows) * a.row_ld;
-            sc = dot_row(qs, kr, a.hd, a.vec) * a.scale;
+            sc = dot_row<32 * PL>(qs, kr, a.hd, a.vec) * a.scale;
         }
         float cmax = sc;
 #pragma unroll

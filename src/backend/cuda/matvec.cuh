@@ -135,12 +135,13 @@ __device__ __forceinline__ float cta_dots(const uint8_t* const (&w)[R], int64_t 
 }
 
 // The most tokens a call may have and still take the one-token-per-pass kernels (matmul_kernel
-// and expert_kernel with WIDE = false): 1, or WO_CUDA_NARROW (an experiment knob; the order,
-// and so every result, is the same either way).
+// and expert_kernel with WIDE = false; weights re-read from L1 per token): 8, measured best on
+// the H200 (bench/NOTES.md: 1 / 8 / 32 gave 477 / 517 / 517 tok/s at 8 streams, 692 / 691 / 596
+// at 32). WO_CUDA_NARROW overrides it; the order, and so every result, is the same either way.
 inline int64_t narrow_max_tokens() {
     static const int64_t v = [] {
         const char* e = std::getenv("WO_CUDA_NARROW");
-        return e ? std::max<int64_t>(1, std::atoll(e)) : int64_t(1);
+        return e ? std::max<int64_t>(1, std::atoll(e)) : int64_t(8);
     }();
     return v;
 }

@@ -152,9 +152,20 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
         p[t] = pairs[t];
         x[t] = reinterpret_cast<const float*>(a.x + size_t(p[t] / a.x_div) * a.x_nb1);
     }
-    const float g = cta_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, sh);
-    float u = 0.0f;
-    if constexpr (GATE_UP) u = cta_dots<T, P, kWarpRows, NT>(w2, a.n_in, x, a.xvec, sh);
+    float g, u = 0.0f;
+    if constexpr (GATE_UP && NT == 1) {
+        // One walk over the gate and up rows together (x loaded once, one reduction); the
+        // order of each row's dot is cta_dots' either way. Lane r < kWarpRows of warp 0 gets
+        // gate row r, lane kWarpRows + r up row r.
+        const uint8_t* w4[2 * kWarpRows];
+#pragma unroll
+        for (int r = 0; r < kWarpRows; ++r) w4[r] = w[r], w4[kWarpRows + r] = w2[r];
+        g = cta_dots<T, P, 2 * kWarpRows, 1>(w4, a.n_in, x, a.xvec, sh);
+        u = __shfl_down_sync(0xFFFFFFFFu, g, kWarpRows);
+    } else {
+        g = cta_dots<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, sh);
+        if constexpr (GATE_UP) u = cta_dots<T, P, kWarpRows, NT>(w2, a.n_in, x, a.xvec, sh);
+    }
     const int lane = threadIdx.x & 31;
     if (threadIdx.x < 32 && lane < kWarpRows * NT) {
         const int64_t row = r0 + lane / NT;
