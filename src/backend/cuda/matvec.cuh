@@ -57,21 +57,35 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
     if constexpr (kScaled<D>) {
         // Q8_0 and MXFP4: per unit, s = Σ c_i x_i in order (a fresh product, then FMAs), then
         // acc = fma(s * kPre, scale, acc): the codes need no conversion (dequant.cuh).
+        auto unit_dot = [&](const float(&c)[8], const float(&xv)[8], float scale, float& a) {
+            float s = __fmul_rn(c[0], xv[0]);
+#pragma unroll
+            for (int i = 1; i < 8; ++i) s = __fmaf_rn(c[i], xv[i], s);
+            if constexpr (Scaled<D>::kPre != 1.0f) s = __fmul_rn(s, Scaled<D>::kPre);
+            a = __fmaf_rn(s, scale, a);
+        };
         for (int64_t u = ub + lane; u < ue; u += 32) {
-            float cv[R][8], sc[R];
-#pragma unroll
-            for (int r = 0; r < R; ++r) sc[r] = Scaled<D>::codes(w[r], u, n_in, cv[r]);
-#pragma unroll
-            for (int t = 0; t < NT; ++t) {
+            if constexpr (NT == 1) {
+                // One token: the activations first, then each row's codes used as soon as they
+                // are decoded (8 live code registers instead of 8 * R: no spills at 64).
                 float xv[8];
-                load_x8(x[t], u, n_in, xvec, xv);
+                load_x8(x[0], u, n_in, xvec, xv);
 #pragma unroll
                 for (int r = 0; r < R; ++r) {
-                    float s = __fmul_rn(cv[r][0], xv[0]);
+                    float c[8];
+                    const float scale = Scaled<D>::codes(w[r], u, n_in, c);
+                    unit_dot(c, xv, scale, acc[r][0]);
+                }
+            } else {
+                float cv[R][8], sc[R];
 #pragma unroll
-                    for (int i = 1; i < 8; ++i) s = __fmaf_rn(cv[r][i], xv[i], s);
-                    if constexpr (Scaled<D>::kPre != 1.0f) s = __fmul_rn(s, Scaled<D>::kPre);
-                    acc[r][t] = __fmaf_rn(s, sc[r], acc[r][t]);
+                for (int r = 0; r < R; ++r) sc[r] = Scaled<D>::codes(w[r], u, n_in, cv[r]);
+#pragma unroll
+                for (int t = 0; t < NT; ++t) {
+                    float xv[8];
+                    load_x8(x[t], u, n_in, xvec, xv);
+#pragma unroll
+                    for (int r = 0; r < R; ++r) unit_dot(cv[r], xv, sc[r], acc[r][t]);
                 }
             }
         }
