@@ -152,6 +152,22 @@ std::vector<int32_t> random_prompt(uint64_t seed, int slot, int n, int n_vocab) 
     return out;
 }
 
+SamplingParams sampling_of(const Options& o) {
+    SamplingParams p;
+    p.temperature = o.temperature;
+    p.top_k = o.top_k;
+    p.top_p = o.top_p;
+    p.min_p = o.min_p;
+    p.seed = o.seed;
+    return p;
+}
+
+std::string sampling_text(const SamplingParams& p) {
+    if (p.temperature <= 0.0f) return "greedy";
+    return fmt("temperature %g", p.temperature) + ", top-k " + std::to_string(p.top_k) + fmt(", top-p %g", p.top_p) +
+           fmt(", min-p %g", p.min_p) + ", seed " + std::to_string(p.seed);
+}
+
 Mixed parse_mixed(const std::string& s) {
     Mixed m;
     char tail = 0;
@@ -178,6 +194,11 @@ void validate(const Options& o) {
     if (!o.mixed.empty()) parse_mixed(o.mixed);
     if (!any_p && o.n_gen == 0 && o.mixed.empty()) bad("nothing to measure: every -p is 0, -n is 0 and no --mixed");
     if (o.reps < 1) bad("--reps must be >= 1, got " + std::to_string(o.reps));
+    if (!(o.temperature >= 0.0f) || !std::isfinite(o.temperature))
+        bad("--temperature must be finite and >= 0 (0 = greedy), got " + fmt("%g", o.temperature));
+    if (o.top_k < 0) bad("--top-k must be >= 0 (0 = off), got " + std::to_string(o.top_k));
+    if (!(o.top_p > 0.0f && o.top_p <= 1.0f)) bad("--top-p must be in (0, 1] (1 = off), got " + fmt("%g", o.top_p));
+    if (!(o.min_p >= 0.0f && o.min_p <= 1.0f)) bad("--min-p must be in [0, 1] (0 = off), got " + fmt("%g", o.min_p));
     if (o.ubatch < 1) bad("--ubatch must be >= 1, got " + std::to_string(o.ubatch));
     if (o.threads < 0) bad("--threads must be >= 0 (0 = all cores), got " + std::to_string(o.threads));
     if (o.n_ctx < 0) bad("--ctx must be >= 0 (0 = what the tests need), got " + std::to_string(o.n_ctx));
@@ -226,9 +247,8 @@ Report run(const Options& o) {
     r.load_s = since(t_load);
     r.resident_weight_bytes = m->weight_bytes();
     r.buffer_bytes = m->buffer_bytes();
-    SamplingParams greedy;
-    greedy.temperature = 0;
-    for (int s = 0; s < r.n_slots; ++s) m->set_sampling(s, greedy);
+    r.sampling = sampling_of(o);
+    for (int s = 0; s < r.n_slots; ++s) m->set_sampling(s, r.sampling);
 
     r.backend = m->backend_name();
     if (o.backend == "cpu") {
@@ -327,7 +347,7 @@ std::string table(const Report& r) {
     out += "setup:  " + std::to_string(r.n_slots) + " slot(s) x " + std::to_string(r.n_ctx) +
            " ctx, steps of <= " + std::to_string(r.max_step_tokens) + " tokens, KV " +
            fmt("%.1f MiB", r.kv_bytes / double(1 << 20)) + "; warm-up + median of " + std::to_string(r.reps) +
-           "\n";
+           "; sampling: " + sampling_text(r.sampling) + "\n";
     out += "load:   " + fmt("%.2f s", r.load_s) + " from opening the file to ready (weights resident, KV and buffers " +
            "reserved)\n";
     const double wk = double(r.weight_bytes + r.kv_bytes);
@@ -408,7 +428,13 @@ nlohmann::json to_json(const Report& r) {
               {"n_slots", r.n_slots},
               {"max_step_tokens", r.max_step_tokens},
               {"reps", r.reps},
-              {"kv_bytes", r.kv_bytes}}},
+              {"kv_bytes", r.kv_bytes},
+              {"sampling",
+               {{"temperature", r.sampling.temperature},
+                {"top_k", r.sampling.top_k},
+                {"top_p", r.sampling.top_p},
+                {"min_p", r.sampling.min_p},
+                {"seed", r.sampling.seed}}}}},
             {"decode_step_bytes_b1", r.step_bytes_b1},
             {"prompt_flops_per_token", r.prompt_flops_per_token},
             {"results", rows}};

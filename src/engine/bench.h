@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/sampling.h"
 #include "model/model.h"
 
 namespace wo::bench {
@@ -28,6 +29,10 @@ struct Options {
     // submitted at once to the real engine (S slots, continuous batching: prompt chunks of up to
     // --ubatch tokens beside the decode tokens); one run after the model tests. Empty: off.
     std::string mixed;
+    // The sampler of every test (--temperature, --top-k, --top-p, --min-p; seeded with `seed`):
+    // greedy by default; a sampled run measures what serving with those settings costs.
+    float temperature = 0.0f, top_p = 1.0f, min_p = 0.0f;
+    int top_k = 0;
 };
 
 struct Mixed {
@@ -88,8 +93,14 @@ struct Report {
     int n_ctx = 0, max_step_tokens = 0, n_slots = 0, reps = 0;
     double step_bytes_b1 = 0;  // weight bytes one decode step reads at batch 1
     double prompt_flops_per_token = 0;
+    SamplingParams sampling;  // what every slot sampled with
     std::vector<Row> rows;
 };
+
+// The options' sampler (seed = o.seed); "greedy", or "temperature T, top-k K, top-p P, min-p M,
+// seed S".
+SamplingParams sampling_of(const Options& o);
+std::string sampling_text(const SamplingParams& p);
 
 // Loads the model and runs every test; rows come in option order: for each -p a prefill and a
 // ttft row, then one decode row per --streams value.

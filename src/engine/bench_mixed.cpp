@@ -48,7 +48,7 @@ Row run_mixed(const Options& o, const Mixed& x) {
         GenerateRequest g;
         g.job_id = "bench-mixed-" + std::to_string(k);
         g.prompt = random_prompt(o.seed, k, x.n_in, V);
-        g.sampling.temperature = 0;
+        g.sampling = sampling_of(o);
         g.max_tokens = x.n_out;
         g.ignore_eos = true;
         jobs.push_back(e.submit(std::move(g)));

@@ -141,11 +141,35 @@ TEST(Bench, JsonHasEveryFieldAndOneRowPerTest) {
     // Three tokens route to more experts than one.
     EXPECT_GT(rows[5]["step_bytes"].get<double>(), rows[4]["step_bytes"].get<double>());
 
+    EXPECT_EQ(j["setup"]["sampling"]["temperature"], 0.0);  // greedy unless asked
     const std::string t = bench::table(r);
     for (const char* s :
          {"device: cpu, 1 threads, ", "gpt-oss, MXFP4", "| pp20 ", "| ttft8 ", "| tg4 ", "6+4", "load: ",
-          "beyond the file's weights + KV"})
+          "beyond the file's weights + KV", "sampling: greedy"})
         EXPECT_NE(t.find(s), std::string::npos) << s << " not in\n" << t;
+}
+
+// A sampled run (what serving with temperature costs): every slot gets the options' sampler,
+// seeded with --seed, and the table and the JSON say which.
+TEST(Bench, SampledRunReportsItsSampler) {
+    bench::Options o = small();
+    o.n_prompt = {8};
+    o.temperature = 0.75f, o.top_k = 40, o.top_p = 0.5f, o.min_p = 0.25f, o.seed = 99;
+    const bench::Report r = bench::run(o);
+    EXPECT_EQ(r.sampling.temperature, 0.75f);
+    EXPECT_EQ(r.sampling.top_k, 40);
+    EXPECT_EQ(r.sampling.top_p, 0.5f);
+    EXPECT_EQ(r.sampling.min_p, 0.25f);
+    EXPECT_EQ(r.sampling.seed, 99u);
+    const nlohmann::json j = bench::to_json(r);
+    EXPECT_EQ(j["setup"]["sampling"]["top_k"], 40);
+    EXPECT_EQ(j["setup"]["sampling"]["top_p"], 0.5);
+    EXPECT_EQ(j["setup"]["sampling"]["seed"], 99);
+    ASSERT_EQ(j["results"].size(), 4u);
+    for (const auto& w : j["results"]) expect_positive(w, "median_s", w["test"].get<std::string>());
+    const std::string t = bench::table(r);
+    EXPECT_NE(t.find("sampling: temperature 0.75, top-k 40, top-p 0.5, min-p 0.25, seed 99"), std::string::npos)
+        << t;
 }
 
 // --mixed through the real engine: a tiny gpt-oss with the real tokenizer (the engine needs one),
@@ -311,6 +335,12 @@ TEST(Bench, BadOptionsAreInvalidArgumentNamingTheOption) {
         {"ctx", [](bench::Options& o) { o.n_ctx = -1; }, "--ctx"},
         {"ctx too small", [](bench::Options& o) { o.n_ctx = 12; }, "--ctx 12 is smaller than the 20 tokens"},
         {"decode prompt", [](bench::Options& o) { o.decode_prompt = 0; }, "--decode-prompt"},
+        {"temperature", [](bench::Options& o) { o.temperature = -0.5f; }, "--temperature"},
+        {"temperature nan", [](bench::Options& o) { o.temperature = std::nanf(""); }, "--temperature"},
+        {"top-k", [](bench::Options& o) { o.top_k = -1; }, "--top-k"},
+        {"top-p 0", [](bench::Options& o) { o.top_p = 0.0f; }, "--top-p"},
+        {"top-p > 1", [](bench::Options& o) { o.top_p = 1.5f; }, "--top-p"},
+        {"min-p", [](bench::Options& o) { o.min_p = 2.0f; }, "--min-p"},
     };
     for (const auto& c : cases) {
         bench::Options o = small();
@@ -362,6 +392,9 @@ TEST(BenchCli, JsonOnStdoutAndTable) {
     ASSERT_EQ(rc, 0) << t;
     EXPECT_NE(t.find("device: cpu, 1 threads"), std::string::npos) << t;
     EXPECT_NE(t.find("| ttft8 "), std::string::npos) << t;
+    const std::string ts = run_cli(common + " --temperature 0.5 --top-p 0.9 --top-k 5", rc, false);
+    ASSERT_EQ(rc, 0) << ts;
+    EXPECT_NE(ts.find("sampling: temperature 0.5, top-k 5, top-p 0.9, min-p 0, seed 1234"), std::string::npos) << ts;
 }
 
 TEST(BenchCli, BadOptionsExitOneWithTheCode) {
