@@ -57,8 +57,9 @@ __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int
 }
 
 // blockIdx.x = block of kWarpRows weight rows; the CTA's warps split each row's units (matvec.cuh).
-// WIDE: passes of 8, 4, 2 and 1 tokens; otherwise one token per pass (the batch-1 decode kernel:
-// about half the registers, so twice the CTAs per SM and loads in flight). Same order either way.
+// WIDE: passes of 8, 4, 2 and 1 tokens; otherwise one token per pass (the kernel of calls of up to
+// narrow_max_tokens() tokens: about half the registers, so more CTAs per SM and loads in flight).
+// Same order either way.
 template <GgmlType T, bool P, bool WIDE>
 __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) matmul_kernel(MatmulArgs a) {
     __shared__ float sh[kSplit * kWarpRows * 8];

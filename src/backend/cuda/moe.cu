@@ -185,8 +185,8 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
 
 // blockIdx.x = rank among the step's active experts, blockIdx.y = block of kWarpRows output rows;
 // the CTA's warps split each row's units (matvec.cuh).
-// WIDE as matmul_kernel: the host takes the one-pair-per-pass kernel when one token decodes
-// (then every touched expert has one pair), the same order either way.
+// WIDE as matmul_kernel: the host takes the one-pair-per-pass kernel when at most
+// narrow_max_tokens() tokens decode (then no expert has more pairs), the same order either way.
 template <GgmlType T, bool P, bool GATE_UP, bool WIDE>
 __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) expert_kernel(ExpertArgs a) {
     __shared__ float sh[kSplit * kWarpRows * 8];
