@@ -14,11 +14,17 @@
 namespace wo::cuda::test {
 namespace {
 
+// `rows` rows of n elements of type t, every byte random (every code, every scale byte).
+std::vector<uint8_t> random_rows(GgmlType t, int64_t n, int rows, std::mt19937& rng) {
+    std::vector<uint8_t> w(row_bytes(t, uint64_t(n)) * size_t(rows));
+    for (auto& b : w) b = uint8_t(rng());
+    return w;
+}
+
 template <GgmlType T>
 void check_units(int64_t n, int rows, std::mt19937& rng) {
     SCOPED_TRACE(std::string(type_name(T)));
-    std::vector<uint8_t> w(row_bytes(T, uint64_t(n)) * size_t(rows));
-    for (auto& b : w) b = uint8_t(rng());
+    const std::vector<uint8_t> w = random_rows(T, n, rows, rng);
     int64_t bad = 0;
     for (int r = 0; r < rows; ++r) {
         auto ref = cpu_row(T, w, n, r);
@@ -77,8 +83,7 @@ std::vector<uint8_t> packed_row(GgmlType t, const uint8_t* row, int64_t n) {
 template <GgmlType T>
 void check_scaled(int64_t n, int rows, std::mt19937& rng) {
     SCOPED_TRACE(std::string(type_name(T)));
-    std::vector<uint8_t> w(row_bytes(T, uint64_t(n)) * size_t(rows));
-    for (auto& b : w) b = uint8_t(rng());
+    const std::vector<uint8_t> w = random_rows(T, n, rows, rng);
     int64_t bad = 0;
     for (int r = 0; r < rows; ++r) {
         const uint8_t* row = w.data() + row_bytes(T, uint64_t(n)) * size_t(r);

@@ -5,9 +5,10 @@
 //   u = begin + l, begin + l + 32, ... in increasing order and, per unit, adds w[8u+i]*x[8u+i] for
 //   i = 0..7 into its own fp32 accumulator (one FMA each, explicit __fmaf_rn so the compiler
 //   cannot regroup; Q8_0 and MXFP4 instead sum the unit's codes times x into a fresh partial and
-//   add it times the unit's scale with one FMA, dequant.cuh's scaled units); the 32 lane sums of a warp are combined by a fixed butterfly (xor 16, 8, 4,
-//   2, 1; every lane ends with the same bits since a+b == b+a); then the kSplit warp sums are
-//   added in warp order through shared memory.
+//   add it times the unit's scale with one FMA, dequant.cuh's scaled units); the 32 lane sums of
+//   a warp are combined by a fixed butterfly (xor 16, 8, 4, 2, 1; every lane ends with the same
+//   bits since a+b == b+a); then the kSplit warp sums are added in warp order through shared
+//   memory.
 // The order depends on n_in and nothing else: not on the token count, on which tokens share the
 // pass, or on how many tokens a pass carries (NT). That is the batch invariance the backend
 // promises. Splitting K over the CTA's warps keeps each warp's chain short (a decode matvec is
