@@ -96,6 +96,17 @@ std::string read_file(const std::string& path) {
 }
 }  // namespace
 
+// A token id from the file: an integer in [0, 2^24) (no tokenizer has more ids; a float, a huge or
+// a negative number is a clear error, never an out-of-range conversion or a giant allocation).
+static int32_t token_id(const json& v, const std::string& where) {
+    constexpr int64_t kMaxId = int64_t(1) << 24;
+    if (!v.is_number_integer()) bad(where + " id " + v.dump() + " is not an integer");
+    const int64_t i = v.is_number_unsigned() ? int64_t(std::min<uint64_t>(v.get<uint64_t>(), uint64_t(kMaxId)))
+                                             : v.get<int64_t>();
+    if (i < 0 || i >= kMaxId) bad(where + " id " + v.dump() + " is outside [0, 16777216)");
+    return static_cast<int32_t>(i);
+}
+
 BpeSpec parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json) {
     json j;
     try {
@@ -116,19 +127,18 @@ BpeSpec parse_hf_tokenizer(const std::string& tokenizer_json, const std::string&
         s.ignore_merges = m.value("ignore_merges", false);
 
         int32_t n = 0;
-        for (const auto& [piece, id] : m.at("vocab").items()) n = std::max(n, id.get<int32_t>() + 1);
+        for (const auto& [piece, id] : m.at("vocab").items()) n = std::max(n, token_id(id, "model.vocab") + 1);
         for (const auto& a : j.value("added_tokens", json::array()))
-            n = std::max(n, a.at("id").get<int32_t>() + 1);
+            n = std::max(n, token_id(a.at("id"), "added token") + 1);
         s.vocab.pieces.resize(n);
         s.vocab.types.assign(n, TokenType::UNDEFINED);
         for (const auto& [piece, id] : m.at("vocab").items()) {
-            int32_t i = id.get<int32_t>();
-            if (i < 0) bad("model.vocab id " + std::to_string(i) + " is negative");
+            const int32_t i = token_id(id, "model.vocab");
             s.vocab.pieces[i] = piece;
             s.vocab.types[i] = TokenType::NORMAL;
         }
         for (const auto& a : j.value("added_tokens", json::array())) {
-            int32_t i = a.at("id").get<int32_t>();
+            const int32_t i = token_id(a.at("id"), "added token");
             std::string content = a.at("content").get<std::string>();
             if (a.value("single_word", false))
                 bad("added token '" + content + "' sets single_word, which is unsupported");

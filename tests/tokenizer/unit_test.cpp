@@ -113,6 +113,22 @@ void expect_invalid(const json& j, const std::string& names) {
     }
 }
 
+// Ids that are not small non-negative integers are TOKENIZER_INVALID errors naming the id, never
+// an out-of-range conversion (UBSan found 2.1e99 through fuzz_tokenizer_json) or a huge resize.
+TEST(HfJson, BadTokenIdsAreNamed) {
+    const json j = tiny_tokenizer({});
+    for (const json& bad : {json(2.12556e99), json(1.5), json(-1), json(int64_t(1) << 40), json(uint64_t(1) << 63),
+                            json(2147483647), json("7")}) {
+        SCOPED_TRACE(bad.dump());
+        json k = j;
+        k["model"]["vocab"]["a"] = bad;
+        expect_invalid(k, "model.vocab id " + bad.dump());
+        k = j;
+        k["added_tokens"][0]["id"] = bad;
+        expect_invalid(k, "added token id " + bad.dump());
+    }
+}
+
 TEST(HfJson, UnsupportedComponentsAreNamed) {
     json j = tiny_tokenizer({});
     json k = j;
