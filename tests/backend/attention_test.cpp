@@ -167,10 +167,17 @@ public:
     }
 
     // Stores and attends a whole step, then checks it.
+    // Stores a step, then checks its attention under each role split (Backend::set_decode_rows:
+    // every row decode, every row prompt, the first row decode): a backend may run the roles on
+    // different kernels (the CUDA one does), each must be right.
     void step(const std::vector<Seq>& seqs, uint32_t seed, const std::string& what) {
         const StepData s = store(seqs, seed);
-        const auto got = attend(s, 0, s.n);
-        EXPECT_TRUE(check(s, 0, s.n, got)) << what;
+        for (const int64_t n_dec : {INT64_MAX, int64_t(0), int64_t(1)}) {
+            be_.set_decode_rows(n_dec);
+            const auto got = attend(s, 0, s.n);
+            EXPECT_TRUE(check(s, 0, s.n, got)) << what << ", decode rows " << (n_dec == INT64_MAX ? -1 : n_dec);
+        }
+        be_.set_decode_rows(INT64_MAX);
     }
 
 private:
@@ -325,6 +332,19 @@ TEST_P(Attention, OneTokenAloneEqualsTheSameTokenInABatchOf32) {
         }
         const auto chunk = r.attend(st, 25, 7);
         EXPECT_TRUE(bits_equal(chunk, {all.begin() + 25 * w, all.end()})) << "window " << window << " chunk";
+        // With roles, as the engine runs a mixed step: the 25 decode tokens lead and keep their
+        // kernel, the chunk takes the prompt one, each equal to itself alone in its role.
+        be->set_decode_rows(25);
+        const auto mixed = r.attend(st, 0, 32);
+        EXPECT_TRUE(r.check(st, 0, 32, mixed)) << "window " << window << " mixed roles";
+        be->set_decode_rows(INT64_MAX);
+        EXPECT_TRUE(bits_equal({mixed.begin(), mixed.begin() + 25 * w}, {all.begin(), all.begin() + 25 * w}))
+            << "window " << window << " decode rows of the mixed step";
+        be->set_decode_rows(0);
+        const auto chunk_prompt = r.attend(st, 25, 7);
+        be->set_decode_rows(INT64_MAX);
+        EXPECT_TRUE(bits_equal(chunk_prompt, {mixed.begin() + 25 * w, mixed.end()}))
+            << "window " << window << " prompt rows of the mixed step";
     }
 }
 

@@ -84,11 +84,17 @@ void run_case(const AttnCase& c) {
         AttnParams pc = ap, pg = ap;
         if (c.sinks) pc.sinks = &sinks.c, pg.sinks = &sinks.g;
         P.cpu->attention(O.c, Q.c, kc, sc, pc);
-        P.gpu->attention(O.g, Q.g, kg, sg, pg);
         // f32 softmax computed two ways (online rescaling per 128 keys vs max-then-sum), expf
         // ulps and summation order over up to n_ctx keys: ~1e-6 relative on each weight, on
-        // outputs that are convex mixtures of N(0,1) values.
-        expect_close(P.rows_gpu(O.g), P.rows_cpu(O.c), 1e-5, 2e-5, "attention step " + std::to_string(step));
+        // outputs that are convex mixtures of N(0,1) values. Every row as a decode row (16 warps
+        // per head), then as a prompt row (8 warps).
+        for (const int64_t n_dec : {INT64_MAX, int64_t(0)}) {
+            P.gpu->set_decode_rows(n_dec);
+            P.gpu->attention(O.g, Q.g, kg, sg, pg);
+            expect_close(P.rows_gpu(O.g), P.rows_cpu(O.c), 1e-5, 2e-5,
+                         "attention step " + std::to_string(step) + (n_dec == 0 ? ", prompt rows" : ", decode rows"));
+        }
+        P.gpu->set_decode_rows(INT64_MAX);
     }
     // The F16 cache holds exactly the rounded values the CPU cache holds.
     const size_t cells = static_cast<size_t>(kv_dim) * kg.n_rows * n_slots;

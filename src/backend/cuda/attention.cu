@@ -1,10 +1,12 @@
-// Attention over the KV cache (F16, or F32 for exactness tests): one CTA of 8 warps per
+// Attention over the KV cache (F16, or F32 for exactness tests): one CTA of W warps per
 // (token, head). The token's keys [j0, pos] are cut into chunks of 32 (one key per lane); warp w
-// takes chunks w, w+8, w+16, ... and keeps its own online softmax (max, sum, output row), and the
-// 8 warp states are merged in warp order at the end, then the sink joins the denominator. So a
-// token's reduction order depends only on its own span of keys, never on the batch, and a decode
-// token at batch 1 still has 8 warps x n_head CTAs reading its keys. GQA by head group, sliding
-// window by position (ring rows j % n_rows).
+// takes chunks w, w+W, w+2W, ... and keeps its own online softmax (max, sum, output row), and the
+// W warp states are merged in warp order at the end, then the sink joins the denominator. So a
+// token's reduction order depends only on its own span of keys and its role, never on the batch.
+// Prompt rows take W = 8; decode rows (the first n_decode rows, docs/backend.md's token roles)
+// take W = 16: a decode step has few (token, head) CTAs, and 16 warps give each a chunk or two
+// of the keys instead of a longer serial walk (32 warps made ptxas cap registers at 32 and
+// spill). GQA by head group, sliding window by position (ring rows j % n_rows).
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -18,8 +20,8 @@
 namespace wo::cuda {
 namespace {
 
-constexpr int kWarps = 8;
-constexpr int kThreads = 32 * kWarps;
+constexpr int kPromptWarps = 8;   // warps per CTA for prompt rows
+constexpr int kDecodeWarps = 16;  // for decode rows
 constexpr int kMaxHeadDim = 256;
 constexpr int kPerLane = kMaxHeadDim / 32;  // output elements per lane at most
 
@@ -76,15 +78,18 @@ struct AttnArgs {
     int window;
     const float* sinks;
     bool vec;  // key rows allow 16-byte loads
+    int64_t i0;  // the launch's first token (rows [i0, i0 + gridDim.x / n_head))
 };
 
-template <typename C, int PL>  // PL = hd / 32 output elements per lane (hd = 32 * PL... or less)
-__global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
+// PL = hd / 32 output elements per lane (hd = 32 * PL or less), W warps per CTA.
+template <typename C, int PL, int W>
+__global__ void __launch_bounds__(32 * W) attention_k(AttnArgs<C> a) {
+    constexpr int kThreads = 32 * W;
     __shared__ float qs[kMaxHeadDim];
-    __shared__ float wm[kWarps], wl[kWarps];
-    __shared__ float wo_[kWarps][kMaxHeadDim];
+    __shared__ float wm[W], wl[W];
+    __shared__ float wo_[W][32 * PL];
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    const int64_t i = blockIdx.x / a.n_head;
+    const int64_t i = a.i0 + blockIdx.x / a.n_head;
     const int h = static_cast<int>(blockIdx.x % a.n_head);
     const int32_t p = a.pos[i], sl = a.slot[i];
     if (p < 0 || sl < 0 || sl >= a.n_slots) __trap();
@@ -104,7 +109,7 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
 #pragma unroll
     for (int r = 0; r < PL; ++r) acc[r] = 0.0f;
     const int n_chunks = (len + 31) / 32;
-    for (int ch = w; ch < n_chunks; ch += kWarps) {
+    for (int ch = w; ch < n_chunks; ch += W) {
         const int jc = ch * 32 + lane;  // this lane's key, relative to j0
         float sc = -INFINITY;
         if (jc < len) {
@@ -160,16 +165,16 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
     __syncthreads();
     // Merge the warp states in warp order, then the sink (denominator only: no value vector).
     float mf = -INFINITY;
-    for (int x = 0; x < kWarps; ++x) mf = fmaxf(mf, wm[x]);
+    for (int x = 0; x < W; ++x) mf = fmaxf(mf, wm[x]);
     if (a.sinks) mf = fmaxf(mf, a.sinks[h]);
     float lf = 0.0f;
-    for (int x = 0; x < kWarps; ++x)
+    for (int x = 0; x < W; ++x)
         if (wm[x] != -INFINITY) lf += wl[x] * expf(wm[x] - mf);
     if (a.sinks) lf += expf(a.sinks[h] - mf);
     float* o = a.out.row(i) + static_cast<int64_t>(h) * a.hd;
     for (int c = threadIdx.x; c < a.hd; c += kThreads) {
         float s = 0.0f;
-        for (int x = 0; x < kWarps; ++x)
+        for (int x = 0; x < W; ++x)
             if (wm[x] != -INFINITY) s += wo_[x][c] * expf(wm[x] - mf);
         o[c] = s / lf;
     }
@@ -178,9 +183,11 @@ __global__ void __launch_bounds__(kThreads) attention_k(AttnArgs<C> a) {
 }  // namespace
 
 template <typename C>
-void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, cudaStream_t s);
+void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
+            cudaStream_t s);
 
-void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, cudaStream_t s) {
+void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
+               cudaStream_t s) {
     const int64_t n = q.rows(), hd = p.head_dim;
     WO_CHECK(p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd &&
                  kv.k.cols() == p.n_head_kv * hd &&
@@ -190,13 +197,29 @@ void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const At
              "attention shapes");
     if (n == 0) return;
     if (kv.k.type == GgmlType::F16)
-        launch<__half>(out, q, kv, st, p, s);
+        launch<__half>(out, q, kv, st, p, n_decode, s);
     else
-        launch<float>(out, q, kv, st, p, s);
+        launch<float>(out, q, kv, st, p, n_decode, s);
+}
+
+template <typename C, int W>
+void launch_rows(const AttnArgs<C>& a, int64_t i0, int64_t rows, cudaStream_t s) {
+    if (rows <= 0) return;
+    AttnArgs<C> b = a;
+    b.i0 = i0;
+    const unsigned grid = static_cast<unsigned>(rows * a.n_head);
+    if (a.hd <= 64)
+        attention_k<C, 2, W><<<grid, 32 * W, 0, s>>>(b);
+    else if (a.hd <= 128)
+        attention_k<C, 4, W><<<grid, 32 * W, 0, s>>>(b);
+    else
+        attention_k<C, kPerLane, W><<<grid, 32 * W, 0, s>>>(b);
+    check_launch("attention");
 }
 
 template <typename C>
-void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, cudaStream_t s) {
+void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
+            cudaStream_t s) {
     const int64_t n = q.rows(), hd = p.head_dim;
     AttnArgs<C> a;
     a.out = rows_of(out);
@@ -221,14 +244,10 @@ void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnP
              "attention: cache rows must allow pair loads");
     a.vec = (hd * sizeof(C)) % 16 == 0 && kv.k.nb1 % 16 == 0 && kv.k.nb2 % 16 == 0 &&
             reinterpret_cast<uintptr_t>(kv.k.data) % 16 == 0;
-    const unsigned grid = static_cast<unsigned>(n * p.n_head);
-    if (hd <= 64)
-        attention_k<C, 2><<<grid, kThreads, 0, s>>>(a);
-    else if (hd <= 128)
-        attention_k<C, 4><<<grid, kThreads, 0, s>>>(a);
-    else
-        attention_k<C, kPerLane><<<grid, kThreads, 0, s>>>(a);
-    check_launch("attention");
+    WO_CHECK(n * p.n_head < (int64_t(1) << 31), "attention: grid limits");
+    const int64_t nd = std::clamp<int64_t>(n_decode, 0, n);
+    launch_rows<C, kDecodeWarps>(a, 0, nd, s);
+    launch_rows<C, kPromptWarps>(a, nd, n - nd, s);
 }
 
 }  // namespace wo::cuda

@@ -335,7 +335,7 @@ void CudaBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor sl
 }
 void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) {
     OpScope op_(prof_.get(), prof_ ? "attention n=" + std::to_string(q.rows()) + (p.window ? " swa" : "") : std::string());
-    cuda::attention(out, q, kv, s, p, stream_);
+    cuda::attention(out, q, kv, s, p, decode_split(q.rows()), stream_);
 }
 void CudaBackend::gelu(Tensor x) {
     OpScope op_(prof_.get(), "gelu");

@@ -46,7 +46,9 @@ void swiglu(Tensor y, Tensor gate, Tensor up, cudaStream_t s);
 void swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit, cudaStream_t s);
 void rope(Tensor x, Tensor pos, const RopeParams& p, cudaStream_t s);
 void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot, cudaStream_t s);
-void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, cudaStream_t s);
+// Rows [0, n_decode) are decode rows (16 warps per (token, head)), the rest prompt rows (8).
+void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
+               cudaStream_t s);
 void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t s);
 size_t sample_scratch_bytes(const StepLimits& l);
 void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch, size_t scratch_bytes,
