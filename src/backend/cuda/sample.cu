@@ -44,6 +44,10 @@ __device__ inline uint32_t okey(float f) {
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
+// The block's (largest value, lowest id among its holders) from each thread's (bv, bi): exact,
+// whatever the partition (max with the lowest-id tie-break is associative and commutative).
+__device__ void block_argmax(float bv, int bi, Shared& S, float& best_v, int& best_id);
+
 // Lowest id of the largest z over the row (all threads get it).
 __device__ void argmax_lowest(const float* z, int V, Shared& S, float& best_v, int& best_id) {
     float bv = -INFINITY;
@@ -52,6 +56,10 @@ __device__ void argmax_lowest(const float* z, int V, Shared& S, float& best_v, i
         const float v = z[i];
         if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
     }
+    block_argmax(bv, bi, S, best_v, best_id);
+}
+
+__device__ void block_argmax(float bv, int bi, Shared& S, float& best_v, int& best_id) {
     S.fred[threadIdx.x] = bv;
     S.ired[threadIdx.x] = bi;
     __syncthreads();
@@ -292,10 +300,47 @@ __device__ int sample_one(const float* logits, int V, const int32_t* hist, int n
     return lk >= 0 ? lk : best;  // rounding left the target at the very top of the mass
 }
 
+// Greedy rows without a penalty are an argmax of the raw logits (NaN as -inf, lowest id on
+// ties), which one block walking 201,088 logits made the slowest op of a batch-1 step (~170 µs):
+// kParts blocks per row each take a slice and leave (max, lowest id) in pv/pi; sample_k then
+// reduces the row's kParts pairs. Exact: the same id as argmax_lowest over the row. Runs for
+// every row (the parameters are on the device); the other rows ignore it.
+constexpr int kParts = 64;
+constexpr int kPartThreads = 256;
+static_assert(kParts <= kT, "sample_k reduces a row's parts with one thread each");
+
+__global__ void __launch_bounds__(kPartThreads) argmax_parts_k(Rows logits, int V, float* pv, int* pi) {
+    __shared__ float sv[kPartThreads / 32];
+    __shared__ int si[kPartThreads / 32];
+    const int r = blockIdx.y, part = blockIdx.x;
+    const int b = static_cast<int>(static_cast<int64_t>(V) * part / kParts);
+    const int e = static_cast<int>(static_cast<int64_t>(V) * (part + 1) / kParts);
+    const float* l = logits.row(r);
+    float bv = -INFINITY;
+    int bi = INT_MAX;
+    for (int i = b + static_cast<int>(threadIdx.x); i < e; i += kPartThreads) {
+        const float v = isnan(l[i]) ? -INFINITY : l[i];
+        if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
+    }
+    for (int off = 16; off >= 1; off /= 2) {
+        const float ov = __shfl_xor_sync(0xFFFFFFFFu, bv, off);
+        const int oi = __shfl_xor_sync(0xFFFFFFFFu, bi, off);
+        if (ov > bv || (ov == bv && oi < bi)) bv = ov, bi = oi;
+    }
+    if ((threadIdx.x & 31) == 0) sv[threadIdx.x >> 5] = bv, si[threadIdx.x >> 5] = bi;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < kPartThreads / 32; ++w)
+            if (sv[w] > bv || (sv[w] == bv && si[w] < bi)) bv = sv[w], bi = si[w];
+        pv[static_cast<size_t>(r) * kParts + part] = bv;
+        pi[static_cast<size_t>(r) * kParts + part] = bi;
+    }
+}
+
 __global__ void __launch_bounds__(kT)
     sample_k(int32_t* ids, Rows logits, int n_rows, int V, const int32_t* slot, const int32_t* pos,
              int32_t* last_id, const int32_t* history, int64_t hist_ld, int n_slots, int n_ctx,
-             const SamplingParams* params, float* scratch) {
+             const SamplingParams* params, float* scratch, const float* pv, const int* pi) {
     __shared__ Shared S;
     float* z = scratch + static_cast<size_t>(blockIdx.x) * 2 * V;
     float* e = z + V;
@@ -303,8 +348,16 @@ __global__ void __launch_bounds__(kT)
         const int32_t sl = slot[r], ps = pos[r];
         if (sl < 0 || sl >= n_slots || ps < 0 || ps >= n_ctx) __trap();  // broken invariant (the CPU aborts)
         const SamplingParams p = params[sl];
-        const int id = sample_one(logits.row(r), V, history + sl * hist_ld, ps + 1, p,
-                                  static_cast<uint32_t>(ps) + 1, z, e, S);
+        int id;
+        if (p.temperature <= 0.0f && p.repetition_penalty == 1.0f) {
+            const bool mine = threadIdx.x < kParts;
+            const size_t at = static_cast<size_t>(r) * kParts + threadIdx.x;
+            float v;
+            block_argmax(mine ? pv[at] : -INFINITY, mine ? pi[at] : INT_MAX, S, v, id);
+        } else {
+            id = sample_one(logits.row(r), V, history + sl * hist_ld, ps + 1, p, static_cast<uint32_t>(ps) + 1, z,
+                            e, S);
+        }
         if (threadIdx.x == 0) {
             ids[r] = id;
             last_id[sl] = id;
@@ -313,12 +366,17 @@ __global__ void __launch_bounds__(kT)
     }
 }
 
+// Scratch: the greedy partials (kParts floats and ints per row), then z and e per block.
+size_t parts_bytes(int64_t rows) {
+    return (static_cast<size_t>(std::max<int64_t>(rows, 1)) * kParts * 8 + 255) / 256 * 256;
+}
+
 }  // namespace
 
 size_t sample_scratch_bytes(const StepLimits& l) {
     const int64_t blocks = std::min<int64_t>(std::max<int64_t>(l.max_out_rows, 1), kMaxBlocks);
-    return static_cast<size_t>(blocks) * 2 * static_cast<size_t>(std::max<int64_t>(l.n_vocab, 1)) *
-           sizeof(float);
+    return parts_bytes(l.max_out_rows) +
+           static_cast<size_t>(blocks) * 2 * static_cast<size_t>(std::max<int64_t>(l.n_vocab, 1)) * sizeof(float);
 }
 
 void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch,
@@ -328,16 +386,20 @@ void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, vo
                  st.params.nb1 == sizeof(SamplingParams) && V < INT_MAX,
              "sample shapes");
     if (n == 0) return;
-    const size_t per_block = 2 * static_cast<size_t>(V) * sizeof(float);
-    const int64_t blocks =
-        std::min<int64_t>({n, kMaxBlocks, static_cast<int64_t>(scratch_bytes / per_block)});
-    WO_CHECK(blocks >= 1, "sample: scratch reserved for a smaller vocabulary");
+    const size_t per_block = 2 * static_cast<size_t>(V) * sizeof(float), pb = parts_bytes(n);
+    WO_CHECK(scratch_bytes >= pb + per_block && n <= 65535, "sample: scratch reserved for a smaller vocabulary or fewer rows");
+    const int64_t blocks = std::min<int64_t>({n, kMaxBlocks, static_cast<int64_t>((scratch_bytes - pb) / per_block)});
+    auto* pv = static_cast<float*>(scratch);
+    auto* pi = reinterpret_cast<int*>(pv + static_cast<size_t>(n) * kParts);
+    argmax_parts_k<<<dim3(kParts, static_cast<unsigned>(n)), kPartThreads, 0, s>>>(rows_of(logits),
+                                                                                   static_cast<int>(V), pv, pi);
+    check_launch("sample argmax parts");
     sample_k<<<static_cast<unsigned>(blocks), kT, 0, s>>>(
         static_cast<int32_t*>(ids.data), rows_of(logits), static_cast<int>(n), static_cast<int>(V),
         i32_of(slot), i32_of(pos), static_cast<int32_t*>(st.last_id.data), i32_of(st.history),
         static_cast<int64_t>(st.history.nb1 / sizeof(int32_t)), static_cast<int>(st.history.rows()),
         static_cast<int>(st.history.cols()), static_cast<const SamplingParams*>(st.params.data),
-        static_cast<float*>(scratch));
+        reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) + pb), pv, pi);
     check_launch("sample");
 }
 
