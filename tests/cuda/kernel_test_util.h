@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "backend/cuda/device.h"
+#include "backend/cuda/kernels.h"
 #include "backend/tensor.h"
 #include "quant/blocks.h"
 #include "quant/quant.h"
@@ -23,6 +25,19 @@ namespace wo::cuda::test {
 // GTEST_SKIP only leaves the function it is written in, so this is a macro.
 #define REQUIRE_GPU() \
     if (wo::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: GPU tests skipped"
+
+// For its lifetime, calls of few tokens take (or never take) the warp-per-rows kernels
+// (kernels.h set_warp_min_blocks), whatever their row count.
+class WarpKernels {
+public:
+    explicit WarpKernels(bool on);
+    ~WarpKernels();
+    WarpKernels(const WarpKernels&) = delete;
+    WarpKernels& operator=(const WarpKernels&) = delete;
+
+private:
+    int64_t old_;
+};
 
 inline void ck(cudaError_t e, const char* what) {
     if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
@@ -181,5 +196,8 @@ inline bool same_value(float a, float b) {
     std::memcpy(&y, &b, 4);
     return x == y;
 }
+
+inline WarpKernels::WarpKernels(bool on) : old_(set_warp_min_blocks(on ? 0 : INT64_MAX)) {}
+inline WarpKernels::~WarpKernels() { set_warp_min_blocks(old_); }
 
 }  // namespace wo::cuda::test

@@ -143,23 +143,27 @@ TEST(CudaRepack, DeviceLayoutGivesTheGgufLayoutsBits) {
         // Every row through embed.
         std::vector<int32_t> ids(static_cast<size_t>(n_out));
         for (int64_t i = 0; i < n_out; ++i) ids[size_t(i)] = int32_t(n_out - 1 - i);
-        DevBuf dids(ids.size() * 4), ya(sizeof(float) * size_t(n_in * n_out)), yb(sizeof(float) * size_t(n_in * n_out));
+        DevBuf dids(ids.size() * 4), ya(sizeof(float) * size_t(n_in * n_out)),
+            yb(sizeof(float) * size_t(n_in * n_out));
         dids.upload(ids.data(), ids.size() * 4);
         const Tensor tid = make_tensor(dids.get(), GgmlType::I32, n_out);
         embed(make_tensor(ya.get(), GgmlType::F32, n_in, n_out), gw, tid, false, nullptr);
         embed(make_tensor(yb.get(), GgmlType::F32, n_in, n_out), pw, tid, false, nullptr);
         sync();
-        auto a = download_vec<float>(ya, size_t(n_in * n_out)), b = download_vec<float>(yb, size_t(n_in * n_out));
+        auto a = download_vec<float>(ya, size_t(n_in * n_out)),
+             b = download_vec<float>(yb, size_t(n_in * n_out));
         for (size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(same_value(a[i], b[i])) << "element " << i;
         // And the products (finite weights only: random scales give inf/NaN rows, same in both).
         auto x = random_floats(size_t(n_in * n_tok), rng);
-        DevBuf dx(x.size() * 4), ma(sizeof(float) * size_t(n_out * n_tok)), mb(sizeof(float) * size_t(n_out * n_tok));
+        DevBuf dx(x.size() * 4), ma(sizeof(float) * size_t(n_out * n_tok)),
+            mb(sizeof(float) * size_t(n_out * n_tok));
         dx.upload(x.data(), x.size() * 4);
         const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n_tok);
         matmul(make_tensor(ma.get(), GgmlType::F32, n_out, n_tok), tx, gw, nullptr, false, nullptr);
         matmul(make_tensor(mb.get(), GgmlType::F32, n_out, n_tok), tx, pw, nullptr, false, nullptr);
         sync();
-        a = download_vec<float>(ma, size_t(n_out * n_tok)), b = download_vec<float>(mb, size_t(n_out * n_tok));
+        a = download_vec<float>(ma, size_t(n_out * n_tok)),
+        b = download_vec<float>(mb, size_t(n_out * n_tok));
         for (size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(same_value(a[i], b[i])) << "output " << i;
     }
 }
@@ -223,7 +227,8 @@ std::vector<float> run_matmul(const MatmulCase& c, std::mt19937& rng, std::vecto
             const size_t at = size_t(t * y_ld + y_off + r);
             if (c.bias) ref += bias[size_t(r)], mag += std::fabs(bias[size_t(r)]);
             if (c.accumulate) ref += y0[at], mag += std::fabs(y0[at]);
-            const double bound = c.mma ? mma_error_bound(c.n_in, 2, mag, c.type) : dot_error_bound(c.n_in, 2, mag, c.type);
+            const double bound =
+                c.mma ? mma_error_bound(c.n_in, 2, mag, c.type) : dot_error_bound(c.n_in, 2, mag, c.type);
             const double err = std::fabs(double(y[at]) - ref);
             if (!(err <= bound) && bad++ < 5) {
                 ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at]
@@ -246,19 +251,21 @@ std::vector<float> run_matmul(const MatmulCase& c, std::mt19937& rng, std::vecto
 TEST(CudaMatmul, EveryTypeOddShapes) {
     REQUIRE_GPU();
     std::mt19937 rng(21);
-    for (GgmlType t : all_types()) {
-        SCOPED_TRACE(tname(t));
-        const int64_t b = block_of(t);
-        // n_in: an odd number of blocks (F32/F16/BF16: not a multiple of 8 either, so the tail
-        // unit runs); n_out: odd, not a multiple of the 8 rows of a CTA.
-        const int64_t n_in = b == 1 ? 301 : b == 32 ? 32 * 23 : 256 * 3;
-        for (int64_t n_tok : {1, 2, 3, 7, 9, 17}) {
-            SCOPED_TRACE(n_tok);
-            run_matmul({t, n_in, 13, n_tok, false, false, false, {}, 1}, rng);
+    for (bool warp : {false, true})
+        for (GgmlType t : all_types()) {
+            SCOPED_TRACE(tname(t) + (warp ? " (warp-per-rows)" : ""));
+            WarpKernels wk(warp);
+            const int64_t b = block_of(t);
+            // n_in: an odd number of blocks (F32/F16/BF16: not a multiple of 8 either, so the tail
+            // unit runs); n_out: odd, not a multiple of the 8 rows of a CTA.
+            const int64_t n_in = b == 1 ? 301 : b == 32 ? 32 * 23 : 256 * 3;
+            for (int64_t n_tok : {1, 2, 3, 7, 9, 17}) {
+                SCOPED_TRACE(n_tok);
+                run_matmul({t, n_in, 13, n_tok, false, false, false, {}, 1}, rng);
+            }
+            run_matmul({t, b == 1 ? 7 : b, 1, 5, false, false, false, {}, 1},
+                       rng);  // a single block, a single row
         }
-        run_matmul({t, b == 1 ? 7 : b, 1, 5, false, false, false, {}, 1},
-                   rng);  // a single block, a single row
-    }
 }
 
 TEST(CudaMatmul, BiasAccumulateAndStridedRows) {
@@ -308,45 +315,50 @@ TEST(CudaMatmul, VocabShape) {
 
 // Batch invariance: every token's row of a batched matmul is bit-identical to the same token
 // computed alone, and to the batch reversed (other neighbours, other pass of 8/4/2/1, other
-// alignment of its x row).
+// alignment of its x row). The tokens alone take the one-token kernels, once the CTA-per-rows
+// one and once the warp-per-rows one; the batch of 37 the wide kernel.
 TEST(CudaMatmul, BatchInvariantBitForBit) {
     REQUIRE_GPU();
     std::mt19937 rng(25);
-    for (GgmlType t : all_types()) {
-        SCOPED_TRACE(tname(t));
-        const int64_t n_in = block_of(t) == 1 ? 299 : block_of(t) == 32 ? 32 * 45 : 256 * 5;
-        const int64_t n_out = 45, n = 37;
-        auto w = random_weights(t, n_out, n_in, rng, 0.5f);
-        auto x = random_floats(size_t(n_in * n), rng);
-        std::vector<float> xr(x.size());
-        for (int64_t i = 0; i < n; ++i)
-            std::copy_n(x.begin() + i * n_in, n_in, xr.begin() + (n - 1 - i) * n_in);
-        DevBuf dw(w.size()), dx(x.size() * 4), dxr(x.size() * 4), dy(sizeof(float) * size_t(n_out * n)),
-            dy1(sizeof(float) * size_t(n_out * n)), dyr(sizeof(float) * size_t(n_out * n));
-        dw.upload(w.data(), w.size());
-        dx.upload(x.data(), x.size() * 4);
-        dxr.upload(xr.data(), xr.size() * 4);
-        dy.fill(0xFF), dy1.fill(0xFF), dyr.fill(0xFF);
-        Tensor tw = make_tensor(dw.get(), t, n_in, n_out);
-        Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
-        Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
-        matmul(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx, tw, nullptr, false, nullptr);
-        matmul(make_tensor(dyr.get(), GgmlType::F32, n_out, n),
-               make_tensor(dxr.get(), GgmlType::F32, n_in, n), tw, nullptr, false, nullptr);
-        for (int64_t i = 0; i < n; ++i)
-            matmul(ty1.row_range(i, 1), tx.row_range(i, 1), tw, nullptr, false, nullptr);
-        sync();
-        auto y = download_vec<float>(dy, size_t(n_out * n));
-        auto y1 = download_vec<float>(dy1, size_t(n_out * n));
-        auto yr = download_vec<float>(dyr, size_t(n_out * n));
-        for (int64_t i = 0; i < n; ++i)
-            for (int64_t r = 0; r < n_out; ++r) {
-                const float a = y[size_t(i * n_out + r)];
-                ASSERT_FALSE(std::isnan(a)) << "token " << i << " row " << r;
-                ASSERT_TRUE(same_value(a, y1[size_t(i * n_out + r)])) << "alone, token " << i << " row " << r;
-                ASSERT_TRUE(same_value(a, yr[size_t((n - 1 - i) * n_out + r)])) << "reversed, token " << i;
-            }
-    }
+    for (bool warp : {false, true})
+        for (GgmlType t : all_types()) {
+            SCOPED_TRACE(tname(t) + (warp ? " (warp-per-rows)" : ""));
+            WarpKernels wk(warp);
+            const int64_t n_in = block_of(t) == 1 ? 299 : block_of(t) == 32 ? 32 * 45 : 256 * 5;
+            const int64_t n_out = 45, n = 37;
+            auto w = random_weights(t, n_out, n_in, rng, 0.5f);
+            auto x = random_floats(size_t(n_in * n), rng);
+            std::vector<float> xr(x.size());
+            for (int64_t i = 0; i < n; ++i)
+                std::copy_n(x.begin() + i * n_in, n_in, xr.begin() + (n - 1 - i) * n_in);
+            DevBuf dw(w.size()), dx(x.size() * 4), dxr(x.size() * 4), dy(sizeof(float) * size_t(n_out * n)),
+                dy1(sizeof(float) * size_t(n_out * n)), dyr(sizeof(float) * size_t(n_out * n));
+            dw.upload(w.data(), w.size());
+            dx.upload(x.data(), x.size() * 4);
+            dxr.upload(xr.data(), xr.size() * 4);
+            dy.fill(0xFF), dy1.fill(0xFF), dyr.fill(0xFF);
+            Tensor tw = make_tensor(dw.get(), t, n_in, n_out);
+            Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
+            Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
+            matmul(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx, tw, nullptr, false, nullptr);
+            matmul(make_tensor(dyr.get(), GgmlType::F32, n_out, n),
+                   make_tensor(dxr.get(), GgmlType::F32, n_in, n), tw, nullptr, false, nullptr);
+            for (int64_t i = 0; i < n; ++i)
+                matmul(ty1.row_range(i, 1), tx.row_range(i, 1), tw, nullptr, false, nullptr);
+            sync();
+            auto y = download_vec<float>(dy, size_t(n_out * n));
+            auto y1 = download_vec<float>(dy1, size_t(n_out * n));
+            auto yr = download_vec<float>(dyr, size_t(n_out * n));
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t r = 0; r < n_out; ++r) {
+                    const float a = y[size_t(i * n_out + r)];
+                    ASSERT_FALSE(std::isnan(a)) << "token " << i << " row " << r;
+                    ASSERT_TRUE(same_value(a, y1[size_t(i * n_out + r)]))
+                        << "alone, token " << i << " row " << r;
+                    ASSERT_TRUE(same_value(a, yr[size_t((n - 1 - i) * n_out + r)]))
+                        << "reversed, token " << i;
+                }
+        }
 }
 
 // Batch invariance at the real size: 2048 tokens against a sample computed alone and in 7s.
@@ -428,7 +440,8 @@ TEST(CudaMatmulMma, RealShapes2880) {
         MatmulCase c{t, 2880, 2880, 128, true, false, false, {}, 7};
         c.mma = true;
         run_matmul(c, rng);
-        MatmulCase big{t, 2880, 2880, 2048, true, false, false, {0, 1, 63, 64, 100, 1023, 1024, 2046, 2047}, 1};
+        MatmulCase big{t, 2880, 2880, 2048, true, false, false, {0, 1, 63, 64, 100, 1023, 1024, 2046, 2047},
+                       1};
         big.mma = true;
         run_matmul(big, rng);
     }
@@ -449,7 +462,8 @@ TEST(CudaMatmulMma, BatchInvariantBitForBit) {
         for (int64_t i = 0; i < n; ++i)
             std::copy_n(x.begin() + i * n_in, n_in, xr.begin() + (n - 1 - i) * n_in);
         const size_t ybytes = sizeof(float) * size_t(n_out * n);
-        DevBuf dw(w.size()), dx(x.size() * 4), dxr(x.size() * 4), dy(ybytes), dy1(ybytes), dyr(ybytes), dyo(ybytes);
+        DevBuf dw(w.size()), dx(x.size() * 4), dxr(x.size() * 4), dy(ybytes), dy1(ybytes), dyr(ybytes),
+            dyo(ybytes);
         dw.upload(w.data(), w.size());
         dx.upload(x.data(), x.size() * 4);
         dxr.upload(xr.data(), xr.size() * 4);
@@ -459,8 +473,8 @@ TEST(CudaMatmulMma, BatchInvariantBitForBit) {
         Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
         Tensor tyo = make_tensor(dyo.get(), GgmlType::F32, n_out, n);
         matmul_mma(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx, tw, nullptr, false, nullptr);
-        matmul_mma(make_tensor(dyr.get(), GgmlType::F32, n_out, n), make_tensor(dxr.get(), GgmlType::F32, n_in, n),
-                   tw, nullptr, false, nullptr);
+        matmul_mma(make_tensor(dyr.get(), GgmlType::F32, n_out, n),
+                   make_tensor(dxr.get(), GgmlType::F32, n_in, n), tw, nullptr, false, nullptr);
         for (int64_t i = 0; i < n; ++i)
             matmul_mma(ty1.row_range(i, 1), tx.row_range(i, 1), tw, nullptr, false, nullptr);
         matmul_mma(tyo.row_range(0, 11), tx.row_range(0, 11), tw, nullptr, false, nullptr);
@@ -498,13 +512,15 @@ TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {
 TEST(CudaMatmul, RepackLeavesOtherTypesAndShapesAlone) {
     // Only Q8_0 and MXFP4 rows of whole blocks have a DEVICE layout; the rest stay as they are.
     int dummy = 0;  // never dereferenced: no device needed
-    for (const Tensor& w : {make_tensor(&dummy, GgmlType::Q4_K, 256, 1), make_tensor(&dummy, GgmlType::F16, 32, 1)}) {
+    for (const Tensor& w :
+         {make_tensor(&dummy, GgmlType::Q4_K, 256, 1), make_tensor(&dummy, GgmlType::F16, 32, 1)}) {
         EXPECT_EQ(repack_bytes(w), 0u);
         Tensor r = repack(w, nullptr, nullptr);
         EXPECT_EQ(r.data, w.data);
         EXPECT_EQ(r.layout, WeightLayout::GGUF);
     }
-    EXPECT_EQ(repack_bytes(make_tensor(&dummy, GgmlType::Q8_0, 32, 3)), 3 * packed_row_bytes(GgmlType::Q8_0, 32));
+    EXPECT_EQ(repack_bytes(make_tensor(&dummy, GgmlType::Q8_0, 32, 3)),
+              3 * packed_row_bytes(GgmlType::Q8_0, 32));
 }
 
 }  // namespace

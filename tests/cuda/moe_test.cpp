@@ -225,28 +225,31 @@ TEST(CudaMoe, MatchesNaiveCompositionEveryRoutingTypeAndActivation) {
     }
 }
 
-// Batch invariance: each token's output equal bit for bit to the token run alone.
+// Batch invariance: each token's output equal bit for bit to the token run alone (the
+// one-token kernels, CTA-per-rows and then warp-per-rows; the batch of 37 takes the wide one).
 TEST(CudaMoe, BatchInvariantBitForBit) {
     REQUIRE_GPU();
     std::mt19937 rng(32);
-    for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
-        SCOPED_TRACE(std::string(type_name(t)));
-        const int64_t d = 128, n_ff = 96, n = 37;
-        const int n_exp = 6, k = 2;
-        const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
-        DevExperts ex(m, MoeAct::SWIGLU_OAI);
-        auto x = random_floats(size_t(n * d), rng);
-        auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
-        auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
-        auto y0 = random_floats(size_t(n * d), rng);
-        auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
-        for (int64_t i = 0; i < n; ++i) {
-            auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1);
-            for (int64_t c = 0; c < d; ++c)
-                ASSERT_TRUE(same_value(y[size_t(i * d + c)], y1[size_t(c)]) && !std::isnan(y1[size_t(c)]))
-                    << "token " << i << " col " << c;
+    for (bool warp : {false, true})
+        for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
+            SCOPED_TRACE(std::string(type_name(t)) + (warp ? " (warp-per-rows)" : ""));
+            WarpKernels wk(warp);
+            const int64_t d = 128, n_ff = 96, n = 37;
+            const int n_exp = 6, k = 2;
+            const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
+            DevExperts ex(m, MoeAct::SWIGLU_OAI);
+            auto x = random_floats(size_t(n * d), rng);
+            auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
+            auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
+            auto y0 = random_floats(size_t(n * d), rng);
+            auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+            for (int64_t i = 0; i < n; ++i) {
+                auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1);
+                for (int64_t c = 0; c < d; ++c)
+                    ASSERT_TRUE(same_value(y[size_t(i * d + c)], y1[size_t(c)]) && !std::isnan(y1[size_t(c)]))
+                        << "token " << i << " col " << c;
+            }
         }
-    }
 }
 
 // gpt-oss-20b's expert shapes: 32 MXFP4 experts of 2880 x 2880, top-4, 64 tokens; three tokens
@@ -282,7 +285,8 @@ TEST(CudaMoe, GptOss20bShape) {
     for (int64_t i : sample) {
         auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
         for (int64_t c = 0; c < d; ++c)
-            ASSERT_TRUE(same_value(yp[size_t(i * d + c)], y1[size_t(c)])) << "prompt token " << i << " col " << c;
+            ASSERT_TRUE(same_value(yp[size_t(i * d + c)], y1[size_t(c)]))
+                << "prompt token " << i << " col " << c;
     }
 }
 

@@ -13,6 +13,7 @@ enum class Act { GELU, SWIGLU, SWIGLU_OAI };
 
 template <Act A>
 __global__ void act_k(Rows y, Rows g, Rows u, int64_t cols, int64_t n, float alpha, float limit) {
+    pdl_begin();
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         const int64_t r = i / cols, c = i % cols;
@@ -40,7 +41,8 @@ void launch(Tensor y, Tensor g, Tensor u, float alpha, float limit, cudaStream_t
              name);
     const int64_t n = y.rows() * y.cols();
     if (n == 0) return;
-    act_k<A><<<grid_for(n, 256), 256, 0, s>>>(rows_of(y), rows_of(g), rows_of(u), y.cols(), n, alpha, limit);
+    launch("act_k", act_k<A>, grid_for(n, 256), 256, 0, s, rows_of(y), rows_of(g), rows_of(u), y.cols(), n,
+           alpha, limit);
     check_launch(name);
 }
 

@@ -26,7 +26,9 @@ constexpr int kMaxHeadDim = 256;
 constexpr int kPerLane = kMaxHeadDim / 32;  // output elements per lane at most
 
 // Two consecutive cache elements as floats.
-__device__ __forceinline__ float2 get2(const __half* p) { return __half22float2(*reinterpret_cast<const __half2*>(p)); }
+__device__ __forceinline__ float2 get2(const __half* p) {
+    return __half22float2(*reinterpret_cast<const __half2*>(p));
+}
 __device__ __forceinline__ float2 get2(const float* p) { return *reinterpret_cast<const float2*>(p); }
 
 // q·k over hd <= HD elements in order (the same FMA chain either way); vec: 16-byte loads of the
@@ -77,13 +79,14 @@ struct AttnArgs {
     float scale;
     int window;
     const float* sinks;
-    bool vec;  // key rows allow 16-byte loads
+    bool vec;    // key rows allow 16-byte loads
     int64_t i0;  // the launch's first token (rows [i0, i0 + gridDim.x / n_head))
 };
 
 // PL = hd / 32 output elements per lane (hd = 32 * PL or less), W warps per CTA.
 template <typename C, int PL, int W>
 __global__ void __launch_bounds__(32 * W) attention_k(AttnArgs<C> a) {
+    pdl_begin();
     constexpr int kThreads = 32 * W;
     __shared__ float qs[kMaxHeadDim];
     __shared__ float wm[W], wl[W];
@@ -191,9 +194,9 @@ void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const At
     const int64_t n = q.rows(), hd = p.head_dim;
     WO_CHECK(p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd &&
                  kv.k.cols() == p.n_head_kv * hd &&
-                 (kv.k.type == GgmlType::F16 || kv.k.type == GgmlType::F32) && kv.v.type == kv.k.type && out.cols() == p.n_head * hd && n == st.n && hd % 2 == 0 &&
-                 hd <= kMaxHeadDim && kv.k.nb1 == kv.v.nb1 && kv.k.nb2 == kv.v.nb2 &&
-                 (!p.sinks || p.sinks->cols() >= p.n_head),
+                 (kv.k.type == GgmlType::F16 || kv.k.type == GgmlType::F32) && kv.v.type == kv.k.type &&
+                 out.cols() == p.n_head * hd && n == st.n && hd % 2 == 0 && hd <= kMaxHeadDim &&
+                 kv.k.nb1 == kv.v.nb1 && kv.k.nb2 == kv.v.nb2 && (!p.sinks || p.sinks->cols() >= p.n_head),
              "attention shapes");
     if (n == 0) return;
     if (kv.k.type == GgmlType::F16)
@@ -209,11 +212,11 @@ void launch_rows(const AttnArgs<C>& a, int64_t i0, int64_t rows, cudaStream_t s)
     b.i0 = i0;
     const unsigned grid = static_cast<unsigned>(rows * a.n_head);
     if (a.hd <= 64)
-        attention_k<C, 2, W><<<grid, 32 * W, 0, s>>>(b);
+        launch("attention_k", attention_k<C, 2, W>, grid, 32 * W, 0, s, b);
     else if (a.hd <= 128)
-        attention_k<C, 4, W><<<grid, 32 * W, 0, s>>>(b);
+        launch("attention_k", attention_k<C, 4, W>, grid, 32 * W, 0, s, b);
     else
-        attention_k<C, kPerLane, W><<<grid, 32 * W, 0, s>>>(b);
+        launch("attention_k", attention_k<C, kPerLane, W>, grid, 32 * W, 0, s, b);
     check_launch("attention");
 }
 

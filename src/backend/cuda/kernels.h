@@ -20,6 +20,9 @@ namespace wo::cuda {
 // the backend sends a step's generated tokens to the first and its prompt tokens to the second.
 void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s);
 void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s);
+// Tests: calls of few tokens over at least `blocks` blocks of 2 weight rows take the
+// warp-per-rows kernels (matvec.cuh, warp_per_rows; the same bits either way). Returns the old value.
+int64_t set_warp_min_blocks(int64_t blocks);
 // y[i] = table[ids[i]] as F32 (add: y[i] += ...), any table type.
 void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s);
 // Load-time repack of a weight into a layout its matmul reads faster (may return `w` as is).
@@ -33,8 +36,8 @@ size_t moe_scratch_bytes(const StepLimits& l);
 // Backend::moe_ffn with expert ids that never leave the device: (token, choice) pairs grouped by
 // expert on the device, each touched expert's weights read once. Tokens [0, n_decode) take the
 // decode path (matvec.cuh), the rest the prompt path (mma.cuh), as matmul / matmul_mma.
-void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch, size_t scratch_bytes,
-             int64_t n_decode, cudaStream_t s);
+void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
+             size_t scratch_bytes, int64_t n_decode, cudaStream_t s);
 
 // ---- norm.cu, act.cu, rope.cu, attention.cu, router.cu, sample.cu, tokens.cu
 void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s);
@@ -51,8 +54,8 @@ void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const At
                cudaStream_t s);
 void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t s);
 size_t sample_scratch_bytes(const StepLimits& l);
-void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch, size_t scratch_bytes,
-            cudaStream_t s);
+void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch,
+            size_t scratch_bytes, cudaStream_t s);
 void resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st, cudaStream_t s);
 
 }  // namespace wo::cuda

@@ -4,7 +4,8 @@
 // units and carrying every token of the call through them in passes of 8 (4, 2, 1 for the rest)
 // with the weight tile re-read from L1/L2. The per-element reduction order is cta_dots'
 // (matvec.cuh): fixed by n_in alone, so a token's output never depends on the token count or its
-// neighbours.
+// neighbours. One-token calls on large matrices run matmul_warp_kernel instead: a warp per 2
+// rows computing the same order alone (matvec.cuh's warp_cta_dots).
 // matmul_mma (the prompt path): one CTA per tile of 64 weight rows x 64 tokens on tensor cores,
 // the weights dequantized in the tile loader (mma.cuh has the precision and the order).
 // Q8_0 and MXFP4 weights are repacked at load into the DEVICE layout of dequant.cuh (aligned,
@@ -13,6 +14,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"
@@ -62,6 +64,7 @@ __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int
 // Same order either way.
 template <GgmlType T, bool P, bool WIDE>
 __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) matmul_kernel(MatmulArgs a) {
+    pdl_begin();
     __shared__ float sh[kSplit * kWarpRows * 8];
     const int64_t r0 = int64_t(blockIdx.x) * kWarpRows;
     int64_t t0 = 0;
@@ -73,9 +76,39 @@ __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) matmul_kernel(Mat
     for (; t0 < a.n_tok; ++t0) matmul_pass<T, P, 1>(a, r0, t0, sh);
 }
 
+// One-token calls on matrices with many rows (warp_per_rows): warp w of CTA b owns the block of
+// kWarpRows rows kCtaWarps * b + w and computes all of cta_dots' ranges itself (warp_cta_dots):
+// the bits of matmul_kernel without its barrier and shared-memory round trip, 4x the loads in
+// flight per warp. Tokens one at a time (the weights re-read from L1/L2).
+template <GgmlType T, bool P>
+__global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) matmul_warp_kernel(MatmulArgs a) {
+    pdl_begin();
+    const int64_t r0 = (int64_t(blockIdx.x) * kCtaWarps + threadIdx.x / 32) * kWarpRows;
+    if (r0 >= a.n_out) return;  // the whole warp; no barrier follows
+    const uint8_t* w[kWarpRows];
+#pragma unroll
+    for (int r = 0; r < kWarpRows; ++r)
+        w[r] = a.w + size_t(r0 + r < a.n_out ? r0 + r : a.n_out - 1) * a.w_nb1;
+    const int lane = threadIdx.x & 31;
+    for (int64_t t = 0; t < a.n_tok; ++t) {
+        float dot[kWarpRows];
+        warp_cta_dots<T, P, kWarpRows>(w, a.n_in, reinterpret_cast<const float*>(a.x + size_t(t) * a.x_nb1),
+                                       a.xvec, dot);
+#pragma unroll
+        for (int r = 0; r < kWarpRows; ++r)
+            if (lane == r && r0 + r < a.n_out) {
+                // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
+                const float s = __fadd_rn(dot[r], a.bias ? a.bias[r0 + r] : 0.0f);
+                float* yp = reinterpret_cast<float*>(a.y + size_t(t) * a.y_nb1) + r0 + r;
+                *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
+            }
+    }
+}
+
 // blockIdx.x = tile of kMmaRows weight rows, blockIdx.y = tile of kMmaToks tokens (mma.cuh).
 template <GgmlType T, bool P>
 __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
+    pdl_begin();
     __shared__ MmaSmem<kWTerms<T>> sh;
     const int64_t m0 = int64_t(blockIdx.x) * kMmaRows, n0 = int64_t(blockIdx.y) * kMmaToks;
     const uint8_t* w[2];
@@ -117,6 +150,7 @@ struct EmbedArgs {
 // NaN row (a device op cannot throw; the NaN shows up in every test and logit downstream).
 template <GgmlType T, bool P>
 __global__ void embed_kernel(EmbedArgs a) {
+    pdl_begin();
     const int64_t u = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (8 * u >= a.d) return;
     const int32_t id = a.ids[blockIdx.y];
@@ -152,14 +186,26 @@ MatmulArgs matmul_args(Tensor y, Tensor x, Tensor w, const float* bias, bool acc
 }
 }  // namespace
 
+int64_t set_warp_min_blocks(int64_t blocks) { return std::exchange(warp_min_blocks(), blocks); }
+
 void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
     const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
     if (a.n_tok == 0 || a.n_out == 0) return;
-    const dim3 grid(static_cast<unsigned>((a.n_out + kWarpRows - 1) / kWarpRows));
-    if (a.n_tok <= narrow_max_tokens()) {
-        WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP, false><<<grid, kBlockThreads, 0, s>>>(a)));
+    const int64_t blocks = (a.n_out + kWarpRows - 1) / kWarpRows;
+    const dim3 grid(static_cast<unsigned>(blocks));
+    if (a.n_tok <= narrow_max_tokens() && warp_per_rows(blocks)) {
+        const dim3 g(static_cast<unsigned>((blocks + kCtaWarps - 1) / kCtaWarps));
+        WO_CUDA_FOR_WEIGHT(
+            w, "matmul",
+            (launch("matmul_warp_kernel", matmul_warp_kernel<kT, kP>, g, kBlockThreads, 0, s, a)));
+    } else if (a.n_tok <= narrow_max_tokens()) {
+        WO_CUDA_FOR_WEIGHT(
+            w, "matmul",
+            (launch("matmul_kernel", matmul_kernel<kT, kP, false>, grid, kBlockThreads, 0, s, a)));
     } else {
-        WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_kernel<kT, kP, true><<<grid, kBlockThreads, 0, s>>>(a)));
+        WO_CUDA_FOR_WEIGHT(
+            w, "matmul",
+            (launch("matmul_kernel", matmul_kernel<kT, kP, true>, grid, kBlockThreads, 0, s, a)));
     }
     check_launch("matmul kernel launch");
 }
@@ -167,10 +213,12 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
 void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
     const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
     if (a.n_tok == 0 || a.n_out == 0) return;
-    const int64_t tiles_m = (a.n_out + kMmaRows - 1) / kMmaRows, tiles_n = (a.n_tok + kMmaToks - 1) / kMmaToks;
+    const int64_t tiles_m = (a.n_out + kMmaRows - 1) / kMmaRows,
+                  tiles_n = (a.n_tok + kMmaToks - 1) / kMmaToks;
     WO_CHECK(tiles_m < (int64_t(1) << 31) && tiles_n <= 65535, "cuda matmul_mma: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
-    WO_CUDA_FOR_WEIGHT(w, "matmul", (matmul_mma_kernel<kT, kP><<<grid, kMmaThreads, 0, s>>>(a)));
+    WO_CUDA_FOR_WEIGHT(w, "matmul",
+                       (launch("matmul_mma_kernel", matmul_mma_kernel<kT, kP>, grid, kMmaThreads, 0, s, a)));
     check_launch("matmul_mma kernel launch");
 }
 
@@ -191,7 +239,7 @@ void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s) {
                 add};
     const int64_t units = (d + 7) / 8;
     const dim3 grid(static_cast<unsigned>((units + 127) / 128), static_cast<unsigned>(n));
-    WO_CUDA_FOR_WEIGHT(table, "embed", (embed_kernel<kT, kP><<<grid, 128, 0, s>>>(a)));
+    WO_CUDA_FOR_WEIGHT(table, "embed", (launch("embed_kernel", embed_kernel<kT, kP>, grid, 128, 0, s, a)));
     check_launch("embed kernel launch");
 }
 
@@ -201,6 +249,7 @@ namespace {
 template <GgmlType T>
 __global__ void repack_kernel(const uint8_t* src, size_t src_nb1, uint8_t* dst, size_t dst_nb1, int64_t n,
                               int64_t n_rows) {
+    pdl_begin();
     const int64_t nb = n / 32;
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= nb * n_rows) return;
@@ -244,9 +293,11 @@ Tensor repack(const Tensor& w, void* dst, cudaStream_t s) {
     auto* out = static_cast<uint8_t*>(dst);
     // GGUF rows are contiguous across matrices, so all rows of all experts are one 2-D walk.
     if (w.type == GgmlType::MXFP4)
-        repack_kernel<GgmlType::MXFP4><<<grid, 256, 0, s>>>(static_cast<const uint8_t*>(w.data), w.nb1, out, nb1, n, rows);
+        launch("repack_kernel", repack_kernel<GgmlType::MXFP4>, grid, 256, 0, s,
+               static_cast<const uint8_t*>(w.data), w.nb1, out, nb1, n, rows);
     else
-        repack_kernel<GgmlType::Q8_0><<<grid, 256, 0, s>>>(static_cast<const uint8_t*>(w.data), w.nb1, out, nb1, n, rows);
+        launch("repack_kernel", repack_kernel<GgmlType::Q8_0>, grid, 256, 0, s,
+               static_cast<const uint8_t*>(w.data), w.nb1, out, nb1, n, rows);
     check_launch("repack kernel launch");
     Tensor t = w;
     t.data = dst;

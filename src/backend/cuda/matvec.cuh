@@ -22,6 +22,7 @@
 #include <string>
 
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/util.cuh"
 #include "util/error.h"
 
 namespace wo::cuda {
@@ -43,6 +44,34 @@ __device__ __forceinline__ void load_x8(const float* x, int64_t u, int64_t n, bo
     }
 }
 
+// Q8_0 and MXFP4: per unit, s = Σ c_i x_i in order (a fresh product, then FMAs), then
+// acc = fma(s * kPre, scale, acc): the codes need no conversion (dequant.cuh).
+template <class D>
+__device__ __forceinline__ void scaled_unit_dot(const float (&c)[8], const float (&xv)[8], float scale,
+                                                float& acc) {
+    float s = __fmul_rn(c[0], xv[0]);
+#pragma unroll
+    for (int i = 1; i < 8; ++i) s = __fmaf_rn(c[i], xv[i], s);
+    if constexpr (Scaled<D>::kPre != 1.0f) s = __fmul_rn(s, Scaled<D>::kPre);
+    acc = __fmaf_rn(s, scale, acc);
+}
+
+// acc += unit u of weight row w times the unit's activations xv, in the order above (one token).
+template <class D>
+__device__ __forceinline__ void unit_acc(const uint8_t* w, int64_t u, int64_t n_in, const float (&xv)[8],
+                                         float& acc) {
+    if constexpr (kScaled<D>) {
+        float c[8];
+        const float scale = Scaled<D>::codes(w, u, n_in, c);
+        scaled_unit_dot<D>(c, xv, scale, acc);
+    } else {
+        float wv[8];
+        D::unit(w, u, n_in, wv);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc = __fmaf_rn(wv[i], xv[i], acc);
+    }
+}
+
 // acc[r][t] = the part of dot(weight row w[r], activation row x[t]) over units [ub, ue), in the
 // order above. Every lane of the warp must call it (the butterfly needs all 32); all lanes get
 // every result.
@@ -56,15 +85,6 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
         for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
     using D = typename Dq<T, P>::type;
     if constexpr (kScaled<D>) {
-        // Q8_0 and MXFP4: per unit, s = Σ c_i x_i in order (a fresh product, then FMAs), then
-        // acc = fma(s * kPre, scale, acc): the codes need no conversion (dequant.cuh).
-        auto unit_dot = [&](const float(&c)[8], const float(&xv)[8], float scale, float& a) {
-            float s = __fmul_rn(c[0], xv[0]);
-#pragma unroll
-            for (int i = 1; i < 8; ++i) s = __fmaf_rn(c[i], xv[i], s);
-            if constexpr (Scaled<D>::kPre != 1.0f) s = __fmul_rn(s, Scaled<D>::kPre);
-            a = __fmaf_rn(s, scale, a);
-        };
         for (int64_t u = ub + lane; u < ue; u += 32) {
             if constexpr (NT == 1) {
                 // One token: the activations first, then each row's codes used as soon as they
@@ -72,11 +92,7 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
                 float xv[8];
                 load_x8(x[0], u, n_in, xvec, xv);
 #pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    float c[8];
-                    const float scale = Scaled<D>::codes(w[r], u, n_in, c);
-                    unit_dot(c, xv, scale, acc[r][0]);
-                }
+                for (int r = 0; r < R; ++r) unit_acc<D>(w[r], u, n_in, xv, acc[r][0]);
             } else {
                 float cv[R][8], sc[R];
 #pragma unroll
@@ -86,7 +102,7 @@ __device__ __forceinline__ void warp_dots(const uint8_t* const (&w)[R], int64_t 
                     float xv[8];
                     load_x8(x[t], u, n_in, xvec, xv);
 #pragma unroll
-                    for (int r = 0; r < R; ++r) unit_dot(cv[r], xv, sc[r], acc[r][t]);
+                    for (int r = 0; r < R; ++r) scaled_unit_dot<D>(cv[r], xv, sc[r], acc[r][t]);
                 }
             }
         }
@@ -125,8 +141,8 @@ constexpr int kBlockThreads = 32 * kSplit;
 // must call it (it synchronizes). The result for (r, t) = (lane / NT, lane % NT), lane < R * NT,
 // is returned to that lane of warp 0; `sh` holds kSplit * R * NT floats.
 template <GgmlType T, bool P, int R, int NT>
-__device__ __forceinline__ float cta_dots(const uint8_t* const (&w)[R], int64_t n_in, const float* const (&x)[NT],
-                                          bool xvec, float* sh) {
+__device__ __forceinline__ float cta_dots(const uint8_t* const (&w)[R], int64_t n_in,
+                                          const float* const (&x)[NT], bool xvec, float* sh) {
     static_assert(R * NT <= 32, "one lane per result");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t n_units = (n_in + 7) / 8, per = (n_units + kSplit - 1) / kSplit;
@@ -148,6 +164,73 @@ __device__ __forceinline__ float cta_dots(const uint8_t* const (&w)[R], int64_t 
     __syncthreads();  // sh is rewritten by the next call
     return s;
 }
+
+// cta_dots<T, P, R, 1> computed by one warp alone: the kSplit ranges become kSplit accumulators
+// of each row, walked together (their loads in flight at once), each reduced by the same
+// butterfly and then added in range order, as cta_dots adds its warps' sums. The same bits as
+// cta_dots, with no shared memory and no barrier, so a warp can own its rows (the one-token
+// kernels on matrices with enough rows to fill the GPU that way). All lanes get every dot[r].
+template <GgmlType T, bool P, int R>
+__device__ __forceinline__ void warp_cta_dots(const uint8_t* const (&w)[R], int64_t n_in, const float* x,
+                                              bool xvec, float (&dot)[R]) {
+    using D = typename Dq<T, P>::type;
+    const int lane = threadIdx.x & 31;
+    const int64_t n_units = (n_in + 7) / 8, per = (n_units + kSplit - 1) / kSplit;
+    float acc[kSplit][R];
+#pragma unroll
+    for (int k = 0; k < kSplit; ++k)
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[k][r] = 0.0f;
+    // Range k is cta_dots' warp k: units [per*k, min(n_units, per*k + per)), lane l taking
+    // per*k + l, per*k + l + 32, ... in increasing order.
+    for (int64_t j = lane; j < per; j += 32) {
+#pragma unroll
+        for (int k = 0; k < kSplit; ++k) {
+            const int64_t u = per * k + j;
+            if (u < n_units) {
+                float xv[8];
+                load_x8(x, u, n_in, xvec, xv);
+#pragma unroll
+                for (int r = 0; r < R; ++r) unit_acc<D>(w[r], u, n_in, xv, acc[k][r]);
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < kSplit; ++k)
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+            for (int off = 16; off >= 1; off /= 2)
+                acc[k][r] = __fadd_rn(acc[k][r], __shfl_xor_sync(0xFFFFFFFFu, acc[k][r], off));
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        dot[r] = acc[0][r];
+#pragma unroll
+        for (int k = 1; k < kSplit; ++k) dot[r] = __fadd_rn(dot[r], acc[k][r]);
+    }
+}
+
+// Whether a one-token call over `row_blocks` blocks of kWarpRows rows takes the warp-per-rows
+// kernels (warp_cta_dots; same bits): when there are enough blocks to give every SM 16 warps.
+// Fewer blocks keep cta_dots' four warps per block, so small matrices still spread over the GPU.
+// WO_CUDA_WARP_MIN=N sets the threshold in row blocks (0: always, a huge N: never).
+// Tests move the threshold with set_warp_min_blocks (kernels.h).
+inline int64_t& warp_min_blocks() {
+    static int64_t min_blocks = [] {
+        if (const char* e = std::getenv("WO_CUDA_WARP_MIN")) return int64_t(std::atoll(e));
+        int dev = 0, sms = 132;
+        if (cudaGetDevice(&dev) == cudaSuccess)
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+        return int64_t(16) * sms;
+    }();
+    return min_blocks;
+}
+inline bool warp_per_rows(int64_t row_blocks) { return row_blocks >= warp_min_blocks(); }
+constexpr int kCtaWarps = kBlockThreads / 32;  // warps per CTA of the warp-per-rows kernels
+// Their __launch_bounds__ CTAs per SM: 8 (64 registers) where units are scaled codes; the float
+// types hold 8 decoded values per row and spill at 64, so they get 4 (128 registers).
+template <GgmlType T, bool P>
+constexpr int kWarpKernelCtas = kScaled<typename Dq<T, P>::type> ? 8 : 4;
 
 // The most tokens a call may have and still take the one-token-per-pass kernels (matmul_kernel
 // and expert_kernel with WIDE = false; weights re-read from L1 per token): 8, measured best on

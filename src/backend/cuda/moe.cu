@@ -10,7 +10,9 @@
 //              (`active`) and, for the prompt path, the tiles of 64 pairs of each (`tiles`).
 //  2. gate_up: decode: grid (min(n_expert, pairs), n_ff/2): CTA x takes the x-th touched expert e
 //              (or exits if fewer are touched); it owns 2 rows of gate and up and runs every pair
-//              of e through them (passes of 8 tokens, weights re-read from L1/L2).
+//              of e through them (passes of 8 tokens, weights re-read from L1/L2). When few
+//              tokens decode and the blocks fill the GPU, a warp owns the 2 rows instead
+//              (expert_warp_kernel: the same bits, no barrier).
 //              prompt: grid (tiles, n_ff/32): tensor-core tiles of 32 features of gate and up x
 //              64 pairs of one expert (mma.cuh). Both write G[p] = act(g + gb, u + ub).
 //  3. down:    the same two ways: O[p] = down_e · G[p] + db.
@@ -74,6 +76,7 @@ struct GroupArgs {
 
 // One CTA; shared memory: 2 * n_exp ints (counts, then cursors).
 __global__ void group_kernel(GroupArgs a) {
+    pdl_begin();
     extern __shared__ int32_t sh[];
     int32_t* cnt = sh;
     int32_t* cur = sh + a.n_exp;
@@ -136,7 +139,8 @@ __device__ __forceinline__ float swiglu_oai(float g, float u, float alpha, float
 }
 
 template <GgmlType T, bool P, int NT, bool GATE_UP>
-__device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t r0, const int32_t* pairs, float* sh) {
+__device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t r0, const int32_t* pairs,
+                                            float* sh) {
     const uint8_t* w[kWarpRows];
     const uint8_t* w2[kWarpRows];
 #pragma unroll
@@ -189,6 +193,7 @@ __device__ __forceinline__ void expert_pass(const ExpertArgs& a, int e, int64_t 
 // narrow_max_tokens() tokens decode (then no expert has more pairs), the same order either way.
 template <GgmlType T, bool P, bool GATE_UP, bool WIDE>
 __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) expert_kernel(ExpertArgs a) {
+    pdl_begin();
     __shared__ float sh[kSplit * kWarpRows * 8];
     const int e = a.gr.active[blockIdx.x];
     if (e < 0) return;  // the whole CTA: no thread reaches a barrier
@@ -204,6 +209,50 @@ __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) expert_kernel(Exp
     for (; t0 < cnt; ++t0) expert_pass<T, P, 1, GATE_UP>(a, e, r0, pairs + t0, sh);
 }
 
+// The one-pair-per-pass kernel with a warp per block of kWarpRows rows (warp_per_rows, as
+// matmul_warp_kernel): blockIdx.x = rank among the active experts, warp w of CTA blockIdx.y owns
+// rows block kCtaWarps * blockIdx.y + w and runs every pair of e through them; warp_cta_dots
+// gives the bits of expert_pass<.., 1, ..>. gate_up walks its 2 gate and 2 up rows together.
+template <GgmlType T, bool P, bool GATE_UP>
+__global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) expert_warp_kernel(ExpertArgs a) {
+    pdl_begin();
+    const int e = a.gr.active[blockIdx.x];
+    if (e < 0) return;
+    const int64_t r0 = (int64_t(blockIdx.y) * kCtaWarps + threadIdx.x / 32) * kWarpRows;
+    if (r0 >= a.n_out) return;  // the whole warp; no barrier follows
+    constexpr int R = GATE_UP ? 2 * kWarpRows : kWarpRows;
+    const uint8_t* w[R];
+#pragma unroll
+    for (int r = 0; r < kWarpRows; ++r) {
+        const size_t row = size_t(r0 + r < a.n_out ? r0 + r : a.n_out - 1);
+        w[r] = a.w + size_t(e) * a.nb2 + row * a.nb1;
+        if constexpr (GATE_UP) w[kWarpRows + r] = a.w2 + size_t(e) * a.nb2_2 + row * a.nb1_2;
+    }
+    const int32_t cnt = a.gr.counts[e];
+    const int32_t* pairs = a.gr.list + a.gr.offsets[e];
+    const int lane = threadIdx.x & 31;
+    for (int32_t i = 0; i < cnt; ++i) {
+        const int32_t p = pairs[i];
+        float dot[R];
+        warp_cta_dots<T, P, R>(w, a.n_in, reinterpret_cast<const float*>(a.x + size_t(p / a.x_div) * a.x_nb1),
+                               a.xvec, dot);
+#pragma unroll
+        for (int r = 0; r < kWarpRows; ++r) {
+            const int64_t row = r0 + r;
+            if (lane != r || row >= a.n_out) continue;
+            // As expert_pass: s = dot + bias (or + 0), then the activation for gate_up.
+            const float v = __fadd_rn(dot[r], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
+            float res = v;
+            if constexpr (GATE_UP) {
+                const float uu = __fadd_rn(dot[kWarpRows + r],
+                                           a.bias2 ? a.bias2[size_t(e) * a.bias2_nb1 / 4 + row] : 0.0f);
+                res = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(v, uu, a.alpha, a.limit) : silu_mul(v, uu);
+            }
+            a.out[size_t(p) * size_t(a.n_out) + size_t(row)] = res;
+        }
+    }
+}
+
 // The prompt path on tensor cores (mma.cuh). blockIdx.x = work tile (expert e, its pairs
 // [64j, 64j + 64)), -1 past the last; blockIdx.y = block of output rows. gate_up: a tile's 64
 // weight rows are 32 features of gate and the same 32 of up, so each thread holds g and u of the
@@ -211,6 +260,7 @@ __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) expert_kernel(Exp
 // 32w' + [16, 32) are up's. down: 64 rows of down_e.
 template <GgmlType T, bool P, bool GATE_UP>
 __global__ void __launch_bounds__(kMmaThreads) expert_mma_kernel(ExpertArgs a) {
+    pdl_begin();
     __shared__ MmaSmem<kWTerms<T>> sh;
     const int32_t item = a.gr.tiles[blockIdx.x];
     if (item < 0) return;  // the whole CTA
@@ -228,7 +278,8 @@ __global__ void __launch_bounds__(kMmaThreads) expert_mma_kernel(ExpertArgs a) {
         int64_t r = feature(i);
         r = r < a.n_out ? r : a.n_out - 1;
         const bool up = GATE_UP && (i / 16) % 2 == 1;
-        w[jj] = up ? a.w2 + size_t(e) * a.nb2_2 + size_t(r) * a.nb1_2 : a.w + size_t(e) * a.nb2 + size_t(r) * a.nb1;
+        w[jj] = up ? a.w2 + size_t(e) * a.nb2_2 + size_t(r) * a.nb1_2
+                   : a.w + size_t(e) * a.nb2 + size_t(r) * a.nb1;
     }
     const int col = int(threadIdx.x) / 2;
     const float* x =
@@ -246,7 +297,8 @@ __global__ void __launch_bounds__(kMmaThreads) expert_mma_kernel(ExpertArgs a) {
                 if (row >= a.n_out || t >= n_cols) continue;
                 const int32_t p = pairs[t];
                 // As the CPU's matmul_rows: s = dot + bias (or + 0).
-                const float v = __fadd_rn(acc[mt][nt][c], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
+                const float v =
+                    __fadd_rn(acc[mt][nt][c], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
                 float res = v;
                 if constexpr (GATE_UP) {
                     const float uu =
@@ -269,6 +321,7 @@ struct CombineArgs {
 
 // blockIdx.y = token; y[c] += w[j] * O[i*k+j][c] for j in order (the CPU's loop, same roundings).
 __global__ void combine_kernel(CombineArgs a) {
+    pdl_begin();
     const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (c >= a.d) return;
     const int64_t i = blockIdx.y;
@@ -302,7 +355,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
                  x.type == GgmlType::F32 && y.type == GgmlType::F32 && ids.type == GgmlType::I32 &&
                  weights.type == GgmlType::F32,
              "cuda moe_ffn shapes");
-    WO_CHECK(w.gate.layout == w.up.layout && w.gate.nb1 == w.up.nb1, "cuda moe_ffn: gate and up layouts differ");
+    WO_CHECK(w.gate.layout == w.up.layout && w.gate.nb1 == w.up.nb1,
+             "cuda moe_ffn: gate and up layouts differ");
     if (n == 0 || k == 0) return;
     if (w.up.type != w.gate.type)
         throw Error(Code::DTYPE_UNSUPPORTED,
@@ -351,7 +405,7 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         const Groups gr = L.groups(base, path);
         const int64_t tiles = path == 1 ? max_tiles(n_exp, p1 - p0) : 0;
         GroupArgs ga{static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), p0, p1, gr, tiles};
-        group_kernel<<<1, 1024, 2 * sizeof(int32_t) * size_t(n_exp), s>>>(ga);
+        launch("group_kernel", group_kernel, 1, 1024, 2 * sizeof(int32_t) * size_t(n_exp), s, ga);
         check_launch("moe group kernel launch");
         gu.gr = dn.gr = gr;
         if (path == 0) {
@@ -359,27 +413,46 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
             const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, p1 - p0));
             const dim3 grid_gu(n_slots_exp, static_cast<unsigned>((n_ff + kWarpRows - 1) / kWarpRows));
             const dim3 grid_dn(n_slots_exp, static_cast<unsigned>((d + kWarpRows - 1) / kWarpRows));
-            if (n_dec <= narrow_max_tokens()) {
+            const int64_t blocks_gu = (n_ff + kWarpRows - 1) / kWarpRows,
+                          blocks_dn = (d + kWarpRows - 1) / kWarpRows;
+            const auto ctas = [](int64_t blocks) {
+                return static_cast<unsigned>((blocks + kCtaWarps - 1) / kCtaWarps);
+            };
+            if (n_dec <= narrow_max_tokens() && warp_per_rows(int64_t(n_slots_exp) * blocks_gu)) {
                 WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
-                                   (expert_kernel<kT, kP, true, false><<<grid_gu, kBlockThreads, 0, s>>>(gu)));
+                                   (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, true>,
+                                           dim3(n_slots_exp, ctas(blocks_gu)), kBlockThreads, 0, s, gu)));
                 WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
-                                   (expert_kernel<kT, kP, false, false><<<grid_dn, kBlockThreads, 0, s>>>(dn)));
+                                   (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, false>,
+                                           dim3(n_slots_exp, ctas(blocks_dn)), kBlockThreads, 0, s, dn)));
+            } else if (n_dec <= narrow_max_tokens()) {
+                WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                                   (launch("expert_kernel", expert_kernel<kT, kP, true, false>, grid_gu,
+                                           kBlockThreads, 0, s, gu)));
+                WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
+                                   (launch("expert_kernel", expert_kernel<kT, kP, false, false>, grid_dn,
+                                           kBlockThreads, 0, s, dn)));
             } else {
                 WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
-                                   (expert_kernel<kT, kP, true, true><<<grid_gu, kBlockThreads, 0, s>>>(gu)));
+                                   (launch("expert_kernel", expert_kernel<kT, kP, true, true>, grid_gu,
+                                           kBlockThreads, 0, s, gu)));
                 WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
-                                   (expert_kernel<kT, kP, false, true><<<grid_dn, kBlockThreads, 0, s>>>(dn)));
+                                   (launch("expert_kernel", expert_kernel<kT, kP, false, true>, grid_dn,
+                                           kBlockThreads, 0, s, dn)));
             }
             check_launch("moe down kernel launch");
         } else {
             WO_CHECK(tiles < (int64_t(1) << 31), "cuda moe_ffn: grid limits");
             const dim3 grid_gu(static_cast<unsigned>(tiles), static_cast<unsigned>((n_ff + 31) / 32));
             WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
-                               (expert_mma_kernel<kT, kP, true><<<grid_gu, kMmaThreads, 0, s>>>(gu)));
+                               (launch("expert_mma_kernel", expert_mma_kernel<kT, kP, true>, grid_gu,
+                                       kMmaThreads, 0, s, gu)));
             check_launch("moe gate/up mma kernel launch");
-            const dim3 grid_dn(static_cast<unsigned>(tiles), static_cast<unsigned>((d + kMmaRows - 1) / kMmaRows));
+            const dim3 grid_dn(static_cast<unsigned>(tiles),
+                               static_cast<unsigned>((d + kMmaRows - 1) / kMmaRows));
             WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
-                               (expert_mma_kernel<kT, kP, false><<<grid_dn, kMmaThreads, 0, s>>>(dn)));
+                               (launch("expert_mma_kernel", expert_mma_kernel<kT, kP, false>, grid_dn,
+                                       kMmaThreads, 0, s, dn)));
             check_launch("moe down mma kernel launch");
         }
     }
@@ -394,7 +467,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
                    d,
                    int(k),
                    int(n_exp)};
-    combine_kernel<<<dim3(static_cast<unsigned>((d + 255) / 256), static_cast<unsigned>(n)), 256, 0, s>>>(ca);
+    launch("combine_kernel", combine_kernel,
+           dim3(static_cast<unsigned>((d + 255) / 256), static_cast<unsigned>(n)), 256, 0, s, ca);
     check_launch("moe combine kernel launch");
 }
 

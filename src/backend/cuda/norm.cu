@@ -12,6 +12,7 @@ constexpr int kNormThreads = 256;
 
 __global__ void __launch_bounds__(kNormThreads)
     rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps) {
+    pdl_begin();
     __shared__ double sh[kNormThreads];
     const float* xr = x.row(blockIdx.x);
     double ss = 0;
@@ -24,6 +25,7 @@ __global__ void __launch_bounds__(kNormThreads)
 
 __global__ void __launch_bounds__(kNormThreads)
     layer_norm_k(Rows y, Rows x, const float* w, const float* b, int64_t d, float eps) {
+    pdl_begin();
     __shared__ double sh[kNormThreads];
     const float* xr = x.row(blockIdx.x);
     double s = 0;
@@ -39,6 +41,7 @@ __global__ void __launch_bounds__(kNormThreads)
 }
 
 __global__ void add_k(Rows y, Rows x, int64_t cols, int64_t n) {
+    pdl_begin();
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         const int64_t r = i / cols, c = i % cols;
@@ -47,6 +50,7 @@ __global__ void add_k(Rows y, Rows x, int64_t cols, int64_t n) {
 }
 
 __global__ void get_rows_k(Rows y, Rows x, const int32_t* idx, int64_t x_rows, int64_t cols, int64_t n) {
+    pdl_begin();
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         const int64_t r = i / cols, c = i % cols;
@@ -63,8 +67,8 @@ void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s) {
     WO_CHECK(w.type == GgmlType::F32 && w.cols() == d && y.cols() == d && y.rows() >= x.rows(),
              "rms_norm shapes");
     if (x.rows() == 0) return;
-    rms_norm_k<<<static_cast<unsigned>(x.rows()), kNormThreads, 0, s>>>(
-        rows_of(y), rows_of(x), static_cast<const float*>(w.data), d, eps);
+    launch("rms_norm_k", rms_norm_k, static_cast<unsigned>(x.rows()), kNormThreads, 0, s, rows_of(y),
+           rows_of(x), static_cast<const float*>(w.data), d, eps);
     check_launch("rms_norm");
 }
 
@@ -74,8 +78,8 @@ void layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps, cudaStream_t 
         w.type == GgmlType::F32 && b.type == GgmlType::F32 && w.cols() == d && b.cols() == d && y.cols() == d,
         "layer_norm shapes");
     if (x.rows() == 0) return;
-    layer_norm_k<<<static_cast<unsigned>(x.rows()), kNormThreads, 0, s>>>(
-        rows_of(y), rows_of(x), static_cast<const float*>(w.data), static_cast<const float*>(b.data), d, eps);
+    launch("layer_norm_k", layer_norm_k, static_cast<unsigned>(x.rows()), kNormThreads, 0, s, rows_of(y),
+           rows_of(x), static_cast<const float*>(w.data), static_cast<const float*>(b.data), d, eps);
     check_launch("layer_norm");
 }
 
@@ -83,7 +87,7 @@ void add(Tensor y, Tensor x, cudaStream_t s) {
     WO_CHECK(y.cols() == x.cols() && y.rows() == x.rows(), "add shapes");
     const int64_t n = y.rows() * y.cols();
     if (n == 0) return;
-    add_k<<<grid_for(n, 256), 256, 0, s>>>(rows_of(y), rows_of(x), y.cols(), n);
+    launch("add_k", add_k, grid_for(n, 256), 256, 0, s, rows_of(y), rows_of(x), y.cols(), n);
     check_launch("add");
 }
 
@@ -91,7 +95,8 @@ void get_rows(Tensor y, Tensor x, Tensor idx, cudaStream_t s) {
     WO_CHECK(y.cols() == x.cols() && idx.cols() >= y.rows(), "get_rows shapes");
     const int64_t n = y.rows() * y.cols();
     if (n == 0) return;
-    get_rows_k<<<grid_for(n, 256), 256, 0, s>>>(rows_of(y), rows_of(x), i32_of(idx), x.rows(), y.cols(), n);
+    launch("get_rows_k", get_rows_k, grid_for(n, 256), 256, 0, s, rows_of(y), rows_of(x), i32_of(idx),
+           x.rows(), y.cols(), n);
     check_launch("get_rows");
 }
 

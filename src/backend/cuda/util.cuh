@@ -5,10 +5,51 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <utility>
 
 #include "backend/tensor.h"
+#include "util/error.h"
 
 namespace wo::cuda {
+
+// ---- Programmatic dependent launch (sm_90). launch() lets a kernel's CTAs be scheduled while
+// the kernel before it in the stream (or graph) is still finishing, so the launch latency
+// between the two overlaps the first one's tail. Every kernel launched that way begins with
+// pdl_begin(): it waits until the previous kernel has completed and its writes are visible,
+// before reading or writing anything, and then allows the next kernel to be scheduled. So
+// the order of memory effects is exactly that of plain launches; only scheduling moves.
+// WO_CUDA_PDL=0 launches plainly (for measuring the difference).
+__device__ __forceinline__ void pdl_begin() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+inline bool pdl_enabled() {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_PDL");
+        return !(e && std::string(e) == "0");
+    }();
+    return on;
+}
+
+// kernel<<<grid, block, smem, s>>>(args...), as a programmatic dependent launch; throws
+// CUDA_ERROR naming `what` if the launch fails. The kernel must begin with pdl_begin().
+template <typename... K, typename... A>
+void launch(const char* what, void (*kernel)(K...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+            A&&... args) {
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = s;
+    cfg.attrs = &attr, cfg.numAttrs = 1;
+    const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...);
+    if (e != cudaSuccess) throw Error(Code::CUDA_ERROR, std::string(what) + ": " + cudaGetErrorString(e));
+}
 
 // A 2-D F32 view as the kernels see it: base pointer and row stride in floats.
 struct Rows {
