@@ -11,7 +11,10 @@
 namespace wo::test {
 namespace {
 
-enum class Logits { NORMAL, TIED, PEAKED };
+// CLUSTER_FIRST / CLUSTER_LAST: every token far below a cluster of 48 ids at the start / end of
+// the vocabulary, so the survivors and the draw's crossing sit in the first / last of the CUDA
+// op's 64 slices (and the top-k / top-p cuts fall inside one slice).
+enum class Logits { NORMAL, TIED, PEAKED, CLUSTER_FIRST, CLUSTER_LAST };
 
 // Runs every combination of filters (one row each, `per_call` rows per sample() call) and
 // compares ids and last_id with the CPU op.
@@ -41,6 +44,9 @@ void sweep(int64_t V, Logits kind, uint32_t seed) {
     for (size_t i = 0; i < l.size(); ++i) {
         if (kind == Logits::TIED) l[i] = std::round(l[i]);        // thousands of exact ties
         if (kind == Logits::PEAKED && i % V == 17) l[i] = 40.0f;  // one dominant token
+        const int64_t c = static_cast<int64_t>(i) % V;
+        if ((kind == Logits::CLUSTER_FIRST && c >= 48) || (kind == Logits::CLUSTER_LAST && c < V - 48))
+            l[i] -= 60.0f;
         if (rng() % 1000 == 0) l[i] = std::nanf("");              // NaN: never drawn
         if (rng() % 1000 == 1) l[i] = -INFINITY;
     }
@@ -91,9 +97,21 @@ TEST(CudaSample, SameIdsAsCpuWithTiesAndAPeak) {
     sweep(201088, Logits::PEAKED, fresh_seed());
 }
 
+TEST(CudaSample, SameIdsAsCpuWhenTheMassSitsInTheFirstOrLastSlice) {
+    REQUIRE_GPU();
+    for (int64_t V : {201088, 4099})
+        for (Logits k : {Logits::CLUSTER_FIRST, Logits::CLUSTER_LAST}) sweep(V, k, fresh_seed());
+}
+
+TEST(CudaSample, SameIdsAsCpuOnAVocabularyNotDivisibleBySixtyFour) {
+    REQUIRE_GPU();
+    sweep(100003, Logits::NORMAL, fresh_seed());
+    sweep(100003, Logits::TIED, fresh_seed());
+}
+
 TEST(CudaSample, SameIdsAsCpuOnSmallVocabularies) {
     REQUIRE_GPU();
-    for (int64_t V : {1, 2, 37, 1000, 4099})
+    for (int64_t V : {1, 2, 37, 63, 64, 65, 1000, 4099})
         for (Logits k : {Logits::NORMAL, Logits::TIED}) sweep(V, k, fresh_seed());
 }
 
