@@ -35,6 +35,9 @@ CudaBackend::CudaBackend(int device) : device_(device) {
         prof_ = std::make_unique<OpProfile>(stream_);
         graphs_ = false;  // events around every op cannot be replayed meaningfully
     }
+    // Outside alloc(): a fixed part of the backend, not a buffer a model or a test counts.
+    router_done_ = static_cast<unsigned*>(device_alloc(sizeof(unsigned), "router counter"));
+    check(cudaMemset(router_done_, 0, sizeof(unsigned)), "cudaMemset");
 }
 
 CudaBackend::~CudaBackend() {
@@ -48,6 +51,7 @@ CudaBackend::~CudaBackend() {
         if (p) cudaFreeHost(p);
     for (auto e : stage_ev_) cudaEventDestroy(e);
     for (auto e : fence_ev_) cudaEventDestroy(e);
+    if (router_done_) cudaFree(router_done_);
     cudaStreamDestroy(stream_);
 }
 
@@ -352,6 +356,53 @@ void CudaBackend::swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, floa
 void CudaBackend::topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) {
     OpScope op_(prof_.get(), "topk_softmax");
     cuda::topk_softmax(ids, weights, logits, k, stream_);
+}
+void CudaBackend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
+                          const StepTensors& s, const RopeParams* rq, const RopeParams* rk) {
+    // The projections exactly as Backend::attn_in makes them (matmul splits decode/prompt rows).
+    if (w.qkv) {
+        WO_CHECK(q.data && k.data && v.data, "attn_in: fused qkv needs q/k/v views of one buffer");
+        Tensor all = q;  // q, k and v are column ranges of one [q+k+v, n] buffer starting at q
+        all.ne[0] = w.qkv->rows();
+        matmul(all, x, *w.qkv, nullptr);
+    } else {
+        matmul(q, x, *w.q, w.q_b);
+        matmul(k, x, *w.k, w.k_b);
+        matmul(v, x, *w.v, w.v_b);
+    }
+    OpScope op_(prof_.get(), "rope_kv_store");
+    cuda::rope_kv_store(q, k, v, kv, s.pos, s.slot, rq, rk, stream_);
+}
+void CudaBackend::router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
+                              int k) {
+    OpScope op_(prof_.get(), prof_ ? op_name("router_topk", w, x.rows()) : std::string());
+    const int64_t n = x.rows(), nd = decode_split(n);
+    const float* bias = b ? static_cast<const float*>(b->data) : nullptr;
+    // Decode rows: one kernel. Prompt rows: matmul's tensor-core path and topk_softmax, as the
+    // default body would run them (row by row the two are independent, so splitting changes nothing).
+    if (nd > 0)
+        cuda::router_topk(ids.row_range(0, nd), weights.row_range(0, nd), logits.row_range(0, nd),
+                          x.row_range(0, nd), w, bias, k, router_done_, stream_);
+    if (nd < n) {
+        const int64_t np = n - nd;
+        cuda::matmul_mma(logits.row_range(nd, np), x.row_range(nd, np), w, bias, false, stream_);
+        cuda::topk_softmax(ids.row_range(nd, np), weights.row_range(nd, np), logits.row_range(nd, np), k, stream_);
+    }
+}
+void CudaBackend::norm_router_topk(Tensor h, Tensor x, Tensor w_norm, float eps, Tensor ids, Tensor weights,
+                                   Tensor logits, Tensor w, const Tensor* b, int k) {
+    OpScope op_(prof_.get(), prof_ ? op_name("norm_router_topk", w, x.rows()) : std::string());
+    const int64_t n = x.rows(), nd = decode_split(n);
+    const float* bias = b ? static_cast<const float*>(b->data) : nullptr;
+    if (nd > 0)
+        cuda::norm_router_topk(h.row_range(0, nd), x.row_range(0, nd), w_norm, eps, ids.row_range(0, nd),
+                               weights.row_range(0, nd), logits.row_range(0, nd), w, bias, k, router_done_, stream_);
+    if (nd < n) {  // prompt rows: the three launches of the default body (see router_topk)
+        const int64_t np = n - nd;
+        cuda::rms_norm(h.row_range(nd, np), x.row_range(nd, np), w_norm, eps, stream_);
+        cuda::matmul_mma(logits.row_range(nd, np), h.row_range(nd, np), w, bias, false, stream_);
+        cuda::topk_softmax(ids.row_range(nd, np), weights.row_range(nd, np), logits.row_range(nd, np), k, stream_);
+    }
 }
 void CudaBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) {
     OpScope op_(prof_.get(), prof_ ? op_name("moe_ffn", w.gate, x.rows()) : std::string());

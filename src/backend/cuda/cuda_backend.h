@@ -60,6 +60,14 @@ public:
     void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) override;
     void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) override;
     void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) override;
+    // Fused ops: the default bodies' bits in fewer launches (the projections, then one kernel for
+    // rope + rope + kv_store; the decode rows' [rms_norm,] router matmul and top-k in one kernel).
+    void attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv, const StepTensors& s,
+                 const RopeParams* rq, const RopeParams* rk) override;
+    void router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
+                     int k) override;
+    void norm_router_topk(Tensor h, Tensor x, Tensor w_norm, float eps, Tensor ids, Tensor weights, Tensor logits,
+                          Tensor w, const Tensor* b, int k) override;
     void tap(const char* name, int layer, Tensor t) override;  // synchronous; steps run eagerly then
 
     cudaStream_t stream() const { return stream_; }
@@ -100,6 +108,7 @@ private:
     std::array<cudaEvent_t, kFences> fence_ev_{};
     uint64_t n_fences_ = 0;
     Buffer moe_scratch_, sample_scratch_;
+    unsigned* router_done_ = nullptr;  // router_topk's CTA counter (kernels.h), 0 between launches
     bool graphs_ = true;
     std::unordered_map<uint64_t, Graph> graphs_by_key_;
     int n_captured_ = 0;

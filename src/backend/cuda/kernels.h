@@ -49,10 +49,22 @@ void swiglu(Tensor y, Tensor gate, Tensor up, cudaStream_t s);
 void swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit, cudaStream_t s);
 void rope(Tensor x, Tensor pos, const RopeParams& p, cudaStream_t s);
 void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot, cudaStream_t s);
+// One launch with the bits of rope(q, rq) (if rq), rope(k, rk) (if rk), then kv_store(k, v): q and
+// k rotated in place, k and v stored in the cache.
+void rope_kv_store(Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor slot, const RopeParams* rq,
+                   const RopeParams* rk, cudaStream_t s);
 // Rows [0, n_decode) are decode rows (16 warps per (token, head)), the rest prompt rows (8).
 void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
                cudaStream_t s);
 void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t s);
+// One launch with the bits of matmul(logits, x, w, bias) (the decode kernel: call it for decode
+// rows only) then topk_softmax. `done`: a device counter, 0 before the launch and left at 0 after
+// it; launches sharing one must not overlap (one stream).
+void router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const float* bias, int k,
+                 unsigned* done, cudaStream_t s);
+// The same after rms_norm(h, x, norm_w, eps), also in the one launch (h written for the MoE).
+void norm_router_topk(Tensor h, Tensor x, Tensor norm_w, float eps, Tensor ids, Tensor weights, Tensor logits,
+                      Tensor w, const float* bias, int k, unsigned* done, cudaStream_t s);
 size_t sample_scratch_bytes(const StepLimits& l);
 void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch,
             size_t scratch_bytes, cudaStream_t s);
