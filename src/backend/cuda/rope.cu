@@ -26,8 +26,10 @@ RopeArgs rope_args(Tensor x, const RopeParams* p) {
                  x.cols() >= static_cast<int64_t>(p->n_head) * p->head_dim &&
                  p->inv_freq.cols() == p->n_dims / 2 && p->inv_freq.data,
              "rope shapes");
-    return RopeArgs{rows_of(x), static_cast<const float*>(p->inv_freq.data), p->n_head, p->head_dim, p->n_dims / 2,
-                    p->mode == RopeMode::NEOX, rope_attn_factor(*p)};
+    return RopeArgs{rows_of(x),          static_cast<const float*>(p->inv_freq.data),
+                    p->n_head,           p->head_dim,
+                    p->n_dims / 2,       p->mode == RopeMode::NEOX,
+                    rope_attn_factor(*p)};
 }
 
 // Rotates pair j of head h of row t in place and returns the pair's column indices in the row:
@@ -45,6 +47,7 @@ __device__ __forceinline__ int2 rope_pair(const RopeArgs& r, int64_t t, int h, i
 }
 
 __global__ void rope_k(RopeArgs r, const int32_t* pos, int64_t n) {
+    pdl_begin();
     const int64_t total = n * r.n_head * r.half;
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -73,8 +76,9 @@ struct Cache {
 };
 
 template <typename C>
-__global__ void kv_store_k(Cache<C> kc, Rows k, Rows v, const int32_t* pos, const int32_t* slot, int64_t kv_dim,
-                           int64_t n) {
+__global__ void kv_store_k(Cache<C> kc, Rows k, Rows v, const int32_t* pos, const int32_t* slot,
+                           int64_t kv_dim, int64_t n) {
+    pdl_begin();
     const int64_t total = n * kv_dim;
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -91,7 +95,9 @@ __global__ void kv_store_k(Cache<C> kc, Rows k, Rows v, const int32_t* pos, cons
 template <typename C>
 __global__ void rope_kv_store_k(RopeArgs q, RopeArgs kr, Cache<C> kc, Rows v, const int32_t* pos,
                                 const int32_t* slot, int64_t kv_dim, int64_t n) {
-    const int64_t qp = static_cast<int64_t>(q.n_head) * q.half, kp = static_cast<int64_t>(kr.n_head) * kr.half;
+    pdl_begin();
+    const int64_t qp = static_cast<int64_t>(q.n_head) * q.half,
+                  kp = static_cast<int64_t>(kr.n_head) * kr.half;
     const int64_t per = qp + kp + kv_dim, total = n * per;
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -104,14 +110,16 @@ __global__ void rope_kv_store_k(RopeArgs q, RopeArgs kr, Cache<C> kc, Rows v, co
         r -= qp;
         const int64_t off = kc.at(pos, slot, t);
         if (r < kp) {
-            const int2 c = rope_pair(kr, t, static_cast<int>(r / kr.half), static_cast<int>(r % kr.half), pos[t]);
+            const int2 c =
+                rope_pair(kr, t, static_cast<int>(r / kr.half), static_cast<int>(r % kr.half), pos[t]);
             const float* kt = kr.x.row(t);
             put(kc.k + off + c.x, kt[c.x]);
             put(kc.k + off + c.y, kt[c.y]);
             continue;
         }
         const int64_t c = r - kp;
-        const bool rotated = c < static_cast<int64_t>(kr.n_head) * kr.head_dim && c % kr.head_dim < 2 * kr.half;
+        const bool rotated =
+            c < static_cast<int64_t>(kr.n_head) * kr.head_dim && c % kr.head_dim < 2 * kr.half;
         if (!rotated) put(kc.k + off + c, kr.x.row(t)[c]);
         put(kc.v + off + c, v.row(t)[c]);
     }
@@ -120,8 +128,12 @@ __global__ void rope_kv_store_k(RopeArgs q, RopeArgs kr, Cache<C> kc, Rows v, co
 template <typename C>
 Cache<C> cache_of(const KvLayer& kv) {
     const int64_t es = sizeof(C);
-    return Cache<C>{static_cast<C*>(kv.k.data), static_cast<C*>(kv.v.data), static_cast<int64_t>(kv.k.nb1 / es),
-                    static_cast<int64_t>(kv.k.nb2 / es), kv.n_rows, static_cast<int>(kv.k.mats())};
+    return Cache<C>{static_cast<C*>(kv.k.data),
+                    static_cast<C*>(kv.v.data),
+                    static_cast<int64_t>(kv.k.nb1 / es),
+                    static_cast<int64_t>(kv.k.nb2 / es),
+                    kv.n_rows,
+                    static_cast<int>(kv.k.mats())};
 }
 
 void check_kv(const KvLayer& kv, const Tensor& k, const Tensor& v) {
@@ -138,7 +150,7 @@ void rope(Tensor x, Tensor pos, const RopeParams& p, cudaStream_t s) {
     const RopeArgs r = rope_args(x, &p);
     const int64_t total = x.rows() * r.n_head * r.half;
     if (total == 0) return;
-    rope_k<<<grid_for(total, 256), 256, 0, s>>>(r, i32_of(pos), x.rows());
+    launch("rope_k", rope_k, grid_for(total, 256), 256, 0, s, r, i32_of(pos), x.rows());
     check_launch("rope");
 }
 
@@ -147,11 +159,11 @@ void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot, cudaStrea
     const int64_t kv_dim = kv.k.cols(), total = k.rows() * kv_dim;
     if (total == 0) return;
     if (kv.k.type == GgmlType::F16)
-        kv_store_k<<<grid_for(total, 256), 256, 0, s>>>(cache_of<__half>(kv), rows_of(k), rows_of(v), i32_of(pos),
-                                                        i32_of(slot), kv_dim, k.rows());
+        launch("kv_store_k", kv_store_k<__half>, grid_for(total, 256), 256, 0, s, cache_of<__half>(kv),
+               rows_of(k), rows_of(v), i32_of(pos), i32_of(slot), kv_dim, k.rows());
     else
-        kv_store_k<<<grid_for(total, 256), 256, 0, s>>>(cache_of<float>(kv), rows_of(k), rows_of(v), i32_of(pos),
-                                                        i32_of(slot), kv_dim, k.rows());
+        launch("kv_store_k", kv_store_k<float>, grid_for(total, 256), 256, 0, s, cache_of<float>(kv),
+               rows_of(k), rows_of(v), i32_of(pos), i32_of(slot), kv_dim, k.rows());
     check_launch("kv_store");
 }
 
@@ -161,15 +173,16 @@ void rope_kv_store(Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor 
     const int64_t n = k.rows(), kv_dim = kv.k.cols();
     WO_CHECK(!rq || q.rows() == n, "rope_kv_store: q and k rows");
     const RopeArgs qa = rope_args(q, rq), ka = rope_args(k, rk);
-    const int64_t per = static_cast<int64_t>(qa.n_head) * qa.half + static_cast<int64_t>(ka.n_head) * ka.half + kv_dim;
+    const int64_t per =
+        static_cast<int64_t>(qa.n_head) * qa.half + static_cast<int64_t>(ka.n_head) * ka.half + kv_dim;
     const int64_t total = n * per;
     if (total == 0) return;
     if (kv.k.type == GgmlType::F16)
-        rope_kv_store_k<<<grid_for(total, 256), 256, 0, s>>>(qa, ka, cache_of<__half>(kv), rows_of(v), i32_of(pos),
-                                                             i32_of(slot), kv_dim, n);
+        launch("rope_kv_store_k", rope_kv_store_k<__half>, grid_for(total, 256), 256, 0, s, qa, ka,
+               cache_of<__half>(kv), rows_of(v), i32_of(pos), i32_of(slot), kv_dim, n);
     else
-        rope_kv_store_k<<<grid_for(total, 256), 256, 0, s>>>(qa, ka, cache_of<float>(kv), rows_of(v), i32_of(pos),
-                                                             i32_of(slot), kv_dim, n);
+        launch("rope_kv_store_k", rope_kv_store_k<float>, grid_for(total, 256), 256, 0, s, qa, ka,
+               cache_of<float>(kv), rows_of(v), i32_of(pos), i32_of(slot), kv_dim, n);
     check_launch("rope_kv_store");
 }
 

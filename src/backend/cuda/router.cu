@@ -55,6 +55,7 @@ __device__ __forceinline__ void topk_row(const float* l, int32_t* ids, float* wr
 }
 
 __global__ void topk_softmax_k(Rows ids_f, Rows w, Rows logits, int64_t n, int n_exp, int k) {
+    pdl_begin();
     const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
     if (i >= n) return;
     topk_row<false>(logits.row(i), reinterpret_cast<int32_t*>(ids_f.row(i)), w.row(i), n_exp, k);
@@ -85,7 +86,8 @@ struct RouterArgs {
 __device__ __forceinline__ void norm_row(const RouterArgs& a, int64_t t, float* hs, double* shd) {
     static_assert(kNormThreads == 2 * kBlockThreads, "one CTA thread per two rms_norm_k threads");
     const float* xr = reinterpret_cast<const float*>(a.x + size_t(t) * a.x_nb1);
-    const double lo = rms_partial(xr, a.n_in, threadIdx.x), hi = rms_partial(xr, a.n_in, threadIdx.x + kBlockThreads);
+    const double lo = rms_partial(xr, a.n_in, threadIdx.x),
+                 hi = rms_partial(xr, a.n_in, threadIdx.x + kBlockThreads);
     const double ss = block_sum(lo + hi, shd);
     const float inv = rms_inv(ss, a.n_in, a.eps);
     for (int64_t j = threadIdx.x; j < a.n_in; j += kBlockThreads) {
@@ -104,6 +106,7 @@ __device__ __forceinline__ void norm_row(const RouterArgs& a, int64_t t, float* 
 // NORM: the dots read h from shared memory (dynamic, n_in floats) instead of x.
 template <GgmlType T, bool P, bool NORM>
 __global__ void __launch_bounds__(kBlockThreads) router_topk_kernel(RouterArgs a) {
+    pdl_begin();
     __shared__ float sh[kSplit * kWarpRows];
     __shared__ double shd[NORM ? kBlockThreads : 1];
     extern __shared__ float4 hs4[];  // float4: 16-byte aligned for load_x8's vector loads
@@ -112,7 +115,8 @@ __global__ void __launch_bounds__(kBlockThreads) router_topk_kernel(RouterArgs a
     const int64_t r0 = int64_t(blockIdx.x) * kWarpRows;
     const uint8_t* w[kWarpRows];
 #pragma unroll
-    for (int r = 0; r < kWarpRows; ++r) w[r] = a.w + size_t(r0 + r < a.n_exp ? r0 + r : a.n_exp - 1) * a.w_nb1;
+    for (int r = 0; r < kWarpRows; ++r)
+        w[r] = a.w + size_t(r0 + r < a.n_exp ? r0 + r : a.n_exp - 1) * a.w_nb1;
     for (int64_t t = 0; t < a.n_tok; ++t) {
         if constexpr (NORM) norm_row(a, t, hs, shd);
         const float* x[1] = {NORM ? hs : reinterpret_cast<const float*>(a.x + size_t(t) * a.x_nb1)};
@@ -151,8 +155,8 @@ void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t
     const int64_t n_exp = logits.cols(), n = logits.rows();
     check_topk(ids, weights, n_exp, n, k);
     if (n == 0) return;
-    topk_softmax_k<<<static_cast<unsigned>((n + 127) / 128), 128, 0, s>>>(
-        i32_rows(ids), rows_of(weights), rows_of(logits), n, static_cast<int>(n_exp), k);
+    launch("topk_softmax_k", topk_softmax_k, static_cast<unsigned>((n + 127) / 128), 128, 0, s, i32_rows(ids),
+           rows_of(weights), rows_of(logits), n, static_cast<int>(n_exp), k);
     check_launch("topk_softmax");
 }
 
@@ -162,7 +166,7 @@ void launch_norm(dim3 grid, size_t smem, const RouterArgs& a, cudaStream_t s) {
     auto* kern = router_topk_kernel<T, P, true>;
     if (smem > 48 * 1024)  // past the default, the kernel must opt in (not for any model here)
         cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    kern<<<grid, kBlockThreads, smem, s>>>(a);
+    launch("router_topk_kernel", kern, grid, kBlockThreads, smem, s, a);
 }
 
 void router_launch(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const float* bias, int k,
@@ -172,8 +176,8 @@ void router_launch(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w
                  logits.cols() == n_exp && logits.rows() >= n && w.mats() == 1 && done,
              "router_topk shapes");
     if (h)
-        WO_CHECK(norm_w && norm_w->type == GgmlType::F32 && norm_w->cols() == x.cols() && h->type == GgmlType::F32 &&
-                     h->cols() == x.cols() && h->rows() >= n,
+        WO_CHECK(norm_w && norm_w->type == GgmlType::F32 && norm_w->cols() == x.cols() &&
+                     h->type == GgmlType::F32 && h->cols() == x.cols() && h->rows() >= n,
                  "norm_router_topk shapes");
     check_topk(ids, weights, n_exp, n, k);
     if (n == 0) return;
@@ -203,7 +207,9 @@ void router_launch(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w
         WO_CHECK(smem <= 200 * 1024, "norm_router_topk: rows of at most 51200 features");
         WO_CUDA_FOR_WEIGHT(w, "router_topk", (launch_norm<kT, kP>(grid, smem, a, s)));
     } else {
-        WO_CUDA_FOR_WEIGHT(w, "router_topk", (router_topk_kernel<kT, kP, false><<<grid, kBlockThreads, 0, s>>>(a)));
+        WO_CUDA_FOR_WEIGHT(
+            w, "router_topk",
+            (launch("router_topk_kernel", router_topk_kernel<kT, kP, false>, grid, kBlockThreads, 0, s, a)));
     }
     check_launch("router_topk");
 }

@@ -30,24 +30,32 @@
 namespace wo::cuda {
 namespace {
 
-constexpr int kS = 64;      // slices (CTAs) per row
-constexpr int kT = 256;     // threads per CTA; also the radix bins (8-bit digits)
+constexpr int kS = 64;   // slices (CTAs) per row
+constexpr int kT = 256;  // threads per CTA; also the radix bins (8-bit digits)
 constexpr int kW = kT / 32;
 constexpr int kGroup = 64;  // rows per chain of launches (the scratch holds one group)
 constexpr unsigned kFull = 0xffffffffu;
 static_assert(kT == 256, "one thread per radix bin");
 
 // The launches of the chain, in order; each has its own arrival counter per row.
-enum Stage { PREP, TOPK_DIGIT /* 4 launches */, TOPK_TIES = TOPK_DIGIT + 4, EXP, TOPP_DIGIT,
-             TOPP_TIES = TOPP_DIGIT + 4, DRAW, kStages };
+enum Stage {
+    PREP,
+    TOPK_DIGIT /* 4 launches */,
+    TOPK_TIES = TOPK_DIGIT + 4,
+    EXP,
+    TOPP_DIGIT,
+    TOPP_TIES = TOPP_DIGIT + 4,
+    DRAW,
+    kStages
+};
 enum Which { TOPK, TOPP };
 
 // A row's state between launches (written by the row's last CTA of a launch, read by the next).
 struct RowState {
     SamplingParams p;
-    uint32_t index;   // the draw's index (position of the drawn token)
-    int32_t done;     // ids[r] is written: later launches skip the row
-    int32_t best;     // lowest id of the largest z
+    uint32_t index;  // the draw's index (position of the drawn token)
+    int32_t done;    // ids[r] is written: later launches skip the row
+    int32_t best;    // lowest id of the largest z
     float zmax;
     // The selection in progress (top-k, then top-p): the first element in ranking order whose
     // inclusive weight reaches `target`; `prefix`/`mask` are the key digits fixed so far and
@@ -216,7 +224,9 @@ __device__ int walk(int b, int e, double c0, double target, bool strict, In in, 
 
 // Not inlined: Philox's unrolled rounds would otherwise set draw_k's register count (160, one
 // CTA per SM) for a call one thread makes once per row.
-__device__ __noinline__ double uniform_of(uint64_t seed, uint32_t index) { return sampling_uniform(seed, index); }
+__device__ __noinline__ double uniform_of(uint64_t seed, uint32_t index) {
+    return sampling_uniform(seed, index);
+}
 
 // The row's answer (one thread).
 __device__ void finish(const Args& a, int r, RowState& R, int id) {
@@ -247,6 +257,7 @@ __device__ int crossing_slice(const SlicePart* P, double c0, double target, bool
 // slice's (max z, lowest id) and count of z > -inf. The row: zmax and best; greedy rows and rows
 // without a finite max are finished here (greedy: the penalized argmax, lowest id on ties).
 __global__ void __launch_bounds__(kT) prep_k(Args a) {
+    pdl_begin();
     __shared__ Shared S;
     const int r = blockIdx.y, s = blockIdx.x, V = a.V;
     const int b = slice_begin(V, s), e = slice_begin(V, s + 1);
@@ -284,7 +295,8 @@ __global__ void __launch_bounds__(kT) prep_k(Args a) {
         if (ov > bv || (ov == bv && oi < bi)) bv = ov, bi = oi;
         n += __shfl_xor_sync(kFull, n, off);
     }
-    if ((threadIdx.x & 31) == 0) S.fw[threadIdx.x >> 5] = bv, S.iw[threadIdx.x >> 5] = bi, S.cnt[threadIdx.x >> 5] = n;
+    if ((threadIdx.x & 31) == 0)
+        S.fw[threadIdx.x >> 5] = bv, S.iw[threadIdx.x >> 5] = bi, S.cnt[threadIdx.x >> 5] = n;
     __syncthreads();
     SlicePart* P = a.parts + static_cast<size_t>(r) * kS;
     if (threadIdx.x == 0) {
@@ -318,6 +330,7 @@ __global__ void __launch_bounds__(kT) prep_k(Args a) {
 // candidates (keys with the digits fixed so far; for top-p only top-k survivors, weighted by e),
 // then the row picks the bin, highest keys first, where the weight reaches the target.
 __global__ void __launch_bounds__(kT) select_k(Args a, int stage, int which, int shift) {
+    pdl_begin();
     __shared__ Shared S;
     const int r = blockIdx.y, s = blockIdx.x, V = a.V;
     RowState& R = a.rows[r];
@@ -342,7 +355,8 @@ __global__ void __launch_bounds__(kT) select_k(Args a, int stage, int which, int
             if (zi > -INFINITY) {
                 const uint32_t k = okey(zi);
                 if ((k & mask) == prefix && (which == TOPK || ranks_in(k, i, kkey, kcut)))
-                    act = true, bin = (k >> shift) & 255, w = which == TOPK ? 1.0 : static_cast<double>(ev[i]);
+                    act = true, bin = (k >> shift) & 255,
+                    w = which == TOPK ? 1.0 : static_cast<double>(ev[i]);
             }
         }
         if (!__any_sync(kFull, act)) continue;
@@ -410,6 +424,7 @@ __global__ void __launch_bounds__(kT) select_k(Args a, int stage, int which, int
 // tie mass; the row finds the first tie in id order whose running weight (from the weight
 // ranked before the key) reaches the target, and the cut keeps everything ranked up to it.
 __global__ void __launch_bounds__(kT) tie_k(Args a, int stage, int which) {
+    pdl_begin();
     __shared__ Shared S;
     const int r = blockIdx.y, s = blockIdx.x, V = a.V;
     RowState& R = a.rows[r];
@@ -456,6 +471,7 @@ __global__ void __launch_bounds__(kT) tie_k(Args a, int stage, int which) {
 // e = exp(z - zmax) in double, rounded once to float, for top-k survivors (0 for the others);
 // the row's total mass starts the top-p selection.
 __global__ void __launch_bounds__(kT) exp_k(Args a, int stage) {
+    pdl_begin();
     __shared__ Shared S;
     const int r = blockIdx.y, s = blockIdx.x, V = a.V;
     RowState& R = a.rows[r];
@@ -469,7 +485,8 @@ __global__ void __launch_bounds__(kT) exp_k(Args a, int stage) {
     for (int i = slice_begin(V, s) + threadIdx.x; i < slice_begin(V, s + 1); i += kT) {
         const float zi = z[i];
         float ei = 0.0f;
-        if (zi > -INFINITY && ranks_in(okey(zi), i, kkey, kcut)) ei = static_cast<float>(exp(static_cast<double>(zi - zmax)));
+        if (zi > -INFINITY && ranks_in(okey(zi), i, kkey, kcut))
+            ei = static_cast<float>(exp(static_cast<double>(zi - zmax)));
         ev[i] = ei;
         part += ei;
     }
@@ -490,6 +507,7 @@ __global__ void __launch_bounds__(kT) exp_k(Args a, int stage) {
 // Survivors of top-k, top-p and min-p; the draw: the first survivor in id order whose running
 // mass exceeds u x the total (slices in order, then a walk of the crossing slice).
 __global__ void __launch_bounds__(kT) draw_k(Args a, int stage) {
+    pdl_begin();
     __shared__ Shared S;
     const int r = blockIdx.y, s = blockIdx.x, V = a.V;
     RowState& R = a.rows[r];
@@ -557,7 +575,8 @@ Layout layout(int64_t g, int64_t V) {
 }  // namespace
 
 size_t sample_scratch_bytes(const StepLimits& l) {
-    return layout(std::min<int64_t>(std::max<int64_t>(l.max_out_rows, 1), kGroup), std::max<int64_t>(l.n_vocab, 1))
+    return layout(std::min<int64_t>(std::max<int64_t>(l.max_out_rows, 1), kGroup),
+                  std::max<int64_t>(l.n_vocab, 1))
         .bytes;
 }
 
@@ -598,14 +617,16 @@ void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, vo
         check(cudaMemsetAsync(a.arrivals, 0, static_cast<size_t>(rows) * kStages * sizeof(int), s),
               "cudaMemsetAsync(sample arrivals)");
         const dim3 grid(kS, static_cast<unsigned>(rows));
-        prep_k<<<grid, kT, 0, s>>>(a);
+        launch("prep_k", prep_k, grid, kT, 0, s, a);
         check_launch("sample prep");
-        for (int d = 0; d < 4; ++d) select_k<<<grid, kT, 0, s>>>(a, TOPK_DIGIT + d, TOPK, 24 - 8 * d);
-        tie_k<<<grid, kT, 0, s>>>(a, TOPK_TIES, TOPK);
-        exp_k<<<grid, kT, 0, s>>>(a, EXP);
-        for (int d = 0; d < 4; ++d) select_k<<<grid, kT, 0, s>>>(a, TOPP_DIGIT + d, TOPP, 24 - 8 * d);
-        tie_k<<<grid, kT, 0, s>>>(a, TOPP_TIES, TOPP);
-        draw_k<<<grid, kT, 0, s>>>(a, DRAW);
+        for (int d = 0; d < 4; ++d)
+            launch("select_k", select_k, grid, kT, 0, s, a, TOPK_DIGIT + d, TOPK, 24 - 8 * d);
+        launch("tie_k", tie_k, grid, kT, 0, s, a, TOPK_TIES, TOPK);
+        launch("exp_k", exp_k, grid, kT, 0, s, a, EXP);
+        for (int d = 0; d < 4; ++d)
+            launch("select_k", select_k, grid, kT, 0, s, a, TOPP_DIGIT + d, TOPP, 24 - 8 * d);
+        launch("tie_k", tie_k, grid, kT, 0, s, a, TOPP_TIES, TOPP);
+        launch("draw_k", draw_k, grid, kT, 0, s, a, DRAW);
         check_launch("sample");
     }
 }
