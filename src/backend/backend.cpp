@@ -66,12 +66,6 @@ void Backend::router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, T
     topk_softmax(ids, weights, logits, k);
 }
 
-void Backend::norm_router_topk(Tensor h, Tensor x, Tensor w_norm, float eps, Tensor ids, Tensor weights,
-                               Tensor logits, Tensor w, const Tensor* b, int k) {
-    rms_norm(h, x, w_norm, eps);
-    router_topk(ids, weights, logits, h, w, b, k);
-}
-
 void Backend::rms_norm_matmul(Tensor out, Tensor y, Tensor x, Tensor w_norm, float eps, Tensor w,
                               const Tensor* b) {
     rms_norm(y, x, w_norm, eps);

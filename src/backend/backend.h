@@ -195,9 +195,6 @@ public:
     // logits = x·Wᵀ + b, then topk_softmax. logits is scratch [n_expert, n].
     virtual void router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
                              int k);
-    // h = rms_norm(x)·w_norm (the MoE input), then router_topk on h.
-    virtual void norm_router_topk(Tensor h, Tensor x, Tensor w_norm, float eps, Tensor ids, Tensor weights,
-                                  Tensor logits, Tensor w, const Tensor* b, int k);
     // y = rms_norm(x)·w_norm, then out = y·Wᵀ (+b).
     virtual void rms_norm_matmul(Tensor out, Tensor y, Tensor x, Tensor w_norm, float eps, Tensor w,
                                  const Tensor* b);

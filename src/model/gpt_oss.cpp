@@ -128,8 +128,8 @@ private:
             b.tap("attn_out", il, att);
             b.matmul_add(x, att, L.attn_out, &L.attn_out_b);
             b.tap("ffn_inp", il, x);
-            b.norm_router_topk(h, x, L.post_attention_norm, hp_.norm_eps, ids, wts, router, L.gate_inp,
-                               &L.gate_inp_b, hp_.n_expert_used);
+            b.rms_norm(h, x, L.post_attention_norm, hp_.norm_eps);
+            b.router_topk(ids, wts, router, h, L.gate_inp, &L.gate_inp_b, hp_.n_expert_used);
             b.tap("router", il, router);
             b.tap("expert_ids", il, ids);
             b.moe_ffn(x, h, ids, wts, L.moe);

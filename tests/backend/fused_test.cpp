@@ -1,4 +1,4 @@
-// The fused ops (attn_in, router_topk, norm_router_topk, rms_norm_matmul) on every backend equal their
+// The fused ops (attn_in, router_topk, rms_norm_matmul) on every backend equal their
 // compositions of primitives bit for bit: a model must compute the same thing whether or not the
 // backend fuses (the default bodies in backend.cpp are those compositions).
 #include "backend/harness.h"
@@ -167,41 +167,6 @@ TEST_P(Fused, RouterTopkEqualsMatmulThenTopkSoftmax) {
                 }
         }
     }
-}
-
-// norm_router_topk against rms_norm + matmul + topk_softmax: h (the MoE reads it), logits, ids
-// and weights, by weight type, row width and the decode/prompt split of the rows.
-TEST_P(Fused, NormRouterTopkEqualsRmsNormThenRouter) {
-    const int k = 4;
-    const int64_t n = 19, n_exp = 32;
-    for (const GgmlType type : {GgmlType::F32, GgmlType::MXFP4, GgmlType::Q8_0})
-        for (const int64_t d : {int64_t(2880), int64_t(96)}) {  // 96: fewer features than threads
-            auto w = make_weight(*be, type, d, n_exp, 1, 1, 0.05f);
-            Dev bias = dev_f32(*be, randn(static_cast<size_t>(n_exp), 2), n_exp);
-            Dev x = dev_f32(*be, randn(static_cast<size_t>(d * n), 3, 2.0f), d, n);
-            Dev norm = dev_f32(*be, randn(static_cast<size_t>(d), 4, 0.1f, 1.0f), d);
-            for (const int64_t n_dec : {kAllDecode, int64_t(0), int64_t(6)}) {
-                const std::string what = std::string(type_name(type)) + " d=" + std::to_string(d) + ", " +
-                                         (n_dec == kAllDecode ? "all" : std::to_string(n_dec)) + " decode rows";
-                Dev ids_a(*be, GgmlType::I32, k, n), ids_b(*be, GgmlType::I32, k, n);
-                ids_a.poison(), ids_b.poison();
-                Dev wa = dev_nan(*be, k, n), wb = dev_nan(*be, k, n), la = dev_nan(*be, n_exp, n),
-                    lb = dev_nan(*be, n_exp, n), ha = dev_nan(*be, d, n), hb = dev_nan(*be, d, n);
-                be->set_decode_rows(n_dec);
-                for (int rep = 0; rep < 2; ++rep)
-                    be->norm_router_topk(ha.t, x.t, norm.t, 1e-5f, ids_a.t, wa.t, la.t, w->t, &bias.t, k);
-                be->rms_norm(hb.t, x.t, norm.t, 1e-5f);
-                be->matmul(lb.t, hb.t, w->t, &bias.t);
-                be->topk_softmax(ids_b.t, wb.t, lb.t, k);
-                be->set_decode_rows(kAllDecode);
-                const auto h = ha.f32();
-                for (float f : h) ASSERT_FALSE(std::isnan(f)) << what << ": h not all written";
-                EXPECT_TRUE(bits_equal(h, hb.f32())) << what << ": h";
-                EXPECT_EQ(ids_a.i32(), ids_b.i32()) << what;
-                EXPECT_TRUE(bits_equal(wa.f32(), wb.f32())) << what << ": weights";
-                EXPECT_TRUE(bits_equal(la.f32(), lb.f32())) << what << ": logits";
-            }
-        }
 }
 
 TEST_P(Fused, RmsNormMatmulEqualsRmsNormThenMatmul) {

@@ -389,21 +389,6 @@ void CudaBackend::router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor 
         cuda::topk_softmax(ids.row_range(nd, np), weights.row_range(nd, np), logits.row_range(nd, np), k, stream_);
     }
 }
-void CudaBackend::norm_router_topk(Tensor h, Tensor x, Tensor w_norm, float eps, Tensor ids, Tensor weights,
-                                   Tensor logits, Tensor w, const Tensor* b, int k) {
-    OpScope op_(prof_.get(), prof_ ? op_name("norm_router_topk", w, x.rows()) : std::string());
-    const int64_t n = x.rows(), nd = decode_split(n);
-    const float* bias = b ? static_cast<const float*>(b->data) : nullptr;
-    if (nd > 0)
-        cuda::norm_router_topk(h.row_range(0, nd), x.row_range(0, nd), w_norm, eps, ids.row_range(0, nd),
-                               weights.row_range(0, nd), logits.row_range(0, nd), w, bias, k, router_done_, stream_);
-    if (nd < n) {  // prompt rows: the three launches of the default body (see router_topk)
-        const int64_t np = n - nd;
-        cuda::rms_norm(h.row_range(nd, np), x.row_range(nd, np), w_norm, eps, stream_);
-        cuda::matmul_mma(logits.row_range(nd, np), h.row_range(nd, np), w, bias, false, stream_);
-        cuda::topk_softmax(ids.row_range(nd, np), weights.row_range(nd, np), logits.row_range(nd, np), k, stream_);
-    }
-}
 void CudaBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) {
     OpScope op_(prof_.get(), prof_ ? op_name("moe_ffn", w.gate, x.rows()) : std::string());
     WO_CHECK(moe_scratch_.data(), "moe_ffn before reserve_scratch");

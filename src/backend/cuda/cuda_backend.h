@@ -61,13 +61,11 @@ public:
     void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) override;
     void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) override;
     // Fused ops: the default bodies' bits in fewer launches (the projections, then one kernel for
-    // rope + rope + kv_store; the decode rows' [rms_norm,] router matmul and top-k in one kernel).
+    // rope + rope + kv_store; the decode rows' router matmul and top-k in one kernel).
     void attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv, const StepTensors& s,
                  const RopeParams* rq, const RopeParams* rk) override;
     void router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
                      int k) override;
-    void norm_router_topk(Tensor h, Tensor x, Tensor w_norm, float eps, Tensor ids, Tensor weights, Tensor logits,
-                          Tensor w, const Tensor* b, int k) override;
     void tap(const char* name, int layer, Tensor t) override;  // synchronous; steps run eagerly then
 
     cudaStream_t stream() const { return stream_; }

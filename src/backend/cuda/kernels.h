@@ -62,9 +62,6 @@ void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t
 // it; launches sharing one must not overlap (one stream).
 void router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const float* bias, int k,
                  unsigned* done, cudaStream_t s);
-// The same after rms_norm(h, x, norm_w, eps), also in the one launch (h written for the MoE).
-void norm_router_topk(Tensor h, Tensor x, Tensor norm_w, float eps, Tensor ids, Tensor weights, Tensor logits,
-                      Tensor w, const float* bias, int k, unsigned* done, cudaStream_t s);
 size_t sample_scratch_bytes(const StepLimits& l);
 void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch,
             size_t scratch_bytes, cudaStream_t s);

@@ -2,22 +2,25 @@
 // reduction), and the row plumbing ops add and get_rows.
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/norm.cuh"
 #include "backend/cuda/util.cuh"
 #include "util/error.h"
 
 namespace wo::cuda {
 namespace {
 
+constexpr int kNormThreads = 256;
+
 __global__ void __launch_bounds__(kNormThreads)
     rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps) {
     pdl_begin();
     __shared__ double sh[kNormThreads];
     const float* xr = x.row(blockIdx.x);
-    const double ss = block_sum(rms_partial(xr, d, threadIdx.x), sh);  // norm.cuh: shared with router.cu
-    const float inv = rms_inv(ss, d, eps);
+    double ss = 0;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) ss += static_cast<double>(xr[j]) * xr[j];
+    ss = block_sum(ss, sh);
+    const float inv = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(d) + eps));
     float* yr = y.row(blockIdx.x);
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = rms_apply(xr[j], inv, w[j]);
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = xr[j] * inv * w[j];
 }
 
 __global__ void __launch_bounds__(kNormThreads)

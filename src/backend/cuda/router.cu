@@ -4,13 +4,10 @@
 // router_topk fuses the decode rows' router matmul in front of it: the CTAs of matmul's decode
 // kernel (kWarpRows experts each, cta_dots of matvec.cuh, so the logits are matmul's bits), and
 // the last CTA to finish ranks every token with the same topk_row as topk_softmax.
-// norm_router_topk also folds the rms_norm before it: each CTA norms the token's row into shared
-// memory with norm.cuh's arithmetic (rms_norm's bits) and dots with that.
 #include <cmath>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"  // cta_dots, check_launch (not check.h: it declares check_launch too)
-#include "backend/cuda/norm.cuh"
 #include "backend/cuda/util.cuh"
 #include "util/error.h"
 
@@ -73,44 +70,17 @@ struct RouterArgs {
     bool xvec;
     int k;
     unsigned* done;  // CTAs finished in this launch; 0 between launches
-    // norm_router_topk: x is the un-normed row, h = rms_norm(x)·norm_w (written by CTA 0).
-    const float* norm_w;
-    float eps;
-    Rows h;
 };
-
-// NORM: h = rms_norm(x)·norm_w for token t into hs (shared), as rms_norm_k computes it with
-// kNormThreads threads: this CTA's thread i plays rms_norm_k's threads i and i + kBlockThreads,
-// whose partial sums the first level of block_sum's tree adds (sh[i] += sh[i + 128]); the
-// rest of the tree is block_sum over kBlockThreads. CTA 0 also writes h for the MoE.
-__device__ __forceinline__ void norm_row(const RouterArgs& a, int64_t t, float* hs, double* shd) {
-    static_assert(kNormThreads == 2 * kBlockThreads, "one CTA thread per two rms_norm_k threads");
-    const float* xr = reinterpret_cast<const float*>(a.x + size_t(t) * a.x_nb1);
-    const double lo = rms_partial(xr, a.n_in, threadIdx.x),
-                 hi = rms_partial(xr, a.n_in, threadIdx.x + kBlockThreads);
-    const double ss = block_sum(lo + hi, shd);
-    const float inv = rms_inv(ss, a.n_in, a.eps);
-    for (int64_t j = threadIdx.x; j < a.n_in; j += kBlockThreads) {
-        const float v = rms_apply(xr[j], inv, a.norm_w[j]);
-        hs[j] = v;
-        if (blockIdx.x == 0) a.h.row(t)[j] = v;
-    }
-    __syncthreads();  // hs complete before the dots read it
-}
 
 // blockIdx.x = block of kWarpRows experts, as matmul_kernel: each token's logits are those of
 // matmul_pass<T, P, 1> (same rows, same cta_dots call, same bias add). Then the threadfence
 // reduction pattern: every CTA publishes its logits and counts itself done; the last one, which
 // sees all of them, ranks every token and resets the counter for the next launch (graph replays
 // included: the launches of one stream never overlap).
-// NORM: the dots read h from shared memory (dynamic, n_in floats) instead of x.
-template <GgmlType T, bool P, bool NORM>
+template <GgmlType T, bool P>
 __global__ void __launch_bounds__(kBlockThreads) router_topk_kernel(RouterArgs a) {
     pdl_begin();
     __shared__ float sh[kSplit * kWarpRows];
-    __shared__ double shd[NORM ? kBlockThreads : 1];
-    extern __shared__ float4 hs4[];  // float4: 16-byte aligned for load_x8's vector loads
-    float* hs = reinterpret_cast<float*>(hs4);
     __shared__ bool last;
     const int64_t r0 = int64_t(blockIdx.x) * kWarpRows;
     const uint8_t* w[kWarpRows];
@@ -118,9 +88,8 @@ __global__ void __launch_bounds__(kBlockThreads) router_topk_kernel(RouterArgs a
     for (int r = 0; r < kWarpRows; ++r)
         w[r] = a.w + size_t(r0 + r < a.n_exp ? r0 + r : a.n_exp - 1) * a.w_nb1;
     for (int64_t t = 0; t < a.n_tok; ++t) {
-        if constexpr (NORM) norm_row(a, t, hs, shd);
-        const float* x[1] = {NORM ? hs : reinterpret_cast<const float*>(a.x + size_t(t) * a.x_nb1)};
-        const float dot = cta_dots<T, P, kWarpRows, 1>(w, a.n_in, x, NORM || a.xvec, sh);
+        const float* x[1] = {reinterpret_cast<const float*>(a.x + size_t(t) * a.x_nb1)};
+        const float dot = cta_dots<T, P, kWarpRows, 1>(w, a.n_in, x, a.xvec, sh);
         if (threadIdx.x < kWarpRows) {
             const int64_t r = r0 + threadIdx.x;
             // As matmul: s = dot + bias (or + 0).
@@ -160,25 +129,12 @@ void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t
     check_launch("topk_softmax");
 }
 
-namespace {
-template <GgmlType T, bool P>
-void launch_norm(dim3 grid, size_t smem, const RouterArgs& a, cudaStream_t s) {
-    auto* kern = router_topk_kernel<T, P, true>;
-    if (smem > 48 * 1024)  // past the default, the kernel must opt in (not for any model here)
-        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    launch("router_topk_kernel", kern, grid, kBlockThreads, smem, s, a);
-}
-
-void router_launch(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const float* bias, int k,
-                   unsigned* done, const Tensor* h, const Tensor* norm_w, float eps, cudaStream_t s) {
+void router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const float* bias, int k,
+                 unsigned* done, cudaStream_t s) {
     const int64_t n_exp = w.rows(), n = x.rows();
     WO_CHECK(x.type == GgmlType::F32 && logits.type == GgmlType::F32 && x.cols() == w.cols() &&
                  logits.cols() == n_exp && logits.rows() >= n && w.mats() == 1 && done,
              "router_topk shapes");
-    if (h)
-        WO_CHECK(norm_w && norm_w->type == GgmlType::F32 && norm_w->cols() == x.cols() &&
-                     h->type == GgmlType::F32 && h->cols() == x.cols() && h->rows() >= n,
-                 "norm_router_topk shapes");
     check_topk(ids, weights, n_exp, n, k);
     if (n == 0) return;
     // Any n_expert works: the ranking is one thread per token over all experts, as topk_softmax.
@@ -196,33 +152,12 @@ void router_launch(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w
                        bias,
                        aligned16(x.data, x.nb1),
                        k,
-                       done,
-                       norm_w ? static_cast<const float*>(norm_w->data) : nullptr,
-                       eps,
-                       h ? rows_of(*h) : Rows{nullptr, 0}};
+                       done};
     const dim3 grid(static_cast<unsigned>((n_exp + kWarpRows - 1) / kWarpRows));
-    if (h) {
-        // The normed row lives in shared memory.
-        const size_t smem = size_t(x.cols()) * sizeof(float);
-        WO_CHECK(smem <= 200 * 1024, "norm_router_topk: rows of at most 51200 features");
-        WO_CUDA_FOR_WEIGHT(w, "router_topk", (launch_norm<kT, kP>(grid, smem, a, s)));
-    } else {
-        WO_CUDA_FOR_WEIGHT(
-            w, "router_topk",
-            (launch("router_topk_kernel", router_topk_kernel<kT, kP, false>, grid, kBlockThreads, 0, s, a)));
-    }
+    WO_CUDA_FOR_WEIGHT(
+        w, "router_topk",
+        (launch("router_topk_kernel", router_topk_kernel<kT, kP>, grid, kBlockThreads, 0, s, a)));
     check_launch("router_topk");
-}
-}  // namespace
-
-void router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const float* bias, int k,
-                 unsigned* done, cudaStream_t s) {
-    router_launch(ids, weights, logits, x, w, bias, k, done, nullptr, nullptr, 0.0f, s);
-}
-
-void norm_router_topk(Tensor h, Tensor x, Tensor norm_w, float eps, Tensor ids, Tensor weights, Tensor logits,
-                      Tensor w, const float* bias, int k, unsigned* done, cudaStream_t s) {
-    router_launch(ids, weights, logits, x, w, bias, k, done, &h, &norm_w, eps, s);
 }
 
 }  // namespace wo::cuda
