@@ -375,6 +375,12 @@ void CudaBackend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeigh
 }
 void CudaBackend::router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
                               int k) {
+    // WO_CUDA_ROUTER=0: the default body's two ops instead (for measuring the difference).
+    static const bool fused = [] {
+        const char* e = std::getenv("WO_CUDA_ROUTER");
+        return !(e && std::string(e) == "0");
+    }();
+    if (!fused) return Backend::router_topk(ids, weights, logits, x, w, b, k);
     OpScope op_(prof_.get(), prof_ ? op_name("router_topk", w, x.rows()) : std::string());
     const int64_t n = x.rows(), nd = decode_split(n);
     const float* bias = b ? static_cast<const float*>(b->data) : nullptr;

@@ -10,17 +10,54 @@ namespace {
 
 constexpr int kNormThreads = 256;
 
-__global__ void __launch_bounds__(kNormThreads)
-    rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps) {
+// RMSNorm, one CTA per row, latency first (a decode step runs 49 of them on one row each): every
+// thread loads its elements once (float4 chunks j = t, t + 1024, ... when the rows allow), sums
+// their squares in double, then a fixed shuffle tree per warp and the 32 warp sums in warp order
+// by warp 0: one load round and two barriers. The order depends on d alone (batch invariant).
+constexpr int kRmsThreads = 1024;
+
+__device__ __forceinline__ double warp_sum(double v) {
+#pragma unroll
+    for (int off = 16; off >= 1; off /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, off);
+    return v;
+}
+
+__global__ void __launch_bounds__(kRmsThreads)
+    rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps, bool vec) {
     pdl_begin();
-    __shared__ double sh[kNormThreads];
+    __shared__ double warp_ss[kRmsThreads / 32];
+    __shared__ float inv_sh;
     const float* xr = x.row(blockIdx.x);
-    double ss = 0;
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) ss += static_cast<double>(xr[j]) * xr[j];
-    ss = block_sum(ss, sh);
-    const float inv = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(d) + eps));
     float* yr = y.row(blockIdx.x);
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = xr[j] * inv * w[j];
+    const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    double ss = 0;
+    if (vec) {
+        for (int64_t j = t; j < d / 4; j += kRmsThreads) {
+            const float4 v = reinterpret_cast<const float4*>(xr)[j];
+            ss += double(v.x) * v.x + double(v.y) * v.y + double(v.z) * v.z + double(v.w) * v.w;
+        }
+    } else {
+        for (int64_t j = t; j < d; j += kRmsThreads) ss += double(xr[j]) * xr[j];
+    }
+    ss = warp_sum(ss);
+    if (lane == 0) warp_ss[warp] = ss;
+    __syncthreads();
+    if (warp == 0) {
+        const double all = warp_sum(warp_ss[lane]);
+        if (lane == 0) inv_sh = static_cast<float>(1.0 / sqrt(all / static_cast<double>(d) + eps));
+    }
+    __syncthreads();
+    const float inv = inv_sh;
+    if (vec) {
+        for (int64_t j = t; j < d / 4; j += kRmsThreads) {
+            const float4 v = reinterpret_cast<const float4*>(xr)[j],
+                         g = reinterpret_cast<const float4*>(w)[j];
+            reinterpret_cast<float4*>(yr)[j] =
+                make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w);
+        }
+    } else {
+        for (int64_t j = t; j < d; j += kRmsThreads) yr[j] = xr[j] * inv * w[j];
+    }
 }
 
 __global__ void __launch_bounds__(kNormThreads)
@@ -67,8 +104,12 @@ void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s) {
     WO_CHECK(w.type == GgmlType::F32 && w.cols() == d && y.cols() == d && y.rows() >= x.rows(),
              "rms_norm shapes");
     if (x.rows() == 0) return;
-    launch("rms_norm_k", rms_norm_k, static_cast<unsigned>(x.rows()), kNormThreads, 0, s, rows_of(y),
-           rows_of(x), static_cast<const float*>(w.data), d, eps);
+    auto a16 = [](const void* p, size_t stride) {
+        return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 16 == 0;
+    };
+    const bool vec = d % 4 == 0 && a16(x.data, x.nb1) && a16(y.data, y.nb1) && a16(w.data, 0);
+    launch("rms_norm_k", rms_norm_k, static_cast<unsigned>(x.rows()), kRmsThreads, 0, s, rows_of(y),
+           rows_of(x), static_cast<const float*>(w.data), d, eps, vec);
     check_launch("rms_norm");
 }
 
