@@ -1,8 +1,7 @@
-// The CUDA backend's fused ops (attn_in: one rope + kv_store kernel; router_topk: one router
-// matmul + top-k kernel for decode rows) inside a captured step: graph replays must equal the
-// composed primitives run eagerly, bit for bit, call after call (router_topk keeps a device
-// counter that each launch must leave at 0). tests/backend/fused_test.cpp covers the shapes,
-// weight types and decode/prompt splits on every backend.
+// The CUDA backend's fused op attn_in (one rope + kv_store kernel after the projections) and
+// router_topk (the default body's two ops) inside a captured step: graph replays must equal the
+// composed primitives run eagerly, bit for bit, call after call. tests/backend/fused_test.cpp
+// covers the shapes, weight types and decode/prompt splits on every backend.
 #include <gtest/gtest.h>
 
 #include <cstdlib>

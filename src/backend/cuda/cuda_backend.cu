@@ -35,9 +35,6 @@ CudaBackend::CudaBackend(int device) : device_(device) {
         prof_ = std::make_unique<OpProfile>(stream_);
         graphs_ = false;  // events around every op cannot be replayed meaningfully
     }
-    // Outside alloc(): a fixed part of the backend, not a buffer a model or a test counts.
-    router_done_ = static_cast<unsigned*>(device_alloc(sizeof(unsigned), "router counter"));
-    check(cudaMemset(router_done_, 0, sizeof(unsigned)), "cudaMemset");
 }
 
 CudaBackend::~CudaBackend() {
@@ -51,7 +48,6 @@ CudaBackend::~CudaBackend() {
         if (p) cudaFreeHost(p);
     for (auto e : stage_ev_) cudaEventDestroy(e);
     for (auto e : fence_ev_) cudaEventDestroy(e);
-    if (router_done_) cudaFree(router_done_);
     cudaStreamDestroy(stream_);
 }
 
@@ -212,7 +208,9 @@ void CudaBackend::wait_fence(uint64_t f) {
     check(cudaEventSynchronize(fence_ev_[f % kFences]), "cudaEventSynchronize");
 }
 
-uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const { return moe_scratch_bytes(l) + sample_scratch_bytes(l); }
+uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const {
+    return moe_scratch_bytes(l) + sample_scratch_bytes(l);
+}
 
 void CudaBackend::check_fits(uint64_t bytes, const std::string& what) {
     bind();
@@ -338,7 +336,8 @@ void CudaBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor sl
     cuda::kv_store(kv, k, v, pos, slot, stream_);
 }
 void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) {
-    OpScope op_(prof_.get(), prof_ ? "attention n=" + std::to_string(q.rows()) + (p.window ? " swa" : "") : std::string());
+    OpScope op_(prof_.get(),
+                prof_ ? "attention n=" + std::to_string(q.rows()) + (p.window ? " swa" : "") : std::string());
     cuda::attention(out, q, kv, s, p, decode_split(q.rows()), stream_);
 }
 void CudaBackend::gelu(Tensor x) {
@@ -373,32 +372,11 @@ void CudaBackend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeigh
     OpScope op_(prof_.get(), "rope_kv_store");
     cuda::rope_kv_store(q, k, v, kv, s.pos, s.slot, rq, rk, stream_);
 }
-void CudaBackend::router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
-                              int k) {
-    // WO_CUDA_ROUTER=0: the default body's two ops instead (for measuring the difference).
-    static const bool fused = [] {
-        const char* e = std::getenv("WO_CUDA_ROUTER");
-        return !(e && std::string(e) == "0");
-    }();
-    if (!fused) return Backend::router_topk(ids, weights, logits, x, w, b, k);
-    OpScope op_(prof_.get(), prof_ ? op_name("router_topk", w, x.rows()) : std::string());
-    const int64_t n = x.rows(), nd = decode_split(n);
-    const float* bias = b ? static_cast<const float*>(b->data) : nullptr;
-    // Decode rows: one kernel. Prompt rows: matmul's tensor-core path and topk_softmax, as the
-    // default body would run them (row by row the two are independent, so splitting changes nothing).
-    if (nd > 0)
-        cuda::router_topk(ids.row_range(0, nd), weights.row_range(0, nd), logits.row_range(0, nd),
-                          x.row_range(0, nd), w, bias, k, router_done_, stream_);
-    if (nd < n) {
-        const int64_t np = n - nd;
-        cuda::matmul_mma(logits.row_range(nd, np), x.row_range(nd, np), w, bias, false, stream_);
-        cuda::topk_softmax(ids.row_range(nd, np), weights.row_range(nd, np), logits.row_range(nd, np), k, stream_);
-    }
-}
 void CudaBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) {
     OpScope op_(prof_.get(), prof_ ? op_name("moe_ffn", w.gate, x.rows()) : std::string());
     WO_CHECK(moe_scratch_.data(), "moe_ffn before reserve_scratch");
-    cuda::moe_ffn(y, x, ids, weights, w, moe_scratch_.data(), moe_scratch_.bytes, decode_split(x.rows()), stream_);
+    cuda::moe_ffn(y, x, ids, weights, w, moe_scratch_.data(), moe_scratch_.bytes, decode_split(x.rows()),
+                  stream_);
 }
 void CudaBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) {
     OpScope op_(prof_.get(), "sample");

@@ -57,11 +57,6 @@ void rope_kv_store(Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor 
 void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
                cudaStream_t s);
 void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t s);
-// One launch with the bits of matmul(logits, x, w, bias) (the decode kernel: call it for decode
-// rows only) then topk_softmax. `done`: a device counter, 0 before the launch and left at 0 after
-// it; launches sharing one must not overlap (one stream).
-void router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const float* bias, int k,
-                 unsigned* done, cudaStream_t s);
 size_t sample_scratch_bytes(const StepLimits& l);
 void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch,
             size_t scratch_bytes, cudaStream_t s);
