@@ -25,11 +25,10 @@ public:
     Tensor weight(const void* host, GgmlType type, int64_t ne0, int64_t ne1, int64_t ne2,
                   const std::string& name) override;
     uint64_t weight_bytes() const override { return weight_bytes_; }
+    // alloc()'d bytes outside the KV cache (activations, scratch, tables)
     uint64_t buffer_bytes() const override;
     std::string device() const override;
-    void set_kv_f32(bool on) {
-        kv_f32_ = on;
-    }  // before make_kv_cache  // alloc()'d bytes outside the KV cache (activations, scratch, tables)
+    void set_kv_f32(bool on) { kv_f32_ = on; }  // before make_kv_cache
     void upload(Tensor dst, const void* src, size_t bytes) override;
     void download(void* dst, Tensor src, size_t bytes) override;
     void zero(Tensor t) override;
