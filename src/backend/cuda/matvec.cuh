@@ -244,10 +244,4 @@ inline int64_t narrow_max_tokens() {
     return v;
 }
 
-// Tokens are carried through a CTA in passes of 8, then 4, 2, 1 for the rest; which pass a token
-// lands in changes nothing in its arithmetic (see above).
-inline bool aligned16(const void* p, size_t stride) {
-    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 16 == 0;
-}
-
 }  // namespace wo::cuda

@@ -104,10 +104,8 @@ void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s) {
     WO_CHECK(w.type == GgmlType::F32 && w.cols() == d && y.cols() == d && y.rows() >= x.rows(),
              "rms_norm shapes");
     if (x.rows() == 0) return;
-    auto a16 = [](const void* p, size_t stride) {
-        return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 16 == 0;
-    };
-    const bool vec = d % 4 == 0 && a16(x.data, x.nb1) && a16(y.data, y.nb1) && a16(w.data, 0);
+    const bool vec =
+        d % 4 == 0 && aligned16(x.data, x.nb1) && aligned16(y.data, y.nb1) && aligned16(w.data, 0);
     launch("rms_norm_k", rms_norm_k, static_cast<unsigned>(x.rows()), kRmsThreads, 0, s, rows_of(y),
            rows_of(x), static_cast<const float*>(w.data), d, eps, vec);
     check_launch("rms_norm");

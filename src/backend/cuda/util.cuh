@@ -51,6 +51,11 @@ void launch(const char* what, void (*kernel)(K...), dim3 grid, dim3 block, size_
     if (e != cudaSuccess) throw Error(Code::CUDA_ERROR, std::string(what) + ": " + cudaGetErrorString(e));
 }
 
+// Whether rows at p, p + stride, ... allow 16-byte vector loads.
+inline bool aligned16(const void* p, size_t stride) {
+    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 16 == 0;
+}
+
 // A 2-D F32 view as the kernels see it: base pointer and row stride in floats.
 struct Rows {
     float* p;
