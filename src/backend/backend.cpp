@@ -44,6 +44,13 @@ std::vector<KvLayer> Backend::make_kv_cache(const KvCacheDesc& d) {
 
 void Backend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
                       const StepTensors& s, const RopeParams* rq, const RopeParams* rk) {
+    qkv_projections(q, k, v, x, w);
+    if (rq) rope(q, s.pos, *rq);
+    if (rk) rope(k, s.pos, *rk);
+    kv_store(kv, k, v, s.pos, s.slot);
+}
+
+void Backend::qkv_projections(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w) {
     if (w.qkv) {
         WO_CHECK(q.data && k.data && v.data, "attn_in: fused qkv needs q/k/v views of one buffer");
         // q, k and v are column ranges of one [q+k+v, n] buffer starting at q.
@@ -55,9 +62,6 @@ void Backend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& 
         matmul(k, x, *w.k, w.k_b);
         matmul(v, x, *w.v, w.v_b);
     }
-    if (rq) rope(q, s.pos, *rq);
-    if (rk) rope(k, s.pos, *rk);
-    kv_store(kv, k, v, s.pos, s.slot);
 }
 
 void Backend::router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
@@ -77,15 +81,17 @@ void Backend::set_tap_dir(const std::string& dir) {
     if (!dir.empty()) std::filesystem::create_directories(dir);
 }
 
-void Backend::write_tap(const char* name, int layer, const void* host, int64_t rows, int64_t cols, bool i32) const {
+void Backend::write_tap(const char* name, int layer, const void* host, int64_t rows, int64_t cols,
+                        bool i32) const {
     // NumPy .npy (v1.0): readable by the comparison scripts (tools/reference) as is.
     char file[512];
     std::snprintf(file, sizeof file, "%s/%04llu-%s-%d.npy", tap_dir_.c_str(),
                   static_cast<unsigned long long>(tap_step_), name, layer);
     std::FILE* f = std::fopen(file, "wb");
     if (!f) throw Error(Code::IO_ERROR, std::string("WO_TAP: cannot write ") + file);
-    std::string header = std::string("{'descr': '") + (i32 ? "<i4" : "<f4") + "', 'fortran_order': False, 'shape': (" +
-                         std::to_string(rows) + ", " + std::to_string(cols) + "), }";
+    std::string header = std::string("{'descr': '") + (i32 ? "<i4" : "<f4") +
+                         "', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
+                         std::to_string(cols) + "), }";
     while ((10 + header.size() + 1) % 64 != 0) header += ' ';
     header += '\n';
     const uint16_t hl = static_cast<uint16_t>(header.size());

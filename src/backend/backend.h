@@ -214,6 +214,8 @@ public:
     virtual void tap(const char* /*name*/, int /*layer*/, Tensor /*t*/) {}
 
 protected:
+    // attn_in's q, k, v = x·W(+b), from the fused qkv weight or the three; for overrides of attn_in.
+    void qkv_projections(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w);
     virtual GgmlType kv_type() const { return GgmlType::F32; }
     // Writes rows x cols of F32 or I32 host data as the tap file for (name, layer) of this step.
     void write_tap(const char* name, int layer, const void* host, int64_t rows, int64_t cols, bool i32) const;

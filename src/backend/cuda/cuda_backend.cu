@@ -358,17 +358,7 @@ void CudaBackend::topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k)
 }
 void CudaBackend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
                           const StepTensors& s, const RopeParams* rq, const RopeParams* rk) {
-    // The projections exactly as Backend::attn_in makes them (matmul splits decode/prompt rows).
-    if (w.qkv) {
-        WO_CHECK(q.data && k.data && v.data, "attn_in: fused qkv needs q/k/v views of one buffer");
-        Tensor all = q;  // q, k and v are column ranges of one [q+k+v, n] buffer starting at q
-        all.ne[0] = w.qkv->rows();
-        matmul(all, x, *w.qkv, nullptr);
-    } else {
-        matmul(q, x, *w.q, w.q_b);
-        matmul(k, x, *w.k, w.k_b);
-        matmul(v, x, *w.v, w.v_b);
-    }
+    qkv_projections(q, k, v, x, w);  // as Backend::attn_in (matmul splits decode/prompt rows)
     OpScope op_(prof_.get(), "rope_kv_store");
     cuda::rope_kv_store(q, k, v, kv, s.pos, s.slot, rq, rk, stream_);
 }
