@@ -245,6 +245,12 @@ TEST(CudaMoe, BatchInvariantBitForBit) {
             auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
             auto y0 = random_floats(size_t(n * d), rng);
             auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+            if (warp) {  // the batch's passes of 2 and 4 pairs against the CTA kernels
+                WarpKernels off(false);
+                auto yc = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+                for (size_t c = 0; c < y.size(); ++c)
+                    ASSERT_TRUE(same_value(y[c], yc[c])) << "warp passes against the CTA kernels, at " << c;
+            }
             for (int64_t i = 0; i < n; ++i) {
                 auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1);
                 for (int64_t c = 0; c < d; ++c)

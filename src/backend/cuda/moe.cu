@@ -218,12 +218,14 @@ __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) expert_kernel(Exp
     for (; t0 < cnt; ++t0) expert_pass<T, P, 1, GATE_UP>(a, e, r0, pairs + t0, sh);
 }
 
-// One warp, one block of kWarpRows rows of expert e (rows r0, r0 + 1) and pair p's input row:
-// the dots in warp_cta_dots' order, which gives the bits of expert_pass<.., 1, ..> (gate_up walks
-// its 2 gate and 2 up rows together). Lane r < kWarpRows gets row r0 + r's output: dot + bias
-// (or + 0), then for gate_up the activation of gate and up. All lanes must call it.
-template <GgmlType T, bool P, bool GATE_UP>
-__device__ __forceinline__ float warp_expert_rows(const ExpertArgs& a, int e, int64_t r0, int64_t p) {
+// One warp, one block of kWarpRows rows of expert e (rows r0, r0 + 1) and the input rows of NT
+// pairs p[t]: the dots in warp_cta_dots_nt's order, which gives the bits of expert_pass<.., 1, ..>
+// (gate_up walks its 2 gate and 2 up rows together). Lane r * NT + t gets row r0 + r's output
+// for pair t: dot + bias (or + 0), then for gate_up the activation of gate and up; other lanes
+// get 0. All lanes must call it.
+template <GgmlType T, bool P, bool GATE_UP, int NT>
+__device__ __forceinline__ float warp_expert_rows(const ExpertArgs& a, int e, int64_t r0,
+                                                  const int64_t (&p)[NT]) {
     constexpr int R = GATE_UP ? 2 * kWarpRows : kWarpRows;
     const uint8_t* w[R];
 #pragma unroll
@@ -232,32 +234,60 @@ __device__ __forceinline__ float warp_expert_rows(const ExpertArgs& a, int e, in
         w[r] = a.w + size_t(e) * a.nb2 + row * a.nb1;
         if constexpr (GATE_UP) w[kWarpRows + r] = a.w2 + size_t(e) * a.nb2_2 + row * a.nb1_2;
     }
-    float dot[R];
-    warp_cta_dots<T, P, R>(w, a.n_in, reinterpret_cast<const float*>(a.x + size_t(p / a.x_div) * a.x_nb1),
-                           a.xvec, dot);
+    const float* x[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+        x[t] = reinterpret_cast<const float*>(a.x + size_t(p[t] / a.x_div) * a.x_nb1);
+    float dot[R][NT];
+    warp_cta_dots_nt<T, P, R, NT>(w, a.n_in, x, a.xvec, dot);
     const int lane = threadIdx.x & 31;
     float res = 0.0f;
 #pragma unroll
-    for (int r = 0; r < kWarpRows; ++r) {
-        const int64_t row = r0 + r;
-        if (lane != r || row >= a.n_out) continue;
-        // As expert_pass: s = dot + bias (or + 0), then the activation for gate_up.
-        const float v = __fadd_rn(dot[r], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
-        res = v;
-        if constexpr (GATE_UP) {
-            const float uu =
-                __fadd_rn(dot[kWarpRows + r], a.bias2 ? a.bias2[size_t(e) * a.bias2_nb1 / 4 + row] : 0.0f);
-            res = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(v, uu, a.alpha, a.limit) : silu_mul(v, uu);
+    for (int r = 0; r < kWarpRows; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            const int64_t row = r0 + r;
+            if (lane != r * NT + t || row >= a.n_out) continue;
+            // As expert_pass: s = dot + bias (or + 0), then the activation for gate_up.
+            const float v = __fadd_rn(dot[r][t], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
+            res = v;
+            if constexpr (GATE_UP) {
+                const float uu = __fadd_rn(dot[kWarpRows + r][t],
+                                           a.bias2 ? a.bias2[size_t(e) * a.bias2_nb1 / 4 + row] : 0.0f);
+                res = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(v, uu, a.alpha, a.limit) : silu_mul(v, uu);
+            }
         }
-    }
     return res;
 }
-
-// The one-pair-per-pass kernel with a warp per block of kWarpRows rows (warp_per_rows, as
-// matmul_warp_kernel): blockIdx.x = rank among the active experts, warp w of CTA blockIdx.y owns
-// rows block kCtaWarps * blockIdx.y + w and runs every pair of e through them.
 template <GgmlType T, bool P, bool GATE_UP>
-__global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) expert_warp_kernel(ExpertArgs a) {
+__device__ __forceinline__ float warp_expert_rows(const ExpertArgs& a, int e, int64_t r0, int64_t p) {
+    const int64_t ps[1] = {p};
+    return warp_expert_rows<T, P, GATE_UP, 1>(a, e, r0, ps);
+}
+
+// A pass of NT of expert e's pairs (list[0..NT)) through the warp's rows.
+template <GgmlType T, bool P, bool GATE_UP, int NT>
+__device__ __forceinline__ void expert_warp_pass(const ExpertArgs& a, int e, int64_t r0,
+                                                 const int32_t* list) {
+    int64_t p[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) p[t] = list[t];
+    const float res = warp_expert_rows<T, P, GATE_UP, NT>(a, e, r0, p);
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+        const int64_t row = r0 + lane / NT;
+        if (lane % NT == t && lane < kWarpRows * NT && row < a.n_out)
+            a.out[size_t(p[t]) * size_t(a.n_out) + size_t(row)] = res;
+    }
+}
+
+// The kernel with a warp per block of kWarpRows rows (warp_per_rows, as matmul_warp_kernel):
+// blockIdx.x = rank among the active experts, warp w of CTA blockIdx.y owns rows block
+// kCtaWarps * blockIdx.y + w and runs every pair of e through them, in passes of up to MAXNT.
+template <GgmlType T, bool P, bool GATE_UP, int MAXNT>
+__global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P, MAXNT>))
+    expert_warp_kernel(ExpertArgs a) {
     pdl_begin();
     const int e = a.gr.active[blockIdx.x];
     if (e < 0) return;
@@ -265,13 +295,12 @@ __global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) expert
     if (r0 >= a.n_out) return;  // the whole warp; no barrier follows
     const int32_t cnt = a.gr.counts[e];
     const int32_t* pairs = a.gr.list + a.gr.offsets[e];
-    const int lane = threadIdx.x & 31;
-    for (int32_t i = 0; i < cnt; ++i) {
-        const int32_t p = pairs[i];
-        const float res = warp_expert_rows<T, P, GATE_UP>(a, e, r0, p);
-        if (lane < kWarpRows && r0 + lane < a.n_out)
-            a.out[size_t(p) * size_t(a.n_out) + size_t(r0 + lane)] = res;
-    }
+    int32_t i = 0;
+    if constexpr (MAXNT >= 4)
+        for (; i + 4 <= cnt; i += 4) expert_warp_pass<T, P, GATE_UP, 4>(a, e, r0, pairs + i);
+    if constexpr (MAXNT >= 2)
+        for (; i + 2 <= cnt; i += 2) expert_warp_pass<T, P, GATE_UP, 2>(a, e, r0, pairs + i);
+    for (; i < cnt; ++i) expert_warp_pass<T, P, GATE_UP, 1>(a, e, r0, pairs + i);
 }
 
 // Steps of at most kFoldTokens decode tokens (when the warp kernels apply) skip the grouping:
@@ -507,13 +536,25 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
             const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, p1 - p0));
             const dim3 grid_gu(n_slots_exp, static_cast<unsigned>((n_ff + kWarpRows - 1) / kWarpRows));
             const dim3 grid_dn(n_slots_exp, static_cast<unsigned>((d + kWarpRows - 1) / kWarpRows));
-            if (n_dec <= narrow_max_tokens() && warp_per_rows(int64_t(n_slots_exp) * blocks_gu)) {
-                WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
-                                   (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, true>,
-                                           dim3(n_slots_exp, ctas(blocks_gu)), kBlockThreads, 0, s, gu)));
-                WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
-                                   (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, false>,
-                                           dim3(n_slots_exp, ctas(blocks_dn)), kBlockThreads, 0, s, dn)));
+            if (warp_per_rows(int64_t(n_slots_exp) * blocks_gu) && (n_dec == 1 || warp_passes())) {
+                // gate_up: passes of 2 (4 rows x 2 tokens x 4 ranges accumulators); down: of 4.
+                const dim3 g_gu(n_slots_exp, ctas(blocks_gu)), g_dn(n_slots_exp, ctas(blocks_dn));
+                if (n_dec == 1) {
+                    WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                                       (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, true, 1>,
+                                               g_gu, kBlockThreads, 0, s, gu)));
+                    WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
+                                       (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, false, 1>,
+                                               g_dn, kBlockThreads, 0, s, dn)));
+                } else {
+                    WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                                       (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, true, 2>,
+                                               g_gu, kBlockThreads, 0, s, gu)));
+                    WO_CUDA_FOR_WEIGHT(
+                        w.down, "moe_ffn down",
+                        (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, false, kWarpPassTokens>,
+                                g_dn, kBlockThreads, 0, s, dn)));
+                }
             } else if (n_dec <= narrow_max_tokens()) {
                 WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
                                    (launch("expert_kernel", expert_kernel<kT, kP, true, false>, grid_gu,
