@@ -349,10 +349,19 @@ TEST(CudaMatmul, BatchInvariantBitForBit) {
             auto y = download_vec<float>(dy, size_t(n_out * n));
             auto y1 = download_vec<float>(dy1, size_t(n_out * n));
             auto yr = download_vec<float>(dyr, size_t(n_out * n));
+            std::vector<float> yc = y;  // the batch on the CTA kernels, for the warp kernels' passes
+            if (warp) {
+                WarpKernels off(false);
+                matmul(make_tensor(dyr.get(), GgmlType::F32, n_out, n), tx, tw, nullptr, false, nullptr);
+                sync();
+                yc = download_vec<float>(dyr, size_t(n_out * n));
+            }
             for (int64_t i = 0; i < n; ++i)
                 for (int64_t r = 0; r < n_out; ++r) {
                     const float a = y[size_t(i * n_out + r)];
                     ASSERT_FALSE(std::isnan(a)) << "token " << i << " row " << r;
+                    ASSERT_TRUE(same_value(a, yc[size_t(i * n_out + r)]))
+                        << "warp passes against the CTA kernel, token " << i << " row " << r;
                     ASSERT_TRUE(same_value(a, y1[size_t(i * n_out + r)]))
                         << "alone, token " << i << " row " << r;
                     ASSERT_TRUE(same_value(a, yr[size_t((n - 1 - i) * n_out + r)]))

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/kernels.h"
@@ -243,6 +245,12 @@ TEST(CudaMoe, BatchInvariantBitForBit) {
             auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
             auto y0 = random_floats(size_t(n * d), rng);
             auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+            if (warp) {  // the batch's passes of 2 and 4 pairs against the CTA kernels
+                WarpKernels off(false);
+                auto yc = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+                for (size_t c = 0; c < y.size(); ++c)
+                    ASSERT_TRUE(same_value(y[c], yc[c])) << "warp passes against the CTA kernels, at " << c;
+            }
             for (int64_t i = 0; i < n; ++i) {
                 auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1);
                 for (int64_t c = 0; c < d; ++c)
@@ -324,31 +332,67 @@ TEST(CudaMoe, PromptPathMatchesNaiveComposition) {
 TEST(CudaMoe, MixedStepTakesEachTokensPath) {
     REQUIRE_GPU();
     std::mt19937 rng(36);
-    for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
-        SCOPED_TRACE(std::string(type_name(t)));
-        const int64_t d = 128, n_ff = 96, n = 90, n_dec = 7;
-        const int n_exp = 6, k = 2;
-        const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
-        DevExperts ex(m, MoeAct::SWIGLU_OAI);
-        auto x = random_floats(size_t(n * d), rng);
-        auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
-        auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
-        auto y0 = random_floats(size_t(n * d), rng);
-        auto mixed = run_moe(ex, m, x, ids, wts, y0, k, 0, n, n_dec);
-        auto dec = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
-        auto pr = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
-        for (int64_t i = 0; i < n; ++i)
-            for (int64_t c = 0; c < d; ++c) {
-                const float want = i < n_dec ? dec[size_t(i * d + c)] : pr[size_t(i * d + c)];
-                ASSERT_TRUE(same_value(mixed[size_t(i * d + c)], want) && !std::isnan(want))
-                    << "token " << i << " col " << c;
+    // 7 decode tokens take the grouped kernels; 3 with the warp kernels forced take the fold
+    // kernels (no grouping, combine in the down pass), the 87 prompt tokens the combine after.
+    for (const auto& [n_dec, warp] : {std::pair<int64_t, bool>{7, false}, std::pair<int64_t, bool>{3, true}})
+        for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
+            SCOPED_TRACE(std::string(type_name(t)) + " n_dec " + std::to_string(n_dec));
+            WarpKernels wk(warp);
+            const int64_t d = 128, n_ff = 96, n = 90;
+            const int n_exp = 6, k = 2;
+            const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
+            DevExperts ex(m, MoeAct::SWIGLU_OAI);
+            auto x = random_floats(size_t(n * d), rng);
+            auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
+            auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
+            auto y0 = random_floats(size_t(n * d), rng);
+            auto mixed = run_moe(ex, m, x, ids, wts, y0, k, 0, n, n_dec);
+            auto dec = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+            auto pr = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t c = 0; c < d; ++c) {
+                    const float want = i < n_dec ? dec[size_t(i * d + c)] : pr[size_t(i * d + c)];
+                    ASSERT_TRUE(same_value(mixed[size_t(i * d + c)], want) && !std::isnan(want))
+                        << "token " << i << " col " << c;
+                }
+            for (int64_t i : {int64_t(7), int64_t(40), int64_t(89)}) {
+                auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
+                for (int64_t c = 0; c < d; ++c)
+                    ASSERT_TRUE(same_value(pr[size_t(i * d + c)], y1[size_t(c)])) << "alone, token " << i;
             }
-        for (int64_t i : {int64_t(7), int64_t(40), int64_t(89)}) {
-            auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
-            for (int64_t c = 0; c < d; ++c)
-                ASSERT_TRUE(same_value(pr[size_t(i * d + c)], y1[size_t(c)])) << "alone, token " << i;
         }
-    }
+}
+
+// An expert id outside [0, n_expert) cannot throw on the device: its token's row becomes NaN
+// and the other tokens are untouched, on every path (grouped, folded, prompt).
+TEST(CudaMoe, OutOfRangeExpertGivesNaN) {
+    REQUIRE_GPU();
+    std::mt19937 rng(37);
+    const int64_t d = 128, n_ff = 96, n = 3;
+    const int n_exp = 6, k = 2;
+    const MoeData m = make_experts(GgmlType::MXFP4, d, n_ff, n_exp, true, 0.3f, rng);
+    DevExperts ex(m, MoeAct::SWIGLU_OAI);
+    auto x = random_floats(size_t(n * d), rng);
+    auto wts = random_floats(size_t(n * k), rng, 0.1f, 1.0f);
+    auto y0 = random_floats(size_t(n * d), rng);
+    for (int32_t bad : {-1, n_exp, 1 << 20})
+        for (bool warp : {false, true})
+            for (int64_t n_decode : {kAllDecode, int64_t(0)}) {
+                SCOPED_TRACE("id " + std::to_string(bad) + (warp ? " warp" : "") +
+                             (n_decode ? "" : " prompt"));
+                WarpKernels wk(warp);
+                auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
+                ids[size_t(1 * k + 1)] = bad;
+                auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n, n_decode);
+                for (int64_t c = 0; c < d; ++c) ASSERT_TRUE(std::isnan(y[size_t(d + c)])) << "col " << c;
+                for (int64_t i : {int64_t(0), int64_t(2)}) {
+                    auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, n_decode == 0 ? 0 : kAllDecode);
+                    for (int64_t c = 0; c < d; ++c)
+                        ASSERT_TRUE(same_value(y[size_t(i * d + c)], y1[size_t(c)]) &&
+                                    !std::isnan(y1[size_t(c)]))
+                            << "token " << i << " col " << c;
+                }
+            }
 }
 
 TEST(CudaMoe, ScratchSizing) {

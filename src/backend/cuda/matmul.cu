@@ -4,8 +4,8 @@
 // units and carrying every token of the call through them in passes of 8 (4, 2, 1 for the rest)
 // with the weight tile re-read from L1/L2. The per-element reduction order is cta_dots'
 // (matvec.cuh): fixed by n_in alone, so a token's output never depends on the token count or its
-// neighbours. One-token calls on large matrices run matmul_warp_kernel instead: a warp per 2
-// rows computing the same order alone (matvec.cuh's warp_cta_dots).
+// neighbours. Calls on large matrices run matmul_warp_kernel instead: a warp per 2 rows
+// computing the same order alone (matvec.cuh's warp_cta_dots_nt), tokens in passes of up to 4.
 // matmul_mma (the prompt path): one CTA per tile of 64 weight rows x 64 tokens on tensor cores,
 // the weights dequantized in the tile loader (mma.cuh has the precision and the order).
 // Q8_0 and MXFP4 weights are repacked at load into the DEVICE layout of dequant.cuh (aligned,
@@ -76,12 +76,35 @@ __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) matmul_kernel(Mat
     for (; t0 < a.n_tok; ++t0) matmul_pass<T, P, 1>(a, r0, t0, sh);
 }
 
-// One-token calls on matrices with many rows (warp_per_rows): warp w of CTA b owns the block of
-// kWarpRows rows kCtaWarps * b + w and computes all of cta_dots' ranges itself (warp_cta_dots):
-// the bits of matmul_kernel without its barrier and shared-memory round trip, 4x the loads in
-// flight per warp. Tokens one at a time (the weights re-read from L1/L2).
-template <GgmlType T, bool P>
-__global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) matmul_warp_kernel(MatmulArgs a) {
+// Calls on matrices with many rows (warp_per_rows): warp w of CTA b owns the block of kWarpRows
+// rows kCtaWarps * b + w and computes all of cta_dots' ranges itself (warp_cta_dots_nt): the
+// bits of matmul_kernel without its barrier and shared-memory round trip, 4x the loads in flight
+// per warp. Tokens in passes of up to MAXNT (4, 2, then 1; each unit's weights decoded once per
+// pass and re-read from L1/L2 per pass); MAXNT = 1 for one-token calls keeps 64 registers.
+template <GgmlType T, bool P, int NT>
+__device__ __forceinline__ void matmul_warp_pass(const MatmulArgs& a, const uint8_t* const (&w)[kWarpRows],
+                                                 int64_t r0, int64_t t0) {
+    const float* x[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const float*>(a.x + size_t(t0 + t) * a.x_nb1);
+    float dot[kWarpRows][NT];
+    warp_cta_dots_nt<T, P, kWarpRows, NT>(w, a.n_in, x, a.xvec, dot);
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int r = 0; r < kWarpRows; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t)
+            if (lane == r * NT + t && r0 + r < a.n_out) {
+                // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
+                const float s = __fadd_rn(dot[r][t], a.bias ? a.bias[r0 + r] : 0.0f);
+                float* yp = reinterpret_cast<float*>(a.y + size_t(t0 + t) * a.y_nb1) + r0 + r;
+                *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
+            }
+}
+
+template <GgmlType T, bool P, int MAXNT>
+__global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P, MAXNT>))
+    matmul_warp_kernel(MatmulArgs a) {
     pdl_begin();
     const int64_t r0 = (int64_t(blockIdx.x) * kCtaWarps + threadIdx.x / 32) * kWarpRows;
     if (r0 >= a.n_out) return;  // the whole warp; no barrier follows
@@ -89,20 +112,12 @@ __global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) matmul
 #pragma unroll
     for (int r = 0; r < kWarpRows; ++r)
         w[r] = a.w + size_t(r0 + r < a.n_out ? r0 + r : a.n_out - 1) * a.w_nb1;
-    const int lane = threadIdx.x & 31;
-    for (int64_t t = 0; t < a.n_tok; ++t) {
-        float dot[kWarpRows];
-        warp_cta_dots<T, P, kWarpRows>(w, a.n_in, reinterpret_cast<const float*>(a.x + size_t(t) * a.x_nb1),
-                                       a.xvec, dot);
-#pragma unroll
-        for (int r = 0; r < kWarpRows; ++r)
-            if (lane == r && r0 + r < a.n_out) {
-                // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
-                const float s = __fadd_rn(dot[r], a.bias ? a.bias[r0 + r] : 0.0f);
-                float* yp = reinterpret_cast<float*>(a.y + size_t(t) * a.y_nb1) + r0 + r;
-                *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
-            }
-    }
+    int64_t t0 = 0;
+    if constexpr (MAXNT >= 4)
+        for (; t0 + 4 <= a.n_tok; t0 += 4) matmul_warp_pass<T, P, 4>(a, w, r0, t0);
+    if constexpr (MAXNT >= 2)
+        for (; t0 + 2 <= a.n_tok; t0 += 2) matmul_warp_pass<T, P, 2>(a, w, r0, t0);
+    for (; t0 < a.n_tok; ++t0) matmul_warp_pass<T, P, 1>(a, w, r0, t0);
 }
 
 // blockIdx.x = tile of kMmaRows weight rows, blockIdx.y = tile of kMmaToks tokens (mma.cuh).
@@ -193,11 +208,15 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
     if (a.n_tok == 0 || a.n_out == 0) return;
     const int64_t blocks = (a.n_out + kWarpRows - 1) / kWarpRows;
     const dim3 grid(static_cast<unsigned>(blocks));
-    if (a.n_tok <= narrow_max_tokens() && warp_per_rows(blocks)) {
-        const dim3 g(static_cast<unsigned>((blocks + kCtaWarps - 1) / kCtaWarps));
+    const dim3 g(static_cast<unsigned>((blocks + kCtaWarps - 1) / kCtaWarps));
+    if (a.n_tok == 1 && warp_per_rows(blocks)) {
         WO_CUDA_FOR_WEIGHT(
             w, "matmul",
-            (launch("matmul_warp_kernel", matmul_warp_kernel<kT, kP>, g, kBlockThreads, 0, s, a)));
+            (launch("matmul_warp_kernel", matmul_warp_kernel<kT, kP, 1>, g, kBlockThreads, 0, s, a)));
+    } else if (warp_passes() && warp_per_rows(blocks)) {
+        WO_CUDA_FOR_WEIGHT(w, "matmul",
+                           (launch("matmul_warp_kernel", matmul_warp_kernel<kT, kP, kWarpPassTokens>, g,
+                                   kBlockThreads, 0, s, a)));
     } else if (a.n_tok <= narrow_max_tokens()) {
         WO_CUDA_FOR_WEIGHT(
             w, "matmul",

@@ -165,33 +165,59 @@ __device__ __forceinline__ float cta_dots(const uint8_t* const (&w)[R], int64_t 
     return s;
 }
 
-// cta_dots<T, P, R, 1> computed by one warp alone: the kSplit ranges become kSplit accumulators
-// of each row, walked together (their loads in flight at once), each reduced by the same
-// butterfly and then added in range order, as cta_dots adds its warps' sums. The same bits as
-// cta_dots, with no shared memory and no barrier, so a warp can own its rows (the one-token
-// kernels on matrices with enough rows to fill the GPU that way). All lanes get every dot[r].
-template <GgmlType T, bool P, int R>
-__device__ __forceinline__ void warp_cta_dots(const uint8_t* const (&w)[R], int64_t n_in, const float* x,
-                                              bool xvec, float (&dot)[R]) {
+// cta_dots<T, P, R, NT> computed by one warp alone: the kSplit ranges become kSplit accumulators
+// of each (row, token), walked together (their loads in flight at once), each reduced by the
+// same butterfly and then added in range order, as cta_dots adds its warps' sums. The same bits
+// as cta_dots, with no shared memory and no barrier, so a warp can own its rows. A pass of NT
+// tokens decodes each unit's weights once for all of them (the per-element arithmetic of every
+// (row, token) is the one-token pass's, so NT changes no bits). All lanes get every dot[r][t].
+template <GgmlType T, bool P, int R, int NT>
+__device__ __forceinline__ void warp_cta_dots_nt(const uint8_t* const (&w)[R], int64_t n_in,
+                                                 const float* const (&x)[NT], bool xvec,
+                                                 float (&dot)[R][NT]) {
     using D = typename Dq<T, P>::type;
     const int lane = threadIdx.x & 31;
     const int64_t n_units = (n_in + 7) / 8, per = (n_units + kSplit - 1) / kSplit;
-    float acc[kSplit][R];
+    float acc[kSplit][R][NT];
 #pragma unroll
     for (int k = 0; k < kSplit; ++k)
 #pragma unroll
-        for (int r = 0; r < R; ++r) acc[k][r] = 0.0f;
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+            for (int t = 0; t < NT; ++t) acc[k][r][t] = 0.0f;
     // Range k is cta_dots' warp k: units [per*k, min(n_units, per*k + per)), lane l taking
     // per*k + l, per*k + l + 32, ... in increasing order.
     for (int64_t j = lane; j < per; j += 32) {
 #pragma unroll
         for (int k = 0; k < kSplit; ++k) {
             const int64_t u = per * k + j;
-            if (u < n_units) {
+            if (u >= n_units) continue;
+            if constexpr (NT == 1) {
                 float xv[8];
-                load_x8(x, u, n_in, xvec, xv);
+                load_x8(x[0], u, n_in, xvec, xv);
 #pragma unroll
-                for (int r = 0; r < R; ++r) unit_acc<D>(w[r], u, n_in, xv, acc[k][r]);
+                for (int r = 0; r < R; ++r) unit_acc<D>(w[r], u, n_in, xv, acc[k][r][0]);
+            } else {
+                float xv[NT][8];
+#pragma unroll
+                for (int t = 0; t < NT; ++t) load_x8(x[t], u, n_in, xvec, xv[t]);
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    if constexpr (kScaled<D>) {
+                        float c[8];
+                        const float scale = Scaled<D>::codes(w[r], u, n_in, c);
+#pragma unroll
+                        for (int t = 0; t < NT; ++t) scaled_unit_dot<D>(c, xv[t], scale, acc[k][r][t]);
+                    } else {
+                        float wv[8];
+                        D::unit(w[r], u, n_in, wv);
+#pragma unroll
+                        for (int t = 0; t < NT; ++t)
+#pragma unroll
+                            for (int i = 0; i < 8; ++i)
+                                acc[k][r][t] = __fmaf_rn(wv[i], xv[t][i], acc[k][r][t]);
+                    }
+                }
             }
         }
     }
@@ -200,14 +226,29 @@ __device__ __forceinline__ void warp_cta_dots(const uint8_t* const (&w)[R], int6
 #pragma unroll
         for (int r = 0; r < R; ++r)
 #pragma unroll
-            for (int off = 16; off >= 1; off /= 2)
-                acc[k][r] = __fadd_rn(acc[k][r], __shfl_xor_sync(0xFFFFFFFFu, acc[k][r], off));
+            for (int t = 0; t < NT; ++t)
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-        dot[r] = acc[0][r];
+                for (int off = 16; off >= 1; off /= 2)
+                    acc[k][r][t] = __fadd_rn(acc[k][r][t], __shfl_xor_sync(0xFFFFFFFFu, acc[k][r][t], off));
 #pragma unroll
-        for (int k = 1; k < kSplit; ++k) dot[r] = __fadd_rn(dot[r], acc[k][r]);
-    }
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            dot[r][t] = acc[0][r][t];
+#pragma unroll
+            for (int k = 1; k < kSplit; ++k) dot[r][t] = __fadd_rn(dot[r][t], acc[k][r][t]);
+        }
+}
+
+// One token: warp_cta_dots_nt<T, P, R, 1>.
+template <GgmlType T, bool P, int R>
+__device__ __forceinline__ void warp_cta_dots(const uint8_t* const (&w)[R], int64_t n_in, const float* x,
+                                              bool xvec, float (&dot)[R]) {
+    const float* xs[1] = {x};
+    float d[R][1];
+    warp_cta_dots_nt<T, P, R, 1>(w, n_in, xs, xvec, d);
+#pragma unroll
+    for (int r = 0; r < R; ++r) dot[r] = d[r][0];
 }
 
 // Whether a one-token call over `row_blocks` blocks of kWarpRows rows takes the warp-per-rows
@@ -228,9 +269,21 @@ inline int64_t& warp_min_blocks() {
 inline bool warp_per_rows(int64_t row_blocks) { return row_blocks >= warp_min_blocks(); }
 constexpr int kCtaWarps = kBlockThreads / 32;  // warps per CTA of the warp-per-rows kernels
 // Their __launch_bounds__ CTAs per SM: 8 (64 registers) where units are scaled codes; the float
-// types hold 8 decoded values per row and spill at 64, so they get 4 (128 registers).
-template <GgmlType T, bool P>
-constexpr int kWarpKernelCtas = kScaled<typename Dq<T, P>::type> ? 8 : 4;
+// types hold 8 decoded values per row and spill at 64, so they get 4 (128 registers). Kernels
+// with passes of several tokens (NT > 1: NT accumulators per row and range) get half of that.
+template <GgmlType T, bool P, int NT = 1>
+constexpr int kWarpKernelCtas = (kScaled<typename Dq<T, P>::type> ? 8 : 4) / (NT > 1 ? 2 : 1);
+// Tokens per pass of the warp-per-rows kernels for calls of more than one token.
+constexpr int kWarpPassTokens = 4;
+// Whether calls of 2+ tokens may take the warp-per-rows kernels (passes of kWarpPassTokens);
+// WO_CUDA_WARP_NT=0 keeps them on the CTA kernels (for measuring the difference; same bits).
+inline bool warp_passes() {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_WARP_NT");
+        return !(e && std::string(e) == "0");
+    }();
+    return on;
+}
 
 // The most tokens a call may have and still take the one-token-per-pass kernels (matmul_kernel
 // and expert_kernel with WIDE = false; weights re-read from L1 per token): 8, measured best on

@@ -17,6 +17,9 @@
 //              64 pairs of one expert (mma.cuh). Both write G[p] = act(g + gb, u + ub).
 //  3. down:    the same two ways: O[p] = down_e · G[p] + db.
 //  4. combine: y[i] += w[i][j] · O[i*k+j] for j = 0..k-1 in order, one thread per column.
+// A decode path of at most kFoldTokens tokens on the warp kernels skips 1 and 4: gate_up takes
+// each pair's expert from ids, and down walks a token's choices in order and does the combine
+// itself (fold_gate_up_kernel, fold_down_kernel: 2 launches instead of 4, the same bits).
 // Every decode dot is cta_dots' (matvec.cuh), the same order as matmul; every prompt dot is
 // mma.cuh's, as matmul_mma. So a pair's result depends on nothing but its token, its expert and
 // its token's path. An out-of-range expert id cannot throw on the device: its pair is left out
@@ -124,6 +127,12 @@ struct ExpertArgs {
     bool xvec;
     float* out;  // [n_out] per pair, row p at out + p * n_out
     Groups gr;
+    // The routing, for the fold kernels: ids/weights [k] per token, y [n_out] per token.
+    const uint8_t *ids, *wts;
+    size_t ids_nb1, wts_nb1;
+    uint8_t* y;
+    size_t y_nb1;
+    int k, n_exp;
     MoeAct act;
     float alpha, limit;
 };
@@ -209,17 +218,14 @@ __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) expert_kernel(Exp
     for (; t0 < cnt; ++t0) expert_pass<T, P, 1, GATE_UP>(a, e, r0, pairs + t0, sh);
 }
 
-// The one-pair-per-pass kernel with a warp per block of kWarpRows rows (warp_per_rows, as
-// matmul_warp_kernel): blockIdx.x = rank among the active experts, warp w of CTA blockIdx.y owns
-// rows block kCtaWarps * blockIdx.y + w and runs every pair of e through them; warp_cta_dots
-// gives the bits of expert_pass<.., 1, ..>. gate_up walks its 2 gate and 2 up rows together.
-template <GgmlType T, bool P, bool GATE_UP>
-__global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) expert_warp_kernel(ExpertArgs a) {
-    pdl_begin();
-    const int e = a.gr.active[blockIdx.x];
-    if (e < 0) return;
-    const int64_t r0 = (int64_t(blockIdx.y) * kCtaWarps + threadIdx.x / 32) * kWarpRows;
-    if (r0 >= a.n_out) return;  // the whole warp; no barrier follows
+// One warp, one block of kWarpRows rows of expert e (rows r0, r0 + 1) and the input rows of NT
+// pairs p[t]: the dots in warp_cta_dots_nt's order, which gives the bits of expert_pass<.., 1, ..>
+// (gate_up walks its 2 gate and 2 up rows together). Lane r * NT + t gets row r0 + r's output
+// for pair t: dot + bias (or + 0), then for gate_up the activation of gate and up; other lanes
+// get 0. All lanes must call it.
+template <GgmlType T, bool P, bool GATE_UP, int NT>
+__device__ __forceinline__ float warp_expert_rows(const ExpertArgs& a, int e, int64_t r0,
+                                                  const int64_t (&p)[NT]) {
     constexpr int R = GATE_UP ? 2 * kWarpRows : kWarpRows;
     const uint8_t* w[R];
 #pragma unroll
@@ -228,28 +234,120 @@ __global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) expert
         w[r] = a.w + size_t(e) * a.nb2 + row * a.nb1;
         if constexpr (GATE_UP) w[kWarpRows + r] = a.w2 + size_t(e) * a.nb2_2 + row * a.nb1_2;
     }
-    const int32_t cnt = a.gr.counts[e];
-    const int32_t* pairs = a.gr.list + a.gr.offsets[e];
-    const int lane = threadIdx.x & 31;
-    for (int32_t i = 0; i < cnt; ++i) {
-        const int32_t p = pairs[i];
-        float dot[R];
-        warp_cta_dots<T, P, R>(w, a.n_in, reinterpret_cast<const float*>(a.x + size_t(p / a.x_div) * a.x_nb1),
-                               a.xvec, dot);
+    const float* x[NT];
 #pragma unroll
-        for (int r = 0; r < kWarpRows; ++r) {
+    for (int t = 0; t < NT; ++t)
+        x[t] = reinterpret_cast<const float*>(a.x + size_t(p[t] / a.x_div) * a.x_nb1);
+    float dot[R][NT];
+    warp_cta_dots_nt<T, P, R, NT>(w, a.n_in, x, a.xvec, dot);
+    const int lane = threadIdx.x & 31;
+    float res = 0.0f;
+#pragma unroll
+    for (int r = 0; r < kWarpRows; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
             const int64_t row = r0 + r;
-            if (lane != r || row >= a.n_out) continue;
+            if (lane != r * NT + t || row >= a.n_out) continue;
             // As expert_pass: s = dot + bias (or + 0), then the activation for gate_up.
-            const float v = __fadd_rn(dot[r], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
-            float res = v;
+            const float v = __fadd_rn(dot[r][t], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + row] : 0.0f);
+            res = v;
             if constexpr (GATE_UP) {
-                const float uu = __fadd_rn(dot[kWarpRows + r],
+                const float uu = __fadd_rn(dot[kWarpRows + r][t],
                                            a.bias2 ? a.bias2[size_t(e) * a.bias2_nb1 / 4 + row] : 0.0f);
                 res = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(v, uu, a.alpha, a.limit) : silu_mul(v, uu);
             }
-            a.out[size_t(p) * size_t(a.n_out) + size_t(row)] = res;
         }
+    return res;
+}
+template <GgmlType T, bool P, bool GATE_UP>
+__device__ __forceinline__ float warp_expert_rows(const ExpertArgs& a, int e, int64_t r0, int64_t p) {
+    const int64_t ps[1] = {p};
+    return warp_expert_rows<T, P, GATE_UP, 1>(a, e, r0, ps);
+}
+
+// A pass of NT of expert e's pairs (list[0..NT)) through the warp's rows.
+template <GgmlType T, bool P, bool GATE_UP, int NT>
+__device__ __forceinline__ void expert_warp_pass(const ExpertArgs& a, int e, int64_t r0,
+                                                 const int32_t* list) {
+    int64_t p[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) p[t] = list[t];
+    const float res = warp_expert_rows<T, P, GATE_UP, NT>(a, e, r0, p);
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+        const int64_t row = r0 + lane / NT;
+        if (lane % NT == t && lane < kWarpRows * NT && row < a.n_out)
+            a.out[size_t(p[t]) * size_t(a.n_out) + size_t(row)] = res;
+    }
+}
+
+// The kernel with a warp per block of kWarpRows rows (warp_per_rows, as matmul_warp_kernel):
+// blockIdx.x = rank among the active experts, warp w of CTA blockIdx.y owns rows block
+// kCtaWarps * blockIdx.y + w and runs every pair of e through them, in passes of up to MAXNT.
+template <GgmlType T, bool P, bool GATE_UP, int MAXNT>
+__global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P, MAXNT>))
+    expert_warp_kernel(ExpertArgs a) {
+    pdl_begin();
+    const int e = a.gr.active[blockIdx.x];
+    if (e < 0) return;
+    const int64_t r0 = (int64_t(blockIdx.y) * kCtaWarps + threadIdx.x / 32) * kWarpRows;
+    if (r0 >= a.n_out) return;  // the whole warp; no barrier follows
+    const int32_t cnt = a.gr.counts[e];
+    const int32_t* pairs = a.gr.list + a.gr.offsets[e];
+    int32_t i = 0;
+    if constexpr (MAXNT >= 4)
+        for (; i + 4 <= cnt; i += 4) expert_warp_pass<T, P, GATE_UP, 4>(a, e, r0, pairs + i);
+    if constexpr (MAXNT >= 2)
+        for (; i + 2 <= cnt; i += 2) expert_warp_pass<T, P, GATE_UP, 2>(a, e, r0, pairs + i);
+    for (; i < cnt; ++i) expert_warp_pass<T, P, GATE_UP, 1>(a, e, r0, pairs + i);
+}
+
+// Steps of at most kFoldTokens decode tokens (when the warp kernels apply) skip the grouping:
+// fold_gate_up_kernel takes pair p = blockIdx.x and its expert straight from ids (a token's k
+// experts are distinct, so grouping would save no weight reads); fold_down_kernel computes a
+// token's k choices for a block of rows in one CTA and adds w_j * O_j into y in j order exactly
+// as combine_kernel does. group_kernel, the O buffer and combine_kernel drop out (2
+// launches instead of 4), and every value is the grouped path's, bit for bit.
+constexpr int64_t kFoldTokens = 4;
+
+template <GgmlType T, bool P>
+__global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) fold_gate_up_kernel(ExpertArgs a) {
+    pdl_begin();
+    const int64_t p = blockIdx.x;
+    const int32_t e = reinterpret_cast<const int32_t*>(a.ids + size_t(p / a.k) * a.ids_nb1)[p % a.k];
+    if (e < 0 || e >= a.n_exp) return;  // fold_down_kernel gives the token NaN, as combine does
+    const int64_t r0 = (int64_t(blockIdx.y) * kCtaWarps + threadIdx.x / 32) * kWarpRows;
+    if (r0 >= a.n_out) return;
+    const float res = warp_expert_rows<T, P, true>(a, e, r0, p);
+    const int lane = threadIdx.x & 31;
+    if (lane < kWarpRows && r0 + lane < a.n_out) a.out[size_t(p) * size_t(a.n_out) + size_t(r0 + lane)] = res;
+}
+
+// blockIdx.x = token i, blockIdx.y = block of kWarpRows rows; warp j (of k) computes choice j's
+// down rows (as expert_warp_kernel would for pair i*k + j), then lane r of warp 0 adds
+// w[i][j] * O_j for j = 0..k-1 in order into y (an out-of-range expert gives O_j = NaN), as
+// combine_kernel does. k warps per CTA keep the grid's warps those of the grouped kernel.
+constexpr int kFoldMaxK = 8;
+template <GgmlType T, bool P>
+__global__ void __launch_bounds__(32 * kFoldMaxK, (kWarpKernelCtas<T, P>) / 2)
+    fold_down_kernel(ExpertArgs a) {
+    pdl_begin();
+    __shared__ float o_sh[kFoldMaxK][kWarpRows];
+    const int64_t i = blockIdx.x, r0 = int64_t(blockIdx.y) * kWarpRows;
+    const int j = threadIdx.x / 32, lane = threadIdx.x & 31;
+    const int32_t* ids = reinterpret_cast<const int32_t*>(a.ids + size_t(i) * a.ids_nb1);
+    const int32_t e = ids[j];  // the same for the whole warp
+    const float o = e >= 0 && e < a.n_exp ? warp_expert_rows<T, P, false>(a, e, r0, i * a.k + j)
+                                          : __int_as_float(0x7FC00000);
+    if (lane < kWarpRows) o_sh[j][lane] = o;
+    __syncthreads();
+    if (j == 0 && lane < kWarpRows && r0 + lane < a.n_out) {
+        const float* wts = reinterpret_cast<const float*>(a.wts + size_t(i) * a.wts_nb1);
+        float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + r0 + lane;
+        float acc = *y;
+        for (int jj = 0; jj < a.k; ++jj) acc = __fadd_rn(acc, __fmul_rn(wts[jj], o_sh[jj][lane]));
+        *y = acc;
     }
 }
 
@@ -317,14 +415,15 @@ struct CombineArgs {
     const float* o;
     int64_t d;
     int k, n_exp;
+    int64_t i0;  // the first token combined here (tokens before it were folded into fold_down_kernel)
 };
 
-// blockIdx.y = token; y[c] += w[j] * O[i*k+j][c] for j in order (the CPU's loop, same roundings).
+// blockIdx.y = token - i0; y[c] += w[j] * O[i*k+j][c] for j in order (the CPU's loop, same roundings).
 __global__ void combine_kernel(CombineArgs a) {
     pdl_begin();
     const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (c >= a.d) return;
-    const int64_t i = blockIdx.y;
+    const int64_t i = a.i0 + blockIdx.y;
     const int32_t* ids = reinterpret_cast<const int32_t*>(a.ids + size_t(i) * a.ids_nb1);
     const float* wts = reinterpret_cast<const float*>(a.wts + size_t(i) * a.wts_nb1);
     float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + c;
@@ -388,6 +487,10 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     gu.xvec = aligned16(x.data, x.nb1);
     gu.out = G;
     gu.act = w.act, gu.alpha = w.alpha, gu.limit = w.limit;
+    gu.ids = static_cast<const uint8_t*>(ids.data), gu.ids_nb1 = ids.nb1;
+    gu.wts = static_cast<const uint8_t*>(weights.data), gu.wts_nb1 = weights.nb1;
+    gu.y = static_cast<uint8_t*>(y.data), gu.y_nb1 = y.nb1;
+    gu.k = int(k), gu.n_exp = int(n_exp);
     ExpertArgs dn = gu;
     dn.w = static_cast<const uint8_t*>(w.down.data), dn.nb1 = w.down.nb1, dn.nb2 = w.down.nb2;
     dn.w2 = nullptr, dn.bias2 = nullptr;
@@ -397,11 +500,31 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     dn.xvec = aligned16(G, dn.x_nb1);
     dn.out = O;
 
+    const int64_t blocks_gu = (n_ff + kWarpRows - 1) / kWarpRows, blocks_dn = (d + kWarpRows - 1) / kWarpRows;
+    const auto ctas = [](int64_t blocks) {
+        return static_cast<unsigned>((blocks + kCtaWarps - 1) / kCtaWarps);
+    };
+    // A decode path of at most kFoldTokens tokens whose blocks fill the GPU: no grouping, and the
+    // combine done by the down pass (fold_gate_up_kernel, fold_down_kernel).
+    const bool fold =
+        n_dec > 0 && n_dec <= kFoldTokens && k <= kFoldMaxK && warp_per_rows(dec_pairs * blocks_gu);
+
     // Each path: group its pairs, then gate/up and down. Grids depend on the token counts alone
     // (never on the routing), so the launches are capturable in a CUDA graph.
     for (int path = 0; path < 2; ++path) {
         const int64_t p0 = path == 0 ? 0 : dec_pairs, p1 = path == 0 ? dec_pairs : n_pairs;
         if (p1 == p0) continue;
+        if (path == 0 && fold) {
+            WO_CUDA_FOR_WEIGHT(
+                w.gate, "moe_ffn gate/up",
+                (launch("fold_gate_up_kernel", fold_gate_up_kernel<kT, kP>,
+                        dim3(static_cast<unsigned>(dec_pairs), ctas(blocks_gu)), kBlockThreads, 0, s, gu)));
+            WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
+                               (launch("fold_down_kernel", fold_down_kernel<kT, kP>,
+                                       dim3(static_cast<unsigned>(n_dec), static_cast<unsigned>(blocks_dn)),
+                                       static_cast<unsigned>(32 * k), 0, s, dn)));
+            continue;
+        }
         const Groups gr = L.groups(base, path);
         const int64_t tiles = path == 1 ? max_tiles(n_exp, p1 - p0) : 0;
         GroupArgs ga{static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), p0, p1, gr, tiles};
@@ -413,18 +536,25 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
             const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, p1 - p0));
             const dim3 grid_gu(n_slots_exp, static_cast<unsigned>((n_ff + kWarpRows - 1) / kWarpRows));
             const dim3 grid_dn(n_slots_exp, static_cast<unsigned>((d + kWarpRows - 1) / kWarpRows));
-            const int64_t blocks_gu = (n_ff + kWarpRows - 1) / kWarpRows,
-                          blocks_dn = (d + kWarpRows - 1) / kWarpRows;
-            const auto ctas = [](int64_t blocks) {
-                return static_cast<unsigned>((blocks + kCtaWarps - 1) / kCtaWarps);
-            };
-            if (n_dec <= narrow_max_tokens() && warp_per_rows(int64_t(n_slots_exp) * blocks_gu)) {
-                WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
-                                   (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, true>,
-                                           dim3(n_slots_exp, ctas(blocks_gu)), kBlockThreads, 0, s, gu)));
-                WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
-                                   (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, false>,
-                                           dim3(n_slots_exp, ctas(blocks_dn)), kBlockThreads, 0, s, dn)));
+            if (warp_per_rows(int64_t(n_slots_exp) * blocks_gu) && (n_dec == 1 || warp_passes())) {
+                // gate_up: passes of 2 (4 rows x 2 tokens x 4 ranges accumulators); down: of 4.
+                const dim3 g_gu(n_slots_exp, ctas(blocks_gu)), g_dn(n_slots_exp, ctas(blocks_dn));
+                if (n_dec == 1) {
+                    WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                                       (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, true, 1>,
+                                               g_gu, kBlockThreads, 0, s, gu)));
+                    WO_CUDA_FOR_WEIGHT(w.down, "moe_ffn down",
+                                       (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, false, 1>,
+                                               g_dn, kBlockThreads, 0, s, dn)));
+                } else {
+                    WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
+                                       (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, true, 2>,
+                                               g_gu, kBlockThreads, 0, s, gu)));
+                    WO_CUDA_FOR_WEIGHT(
+                        w.down, "moe_ffn down",
+                        (launch("expert_warp_kernel", expert_warp_kernel<kT, kP, false, kWarpPassTokens>,
+                                g_dn, kBlockThreads, 0, s, dn)));
+                }
             } else if (n_dec <= narrow_max_tokens()) {
                 WO_CUDA_FOR_WEIGHT(w.gate, "moe_ffn gate/up",
                                    (launch("expert_kernel", expert_kernel<kT, kP, true, false>, grid_gu,
@@ -466,9 +596,11 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
                    O,
                    d,
                    int(k),
-                   int(n_exp)};
+                   int(n_exp),
+                   fold ? n_dec : 0};
+    if (ca.i0 == n) return;  // every token's combine was folded into the down pass
     launch("combine_kernel", combine_kernel,
-           dim3(static_cast<unsigned>((d + 255) / 256), static_cast<unsigned>(n)), 256, 0, s, ca);
+           dim3(static_cast<unsigned>((d + 255) / 256), static_cast<unsigned>(n - ca.i0)), 256, 0, s, ca);
     check_launch("moe combine kernel launch");
 }
 
