@@ -106,6 +106,7 @@ struct Shared {
     int iw[kW];
     int last, slice;
     double c;
+    SlicePart sp[kS];  // the row's slice partials, gathered by the last CTA (gather_parts)
 };
 
 // Ascending order of floats as unsigned keys (-0 folded onto +0: they compare equal as floats).
@@ -235,14 +236,27 @@ __device__ void finish(const Args& a, int r, RowState& R, int id) {
     R.done = 1;
 }
 
-// Row-level walk over the slices' masses in slice order: the slice where the running mass
-// (from c0) first exceeds / reaches the target, and the mass before it; -1 if none.
+// In the last CTA of a launch: the row's kS slice partials copied into S.sp, one thread per slice
+// (one round of L2 loads instead of kS in a row, ~10 us); the serial walks over them then read
+// shared memory in the same order as before, so every sum keeps its bits. All threads call it.
+__device__ void gather_parts(const SlicePart* P, Shared& S) {
+    for (int t = threadIdx.x; t < kS; t += kT) {
+        SlicePart q;
+        q.v = __ldcg(&P[t].v), q.id = __ldcg(&P[t].id), q.n = __ldcg(&P[t].n);
+        q.last = __ldcg(&P[t].last), q.m = __ldcg(&P[t].m);
+        S.sp[t] = q;
+    }
+    __syncthreads();
+}
+
+// Row-level walk over the slices' masses in slice order (P: gathered partials): the slice where
+// the running mass (from c0) first exceeds / reaches the target, and the mass before it; -1 if none.
 __device__ int crossing_slice(const SlicePart* P, double c0, double target, bool strict, double& before) {
     double c = c0;
     for (int s = 0; s < kS; ++s) {
-        const double m = __ldcg(&P[s].m);
+        const double m = P[s].m;
         const double n = c + m;
-        if (__ldcg(&P[s].last) >= 0 && (strict ? n > target : n >= target)) {
+        if (P[s].last >= 0 && (strict ? n > target : n >= target)) {
             before = c;
             return s;
         }
@@ -306,15 +320,17 @@ __global__ void __launch_bounds__(kT) prep_k(Args a) {
         }
         P[s].v = bv, P[s].id = bi, P[s].n = n;
     }
-    if (!last_arrival(a.arrivals + r * kStages + PREP, S) || threadIdx.x != 0) return;
+    if (!last_arrival(a.arrivals + r * kStages + PREP, S)) return;
+    gather_parts(P, S);
+    if (threadIdx.x != 0) return;
     // (max, lowest id) is exact in any order; the count is an integer.
     float zmax = -INFINITY;
     int best = INT_MAX, kept = 0;
     for (int t = 0; t < kS; ++t) {
-        const float v = __ldcg(&P[t].v);
-        const int id = __ldcg(&P[t].id);
+        const float v = S.sp[t].v;
+        const int id = S.sp[t].id;
         if (v > zmax || (v == zmax && id < best)) zmax = v, best = id;
-        kept += __ldcg(&P[t].n);
+        kept += S.sp[t].n;
     }
     RowState& R = a.rows[r];
     R.p = p, R.index = static_cast<uint32_t>(ps) + 1, R.zmax = zmax, R.best = best;
@@ -384,6 +400,8 @@ __global__ void __launch_bounds__(kT) select_k(Args a, int stage, int which, int
     {  // the row's bins: slices summed in slice order
         int c = 0;
         double w = 0;
+        // Unrolled so 8 slices' loads are in flight at once; the additions stay in slice order.
+#pragma unroll 8
         for (int t = 0; t < kS; ++t) c += __ldcg(&H[t].cnt[threadIdx.x]), w += __ldcg(&H[t].w[threadIdx.x]);
         S.cnt[threadIdx.x] = c;
         S.bw[threadIdx.x] = w;
@@ -446,9 +464,10 @@ __global__ void __launch_bounds__(kT) tie_k(Args a, int stage, int which) {
     const double m = range_mass(slice_begin(V, s), slice_begin(V, s + 1), in, S, last);
     if (threadIdx.x == 0) P[s].m = m, P[s].last = last;
     if (!last_arrival(a.arrivals + r * kStages + stage, S)) return;
+    gather_parts(P, S);
     if (threadIdx.x == 0) {
         double before = 0;
-        S.slice = crossing_slice(P, base, target, false, before);
+        S.slice = crossing_slice(S.sp, base, target, false, before);
         S.c = before;
     }
     __syncthreads();
@@ -458,7 +477,7 @@ __global__ void __launch_bounds__(kT) tie_k(Args a, int stage, int which) {
     if (cs >= 0) {
         cut = walk(slice_begin(V, cs), slice_begin(V, cs + 1), c0, target, false, in, S);
     } else {  // rounding: the whole tie group stays
-        for (int t = 0; t < kS; ++t) cut = max(cut, __ldcg(&P[t].last));
+        for (int t = 0; t < kS; ++t) cut = max(cut, S.sp[t].last);
     }
     if (threadIdx.x != 0) return;
     if (which == TOPK)
@@ -494,9 +513,11 @@ __global__ void __launch_bounds__(kT) exp_k(Args a, int stage) {
     block_excl_scan(part, S, m);
     SlicePart* P = a.parts + static_cast<size_t>(r) * kS;
     if (threadIdx.x == 0) P[s].m = m;
-    if (!last_arrival(a.arrivals + r * kStages + stage, S) || threadIdx.x != 0) return;
+    if (!last_arrival(a.arrivals + r * kStages + stage, S)) return;
+    gather_parts(P, S);
+    if (threadIdx.x != 0) return;
     double total = 0;
-    for (int t = 0; t < kS; ++t) total += __ldcg(&P[t].m);
+    for (int t = 0; t < kS; ++t) total += S.sp[t].m;
     if (R.p.top_p < 1.0f) {
         // Keeps the prefix of the ranking up to the token whose inclusive mass reaches the
         // target: every kept token has less than top_p·total before it (the best always stays).
@@ -532,12 +553,13 @@ __global__ void __launch_bounds__(kT) draw_k(Args a, int stage) {
     const double m = range_mass(slice_begin(V, s), slice_begin(V, s + 1), in, S, last);
     if (threadIdx.x == 0) P[s].m = m, P[s].last = last;
     if (!last_arrival(a.arrivals + r * kStages + stage, S)) return;
+    gather_parts(P, S);
     if (threadIdx.x == 0) {
         double total = 0;
-        for (int t = 0; t < kS; ++t) total += __ldcg(&P[t].m);
+        for (int t = 0; t < kS; ++t) total += S.sp[t].m;
         S.c = uniform_of(R.p.seed, R.index) * total;  // the target
         double before = 0;
-        S.slice = crossing_slice(P, 0.0, S.c, true, before);
+        S.slice = crossing_slice(S.sp, 0.0, S.c, true, before);
         S.dw2[0] = before;
     }
     __syncthreads();
@@ -548,7 +570,7 @@ __global__ void __launch_bounds__(kT) draw_k(Args a, int stage) {
     if (cs >= 0) {
         id = walk(slice_begin(V, cs), slice_begin(V, cs + 1), c0, target, true, in, S);
     } else {  // rounding left the target at the very top of the mass: the last survivor
-        for (int t = 0; t < kS; ++t) id = max(id, __ldcg(&P[t].last));
+        for (int t = 0; t < kS; ++t) id = max(id, S.sp[t].last);
     }
     if (threadIdx.x == 0) finish(a, r, R, id >= 0 ? id : R.best);
 }
