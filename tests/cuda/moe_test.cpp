@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,12 +36,14 @@ MoeData make_experts(GgmlType t, int64_t d, int64_t n_ff, int64_t n_exp, bool bi
     return m;
 }
 
-// Device copies of the experts and the MoeFfn that views them.
+// Device copies of the experts and the MoeFfn that views them; packed: repacked into the DEVICE
+// layout as the model loader does (Q8_0 / MXFP4: the decode path on tensor cores, tmv.cuh).
 struct DevExperts {
     DevBuf gate, up, down, gb, ub, db;
+    std::optional<DevBuf> pg, pu, pd;
     Tensor tgb, tub, tdb;
     MoeFfn ffn;
-    DevExperts(const MoeData& m, MoeAct act)
+    DevExperts(const MoeData& m, MoeAct act, bool packed = false)
         : gate(m.gate.size()),
           up(m.up.size()),
           down(m.down.size()),
@@ -63,6 +66,15 @@ struct DevExperts {
             ffn.gate_b = &tgb, ffn.up_b = &tub, ffn.down_b = &tdb;
         }
         ffn.act = act;
+        if (packed) {
+            auto pack = [](std::optional<DevBuf>& buf, Tensor& w) {
+                buf.emplace(repack_bytes(w));
+                w = repack(w, buf->get(), nullptr);
+                EXPECT_EQ(w.layout, WeightLayout::DEVICE);
+            };
+            pack(pg, ffn.gate), pack(pu, ffn.up), pack(pd, ffn.down);
+            sync();
+        }
     }
 };
 
@@ -89,12 +101,19 @@ struct Ref {
 // gate/up dots (dot_error_bound with the bias rounding) through the activation's slopes, plus
 // 8 roundings of the activation (expf is within 2 ulp) and α|g| for the rounding of α·g; the
 // down dot (its own bound plus Σ|w|·error of G); then 2 roundings per term of the combine.
-// prompt: the prompt path's bound (mma_error_bound) for the three dots.
+// The dots' bound by path: the decode path on CUDA cores (dot_error_bound), the prompt path
+// (mma_error_bound), the decode path on tensor cores (tmv_error_bound, with Σ|w| and the input
+// row's largest magnitude).
+enum class Path { DECODE, PROMPT, TMV };
 std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int32_t* ids, const float* wts,
-                         int k, const float* y0, bool prompt) {
-    auto dot_bound = [&](int64_t n_in, int extra, double mag) {
-        return prompt ? mma_error_bound(n_in, extra, mag, m.type) : dot_error_bound(n_in, extra, mag, m.type);
+                         int k, const float* y0, Path path) {
+    auto dot_bound = [&](int64_t n_in, int extra, double mag, double w_abs, double x_max) {
+        return path == Path::PROMPT ? mma_error_bound(n_in, extra, mag, m.type)
+               : path == Path::TMV  ? tmv_error_bound(n_in, extra, mag, w_abs, x_max)
+                                    : dot_error_bound(n_in, extra, mag, m.type);
     };
+    double x_max = 0;
+    for (int64_t i = 0; i < m.d; ++i) x_max = std::max(x_max, std::fabs(double(x[i])));
     const double u = std::ldexp(1.0, -24), alpha = double(1.702f), limit = 7.0;  // MoeFfn's floats
     const int64_t d = m.d, n_ff = m.n_ff;
     std::vector<Ref> out(static_cast<size_t>(d));
@@ -105,10 +124,11 @@ std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int
         const int e = ids[j];
         for (int64_t f = 0; f < n_ff; ++f) {
             auto gr = cpu_row(m.type, m.gate, d, e * n_ff + f), ur = cpu_row(m.type, m.up, d, e * n_ff + f);
-            double g = 0, gm = 0, uu = 0, um = 0;
+            double g = 0, gm = 0, uu = 0, um = 0, ga = 0, ua = 0;
             for (int64_t i = 0; i < d; ++i) {
                 g += double(gr[size_t(i)]) * x[i], gm += std::fabs(double(gr[size_t(i)]) * x[i]);
                 uu += double(ur[size_t(i)]) * x[i], um += std::fabs(double(ur[size_t(i)]) * x[i]);
+                ga += std::fabs(double(gr[size_t(i)])), ua += std::fabs(double(ur[size_t(i)]));
             }
             if (m.biases) {
                 g += m.gb[size_t(e * n_ff + f)], gm += std::fabs(m.gb[size_t(e * n_ff + f)]);
@@ -116,19 +136,22 @@ std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int
             }
             const Act a = act_ref(act, g, uu, alpha, limit);
             G[size_t(f)] = a.v;
-            eG[size_t(f)] = a.dg * dot_bound(d, 1, gm) + a.du * dot_bound(d, 1, um) +
+            eG[size_t(f)] = a.dg * dot_bound(d, 1, gm, ga, x_max) + a.du * dot_bound(d, 1, um, ua, x_max) +
                             (8 + alpha * std::fabs(g)) * u * std::fabs(a.v);
         }
+        double g_max = 0;  // the largest |G| the GPU can have
+        for (int64_t f = 0; f < n_ff; ++f) g_max = std::max(g_max, std::fabs(G[size_t(f)]) + eG[size_t(f)]);
         for (int64_t c = 0; c < d; ++c) {
             auto dr = cpu_row(m.type, m.down, n_ff, e * d + c);
-            double o = 0, om = 0, prop = 0;
+            double o = 0, om = 0, prop = 0, da = 0;
             for (int64_t f = 0; f < n_ff; ++f) {
                 o += double(dr[size_t(f)]) * G[size_t(f)];
                 om += std::fabs(double(dr[size_t(f)]) * G[size_t(f)]);
                 prop += std::fabs(double(dr[size_t(f)])) * eG[size_t(f)];
+                da += std::fabs(double(dr[size_t(f)]));
             }
             if (m.biases) o += m.db[size_t(e * d + c)], om += std::fabs(m.db[size_t(e * d + c)]);
-            const double eo = dot_bound(n_ff, 1, om) + prop;
+            const double eo = dot_bound(n_ff, 1, om, da, g_max) + prop;
             out[size_t(c)].y += double(wts[j]) * o;
             out[size_t(c)].bound += std::fabs(double(wts[j])) * eo;
             mag[size_t(c)] += std::fabs(double(wts[j]) * o);
@@ -169,11 +192,11 @@ std::vector<float> run_moe(DevExperts& ex, const MoeData& m, const std::vector<f
 void check_against_ref(const MoeData& m, MoeAct act, const std::vector<float>& x,
                        const std::vector<int32_t>& ids, const std::vector<float>& wts,
                        const std::vector<float>& y0, int k, const std::vector<float>& y,
-                       const std::vector<int64_t>& tokens, bool prompt = false) {
+                       const std::vector<int64_t>& tokens, Path path = Path::DECODE) {
     int64_t bad = 0;
     for (int64_t i : tokens) {
         auto ref = moe_ref(m, act, x.data() + i * m.d, ids.data() + i * k, wts.data() + i * k, k,
-                           y0.data() + i * m.d, prompt);
+                           y0.data() + i * m.d, path);
         for (int64_t c = 0; c < m.d; ++c) {
             const double err = std::fabs(double(y[size_t(i * m.d + c)]) - ref[size_t(c)].y);
             if (!(err <= ref[size_t(c)].bound) && bad++ < 5) {
@@ -289,7 +312,7 @@ TEST(CudaMoe, GptOss20bShape) {
     }
     // The prompt path on the same step, against the reference and its own solo runs.
     auto yp = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
-    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, yp, sample, true);
+    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, yp, sample, Path::PROMPT);
     for (int64_t i : sample) {
         auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
         for (int64_t c = 0; c < d; ++c)
@@ -321,7 +344,7 @@ TEST(CudaMoe, PromptPathMatchesNaiveComposition) {
                 auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
                 std::vector<int64_t> all(static_cast<size_t>(n));
                 std::iota(all.begin(), all.end(), 0);
-                check_against_ref(m, act, x, ids, wts, y0, k, y, all, true);
+                check_against_ref(m, act, x, ids, wts, y0, k, y, all, Path::PROMPT);
             }
         }
     }
@@ -393,6 +416,132 @@ TEST(CudaMoe, OutOfRangeExpertGivesNaN) {
                             << "token " << i << " col " << c;
                 }
             }
+}
+
+// ---- The decode path on tensor cores (tmv.cuh): experts in the DEVICE layout, as loaded.
+
+// Against the reference with tmv_error_bound: 1 and 4 tokens (the fold kernels), 5 and 13 (the
+// grouped kernels; one expert's 39 pairs under ONE_EXPERT take passes of 8 and 4), both
+// activations, with and without biases; n_ff = 160 has 5 blocks, so the last range is empty.
+TEST(CudaMoeTmv, MatchesReference) {
+    REQUIRE_GPU();
+    std::mt19937 rng(41);
+    for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0})
+        for (MoeAct act : {MoeAct::SWIGLU_OAI, MoeAct::SWIGLU}) {
+            const int64_t d = 96, n_ff = 160;
+            const int n_exp = 8, k = 3;
+            const bool biases = act == MoeAct::SWIGLU_OAI;
+            const MoeData m = make_experts(t, d, n_ff, n_exp, biases, 0.3f, rng);
+            DevExperts ex(m, act, true);
+            for (int64_t n : {1, 4, 5, 13})
+                for (Routing r : {Routing::RANDOM, Routing::ONE_EXPERT}) {
+                    SCOPED_TRACE(std::string(type_name(t)) + (act == MoeAct::SWIGLU ? " swiglu" : " swiglu_oai") +
+                                 " tokens " + std::to_string(n) + " routing " + std::to_string(int(r)));
+                    auto x = random_floats(size_t(n * d), rng);
+                    auto ids = make_ids(r, n, k, n_exp, rng);
+                    auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
+                    auto y0 = random_floats(size_t(n * d), rng);
+                    auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+                    std::vector<int64_t> all(static_cast<size_t>(n));
+                    std::iota(all.begin(), all.end(), 0);
+                    check_against_ref(m, act, x, ids, wts, y0, k, y, all, Path::TMV);
+                }
+        }
+}
+
+// Inputs of very different magnitudes per token (the split's exponent): 1e-30, 1, 3e4 and 1e30
+// times the random rows, against the reference; zero rows give exactly the bias path's output.
+TEST(CudaMoeTmv, ActivationScalesAndZeroRows) {
+    REQUIRE_GPU();
+    std::mt19937 rng(42);
+    const int64_t d = 128, n_ff = 64, n = 5;
+    const int n_exp = 4, k = 2;
+    const MoeData m = make_experts(GgmlType::MXFP4, d, n_ff, n_exp, true, 0.3f, rng);
+    DevExperts ex(m, MoeAct::SWIGLU_OAI, true);
+    auto x = random_floats(size_t(n * d), rng);
+    const float scale[n] = {1e-30f, 1.0f, 3e4f, 1e30f, 0.0f};
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t c = 0; c < d; ++c) x[size_t(i * d + c)] *= scale[i];
+    auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
+    auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
+    auto y0 = random_floats(size_t(n * d), rng);
+    auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, y, {0, 1, 2, 4}, Path::TMV);
+    // 1e30: the gate saturates at the clamp (limit 7), up too: finite outputs.
+    for (int64_t c = 0; c < d; ++c) ASSERT_TRUE(std::isfinite(y[size_t(3 * d + c)])) << "col " << c;
+}
+
+// Batch invariance on tensor cores: a batch of 37 (grouped, passes of 8) against each token
+// alone (fold) and against batches of 3 (fold) and 9 (grouped), bit for bit.
+TEST(CudaMoeTmv, BatchInvariantBitForBit) {
+    REQUIRE_GPU();
+    std::mt19937 rng(43);
+    for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
+        SCOPED_TRACE(type_name(t));
+        const int64_t d = 128, n_ff = 96, n = 37;
+        const int n_exp = 6, k = 2;
+        const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
+        DevExperts ex(m, MoeAct::SWIGLU_OAI, true);
+        auto x = random_floats(size_t(n * d), rng);
+        auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
+        auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
+        auto y0 = random_floats(size_t(n * d), rng);
+        auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+        for (int64_t i = 0; i < n; ++i) {
+            auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1);
+            for (int64_t c = 0; c < d; ++c)
+                ASSERT_TRUE(same_value(y[size_t(i * d + c)], y1[size_t(c)]) && !std::isnan(y1[size_t(c)]))
+                    << "token " << i << " col " << c;
+        }
+        for (int64_t first : {int64_t(0), int64_t(20)})
+            for (int64_t len : {int64_t(3), int64_t(9)}) {
+                auto yb = run_moe(ex, m, x, ids, wts, y0, k, first, len);
+                for (int64_t i = 0; i < len; ++i)
+                    for (int64_t c = 0; c < d; ++c)
+                        ASSERT_TRUE(same_value(y[size_t((first + i) * d + c)], yb[size_t(i * d + c)]))
+                            << "batch of " << len << " at " << first << ", token " << i << " col " << c;
+            }
+    }
+}
+
+// gpt-oss-20b's expert shapes on tensor cores: 64 tokens, three checked against the reference and
+// their solo runs; an out-of-range expert id gives its token NaN, the other tokens untouched.
+TEST(CudaMoeTmv, GptOss20bShapeAndBadIds) {
+    REQUIRE_GPU();
+    std::mt19937 rng(44);
+    const int64_t d = 2880, n_ff = 2880, n = 64;
+    const int n_exp = 32, k = 4;
+    const MoeData m = make_experts(GgmlType::MXFP4, d, n_ff, n_exp, true, 0.05f, rng);
+    DevExperts ex(m, MoeAct::SWIGLU_OAI, true);
+    auto x = random_floats(size_t(n * d), rng);
+    std::vector<int32_t> ids(static_cast<size_t>(n * k));
+    std::vector<int32_t> perm(static_cast<size_t>(n_exp));
+    for (int64_t i = 0; i < n; ++i) {
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng);
+        std::copy_n(perm.begin(), k, ids.begin() + i * k);
+    }
+    auto wts = random_floats(size_t(n * k), rng, 0.0f, 0.5f);
+    auto y0 = random_floats(size_t(n * d), rng);
+    auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+    const std::vector<int64_t> sample = {0, 31, 63};
+    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, y, sample, Path::TMV);
+    for (int64_t i : sample) {
+        auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1);
+        for (int64_t c = 0; c < d; ++c)
+            ASSERT_TRUE(same_value(y[size_t(i * d + c)], y1[size_t(c)])) << "token " << i << " col " << c;
+    }
+    for (int32_t bad : {-1, n_exp})
+        for (int64_t len : {int64_t(3), int64_t(9)}) {  // folded, grouped
+            SCOPED_TRACE("id " + std::to_string(bad) + " tokens " + std::to_string(len));
+            auto ids2 = ids;
+            ids2[size_t(1 * k + 2)] = bad;
+            auto yb = run_moe(ex, m, x, ids2, wts, y0, k, 0, len);
+            for (int64_t c = 0; c < d; ++c) ASSERT_TRUE(std::isnan(yb[size_t(d + c)])) << "col " << c;
+            for (int64_t i = 0; i < len; ++i)
+                for (int64_t c = 0; i != 1 && c < d; ++c)
+                    ASSERT_TRUE(same_value(yb[size_t(i * d + c)], y[size_t(i * d + c)])) << "token " << i;
+        }
 }
 
 TEST(CudaMoe, ScratchSizing) {

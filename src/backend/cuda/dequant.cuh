@@ -295,17 +295,22 @@ __host__ __device__ __forceinline__ void f16x2_to_f32(uint32_t h, float& lo, flo
 #endif
 }
 
-// q holds 8 E2M1 codes, element i in bits [4i, 4i+4): c_i = E2M1_i * 2^-14. Pair j = elements
-// j and j+4 (same bit offset in each 16-bit half): magnitude bits -> f16 bits 9..11, sign -> 15.
+// q holds 8 E2M1 codes, element i in bits [4i, 4i+4). h[j] = the f16 pair (low half, high half)
+// (E2M1_j, E2M1_{j+4}) * 2^-14, exactly: elements j and j+4 sit at the same bit offset of each
+// 16-bit half, so one shift places both: magnitude bits -> f16 bits 9..11, sign -> 15.
+__host__ __device__ __forceinline__ void e2m1x8_halves(uint32_t q, uint32_t h[4]) {
+    h[0] = ((q << 9) & 0x0E000E00u) | ((q << 12) & 0x80008000u);
+    h[1] = ((q << 5) & 0x0E000E00u) | ((q << 8) & 0x80008000u);
+    h[2] = ((q << 1) & 0x0E000E00u) | ((q << 4) & 0x80008000u);
+    h[3] = ((q >> 3) & 0x0E000E00u) | (q & 0x80008000u);
+}
+
+// The same codes as floats: c_i = E2M1_i * 2^-14.
 __host__ __device__ __forceinline__ void e2m1x8_codes(uint32_t q, float c[8]) {
-    const uint32_t h0 = ((q << 9) & 0x0E000E00u) | ((q << 12) & 0x80008000u);
-    const uint32_t h1 = ((q << 5) & 0x0E000E00u) | ((q << 8) & 0x80008000u);
-    const uint32_t h2 = ((q << 1) & 0x0E000E00u) | ((q << 4) & 0x80008000u);
-    const uint32_t h3 = ((q >> 3) & 0x0E000E00u) | (q & 0x80008000u);
-    f16x2_to_f32(h0, c[0], c[4]);
-    f16x2_to_f32(h1, c[1], c[5]);
-    f16x2_to_f32(h2, c[2], c[6]);
-    f16x2_to_f32(h3, c[3], c[7]);
+    uint32_t h[4];
+    e2m1x8_halves(q, h);
+WO_UNROLL
+    for (int j = 0; j < 4; ++j) f16x2_to_f32(h[j], c[j], c[j + 4]);
 }
 
 // 4 int8 codes (bytes of q) as floats, exactly.

@@ -31,6 +31,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"
 #include "backend/cuda/mma.cuh"
+#include "backend/cuda/tmv.cuh"
 
 namespace wo::cuda {
 namespace {
@@ -49,10 +50,13 @@ int64_t max_tiles(int64_t n_exp, int64_t n_pairs) {
     return (n_pairs + kMmaToks - 1) / kMmaToks + std::min(n_exp, n_pairs);
 }
 
-// Scratch layout for n_exp experts and n_pairs pairs: decode groups, prompt groups, G and O.
+// Scratch layout for n_tok tokens of k choices (n_pairs = n_tok * k) over n_exp experts: decode
+// groups, prompt groups, G and O, and the tensor-core decode's split rows (tmv.cuh) of x and G
+// with their exponents.
 struct MoeScratch {
-    size_t group[2][5] = {}, g = 0, o = 0, total = 0;
-    MoeScratch(int64_t n_exp, int64_t n_pairs, int64_t n_ff, int64_t d) {
+    size_t group[2][5] = {}, g = 0, o = 0, xs = 0, xe = 0, gs = 0, ge = 0, total = 0;
+    MoeScratch(int64_t n_exp, int64_t n_tok, int64_t k, int64_t n_ff, int64_t d) {
+        const int64_t n_pairs = n_tok * k;
         size_t at = 0;
         for (auto& gr : group) {
             const int64_t n[5] = {n_exp, n_exp + 1, n_exp + 1, n_pairs, max_tiles(n_exp, n_pairs)};
@@ -60,6 +64,10 @@ struct MoeScratch {
         }
         g = at, at += align256(sizeof(float) * size_t(n_pairs) * size_t(n_ff));
         o = at, at += align256(sizeof(float) * size_t(n_pairs) * size_t(d));
+        xs = at, at += align256(tmv_split_bytes(n_tok, d));
+        xe = at, at += align256(sizeof(int32_t) * size_t(n_tok));
+        gs = at, at += align256(tmv_split_bytes(n_pairs, n_ff));
+        ge = at, at += align256(sizeof(int32_t) * size_t(n_pairs));
         total = at;
     }
     Groups groups(uint8_t* base, int path) const {
@@ -126,6 +134,10 @@ struct ExpertArgs {
     int x_div;
     bool xvec;
     float* out;  // [n_out] per pair, row p at out + p * n_out
+    // The tensor-core decode's input: split row of pair p at xs + (p / x_div) * n_in / 4, its
+    // exponent at xe[p / x_div] (tmv.cuh).
+    const uint4* xs;
+    const int32_t* xe;
     Groups gr;
     // The routing, for the fold kernels: ids/weights [k] per token, y [n_out] per token.
     const uint8_t *ids, *wts;
@@ -351,6 +363,155 @@ __global__ void __launch_bounds__(32 * kFoldMaxK, (kWarpKernelCtas<T, P>) / 2)
     }
 }
 
+// ---- The decode path on tensor cores (tmv.cuh), for Q8_0 / MXFP4 experts in the DEVICE layout.
+// A CTA's 4 warps are the 4 K ranges of one tile of 16 rows: gate_up's tile is 8 features of
+// gate (A rows 0..7) and the same 8 of up (rows 8..15), so thread (g, t) ends with gate and up
+// of feature f0 + g for token t and applies the activation itself; down's tile is 16 rows.
+// Grouped: blockIdx.x = rank among the active experts, the expert's pairs in passes of 8 (4 for
+// the last 1..4). FOLD (decode steps of at most kFoldTokens tokens): blockIdx.x = pair p, its
+// expert from ids (no grouping; the same bits, as each column's result is its own).
+
+// Output rows of tile y for thread (g, t): gate_up -> gate and up row of feature 8y + g;
+// down -> rows 16y + g and 16y + g + 8. `row` is the true row (may be >= n_out), rows clamped.
+template <bool GATE_UP>
+__device__ __forceinline__ void tmv_tile_rows(const ExpertArgs& a, int e, const uint8_t*& ra, const uint8_t*& rb,
+                                              int64_t& row_a, int64_t& row_b) {
+    const int g = (threadIdx.x & 31) >> 2;
+    if constexpr (GATE_UP) {
+        row_a = row_b = int64_t(blockIdx.y) * (kTmvRows / 2) + g;
+        const size_t r = size_t(min(row_a, a.n_out - 1));
+        ra = a.w + size_t(e) * a.nb2 + r * a.nb1;
+        rb = a.w2 + size_t(e) * a.nb2_2 + r * a.nb1_2;
+    } else {
+        row_a = int64_t(blockIdx.y) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
+        ra = a.w + size_t(e) * a.nb2 + size_t(min(row_a, a.n_out - 1)) * a.nb1;
+        rb = a.w + size_t(e) * a.nb2 + size_t(min(row_b, a.n_out - 1)) * a.nb1;
+    }
+}
+
+// A pass over pairs[i0 .. i0 + 4 * NTT) (those < cnt) of expert e: warp w walks range w, then
+// warp 0 writes out[p] for its lanes' (row, pair).
+template <GgmlType T, bool GATE_UP, int NTT>
+__device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
+                                                int32_t i0, float* sh) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const uint8_t *ra, *rb;
+    int64_t row_a, row_b;
+    tmv_tile_rows<GATE_UP>(a, e, ra, rb, row_a, row_b);
+    const size_t xs_row = size_t(a.n_in / 4);
+    const uint4* xs[NTT];
+#pragma unroll
+    for (int j = 0; j < NTT; ++j) {
+        const int32_t q = i0 + kTmvToks * j + g / 2;
+        xs[j] = q < cnt ? a.xs + size_t(pairs[q] / a.x_div) * xs_row + (g & 1) * 4 + t : nullptr;
+    }
+    int64_t b0, b1;
+    tmv_blocks(a.n_in, warp, b0, b1);
+    float acc[NTT][2];
+    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, xs, acc);
+    tmv_range_sum<NTT>(acc, sh, 0);
+    if (warp != 0) return;
+#pragma unroll
+    for (int j = 0; j < NTT; ++j) {
+        const int32_t q = i0 + kTmvToks * j + t;
+        if (q >= cnt) continue;
+        const int32_t p = pairs[q];
+        const float u = tmv_unscale<T>(a.xe[p / a.x_div]);
+        // As the CUDA-core path: s = dot + bias (or + 0), then gate_up's activation.
+        auto out = [&](float dot, const float* bias, size_t bias_nb1, int64_t row) {
+            return __fadd_rn(__fmul_rn(dot, u), bias ? bias[size_t(e) * bias_nb1 / 4 + row] : 0.0f);
+        };
+        float* o = a.out + size_t(p) * size_t(a.n_out);
+        if constexpr (GATE_UP) {
+            if (row_a >= a.n_out) continue;
+            const float va = out(acc[j][0], a.bias, a.bias_nb1, row_a);
+            const float vb = out(acc[j][1], a.bias2, a.bias2_nb1, row_a);
+            o[row_a] = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(va, vb, a.alpha, a.limit) : silu_mul(va, vb);
+        } else {
+            if (row_a < a.n_out) o[row_a] = out(acc[j][0], a.bias, a.bias_nb1, row_a);
+            if (row_b < a.n_out) o[row_b] = out(acc[j][1], a.bias, a.bias_nb1, row_b);
+        }
+    }
+}
+
+template <GgmlType T, bool GATE_UP, bool FOLD>
+__global__ void __launch_bounds__(kTmvThreads) tmv_expert_kernel(ExpertArgs a) {
+    pdl_begin();
+    __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
+    int32_t e, cnt, one;
+    const int32_t* pairs;
+    if constexpr (FOLD) {
+        one = int32_t(blockIdx.x);
+        e = reinterpret_cast<const int32_t*>(a.ids + size_t(one / a.k) * a.ids_nb1)[one % a.k];
+        if (e < 0 || e >= a.n_exp) return;  // the whole CTA; the fold down pass gives the token NaN
+        cnt = 1, pairs = &one;
+    } else {
+        e = a.gr.active[blockIdx.x];
+        if (e < 0) return;
+        cnt = a.gr.counts[e], pairs = a.gr.list + a.gr.offsets[e];
+    }
+    for (int32_t i = 0; i < cnt;) {
+        if (cnt - i > kTmvToks) {
+            tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh);
+            i += 2 * kTmvToks;
+        } else {
+            tmv_expert_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, sh);
+            i += kTmvToks;
+        }
+    }
+}
+
+// The fold down pass on tensor cores: blockIdx.x = token i, blockIdx.y = tile of 16 rows; warps
+// 4j..4j+3 are the ranges of choice j's down rows (pair i*k + j); then lanes (g, 0) of warp 0
+// add w[i][j] * O_j for j in order into y, as combine_kernel does.
+template <GgmlType T>
+__global__ void __launch_bounds__(kTmvThreads * kFoldMaxK) tmv_fold_down_kernel(ExpertArgs a) {
+    pdl_begin();
+    __shared__ float sh[kFoldMaxK][(kTmvSplit - 1) * 2 * 32];
+    __shared__ float o_sh[kFoldMaxK][kTmvRows];
+    const int64_t i = blockIdx.x;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int j = warp / kTmvSplit;
+    const int32_t e = reinterpret_cast<const int32_t*>(a.ids + size_t(i) * a.ids_nb1)[j];
+    const bool ok = e >= 0 && e < a.n_exp;
+    const int64_t p = i * a.k + j;
+    float acc[1][2] = {{0.0f, 0.0f}};
+    const uint8_t *ra, *rb;
+    int64_t row_a, row_b;
+    if (ok) {
+        tmv_tile_rows<false>(a, e, ra, rb, row_a, row_b);
+        const uint4* xs[1] = {g < 2 ? a.xs + size_t(p) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr};
+        int64_t b0, b1;
+        tmv_blocks(a.n_in, warp % kTmvSplit, b0, b1);
+        tmv_range<T, 1>(ra, rb, a.n_in, b0, b1, xs, acc);
+    }
+    tmv_range_sum<1>(acc, sh[j], j * kTmvSplit);
+    if (warp % kTmvSplit == 0 && t == 0) {
+        row_a = int64_t(blockIdx.y) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
+        float oa = __int_as_float(0x7FC00000), ob = oa;
+        if (ok) {
+            const float u = tmv_unscale<T>(a.xe[p]);
+            const float* bias = a.bias ? a.bias + size_t(e) * a.bias_nb1 / 4 : nullptr;
+            oa = __fadd_rn(__fmul_rn(acc[0][0], u), bias && row_a < a.n_out ? bias[row_a] : 0.0f);
+            ob = __fadd_rn(__fmul_rn(acc[0][1], u), bias && row_b < a.n_out ? bias[row_b] : 0.0f);
+        }
+        o_sh[j][g] = oa, o_sh[j][g + kTmvRows / 2] = ob;
+    }
+    __syncthreads();
+    if (warp == 0 && t == 0) {
+        const float* wts = reinterpret_cast<const float*>(a.wts + size_t(i) * a.wts_nb1);
+        for (int h = 0; h < 2; ++h) {
+            const int r = g + h * (kTmvRows / 2);
+            const int64_t row = int64_t(blockIdx.y) * kTmvRows + r;
+            if (row >= a.n_out) continue;
+            float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + row;
+            float acc_y = *y;
+            for (int jj = 0; jj < a.k; ++jj) acc_y = __fadd_rn(acc_y, __fmul_rn(wts[jj], o_sh[jj][r]));
+            *y = acc_y;
+        }
+    }
+}
+
 // The prompt path on tensor cores (mma.cuh). blockIdx.x = work tile (expert e, its pairs
 // [64j, 64j + 64)), -1 past the last; blockIdx.y = block of output rows. gate_up: a tile's 64
 // weight rows are 32 features of gate and the same 32 of up, so each thread holds g and u of the
@@ -437,11 +598,47 @@ __global__ void combine_kernel(CombineArgs a) {
     *y = acc;
 }
 
+// The decode path's launches on tensor cores: split x, gate_up, split G, down (folded: with the
+// combine; grouped, after group_kernel: into O, for combine_kernel). tg / td: the gate_up and
+// down types (Q8_0 or MXFP4, DEVICE layout).
+template <GgmlType TG, GgmlType TD>
+void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, const MoeScratch& L,
+                uint8_t* base, cudaStream_t s) {
+    const int64_t dec_pairs = n_dec * gu.k;
+    auto* xs = reinterpret_cast<uint4*>(base + L.xs);
+    auto* xe = reinterpret_cast<int32_t*>(base + L.xe);
+    auto* gs = reinterpret_cast<uint4*>(base + L.gs);
+    auto* ge = reinterpret_cast<int32_t*>(base + L.ge);
+    gu.xs = xs, gu.xe = xe, dn.xs = gs, dn.xe = ge;
+    const unsigned tiles_gu = static_cast<unsigned>((gu.n_out + kTmvRows / 2 - 1) / (kTmvRows / 2));
+    const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
+    const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
+    tmv_split(x, n_dec, xs, xe, s);
+    if (fold)
+        launch("tmv_expert_kernel", tmv_expert_kernel<TG, true, true>, dim3(unsigned(dec_pairs), tiles_gu),
+               kTmvThreads, 0, s, gu);
+    else
+        launch("tmv_expert_kernel", tmv_expert_kernel<TG, true, false>, dim3(slots, tiles_gu), kTmvThreads, 0, s,
+               gu);
+    check_launch("moe gate/up tmv kernel launch");
+    Tensor g;
+    g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
+    g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
+    tmv_split(g, dec_pairs, gs, ge, s);
+    if (fold)
+        launch("tmv_fold_down_kernel", tmv_fold_down_kernel<TD>, dim3(unsigned(n_dec), tiles_dn),
+               unsigned(kTmvThreads * gu.k), 0, s, dn);
+    else
+        launch("tmv_expert_kernel", tmv_expert_kernel<TD, false, false>, dim3(slots, tiles_dn), kTmvThreads, 0, s,
+               dn);
+    check_launch("moe down tmv kernel launch");
+}
+
 }  // namespace
 
 size_t moe_scratch_bytes(const StepLimits& l) {
     if (l.n_expert <= 0 || l.n_expert_used <= 0) return 0;
-    return MoeScratch(l.n_expert, l.max_tokens * l.n_expert_used, l.n_ff, l.n_embd).total;
+    return MoeScratch(l.n_expert, l.max_tokens, l.n_expert_used, l.n_ff, l.n_embd).total;
 }
 
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
@@ -465,7 +662,7 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
                  (d + kWarpRows - 1) / kWarpRows <= 65535 && n <= 65535,
              "cuda moe_ffn: grid limits");
     const int64_t n_pairs = n * k;
-    const MoeScratch L(n_exp, n_pairs, n_ff, d);
+    const MoeScratch L(n_exp, n, k, n_ff, d);
     if (L.total > scratch_bytes)
         throw Error(Code::INTERNAL, "moe_ffn: scratch of " + std::to_string(scratch_bytes) + " bytes, " +
                                         std::to_string(L.total) + " needed (reserve with moe_scratch_bytes)");
@@ -504,16 +701,36 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     const auto ctas = [](int64_t blocks) {
         return static_cast<unsigned>((blocks + kCtaWarps - 1) / kCtaWarps);
     };
-    // A decode path of at most kFoldTokens tokens whose blocks fill the GPU: no grouping, and the
-    // combine done by the down pass (fold_gate_up_kernel, fold_down_kernel).
-    const bool fold =
-        n_dec > 0 && n_dec <= kFoldTokens && k <= kFoldMaxK && warp_per_rows(dec_pairs * blocks_gu);
+    // The decode path on tensor cores (tmv.cuh) when every expert matrix has a DEVICE layout of
+    // Q8_0 / MXFP4 (a property of the weights, so every decode step takes it).
+    const bool tmv = tmv_weight(w.gate) && tmv_weight(w.up) && tmv_weight(w.down);
+    // A decode path of at most kFoldTokens tokens (whose blocks fill the GPU, on the CUDA cores):
+    // no grouping, and the combine done by the down pass.
+    const bool fold = n_dec > 0 && n_dec <= kFoldTokens && k <= kFoldMaxK &&
+                      (tmv || warp_per_rows(dec_pairs * blocks_gu));
 
+    // Groups the pairs [p0, p1) of a path by expert (group_kernel).
+    auto group = [&](int path, int64_t p0, int64_t p1) {
+        const Groups gr = L.groups(base, path);
+        const int64_t tiles = path == 1 ? max_tiles(n_exp, p1 - p0) : 0;
+        GroupArgs ga{static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), p0, p1, gr, tiles};
+        launch("group_kernel", group_kernel, 1, 1024, 2 * sizeof(int32_t) * size_t(n_exp), s, ga);
+        check_launch("moe group kernel launch");
+        return gr;
+    };
     // Each path: group its pairs, then gate/up and down. Grids depend on the token counts alone
     // (never on the routing), so the launches are capturable in a CUDA graph.
     for (int path = 0; path < 2; ++path) {
         const int64_t p0 = path == 0 ? 0 : dec_pairs, p1 = path == 0 ? dec_pairs : n_pairs;
         if (p1 == p0) continue;
+        if (path == 0 && tmv) {
+            if (!fold) gu.gr = dn.gr = group(path, p0, p1);
+            const bool gmx = w.gate.type == GgmlType::MXFP4, dmx = w.down.type == GgmlType::MXFP4;
+            constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
+            (gmx ? (dmx ? tmv_decode<M, M> : tmv_decode<M, Q>) : (dmx ? tmv_decode<Q, M> : tmv_decode<Q, Q>))(
+                gu, dn, x, n_dec, fold, L, base, s);
+            continue;
+        }
         if (path == 0 && fold) {
             WO_CUDA_FOR_WEIGHT(
                 w.gate, "moe_ffn gate/up",
@@ -525,12 +742,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
                                        static_cast<unsigned>(32 * k), 0, s, dn)));
             continue;
         }
-        const Groups gr = L.groups(base, path);
         const int64_t tiles = path == 1 ? max_tiles(n_exp, p1 - p0) : 0;
-        GroupArgs ga{static_cast<const uint8_t*>(ids.data), ids.nb1, int(k), int(n_exp), p0, p1, gr, tiles};
-        launch("group_kernel", group_kernel, 1, 1024, 2 * sizeof(int32_t) * size_t(n_exp), s, ga);
-        check_launch("moe group kernel launch");
-        gu.gr = dn.gr = gr;
+        gu.gr = dn.gr = group(path, p0, p1);
         if (path == 0) {
             // At most min(n_exp, pairs) experts are touched: CTAs for those only.
             const unsigned n_slots_exp = static_cast<unsigned>(std::min<int64_t>(n_exp, p1 - p0));
