@@ -504,6 +504,147 @@ TEST(CudaMatmulMma, BatchInvariantBitForBit) {
     }
 }
 
+// ---- The decode path on tensor cores (matmul_tmv, tmv.cuh): Q8_0 / MXFP4 in the DEVICE layout.
+
+struct TmvCase {
+    GgmlType type;
+    int64_t n_in, n_out, n_tok;
+    bool bias = false, accumulate = false;
+    std::vector<float> tok_scale;  // per token, times its random row (empty: 1)
+};
+
+// Runs matmul_tmv on a repacked random weight and checks every output against the double dot of
+// the CPU-dequantized weights with tmv_error_bound; returns y.
+std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng) {
+    auto w = random_weights(c.type, c.n_out, c.n_in, rng, 0.5f);
+    auto x = random_floats(size_t(c.n_in * c.n_tok), rng);
+    for (size_t t = 0; t < c.tok_scale.size(); ++t)
+        for (int64_t i = 0; i < c.n_in; ++i) x[t * size_t(c.n_in) + size_t(i)] *= c.tok_scale[t];
+    auto bias = random_floats(size_t(c.n_out), rng);
+    auto y0 = c.accumulate ? random_floats(size_t(c.n_out * c.n_tok), rng)
+                           : std::vector<float>(size_t(c.n_out * c.n_tok), poison());
+    DevBuf dw(w.size()), dx(x.size() * 4), dy(y0.size() * 4), db(bias.size() * 4);
+    dw.upload(w.data(), w.size());
+    dx.upload(x.data(), x.size() * 4);
+    dy.upload(y0.data(), y0.size() * 4);
+    db.upload(bias.data(), bias.size() * 4);
+    const Tensor gw = make_tensor(dw.get(), c.type, c.n_in, c.n_out);
+    DevBuf dp(repack_bytes(gw));
+    const Tensor pw = repack(gw, dp.get(), nullptr);
+    EXPECT_EQ(pw.layout, WeightLayout::DEVICE);
+    const size_t sb = matmul_tmv_scratch_bytes(c.n_tok, c.n_in);
+    DevBuf scratch(sb);
+    scratch.fill(0xFF);
+    matmul_tmv(make_tensor(dy.get(), GgmlType::F32, c.n_out, c.n_tok), make_tensor(dx.get(), GgmlType::F32, c.n_in, c.n_tok),
+               pw, c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate, scratch.get(), sb, nullptr);
+    sync();
+    auto y = download_vec<float>(dy, y0.size());
+    int64_t bad = 0;
+    for (int64_t r = 0; r < c.n_out; ++r) {
+        auto wr = cpu_row(c.type, w, c.n_in, r);
+        double w_abs = 0;
+        for (float v : wr) w_abs += std::fabs(double(v));
+        for (int64_t t = 0; t < c.n_tok; ++t) {
+            const float* xr = x.data() + t * c.n_in;
+            double ref = 0, mag = 0, x_max = 0;
+            for (int64_t i = 0; i < c.n_in; ++i) {
+                ref += double(wr[size_t(i)]) * double(xr[i]);
+                mag += std::fabs(double(wr[size_t(i)]) * double(xr[i]));
+                x_max = std::max(x_max, std::fabs(double(xr[i])));
+            }
+            const size_t at = size_t(t * c.n_out + r);
+            if (c.bias) ref += bias[size_t(r)], mag += std::fabs(bias[size_t(r)]);
+            if (c.accumulate) ref += y0[at], mag += std::fabs(y0[at]);
+            const double bound = tmv_error_bound(c.n_in, 2, mag, w_abs, x_max);
+            const double err = std::fabs(double(y[at]) - ref);
+            if (!(err <= bound) && bad++ < 5)
+                ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at] << " ref "
+                              << ref << " err " << err << " bound " << bound;
+        }
+    }
+    EXPECT_EQ(bad, 0);
+    return y;
+}
+
+// Tile edges in rows (45, 1030: not multiples of 16) and tokens (1..17: one tile, two, and
+// groups of 8 with a remainder), an odd block count (23: ranges of 6, 6, 6, 5) and 2880 x 2880.
+TEST(CudaMatmulTmv, MatchesReference) {
+    REQUIRE_GPU();
+    std::mt19937 rng(51);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+        SCOPED_TRACE(tname(t));
+        for (int64_t n_tok : {1, 3, 4, 5, 8, 9, 17}) {
+            SCOPED_TRACE(n_tok);
+            run_tmv({t, 32 * 23, 45, n_tok, n_tok % 2 == 1, n_tok % 3 == 0, {}}, rng);
+        }
+        run_tmv({t, 32 * 23, 1030, 6, true, false, {}}, rng);
+        run_tmv({t, 2880, 2880, 2, true, false, {}}, rng);
+    }
+}
+
+// Tokens of very different magnitudes (the per-block exponents): 1e-30 .. 1e30 and a zero row.
+TEST(CudaMatmulTmv, ActivationScales) {
+    REQUIRE_GPU();
+    std::mt19937 rng(52);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+        SCOPED_TRACE(tname(t));
+        run_tmv({t, 32 * 9, 37, 6, true, false, {1e-30f, 1.0f, 3e4f, 1e30f, 0.0f, 1e-3f}}, rng);
+    }
+}
+
+// Batch invariance: 37 tokens against each alone, the reversed batch and batches of 3 and 9.
+TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
+    REQUIRE_GPU();
+    std::mt19937 rng(53);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+        SCOPED_TRACE(tname(t));
+        const int64_t n_in = 32 * 45, n_out = 45, n = 37;
+        auto w = random_weights(t, n_out, n_in, rng, 0.5f);
+        auto x = random_floats(size_t(n_in * n), rng);
+        std::vector<float> xr(x.size());
+        for (int64_t i = 0; i < n; ++i) std::copy_n(x.begin() + i * n_in, n_in, xr.begin() + (n - 1 - i) * n_in);
+        DevBuf dw(w.size()), dx(x.size() * 4), dxr(x.size() * 4), dy(sizeof(float) * size_t(n_out * n)),
+            dy1(sizeof(float) * size_t(n_out * n)), dyr(sizeof(float) * size_t(n_out * n));
+        dw.upload(w.data(), w.size());
+        dx.upload(x.data(), x.size() * 4);
+        dxr.upload(xr.data(), xr.size() * 4);
+        dy.fill(0xFF), dy1.fill(0xFF), dyr.fill(0xFF);
+        const Tensor gw = make_tensor(dw.get(), t, n_in, n_out);
+        DevBuf dp(repack_bytes(gw));
+        const Tensor pw = repack(gw, dp.get(), nullptr);
+        const size_t sb = matmul_tmv_scratch_bytes(n, n_in);
+        DevBuf scratch(sb);
+        const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
+        const Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
+        auto mm = [&](Tensor y, Tensor xx) { matmul_tmv(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr); };
+        mm(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx);
+        mm(make_tensor(dyr.get(), GgmlType::F32, n_out, n), make_tensor(dxr.get(), GgmlType::F32, n_in, n));
+        sync();
+        auto y = download_vec<float>(dy, size_t(n_out * n));
+        auto yr = download_vec<float>(dyr, size_t(n_out * n));
+        for (int64_t i = 0; i < n; ++i) mm(ty1.row_range(i, 1), tx.row_range(i, 1)), sync();
+        auto y1 = download_vec<float>(dy1, size_t(n_out * n));
+        for (int64_t first : {int64_t(0), int64_t(20)})
+            for (int64_t len : {int64_t(3), int64_t(9)}) {
+                dy1.fill(0xFF);
+                mm(ty1.row_range(first, len), tx.row_range(first, len));
+                sync();
+                auto yb = download_vec<float>(dy1, size_t(n_out * n));
+                for (int64_t i = first; i < first + len; ++i)
+                    for (int64_t r = 0; r < n_out; ++r)
+                        ASSERT_TRUE(same_value(y[size_t(i * n_out + r)], yb[size_t(i * n_out + r)]))
+                            << "batch of " << len << " at " << first << ", token " << i << " row " << r;
+            }
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t r = 0; r < n_out; ++r) {
+                const float a = y[size_t(i * n_out + r)];
+                ASSERT_FALSE(std::isnan(a)) << "token " << i << " row " << r;
+                ASSERT_TRUE(same_value(a, y1[size_t(i * n_out + r)])) << "alone, token " << i << " row " << r;
+                ASSERT_TRUE(same_value(a, yr[size_t((n - 1 - i) * n_out + r)])) << "reversed, token " << i;
+            }
+    }
+}
+
 TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {
     REQUIRE_GPU();
     DevBuf d(1024);

@@ -209,7 +209,14 @@ void CudaBackend::wait_fence(uint64_t f) {
 }
 
 uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const {
-    return moe_scratch_bytes(l) + sample_scratch_bytes(l);
+    return moe_scratch_bytes(l) + sample_scratch_bytes(l) + tmv_scratch_bytes(l);
+}
+
+// The activations' split for matmul_tmv: every decode row of a step, as wide as the widest row
+// a matmul reads.
+size_t CudaBackend::tmv_scratch_bytes(const StepLimits& l) {
+    const int64_t cols = std::max({l.max_width, l.n_embd, l.n_ff});
+    return l.max_tokens > 0 && cols > 0 ? cuda::matmul_tmv_scratch_bytes(l.max_tokens, (cols + 31) / 32 * 32) : 0;
 }
 
 void CudaBackend::check_fits(uint64_t bytes, const std::string& what) {
@@ -229,6 +236,8 @@ void CudaBackend::reserve_scratch(const StepLimits& l) {
     if (ms > 0 && ms > moe_scratch_.bytes) moe_scratch_ = alloc(ms, "moe scratch");
     const size_t ss = sample_scratch_bytes(l);
     if (ss > 0 && ss > sample_scratch_.bytes) sample_scratch_ = alloc(ss, "sampling scratch");
+    const size_t ts = tmv_scratch_bytes(l);
+    if (ts > 0 && ts > tmv_scratch_.bytes) tmv_scratch_ = alloc(ts, "tensor-core decode scratch");
 }
 
 void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
@@ -312,11 +321,16 @@ int64_t CudaBackend::decode_split(int64_t n) const {
     }();
     return mode == 0 ? n : mode == 2 ? 0 : std::min(decode_rows(), n);
 }
-// Decode rows on the CUDA-core kernel, prompt rows on the tensor-core one (kernels.h).
+// Decode rows on the decode path (tensor cores for matmul_tmv_weight(w), else CUDA cores),
+// prompt rows on the prompt path (kernels.h).
 void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) {
     const int64_t n = x.rows(), nd = decode_split(n);
     const float* b = bias ? static_cast<const float*>(bias->data) : nullptr;
-    if (nd > 0) cuda::matmul(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, stream_);
+    if (nd > 0 && cuda::matmul_tmv_weight(w))
+        cuda::matmul_tmv(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, tmv_scratch_.data(),
+                         tmv_scratch_.bytes, stream_);
+    else if (nd > 0)
+        cuda::matmul(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, stream_);
     if (nd < n) cuda::matmul_mma(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate, stream_);
 }
 void CudaBackend::matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) {

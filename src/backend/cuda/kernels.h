@@ -20,6 +20,14 @@ namespace wo::cuda {
 // the backend sends a step's generated tokens to the first and its prompt tokens to the second.
 void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s);
 void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s);
+// The decode path on tensor cores (tmv.cuh) for weights where matmul_tmv_weight(w): Q8_0 / MXFP4
+// in the DEVICE layout with >= 1024 rows (WO_CUDA_TMV=0: none). The backend sends every decode
+// row of such a weight here (batch invariant on its own). `scratch` holds
+// matmul_tmv_scratch_bytes(x.rows(), x.cols()) bytes (the activations' split).
+bool matmul_tmv_weight(const Tensor& w);
+size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols);
+void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
+                cudaStream_t s);
 // Tests: calls of few tokens over at least `blocks` blocks of 2 weight rows take the
 // warp-per-rows kernels (matvec.cuh, warp_per_rows; the same bits either way). Returns the old value.
 int64_t set_warp_min_blocks(int64_t blocks);

@@ -19,6 +19,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"
 #include "backend/cuda/mma.cuh"
+#include "backend/cuda/tmv.cuh"
 
 namespace wo::cuda {
 namespace {
@@ -151,6 +152,56 @@ __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
             }
 }
 
+// The decode path on tensor cores (tmv.cuh): blockIdx.x = tile of kTmvRows weight rows (A rows g
+// and g + 8 of thread (g, t) are rows 16x + g and 16x + g + 8), blockIdx.y = group of 8 tokens
+// (two tiles of 4; one when at most 4 remain). Warp w walks range w; warp 0 writes y.
+template <GgmlType T, int NTT>
+__device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4* xs, const float* xm, int64_t t0,
+                                                float* sh) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int64_t row_a = int64_t(blockIdx.x) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
+    const uint8_t* ra = a.w + size_t(min(row_a, a.n_out - 1)) * a.w_nb1;
+    const uint8_t* rb = a.w + size_t(min(row_b, a.n_out - 1)) * a.w_nb1;
+    TmvCol col[NTT];
+#pragma unroll
+    for (int j = 0; j < NTT; ++j) {
+        const int64_t tx = t0 + kTmvToks * j + g / 2, tm = t0 + kTmvToks * j + t;
+        col[j].xs = tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr;
+        col[j].xm = tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr;
+    }
+    int64_t b0, b1;
+    tmv_blocks(a.n_in, warp, b0, b1);
+    float acc[NTT][2];
+    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc);
+    tmv_range_sum<NTT>(acc, sh, 0);
+    if (warp != 0) return;
+#pragma unroll
+    for (int j = 0; j < NTT; ++j) {
+        const int64_t tok = t0 + kTmvToks * j + t;
+        if (tok >= a.n_tok) continue;
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            const int64_t r = i == 0 ? row_a : row_b;
+            if (r >= a.n_out) continue;
+            // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
+            const float s = __fadd_rn(acc[j][i], a.bias ? a.bias[r] : 0.0f);
+            float* yp = reinterpret_cast<float*>(a.y + size_t(tok) * a.y_nb1) + r;
+            *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
+        }
+    }
+}
+
+template <GgmlType T>
+__global__ void __launch_bounds__(kTmvThreads) tmv_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
+    pdl_begin();
+    __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
+    const int64_t t0 = int64_t(blockIdx.y) * 2 * kTmvToks;
+    if (a.n_tok - t0 > kTmvToks)
+        tmv_matmul_pass<T, 2>(a, xs, xm, t0, sh);
+    else
+        tmv_matmul_pass<T, 1>(a, xs, xm, t0, sh);
+}
+
 struct EmbedArgs {
     const uint8_t* table;
     size_t t_nb1;
@@ -227,6 +278,35 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
             (launch("matmul_kernel", matmul_kernel<kT, kP, true>, grid, kBlockThreads, 0, s, a)));
     }
     check_launch("matmul kernel launch");
+}
+
+bool matmul_tmv_weight(const Tensor& w) { return tmv_weight(w) && w.rows() >= kTmvMinRows; }
+
+size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols) {
+    return (tmv_split_bytes(max_tokens, max_cols) + 255) / 256 * 256 + tmv_mult_bytes(max_tokens, max_cols);
+}
+
+void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
+                cudaStream_t s) {
+    const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
+    if (a.n_tok == 0 || a.n_out == 0) return;
+    WO_CHECK(tmv_weight(w), "cuda matmul_tmv: weight is not Q8_0 / MXFP4 in the DEVICE layout");
+    const size_t need = matmul_tmv_scratch_bytes(a.n_tok, a.n_in);
+    if (need > bytes)
+        throw Error(Code::INTERNAL, "matmul_tmv: scratch of " + std::to_string(bytes) + " bytes, " +
+                                        std::to_string(need) + " needed");
+    auto* xs = static_cast<uint4*>(scratch);
+    auto* xm = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
+                                        (tmv_split_bytes(a.n_tok, a.n_in) + 255) / 256 * 256);
+    tmv_split(x, a.n_tok, xs, xm, s);
+    const int64_t tiles = (a.n_out + kTmvRows - 1) / kTmvRows, groups = (a.n_tok + 2 * kTmvToks - 1) / (2 * kTmvToks);
+    WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
+    const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
+    if (w.type == GgmlType::MXFP4)
+        launch("tmv_matmul_kernel", tmv_matmul_kernel<GgmlType::MXFP4>, grid, kTmvThreads, 0, s, a, xs, xm);
+    else
+        launch("tmv_matmul_kernel", tmv_matmul_kernel<GgmlType::Q8_0>, grid, kTmvThreads, 0, s, a, xs, xm);
+    check_launch("matmul_tmv kernel launch");
 }
 
 void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {

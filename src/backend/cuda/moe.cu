@@ -52,9 +52,9 @@ int64_t max_tiles(int64_t n_exp, int64_t n_pairs) {
 
 // Scratch layout for n_tok tokens of k choices (n_pairs = n_tok * k) over n_exp experts: decode
 // groups, prompt groups, G and O, and the tensor-core decode's split rows (tmv.cuh) of x and G
-// with their exponents.
+// with their multipliers.
 struct MoeScratch {
-    size_t group[2][5] = {}, g = 0, o = 0, xs = 0, xe = 0, gs = 0, ge = 0, total = 0;
+    size_t group[2][5] = {}, g = 0, o = 0, xs = 0, xm = 0, gs = 0, gm = 0, total = 0;
     MoeScratch(int64_t n_exp, int64_t n_tok, int64_t k, int64_t n_ff, int64_t d) {
         const int64_t n_pairs = n_tok * k;
         size_t at = 0;
@@ -65,9 +65,9 @@ struct MoeScratch {
         g = at, at += align256(sizeof(float) * size_t(n_pairs) * size_t(n_ff));
         o = at, at += align256(sizeof(float) * size_t(n_pairs) * size_t(d));
         xs = at, at += align256(tmv_split_bytes(n_tok, d));
-        xe = at, at += align256(sizeof(int32_t) * size_t(n_tok));
+        xm = at, at += align256(tmv_mult_bytes(n_tok, d));
         gs = at, at += align256(tmv_split_bytes(n_pairs, n_ff));
-        ge = at, at += align256(sizeof(int32_t) * size_t(n_pairs));
+        gm = at, at += align256(tmv_mult_bytes(n_pairs, n_ff));
         total = at;
     }
     Groups groups(uint8_t* base, int path) const {
@@ -135,9 +135,9 @@ struct ExpertArgs {
     bool xvec;
     float* out;  // [n_out] per pair, row p at out + p * n_out
     // The tensor-core decode's input: split row of pair p at xs + (p / x_div) * n_in / 4, its
-    // exponent at xe[p / x_div] (tmv.cuh).
+    // multipliers at xm + (p / x_div) * n_in / 32 (tmv.cuh).
     const uint4* xs;
-    const int32_t* xe;
+    const float* xm;
     Groups gr;
     // The routing, for the fold kernels: ids/weights [k] per token, y [n_out] per token.
     const uint8_t *ids, *wts;
@@ -398,17 +398,17 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
     const uint8_t *ra, *rb;
     int64_t row_a, row_b;
     tmv_tile_rows<GATE_UP>(a, e, ra, rb, row_a, row_b);
-    const size_t xs_row = size_t(a.n_in / 4);
-    const uint4* xs[NTT];
+    TmvCol col[NTT];
 #pragma unroll
     for (int j = 0; j < NTT; ++j) {
-        const int32_t q = i0 + kTmvToks * j + g / 2;
-        xs[j] = q < cnt ? a.xs + size_t(pairs[q] / a.x_div) * xs_row + (g & 1) * 4 + t : nullptr;
+        const int32_t qx = i0 + kTmvToks * j + g / 2, qm = i0 + kTmvToks * j + t;
+        col[j].xs = qx < cnt ? a.xs + size_t(pairs[qx] / a.x_div) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr;
+        col[j].xm = qm < cnt ? a.xm + size_t(pairs[qm] / a.x_div) * size_t(a.n_in / 32) : nullptr;
     }
     int64_t b0, b1;
     tmv_blocks(a.n_in, warp, b0, b1);
     float acc[NTT][2];
-    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, xs, acc);
+    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc);
     tmv_range_sum<NTT>(acc, sh, 0);
     if (warp != 0) return;
 #pragma unroll
@@ -416,10 +416,9 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
         const int32_t q = i0 + kTmvToks * j + t;
         if (q >= cnt) continue;
         const int32_t p = pairs[q];
-        const float u = tmv_unscale<T>(a.xe[p / a.x_div]);
         // As the CUDA-core path: s = dot + bias (or + 0), then gate_up's activation.
         auto out = [&](float dot, const float* bias, size_t bias_nb1, int64_t row) {
-            return __fadd_rn(__fmul_rn(dot, u), bias ? bias[size_t(e) * bias_nb1 / 4 + row] : 0.0f);
+            return __fadd_rn(dot, bias ? bias[size_t(e) * bias_nb1 / 4 + row] : 0.0f);
         };
         float* o = a.out + size_t(p) * size_t(a.n_out);
         if constexpr (GATE_UP) {
@@ -464,11 +463,12 @@ __global__ void __launch_bounds__(kTmvThreads) tmv_expert_kernel(ExpertArgs a) {
 // The fold down pass on tensor cores: blockIdx.x = token i, blockIdx.y = tile of 16 rows; warps
 // 4j..4j+3 are the ranges of choice j's down rows (pair i*k + j); then lanes (g, 0) of warp 0
 // add w[i][j] * O_j for j in order into y, as combine_kernel does.
+constexpr int kTmvFoldMaxK = 4;  // 512 threads: 64 registers, no spills
 template <GgmlType T>
-__global__ void __launch_bounds__(kTmvThreads * kFoldMaxK) tmv_fold_down_kernel(ExpertArgs a) {
+__global__ void __launch_bounds__(kTmvThreads * kTmvFoldMaxK) tmv_fold_down_kernel(ExpertArgs a) {
     pdl_begin();
-    __shared__ float sh[kFoldMaxK][(kTmvSplit - 1) * 2 * 32];
-    __shared__ float o_sh[kFoldMaxK][kTmvRows];
+    __shared__ float sh[kTmvFoldMaxK][(kTmvSplit - 1) * 2 * 32];
+    __shared__ float o_sh[kTmvFoldMaxK][kTmvRows];
     const int64_t i = blockIdx.x;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int j = warp / kTmvSplit;
@@ -480,20 +480,20 @@ __global__ void __launch_bounds__(kTmvThreads * kFoldMaxK) tmv_fold_down_kernel(
     int64_t row_a, row_b;
     if (ok) {
         tmv_tile_rows<false>(a, e, ra, rb, row_a, row_b);
-        const uint4* xs[1] = {g < 2 ? a.xs + size_t(p) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr};
+        const TmvCol col[1] = {{g < 2 ? a.xs + size_t(p) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr,
+                                t == 0 ? a.xm + size_t(p) * size_t(a.n_in / 32) : nullptr}};
         int64_t b0, b1;
         tmv_blocks(a.n_in, warp % kTmvSplit, b0, b1);
-        tmv_range<T, 1>(ra, rb, a.n_in, b0, b1, xs, acc);
+        tmv_range<T, 1>(ra, rb, a.n_in, b0, b1, col, acc);
     }
     tmv_range_sum<1>(acc, sh[j], j * kTmvSplit);
     if (warp % kTmvSplit == 0 && t == 0) {
         row_a = int64_t(blockIdx.y) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
         float oa = __int_as_float(0x7FC00000), ob = oa;
         if (ok) {
-            const float u = tmv_unscale<T>(a.xe[p]);
             const float* bias = a.bias ? a.bias + size_t(e) * a.bias_nb1 / 4 : nullptr;
-            oa = __fadd_rn(__fmul_rn(acc[0][0], u), bias && row_a < a.n_out ? bias[row_a] : 0.0f);
-            ob = __fadd_rn(__fmul_rn(acc[0][1], u), bias && row_b < a.n_out ? bias[row_b] : 0.0f);
+            oa = __fadd_rn(acc[0][0], bias && row_a < a.n_out ? bias[row_a] : 0.0f);
+            ob = __fadd_rn(acc[0][1], bias && row_b < a.n_out ? bias[row_b] : 0.0f);
         }
         o_sh[j][g] = oa, o_sh[j][g + kTmvRows / 2] = ob;
     }
@@ -606,14 +606,14 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
                 uint8_t* base, cudaStream_t s) {
     const int64_t dec_pairs = n_dec * gu.k;
     auto* xs = reinterpret_cast<uint4*>(base + L.xs);
-    auto* xe = reinterpret_cast<int32_t*>(base + L.xe);
+    auto* xm = reinterpret_cast<float*>(base + L.xm);
     auto* gs = reinterpret_cast<uint4*>(base + L.gs);
-    auto* ge = reinterpret_cast<int32_t*>(base + L.ge);
-    gu.xs = xs, gu.xe = xe, dn.xs = gs, dn.xe = ge;
+    auto* gm = reinterpret_cast<float*>(base + L.gm);
+    gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
     const unsigned tiles_gu = static_cast<unsigned>((gu.n_out + kTmvRows / 2 - 1) / (kTmvRows / 2));
     const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
-    tmv_split(x, n_dec, xs, xe, s);
+    tmv_split(x, n_dec, xs, xm, s);
     if (fold)
         launch("tmv_expert_kernel", tmv_expert_kernel<TG, true, true>, dim3(unsigned(dec_pairs), tiles_gu),
                kTmvThreads, 0, s, gu);
@@ -624,7 +624,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
-    tmv_split(g, dec_pairs, gs, ge, s);
+    tmv_split(g, dec_pairs, gs, gm, s);
     if (fold)
         launch("tmv_fold_down_kernel", tmv_fold_down_kernel<TD>, dim3(unsigned(n_dec), tiles_dn),
                unsigned(kTmvThreads * gu.k), 0, s, dn);
@@ -706,8 +706,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     const bool tmv = tmv_weight(w.gate) && tmv_weight(w.up) && tmv_weight(w.down);
     // A decode path of at most kFoldTokens tokens (whose blocks fill the GPU, on the CUDA cores):
     // no grouping, and the combine done by the down pass.
-    const bool fold = n_dec > 0 && n_dec <= kFoldTokens && k <= kFoldMaxK &&
-                      (tmv || warp_per_rows(dec_pairs * blocks_gu));
+    const bool fold = n_dec > 0 && n_dec <= kFoldTokens &&
+                      (tmv ? k <= kTmvFoldMaxK : k <= kFoldMaxK && warp_per_rows(dec_pairs * blocks_gu));
 
     // Groups the pairs [p0, p1) of a path by expert (group_kernel).
     auto group = [&](int path, int64_t p0, int64_t p1) {

@@ -4,12 +4,12 @@
 //
 // Operands. A = 16 weight rows as their exact codes in f16 (dequant.cuh's scaled units: MXFP4's
 // E2M1 * 2^-14 built from the bits, Q8_0's int8 via 1024 + c + 128 - 1152; both exact in f16),
-// the block's scale applied after the MMA. B = 4 tokens x 2 terms: an activation row is scaled by
-// a power of two 2^s (from its largest |x|, so the scaled row lies below 2^15) and split into
-// hi = f16(x') and lo = f16(x' - hi) (tmv_split_kernel, once per row and call); column 2t of a
-// tile is token t's hi, column 2t + 1 its lo. hi + lo carries 22 bits of x' (2^-22 relative),
-// and down to 2^-39 of the row's largest element absolutely: a dot's error stays that of fp32
-// accumulation (tests: tmv_error_bound).
+// the block's scale applied after the MMA. B = 4 tokens x 2 terms: each 32-element block of an
+// activation row is scaled by a power of two 2^s (from the block's largest |x|, so the scaled
+// block lies below 2^15) and split into hi = f16(x') and lo = f16(x' - hi) (tmv_split, once
+// per row and call); column 2t of a tile is token t's hi, column 2t + 1 its lo. hi + lo carries
+// 22 bits of x' (2^-22 relative), and down to 2^-38 of the block's largest element absolutely:
+// a dot's error stays that of fp32 accumulation (tests: tmv_error_bound).
 // The k order inside a 32-element block is ours to choose as long as A and B agree: thread
 // (g, t) of the warp holds unit t of the block (elements 8t..8t+7) of rows g and g + 8, as the
 // f16 pairs (8t+j, 8t+j+4), j = 0..3 (e2m1x8_halves); MMA 1 takes pairs 0 and 1, MMA 2 pairs 2
@@ -17,11 +17,12 @@
 //
 // Order (batch invariance). Each MMA's output element depends only on its row of A and its
 // column of B. Per (row, token): for each 16-element MMA, part = hi column + lo column (one
-// rounding), acc = fma(part, block scale, acc); the blocks of n_in are cut into kTmvSplit equal
-// ranges walked in increasing order, each into its own accumulator, and the range sums are added
-// in range order; then y = sum * 2^(kPre - s) (exact) and the bias. Nothing depends on the token
-// count, on a token's place in a tile or on its neighbours, so every decode call of a weight
-// gives a token the same bits. The prompt path (mma.cuh) has its own order.
+// rounding), acc = fma(part, m, acc) with m = block scale * 2^kPre * 2^-s (exact: powers of two,
+// or Q8_0's f16 scale times one); the blocks of n_in are cut into kTmvSplit equal ranges walked
+// in increasing order, each into its own accumulator, and the range sums are added in range
+// order; then the bias. Nothing depends on the token count, on a token's place in a tile or on
+// its neighbours, so every decode call of a weight gives a token the same bits. The prompt path
+// (mma.cuh) has its own order.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -29,6 +30,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/util.cuh"
@@ -39,6 +41,9 @@ constexpr int kTmvRows = 16;    // weight rows of a tile (the MMA's M)
 constexpr int kTmvToks = 4;     // tokens per MMA: 8 columns, hi and lo of each
 constexpr int kTmvSplit = 4;    // K ranges: the warps of a CTA
 constexpr int kTmvThreads = 32 * kTmvSplit;
+// matmul takes the tensor-core decode for weights of at least this many rows (a property of the
+// weight): fewer rows give too few tiles to fill the GPU (the k/v projections, the router).
+constexpr int64_t kTmvMinRows = 1024;
 
 // Whether decode products with w take the tensor-core path: Q8_0 and MXFP4 in the DEVICE layout.
 // A property of the weight alone, so every decode call of it takes the same path.
@@ -52,8 +57,10 @@ inline bool tmv_weight(const Tensor& w) {
            (w.type == GgmlType::MXFP4 || w.type == GgmlType::Q8_0) && w.cols() % 32 == 0;
 }
 
-// A split row of n activations: for block b, 8 uint4 = [term hi, lo][unit t][4 f16 pairs].
+// A split row of n activations: for block b, 8 uint4 = [term hi, lo][unit t][4 f16 pairs]; and
+// per block the float 2^-s that undoes its scale.
 inline size_t tmv_split_bytes(int64_t rows, int64_t n) { return size_t(rows) * size_t(n) * 4; }
+inline size_t tmv_mult_bytes(int64_t rows, int64_t n) { return size_t(rows) * size_t(n / 32) * 4; }
 
 // value = code * 2^kPre * block scale.
 template <GgmlType T>
@@ -63,26 +70,27 @@ __device__ __forceinline__ float pow2f(int e) {  // e in [-126, 127]
     return __int_as_float((e + 127) << 23);
 }
 
-// The exponent s that puts a row whose largest |x| is m into [2^14, 2^15) (0 for a zero or
-// subnormal m; at most 126, so 2^s is a normal float; -114 for an infinite m).
+// The exponent s that puts a block whose largest |x| is m into [2^14, 2^15) (0 for a zero or
+// subnormal m; within [-112, 126], so 2^s and 2^-s are normal floats; an infinite m gives the
+// finite-m bound and its terms inf / NaN).
 __device__ __forceinline__ int tmv_exponent(float m) {
     const int e = (__float_as_int(m) >> 23) & 0xFF;
-    return e == 0 ? 0 : min(126, 14 - (e - 127));
+    return e == 0 ? 0 : max(-112, min(126, 14 - (e - 127)));
 }
 
-// The multiplier that undoes 2^s and applies 2^kPre.
+// Unit t of block b of a DEVICE-layout row: its raw codes, then as f16 pairs (elements j, j + 4).
 template <GgmlType T>
-__device__ __forceinline__ float tmv_unscale(int s) {
-    return pow2f(max(-126, min(127, kTmvPre<T> - s)));
-}
+using TmvRaw = std::conditional_t<T == GgmlType::MXFP4, uint32_t, uint2>;
 
-// Unit t of block b of a DEVICE-layout row as f16 pairs (elements j, j + 4), and the block scale.
 template <GgmlType T>
-__device__ __forceinline__ void tmv_codes(const uint8_t* row, int64_t b, int t, uint32_t h[4]) {
+__device__ __forceinline__ TmvRaw<T> tmv_raw(const uint8_t* row, int64_t b, int t) {
+    return __ldg(reinterpret_cast<const TmvRaw<T>*>(row) + 4 * b + t);
+}
+template <GgmlType T>
+__device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
     if constexpr (T == GgmlType::MXFP4) {
-        e2m1x8_halves(__ldg(reinterpret_cast<const uint32_t*>(row) + 4 * b + t), h);
+        e2m1x8_halves(q, h);
     } else {
-        const uint2 q = __ldg(reinterpret_cast<const uint2*>(row) + 4 * b + t);
         const uint32_t lo = q.x ^ 0x80808080u, hi = q.y ^ 0x80808080u;  // code + 128
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
@@ -95,10 +103,14 @@ __device__ __forceinline__ void tmv_codes(const uint8_t* row, int64_t b, int t, 
         }
     }
 }
+// The block scale times 2^kPre.
 template <GgmlType T>
 __device__ __forceinline__ float tmv_scale(const uint8_t* row, int64_t n, int64_t b) {
     if constexpr (T == GgmlType::MXFP4) {
-        return e8m0(__ldg(row + n / 2 + b));
+        // 2^(e - 127 + 14), from the bits; e = 255 is NaN, and above 2^127 it is +inf.
+        const uint32_t e = __ldg(row + n / 2 + b);
+        return e == 0xFF ? __int_as_float(0x7FC00000)
+                         : __int_as_float(int(min(e + kTmvPre<T>, 255u) << 23));
     } else {
         return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(row + n) + b)));
     }
@@ -113,32 +125,55 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], uint32_t a0, uint32_t a1,
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.0f));
 }
 
+// This thread's view of one token tile: xs = its column's split row (base + term * 4 + t, in
+// uint4) and xm = the multipliers of token t's row, or null past the last token.
+struct TmvCol {
+    const uint4* xs;
+    const float* xm;
+};
+
 // One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
-// of 4 tokens. xs[j] = this thread's column of tile j in its split row (the row's base + term * 4
-// + t, in uint4), or null for a column past the last token. acc[j][0] / [1] = rows ra / rb for
-// token t of tile j (thread (g, t) = lane (4g + t)); the other lanes' values are the other rows.
+// of 4 tokens, in chunks of C blocks (all loads of a chunk first). acc[j][0] / [1] = rows ra /
+// rb for token t of tile j (thread (g, t) = lane 4g + t).
 template <GgmlType T, int NTT>
 __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0, int64_t b1,
-                                          const uint4* const (&xs)[NTT], float (&acc)[NTT][2]) {
+                                          const TmvCol (&col)[NTT], float (&acc)[NTT][2]) {
+    constexpr int C = NTT == 1 ? 4 : 2;
     const int t = threadIdx.x & 3;
 #pragma unroll
     for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
-#pragma unroll 2
-    for (int64_t b = b0; b < b1; ++b) {
-        uint32_t ha[4], hb[4];
-        tmv_codes<T>(ra, b, t, ha);
-        tmv_codes<T>(rb, b, t, hb);
-        const float sa = tmv_scale<T>(ra, n, b), sb = tmv_scale<T>(rb, n, b);
+    for (int64_t c = b0; c < b1; c += C) {
+        TmvRaw<T> qa[C], qb[C];
+        float sa[C], sb[C], m[NTT][C];
+        uint4 x[NTT][C];
 #pragma unroll
-        for (int j = 0; j < NTT; ++j) {
-            const uint4 x = xs[j] ? __ldg(xs[j] + 8 * b) : make_uint4(0, 0, 0, 0);
-            float d[4];
-            mma_f16(d, ha[0], hb[0], ha[1], hb[1], x.x, x.y);
-            acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), sa, acc[j][0]);
-            acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), sb, acc[j][1]);
-            mma_f16(d, ha[2], hb[2], ha[3], hb[3], x.z, x.w);
-            acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), sa, acc[j][0]);
-            acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), sb, acc[j][1]);
+        for (int i = 0; i < C; ++i) {
+            const int64_t b = min(c + i, b1 - 1);  // a chunk past the range repeats its last block, unused
+            qa[i] = tmv_raw<T>(ra, b, t), qb[i] = tmv_raw<T>(rb, b, t);
+            sa[i] = tmv_scale<T>(ra, n, b), sb[i] = tmv_scale<T>(rb, n, b);
+#pragma unroll
+            for (int j = 0; j < NTT; ++j) {
+                x[j][i] = col[j].xs ? __ldg(col[j].xs + 8 * b) : make_uint4(0, 0, 0, 0);
+                m[j][i] = col[j].xm ? __ldg(col[j].xm + b) : 0.0f;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+            if (c + i >= b1) break;
+            uint32_t ha[4], hb[4];
+            tmv_halves<T>(qa[i], ha);
+            tmv_halves<T>(qb[i], hb);
+#pragma unroll
+            for (int j = 0; j < NTT; ++j) {
+                const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
+                float d[4];
+                mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
+                acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
+                acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
+                mma_f16(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
+                acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
+                acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
+            }
         }
     }
 }
@@ -172,7 +207,7 @@ __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, i
 }
 
 // Queues the split of rows [0, rows) of x (F32, x.cols() % 32 == 0) for the tensor-core decode
-// (tmv.cu): row r -> xs + r * x.cols() / 4 (uint4) and its exponent exps[r].
-void tmv_split(const Tensor& x, int64_t rows, uint4* xs, int32_t* exps, cudaStream_t s);
+// (tmv.cu): row r -> xs + r * x.cols() / 4 (uint4) and its blocks' multipliers xm + r * x.cols() / 32.
+void tmv_split(const Tensor& x, int64_t rows, uint4* xs, float* xm, cudaStream_t s);
 
 }  // namespace wo::cuda
