@@ -555,7 +555,7 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng) {
             const size_t at = size_t(t * c.n_out + r);
             if (c.bias) ref += bias[size_t(r)], mag += std::fabs(bias[size_t(r)]);
             if (c.accumulate) ref += y0[at], mag += std::fabs(y0[at]);
-            const double bound = tmv_error_bound(c.n_in, 2, mag, w_abs, x_max);
+            const double bound = tmv_error_bound(c.n_in, 2, mag, w_abs, x_max, matmul_tmv_ranges(c.n_out));
             const double err = std::fabs(double(y[at]) - ref);
             if (!(err <= bound) && bad++ < 5)
                 ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at] << " ref "
@@ -567,7 +567,8 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng) {
 }
 
 // Tile edges in rows (45, 1030: not multiples of 16) and tokens (1..17: one tile, two, and
-// groups of 8 with a remainder), an odd block count (23: ranges of 6, 6, 6, 5) and 2880 x 2880.
+// groups of 8 with a remainder), an odd block count (23: 16 ranges of 2, the last ones empty),
+// 2880 x 2880 and 16390 x 2880 (the 4-range order of large weights).
 TEST(CudaMatmulTmv, MatchesReference) {
     REQUIRE_GPU();
     std::mt19937 rng(51);
@@ -579,6 +580,7 @@ TEST(CudaMatmulTmv, MatchesReference) {
         }
         run_tmv({t, 32 * 23, 1030, 6, true, false, {}}, rng);
         run_tmv({t, 2880, 2880, 2, true, false, {}}, rng);
+        run_tmv({t, 2880, 16390, 5, true, false, {}}, rng);  // >= 16384 rows: 4 ranges
     }
 }
 

@@ -326,7 +326,9 @@ int64_t CudaBackend::decode_split(int64_t n) const {
 void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) {
     const int64_t n = x.rows(), nd = decode_split(n);
     const float* b = bias ? static_cast<const float*>(bias->data) : nullptr;
-    if (nd > 0 && cuda::matmul_tmv_weight(w))
+    // Tensor cores once reserve_scratch gave them room (for every step within its limits, so a
+    // weight's decode rows all take one path); a backend used without it stays on the CUDA cores.
+    if (nd > 0 && cuda::matmul_tmv_weight(w) && tmv_scratch_.bytes > 0)
         cuda::matmul_tmv(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, tmv_scratch_.data(),
                          tmv_scratch_.bytes, stream_);
     else if (nd > 0)

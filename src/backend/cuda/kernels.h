@@ -25,6 +25,9 @@ void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
 // row of such a weight here (batch invariant on its own). `scratch` holds
 // matmul_tmv_scratch_bytes(x.rows(), x.cols()) bytes (the activations' split).
 bool matmul_tmv_weight(const Tensor& w);
+// The K ranges (warps of a CTA) of matmul_tmv's order for a weight of n_out rows: 16 below 16384
+// rows (few tiles: more warps per tile), else 4.
+int matmul_tmv_ranges(int64_t n_out);
 size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols);
 void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
                 cudaStream_t s);

@@ -155,7 +155,7 @@ __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
 // The decode path on tensor cores (tmv.cuh): blockIdx.x = tile of kTmvRows weight rows (A rows g
 // and g + 8 of thread (g, t) are rows 16x + g and 16x + g + 8), blockIdx.y = group of 8 tokens
 // (two tiles of 4; one when at most 4 remain). Warp w walks range w; warp 0 writes y.
-template <GgmlType T, int NTT>
+template <GgmlType T, int NTT, int NS>
 __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4* xs, const float* xm, int64_t t0,
                                                 float* sh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -170,10 +170,10 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4
         col[j].xm = tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr;
     }
     int64_t b0, b1;
-    tmv_blocks(a.n_in, warp, b0, b1);
+    tmv_blocks<NS>(a.n_in, warp, b0, b1);
     float acc[NTT][2];
     tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc);
-    tmv_range_sum<NTT>(acc, sh, 0);
+    tmv_range_sum<NTT, NS>(acc, sh, 0);
     if (warp != 0) return;
 #pragma unroll
     for (int j = 0; j < NTT; ++j) {
@@ -191,15 +191,15 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4
     }
 }
 
-template <GgmlType T>
-__global__ void __launch_bounds__(kTmvThreads) tmv_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
+template <GgmlType T, int NS>
+__global__ void __launch_bounds__(32 * NS) tmv_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
     pdl_begin();
-    __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
+    __shared__ float sh[(NS - 1) * 2 * 2 * 32];
     const int64_t t0 = int64_t(blockIdx.y) * 2 * kTmvToks;
     if (a.n_tok - t0 > kTmvToks)
-        tmv_matmul_pass<T, 2>(a, xs, xm, t0, sh);
+        tmv_matmul_pass<T, 2, NS>(a, xs, xm, t0, sh);
     else
-        tmv_matmul_pass<T, 1>(a, xs, xm, t0, sh);
+        tmv_matmul_pass<T, 1, NS>(a, xs, xm, t0, sh);
 }
 
 struct EmbedArgs {
@@ -282,6 +282,8 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
 
 bool matmul_tmv_weight(const Tensor& w) { return tmv_weight(w) && w.rows() >= kTmvMinRows; }
 
+int matmul_tmv_ranges(int64_t n_out) { return n_out < 16384 ? 16 : 4; }
+
 size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols) {
     return (tmv_split_bytes(max_tokens, max_cols) + 255) / 256 * 256 + tmv_mult_bytes(max_tokens, max_cols);
 }
@@ -302,10 +304,14 @@ void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
     const int64_t tiles = (a.n_out + kTmvRows - 1) / kTmvRows, groups = (a.n_tok + 2 * kTmvToks - 1) / (2 * kTmvToks);
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
-    if (w.type == GgmlType::MXFP4)
-        launch("tmv_matmul_kernel", tmv_matmul_kernel<GgmlType::MXFP4>, grid, kTmvThreads, 0, s, a, xs, xm);
+    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
+    const bool mx = w.type == M;
+    if (matmul_tmv_ranges(a.n_out) == 16)
+        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 16> : tmv_matmul_kernel<Q, 16>, grid, 32 * 16, 0, s, a,
+               xs, xm);
     else
-        launch("tmv_matmul_kernel", tmv_matmul_kernel<GgmlType::Q8_0>, grid, kTmvThreads, 0, s, a, xs, xm);
+        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 4> : tmv_matmul_kernel<Q, 4>, grid, 32 * 4, 0, s, a,
+               xs, xm);
     check_launch("matmul_tmv kernel launch");
 }
 

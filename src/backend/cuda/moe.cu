@@ -463,9 +463,9 @@ __global__ void __launch_bounds__(kTmvThreads) tmv_expert_kernel(ExpertArgs a) {
 // The fold down pass on tensor cores: blockIdx.x = token i, blockIdx.y = tile of 16 rows; warps
 // 4j..4j+3 are the ranges of choice j's down rows (pair i*k + j); then lanes (g, 0) of warp 0
 // add w[i][j] * O_j for j in order into y, as combine_kernel does.
-constexpr int kTmvFoldMaxK = 4;  // 512 threads: 64 registers, no spills
+constexpr int kTmvFoldMaxK = 4;  // 512 threads, 2 CTAs per SM
 template <GgmlType T>
-__global__ void __launch_bounds__(kTmvThreads * kTmvFoldMaxK) tmv_fold_down_kernel(ExpertArgs a) {
+__global__ void __launch_bounds__(kTmvThreads * kTmvFoldMaxK, 2) tmv_fold_down_kernel(ExpertArgs a) {
     pdl_begin();
     __shared__ float sh[kTmvFoldMaxK][(kTmvSplit - 1) * 2 * 32];
     __shared__ float o_sh[kTmvFoldMaxK][kTmvRows];
@@ -484,7 +484,7 @@ __global__ void __launch_bounds__(kTmvThreads * kTmvFoldMaxK) tmv_fold_down_kern
                                 t == 0 ? a.xm + size_t(p) * size_t(a.n_in / 32) : nullptr}};
         int64_t b0, b1;
         tmv_blocks(a.n_in, warp % kTmvSplit, b0, b1);
-        tmv_range<T, 1>(ra, rb, a.n_in, b0, b1, col, acc);
+        tmv_range<T, 1, 2>(ra, rb, a.n_in, b0, b1, col, acc);  // chunks of 2: 64 registers, no spills
     }
     tmv_range_sum<1>(acc, sh[j], j * kTmvSplit);
     if (warp % kTmvSplit == 0 && t == 0) {

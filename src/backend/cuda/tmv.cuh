@@ -18,7 +18,8 @@
 // Order (batch invariance). Each MMA's output element depends only on its row of A and its
 // column of B. Per (row, token): for each 16-element MMA, part = hi column + lo column (one
 // rounding), acc = fma(part, m, acc) with m = block scale * 2^kPre * 2^-s (exact: powers of two,
-// or Q8_0's f16 scale times one); the blocks of n_in are cut into kTmvSplit equal ranges walked
+// or Q8_0's f16 scale times one); the blocks of n_in are cut into equal ranges (kTmvSplit, or
+// matmul_tmv_ranges(n_out) for matmul: fixed by the weight's shape) walked
 // in increasing order, each into its own accumulator, and the range sums are added in range
 // order; then the bias. Nothing depends on the token count, on a token's place in a tile or on
 // its neighbours, so every decode call of a weight gives a token the same bits. The prompt path
@@ -39,7 +40,7 @@ namespace wo::cuda {
 
 constexpr int kTmvRows = 16;    // weight rows of a tile (the MMA's M)
 constexpr int kTmvToks = 4;     // tokens per MMA: 8 columns, hi and lo of each
-constexpr int kTmvSplit = 4;    // K ranges: the warps of a CTA
+constexpr int kTmvSplit = 4;    // K ranges: the warps of a CTA (matmul: matmul_tmv_ranges)
 constexpr int kTmvThreads = 32 * kTmvSplit;
 // matmul takes the tensor-core decode for weights of at least this many rows (a property of the
 // weight): fewer rows give too few tiles to fill the GPU (the k/v projections, the router).
@@ -135,10 +136,9 @@ struct TmvCol {
 // One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
 // of 4 tokens, in chunks of C blocks (all loads of a chunk first). acc[j][0] / [1] = rows ra /
 // rb for token t of tile j (thread (g, t) = lane 4g + t).
-template <GgmlType T, int NTT>
+template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2>
 __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0, int64_t b1,
                                           const TmvCol (&col)[NTT], float (&acc)[NTT][2]) {
-    constexpr int C = NTT == 1 ? 4 : 2;
     const int t = threadIdx.x & 3;
 #pragma unroll
     for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
@@ -178,16 +178,17 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     }
 }
 
-// The blocks of range `r` of a row of n elements (kTmvSplit equal ranges).
+// The blocks of range `r` of a row of n elements (NS equal ranges).
+template <int NS = kTmvSplit>
 __device__ __forceinline__ void tmv_blocks(int64_t n, int r, int64_t& b0, int64_t& b1) {
-    const int64_t nb = n / 32, per = (nb + kTmvSplit - 1) / kTmvSplit;
+    const int64_t nb = n / 32, per = (nb + NS - 1) / NS;
     b0 = min(nb, per * r), b1 = min(nb, b0 + per);
 }
 
-// The kTmvSplit warps [w0, w0 + kTmvSplit) of the CTA hold the ranges of the same tile in order:
-// the range sums added in range order into the first warp's acc. `sh` holds
-// (kTmvSplit - 1) * NTT * 2 * 32 floats for this group; every thread of the CTA must call it.
-template <int NTT>
+// The NS warps [w0, w0 + NS) of the CTA hold the ranges of the same tile in order: the range
+// sums added in range order into the first warp's acc. `sh` holds (NS - 1) * NTT * 2 * 32 floats
+// for this group; every thread of the CTA must call it.
+template <int NTT, int NS = kTmvSplit>
 __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, int w0) {
     const int lane = threadIdx.x & 31, r = (threadIdx.x >> 5) - w0;
     if (r > 0)
@@ -198,7 +199,7 @@ __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, i
     __syncthreads();
     if (r == 0)
 #pragma unroll
-        for (int k = 1; k < kTmvSplit; ++k)
+        for (int k = 1; k < NS; ++k)
 #pragma unroll
             for (int j = 0; j < NTT; ++j)
 #pragma unroll
