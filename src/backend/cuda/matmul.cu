@@ -172,7 +172,7 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4
     int64_t b0, b1;
     tmv_blocks<NS>(a.n_in, warp, b0, b1);
     float acc[NTT][2];
-    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc);
+    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc);
     tmv_range_sum<NTT, NS>(acc, sh, 0);
     if (warp != 0) return;
 #pragma unroll
@@ -191,8 +191,11 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4
     }
 }
 
+// 16 ranges: 512 threads at 64 registers, 2 CTAs per SM (the q / o projections' 180-256 tiles
+// in one wave); 4 ranges: 128 threads.
 template <GgmlType T, int NS>
-__global__ void __launch_bounds__(32 * NS) tmv_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
+__global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1) tmv_matmul_kernel(MatmulArgs a, const uint4* xs,
+                                                                               const float* xm) {
     pdl_begin();
     __shared__ float sh[(NS - 1) * 2 * 2 * 32];
     const int64_t t0 = int64_t(blockIdx.y) * 2 * kTmvToks;
@@ -280,7 +283,13 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
     check_launch("matmul kernel launch");
 }
 
-bool matmul_tmv_weight(const Tensor& w) { return tmv_weight(w) && w.rows() >= kTmvMinRows; }
+bool matmul_tmv_weight(const Tensor& w) {
+    static const int64_t min_rows = [] {
+        const char* e = std::getenv("WO_CUDA_TMV_MIN_ROWS");
+        return e ? int64_t(std::atoll(e)) : kTmvMinRows;
+    }();
+    return tmv_weight(w) && w.rows() >= min_rows;
+}
 
 int matmul_tmv_ranges(int64_t n_out) { return n_out < 16384 ? 16 : 4; }
 

@@ -44,6 +44,7 @@ constexpr int kTmvSplit = 4;    // K ranges: the warps of a CTA (matmul: matmul_
 constexpr int kTmvThreads = 32 * kTmvSplit;
 // matmul takes the tensor-core decode for weights of at least this many rows (a property of the
 // weight): fewer rows give too few tiles to fill the GPU (the k/v projections, the router).
+// WO_CUDA_TMV_MIN_ROWS overrides it (per process, so still one path per weight).
 constexpr int64_t kTmvMinRows = 1024;
 
 // Whether decode products with w take the tensor-core path: Q8_0 and MXFP4 in the DEVICE layout.
