@@ -20,10 +20,13 @@
 // A decode path of at most kFoldTokens tokens on the warp kernels skips 1 and 4: gate_up takes
 // each pair's expert from ids, and down walks a token's choices in order and does the combine
 // itself (fold_gate_up_kernel, fold_down_kernel: 2 launches instead of 4, the same bits).
-// Every decode dot is cta_dots' (matvec.cuh), the same order as matmul; every prompt dot is
-// mma.cuh's, as matmul_mma. So a pair's result depends on nothing but its token, its expert and
-// its token's path. An out-of-range expert id cannot throw on the device: its pair is left out
-// of every group and contributes NaN to y in the combine.
+// Experts of Q8_0 / MXFP4 in the DEVICE layout (as the loader repacks them) take the decode path
+// on tensor cores instead (moe_tmv.cu, tmv.cuh: the same steps, folded or grouped, with the
+// activations split into f16 terms first); other types take the CUDA-core kernels here, whose
+// every dot is cta_dots' (matvec.cuh), the same order as matmul. Every prompt dot is mma.cuh's,
+// as matmul_mma. So a pair's result depends on nothing but its token, its expert, the experts'
+// type and its token's path. An out-of-range expert id cannot throw on the device: its pair is
+// left out of every group and contributes NaN to y in the combine.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -31,19 +34,13 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"
 #include "backend/cuda/mma.cuh"
+#include "backend/cuda/moe.cuh"
 #include "backend/cuda/tmv.cuh"
 
 namespace wo::cuda {
 namespace {
 
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
-
-// The (token, choice) pairs of one path grouped by expert: counts, offsets (n_exp + 1), the
-// touched experts in id order (-1 after the last), the pair ids grouped by expert, and for the
-// prompt path the work tiles: expert e << 16 | tile j for each kMmaToks pairs of e (-1 after).
-struct Groups {
-    int32_t *counts, *offsets, *active, *list, *tiles;
-};
 
 // At most n_pairs / kMmaToks + (touched experts) tiles: one partial tile per expert.
 int64_t max_tiles(int64_t n_exp, int64_t n_pairs) {
@@ -119,44 +116,6 @@ __global__ void group_kernel(GroupArgs a) {
         const int32_t e = reinterpret_cast<const int32_t*>(a.ids + size_t(p / a.k) * a.ids_nb1)[p % a.k];
         if (e >= 0 && e < a.n_exp) a.gr.list[atomicAdd(&cur[e], 1)] = int32_t(p);
     }
-}
-
-struct ExpertArgs {
-    // weights of the pass (gate_up: w = gate, w2 = up; down: w only), per expert at e * nb2
-    const uint8_t *w, *w2;
-    size_t nb1, nb2, nb1_2, nb2_2;
-    const float *bias, *bias2;  // [n_out, n_exp] F32 or null
-    size_t bias_nb1, bias2_nb1;
-    int64_t n_in, n_out;
-    // input row of pair p: x + (p / x_div) * x_nb1 (x_div = k for the token rows, 1 for G)
-    const uint8_t* x;
-    size_t x_nb1;
-    int x_div;
-    bool xvec;
-    float* out;  // [n_out] per pair, row p at out + p * n_out
-    // The tensor-core decode's input: split row of pair p at xs + (p / x_div) * n_in / 4, its
-    // multipliers at xm + (p / x_div) * n_in / 32 (tmv.cuh).
-    const uint4* xs;
-    const float* xm;
-    Groups gr;
-    // The routing, for the fold kernels: ids/weights [k] per token, y [n_out] per token.
-    const uint8_t *ids, *wts;
-    size_t ids_nb1, wts_nb1;
-    uint8_t* y;
-    size_t y_nb1;
-    int k, n_exp;
-    MoeAct act;
-    float alpha, limit;
-};
-
-__device__ __forceinline__ float silu_mul(float g, float u) {
-    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
-}
-// backend/cpu/row.h swiglu_oai_1, with std::min / std::clamp's NaN behaviour (a NaN passes).
-__device__ __forceinline__ float swiglu_oai(float g, float u, float alpha, float limit) {
-    g = limit < g ? limit : g;
-    u = u < -limit ? -limit : (limit < u ? limit : u);
-    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(__fmul_rn(-alpha, g)))), __fadd_rn(u, 1.0f));
 }
 
 template <GgmlType T, bool P, int NT, bool GATE_UP>
@@ -321,8 +280,6 @@ __global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P, MAXNT>))
 // token's k choices for a block of rows in one CTA and adds w_j * O_j into y in j order exactly
 // as combine_kernel does. group_kernel, the O buffer and combine_kernel drop out (2
 // launches instead of 4), and every value is the grouped path's, bit for bit.
-constexpr int64_t kFoldTokens = 4;
-
 template <GgmlType T, bool P>
 __global__ void __launch_bounds__(kBlockThreads, (kWarpKernelCtas<T, P>)) fold_gate_up_kernel(ExpertArgs a) {
     pdl_begin();
@@ -360,155 +317,6 @@ __global__ void __launch_bounds__(32 * kFoldMaxK, (kWarpKernelCtas<T, P>) / 2)
         float acc = *y;
         for (int jj = 0; jj < a.k; ++jj) acc = __fadd_rn(acc, __fmul_rn(wts[jj], o_sh[jj][lane]));
         *y = acc;
-    }
-}
-
-// ---- The decode path on tensor cores (tmv.cuh), for Q8_0 / MXFP4 experts in the DEVICE layout.
-// A CTA's 4 warps are the 4 K ranges of one tile of 16 rows: gate_up's tile is 8 features of
-// gate (A rows 0..7) and the same 8 of up (rows 8..15), so thread (g, t) ends with gate and up
-// of feature f0 + g for token t and applies the activation itself; down's tile is 16 rows.
-// Grouped: blockIdx.x = rank among the active experts, the expert's pairs in passes of 8 (4 for
-// the last 1..4). FOLD (decode steps of at most kFoldTokens tokens): blockIdx.x = pair p, its
-// expert from ids (no grouping; the same bits, as each column's result is its own).
-
-// Output rows of tile y for thread (g, t): gate_up -> gate and up row of feature 8y + g;
-// down -> rows 16y + g and 16y + g + 8. `row` is the true row (may be >= n_out), rows clamped.
-template <bool GATE_UP>
-__device__ __forceinline__ void tmv_tile_rows(const ExpertArgs& a, int e, const uint8_t*& ra, const uint8_t*& rb,
-                                              int64_t& row_a, int64_t& row_b) {
-    const int g = (threadIdx.x & 31) >> 2;
-    if constexpr (GATE_UP) {
-        row_a = row_b = int64_t(blockIdx.y) * (kTmvRows / 2) + g;
-        const size_t r = size_t(min(row_a, a.n_out - 1));
-        ra = a.w + size_t(e) * a.nb2 + r * a.nb1;
-        rb = a.w2 + size_t(e) * a.nb2_2 + r * a.nb1_2;
-    } else {
-        row_a = int64_t(blockIdx.y) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
-        ra = a.w + size_t(e) * a.nb2 + size_t(min(row_a, a.n_out - 1)) * a.nb1;
-        rb = a.w + size_t(e) * a.nb2 + size_t(min(row_b, a.n_out - 1)) * a.nb1;
-    }
-}
-
-// A pass over pairs[i0 .. i0 + 4 * NTT) (those < cnt) of expert e: warp w walks range w, then
-// warp 0 writes out[p] for its lanes' (row, pair).
-template <GgmlType T, bool GATE_UP, int NTT>
-__device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
-                                                int32_t i0, float* sh) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const uint8_t *ra, *rb;
-    int64_t row_a, row_b;
-    tmv_tile_rows<GATE_UP>(a, e, ra, rb, row_a, row_b);
-    TmvCol col[NTT];
-#pragma unroll
-    for (int j = 0; j < NTT; ++j) {
-        const int32_t qx = i0 + kTmvToks * j + g / 2, qm = i0 + kTmvToks * j + t;
-        col[j].xs = qx < cnt ? a.xs + size_t(pairs[qx] / a.x_div) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr;
-        col[j].xm = qm < cnt ? a.xm + size_t(pairs[qm] / a.x_div) * size_t(a.n_in / 32) : nullptr;
-    }
-    int64_t b0, b1;
-    tmv_blocks(a.n_in, warp, b0, b1);
-    float acc[NTT][2];
-    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc);
-    tmv_range_sum<NTT>(acc, sh, 0);
-    if (warp != 0) return;
-#pragma unroll
-    for (int j = 0; j < NTT; ++j) {
-        const int32_t q = i0 + kTmvToks * j + t;
-        if (q >= cnt) continue;
-        const int32_t p = pairs[q];
-        // As the CUDA-core path: s = dot + bias (or + 0), then gate_up's activation.
-        auto out = [&](float dot, const float* bias, size_t bias_nb1, int64_t row) {
-            return __fadd_rn(dot, bias ? bias[size_t(e) * bias_nb1 / 4 + row] : 0.0f);
-        };
-        float* o = a.out + size_t(p) * size_t(a.n_out);
-        if constexpr (GATE_UP) {
-            if (row_a >= a.n_out) continue;
-            const float va = out(acc[j][0], a.bias, a.bias_nb1, row_a);
-            const float vb = out(acc[j][1], a.bias2, a.bias2_nb1, row_a);
-            o[row_a] = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(va, vb, a.alpha, a.limit) : silu_mul(va, vb);
-        } else {
-            if (row_a < a.n_out) o[row_a] = out(acc[j][0], a.bias, a.bias_nb1, row_a);
-            if (row_b < a.n_out) o[row_b] = out(acc[j][1], a.bias, a.bias_nb1, row_b);
-        }
-    }
-}
-
-template <GgmlType T, bool GATE_UP, bool FOLD>
-__global__ void __launch_bounds__(kTmvThreads) tmv_expert_kernel(ExpertArgs a) {
-    pdl_begin();
-    __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
-    int32_t e, cnt, one;
-    const int32_t* pairs;
-    if constexpr (FOLD) {
-        one = int32_t(blockIdx.x);
-        e = reinterpret_cast<const int32_t*>(a.ids + size_t(one / a.k) * a.ids_nb1)[one % a.k];
-        if (e < 0 || e >= a.n_exp) return;  // the whole CTA; the fold down pass gives the token NaN
-        cnt = 1, pairs = &one;
-    } else {
-        e = a.gr.active[blockIdx.x];
-        if (e < 0) return;
-        cnt = a.gr.counts[e], pairs = a.gr.list + a.gr.offsets[e];
-    }
-    for (int32_t i = 0; i < cnt;) {
-        if (cnt - i > kTmvToks) {
-            tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh);
-            i += 2 * kTmvToks;
-        } else {
-            tmv_expert_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, sh);
-            i += kTmvToks;
-        }
-    }
-}
-
-// The fold down pass on tensor cores: blockIdx.x = token i, blockIdx.y = tile of 16 rows; warps
-// 4j..4j+3 are the ranges of choice j's down rows (pair i*k + j); then lanes (g, 0) of warp 0
-// add w[i][j] * O_j for j in order into y, as combine_kernel does.
-constexpr int kTmvFoldMaxK = 4;  // 512 threads, 2 CTAs per SM
-template <GgmlType T>
-__global__ void __launch_bounds__(kTmvThreads * kTmvFoldMaxK, 2) tmv_fold_down_kernel(ExpertArgs a) {
-    pdl_begin();
-    __shared__ float sh[kTmvFoldMaxK][(kTmvSplit - 1) * 2 * 32];
-    __shared__ float o_sh[kTmvFoldMaxK][kTmvRows];
-    const int64_t i = blockIdx.x;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const int j = warp / kTmvSplit;
-    const int32_t e = reinterpret_cast<const int32_t*>(a.ids + size_t(i) * a.ids_nb1)[j];
-    const bool ok = e >= 0 && e < a.n_exp;
-    const int64_t p = i * a.k + j;
-    float acc[1][2] = {{0.0f, 0.0f}};
-    const uint8_t *ra, *rb;
-    int64_t row_a, row_b;
-    if (ok) {
-        tmv_tile_rows<false>(a, e, ra, rb, row_a, row_b);
-        const TmvCol col[1] = {{g < 2 ? a.xs + size_t(p) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr,
-                                t == 0 ? a.xm + size_t(p) * size_t(a.n_in / 32) : nullptr}};
-        int64_t b0, b1;
-        tmv_blocks(a.n_in, warp % kTmvSplit, b0, b1);
-        tmv_range<T, 1, 2>(ra, rb, a.n_in, b0, b1, col, acc);  // chunks of 2: 64 registers, no spills
-    }
-    tmv_range_sum<1>(acc, sh[j], j * kTmvSplit);
-    if (warp % kTmvSplit == 0 && t == 0) {
-        row_a = int64_t(blockIdx.y) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
-        float oa = __int_as_float(0x7FC00000), ob = oa;
-        if (ok) {
-            const float* bias = a.bias ? a.bias + size_t(e) * a.bias_nb1 / 4 : nullptr;
-            oa = __fadd_rn(acc[0][0], bias && row_a < a.n_out ? bias[row_a] : 0.0f);
-            ob = __fadd_rn(acc[0][1], bias && row_b < a.n_out ? bias[row_b] : 0.0f);
-        }
-        o_sh[j][g] = oa, o_sh[j][g + kTmvRows / 2] = ob;
-    }
-    __syncthreads();
-    if (warp == 0 && t == 0) {
-        const float* wts = reinterpret_cast<const float*>(a.wts + size_t(i) * a.wts_nb1);
-        for (int h = 0; h < 2; ++h) {
-            const int r = g + h * (kTmvRows / 2);
-            const int64_t row = int64_t(blockIdx.y) * kTmvRows + r;
-            if (row >= a.n_out) continue;
-            float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + row;
-            float acc_y = *y;
-            for (int jj = 0; jj < a.k; ++jj) acc_y = __fadd_rn(acc_y, __fmul_rn(wts[jj], o_sh[jj][r]));
-            *y = acc_y;
-        }
     }
 }
 
@@ -596,42 +404,6 @@ __global__ void combine_kernel(CombineArgs a) {
         acc = __fadd_rn(acc, __fmul_rn(wts[j], o));
     }
     *y = acc;
-}
-
-// The decode path's launches on tensor cores: split x, gate_up, split G, down (folded: with the
-// combine; grouped, after group_kernel: into O, for combine_kernel). tg / td: the gate_up and
-// down types (Q8_0 or MXFP4, DEVICE layout).
-template <GgmlType TG, GgmlType TD>
-void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, const MoeScratch& L,
-                uint8_t* base, cudaStream_t s) {
-    const int64_t dec_pairs = n_dec * gu.k;
-    auto* xs = reinterpret_cast<uint4*>(base + L.xs);
-    auto* xm = reinterpret_cast<float*>(base + L.xm);
-    auto* gs = reinterpret_cast<uint4*>(base + L.gs);
-    auto* gm = reinterpret_cast<float*>(base + L.gm);
-    gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
-    const unsigned tiles_gu = static_cast<unsigned>((gu.n_out + kTmvRows / 2 - 1) / (kTmvRows / 2));
-    const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
-    const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
-    tmv_split(x, n_dec, xs, xm, s);
-    if (fold)
-        launch("tmv_expert_kernel", tmv_expert_kernel<TG, true, true>, dim3(unsigned(dec_pairs), tiles_gu),
-               kTmvThreads, 0, s, gu);
-    else
-        launch("tmv_expert_kernel", tmv_expert_kernel<TG, true, false>, dim3(slots, tiles_gu), kTmvThreads, 0, s,
-               gu);
-    check_launch("moe gate/up tmv kernel launch");
-    Tensor g;
-    g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
-    g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
-    tmv_split(g, dec_pairs, gs, gm, s);
-    if (fold)
-        launch("tmv_fold_down_kernel", tmv_fold_down_kernel<TD>, dim3(unsigned(n_dec), tiles_dn),
-               unsigned(kTmvThreads * gu.k), 0, s, dn);
-    else
-        launch("tmv_expert_kernel", tmv_expert_kernel<TD, false, false>, dim3(slots, tiles_dn), kTmvThreads, 0, s,
-               dn);
-    check_launch("moe down tmv kernel launch");
 }
 
 }  // namespace
@@ -725,10 +497,9 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         if (p1 == p0) continue;
         if (path == 0 && tmv) {
             if (!fold) gu.gr = dn.gr = group(path, p0, p1);
-            const bool gmx = w.gate.type == GgmlType::MXFP4, dmx = w.down.type == GgmlType::MXFP4;
-            constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
-            (gmx ? (dmx ? tmv_decode<M, M> : tmv_decode<M, Q>) : (dmx ? tmv_decode<Q, M> : tmv_decode<Q, Q>))(
-                gu, dn, x, n_dec, fold, L, base, s);
+            moe_tmv_decode(gu, dn, x, n_dec, fold, w.gate.type, w.down.type, reinterpret_cast<uint4*>(base + L.xs),
+                           reinterpret_cast<float*>(base + L.xm), reinterpret_cast<uint4*>(base + L.gs),
+                           reinterpret_cast<float*>(base + L.gm), s);
             continue;
         }
         if (path == 0 && fold) {

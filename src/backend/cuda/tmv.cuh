@@ -38,9 +38,9 @@
 
 namespace wo::cuda {
 
-constexpr int kTmvRows = 16;    // weight rows of a tile (the MMA's M)
-constexpr int kTmvToks = 4;     // tokens per MMA: 8 columns, hi and lo of each
-constexpr int kTmvSplit = 4;    // K ranges: the warps of a CTA (matmul: matmul_tmv_ranges)
+constexpr int kTmvRows = 16;  // weight rows of a tile (the MMA's M)
+constexpr int kTmvToks = 4;   // tokens per MMA: 8 columns, hi and lo of each
+constexpr int kTmvSplit = 4;  // K ranges: the warps of a CTA (matmul: matmul_tmv_ranges)
 constexpr int kTmvThreads = 32 * kTmvSplit;
 // matmul takes the tensor-core decode for weights of at least this many rows (a property of the
 // weight): fewer rows give too few tiles to fill the GPU (the k/v projections, the router).
@@ -97,9 +97,10 @@ __device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             // f16 1024 + (code + 128) from the byte under the exponent of 1024, then - 1152: exact.
-            const uint32_t v = (__byte_perm(lo, hi, unsigned(j | (j << 4) | ((4 + j) << 8) | ((4 + j) << 12))) &
-                                0x00FF00FFu) |
-                               0x64006400u;
+            const uint32_t v =
+                (__byte_perm(lo, hi, unsigned(j | (j << 4) | ((4 + j) << 8) | ((4 + j) << 12))) &
+                 0x00FF00FFu) |
+                0x64006400u;
             __half2 x = __hsub2(*reinterpret_cast<const __half2*>(&v), __float2half2_rn(1152.0f));
             h[j] = *reinterpret_cast<uint32_t*>(&x);
         }
@@ -111,8 +112,7 @@ __device__ __forceinline__ float tmv_scale(const uint8_t* row, int64_t n, int64_
     if constexpr (T == GgmlType::MXFP4) {
         // 2^(e - 127 + 14), from the bits; e = 255 is NaN, and above 2^127 it is +inf.
         const uint32_t e = __ldg(row + n / 2 + b);
-        return e == 0xFF ? __int_as_float(0x7FC00000)
-                         : __int_as_float(int(min(e + kTmvPre<T>, 255u) << 23));
+        return e == 0xFF ? __int_as_float(0x7FC00000) : __int_as_float(int(min(e + kTmvPre<T>, 255u) << 23));
     } else {
         return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(row + n) + b)));
     }
@@ -138,8 +138,8 @@ struct TmvCol {
 // of 4 tokens, in chunks of C blocks (all loads of a chunk first). acc[j][0] / [1] = rows ra /
 // rb for token t of tile j (thread (g, t) = lane 4g + t).
 template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2>
-__device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0, int64_t b1,
-                                          const TmvCol (&col)[NTT], float (&acc)[NTT][2]) {
+__device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0,
+                                          int64_t b1, const TmvCol (&col)[NTT], float (&acc)[NTT][2]) {
     const int t = threadIdx.x & 3;
 #pragma unroll
     for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
@@ -204,7 +204,8 @@ __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, i
 #pragma unroll
             for (int j = 0; j < NTT; ++j)
 #pragma unroll
-                for (int i = 0; i < 2; ++i) acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 32 + lane]);
+                for (int i = 0; i < 2; ++i)
+                    acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 32 + lane]);
     __syncthreads();  // sh is rewritten by the next call
 }
 
