@@ -198,7 +198,8 @@ inline double tmv_error_bound(int64_t n_in, int extra, double sum_abs, double su
                               int ranges = 4) {
     const int64_t per = (n_in / 32 + ranges - 1) / ranges;
     const double roundings = double(4 * per + ranges - 1 + extra);
-    return (roundings * std::ldexp(1.0, -24) + 2 * std::ldexp(1.0, -23) + std::ldexp(1.0, -22)) * sum_abs * 1.01 +
+    return (roundings * std::ldexp(1.0, -24) + 2 * std::ldexp(1.0, -23) + std::ldexp(1.0, -22)) * sum_abs *
+               1.01 +
            std::ldexp(1.0, -38) * x_max * sum_abs_w + 1e-30;
 }
 

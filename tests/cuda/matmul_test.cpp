@@ -535,8 +535,9 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng) {
     const size_t sb = matmul_tmv_scratch_bytes(c.n_tok, c.n_in);
     DevBuf scratch(sb);
     scratch.fill(0xFF);
-    matmul_tmv(make_tensor(dy.get(), GgmlType::F32, c.n_out, c.n_tok), make_tensor(dx.get(), GgmlType::F32, c.n_in, c.n_tok),
-               pw, c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate, scratch.get(), sb, nullptr);
+    matmul_tmv(make_tensor(dy.get(), GgmlType::F32, c.n_out, c.n_tok),
+               make_tensor(dx.get(), GgmlType::F32, c.n_in, c.n_tok), pw,
+               c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate, scratch.get(), sb, nullptr);
     sync();
     auto y = download_vec<float>(dy, y0.size());
     int64_t bad = 0;
@@ -558,8 +559,8 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng) {
             const double bound = tmv_error_bound(c.n_in, 2, mag, w_abs, x_max, matmul_tmv_ranges(c.n_out));
             const double err = std::fabs(double(y[at]) - ref);
             if (!(err <= bound) && bad++ < 5)
-                ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at] << " ref "
-                              << ref << " err " << err << " bound " << bound;
+                ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at]
+                              << " ref " << ref << " err " << err << " bound " << bound;
         }
     }
     EXPECT_EQ(bad, 0);
@@ -604,7 +605,8 @@ TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
         auto w = random_weights(t, n_out, n_in, rng, 0.5f);
         auto x = random_floats(size_t(n_in * n), rng);
         std::vector<float> xr(x.size());
-        for (int64_t i = 0; i < n; ++i) std::copy_n(x.begin() + i * n_in, n_in, xr.begin() + (n - 1 - i) * n_in);
+        for (int64_t i = 0; i < n; ++i)
+            std::copy_n(x.begin() + i * n_in, n_in, xr.begin() + (n - 1 - i) * n_in);
         DevBuf dw(w.size()), dx(x.size() * 4), dxr(x.size() * 4), dy(sizeof(float) * size_t(n_out * n)),
             dy1(sizeof(float) * size_t(n_out * n)), dyr(sizeof(float) * size_t(n_out * n));
         dw.upload(w.data(), w.size());
@@ -618,7 +620,9 @@ TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
         DevBuf scratch(sb);
         const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
         const Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
-        auto mm = [&](Tensor y, Tensor xx) { matmul_tmv(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr); };
+        auto mm = [&](Tensor y, Tensor xx) {
+            matmul_tmv(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr);
+        };
         mm(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx);
         mm(make_tensor(dyr.get(), GgmlType::F32, n_out, n), make_tensor(dxr.get(), GgmlType::F32, n_in, n));
         sync();

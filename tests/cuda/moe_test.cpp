@@ -435,8 +435,9 @@ TEST(CudaMoeTmv, MatchesReference) {
             DevExperts ex(m, act, true);
             for (int64_t n : {1, 4, 5, 13})
                 for (Routing r : {Routing::RANDOM, Routing::ONE_EXPERT}) {
-                    SCOPED_TRACE(std::string(type_name(t)) + (act == MoeAct::SWIGLU ? " swiglu" : " swiglu_oai") +
-                                 " tokens " + std::to_string(n) + " routing " + std::to_string(int(r)));
+                    SCOPED_TRACE(std::string(type_name(t)) +
+                                 (act == MoeAct::SWIGLU ? " swiglu" : " swiglu_oai") + " tokens " +
+                                 std::to_string(n) + " routing " + std::to_string(int(r)));
                     auto x = random_floats(size_t(n * d), rng);
                     auto ids = make_ids(r, n, k, n_exp, rng);
                     auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);

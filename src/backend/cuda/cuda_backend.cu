@@ -216,7 +216,8 @@ uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const {
 // a matmul reads.
 size_t CudaBackend::tmv_scratch_bytes(const StepLimits& l) {
     const int64_t cols = std::max({l.max_width, l.n_embd, l.n_ff});
-    return l.max_tokens > 0 && cols > 0 ? cuda::matmul_tmv_scratch_bytes(l.max_tokens, (cols + 31) / 32 * 32) : 0;
+    return l.max_tokens > 0 && cols > 0 ? cuda::matmul_tmv_scratch_bytes(l.max_tokens, (cols + 31) / 32 * 32)
+                                        : 0;
 }
 
 void CudaBackend::check_fits(uint64_t bytes, const std::string& what) {

@@ -156,8 +156,8 @@ __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
 // and g + 8 of thread (g, t) are rows 16x + g and 16x + g + 8), blockIdx.y = group of 8 tokens
 // (two tiles of 4; one when at most 4 remain). Warp w walks range w; warp 0 writes y.
 template <GgmlType T, int NTT, int NS>
-__device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4* xs, const float* xm, int64_t t0,
-                                                float* sh) {
+__device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4* xs, const float* xm,
+                                                int64_t t0, float* sh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int64_t row_a = int64_t(blockIdx.x) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
     const uint8_t* ra = a.w + size_t(min(row_a, a.n_out - 1)) * a.w_nb1;
@@ -194,8 +194,8 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4
 // 16 ranges: 512 threads at 64 registers, 2 CTAs per SM (the q / o projections' 180-256 tiles
 // in one wave); 4 ranges: 128 threads.
 template <GgmlType T, int NS>
-__global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1) tmv_matmul_kernel(MatmulArgs a, const uint4* xs,
-                                                                               const float* xm) {
+__global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
+    tmv_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
     pdl_begin();
     __shared__ float sh[(NS - 1) * 2 * 2 * 32];
     const int64_t t0 = int64_t(blockIdx.y) * 2 * kTmvToks;
@@ -310,17 +310,18 @@ void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
     auto* xm = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
                                         (tmv_split_bytes(a.n_tok, a.n_in) + 255) / 256 * 256);
     tmv_split(x, a.n_tok, xs, xm, s);
-    const int64_t tiles = (a.n_out + kTmvRows - 1) / kTmvRows, groups = (a.n_tok + 2 * kTmvToks - 1) / (2 * kTmvToks);
+    const int64_t tiles = (a.n_out + kTmvRows - 1) / kTmvRows,
+                  groups = (a.n_tok + 2 * kTmvToks - 1) / (2 * kTmvToks);
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = w.type == M;
     if (matmul_tmv_ranges(a.n_out) == 16)
-        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 16> : tmv_matmul_kernel<Q, 16>, grid, 32 * 16, 0, s, a,
-               xs, xm);
+        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 16> : tmv_matmul_kernel<Q, 16>, grid, 32 * 16,
+               0, s, a, xs, xm);
     else
-        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 4> : tmv_matmul_kernel<Q, 4>, grid, 32 * 4, 0, s, a,
-               xs, xm);
+        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 4> : tmv_matmul_kernel<Q, 4>, grid, 32 * 4, 0,
+               s, a, xs, xm);
     check_launch("matmul_tmv kernel launch");
 }
 

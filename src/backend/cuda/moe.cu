@@ -497,9 +497,9 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         if (p1 == p0) continue;
         if (path == 0 && tmv) {
             if (!fold) gu.gr = dn.gr = group(path, p0, p1);
-            moe_tmv_decode(gu, dn, x, n_dec, fold, w.gate.type, w.down.type, reinterpret_cast<uint4*>(base + L.xs),
-                           reinterpret_cast<float*>(base + L.xm), reinterpret_cast<uint4*>(base + L.gs),
-                           reinterpret_cast<float*>(base + L.gm), s);
+            moe_tmv_decode(gu, dn, x, n_dec, fold, w.gate.type, w.down.type,
+                           reinterpret_cast<uint4*>(base + L.xs), reinterpret_cast<float*>(base + L.xm),
+                           reinterpret_cast<uint4*>(base + L.gs), reinterpret_cast<float*>(base + L.gm), s);
             continue;
         }
         if (path == 0 && fold) {
