@@ -505,6 +505,34 @@ TEST(CudaMoeTmv, BatchInvariantBitForBit) {
     }
 }
 
+// A mixed step with tensor-core decode rows: its decode tokens (3: folded, 7: grouped) equal an
+// all-decode run and its prompt tokens an all-prompt run, bit for bit.
+TEST(CudaMoeTmv, MixedStepTakesEachTokensPath) {
+    REQUIRE_GPU();
+    std::mt19937 rng(45);
+    for (int64_t n_dec : {int64_t(3), int64_t(7)})
+        for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
+            SCOPED_TRACE(std::string(type_name(t)) + " n_dec " + std::to_string(n_dec));
+            const int64_t d = 128, n_ff = 96, n = 40;
+            const int n_exp = 6, k = 2;
+            const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
+            DevExperts ex(m, MoeAct::SWIGLU_OAI, true);
+            auto x = random_floats(size_t(n * d), rng);
+            auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
+            auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
+            auto y0 = random_floats(size_t(n * d), rng);
+            auto mixed = run_moe(ex, m, x, ids, wts, y0, k, 0, n, n_dec);
+            auto dec = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
+            auto pr = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t c = 0; c < d; ++c) {
+                    const float want = i < n_dec ? dec[size_t(i * d + c)] : pr[size_t(i * d + c)];
+                    ASSERT_TRUE(same_value(mixed[size_t(i * d + c)], want) && !std::isnan(want))
+                        << "token " << i << " col " << c;
+                }
+        }
+}
+
 // gpt-oss-20b's expert shapes on tensor cores: 64 tokens, three checked against the reference and
 // their solo runs; an out-of-range expert id gives its token NaN, the other tokens untouched.
 TEST(CudaMoeTmv, GptOss20bShapeAndBadIds) {
