@@ -7,7 +7,7 @@
 // the block's scale applied after the MMA. B = 4 tokens x 2 terms: each 32-element block of an
 // activation row is scaled by a power of two 2^s (from the block's largest |x|, so the scaled
 // block lies below 2^15) and split into hi = f16(x') and lo = f16(x' - hi) (tmv_split, once
-// per row and call); column 2t of a tile is token t's hi, column 2t + 1 its lo. hi + lo carries
+// per activation row and call); column 2t of a tile is token t's hi, column 2t + 1 its lo. hi + lo carries
 // 22 bits of x' (2^-22 relative), and down to 2^-38 of the block's largest element absolutely:
 // a dot's error stays that of fp32 accumulation (tests: tmv_error_bound).
 // The k order inside a 32-element block is ours to choose as long as A and B agree: thread
@@ -72,9 +72,9 @@ __device__ __forceinline__ float pow2f(int e) {  // e in [-126, 127]
     return __int_as_float((e + 127) << 23);
 }
 
-// The exponent s that puts a block whose largest |x| is m into [2^14, 2^15) (0 for a zero or
-// subnormal m; within [-112, 126], so 2^s and 2^-s are normal floats; an infinite m gives the
-// finite-m bound and its terms inf / NaN).
+// The exponent s that puts a block whose largest |x| is m into [2^14, 2^15); within [-112, 126],
+// so 2^s and 2^-s are normal floats. A zero or subnormal m gives 0 (a block of elements all
+// below 2^-126 counts as zero); an infinite m gives the finite bound and its terms inf / NaN.
 __device__ __forceinline__ int tmv_exponent(float m) {
     const int e = (__float_as_int(m) >> 23) & 0xFF;
     return e == 0 ? 0 : max(-112, min(126, 14 - (e - 127)));
