@@ -209,6 +209,18 @@ void check_against_ref(const MoeData& m, MoeAct act, const std::vector<float>& x
     EXPECT_EQ(bad, 0);
 }
 
+// k distinct experts per token, as topk gives.
+std::vector<int32_t> distinct_ids(int64_t n, int k, int n_exp, std::mt19937& rng) {
+    std::vector<int32_t> ids(static_cast<size_t>(n * k));
+    std::vector<int32_t> perm(static_cast<size_t>(n_exp));
+    for (int64_t i = 0; i < n; ++i) {
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng);
+        std::copy_n(perm.begin(), k, ids.begin() + i * k);
+    }
+    return ids;
+}
+
 enum class Routing { RANDOM, ONE_EXPERT, FEW_EXPERTS };
 
 std::vector<int32_t> make_ids(Routing r, int64_t n, int k, int n_exp, std::mt19937& rng) {
@@ -293,13 +305,7 @@ TEST(CudaMoe, GptOss20bShape) {
     const MoeData m = make_experts(GgmlType::MXFP4, d, n_ff, n_exp, true, 0.05f, rng);
     DevExperts ex(m, MoeAct::SWIGLU_OAI);
     auto x = random_floats(size_t(n * d), rng);
-    std::vector<int32_t> ids(static_cast<size_t>(n * k));
-    std::vector<int32_t> perm(static_cast<size_t>(n_exp));
-    for (int64_t i = 0; i < n; ++i) {  // distinct experts per token, as topk gives
-        std::iota(perm.begin(), perm.end(), 0);
-        std::shuffle(perm.begin(), perm.end(), rng);
-        std::copy_n(perm.begin(), k, ids.begin() + i * k);
-    }
+    auto ids = distinct_ids(n, k, n_exp, rng);
     auto wts = random_floats(size_t(n * k), rng, 0.0f, 0.5f);
     auto y0 = random_floats(size_t(n * d), rng);
     auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
@@ -356,15 +362,23 @@ TEST(CudaMoe, MixedStepTakesEachTokensPath) {
     REQUIRE_GPU();
     std::mt19937 rng(36);
     // 7 decode tokens take the grouped kernels; 3 with the warp kernels forced take the fold
-    // kernels (no grouping, combine in the down pass), the 87 prompt tokens the combine after.
-    for (const auto& [n_dec, warp] : {std::pair<int64_t, bool>{7, false}, std::pair<int64_t, bool>{3, true}})
+    // kernels (no grouping, combine in the down pass), the 87 prompt tokens the combine after;
+    // then the same with packed experts, whose decode rows take the tensor cores (tmv.cuh).
+    struct Case {
+        int64_t n_dec;
+        bool warp, packed;
+    };
+    for (const Case& cs :
+         {Case{7, false, false}, Case{3, true, false}, Case{3, false, true}, Case{7, false, true}})
         for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
-            SCOPED_TRACE(std::string(type_name(t)) + " n_dec " + std::to_string(n_dec));
-            WarpKernels wk(warp);
+            const int64_t n_dec = cs.n_dec;
+            SCOPED_TRACE(std::string(type_name(t)) + " n_dec " + std::to_string(n_dec) +
+                         (cs.packed ? " packed" : ""));
+            WarpKernels wk(cs.warp);
             const int64_t d = 128, n_ff = 96, n = 90;
             const int n_exp = 6, k = 2;
             const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
-            DevExperts ex(m, MoeAct::SWIGLU_OAI);
+            DevExperts ex(m, MoeAct::SWIGLU_OAI, cs.packed);
             auto x = random_floats(size_t(n * d), rng);
             auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
             auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
@@ -505,34 +519,6 @@ TEST(CudaMoeTmv, BatchInvariantBitForBit) {
     }
 }
 
-// A mixed step with tensor-core decode rows: its decode tokens (3: folded, 7: grouped) equal an
-// all-decode run and its prompt tokens an all-prompt run, bit for bit.
-TEST(CudaMoeTmv, MixedStepTakesEachTokensPath) {
-    REQUIRE_GPU();
-    std::mt19937 rng(45);
-    for (int64_t n_dec : {int64_t(3), int64_t(7)})
-        for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
-            SCOPED_TRACE(std::string(type_name(t)) + " n_dec " + std::to_string(n_dec));
-            const int64_t d = 128, n_ff = 96, n = 40;
-            const int n_exp = 6, k = 2;
-            const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
-            DevExperts ex(m, MoeAct::SWIGLU_OAI, true);
-            auto x = random_floats(size_t(n * d), rng);
-            auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
-            auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
-            auto y0 = random_floats(size_t(n * d), rng);
-            auto mixed = run_moe(ex, m, x, ids, wts, y0, k, 0, n, n_dec);
-            auto dec = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
-            auto pr = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
-            for (int64_t i = 0; i < n; ++i)
-                for (int64_t c = 0; c < d; ++c) {
-                    const float want = i < n_dec ? dec[size_t(i * d + c)] : pr[size_t(i * d + c)];
-                    ASSERT_TRUE(same_value(mixed[size_t(i * d + c)], want) && !std::isnan(want))
-                        << "token " << i << " col " << c;
-                }
-        }
-}
-
 // gpt-oss-20b's expert shapes on tensor cores: 64 tokens, three checked against the reference and
 // their solo runs; an out-of-range expert id gives its token NaN, the other tokens untouched.
 TEST(CudaMoeTmv, GptOss20bShapeAndBadIds) {
@@ -543,13 +529,7 @@ TEST(CudaMoeTmv, GptOss20bShapeAndBadIds) {
     const MoeData m = make_experts(GgmlType::MXFP4, d, n_ff, n_exp, true, 0.05f, rng);
     DevExperts ex(m, MoeAct::SWIGLU_OAI, true);
     auto x = random_floats(size_t(n * d), rng);
-    std::vector<int32_t> ids(static_cast<size_t>(n * k));
-    std::vector<int32_t> perm(static_cast<size_t>(n_exp));
-    for (int64_t i = 0; i < n; ++i) {
-        std::iota(perm.begin(), perm.end(), 0);
-        std::shuffle(perm.begin(), perm.end(), rng);
-        std::copy_n(perm.begin(), k, ids.begin() + i * k);
-    }
+    auto ids = distinct_ids(n, k, n_exp, rng);
     auto wts = random_floats(size_t(n * k), rng, 0.0f, 0.5f);
     auto y0 = random_floats(size_t(n * d), rng);
     auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
