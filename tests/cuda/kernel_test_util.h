@@ -203,6 +203,15 @@ inline double tmv_error_bound(int64_t n_in, int extra, double sum_abs, double su
            std::ldexp(1.0, -38) * x_max * sum_abs_w + 1e-30;
 }
 
+// The same bound for the prompt path from split activations (tmm.cuh): per 32-element block
+// the tensor core's accumulation of four chained MMAs (2^-23 of the block's Σ|terms| each), the
+// FMA into the one running sum (one rounding per block) and `extra` after; the split as tmv's.
+inline double tmm_error_bound(int64_t n_in, int extra, double sum_abs, double sum_abs_w, double x_max) {
+    const double roundings = double(n_in / 32 + extra);
+    return (roundings * std::ldexp(1.0, -24) + 4 * std::ldexp(1.0, -23) + std::ldexp(1.0, -22)) * sum_abs * 1.01 +
+           std::ldexp(1.0, -38) * x_max * sum_abs_w + 1e-30;
+}
+
 // Bits equal, or both NaN (the CPU keeps a NaN's payload, the GPU may give the canonical NaN).
 inline bool same_value(float a, float b) {
     if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);

@@ -513,9 +513,10 @@ struct TmvCase {
     std::vector<float> tok_scale;  // per token, times its random row (empty: 1)
 };
 
-// Runs matmul_tmv on a repacked random weight and checks every output against the double dot of
-// the CPU-dequantized weights with tmv_error_bound; returns y.
-std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng) {
+// Runs matmul_tmv (tmm: matmul_tmm, the prompt path) on a repacked random weight and checks every
+// output against the double dot of the CPU-dequantized weights with tmv_error_bound
+// (tmm_error_bound); returns y.
+std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng, bool tmm = false) {
     auto w = random_weights(c.type, c.n_out, c.n_in, rng, 0.5f);
     auto x = random_floats(size_t(c.n_in * c.n_tok), rng);
     for (size_t t = 0; t < c.tok_scale.size(); ++t)
@@ -535,7 +536,7 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng) {
     const size_t sb = matmul_tmv_scratch_bytes(c.n_tok, c.n_in);
     DevBuf scratch(sb);
     scratch.fill(0xFF);
-    matmul_tmv(make_tensor(dy.get(), GgmlType::F32, c.n_out, c.n_tok),
+    (tmm ? matmul_tmm : matmul_tmv)(make_tensor(dy.get(), GgmlType::F32, c.n_out, c.n_tok),
                make_tensor(dx.get(), GgmlType::F32, c.n_in, c.n_tok), pw,
                c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate, scratch.get(), sb, nullptr);
     sync();
@@ -556,7 +557,8 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng) {
             const size_t at = size_t(t * c.n_out + r);
             if (c.bias) ref += bias[size_t(r)], mag += std::fabs(bias[size_t(r)]);
             if (c.accumulate) ref += y0[at], mag += std::fabs(y0[at]);
-            const double bound = tmv_error_bound(c.n_in, 2, mag, w_abs, x_max, matmul_tmv_ranges(c.n_out));
+            const double bound = tmm ? tmm_error_bound(c.n_in, 2, mag, w_abs, x_max)
+                                     : tmv_error_bound(c.n_in, 2, mag, w_abs, x_max, matmul_tmv_ranges(c.n_out));
             const double err = std::fabs(double(y[at]) - ref);
             if (!(err <= bound) && bad++ < 5)
                 ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at]
@@ -595,13 +597,14 @@ TEST(CudaMatmulTmv, ActivationScales) {
     }
 }
 
-// Batch invariance: 37 tokens against each alone, the reversed batch and batches of 3 and 9.
-TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
-    REQUIRE_GPU();
-    std::mt19937 rng(53);
+// Batch invariance of matmul_tmv or matmul_tmm (same signature): n tokens against each alone,
+// the reversed batch and sub-batches of 3 and 9 at `firsts`.
+using TmvFn = void (*)(Tensor, Tensor, Tensor, const float*, bool, void*, size_t, cudaStream_t);
+void check_tmv_batch_invariance(TmvFn mmfn, int64_t n_out, int64_t n, std::vector<int64_t> firsts,
+                                std::mt19937& rng) {
     for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
         SCOPED_TRACE(tname(t));
-        const int64_t n_in = 32 * 45, n_out = 45, n = 37;
+        const int64_t n_in = 32 * 45;
         auto w = random_weights(t, n_out, n_in, rng, 0.5f);
         auto x = random_floats(size_t(n_in * n), rng);
         std::vector<float> xr(x.size());
@@ -621,7 +624,7 @@ TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
         const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
         const Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
         auto mm = [&](Tensor y, Tensor xx) {
-            matmul_tmv(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr);
+            mmfn(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr);
         };
         mm(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx);
         mm(make_tensor(dyr.get(), GgmlType::F32, n_out, n), make_tensor(dxr.get(), GgmlType::F32, n_in, n));
@@ -630,7 +633,7 @@ TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
         auto yr = download_vec<float>(dyr, size_t(n_out * n));
         for (int64_t i = 0; i < n; ++i) mm(ty1.row_range(i, 1), tx.row_range(i, 1)), sync();
         auto y1 = download_vec<float>(dy1, size_t(n_out * n));
-        for (int64_t first : {int64_t(0), int64_t(20)})
+        for (int64_t first : firsts)
             for (int64_t len : {int64_t(3), int64_t(9)}) {
                 dy1.fill(0xFF);
                 mm(ty1.row_range(first, len), tx.row_range(first, len));
@@ -649,6 +652,47 @@ TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
                 ASSERT_TRUE(same_value(a, yr[size_t((n - 1 - i) * n_out + r)])) << "reversed, token " << i;
             }
     }
+}
+
+TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
+    REQUIRE_GPU();
+    std::mt19937 rng(53);
+    check_tmv_batch_invariance(matmul_tmv, 45, 37, {0, 20}, rng);
+}
+
+// ---- The prompt path from split activations (matmul_tmm, tmm.cuh): Q8_0 / MXFP4, DEVICE layout.
+
+// Tile edges in rows (45, 130: one tile, a full and a partial one) and tokens (1, 63-65, 130),
+// odd block counts (23, 45: a last stage of one block), 2880 x 2880 with 200 tokens.
+TEST(CudaMatmulTmm, MatchesReference) {
+    REQUIRE_GPU();
+    std::mt19937 rng(54);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+        SCOPED_TRACE(tname(t));
+        for (int64_t n_tok : {1, 63, 64, 65, 130}) {
+            SCOPED_TRACE(n_tok);
+            run_tmv({t, 32 * 23, 45, n_tok, n_tok % 2 == 1, n_tok % 3 == 0, {}}, rng, true);
+        }
+        run_tmv({t, 32 * 45, 130, 70, true, true, {}}, rng, true);
+        run_tmv({t, 2880, 2880, 200, true, false, {}}, rng, true);
+    }
+}
+
+// Tokens of very different magnitudes (the per-block exponents): 1e-30 .. 1e30 and a zero row.
+TEST(CudaMatmulTmm, ActivationScales) {
+    REQUIRE_GPU();
+    std::mt19937 rng(55);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+        SCOPED_TRACE(tname(t));
+        run_tmv({t, 32 * 9, 37, 6, true, false, {1e-30f, 1.0f, 3e4f, 1e30f, 0.0f, 1e-3f}}, rng, true);
+    }
+}
+
+// 150 tokens (three token tiles) against each alone, reversed, and sub-batches across tile edges.
+TEST(CudaMatmulTmm, BatchInvariantBitForBit) {
+    REQUIRE_GPU();
+    std::mt19937 rng(56);
+    check_tmv_batch_invariance(matmul_tmm, 130, 150, {0, 60, 120}, rng);
 }
 
 TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {

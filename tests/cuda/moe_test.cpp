@@ -37,7 +37,8 @@ MoeData make_experts(GgmlType t, int64_t d, int64_t n_ff, int64_t n_exp, bool bi
 }
 
 // Device copies of the experts and the MoeFfn that views them; packed: repacked into the DEVICE
-// layout as the model loader does (Q8_0 / MXFP4: the decode path on tensor cores, tmv.cuh).
+// layout as the model loader does (Q8_0 / MXFP4: both paths on tensor cores from split
+// activations, tmv.cuh and tmm.cuh).
 struct DevExperts {
     DevBuf gate, up, down, gb, ub, db;
     std::optional<DevBuf> pg, pu, pd;
@@ -102,14 +103,15 @@ struct Ref {
 // 8 roundings of the activation (expf is within 2 ulp) and α|g| for the rounding of α·g; the
 // down dot (its own bound plus Σ|w|·error of G); then 2 roundings per term of the combine.
 // The dots' bound by path: the decode path on CUDA cores (dot_error_bound), the prompt path
-// (mma_error_bound), the decode path on tensor cores (tmv_error_bound, with Σ|w| and the input
-// row's largest magnitude).
-enum class Path { DECODE, PROMPT, TMV };
+// (mma_error_bound), the decode and prompt paths from split activations (tmv_error_bound,
+// tmm_error_bound, with Σ|w| and the input row's largest magnitude).
+enum class Path { DECODE, PROMPT, TMV, TMM };
 std::vector<Ref> moe_ref(const MoeData& m, MoeAct act, const float* x, const int32_t* ids, const float* wts,
                          int k, const float* y0, Path path) {
     auto dot_bound = [&](int64_t n_in, int extra, double mag, double w_abs, double x_max) {
         return path == Path::PROMPT ? mma_error_bound(n_in, extra, mag, m.type)
                : path == Path::TMV  ? tmv_error_bound(n_in, extra, mag, w_abs, x_max)
+               : path == Path::TMM  ? tmm_error_bound(n_in, extra, mag, w_abs, x_max)
                                     : dot_error_bound(n_in, extra, mag, m.type);
     };
     double x_max = 0;
@@ -328,7 +330,8 @@ TEST(CudaMoe, GptOss20bShape) {
 }
 
 // The prompt path (tensor-core tiles of 64 pairs per expert) against the reference: 150 tokens,
-// so one expert's pairs span several tiles under every routing.
+// so one expert's pairs span several tiles under every routing; packed: experts in the DEVICE
+// layout (tmm.cuh; n_ff = 160 and d = 96 have odd block counts and partial row tiles).
 TEST(CudaMoe, PromptPathMatchesNaiveComposition) {
     REQUIRE_GPU();
     std::mt19937 rng(35);
@@ -336,13 +339,14 @@ TEST(CudaMoe, PromptPathMatchesNaiveComposition) {
         const int64_t d = t == GgmlType::F32 ? 37 : 96, n_ff = t == GgmlType::F32 ? 21 : 160;
         const int n_exp = 8, k = 3;
         const int64_t n = 150;
-        for (MoeAct act : {MoeAct::SWIGLU_OAI, MoeAct::SWIGLU}) {
-            const bool biases = act == MoeAct::SWIGLU_OAI;
+        for (int variant = 0; variant < (t == GgmlType::F32 ? 2 : 4); ++variant) {
+            const MoeAct act = variant % 2 == 0 ? MoeAct::SWIGLU_OAI : MoeAct::SWIGLU;
+            const bool biases = act == MoeAct::SWIGLU_OAI, packed = variant >= 2;
             const MoeData m = make_experts(t, d, n_ff, n_exp, biases, 0.3f, rng);
-            DevExperts ex(m, act);
+            DevExperts ex(m, act, packed);
             for (Routing r : {Routing::RANDOM, Routing::ONE_EXPERT, Routing::FEW_EXPERTS}) {
                 SCOPED_TRACE(std::string(type_name(t)) + (act == MoeAct::SWIGLU ? " swiglu" : " swiglu_oai") +
-                             " routing " + std::to_string(int(r)));
+                             (packed ? " packed" : "") + " routing " + std::to_string(int(r)));
                 auto x = random_floats(size_t(n * d), rng);
                 auto ids = make_ids(r, n, k, n_exp, rng);
                 auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
@@ -350,7 +354,7 @@ TEST(CudaMoe, PromptPathMatchesNaiveComposition) {
                 auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
                 std::vector<int64_t> all(static_cast<size_t>(n));
                 std::iota(all.begin(), all.end(), 0);
-                check_against_ref(m, act, x, ids, wts, y0, k, y, all, Path::PROMPT);
+                check_against_ref(m, act, x, ids, wts, y0, k, y, all, packed ? Path::TMM : Path::PROMPT);
             }
         }
     }
@@ -408,14 +412,16 @@ TEST(CudaMoe, OutOfRangeExpertGivesNaN) {
     const int64_t d = 128, n_ff = 96, n = 3;
     const int n_exp = 6, k = 2;
     const MoeData m = make_experts(GgmlType::MXFP4, d, n_ff, n_exp, true, 0.3f, rng);
-    DevExperts ex(m, MoeAct::SWIGLU_OAI);
+    DevExperts plain(m, MoeAct::SWIGLU_OAI), packed(m, MoeAct::SWIGLU_OAI, true);
     auto x = random_floats(size_t(n * d), rng);
     auto wts = random_floats(size_t(n * k), rng, 0.1f, 1.0f);
     auto y0 = random_floats(size_t(n * d), rng);
     for (int32_t bad : {-1, n_exp, 1 << 20})
-        for (bool warp : {false, true})
+        for (int variant = 0; variant < 3; ++variant)  // CUDA cores, warp kernels, packed (tensor cores)
             for (int64_t n_decode : {kAllDecode, int64_t(0)}) {
-                SCOPED_TRACE("id " + std::to_string(bad) + (warp ? " warp" : "") +
+                const bool warp = variant == 1;
+                DevExperts& ex = variant == 2 ? packed : plain;
+                SCOPED_TRACE("id " + std::to_string(bad) + (warp ? " warp" : "") + (variant == 2 ? " packed" : "") +
                              (n_decode ? "" : " prompt"));
                 WarpKernels wk(warp);
                 auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
@@ -465,7 +471,7 @@ TEST(CudaMoeTmv, MatchesReference) {
 }
 
 // Inputs of very different magnitudes per token (the split's exponent): 1e-30, 1, 3e4 and 1e30
-// times the random rows, against the reference; zero rows give exactly the bias path's output.
+// times the random rows, against the reference, on the decode and the prompt path.
 TEST(CudaMoeTmv, ActivationScalesAndZeroRows) {
     REQUIRE_GPU();
     std::mt19937 rng(42);
@@ -480,10 +486,14 @@ TEST(CudaMoeTmv, ActivationScalesAndZeroRows) {
     auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
     auto wts = random_floats(size_t(n * k), rng, 0.0f, 1.0f);
     auto y0 = random_floats(size_t(n * d), rng);
-    auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
-    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, y, {0, 1, 2, 4}, Path::TMV);
-    // 1e30: the gate saturates at the clamp (limit 7), up too: finite outputs.
-    for (int64_t c = 0; c < d; ++c) ASSERT_TRUE(std::isfinite(y[size_t(3 * d + c)])) << "col " << c;
+    for (int64_t n_decode : {kAllDecode, int64_t(0)}) {  // decode (tmv.cuh), prompt (tmm.cuh)
+        SCOPED_TRACE(n_decode ? "decode" : "prompt");
+        auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n, n_decode);
+        check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, y, {0, 1, 2, 4},
+                          n_decode ? Path::TMV : Path::TMM);
+        // 1e30: the gate saturates at the clamp (limit 7), up too: finite outputs.
+        for (int64_t c = 0; c < d; ++c) ASSERT_TRUE(std::isfinite(y[size_t(3 * d + c)])) << "col " << c;
+    }
 }
 
 // Batch invariance on tensor cores: a batch of 37 (grouped, passes of 8) against each token
@@ -520,7 +530,8 @@ TEST(CudaMoeTmv, BatchInvariantBitForBit) {
 }
 
 // gpt-oss-20b's expert shapes on tensor cores: 64 tokens, three checked against the reference and
-// their solo runs; an out-of-range expert id gives its token NaN, the other tokens untouched.
+// their solo runs on the decode and the prompt path; an out-of-range expert id gives its token
+// NaN, the other tokens untouched.
 TEST(CudaMoeTmv, GptOss20bShapeAndBadIds) {
     REQUIRE_GPU();
     std::mt19937 rng(44);
@@ -539,6 +550,14 @@ TEST(CudaMoeTmv, GptOss20bShapeAndBadIds) {
         auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1);
         for (int64_t c = 0; c < d; ++c)
             ASSERT_TRUE(same_value(y[size_t(i * d + c)], y1[size_t(c)])) << "token " << i << " col " << c;
+    }
+    // The prompt path on the same step (tmm.cuh), against the reference and its own solo runs.
+    auto yp = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
+    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, yp, sample, Path::TMM);
+    for (int64_t i : sample) {
+        auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
+        for (int64_t c = 0; c < d; ++c)
+            ASSERT_TRUE(same_value(yp[size_t(i * d + c)], y1[size_t(c)])) << "prompt token " << i << " col " << c;
     }
     for (int32_t bad : {-1, n_exp})
         for (int64_t len : {int64_t(3), int64_t(9)}) {  // folded, grouped

@@ -212,8 +212,8 @@ uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const {
     return moe_scratch_bytes(l) + sample_scratch_bytes(l) + tmv_scratch_bytes(l);
 }
 
-// The activations' split for matmul_tmv: every decode row of a step, as wide as the widest row
-// a matmul reads.
+// The activations' split for matmul_tmv / matmul_tmm: every row of a step, as wide as the widest
+// row a matmul reads.
 size_t CudaBackend::tmv_scratch_bytes(const StepLimits& l) {
     const int64_t cols = std::max({l.max_width, l.n_embd, l.n_ff});
     return l.max_tokens > 0 && cols > 0 ? cuda::matmul_tmv_scratch_bytes(l.max_tokens, (cols + 31) / 32 * 32)
@@ -238,7 +238,7 @@ void CudaBackend::reserve_scratch(const StepLimits& l) {
     const size_t ss = sample_scratch_bytes(l);
     if (ss > 0 && ss > sample_scratch_.bytes) sample_scratch_ = alloc(ss, "sampling scratch");
     const size_t ts = tmv_scratch_bytes(l);
-    if (ts > 0 && ts > tmv_scratch_.bytes) tmv_scratch_ = alloc(ts, "tensor-core decode scratch");
+    if (ts > 0 && ts > tmv_scratch_.bytes) tmv_scratch_ = alloc(ts, "tensor-core split scratch");
 }
 
 void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
@@ -323,7 +323,7 @@ int64_t CudaBackend::decode_split(int64_t n) const {
     return mode == 0 ? n : mode == 2 ? 0 : std::min(decode_rows(), n);
 }
 // Decode rows on the decode path (tensor cores for matmul_tmv_weight(w), else CUDA cores),
-// prompt rows on the prompt path (kernels.h).
+// prompt rows on the prompt path (matmul_tmm for tmm_weight(w), else matmul_mma; kernels.h).
 void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) {
     const int64_t n = x.rows(), nd = decode_split(n);
     const float* b = bias ? static_cast<const float*>(bias->data) : nullptr;
@@ -334,7 +334,12 @@ void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, 
                          tmv_scratch_.bytes, stream_);
     else if (nd > 0)
         cuda::matmul(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, stream_);
-    if (nd < n) cuda::matmul_mma(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate, stream_);
+    if (nd == n) return;
+    if (cuda::tmm_weight(w) && tmv_scratch_.bytes > 0)
+        cuda::matmul_tmm(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate, tmv_scratch_.data(),
+                         tmv_scratch_.bytes, stream_);
+    else
+        cuda::matmul_mma(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate, stream_);
 }
 void CudaBackend::matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
     OpScope op_(prof_.get(), prof_ ? op_name("matmul", w, x.rows()) : std::string());

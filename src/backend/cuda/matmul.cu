@@ -7,7 +7,8 @@
 // neighbours. Calls on large matrices run matmul_warp_kernel instead: a warp per 2 rows
 // computing the same order alone (matvec.cuh's warp_cta_dots_nt), tokens in passes of up to 4.
 // matmul_mma (the prompt path): one CTA per tile of 64 weight rows x 64 tokens on tensor cores,
-// the weights dequantized in the tile loader (mma.cuh has the precision and the order).
+// the weights dequantized in the tile loader (mma.cuh has the precision and the order);
+// matmul_tmm the same path for Q8_0 / MXFP4 in the DEVICE layout, from split activations (tmm.cuh).
 // Q8_0 and MXFP4 weights are repacked at load into the DEVICE layout of dequant.cuh (aligned,
 // coalesced unit loads; the same values in the same order); WO_CUDA_REPACK=0 keeps GGUF order.
 #include <cuda_runtime.h>
@@ -19,6 +20,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matvec.cuh"
 #include "backend/cuda/mma.cuh"
+#include "backend/cuda/tmm.cuh"
 #include "backend/cuda/tmv.cuh"
 
 namespace wo::cuda {
@@ -205,6 +207,37 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
         tmv_matmul_pass<T, 1, NS>(a, xs, xm, t0, sh);
 }
 
+// The prompt path from split activations (tmm.cuh): blockIdx.x = tile of kTmmRows weight rows,
+// blockIdx.y = tile of kTmmToks tokens.
+template <GgmlType T>
+__global__ void __launch_bounds__(kTmmThreads, 2)
+    tmm_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
+    pdl_begin();
+    extern __shared__ __align__(16) uint8_t smem[];
+    const int64_t r0 = int64_t(blockIdx.x) * kTmmRows, t0 = int64_t(blockIdx.y) * kTmmToks;
+    const int tid = int(threadIdx.x);
+    auto row = [&](int i) { return a.w + size_t(min(r0 + i, a.n_out - 1)) * a.w_nb1; };
+    const int64_t tx = t0 + tid / 4, tm = t0 + tid % kTmmToks;
+    TmmAcc acc;
+    tmm_mainloop<T>(smem, row(tid / 2), row(tid % kTmmRows),
+                    tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
+                    tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr, a.n_in,
+                    acc);
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int64_t r = r0 + tmm_row(mt, c), tok = t0 + tmm_tok(nt, c);
+                if (r >= a.n_out || tok >= a.n_tok) continue;
+                // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
+                const float s = __fadd_rn(acc[mt][nt][c], a.bias ? a.bias[r] : 0.0f);
+                float* yp = reinterpret_cast<float*>(a.y + size_t(tok) * a.y_nb1) + r;
+                *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
+            }
+}
+
 struct EmbedArgs {
     const uint8_t* table;
     size_t t_nb1;
@@ -309,7 +342,7 @@ void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
     auto* xs = static_cast<uint4*>(scratch);
     auto* xm = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
                                         (tmv_split_bytes(a.n_tok, a.n_in) + 255) / 256 * 256);
-    tmv_split(x, a.n_tok, xs, xm, s);
+    tmv_split(x, 0, a.n_tok, xs, xm, s);
     const int64_t tiles = (a.n_out + kTmvRows - 1) / kTmvRows,
                   groups = (a.n_tok + 2 * kTmvToks - 1) / (2 * kTmvToks);
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
@@ -323,6 +356,38 @@ void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
         launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 4> : tmv_matmul_kernel<Q, 4>, grid, 32 * 4, 0,
                s, a, xs, xm);
     check_launch("matmul_tmv kernel launch");
+}
+
+bool tmm_weight(const Tensor& w) {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_TMM");
+        return !(e && std::string(e) == "0");
+    }();
+    return on && tmv_weight(w);
+}
+
+void matmul_tmm(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
+                cudaStream_t s) {
+    const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
+    if (a.n_tok == 0 || a.n_out == 0) return;
+    WO_CHECK(tmv_weight(w), "cuda matmul_tmm: weight is not Q8_0 / MXFP4 in the DEVICE layout");
+    const size_t need = matmul_tmv_scratch_bytes(a.n_tok, a.n_in);
+    if (need > bytes)
+        throw Error(Code::INTERNAL, "matmul_tmm: scratch of " + std::to_string(bytes) + " bytes, " +
+                                        std::to_string(need) + " needed");
+    auto* xs = static_cast<uint4*>(scratch);
+    auto* xm = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
+                                        (tmv_split_bytes(a.n_tok, a.n_in) + 255) / 256 * 256);
+    tmv_split(x, 0, a.n_tok, xs, xm, s);
+    const int64_t tiles_m = (a.n_out + kTmmRows - 1) / kTmmRows, tiles_n = (a.n_tok + kTmmToks - 1) / kTmmToks;
+    WO_CHECK(tiles_m < (int64_t(1) << 31) && tiles_n <= 65535, "cuda matmul_tmm: grid limits");
+    const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
+    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
+    if (w.type == M)
+        launch_tmm<tmm_matmul_kernel<M>>("tmm_matmul_kernel", tmm_smem_bytes<M>(), grid, s, a, xs, xm);
+    else
+        launch_tmm<tmm_matmul_kernel<Q>>("tmm_matmul_kernel", tmm_smem_bytes<Q>(), grid, s, a, xs, xm);
+    check_launch("matmul_tmm kernel launch");
 }
 
 void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {

@@ -20,11 +20,11 @@
 // A decode path of at most kFoldTokens tokens on the warp kernels skips 1 and 4: gate_up takes
 // each pair's expert from ids, and down walks a token's choices in order and does the combine
 // itself (fold_gate_up_kernel, fold_down_kernel: 2 launches instead of 4, the same bits).
-// Experts of Q8_0 / MXFP4 in the DEVICE layout (as the loader repacks them) take the decode path
-// on tensor cores instead (moe_tmv.cu, tmv.cuh: the same steps, folded or grouped, with the
-// activations split into f16 terms first); other types take the CUDA-core kernels here, whose
-// every dot is cta_dots' (matvec.cuh), the same order as matmul. Every prompt dot is mma.cuh's,
-// as matmul_mma. So a pair's result depends on nothing but its token, its expert, the experts'
+// Experts of Q8_0 / MXFP4 in the DEVICE layout (as the loader repacks them) take both paths on
+// tensor cores from split activations instead (moe_tmv.cu; decode: tmv.cuh, the same steps,
+// folded or grouped; prompt: tmm.cuh, the same tiles, 64 features of gate and up or 128 rows of
+// down per CTA); other types take the CUDA-core kernels here, whose every dot is cta_dots'
+// (matvec.cuh), the same order as matmul, and for prompts mma.cuh's, as matmul_mma. So a pair's result depends on nothing but its token, its expert, the experts'
 // type and its token's path. An out-of-range expert id cannot throw on the device: its pair is
 // left out of every group and contributes NaN to y in the combine.
 #include <cuda_runtime.h>
@@ -476,6 +476,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     // The decode path on tensor cores (tmv.cuh) when every expert matrix has a DEVICE layout of
     // Q8_0 / MXFP4 (a property of the weights, so every decode step takes it).
     const bool tmv = tmv_weight(w.gate) && tmv_weight(w.up) && tmv_weight(w.down);
+    // The prompt path on tensor cores from split activations (tmm.cuh) for the same weights.
+    const bool tmm = tmm_weight(w.gate) && tmm_weight(w.up) && tmm_weight(w.down);
     // A decode path of at most kFoldTokens tokens (whose blocks fill the GPU, on the CUDA cores):
     // no grouping, and the combine done by the down pass.
     const bool fold = n_dec > 0 && n_dec <= kFoldTokens &&
@@ -555,6 +557,10 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
                                            kBlockThreads, 0, s, dn)));
             }
             check_launch("moe down kernel launch");
+        } else if (tmm) {
+            moe_tmm_prompt(gu, dn, x, n_dec, tiles, w.gate.type, w.down.type, reinterpret_cast<uint4*>(base + L.xs),
+                           reinterpret_cast<float*>(base + L.xm), reinterpret_cast<uint4*>(base + L.gs),
+                           reinterpret_cast<float*>(base + L.gm), s);
         } else {
             WO_CHECK(tiles < (int64_t(1) << 31), "cuda moe_ffn: grid limits");
             const dim3 grid_gu(static_cast<unsigned>(tiles), static_cast<unsigned>((n_ff + 31) / 32));

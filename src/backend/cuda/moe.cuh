@@ -67,5 +67,10 @@ constexpr int kTmvFoldMaxK = 4;
 // combine_kernel). tg / td: the gate/up and down types.
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s);
+// The prompt path on tensor cores from split activations (moe_tmv.cu, tmm.cuh), after
+// group_kernel filled gu.gr / dn.gr with `tiles` work tiles for the pairs of tokens [n_dec,
+// x.rows()): split those tokens' rows of x, gate_up into G, split their G rows, down into O.
+void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
+                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s);
 
 }  // namespace wo::cuda

@@ -1,8 +1,11 @@
-// The MoE decode path on tensor cores (moe.cuh, tmv.cuh).
+// The MoE on tensor cores from split activations (moe.cuh): the decode path (tmv.cuh) and the
+// prompt path (tmm.cuh) for Q8_0 / MXFP4 experts in the DEVICE layout.
 #include <algorithm>
 
 #include "backend/cuda/matvec.cuh"
+#include "backend/cuda/mma.cuh"
 #include "backend/cuda/moe.cuh"
+#include "backend/cuda/tmm.cuh"
 #include "backend/cuda/tmv.cuh"
 
 namespace wo::cuda {
@@ -165,7 +168,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     const unsigned tiles_gu = static_cast<unsigned>((gu.n_out + kTmvRows / 2 - 1) / (kTmvRows / 2));
     const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
-    tmv_split(x, n_dec, xs, xm, s);
+    tmv_split(x, 0, n_dec, xs, xm, s);
     if (fold)
         launch("tmv_expert_kernel", tmv_expert_kernel<TG, true, true>, dim3(unsigned(dec_pairs), tiles_gu),
                kTmvThreads, 0, s, gu);
@@ -176,7 +179,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
-    tmv_split(g, dec_pairs, gs, gm, s);
+    tmv_split(g, 0, dec_pairs, gs, gm, s);
     if (fold)
         launch("tmv_fold_down_kernel", tmv_fold_down_kernel<TD>, dim3(unsigned(n_dec), tiles_dn),
                unsigned(kTmvThreads * gu.k), 0, s, dn);
@@ -186,7 +189,91 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     check_launch("moe down tmv kernel launch");
 }
 
+// ---- The prompt path (tmm.cuh). blockIdx.x = work tile (expert e, its pairs [64j, 64j + 64)),
+// -1 past the last; blockIdx.y = block of output rows. gate_up: MMA tile i of the CTA's 8 holds
+// features f0 + 8i + [0, 8) of gate (A rows 0-7) and the same of up (rows 8-15), so thread
+// (g, t) ends with gate and up of one (feature, pair) and applies the activation itself; down:
+// 128 rows of down_e.
+static_assert(kTmmToks == kMmaToks, "the group kernel lists tiles of kMmaToks pairs");
+
+template <GgmlType T, bool GATE_UP>
+__global__ void __launch_bounds__(kTmmThreads, 2) tmm_expert_kernel(ExpertArgs a) {
+    pdl_begin();
+    extern __shared__ __align__(16) uint8_t smem[];
+    const int32_t item = a.gr.tiles[blockIdx.x];
+    if (item < 0) return;  // the whole CTA
+    const int e = item >> 16, jt = item & 0xFFFF;
+    const int32_t* pairs = a.gr.list + a.gr.offsets[e] + jt * kTmmToks;
+    const int n_cols = min(kTmmToks, a.gr.counts[e] - jt * kTmmToks);
+    const int64_t f0 = int64_t(blockIdx.y) * (GATE_UP ? kTmmRows / 2 : kTmmRows);
+    auto row = [&](int i) {  // the weight row of tile row i, clamped to a real one
+        if constexpr (GATE_UP) {
+            const size_t f = size_t(min(f0 + 8 * (i / 16) + i % 8, a.n_out - 1));
+            return i % 16 < 8 ? a.w + size_t(e) * a.nb2 + f * a.nb1 : a.w2 + size_t(e) * a.nb2_2 + f * a.nb1_2;
+        } else {
+            return a.w + size_t(e) * a.nb2 + size_t(min(f0 + i, a.n_out - 1)) * a.nb1;
+        }
+    };
+    const int tid = int(threadIdx.x), cx = tid / 4, cm = tid % kTmmToks;
+    TmmAcc acc;
+    tmm_mainloop<T>(smem, row(tid / 2), row(tid % kTmmRows),
+                    cx < n_cols ? a.xs + size_t(pairs[cx] / a.x_div) * size_t(a.n_in / 4) : nullptr,
+                    tid < kTmmToks && cm < n_cols ? a.xm + size_t(pairs[cm] / a.x_div) * size_t(a.n_in / 32)
+                                                  : nullptr,
+                    a.n_in, acc);
+    // As the CUDA-core path: s = dot + bias (or + 0), then gate_up's activation.
+    auto biased = [&](float dot, const float* bias, size_t bias_nb1, int64_t r) {
+        return __fadd_rn(dot, bias ? bias[size_t(e) * bias_nb1 / 4 + r] : 0.0f);
+    };
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int c = 0; c < (GATE_UP ? 2 : 4); ++c) {
+                const int tr = tmm_row(mt, c), tt = tmm_tok(nt, c);
+                const int64_t r = GATE_UP ? f0 + 8 * (tr / 16) + tr % 8 : f0 + tr;
+                if (tt >= n_cols || r >= a.n_out) continue;
+                float* o = a.out + size_t(pairs[tt]) * size_t(a.n_out) + size_t(r);
+                if constexpr (GATE_UP) {
+                    const float gv = biased(acc[mt][nt][c], a.bias, a.bias_nb1, r);
+                    const float uv = biased(acc[mt][nt][c + 2], a.bias2, a.bias2_nb1, r);
+                    *o = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(gv, uv, a.alpha, a.limit) : silu_mul(gv, uv);
+                } else {
+                    *o = biased(acc[mt][nt][c], a.bias, a.bias_nb1, r);
+                }
+            }
+}
+
+template <GgmlType TG, GgmlType TD>
+void tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, uint4* xs,
+                float* xm, uint4* gs, float* gm, cudaStream_t s) {
+    const int64_t n = x.rows();
+    gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
+    tmv_split(x, n_dec, n, xs, xm, s);
+    const dim3 grid_gu(static_cast<unsigned>(tiles), static_cast<unsigned>((gu.n_out + kTmmRows / 2 - 1) / (kTmmRows / 2)));
+    launch_tmm<tmm_expert_kernel<TG, true>>("tmm_expert_kernel", tmm_smem_bytes<TG>(), grid_gu, s, gu);
+    check_launch("moe gate/up tmm kernel launch");
+    Tensor g;
+    g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
+    g.ne[0] = dn.n_in, g.ne[1] = n * gu.k, g.nb1 = dn.x_nb1;
+    tmv_split(g, n_dec * gu.k, n * gu.k, gs, gm, s);
+    const dim3 grid_dn(static_cast<unsigned>(tiles), static_cast<unsigned>((dn.n_out + kTmmRows - 1) / kTmmRows));
+    launch_tmm<tmm_expert_kernel<TD, false>>("tmm_expert_kernel", tmm_smem_bytes<TD>(), grid_dn, s, dn);
+    check_launch("moe down tmm kernel launch");
+}
+
 }  // namespace
+
+void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
+                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
+    WO_CHECK(tiles < (int64_t(1) << 31) && (gu.n_out + kTmmRows / 2 - 1) / (kTmmRows / 2) <= 65535,
+             "cuda moe_ffn: grid limits");
+    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
+    const bool gmx = tg == M, dmx = td == M;
+    (gmx ? (dmx ? tmm_prompt<M, M> : tmm_prompt<M, Q>) : (dmx ? tmm_prompt<Q, M> : tmm_prompt<Q, Q>))(
+        gu, dn, x, n_dec, tiles, xs, xm, gs, gm, s);
+}
 
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {

@@ -11,18 +11,19 @@ struct SplitArgs {
     int64_t n;
     uint4* xs;
     float* xm;
+    int64_t r0;
     bool xvec;
 };
 
-// Thread i of row blockIdx.y takes unit i (8 elements) of the row; the 4 lanes of a block find
+// Thread i of CTA (r, c) takes unit 256c + i (8 elements) of row r0 + r; the 4 lanes of a block find
 // its largest |x| (a NaN stays NaN in its own terms), its exponent s, then each scales its
 // elements by 2^s (exact) and stores hi = f16(x') and lo = f16(x' - hi) as the pairs (j, j + 4)
 // of tmv.cuh's k order; lane 0 of the block stores 2^-s.
 __global__ void __launch_bounds__(256) tmv_split_kernel(SplitArgs a) {
     pdl_begin();
-    const int64_t u = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t u = int64_t(blockIdx.y) * blockDim.x + threadIdx.x, row = a.r0 + blockIdx.x;
     const bool live = u < a.n / 8;  // the warp's lanes all reach the shuffles
-    const float* x = reinterpret_cast<const float*>(a.x + size_t(blockIdx.y) * a.x_nb1);
+    const float* x = reinterpret_cast<const float*>(a.x + size_t(row) * a.x_nb1);
     float v[8] = {};
     if (live) load_x8(x, u, a.n, a.xvec, v);
     float m = 0.0f;
@@ -44,20 +45,21 @@ __global__ void __launch_bounds__(256) tmv_split_kernel(SplitArgs a) {
     }
     if (!live) return;
     const int64_t b = u / 4, t = u % 4;
-    uint4* out = a.xs + size_t(blockIdx.y) * size_t(a.n / 4);
+    uint4* out = a.xs + size_t(row) * size_t(a.n / 4);
     out[8 * b + t] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
     out[8 * b + 4 + t] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
-    if (t == 0) a.xm[size_t(blockIdx.y) * size_t(a.n / 32) + size_t(b)] = pow2f(-s);
+    if (t == 0) a.xm[size_t(row) * size_t(a.n / 32) + size_t(b)] = pow2f(-s);
 }
 
 }  // namespace
 
-void tmv_split(const Tensor& x, int64_t rows, uint4* xs, float* xm, cudaStream_t s) {
-    WO_CHECK(x.type == GgmlType::F32 && x.cols() % 32 == 0 && rows <= x.rows() && rows <= 65535,
+void tmv_split(const Tensor& x, int64_t r0, int64_t r1, uint4* xs, float* xm, cudaStream_t s) {
+    WO_CHECK(x.type == GgmlType::F32 && x.cols() % 32 == 0 && 0 <= r0 && r0 <= r1 && r1 <= x.rows() &&
+                 r1 - r0 < (int64_t(1) << 31) && x.cols() / 8 <= 65535 * 256,
              "cuda tmv_split shapes");
-    if (rows == 0) return;
-    const SplitArgs a{static_cast<const uint8_t*>(x.data), x.nb1, x.cols(), xs, xm, aligned16(x.data, x.nb1)};
-    const dim3 grid(static_cast<unsigned>((x.cols() / 8 + 255) / 256), static_cast<unsigned>(rows));
+    if (r1 == r0) return;
+    const SplitArgs a{static_cast<const uint8_t*>(x.data), x.nb1, x.cols(), xs, xm, r0, aligned16(x.data, x.nb1)};
+    const dim3 grid(static_cast<unsigned>(r1 - r0), static_cast<unsigned>((x.cols() / 8 + 255) / 256));
     launch("tmv_split_kernel", tmv_split_kernel, grid, 256, 0, s, a);
     check_launch("tmv split kernel launch");
 }

@@ -209,8 +209,8 @@ __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, i
     __syncthreads();  // sh is rewritten by the next call
 }
 
-// Queues the split of rows [0, rows) of x (F32, x.cols() % 32 == 0) for the tensor-core decode
+// Queues the split of rows [r0, r1) of x (F32, x.cols() % 32 == 0) for the tensor-core paths
 // (tmv.cu): row r -> xs + r * x.cols() / 4 (uint4) and its blocks' multipliers xm + r * x.cols() / 32.
-void tmv_split(const Tensor& x, int64_t rows, uint4* xs, float* xm, cudaStream_t s);
+void tmv_split(const Tensor& x, int64_t r0, int64_t r1, uint4* xs, float* xm, cudaStream_t s);
 
 }  // namespace wo::cuda

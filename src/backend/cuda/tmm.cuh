@@ -1,0 +1,217 @@
+// Prompt products on tensor cores from split activations ("tmm"): the prompt path's dots with
+// Q8_0 and MXFP4 weights in the DEVICE layout (matmul_tmm, the MoE's prompt passes), as a tiled
+// GEMM of mma.sync m16n8k16 (f16 in, fp32 accumulators). Weights of other types and layouts keep
+// mma.cuh.
+//
+// Operands, as tmv.cuh's: A = the weights' exact codes in f16 (tmv_halves), B = the activations
+// split once per call into hi + lo f16 of each 32-element block scaled by 2^s (tmv_split), so
+// a product carries 22 bits of the activation; the k order inside a block is tmv.cuh's.
+//
+// Order (batch invariance). Per (row, token), for each 32-element block b in increasing order:
+// part = the block's four MMAs chained into one fresh accumulator (hi then lo of elements
+// pairs 0-1, then hi then lo of pairs 2-3), then acc = fma(part, scale_b * 2^kPre * 2^-s_b, acc)
+// (the multiplier exact: powers of two, or Q8_0's f16 scale times one). One accumulator walks
+// all of n_in; then the caller adds the bias. An MMA's output element depends only on its row of
+// A, its column of B and its accumulator, so nothing depends on the token count, on a token's
+// place in a tile or on its neighbours. Chaining four MMAs per block (not one per 16 elements,
+// as tmv.cuh) halves the fp32 work per MMA; the tensor core's truncating accumulation then spans
+// four MMAs of one block, never more (mma.cuh's measurement: long chains bias the sum).
+//
+// Tiling: a CTA of 8 warps computes 128 weight rows x 64 tokens; warp w holds rows
+// 32 (w / 2) + [0, 32) (two MMA tiles of 16) and tokens 32 (w % 2) + [0, 32) (four of 8). The
+// K loop walks stages of 2 blocks through a 3-deep cp.async ring in shared memory: the raw codes
+// (rows padded so a warp's unit loads hit distinct banks), each row's scale word, the tokens'
+// split rows (padded likewise) and their multipliers. Past the last block or token the copies
+// fill zeros, and blocks past n_in are never folded.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/tmv.cuh"
+#include "backend/cuda/util.cuh"
+
+namespace wo::cuda {
+
+constexpr int kTmmRows = 128;  // weight rows per CTA tile
+constexpr int kTmmToks = 64;   // tokens per CTA tile
+constexpr int kTmmThreads = 256;
+constexpr int kTmmStages = 3;              // cp.async ring depth; a stage is 2 blocks of 32 elements
+constexpr int kTmmXStride = 2 * 128 + 64;  // bytes per token: 2 blocks of 8 uint4, 64 of padding
+
+template <GgmlType T>
+constexpr int kTmmCode = T == GgmlType::MXFP4 ? 16 : 32;  // code bytes per block per row
+template <GgmlType T>
+constexpr int kTmmWStride = T == GgmlType::MXFP4 ? 48 : 96;  // bytes per row: 2 blocks + padding
+
+template <GgmlType T>
+struct TmmStage {
+    uint8_t w[kTmmRows * kTmmWStride<T>];
+    uint32_t ws[kTmmRows];  // the aligned word of each row's scales that holds this stage's
+    uint8_t x[kTmmToks * kTmmXStride];
+    float xm[kTmmToks][2];
+};
+template <GgmlType T>
+constexpr size_t tmm_smem_bytes() {
+    return sizeof(TmmStage<T>) * kTmmStages;
+}
+
+// acc[mt][nt][c]: rows 32 (w / 2) + 16 mt + g (+ 8 for c >= 2), tokens 32 (w % 2) + 8 nt + 2 t
+// (+ 1 for odd c), thread (g, t) = lane 4g + t.
+using TmmAcc = float[2][4][4];
+__device__ __forceinline__ int tmm_row(int mt, int c) {
+    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    return 32 * (warp >> 1) + 16 * mt + g + (c >= 2 ? 8 : 0);
+}
+__device__ __forceinline__ int tmm_tok(int nt, int c) {
+    const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
+    return 32 * (warp & 1) + 8 * nt + 2 * t + (c & 1);
+}
+
+// 16 (or 4, 8) bytes global -> shared, or zeros when !valid (src is then not read).
+template <int N>
+__device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid) {
+    const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    if constexpr (N == 16)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+                     "r"(valid ? 16 : 0));
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(d), "l"(src), "n"(N),
+                     "r"(valid ? N : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// d = A · B + d (f16 in, fp32 accumulators).
+__device__ __forceinline__ void mma_f16_acc(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                            uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Block j (0, 1) of a stage's scale word as a float: the block scale times 2^kPre (tmv_scale).
+template <GgmlType T>
+__device__ __forceinline__ float tmm_scale(uint32_t word, int64_t b) {
+    if constexpr (T == GgmlType::MXFP4) {
+        const uint32_t e = (word >> (8 * (b & 3))) & 0xFFu;
+        return e == 0xFF ? __int_as_float(0x7FC00000) : __int_as_float(int(min(e + kTmvPre<T>, 255u) << 23));
+    } else {
+        return __half2float(__ushort_as_half(static_cast<unsigned short>(word >> (16 * (b & 1)))));
+    }
+}
+
+// The K loop of one CTA tile. This thread copies: the codes of the tile row tid / 2 (`wc`, a
+// DEVICE row, clamped to a real one), the scales of tile row tid (`wsr`, tid < 128), the split
+// row of tile token tid / 4 (`xs`, null past the last token: zeros) and the multipliers of tile
+// token tid (`xm`, tid < 64, null: zeros). Every thread of the CTA must call it.
+template <GgmlType T>
+__device__ __forceinline__ void tmm_mainloop(uint8_t* smem, const uint8_t* wc, const uint8_t* wsr,
+                                             const uint4* xs, const float* xm, int64_t n_in, TmmAcc& acc) {
+    auto* st = reinterpret_cast<TmmStage<T>*>(smem);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int64_t nb = n_in / 32, n_stages = (nb + 1) / 2;
+    constexpr int CB = kTmmCode<T>, WS = kTmmWStride<T>;
+    auto load = [&](int64_t s, TmmStage<T>& S) {
+        const int64_t b0 = 2 * s;
+        {  // codes: row tid / 2, block b0 + tid % 2 (CB bytes)
+            const int r = tid >> 1, j = tid & 1;
+            const bool ok = b0 + j < nb;
+#pragma unroll
+            for (int h = 0; h < CB / 16; ++h)
+                cp_async<16>(&S.w[r * WS + j * CB + 16 * h], wc + size_t(b0 + j) * CB + 16 * h, ok);
+        }
+        if (tid < kTmmRows) {  // the 4-byte word with the scales of b0 and b0 + 1
+            const size_t off = T == GgmlType::MXFP4 ? size_t(n_in / 2) + size_t(b0 & ~int64_t(3))
+                                                    : size_t(n_in) + 2 * size_t(b0);
+            cp_async<4>(&S.ws[tid], wsr + off, true);
+        }
+        {  // split rows: token tid / 4, block b0 + (tid / 2) % 2, term tid % 2 (4 units)
+            const int tok = tid >> 2, j = (tid >> 1) & 1, term = tid & 1;
+            const bool ok = xs && b0 + j < nb;
+            const uint4* src = ok ? xs + 8 * size_t(b0 + j) + 4 * term : reinterpret_cast<const uint4*>(wc);
+#pragma unroll
+            for (int u = 0; u < 4; ++u)
+                cp_async<16>(&S.x[tok * kTmmXStride + j * 128 + term * 64 + 16 * u], src + u, ok);
+        }
+        if (tid < kTmmToks)
+#pragma unroll
+            for (int j = 0; j < 2; ++j)
+                cp_async<4>(&S.xm[tid][j],
+                            xm && b0 + j < nb ? xm + b0 + j : reinterpret_cast<const float*>(wsr),
+                            xm && b0 + j < nb);
+    };
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[mt][nt][c] = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kTmmStages - 1; ++s) {
+        if (s < n_stages) load(s, st[s]);
+        cp_async_commit();
+    }
+    const int wm = warp >> 1, wn = warp & 1;
+    for (int64_t s = 0; s < n_stages; ++s) {
+        cp_async_wait<kTmmStages - 2>();
+        __syncthreads();  // stage s is in; every warp is done with stage s - 1's buffer
+        if (s + kTmmStages - 1 < n_stages) load(s + kTmmStages - 1, st[(s + kTmmStages - 1) % kTmmStages]);
+        cp_async_commit();
+        const TmmStage<T>& S = st[s % kTmmStages];
+#pragma unroll 1
+        for (int j = 0; j < 2; ++j) {
+            const int64_t b = 2 * s + j;
+            if (b >= nb) break;
+            uint32_t ha[2][4], hb[2][4];
+            float sa[2], sb[2];
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+                const int r = 32 * wm + 16 * mt + g;
+                const uint8_t* pa = &S.w[r * WS + j * CB];
+                const uint8_t* pb = &S.w[(r + 8) * WS + j * CB];
+                tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(pa)[t], ha[mt]);
+                tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(pb)[t], hb[mt]);
+                sa[mt] = tmm_scale<T>(S.ws[r], b);
+                sb[mt] = tmm_scale<T>(S.ws[r + 8], b);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt) {
+                const int col = 32 * wn + 8 * nt;
+                const uint8_t* px = &S.x[(col + g) * kTmmXStride + j * 128 + 16 * t];
+                const uint4 hi = *reinterpret_cast<const uint4*>(px);
+                const uint4 lo = *reinterpret_cast<const uint4*>(px + 64);
+                const float m0 = S.xm[col + 2 * t][j], m1 = S.xm[col + 2 * t + 1][j];
+#pragma unroll
+                for (int mt = 0; mt < 2; ++mt) {
+                    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                    mma_f16_acc(d, ha[mt][0], hb[mt][0], ha[mt][1], hb[mt][1], hi.x, hi.y);
+                    mma_f16_acc(d, ha[mt][0], hb[mt][0], ha[mt][1], hb[mt][1], lo.x, lo.y);
+                    mma_f16_acc(d, ha[mt][2], hb[mt][2], ha[mt][3], hb[mt][3], hi.z, hi.w);
+                    mma_f16_acc(d, ha[mt][2], hb[mt][2], ha[mt][3], hb[mt][3], lo.z, lo.w);
+                    acc[mt][nt][0] = __fmaf_rn(d[0], __fmul_rn(sa[mt], m0), acc[mt][nt][0]);
+                    acc[mt][nt][1] = __fmaf_rn(d[1], __fmul_rn(sa[mt], m1), acc[mt][nt][1]);
+                    acc[mt][nt][2] = __fmaf_rn(d[2], __fmul_rn(sb[mt], m0), acc[mt][nt][2]);
+                    acc[mt][nt][3] = __fmaf_rn(d[3], __fmul_rn(sb[mt], m1), acc[mt][nt][3]);
+                }
+            }
+        }
+    }
+    cp_async_wait<0>();
+}
+
+// launch() for a tmm kernel: its shared memory (above the 48 KB default) allowed once per kernel.
+template <auto Kernel, typename... A>
+void launch_tmm(const char* what, size_t smem, dim3 grid, cudaStream_t s, A&&... args) {
+    static const cudaError_t set =
+        cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (set != cudaSuccess) throw Error(Code::CUDA_ERROR, std::string(what) + ": " + cudaGetErrorString(set));
+    launch(what, Kernel, grid, kTmmThreads, smem, s, std::forward<A>(args)...);
+}
+
+}  // namespace wo::cuda
