@@ -6,12 +6,15 @@
 // Prompt rows take W = 8; decode rows (the first n_decode rows, docs/backend.md's token roles)
 // take W = 16: a decode step has few (token, head) CTAs, and 16 warps give each a chunk or two
 // of the keys instead of a longer serial walk (32 warps made ptxas cap registers at 32 and
-// spill). GQA by head group, sliding window by position (ring rows j % n_rows).
+// spill). GQA by head group, sliding window by position (ring rows j % n_rows). Prompt rows of
+// an F16 cache with head_dim 64 take the tensor cores instead (attention_mma.cu).
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
+#include "backend/cuda/attention.cuh"
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/util.cuh"
@@ -68,20 +71,6 @@ __device__ __forceinline__ float dot_row(const float* qs, const C* kr, int hd, b
     return d;
 }
 
-template <typename C>
-struct AttnArgs {
-    Rows out, q;
-    const C *k, *v;
-    int64_t row_ld, slot_ld;  // in elements
-    int n_rows, n_slots;
-    const int32_t *pos, *slot;
-    int n_head, group, hd;
-    float scale;
-    int window;
-    const float* sinks;
-    bool vec;    // key rows allow 16-byte loads
-    int64_t i0;  // the launch's first token (rows [i0, i0 + gridDim.x / n_head))
-};
 
 // PL = hd / 32 output elements per lane (hd = 32 * PL or less), W warps per CTA.
 template <typename C, int PL, int W>
@@ -250,6 +239,8 @@ void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnP
     WO_CHECK(n * p.n_head < (int64_t(1) << 31), "attention: grid limits");
     const int64_t nd = std::clamp<int64_t>(n_decode, 0, n);
     launch_rows<C, kDecodeWarps>(a, 0, nd, s);
+    if constexpr (std::is_same_v<C, __half>)
+        if (attention_mma_rows(a, nd, n - nd, s)) return;
     launch_rows<C, kPromptWarps>(a, nd, n - nd, s);
 }
 

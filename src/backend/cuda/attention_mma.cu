@@ -1,0 +1,290 @@
+// Prompt rows of attention on tensor cores (flash-style): an F16 cache with head_dim 64.
+//
+// A CTA of 4 warps takes 64 query rows that share one KV head: 64 / group consecutive tokens x
+// the group's heads (row r = token r / group, head r % group); warp w holds rows 16w..16w+15.
+// The keys are walked in chunks of 64 at absolute positions (chunk c = keys [64c, 64c + 64)),
+// K and V of the next chunk copied into shared memory while this one is computed. Per chunk:
+// S = Q·Kᵀ (mma.sync m16n8k16, f16 in, fp32 accumulators: q as hi + lo f16 after scaling its row
+// by a power of two, keys exact in f16; per 8 keys the 4 k-steps' hi and lo MMAs chained into one
+// fresh accumulator), the scale and the row's mask (keys j0 <= j <= pos), the online softmax
+// (the row's running max m, each thread's partial sum l over its own keys), then O = O·α + P·V
+// with P as hi + lo f16 (exactly as many bits as the weight carries) and per 8 output columns
+// the 4 k-steps chained into one fresh accumulator, added with one FMA. At the end the 4 partial
+// sums of a row are added in a fixed tree, the sink joins the denominator and O is divided.
+//
+// Batch invariance: a row's chunks, the keys each thread holds and every rounding depend only on
+// the row's own positions; a chunk (or a pass, below) where all of the row's keys are masked
+// leaves its state untouched (α = 1, P = 0, O kept). Tokens of one tile may belong to different
+// slots: the CTA runs one pass per distinct slot, each over the union of its tokens' key spans
+// with the other rows inactive. (A masked key's value still enters as 0·v: a NaN or inf value in
+// the cache, which only a model that already produced one can hold, spreads to the pass's rows.)
+#include <climits>
+#include <cstdlib>
+#include <string>
+
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/check.h"
+#include "backend/cuda/tmm.cuh"
+#include "backend/cuda/tmv.cuh"
+
+namespace wo::cuda {
+namespace {
+
+constexpr int kFaHd = 64;             // head_dim
+constexpr int kFaRows = 64;           // query rows per CTA: 4 warps x 16
+constexpr int kFaKeys = 64;           // keys per chunk
+constexpr int kFaStride = kFaHd + 8;  // shared row stride in halves: 144 bytes, conflict-free ldmatrix
+constexpr int kFaThreads = 128;
+
+struct FaSmem {
+    __half k[2][kFaKeys][kFaStride];
+    __half v[2][kFaKeys][kFaStride];
+    int32_t pos[kFaRows], slot[kFaRows], j0[kFaRows];  // per token of the tile
+};
+
+__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
+
+// (a, b) as hi + lo f16 pairs: hi = f16(x), lo = f16(x - hi).
+__device__ __forceinline__ void split2(float a, float b, uint32_t& hi, uint32_t& lo) {
+    const __half2 h = __floats2half2_rn(a, b);
+    const float2 f = __half22float2(h);
+    hi = h2_bits(h);
+    lo = h2_bits(__floats2half2_rn(__fsub_rn(a, f.x), __fsub_rn(b, f.y)));
+}
+
+template <bool TRANS>
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const __half* p) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    if constexpr (TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(a));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(a));
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, 2));
+}
+
+__global__ void __launch_bounds__(kFaThreads) attention_mma_k(AttnArgs<__half> a, int64_t rows) {
+    pdl_begin();
+    __shared__ __align__(16) FaSmem sh;
+    const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int G = a.group, tpt = kFaRows / G, kvh = int(blockIdx.y);
+    const int64_t tok0 = a.i0 + int64_t(blockIdx.x) * tpt;
+    const int ntok = int(min(int64_t(tpt), a.i0 + rows - tok0));
+    if (tid < ntok) {
+        const int32_t p = a.pos[tok0 + tid], sl = a.slot[tok0 + tid];
+        if (p < 0 || sl < 0 || sl >= a.n_slots) __trap();
+        const int32_t j0 = a.window > 0 ? max(0, p - a.window + 1) : 0;
+        if (p - j0 + 1 > a.n_rows) __trap();  // the cache no longer holds keys this query must see
+        sh.pos[tid] = p, sh.slot[tid] = sl, sh.j0[tid] = j0;
+    }
+    __syncthreads();
+
+    // This thread's rows i = 0, 1: tile rows 16 warp + g + 8i.
+    int rtok[2], rhead[2];
+    bool rok[2];
+    float qscale[2];
+    uint32_t qa[4][4][2];  // Q as A fragments: [k-step][a0..a3][hi, lo]
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int r = 16 * warp + g + 8 * i;
+        rtok[i] = r / G, rhead[i] = kvh * G + r % G, rok[i] = rtok[i] < ntok;
+        float v[4][4] = {};
+        if (rok[i]) {
+            const float* q = a.q.row(tok0 + rtok[i]) + int64_t(rhead[i]) * kFaHd;
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk) {
+                const float2 x0 = *reinterpret_cast<const float2*>(q + 16 * kk + 2 * t);
+                const float2 x1 = *reinterpret_cast<const float2*>(q + 16 * kk + 8 + 2 * t);
+                v[kk][0] = x0.x, v[kk][1] = x0.y, v[kk][2] = x1.x, v[kk][3] = x1.y;
+            }
+        }
+        float mx = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) mx = fmaxf(mx, fabsf(v[kk][e]));
+        const int ex = tmv_exponent(quad_max(mx));  // the row scaled into [2^14, 2^15): f16 cannot overflow
+        const float up = pow2f(ex);
+        qscale[i] = __fmul_rn(a.scale, pow2f(-ex));
+#pragma unroll
+        for (int kk = 0; kk < 4;
+             ++kk) {  // row g: a0 (cols 2t, 2t+1), a2 (cols 8 + 2t, ..); row g + 8: a1, a3
+            split2(__fmul_rn(v[kk][0], up), __fmul_rn(v[kk][1], up), qa[kk][i][0], qa[kk][i][1]);
+            split2(__fmul_rn(v[kk][2], up), __fmul_rn(v[kk][3], up), qa[kk][2 + i][0], qa[kk][2 + i][1]);
+        }
+    }
+
+    float O[8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) O[n][c] = 0.0f;
+
+    for (int first = 0; first < ntok; ++first) {  // one pass per distinct slot of the tile
+        const int32_t ps = sh.slot[first];
+        bool seen = false;
+        for (int u = 0; u < first; ++u) seen |= sh.slot[u] == ps;
+        if (seen) continue;
+        int32_t jlo = INT_MAX, jhi = -1;
+        for (int u = first; u < ntok; ++u)
+            if (sh.slot[u] == ps) jlo = min(jlo, sh.j0[u]), jhi = max(jhi, sh.pos[u]);
+        bool act[2];
+        int32_t rp[2], rj0[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            act[i] = rok[i] && sh.slot[rtok[i]] == ps;
+            rp[i] = act[i] ? sh.pos[rtok[i]] : -1, rj0[i] = act[i] ? sh.j0[rtok[i]] : 0;
+        }
+        const int64_t head_off = int64_t(ps) * a.slot_ld + int64_t(kvh) * kFaHd;
+        const __half *K = a.k + head_off, *V = a.v + head_off;
+        auto load = [&](int c, int buf) {  // thread: key tid / 2, dims 32 (tid % 2) + [0, 32)
+            const int key = tid >> 1, h0 = 32 * (tid & 1);
+            const int32_t j = c * kFaKeys + key;
+            const bool ok = j >= jlo && j <= jhi;
+            const int64_t row = ok ? j % a.n_rows : 0;
+            const __half* kr = K + row * a.row_ld + h0;
+            const __half* vr = V + row * a.row_ld + h0;
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                cp_async<16>(&sh.k[buf][key][h0 + 8 * u], kr + 8 * u, ok);
+                cp_async<16>(&sh.v[buf][key][h0 + 8 * u], vr + 8 * u, ok);
+            }
+        };
+        const int c0 = jlo / kFaKeys, c1 = jhi / kFaKeys;
+        load(c0, 0);
+        cp_async_commit();
+        for (int c = c0; c <= c1; ++c) {
+            const int buf = (c - c0) & 1;
+            if (c < c1) load(c + 1, buf ^ 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+            __syncthreads();
+            // S = Q·Kᵀ for the chunk's 8 tiles of 8 keys.
+            float S[8][4];
+#pragma unroll
+            for (int n = 0; n < 8; ++n) {
+                uint32_t kb[2][4];  // [k-step pair][b0, b1 of step 2p, b0, b1 of step 2p + 1]
+#pragma unroll
+                for (int kp = 0; kp < 2; ++kp)
+                    ldsm_x4<false>(kb[kp], &sh.k[buf][8 * n + (lane & 7)][32 * kp + 8 * (lane >> 3)]);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) S[n][e] = 0.0f;
+#pragma unroll
+                for (int kk = 0; kk < 4; ++kk) {
+                    const uint32_t b0 = kb[kk >> 1][2 * (kk & 1)], b1 = kb[kk >> 1][2 * (kk & 1) + 1];
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+                        mma_f16_acc(S[n], qa[kk][0][h], qa[kk][1][h], qa[kk][2][h], qa[kk][3][h], b0, b1);
+                }
+            }
+            // Scale, mask, online softmax; S becomes P.
+            float alpha[2];
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                float mx = -INFINITY;
+#pragma unroll
+                for (int n = 0; n < 8; ++n)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const int32_t j = c * kFaKeys + 8 * n + 2 * t + e;
+                        const bool ok = j >= rj0[i] && j <= rp[i];
+                        const float v = ok ? __fmul_rn(S[n][2 * i + e], qscale[i]) : -INFINITY;
+                        S[n][2 * i + e] = v;
+                        mx = fmaxf(mx, v);
+                    }
+                const float mn = fmaxf(m[i], quad_max(mx));
+                alpha[i] = mn == m[i] ? 1.0f : expf(m[i] - mn);  // m = -inf (first keys): 0
+                float sum = 0.0f;
+#pragma unroll
+                for (int n = 0; n < 8; ++n)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const float v = S[n][2 * i + e];
+                        const float p = v == -INFINITY ? 0.0f : expf(v - mn);
+                        S[n][2 * i + e] = p;
+                        sum = __fadd_rn(sum, p);
+                    }
+                l[i] = __fmaf_rn(l[i], alpha[i], sum);
+                m[i] = mn;
+            }
+            // P as A fragments: k-step kk = key tiles 2kk (a0, a1) and 2kk + 1 (a2, a3).
+            uint32_t pa[4][4][2];
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+                for (int q = 0; q < 4; ++q)
+                    split2(S[2 * kk + (q >> 1)][2 * (q & 1)], S[2 * kk + (q >> 1)][2 * (q & 1) + 1],
+                           pa[kk][q][0], pa[kk][q][1]);
+                    // O = O·α + P·V, two tiles of 8 output columns per ldmatrix.
+#pragma unroll
+            for (int n = 0; n < 8; n += 2) {
+                uint32_t vb[4][4];  // [k-step][b0, b1 of tile n, b0, b1 of tile n + 1]
+#pragma unroll
+                for (int kk = 0; kk < 4; ++kk)
+                    ldsm_x4<true>(
+                        vb[kk],
+                        &sh.v[buf][16 * kk + 8 * ((lane >> 3) & 1) + (lane & 7)][8 * (n + (lane >> 4))]);
+#pragma unroll
+                for (int nn = 0; nn < 2; ++nn) {
+                    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                    for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+                        for (int h = 0; h < 2; ++h)
+                            mma_f16_acc(part, pa[kk][0][h], pa[kk][1][h], pa[kk][2][h], pa[kk][3][h],
+                                        vb[kk][2 * nn], vb[kk][2 * nn + 1]);
+#pragma unroll
+                    for (int e = 0; e < 4; ++e)
+                        if (act[e >> 1]) O[n + nn][e] = __fmaf_rn(O[n + nn][e], alpha[e >> 1], part[e]);
+                }
+            }
+            __syncthreads();  // the buffer is refilled two chunks on
+        }
+    }
+    // The row's sum (the 4 threads' partials in a fixed tree), the sink, the output.
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        float s = __fadd_rn(l[i], __shfl_xor_sync(0xFFFFFFFFu, l[i], 1));
+        s = __fadd_rn(s, __shfl_xor_sync(0xFFFFFFFFu, s, 2));
+        if (!rok[i]) continue;
+        const float sink = a.sinks ? a.sinks[rhead[i]] : -INFINITY;
+        const float mf = fmaxf(m[i], sink);
+        float lf = __fmul_rn(s, expf(m[i] - mf));
+        if (a.sinks) lf = __fadd_rn(lf, expf(sink - mf));
+        const float f = expf(m[i] - mf);
+        float* o = a.out.row(tok0 + rtok[i]) + int64_t(rhead[i]) * kFaHd + 2 * t;
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+            *reinterpret_cast<float2*>(o + 8 * n) = make_float2(__fdiv_rn(__fmul_rn(O[n][2 * i], f), lf),
+                                                                __fdiv_rn(__fmul_rn(O[n][2 * i + 1], f), lf));
+    }
+}
+
+}  // namespace
+
+bool attention_mma_rows(const AttnArgs<__half>& a, int64_t i0, int64_t rows, cudaStream_t s) {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_FA");
+        return !(e && std::string(e) == "0");
+    }();
+    if (!on || a.hd != kFaHd || !a.vec || a.group > kFaRows || a.out.ld % 2 != 0 || a.q.ld % 2 != 0)
+        return false;
+    if (rows <= 0) return true;
+    const int64_t tpt = kFaRows / a.group, tiles = (rows + tpt - 1) / tpt;
+    WO_CHECK(tiles < (int64_t(1) << 31) && a.n_head / a.group <= 65535, "attention: grid limits");
+    AttnArgs<__half> b = a;
+    b.i0 = i0;
+    launch("attention_mma_k", attention_mma_k, dim3(unsigned(tiles), unsigned(a.n_head / a.group)),
+           kFaThreads, 0, s, b, rows);
+    check_launch("attention mma");
+    return true;
+}
+
+}  // namespace wo::cuda
