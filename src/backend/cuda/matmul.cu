@@ -207,35 +207,42 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
         tmv_matmul_pass<T, 1, NS>(a, xs, xm, t0, sh);
 }
 
-// The prompt path from split activations (tmm.cuh): blockIdx.x = tile of kTmmRows weight rows,
+// The prompt path from split activations (tmm.cuh): blockIdx.x = tile of TM weight rows,
 // blockIdx.y = tile of kTmmToks tokens.
-template <GgmlType T>
-__global__ void __launch_bounds__(kTmmThreads, 2)
+template <GgmlType T, int TM>
+__global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1)
     tmm_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
     pdl_begin();
     extern __shared__ __align__(16) uint8_t smem[];
-    const int64_t r0 = int64_t(blockIdx.x) * kTmmRows, t0 = int64_t(blockIdx.y) * kTmmToks;
+    const int64_t r0 = int64_t(blockIdx.x) * TM, t0 = int64_t(blockIdx.y) * kTmmToks;
     const int tid = int(threadIdx.x);
-    auto row = [&](int i) { return a.w + size_t(min(r0 + i, a.n_out - 1)) * a.w_nb1; };
+    const auto row = [&](int i) { return a.w + size_t(min(r0 + i, a.n_out - 1)) * a.w_nb1; };
     const int64_t tx = t0 + tid / 4, tm = t0 + tid % kTmmToks;
-    TmmAcc acc;
-    tmm_mainloop<T>(smem, row(tid / 2), row(tid % kTmmRows),
-                    tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
-                    tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr, a.n_in,
-                    acc);
+    TmmAcc<TM> acc;
+    tmm_mainloop<T, TM>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
+                        tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr, a.n_in,
+                        acc);
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
+        for (int nt = 0; nt < TmmShape<TM>::NT; ++nt)
 #pragma unroll
             for (int c = 0; c < 4; ++c) {
-                const int64_t r = r0 + tmm_row(mt, c), tok = t0 + tmm_tok(nt, c);
+                const int64_t r = r0 + tmm_row<TM>(mt, c), tok = t0 + tmm_tok<TM>(nt, c);
                 if (r >= a.n_out || tok >= a.n_tok) continue;
                 // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
                 const float s = __fadd_rn(acc[mt][nt][c], a.bias ? a.bias[r] : 0.0f);
                 float* yp = reinterpret_cast<float*>(a.y + size_t(tok) * a.y_nb1) + r;
                 *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
             }
+}
+
+template <GgmlType T, int TM>
+void tmm_matmul(const MatmulArgs& a, const uint4* xs, const float* xm, cudaStream_t s) {
+    const int64_t tiles_m = (a.n_out + TM - 1) / TM, tiles_n = (a.n_tok + kTmmToks - 1) / kTmmToks;
+    WO_CHECK(tiles_m < (int64_t(1) << 31) && tiles_n <= 65535, "cuda matmul_tmm: grid limits");
+    const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
+    launch_tmm<tmm_matmul_kernel<T, TM>>("tmm_matmul_kernel", tmm_smem_bytes<T, TM>(), grid, s, a, xs, xm);
 }
 
 struct EmbedArgs {
@@ -379,14 +386,12 @@ void matmul_tmm(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
     auto* xm = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
                                         (tmv_split_bytes(a.n_tok, a.n_in) + 255) / 256 * 256);
     tmv_split(x, 0, a.n_tok, xs, xm, s);
-    const int64_t tiles_m = (a.n_out + kTmmRows - 1) / kTmmRows, tiles_n = (a.n_tok + kTmmToks - 1) / kTmmToks;
-    WO_CHECK(tiles_m < (int64_t(1) << 31) && tiles_n <= 65535, "cuda matmul_tmm: grid limits");
-    const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
-    if (w.type == M)
-        launch_tmm<tmm_matmul_kernel<M>>("tmm_matmul_kernel", tmm_smem_bytes<M>(), grid, s, a, xs, xm);
+    const bool mx = w.type == M;
+    if (tmm_tile_rows() == 256)
+        (mx ? tmm_matmul<M, 256> : tmm_matmul<Q, 256>)(a, xs, xm, s);
     else
-        launch_tmm<tmm_matmul_kernel<Q>>("tmm_matmul_kernel", tmm_smem_bytes<Q>(), grid, s, a, xs, xm);
+        (mx ? tmm_matmul<M, 128> : tmm_matmul<Q, 128>)(a, xs, xm, s);
     check_launch("matmul_tmm kernel launch");
 }
 

@@ -190,14 +190,14 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
 }
 
 // ---- The prompt path (tmm.cuh). blockIdx.x = work tile (expert e, its pairs [64j, 64j + 64)),
-// -1 past the last; blockIdx.y = block of output rows. gate_up: MMA tile i of the CTA's 8 holds
+// -1 past the last; blockIdx.y = block of TM output rows. gate_up: MMA tile i of the CTA holds
 // features f0 + 8i + [0, 8) of gate (A rows 0-7) and the same of up (rows 8-15), so thread
 // (g, t) ends with gate and up of one (feature, pair) and applies the activation itself; down:
-// 128 rows of down_e.
+// TM rows of down_e.
 static_assert(kTmmToks == kMmaToks, "the group kernel lists tiles of kMmaToks pairs");
 
-template <GgmlType T, bool GATE_UP>
-__global__ void __launch_bounds__(kTmmThreads, 2) tmm_expert_kernel(ExpertArgs a) {
+template <GgmlType T, bool GATE_UP, int TM>
+__global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1) tmm_expert_kernel(ExpertArgs a) {
     pdl_begin();
     extern __shared__ __align__(16) uint8_t smem[];
     const int32_t item = a.gr.tiles[blockIdx.x];
@@ -205,8 +205,8 @@ __global__ void __launch_bounds__(kTmmThreads, 2) tmm_expert_kernel(ExpertArgs a
     const int e = item >> 16, jt = item & 0xFFFF;
     const int32_t* pairs = a.gr.list + a.gr.offsets[e] + jt * kTmmToks;
     const int n_cols = min(kTmmToks, a.gr.counts[e] - jt * kTmmToks);
-    const int64_t f0 = int64_t(blockIdx.y) * (GATE_UP ? kTmmRows / 2 : kTmmRows);
-    auto row = [&](int i) {  // the weight row of tile row i, clamped to a real one
+    const int64_t f0 = int64_t(blockIdx.y) * (GATE_UP ? TM / 2 : TM);
+    const auto row = [&](int i) {  // the weight row of tile row i, clamped to a real one
         if constexpr (GATE_UP) {
             const size_t f = size_t(min(f0 + 8 * (i / 16) + i % 8, a.n_out - 1));
             return i % 16 < 8 ? a.w + size_t(e) * a.nb2 + f * a.nb1 : a.w2 + size_t(e) * a.nb2_2 + f * a.nb1_2;
@@ -215,12 +215,12 @@ __global__ void __launch_bounds__(kTmmThreads, 2) tmm_expert_kernel(ExpertArgs a
         }
     };
     const int tid = int(threadIdx.x), cx = tid / 4, cm = tid % kTmmToks;
-    TmmAcc acc;
-    tmm_mainloop<T>(smem, row(tid / 2), row(tid % kTmmRows),
-                    cx < n_cols ? a.xs + size_t(pairs[cx] / a.x_div) * size_t(a.n_in / 4) : nullptr,
-                    tid < kTmmToks && cm < n_cols ? a.xm + size_t(pairs[cm] / a.x_div) * size_t(a.n_in / 32)
-                                                  : nullptr,
-                    a.n_in, acc);
+    TmmAcc<TM> acc;
+    tmm_mainloop<T, TM>(smem, row, cx < n_cols ? a.xs + size_t(pairs[cx] / a.x_div) * size_t(a.n_in / 4) : nullptr,
+                        tid < kTmmToks && cm < n_cols
+                            ? a.xm + size_t(pairs[cm] / a.x_div) * size_t(a.n_in / 32)
+                            : nullptr,
+                        a.n_in, acc);
     // As the CUDA-core path: s = dot + bias (or + 0), then gate_up's activation.
     auto biased = [&](float dot, const float* bias, size_t bias_nb1, int64_t r) {
         return __fadd_rn(dot, bias ? bias[size_t(e) * bias_nb1 / 4 + r] : 0.0f);
@@ -228,10 +228,10 @@ __global__ void __launch_bounds__(kTmmThreads, 2) tmm_expert_kernel(ExpertArgs a
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
+        for (int nt = 0; nt < TmmShape<TM>::NT; ++nt)
 #pragma unroll
             for (int c = 0; c < (GATE_UP ? 2 : 4); ++c) {
-                const int tr = tmm_row(mt, c), tt = tmm_tok(nt, c);
+                const int tr = tmm_row<TM>(mt, c), tt = tmm_tok<TM>(nt, c);
                 const int64_t r = GATE_UP ? f0 + 8 * (tr / 16) + tr % 8 : f0 + tr;
                 if (tt >= n_cols || r >= a.n_out) continue;
                 float* o = a.out + size_t(pairs[tt]) * size_t(a.n_out) + size_t(r);
@@ -245,34 +245,40 @@ __global__ void __launch_bounds__(kTmmThreads, 2) tmm_expert_kernel(ExpertArgs a
             }
 }
 
-template <GgmlType TG, GgmlType TD>
+template <GgmlType TG, GgmlType TD, int TM>
 void tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, uint4* xs,
                 float* xm, uint4* gs, float* gm, cudaStream_t s) {
     const int64_t n = x.rows();
     gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
     tmv_split(x, n_dec, n, xs, xm, s);
-    const dim3 grid_gu(static_cast<unsigned>(tiles), static_cast<unsigned>((gu.n_out + kTmmRows / 2 - 1) / (kTmmRows / 2)));
-    launch_tmm<tmm_expert_kernel<TG, true>>("tmm_expert_kernel", tmm_smem_bytes<TG>(), grid_gu, s, gu);
+    const dim3 grid_gu(static_cast<unsigned>(tiles), static_cast<unsigned>((gu.n_out + TM / 2 - 1) / (TM / 2)));
+    launch_tmm<tmm_expert_kernel<TG, true, TM>>("tmm_expert_kernel", tmm_smem_bytes<TG, TM>(), grid_gu, s, gu);
     check_launch("moe gate/up tmm kernel launch");
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = n * gu.k, g.nb1 = dn.x_nb1;
     tmv_split(g, n_dec * gu.k, n * gu.k, gs, gm, s);
-    const dim3 grid_dn(static_cast<unsigned>(tiles), static_cast<unsigned>((dn.n_out + kTmmRows - 1) / kTmmRows));
-    launch_tmm<tmm_expert_kernel<TD, false>>("tmm_expert_kernel", tmm_smem_bytes<TD>(), grid_dn, s, dn);
+    const dim3 grid_dn(static_cast<unsigned>(tiles), static_cast<unsigned>((dn.n_out + TM - 1) / TM));
+    launch_tmm<tmm_expert_kernel<TD, false, TM>>("tmm_expert_kernel", tmm_smem_bytes<TD, TM>(), grid_dn, s, dn);
     check_launch("moe down tmm kernel launch");
+}
+
+template <int TM>
+void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
+                      GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
+    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
+    const bool gmx = tg == M, dmx = td == M;
+    (gmx ? (dmx ? tmm_prompt<M, M, TM> : tmm_prompt<M, Q, TM>) : (dmx ? tmm_prompt<Q, M, TM> : tmm_prompt<Q, Q, TM>))(
+        gu, dn, x, n_dec, tiles, xs, xm, gs, gm, s);
 }
 
 }  // namespace
 
 void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
-    WO_CHECK(tiles < (int64_t(1) << 31) && (gu.n_out + kTmmRows / 2 - 1) / (kTmmRows / 2) <= 65535,
-             "cuda moe_ffn: grid limits");
-    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
-    const bool gmx = tg == M, dmx = td == M;
-    (gmx ? (dmx ? tmm_prompt<M, M> : tmm_prompt<M, Q>) : (dmx ? tmm_prompt<Q, M> : tmm_prompt<Q, Q>))(
-        gu, dn, x, n_dec, tiles, xs, xm, gs, gm, s);
+    WO_CHECK(tiles < (int64_t(1) << 31) && (gu.n_out + 63) / 64 <= 65535, "cuda moe_ffn: grid limits");
+    (tmm_tile_rows() == 256 ? tmm_prompt_types<256> : tmm_prompt_types<128>)(gu, dn, x, n_dec, tiles, tg, td, xs, xm,
+                                                                             gs, gm, s);
 }
 
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,

@@ -17,56 +17,68 @@
 // as tmv.cuh) halves the fp32 work per MMA; the tensor core's truncating accumulation then spans
 // four MMAs of one block, never more (mma.cuh's measurement: long chains bias the sum).
 //
-// Tiling: a CTA of 8 warps computes 128 weight rows x 64 tokens; warp w holds rows
-// 32 (w / 2) + [0, 32) (two MMA tiles of 16) and tokens 32 (w % 2) + [0, 32) (four of 8). The
-// K loop walks stages of 2 blocks through a 3-deep cp.async ring in shared memory: the raw codes
-// (rows padded so a warp's unit loads hit distinct banks), each row's scale word, the tokens'
-// split rows (padded likewise) and their multipliers. Past the last block or token the copies
-// fill zeros, and blocks past n_in are never folded.
+// Tiling: a CTA of 8 warps computes TM weight rows x 64 tokens (TmmShape): for TM = 128, warp
+// w holds rows 32 (w / 2) + [0, 32) (two MMA tiles of 16) and tokens 32 (w % 2) + [0, 32) (four
+// of 8); for TM = 256, rows 32w + [0, 32) and all 64 tokens (half the activation traffic per
+// weight row, twice the accumulators). The K loop walks stages of 2 blocks through a 3-deep cp.async ring in
+// shared memory: the raw codes (rows padded so a warp's unit loads hit distinct banks), each row's scale
+// word, the tokens' split rows (padded likewise) and their multipliers. Past the last block or token the
+// copies fill zeros, and blocks past n_in are never folded.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/tmv.cuh"
 #include "backend/cuda/util.cuh"
 
 namespace wo::cuda {
 
-constexpr int kTmmRows = 128;  // weight rows per CTA tile
-constexpr int kTmmToks = 64;   // tokens per CTA tile
+constexpr int kTmmToks = 64;  // tokens per CTA tile
 constexpr int kTmmThreads = 256;
 constexpr int kTmmStages = 3;              // cp.async ring depth; a stage is 2 blocks of 32 elements
 constexpr int kTmmXStride = 2 * 128 + 64;  // bytes per token: 2 blocks of 8 uint4, 64 of padding
+
+// A CTA tile of TM weight rows (128 or 256) x 64 tokens: WM x WN warps of 32 rows x 8 NT tokens.
+template <int TM>
+struct TmmShape {
+    static constexpr int WM = TM / 32, WN = 8 / WM, NT = kTmmToks / 8 / WN;
+};
 
 template <GgmlType T>
 constexpr int kTmmCode = T == GgmlType::MXFP4 ? 16 : 32;  // code bytes per block per row
 template <GgmlType T>
 constexpr int kTmmWStride = T == GgmlType::MXFP4 ? 48 : 96;  // bytes per row: 2 blocks + padding
 
-template <GgmlType T>
+template <GgmlType T, int TM>
 struct TmmStage {
-    uint8_t w[kTmmRows * kTmmWStride<T>];
-    uint32_t ws[kTmmRows];  // the aligned word of each row's scales that holds this stage's
+    uint8_t w[TM * kTmmWStride<T>];
+    uint32_t ws[TM];  // the aligned word of each row's scales that holds this stage's
     uint8_t x[kTmmToks * kTmmXStride];
     float xm[kTmmToks][2];
 };
-template <GgmlType T>
+template <GgmlType T, int TM>
 constexpr size_t tmm_smem_bytes() {
-    return sizeof(TmmStage<T>) * kTmmStages;
+    return sizeof(TmmStage<T, TM>) * kTmmStages;
 }
 
-// acc[mt][nt][c]: rows 32 (w / 2) + 16 mt + g (+ 8 for c >= 2), tokens 32 (w % 2) + 8 nt + 2 t
-// (+ 1 for odd c), thread (g, t) = lane 4g + t.
-using TmmAcc = float[2][4][4];
+// acc[mt][nt][c]: tile row tmm_row<TM>(mt, c), tile token tmm_tok<TM>(nt, c); thread (g, t) =
+// lane 4g + t holds rows g (c = 0, 1) and g + 8 (c = 2, 3), tokens 2t (even c) and 2t + 1.
+template <int TM>
+using TmmAcc = float[2][TmmShape<TM>::NT][4];
+template <int TM>
 __device__ __forceinline__ int tmm_row(int mt, int c) {
     const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
-    return 32 * (warp >> 1) + 16 * mt + g + (c >= 2 ? 8 : 0);
+    return 32 * (warp / TmmShape<TM>::WN) + 16 * mt + g + (c >= 2 ? 8 : 0);
 }
+template <int TM>
 __device__ __forceinline__ int tmm_tok(int nt, int c) {
+    constexpr int WN = TmmShape<TM>::WN;
     const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
-    return 32 * (warp & 1) + 8 * nt + 2 * t + (c & 1);
+    return (kTmmToks / WN) * (warp % WN) + 8 * nt + 2 * t + (c & 1);
 }
 
 // 16 (or 4, 8) bytes global -> shared, or zeros when !valid (src is then not read).
@@ -106,35 +118,44 @@ __device__ __forceinline__ float tmm_scale(uint32_t word, int64_t b) {
     }
 }
 
-// The K loop of one CTA tile. This thread copies: the codes of the tile row tid / 2 (`wc`, a
-// DEVICE row, clamped to a real one), the scales of tile row tid (`wsr`, tid < 128), the split
-// row of tile token tid / 4 (`xs`, null past the last token: zeros) and the multipliers of tile
-// token tid (`xm`, tid < 64, null: zeros). Every thread of the CTA must call it.
-template <GgmlType T>
-__device__ __forceinline__ void tmm_mainloop(uint8_t* smem, const uint8_t* wc, const uint8_t* wsr,
-                                             const uint4* xs, const float* xm, int64_t n_in, TmmAcc& acc) {
-    auto* st = reinterpret_cast<TmmStage<T>*>(smem);
+// The K loop of one CTA tile. row(i) is the DEVICE row of tile row i (clamped to a real one);
+// this thread copies chunks of the codes of rows tid / CPR + k * 256 / CPR (CPR = 16-byte chunks
+// per row and stage), the scale word of row tid (tid < TM), the split row of tile token tid / 4
+// (`xs`, null past the last token: zeros) and the multipliers of tile token tid (`xm`, tid < 64,
+// null: zeros). Every thread of the CTA must call it.
+template <GgmlType T, int TM, typename RowFn>
+__device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uint4* xs, const float* xm,
+                                             int64_t n_in, TmmAcc<TM>& acc) {
+    using Shape = TmmShape<TM>;
+    constexpr int CB = kTmmCode<T>, WS = kTmmWStride<T>, CPR = 2 * CB / 16, NW = TM * CPR / kTmmThreads;
+    constexpr int NT = Shape::NT;
+    auto* st = reinterpret_cast<TmmStage<T, TM>*>(smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int64_t nb = n_in / 32, n_stages = (nb + 1) / 2;
-    constexpr int CB = kTmmCode<T>, WS = kTmmWStride<T>;
-    auto load = [&](int64_t s, TmmStage<T>& S) {
+    const uint8_t* wrow[NW];
+#pragma unroll
+    for (int k = 0; k < NW; ++k) wrow[k] = row(tid / CPR + k * (kTmmThreads / CPR));
+    const uint8_t* srow = row(tid < TM ? tid : 0);
+    auto load = [&](int64_t s, TmmStage<T, TM>& S) {
         const int64_t b0 = 2 * s;
-        {  // codes: row tid / 2, block b0 + tid % 2 (CB bytes)
-            const int r = tid >> 1, j = tid & 1;
+        {  // codes: chunk tid % CPR of each row = block b0 + c / (CB / 16), its 16-byte part c % (CB / 16)
+            const int c = tid % CPR, j = c / (CB / 16), h = c % (CB / 16);
             const bool ok = b0 + j < nb;
 #pragma unroll
-            for (int h = 0; h < CB / 16; ++h)
-                cp_async<16>(&S.w[r * WS + j * CB + 16 * h], wc + size_t(b0 + j) * CB + 16 * h, ok);
+            for (int k = 0; k < NW; ++k) {
+                const int r = tid / CPR + k * (kTmmThreads / CPR);
+                cp_async<16>(&S.w[r * WS + j * CB + 16 * h], wrow[k] + size_t(b0 + j) * CB + 16 * h, ok);
+            }
         }
-        if (tid < kTmmRows) {  // the 4-byte word with the scales of b0 and b0 + 1
+        if (tid < TM) {  // the 4-byte word with the scales of b0 and b0 + 1
             const size_t off = T == GgmlType::MXFP4 ? size_t(n_in / 2) + size_t(b0 & ~int64_t(3))
                                                     : size_t(n_in) + 2 * size_t(b0);
-            cp_async<4>(&S.ws[tid], wsr + off, true);
+            cp_async<4>(&S.ws[tid], srow + off, true);
         }
         {  // split rows: token tid / 4, block b0 + (tid / 2) % 2, term tid % 2 (4 units)
             const int tok = tid >> 2, j = (tid >> 1) & 1, term = tid & 1;
             const bool ok = xs && b0 + j < nb;
-            const uint4* src = ok ? xs + 8 * size_t(b0 + j) + 4 * term : reinterpret_cast<const uint4*>(wc);
+            const uint4* src = ok ? xs + 8 * size_t(b0 + j) + 4 * term : reinterpret_cast<const uint4*>(srow);
 #pragma unroll
             for (int u = 0; u < 4; ++u)
                 cp_async<16>(&S.x[tok * kTmmXStride + j * 128 + term * 64 + 16 * u], src + u, ok);
@@ -143,13 +164,13 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, const uint8_t* wc, c
 #pragma unroll
             for (int j = 0; j < 2; ++j)
                 cp_async<4>(&S.xm[tid][j],
-                            xm && b0 + j < nb ? xm + b0 + j : reinterpret_cast<const float*>(wsr),
+                            xm && b0 + j < nb ? xm + b0 + j : reinterpret_cast<const float*>(srow),
                             xm && b0 + j < nb);
     };
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
+        for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
             for (int c = 0; c < 4; ++c) acc[mt][nt][c] = 0.0f;
 #pragma unroll
@@ -157,13 +178,13 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, const uint8_t* wc, c
         if (s < n_stages) load(s, st[s]);
         cp_async_commit();
     }
-    const int wm = warp >> 1, wn = warp & 1;
+    const int wm = warp / Shape::WN, wn = warp % Shape::WN;
     for (int64_t s = 0; s < n_stages; ++s) {
         cp_async_wait<kTmmStages - 2>();
         __syncthreads();  // stage s is in; every warp is done with stage s - 1's buffer
         if (s + kTmmStages - 1 < n_stages) load(s + kTmmStages - 1, st[(s + kTmmStages - 1) % kTmmStages]);
         cp_async_commit();
-        const TmmStage<T>& S = st[s % kTmmStages];
+        const TmmStage<T, TM>& S = st[s % kTmmStages];
 #pragma unroll 1
         for (int j = 0; j < 2; ++j) {
             const int64_t b = 2 * s + j;
@@ -181,8 +202,8 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, const uint8_t* wc, c
                 sb[mt] = tmm_scale<T>(S.ws[r + 8], b);
             }
 #pragma unroll
-            for (int nt = 0; nt < 4; ++nt) {
-                const int col = 32 * wn + 8 * nt;
+            for (int nt = 0; nt < NT; ++nt) {
+                const int col = (kTmmToks / Shape::WN) * wn + 8 * nt;
                 const uint8_t* px = &S.x[(col + g) * kTmmXStride + j * 128 + 16 * t];
                 const uint4 hi = *reinterpret_cast<const uint4*>(px);
                 const uint4 lo = *reinterpret_cast<const uint4*>(px + 64);
@@ -203,6 +224,16 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, const uint8_t* wc, c
         }
     }
     cp_async_wait<0>();
+}
+
+// The CTA tile rows of the process: WO_CUDA_TMM_ROWS=256 (else 128). Any tile shape gives the
+// same bits (the order is per element); this picks the faster.
+inline int tmm_tile_rows() {
+    static const int rows = [] {
+        const char* e = std::getenv("WO_CUDA_TMM_ROWS");
+        return e && std::string(e) == "256" ? 256 : 128;
+    }();
+    return rows;
 }
 
 // launch() for a tmm kernel: its shared memory (above the 48 KB default) allowed once per kernel.
