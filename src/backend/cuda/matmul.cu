@@ -388,7 +388,7 @@ void matmul_tmm(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
     tmv_split(x, 0, a.n_tok, xs, xm, s);
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = w.type == M;
-    if (tmm_tile_rows() == 256)
+    if (tmm_tile_rows((a.n_out + 255) / 256 * ((a.n_tok + kTmmToks - 1) / kTmmToks)) == 256)
         (mx ? tmm_matmul<M, 256> : tmm_matmul<Q, 256>)(a, xs, xm, s);
     else
         (mx ? tmm_matmul<M, 128> : tmm_matmul<Q, 128>)(a, xs, xm, s);

@@ -277,7 +277,8 @@ void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_d
 void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
     WO_CHECK(tiles < (int64_t(1) << 31) && (gu.n_out + 63) / 64 <= 65535, "cuda moe_ffn: grid limits");
-    (tmm_tile_rows() == 256 ? tmm_prompt_types<256> : tmm_prompt_types<128>)(gu, dn, x, n_dec, tiles, tg, td, xs, xm,
+    const int64_t tiles256 = tiles * ((dn.n_out + 255) / 256);  // down's: the fewer
+    (tmm_tile_rows(tiles256) == 256 ? tmm_prompt_types<256> : tmm_prompt_types<128>)(gu, dn, x, n_dec, tiles, tg, td, xs, xm,
                                                                              gs, gm, s);
 }
 
