@@ -210,17 +210,18 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
 // The prompt path from split activations (tmm.cuh): blockIdx.x = tile of TM weight rows,
 // blockIdx.y = tile of kTmmToks tokens.
 template <GgmlType T, int TM>
-__global__ void __launch_bounds__(TmmShape<TM>::THREADS, TM == 128 ? 2 : 1)
+__global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1)
     tmm_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
     pdl_begin();
     extern __shared__ __align__(16) uint8_t smem[];
     const int64_t r0 = int64_t(blockIdx.x) * TM, t0 = int64_t(blockIdx.y) * kTmmToks;
     const int tid = int(threadIdx.x);
     const auto row = [&](int i) { return a.w + size_t(min(r0 + i, a.n_out - 1)) * a.w_nb1; };
-    const auto xsrow = [&](int j) { return t0 + j < a.n_tok ? xs + size_t(t0 + j) * size_t(a.n_in / 4) : nullptr; };
-    const auto xmrow = [&](int j) { return t0 + j < a.n_tok ? xm + size_t(t0 + j) * size_t(a.n_in / 32) : nullptr; };
+    const int64_t tx = t0 + tid / 4, tm = t0 + tid % kTmmToks;
     TmmAcc<TM> acc;
-    tmm_mainloop<T, TM>(smem, row, xsrow, xmrow, a.n_in, acc);
+    tmm_mainloop<T, TM>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
+                        tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr, a.n_in,
+                        acc);
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
@@ -241,8 +242,7 @@ void tmm_matmul(const MatmulArgs& a, const uint4* xs, const float* xm, cudaStrea
     const int64_t tiles_m = (a.n_out + TM - 1) / TM, tiles_n = (a.n_tok + kTmmToks - 1) / kTmmToks;
     WO_CHECK(tiles_m < (int64_t(1) << 31) && tiles_n <= 65535, "cuda matmul_tmm: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
-    launch_tmm<tmm_matmul_kernel<T, TM>>("tmm_matmul_kernel", tmm_smem_bytes<T, TM>(), grid, TmmShape<TM>::THREADS, s,
-                                         a, xs, xm);
+    launch_tmm<tmm_matmul_kernel<T, TM>>("tmm_matmul_kernel", tmm_smem_bytes<T, TM>(), grid, s, a, xs, xm);
 }
 
 struct EmbedArgs {

@@ -197,7 +197,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
 static_assert(kTmmToks == kMmaToks, "the group kernel lists tiles of kMmaToks pairs");
 
 template <GgmlType T, bool GATE_UP, int TM>
-__global__ void __launch_bounds__(TmmShape<TM>::THREADS, TM == 128 ? 2 : 1) tmm_expert_kernel(ExpertArgs a) {
+__global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1) tmm_expert_kernel(ExpertArgs a) {
     pdl_begin();
     extern __shared__ __align__(16) uint8_t smem[];
     const int32_t item = a.gr.tiles[blockIdx.x];
@@ -214,14 +214,13 @@ __global__ void __launch_bounds__(TmmShape<TM>::THREADS, TM == 128 ? 2 : 1) tmm_
             return a.w + size_t(e) * a.nb2 + size_t(min(f0 + i, a.n_out - 1)) * a.nb1;
         }
     };
-    const auto xsrow = [&](int j) {
-        return j < n_cols ? a.xs + size_t(pairs[j] / a.x_div) * size_t(a.n_in / 4) : nullptr;
-    };
-    const auto xmrow = [&](int j) {
-        return j < n_cols ? a.xm + size_t(pairs[j] / a.x_div) * size_t(a.n_in / 32) : nullptr;
-    };
+    const int tid = int(threadIdx.x), cx = tid / 4, cm = tid % kTmmToks;
     TmmAcc<TM> acc;
-    tmm_mainloop<T, TM>(smem, row, xsrow, xmrow, a.n_in, acc);
+    tmm_mainloop<T, TM>(smem, row, cx < n_cols ? a.xs + size_t(pairs[cx] / a.x_div) * size_t(a.n_in / 4) : nullptr,
+                        tid < kTmmToks && cm < n_cols
+                            ? a.xm + size_t(pairs[cm] / a.x_div) * size_t(a.n_in / 32)
+                            : nullptr,
+                        a.n_in, acc);
     // As the CUDA-core path: s = dot + bias (or + 0), then gate_up's activation.
     auto biased = [&](float dot, const float* bias, size_t bias_nb1, int64_t r) {
         return __fadd_rn(dot, bias ? bias[size_t(e) * bias_nb1 / 4 + r] : 0.0f);
@@ -253,16 +252,14 @@ void tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, in
     gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
     tmv_split(x, n_dec, n, xs, xm, s);
     const dim3 grid_gu(static_cast<unsigned>(tiles), static_cast<unsigned>((gu.n_out + TM / 2 - 1) / (TM / 2)));
-    launch_tmm<tmm_expert_kernel<TG, true, TM>>("tmm_expert_kernel", tmm_smem_bytes<TG, TM>(), grid_gu,
-                                                TmmShape<TM>::THREADS, s, gu);
+    launch_tmm<tmm_expert_kernel<TG, true, TM>>("tmm_expert_kernel", tmm_smem_bytes<TG, TM>(), grid_gu, s, gu);
     check_launch("moe gate/up tmm kernel launch");
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = n * gu.k, g.nb1 = dn.x_nb1;
     tmv_split(g, n_dec * gu.k, n * gu.k, gs, gm, s);
     const dim3 grid_dn(static_cast<unsigned>(tiles), static_cast<unsigned>((dn.n_out + TM - 1) / TM));
-    launch_tmm<tmm_expert_kernel<TD, false, TM>>("tmm_expert_kernel", tmm_smem_bytes<TD, TM>(), grid_dn,
-                                                 TmmShape<TM>::THREADS, s, dn);
+    launch_tmm<tmm_expert_kernel<TD, false, TM>>("tmm_expert_kernel", tmm_smem_bytes<TD, TM>(), grid_dn, s, dn);
     check_launch("moe down tmm kernel launch");
 }
 

@@ -17,12 +17,13 @@
 // as tmv.cuh) halves the fp32 work per MMA; the tensor core's truncating accumulation then spans
 // four MMAs of one block, never more (mma.cuh's measurement: long chains bias the sum).
 //
-// Tiling: a CTA of TM / 16 warps computes TM weight rows x 64 tokens (TmmShape: TM = 128 or
-// 256; 256 halves the activation traffic per weight row); warp w holds rows 32 (w / 2) + [0, 32)
-// (two MMA tiles of 16) and tokens 32 (w % 2) + [0, 32) (four of 8). The K loop walks stages of 2 blocks
-// through a 3-deep cp.async ring in shared memory: the raw codes (rows padded so a warp's unit loads hit
-// distinct banks), each row's scale word, the tokens' split rows (padded likewise) and their multipliers.
-// Past the last block or token the copies fill zeros, and blocks past n_in are never folded.
+// Tiling: a CTA of 8 warps computes TM weight rows x 64 tokens (TmmShape): for TM = 128, warp
+// w holds rows 32 (w / 2) + [0, 32) (two MMA tiles of 16) and tokens 32 (w % 2) + [0, 32) (four
+// of 8); for TM = 256, rows 32w + [0, 32) and all 64 tokens (half the activation traffic per
+// weight row, twice the accumulators). The K loop walks stages of 2 blocks through a 3-deep cp.async ring in
+// shared memory: the raw codes (rows padded so a warp's unit loads hit distinct banks), each row's scale
+// word, the tokens' split rows (padded likewise) and their multipliers. Past the last block or token the
+// copies fill zeros, and blocks past n_in are never folded.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -36,14 +37,15 @@
 
 namespace wo::cuda {
 
-constexpr int kTmmToks = 64;               // tokens per CTA tile
+constexpr int kTmmToks = 64;  // tokens per CTA tile
+constexpr int kTmmThreads = 256;
 constexpr int kTmmStages = 3;              // cp.async ring depth; a stage is 2 blocks of 32 elements
 constexpr int kTmmXStride = 2 * 128 + 64;  // bytes per token: 2 blocks of 8 uint4, 64 of padding
 
-// A CTA tile of TM weight rows (128 or 256) x 64 tokens: WM x 2 warps of 32 rows x 32 tokens.
+// A CTA tile of TM weight rows (128 or 256) x 64 tokens: WM x WN warps of 32 rows x 8 NT tokens.
 template <int TM>
 struct TmmShape {
-    static constexpr int WM = TM / 32, WN = 2, NT = kTmmToks / 8 / WN, THREADS = 32 * WM * WN;
+    static constexpr int WM = TM / 32, WN = 8 / WM, NT = kTmmToks / 8 / WN;
 };
 
 template <GgmlType T>
@@ -116,29 +118,24 @@ __device__ __forceinline__ float tmm_scale(uint32_t word, int64_t b) {
     }
 }
 
-// The K loop of one CTA tile. row(i) is the DEVICE row of tile row i (clamped to a real one),
-// xsrow(j) / xmrow(j) the split row and the multipliers of tile token j (null past the last
-// token: zeros). This thread copies chunks of the codes of rows tid / CPR + k * THREADS / CPR
-// (CPR = 16-byte chunks per row and stage), the scale word of row tid (tid < TM), UPT 16-byte
-// units of token tid * UPT / 16's split rows and the multipliers of token tid (tid < 64). Every
-// thread of the CTA must call it.
-template <GgmlType T, int TM, typename RowFn, typename XsFn, typename XmFn>
-__device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, XsFn xsrow, XmFn xmrow, int64_t n_in,
-                                             TmmAcc<TM>& acc) {
+// The K loop of one CTA tile. row(i) is the DEVICE row of tile row i (clamped to a real one);
+// this thread copies chunks of the codes of rows tid / CPR + k * 256 / CPR (CPR = 16-byte chunks
+// per row and stage), the scale word of row tid (tid < TM), the split row of tile token tid / 4
+// (`xs`, null past the last token: zeros) and the multipliers of tile token tid (`xm`, tid < 64,
+// null: zeros). Every thread of the CTA must call it.
+template <GgmlType T, int TM, typename RowFn>
+__device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uint4* xs, const float* xm,
+                                             int64_t n_in, TmmAcc<TM>& acc) {
     using Shape = TmmShape<TM>;
-    constexpr int THREADS = Shape::THREADS, CB = kTmmCode<T>, WS = kTmmWStride<T>, CPR = 2 * CB / 16;
-    constexpr int NW = TM * CPR / THREADS, UPT = kTmmToks * 16 / THREADS, NT = Shape::NT;
+    constexpr int CB = kTmmCode<T>, WS = kTmmWStride<T>, CPR = 2 * CB / 16, NW = TM * CPR / kTmmThreads;
+    constexpr int NT = Shape::NT;
     auto* st = reinterpret_cast<TmmStage<T, TM>*>(smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int64_t nb = n_in / 32, n_stages = (nb + 1) / 2;
     const uint8_t* wrow[NW];
 #pragma unroll
-    for (int k = 0; k < NW; ++k) wrow[k] = row(tid / CPR + k * (THREADS / CPR));
+    for (int k = 0; k < NW; ++k) wrow[k] = row(tid / CPR + k * (kTmmThreads / CPR));
     const uint8_t* srow = row(tid < TM ? tid : 0);
-    // This thread's split-row units: token xt, block xj of the stage, term xh, units xu0 + [0, UPT).
-    const int xt = tid * UPT / 16, xj = (tid * UPT / 8) % 2, xh = (tid * UPT / 4) % 2, xu0 = tid * UPT % 4;
-    const uint4* xs = xsrow(xt);
-    const float* xm = tid < kTmmToks ? xmrow(tid) : nullptr;
     auto load = [&](int64_t s, TmmStage<T, TM>& S) {
         const int64_t b0 = 2 * s;
         {  // codes: chunk tid % CPR of each row = block b0 + c / (CB / 16), its 16-byte part c % (CB / 16)
@@ -146,7 +143,7 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, XsFn xsro
             const bool ok = b0 + j < nb;
 #pragma unroll
             for (int k = 0; k < NW; ++k) {
-                const int r = tid / CPR + k * (THREADS / CPR);
+                const int r = tid / CPR + k * (kTmmThreads / CPR);
                 cp_async<16>(&S.w[r * WS + j * CB + 16 * h], wrow[k] + size_t(b0 + j) * CB + 16 * h, ok);
             }
         }
@@ -155,13 +152,13 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, XsFn xsro
                                                     : size_t(n_in) + 2 * size_t(b0);
             cp_async<4>(&S.ws[tid], srow + off, true);
         }
-        {  // split rows
-            const bool ok = xs && b0 + xj < nb;
-            const uint4* src =
-                ok ? xs + 8 * size_t(b0 + xj) + 4 * xh + xu0 : reinterpret_cast<const uint4*>(srow);
+        {  // split rows: token tid / 4, block b0 + (tid / 2) % 2, term tid % 2 (4 units)
+            const int tok = tid >> 2, j = (tid >> 1) & 1, term = tid & 1;
+            const bool ok = xs && b0 + j < nb;
+            const uint4* src = ok ? xs + 8 * size_t(b0 + j) + 4 * term : reinterpret_cast<const uint4*>(srow);
 #pragma unroll
-            for (int u = 0; u < UPT; ++u)
-                cp_async<16>(&S.x[xt * kTmmXStride + xj * 128 + xh * 64 + 16 * (xu0 + u)], src + u, ok);
+            for (int u = 0; u < 4; ++u)
+                cp_async<16>(&S.x[tok * kTmmXStride + j * 128 + term * 64 + 16 * u], src + u, ok);
         }
         if (tid < kTmmToks)
 #pragma unroll
@@ -188,7 +185,9 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, XsFn xsro
         if (s + kTmmStages - 1 < n_stages) load(s + kTmmStages - 1, st[(s + kTmmStages - 1) % kTmmStages]);
         cp_async_commit();
         const TmmStage<T, TM>& S = st[s % kTmmStages];
-#pragma unroll 1
+        // Both blocks of the stage unrolled where the registers allow it (TM = 256 runs one CTA
+        // per SM: its loads and conversions for block 1 overlap block 0's MMAs).
+#pragma unroll(TM == 256 ? 2 : 1)
         for (int j = 0; j < 2; ++j) {
             const int64_t b = 2 * s + j;
             if (b >= nb) break;
@@ -244,11 +243,11 @@ inline int tmm_tile_rows(int64_t tiles256) {
 
 // launch() for a tmm kernel: its shared memory (above the 48 KB default) allowed once per kernel.
 template <auto Kernel, typename... A>
-void launch_tmm(const char* what, size_t smem, dim3 grid, int threads, cudaStream_t s, A&&... args) {
+void launch_tmm(const char* what, size_t smem, dim3 grid, cudaStream_t s, A&&... args) {
     static const cudaError_t set =
         cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (set != cudaSuccess) throw Error(Code::CUDA_ERROR, std::string(what) + ": " + cudaGetErrorString(set));
-    launch(what, Kernel, grid, threads, smem, s, std::forward<A>(args)...);
+    launch(what, Kernel, grid, kTmmThreads, smem, s, std::forward<A>(args)...);
 }
 
 }  // namespace wo::cuda
