@@ -208,7 +208,8 @@ inline double tmv_error_bound(int64_t n_in, int extra, double sum_abs, double su
 // FMA into the one running sum (one rounding per block) and `extra` after; the split as tmv's.
 inline double tmm_error_bound(int64_t n_in, int extra, double sum_abs, double sum_abs_w, double x_max) {
     const double roundings = double(n_in / 32 + extra);
-    return (roundings * std::ldexp(1.0, -24) + 4 * std::ldexp(1.0, -23) + std::ldexp(1.0, -22)) * sum_abs * 1.01 +
+    return (roundings * std::ldexp(1.0, -24) + 4 * std::ldexp(1.0, -23) + std::ldexp(1.0, -22)) * sum_abs *
+               1.01 +
            std::ldexp(1.0, -38) * x_max * sum_abs_w + 1e-30;
 }
 

@@ -537,8 +537,9 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng, bool tmm = false
     DevBuf scratch(sb);
     scratch.fill(0xFF);
     (tmm ? matmul_tmm : matmul_tmv)(make_tensor(dy.get(), GgmlType::F32, c.n_out, c.n_tok),
-               make_tensor(dx.get(), GgmlType::F32, c.n_in, c.n_tok), pw,
-               c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate, scratch.get(), sb, nullptr);
+                                    make_tensor(dx.get(), GgmlType::F32, c.n_in, c.n_tok), pw,
+                                    c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate,
+                                    scratch.get(), sb, nullptr);
     sync();
     auto y = download_vec<float>(dy, y0.size());
     int64_t bad = 0;
@@ -557,8 +558,9 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng, bool tmm = false
             const size_t at = size_t(t * c.n_out + r);
             if (c.bias) ref += bias[size_t(r)], mag += std::fabs(bias[size_t(r)]);
             if (c.accumulate) ref += y0[at], mag += std::fabs(y0[at]);
-            const double bound = tmm ? tmm_error_bound(c.n_in, 2, mag, w_abs, x_max)
-                                     : tmv_error_bound(c.n_in, 2, mag, w_abs, x_max, matmul_tmv_ranges(c.n_out));
+            const double bound =
+                tmm ? tmm_error_bound(c.n_in, 2, mag, w_abs, x_max)
+                    : tmv_error_bound(c.n_in, 2, mag, w_abs, x_max, matmul_tmv_ranges(c.n_out));
             const double err = std::fabs(double(y[at]) - ref);
             if (!(err <= bound) && bad++ < 5)
                 ADD_FAILURE() << tname(c.type) << " row " << r << " token " << t << ": gpu " << y[at]
@@ -623,9 +625,7 @@ void check_tmv_batch_invariance(TmvFn mmfn, int64_t n_out, int64_t n, std::vecto
         DevBuf scratch(sb);
         const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
         const Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
-        auto mm = [&](Tensor y, Tensor xx) {
-            mmfn(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr);
-        };
+        auto mm = [&](Tensor y, Tensor xx) { mmfn(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr); };
         mm(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx);
         mm(make_tensor(dyr.get(), GgmlType::F32, n_out, n), make_tensor(dxr.get(), GgmlType::F32, n_in, n));
         sync();

@@ -421,8 +421,8 @@ TEST(CudaMoe, OutOfRangeExpertGivesNaN) {
             for (int64_t n_decode : {kAllDecode, int64_t(0)}) {
                 const bool warp = variant == 1;
                 DevExperts& ex = variant == 2 ? packed : plain;
-                SCOPED_TRACE("id " + std::to_string(bad) + (warp ? " warp" : "") + (variant == 2 ? " packed" : "") +
-                             (n_decode ? "" : " prompt"));
+                SCOPED_TRACE("id " + std::to_string(bad) + (warp ? " warp" : "") +
+                             (variant == 2 ? " packed" : "") + (n_decode ? "" : " prompt"));
                 WarpKernels wk(warp);
                 auto ids = make_ids(Routing::RANDOM, n, k, n_exp, rng);
                 ids[size_t(1 * k + 1)] = bad;
@@ -557,7 +557,8 @@ TEST(CudaMoeTmv, GptOss20bShapeAndBadIds) {
     for (int64_t i : sample) {
         auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
         for (int64_t c = 0; c < d; ++c)
-            ASSERT_TRUE(same_value(yp[size_t(i * d + c)], y1[size_t(c)])) << "prompt token " << i << " col " << c;
+            ASSERT_TRUE(same_value(yp[size_t(i * d + c)], y1[size_t(c)]))
+                << "prompt token " << i << " col " << c;
     }
     for (int32_t bad : {-1, n_exp})
         for (int64_t len : {int64_t(3), int64_t(9)}) {  // folded, grouped

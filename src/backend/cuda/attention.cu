@@ -71,7 +71,6 @@ __device__ __forceinline__ float dot_row(const float* qs, const C* kr, int hd, b
     return d;
 }
 
-
 // PL = hd / 32 output elements per lane (hd = 32 * PL or less), W warps per CTA.
 template <typename C, int PL, int W>
 __global__ void __launch_bounds__(32 * W) attention_k(AttnArgs<C> a) {

@@ -336,8 +336,8 @@ void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, 
         cuda::matmul(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, stream_);
     if (nd == n) return;
     if (cuda::tmm_weight(w) && tmv_scratch_.bytes > 0)
-        cuda::matmul_tmm(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate, tmv_scratch_.data(),
-                         tmv_scratch_.bytes, stream_);
+        cuda::matmul_tmm(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate,
+                         tmv_scratch_.data(), tmv_scratch_.bytes, stream_);
     else
         cuda::matmul_mma(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate, stream_);
 }

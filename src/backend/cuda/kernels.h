@@ -32,7 +32,8 @@ size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols);
 void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
                 cudaStream_t s);
 // The prompt path on tensor cores from split activations (tmm.cuh) for weights where
-// tmm_weight(w): Q8_0 / MXFP4 in the DEVICE layout (WO_CUDA_TMM=0: none; they take matmul_mma).
+// tmm_weight(w): Q8_0 / MXFP4 in the DEVICE layout (WO_CUDA_TMM=0 or WO_CUDA_TMV=0: none; they
+// take matmul_mma).
 // The backend sends every prompt row of such a weight here; `scratch` as matmul_tmv's.
 bool tmm_weight(const Tensor& w);
 void matmul_tmm(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,

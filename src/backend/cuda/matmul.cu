@@ -220,8 +220,8 @@ __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1)
     const int64_t tx = t0 + tid / 4, tm = t0 + tid % kTmmToks;
     TmmAcc<TM> acc;
     tmm_mainloop<T, TM>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
-                        tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr, a.n_in,
-                        acc);
+                        tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr,
+                        a.n_in, acc);
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll

@@ -22,11 +22,12 @@
 // itself (fold_gate_up_kernel, fold_down_kernel: 2 launches instead of 4, the same bits).
 // Experts of Q8_0 / MXFP4 in the DEVICE layout (as the loader repacks them) take both paths on
 // tensor cores from split activations instead (moe_tmv.cu; decode: tmv.cuh, the same steps,
-// folded or grouped; prompt: tmm.cuh, the same tiles, 64 features of gate and up or 128 rows of
-// down per CTA); other types take the CUDA-core kernels here, whose every dot is cta_dots'
-// (matvec.cuh), the same order as matmul, and for prompts mma.cuh's, as matmul_mma. So a pair's result depends on nothing but its token, its expert, the experts'
-// type and its token's path. An out-of-range expert id cannot throw on the device: its pair is
-// left out of every group and contributes NaN to y in the combine.
+// folded or grouped; prompt: tmm.cuh, the same tiles of 64 pairs, 128 or 256 rows per CTA);
+// other types take the CUDA-core kernels here, whose every dot is cta_dots' (matvec.cuh), the
+// same order as matmul, and for prompts mma.cuh's, as matmul_mma. So a pair's result depends on
+// nothing but its token, its expert, the experts' type and its token's path. An out-of-range
+// expert id cannot throw on the device: its pair is left out of every group and contributes NaN
+// to y in the combine.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -558,9 +559,9 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
             }
             check_launch("moe down kernel launch");
         } else if (tmm) {
-            moe_tmm_prompt(gu, dn, x, n_dec, tiles, w.gate.type, w.down.type, reinterpret_cast<uint4*>(base + L.xs),
-                           reinterpret_cast<float*>(base + L.xm), reinterpret_cast<uint4*>(base + L.gs),
-                           reinterpret_cast<float*>(base + L.gm), s);
+            moe_tmm_prompt(gu, dn, x, n_dec, tiles, w.gate.type, w.down.type,
+                           reinterpret_cast<uint4*>(base + L.xs), reinterpret_cast<float*>(base + L.xm),
+                           reinterpret_cast<uint4*>(base + L.gs), reinterpret_cast<float*>(base + L.gm), s);
         } else {
             WO_CHECK(tiles < (int64_t(1) << 31), "cuda moe_ffn: grid limits");
             const dim3 grid_gu(static_cast<unsigned>(tiles), static_cast<unsigned>((n_ff + 31) / 32));

@@ -209,18 +209,18 @@ __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1) tmm_expert_ker
     const auto row = [&](int i) {  // the weight row of tile row i, clamped to a real one
         if constexpr (GATE_UP) {
             const size_t f = size_t(min(f0 + 8 * (i / 16) + i % 8, a.n_out - 1));
-            return i % 16 < 8 ? a.w + size_t(e) * a.nb2 + f * a.nb1 : a.w2 + size_t(e) * a.nb2_2 + f * a.nb1_2;
+            return i % 16 < 8 ? a.w + size_t(e) * a.nb2 + f * a.nb1
+                              : a.w2 + size_t(e) * a.nb2_2 + f * a.nb1_2;
         } else {
             return a.w + size_t(e) * a.nb2 + size_t(min(f0 + i, a.n_out - 1)) * a.nb1;
         }
     };
     const int tid = int(threadIdx.x), cx = tid / 4, cm = tid % kTmmToks;
     TmmAcc<TM> acc;
-    tmm_mainloop<T, TM>(smem, row, cx < n_cols ? a.xs + size_t(pairs[cx] / a.x_div) * size_t(a.n_in / 4) : nullptr,
-                        tid < kTmmToks && cm < n_cols
-                            ? a.xm + size_t(pairs[cm] / a.x_div) * size_t(a.n_in / 32)
-                            : nullptr,
-                        a.n_in, acc);
+    tmm_mainloop<T, TM>(
+        smem, row, cx < n_cols ? a.xs + size_t(pairs[cx] / a.x_div) * size_t(a.n_in / 4) : nullptr,
+        tid < kTmmToks && cm < n_cols ? a.xm + size_t(pairs[cm] / a.x_div) * size_t(a.n_in / 32) : nullptr,
+        a.n_in, acc);
     // As the CUDA-core path: s = dot + bias (or + 0), then gate_up's activation.
     auto biased = [&](float dot, const float* bias, size_t bias_nb1, int64_t r) {
         return __fadd_rn(dot, bias ? bias[size_t(e) * bias_nb1 / 4 + r] : 0.0f);
@@ -238,7 +238,8 @@ __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1) tmm_expert_ker
                 if constexpr (GATE_UP) {
                     const float gv = biased(acc[mt][nt][c], a.bias, a.bias_nb1, r);
                     const float uv = biased(acc[mt][nt][c + 2], a.bias2, a.bias2_nb1, r);
-                    *o = a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(gv, uv, a.alpha, a.limit) : silu_mul(gv, uv);
+                    *o =
+                        a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(gv, uv, a.alpha, a.limit) : silu_mul(gv, uv);
                 } else {
                     *o = biased(acc[mt][nt][c], a.bias, a.bias_nb1, r);
                 }
@@ -251,25 +252,28 @@ void tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, in
     const int64_t n = x.rows();
     gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
     tmv_split(x, n_dec, n, xs, xm, s);
-    const dim3 grid_gu(static_cast<unsigned>(tiles), static_cast<unsigned>((gu.n_out + TM / 2 - 1) / (TM / 2)));
-    launch_tmm<tmm_expert_kernel<TG, true, TM>>("tmm_expert_kernel", tmm_smem_bytes<TG, TM>(), grid_gu, s, gu);
+    const dim3 grid_gu(static_cast<unsigned>(tiles),
+                       static_cast<unsigned>((gu.n_out + TM / 2 - 1) / (TM / 2)));
+    launch_tmm<tmm_expert_kernel<TG, true, TM>>("tmm_expert_kernel", tmm_smem_bytes<TG, TM>(), grid_gu, s,
+                                                gu);
     check_launch("moe gate/up tmm kernel launch");
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = n * gu.k, g.nb1 = dn.x_nb1;
     tmv_split(g, n_dec * gu.k, n * gu.k, gs, gm, s);
     const dim3 grid_dn(static_cast<unsigned>(tiles), static_cast<unsigned>((dn.n_out + TM - 1) / TM));
-    launch_tmm<tmm_expert_kernel<TD, false, TM>>("tmm_expert_kernel", tmm_smem_bytes<TD, TM>(), grid_dn, s, dn);
+    launch_tmm<tmm_expert_kernel<TD, false, TM>>("tmm_expert_kernel", tmm_smem_bytes<TD, TM>(), grid_dn, s,
+                                                 dn);
     check_launch("moe down tmm kernel launch");
 }
 
 template <int TM>
-void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
-                      GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
+void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles,
+                      GgmlType tg, GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool gmx = tg == M, dmx = td == M;
-    (gmx ? (dmx ? tmm_prompt<M, M, TM> : tmm_prompt<M, Q, TM>) : (dmx ? tmm_prompt<Q, M, TM> : tmm_prompt<Q, Q, TM>))(
-        gu, dn, x, n_dec, tiles, xs, xm, gs, gm, s);
+    (gmx ? (dmx ? tmm_prompt<M, M, TM> : tmm_prompt<M, Q, TM>)
+         : (dmx ? tmm_prompt<Q, M, TM> : tmm_prompt<Q, Q, TM>))(gu, dn, x, n_dec, tiles, xs, xm, gs, gm, s);
 }
 
 }  // namespace
@@ -278,8 +282,9 @@ void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
     WO_CHECK(tiles < (int64_t(1) << 31) && (gu.n_out + 63) / 64 <= 65535, "cuda moe_ffn: grid limits");
     const int64_t tiles256 = tiles * ((dn.n_out + 255) / 256);  // down's: the fewer
-    (tmm_tile_rows(tiles256) == 256 ? tmm_prompt_types<256> : tmm_prompt_types<128>)(gu, dn, x, n_dec, tiles, tg, td, xs, xm,
-                                                                             gs, gm, s);
+    (tmm_tile_rows(tiles256) == 256 ? tmm_prompt_types<256> : tmm_prompt_types<128>)(gu, dn, x, n_dec, tiles,
+                                                                                     tg, td, xs, xm, gs, gm,
+                                                                                     s);
 }
 
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,

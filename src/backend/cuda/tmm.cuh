@@ -20,10 +20,10 @@
 // Tiling: a CTA of 8 warps computes TM weight rows x 64 tokens (TmmShape): for TM = 128, warp
 // w holds rows 32 (w / 2) + [0, 32) (two MMA tiles of 16) and tokens 32 (w % 2) + [0, 32) (four
 // of 8); for TM = 256, rows 32w + [0, 32) and all 64 tokens (half the activation traffic per
-// weight row, twice the accumulators). The K loop walks stages of 2 blocks through a 3-deep cp.async ring in
-// shared memory: the raw codes (rows padded so a warp's unit loads hit distinct banks), each row's scale
-// word, the tokens' split rows (padded likewise) and their multipliers. Past the last block or token the
-// copies fill zeros, and blocks past n_in are never folded.
+// weight row, twice the accumulators). The K loop walks stages of 2 blocks through a 3-deep
+// cp.async ring in shared memory: the raw codes (rows padded so a warp's unit loads hit distinct
+// banks), each row's scale word, the tokens' split rows (padded likewise) and their multipliers.
+// Past the last block or token the copies fill zeros, and blocks past n_in are never folded.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

@@ -58,7 +58,8 @@ void tmv_split(const Tensor& x, int64_t r0, int64_t r1, uint4* xs, float* xm, cu
                  r1 - r0 < (int64_t(1) << 31) && x.cols() / 8 <= 65535 * 256,
              "cuda tmv_split shapes");
     if (r1 == r0) return;
-    const SplitArgs a{static_cast<const uint8_t*>(x.data), x.nb1, x.cols(), xs, xm, r0, aligned16(x.data, x.nb1)};
+    const SplitArgs a{
+        static_cast<const uint8_t*>(x.data), x.nb1, x.cols(), xs, xm, r0, aligned16(x.data, x.nb1)};
     const dim3 grid(static_cast<unsigned>(r1 - r0), static_cast<unsigned>((x.cols() / 8 + 255) / 256));
     launch("tmv_split_kernel", tmv_split_kernel, grid, 256, 0, s, a);
     check_launch("tmv split kernel launch");
