@@ -28,7 +28,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -242,20 +241,12 @@ inline int tmm_tile_rows(int64_t tiles256) {
     return tiles256 >= 256 ? 256 : 128;
 }
 
-// launch() for a tmm kernel: its shared memory (above the 48 KB default) allowed once per kernel
-// and device (a bit per device ordinal below 64; setting it twice is harmless).
+// launch() for a tmm kernel: its shared memory (above the 48 KB default) allowed once per kernel.
 template <auto Kernel, typename... A>
 void launch_tmm(const char* what, size_t smem, dim3 grid, cudaStream_t s, A&&... args) {
-    static std::atomic<uint64_t> set_on{0};
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) dev = 0;
-    const uint64_t bit = uint64_t(1) << dev;
-    if (!(set_on.load(std::memory_order_relaxed) & bit)) {
-        const cudaError_t e =
-            cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-        if (e != cudaSuccess) throw Error(Code::CUDA_ERROR, std::string(what) + ": " + cudaGetErrorString(e));
-        set_on.fetch_or(bit, std::memory_order_relaxed);
-    }
+    static const cudaError_t set =
+        cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (set != cudaSuccess) throw Error(Code::CUDA_ERROR, std::string(what) + ": " + cudaGetErrorString(set));
     launch(what, Kernel, grid, kTmmThreads, smem, s, std::forward<A>(args)...);
 }
 
