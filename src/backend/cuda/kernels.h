@@ -54,7 +54,8 @@ size_t moe_scratch_bytes(const StepLimits& l);
 // Backend::moe_ffn with expert ids that never leave the device: (token, choice) pairs grouped by
 // expert on the device, each touched expert's weights read once. Tokens [0, n_decode) take the
 // decode path (tensor cores for DEVICE-layout Q8_0 / MXFP4 experts, tmv.cuh; else matvec.cuh),
-// the rest the prompt path (mma.cuh), as matmul_tmv or matmul / matmul_mma.
+// the rest the prompt path (the same experts: tmm.cuh; else mma.cuh), as matmul_tmv / matmul_tmm
+// or matmul / matmul_mma.
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
              size_t scratch_bytes, int64_t n_decode, cudaStream_t s);
 
