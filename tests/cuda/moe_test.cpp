@@ -223,6 +223,27 @@ std::vector<int32_t> distinct_ids(int64_t n, int k, int n_exp, std::mt19937& rng
     return ids;
 }
 
+// A step of n tokens on the decode path, then on the prompt path: the sample tokens against the
+// reference (bounds of `dec`, `pr`) and against their solo runs in the same role; y_dec = the
+// decode path's output. Call it through ASSERT_NO_FATAL_FAILURE.
+void check_both_paths(DevExperts& ex, const MoeData& m, const std::vector<float>& x,
+                      const std::vector<int32_t>& ids, const std::vector<float>& wts,
+                      const std::vector<float>& y0, int k, int64_t n, const std::vector<int64_t>& sample,
+                      Path dec, Path pr, std::vector<float>& y_dec) {
+    for (int64_t n_decode : {kAllDecode, int64_t(0)}) {
+        const bool prompt = n_decode == 0;
+        auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n, n_decode);
+        check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, y, sample, prompt ? pr : dec);
+        for (int64_t i : sample) {
+            auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, n_decode);
+            for (int64_t c = 0; c < m.d; ++c)
+                ASSERT_TRUE(same_value(y[size_t(i * m.d + c)], y1[size_t(c)]))
+                    << (prompt ? "prompt token " : "token ") << i << " col " << c;
+        }
+        if (!prompt) y_dec = std::move(y);
+    }
+}
+
 enum class Routing { RANDOM, ONE_EXPERT, FEW_EXPERTS };
 
 std::vector<int32_t> make_ids(Routing r, int64_t n, int k, int n_exp, std::mt19937& rng) {
@@ -310,23 +331,9 @@ TEST(CudaMoe, GptOss20bShape) {
     auto ids = distinct_ids(n, k, n_exp, rng);
     auto wts = random_floats(size_t(n * k), rng, 0.0f, 0.5f);
     auto y0 = random_floats(size_t(n * d), rng);
-    auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
-    const std::vector<int64_t> sample = {0, 31, 63};
-    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, y, sample);
-    for (int64_t i : sample) {
-        auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1);
-        for (int64_t c = 0; c < d; ++c)
-            ASSERT_TRUE(same_value(y[size_t(i * d + c)], y1[size_t(c)])) << "token " << i << " col " << c;
-    }
-    // The prompt path on the same step, against the reference and its own solo runs.
-    auto yp = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
-    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, yp, sample, Path::PROMPT);
-    for (int64_t i : sample) {
-        auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
-        for (int64_t c = 0; c < d; ++c)
-            ASSERT_TRUE(same_value(yp[size_t(i * d + c)], y1[size_t(c)]))
-                << "prompt token " << i << " col " << c;
-    }
+    std::vector<float> y;  // the decode path, then the prompt path on the same step
+    ASSERT_NO_FATAL_FAILURE(
+        check_both_paths(ex, m, x, ids, wts, y0, k, n, {0, 31, 63}, Path::DECODE, Path::PROMPT, y));
 }
 
 // The prompt path (tensor-core tiles of 64 pairs per expert) against the reference: 150 tokens,
@@ -543,23 +550,9 @@ TEST(CudaMoeTmv, GptOss20bShapeAndBadIds) {
     auto ids = distinct_ids(n, k, n_exp, rng);
     auto wts = random_floats(size_t(n * k), rng, 0.0f, 0.5f);
     auto y0 = random_floats(size_t(n * d), rng);
-    auto y = run_moe(ex, m, x, ids, wts, y0, k, 0, n);
-    const std::vector<int64_t> sample = {0, 31, 63};
-    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, y, sample, Path::TMV);
-    for (int64_t i : sample) {
-        auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1);
-        for (int64_t c = 0; c < d; ++c)
-            ASSERT_TRUE(same_value(y[size_t(i * d + c)], y1[size_t(c)])) << "token " << i << " col " << c;
-    }
-    // The prompt path on the same step (tmm.cuh), against the reference and its own solo runs.
-    auto yp = run_moe(ex, m, x, ids, wts, y0, k, 0, n, 0);
-    check_against_ref(m, MoeAct::SWIGLU_OAI, x, ids, wts, y0, k, yp, sample, Path::TMM);
-    for (int64_t i : sample) {
-        auto y1 = run_moe(ex, m, x, ids, wts, y0, k, i, 1, 0);
-        for (int64_t c = 0; c < d; ++c)
-            ASSERT_TRUE(same_value(yp[size_t(i * d + c)], y1[size_t(c)]))
-                << "prompt token " << i << " col " << c;
-    }
+    std::vector<float> y;  // the decode path (tmv.cuh), then the prompt path (tmm.cuh) on the same step
+    ASSERT_NO_FATAL_FAILURE(
+        check_both_paths(ex, m, x, ids, wts, y0, k, n, {0, 31, 63}, Path::TMV, Path::TMM, y));
     for (int32_t bad : {-1, n_exp})
         for (int64_t len : {int64_t(3), int64_t(9)}) {  // folded, grouped
             SCOPED_TRACE("id " + std::to_string(bad) + " tokens " + std::to_string(len));

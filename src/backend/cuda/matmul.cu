@@ -337,19 +337,32 @@ size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols) {
     return (tmv_split_bytes(max_tokens, max_cols) + 255) / 256 * 256 + tmv_mult_bytes(max_tokens, max_cols);
 }
 
+namespace {
+
+// matmul_tmv's and matmul_tmm's common start: the weight checked, the scratch checked, x's rows
+// split into it (xs, then its multipliers xm at the next 256-byte boundary).
+void split_into_scratch(const MatmulArgs& a, Tensor x, const Tensor& w, void* scratch, size_t bytes,
+                        const char* what, uint4*& xs, float*& xm, cudaStream_t s) {
+    WO_CHECK(tmv_weight(w), std::string("cuda ") + what + ": weight is not Q8_0 / MXFP4 in the DEVICE layout");
+    const size_t need = matmul_tmv_scratch_bytes(a.n_tok, a.n_in);
+    if (need > bytes)
+        throw Error(Code::INTERNAL, std::string(what) + ": scratch of " + std::to_string(bytes) + " bytes, " +
+                                        std::to_string(need) + " needed");
+    xs = static_cast<uint4*>(scratch);
+    xm = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
+                                  (tmv_split_bytes(a.n_tok, a.n_in) + 255) / 256 * 256);
+    tmv_split(x, 0, a.n_tok, xs, xm, s);
+}
+
+}  // namespace
+
 void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
                 cudaStream_t s) {
     const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
     if (a.n_tok == 0 || a.n_out == 0) return;
-    WO_CHECK(tmv_weight(w), "cuda matmul_tmv: weight is not Q8_0 / MXFP4 in the DEVICE layout");
-    const size_t need = matmul_tmv_scratch_bytes(a.n_tok, a.n_in);
-    if (need > bytes)
-        throw Error(Code::INTERNAL, "matmul_tmv: scratch of " + std::to_string(bytes) + " bytes, " +
-                                        std::to_string(need) + " needed");
-    auto* xs = static_cast<uint4*>(scratch);
-    auto* xm = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
-                                        (tmv_split_bytes(a.n_tok, a.n_in) + 255) / 256 * 256);
-    tmv_split(x, 0, a.n_tok, xs, xm, s);
+    uint4* xs;
+    float* xm;
+    split_into_scratch(a, x, w, scratch, bytes, "matmul_tmv", xs, xm, s);
     const int64_t tiles = (a.n_out + kTmvRows - 1) / kTmvRows,
                   groups = (a.n_tok + 2 * kTmvToks - 1) / (2 * kTmvToks);
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
@@ -377,15 +390,9 @@ void matmul_tmm(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
                 cudaStream_t s) {
     const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
     if (a.n_tok == 0 || a.n_out == 0) return;
-    WO_CHECK(tmv_weight(w), "cuda matmul_tmm: weight is not Q8_0 / MXFP4 in the DEVICE layout");
-    const size_t need = matmul_tmv_scratch_bytes(a.n_tok, a.n_in);
-    if (need > bytes)
-        throw Error(Code::INTERNAL, "matmul_tmm: scratch of " + std::to_string(bytes) + " bytes, " +
-                                        std::to_string(need) + " needed");
-    auto* xs = static_cast<uint4*>(scratch);
-    auto* xm = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
-                                        (tmv_split_bytes(a.n_tok, a.n_in) + 255) / 256 * 256);
-    tmv_split(x, 0, a.n_tok, xs, xm, s);
+    uint4* xs;
+    float* xm;
+    split_into_scratch(a, x, w, scratch, bytes, "matmul_tmm", xs, xm, s);
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = w.type == M;
     if (tmm_tile_rows((a.n_out + 255) / 256 * ((a.n_tok + kTmmToks - 1) / kTmmToks)) == 256)
