@@ -2,6 +2,7 @@
 // directly (kernels.h) on device memory the test allocates.
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <vector>
 
 #include "backend/cuda/dequant.cuh"
@@ -693,6 +694,57 @@ TEST(CudaMatmulTmm, BatchInvariantBitForBit) {
     REQUIRE_GPU();
     std::mt19937 rng(56);
     check_tmv_batch_invariance(matmul_tmm, 130, 150, {0, 60, 120}, rng);
+}
+
+// The q / k / v groups (matmul_tmv_group, matmul_tmm_group): three weights of 130, 45 and 45
+// rows (tile edges) with biases in one launch give every output the bits of its weight alone,
+// for decode-sized (1, 5, 17) and prompt-sized (1, 70, 130) token counts.
+TEST(CudaMatmulTmv, GroupEqualsEachWeightAlone) {
+    REQUIRE_GPU();
+    std::mt19937 rng(57);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4})
+        for (bool prompt : {false, true})
+            for (int64_t n : prompt ? std::vector<int64_t>{1, 70, 130} : std::vector<int64_t>{1, 5, 17}) {
+                SCOPED_TRACE(std::string(tname(t)) + (prompt ? " tmm" : " tmv") + " tokens " +
+                             std::to_string(n));
+                const int64_t n_in = 32 * 23, rows[3] = {130, 45, 45};
+                auto x = random_floats(size_t(n_in * n), rng);
+                DevBuf dx(x.size() * 4);
+                dx.upload(x.data(), x.size() * 4);
+                const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
+                const size_t sb = matmul_tmv_scratch_bytes(n, n_in);
+                DevBuf scratch(sb);
+                std::deque<DevBuf> dw, dp, db, dy, dy1;  // DevBuf does not move
+                MatmulSet set;
+                set.n = 3;
+                for (int i = 0; i < 3; ++i) {
+                    auto w = random_weights(t, rows[i], n_in, rng, 0.5f);
+                    auto b = random_floats(size_t(rows[i]), rng);
+                    dw.emplace_back(w.size()), db.emplace_back(b.size() * 4);
+                    dw.back().upload(w.data(), w.size()), db.back().upload(b.data(), b.size() * 4);
+                    const Tensor gw = make_tensor(dw.back().get(), t, n_in, rows[i]);
+                    dp.emplace_back(repack_bytes(gw));
+                    set.w[i] = repack(gw, dp.back().get(), nullptr);
+                    set.bias[i] = static_cast<const float*>(db.back().get());
+                    dy.emplace_back(sizeof(float) * size_t(rows[i] * n)),
+                        dy1.emplace_back(sizeof(float) * size_t(rows[i] * n));
+                    dy.back().fill(0xFF), dy1.back().fill(0xFF);
+                    set.y[i] = make_tensor(dy.back().get(), GgmlType::F32, rows[i], n);
+                }
+                (prompt ? matmul_tmm_group : matmul_tmv_group)(set, tx, scratch.get(), sb, nullptr);
+                for (int i = 0; i < 3; ++i)
+                    (prompt ? matmul_tmm : matmul_tmv)(
+                        make_tensor(dy1[size_t(i)].get(), GgmlType::F32, rows[i], n), tx, set.w[i],
+                        set.bias[i], false, scratch.get(), sb, nullptr);
+                sync();
+                for (int i = 0; i < 3; ++i) {
+                    auto y = download_vec<float>(dy[size_t(i)], size_t(rows[i] * n));
+                    auto y1 = download_vec<float>(dy1[size_t(i)], size_t(rows[i] * n));
+                    for (size_t e = 0; e < y.size(); ++e)
+                        ASSERT_TRUE(same_value(y[e], y1[e]) && !std::isnan(y[e]))
+                            << "weight " << i << " element " << e;
+                }
+            }
 }
 
 TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {

@@ -341,6 +341,41 @@ void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, 
     else
         cuda::matmul_mma(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate, stream_);
 }
+// Separate q / k / v weights of one tensor-core type and width in one split and one launch per
+// role (matmul_tmv_group, matmul_tmm_group: each output's bits those of its weight alone), so
+// the 512-row k / v matrices ride on q's tiles instead of filling few SMs on their own. A
+// property of the layer's weights, so every step takes the same path. WO_CUDA_QKV_GROUP=0: off.
+bool CudaBackend::qkv_group(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w) {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_QKV_GROUP");
+        return !(e && std::string(e) == "0");
+    }();
+    if (!on || w.qkv || !w.q || !w.k || !w.v || tmv_scratch_.bytes == 0) return false;
+    const Tensor* ws[3] = {w.q, w.k, w.v};
+    for (const Tensor* t : ws)
+        if (!cuda::tmm_weight(*t) || t->type != w.q->type || t->cols() != w.q->cols() ||
+            cuda::matmul_tmv_ranges(t->rows()) != cuda::matmul_tmv_ranges(w.q->rows()))
+            return false;
+    OpScope op_(prof_.get(), prof_ ? op_name("qkv", *w.q, x.rows()) : std::string());
+    const int64_t n = x.rows(), nd = decode_split(n);
+    auto set = [&](int64_t r0, int64_t rows) {
+        cuda::MatmulSet m;
+        const Tensor* ys[3] = {&q, &k, &v};
+        const Tensor* bs[3] = {w.q_b, w.k_b, w.v_b};
+        for (int i = 0; i < 3; ++i) {
+            m.y[i] = ys[i]->row_range(r0, rows), m.w[i] = *ws[i];
+            m.bias[i] = bs[i] ? static_cast<const float*>(bs[i]->data) : nullptr;
+        }
+        m.n = 3;
+        return m;
+    };
+    if (nd > 0)
+        cuda::matmul_tmv_group(set(0, nd), x.row_range(0, nd), tmv_scratch_.data(), tmv_scratch_.bytes, stream_);
+    if (nd < n)
+        cuda::matmul_tmm_group(set(nd, n - nd), x.row_range(nd, n - nd), tmv_scratch_.data(), tmv_scratch_.bytes,
+                               stream_);
+    return true;
+}
 void CudaBackend::matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
     OpScope op_(prof_.get(), prof_ ? op_name("matmul", w, x.rows()) : std::string());
     matmul_rows(y, x, w, bias, false);
@@ -380,7 +415,7 @@ void CudaBackend::topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k)
 }
 void CudaBackend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
                           const StepTensors& s, const RopeParams* rq, const RopeParams* rk) {
-    qkv_projections(q, k, v, x, w);  // as Backend::attn_in (matmul splits decode/prompt rows)
+    if (!qkv_group(q, k, v, x, w)) qkv_projections(q, k, v, x, w);  // as Backend::attn_in
     OpScope op_(prof_.get(), "rope_kv_store");
     cuda::rope_kv_store(q, k, v, kv, s.pos, s.slot, rq, rk, stream_);
 }

@@ -80,6 +80,8 @@ private:
     // (tensor-core) kernels; WO_CUDA_MMA=0 sends every row to the decode kernels.
     int64_t decode_split(int64_t n) const;
     void matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate);
+    // attn_in's q / k / v products as one group (false: the weights do not qualify).
+    bool qkv_group(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w);
     void* device_alloc(size_t bytes, const char* what);  // cudaMalloc or VRAM_OOM
     struct Counters {
         uint64_t alloc_bytes = 0;

@@ -38,6 +38,18 @@ void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
 bool tmm_weight(const Tensor& w);
 void matmul_tmm(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
                 cudaStream_t s);
+// Products of up to 3 weights with the same activations (the q / k / v projections) in one split
+// and one launch: y[i] = (accumulate ? y[i] : 0) + x·w[i]ᵀ + bias[i] for i < n, each element's
+// bits those of matmul_tmv (matmul_tmm) of its weight alone. The weights: tmv_weight, one type,
+// one column count; for matmul_tmv_group also one matmul_tmv_ranges.
+struct MatmulSet {
+    Tensor y[3], w[3];
+    const float* bias[3] = {};
+    int n = 0;
+    bool accumulate = false;
+};
+void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s);
+void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s);
 // Tests: calls of few tokens over at least `blocks` blocks of 2 weight rows take the
 // warp-per-rows kernels (matvec.cuh, warp_per_rows; the same bits either way). Returns the old value.
 int64_t set_warp_min_blocks(int64_t blocks);

@@ -39,6 +39,21 @@ struct MatmulArgs {
     bool accumulate, xvec;
 };
 
+// The weights of one tensor-core launch that read the same activations (matmul_tmv, matmul_tmm:
+// one; the q / k / v groups: up to 3): weight i owns tiles [tile0[i], tile0[i + 1]) of blockIdx.x.
+struct MatmulGroup {
+    MatmulArgs a[3];
+    int64_t tile0[4];
+    int n;
+};
+// The member owning tile `tile` (made relative to its first tile).
+__device__ __forceinline__ const MatmulArgs& group_member(const MatmulGroup& g, int64_t& tile) {
+    int i = 0;
+    while (i + 1 < g.n && tile >= g.tile0[i + 1]) ++i;
+    tile -= g.tile0[i];
+    return g.a[i];
+}
+
 template <GgmlType T, bool P, int NT>
 __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int64_t t0, float* sh) {
     const uint8_t* w[kWarpRows];
@@ -154,14 +169,15 @@ __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
             }
 }
 
-// The decode path on tensor cores (tmv.cuh): blockIdx.x = tile of kTmvRows weight rows (A rows g
-// and g + 8 of thread (g, t) are rows 16x + g and 16x + g + 8), blockIdx.y = group of 8 tokens
-// (two tiles of 4; one when at most 4 remain). Warp w walks range w; warp 0 writes y.
+// The decode path on tensor cores (tmv.cuh): blockIdx.x = tile of kTmvRows rows of a group
+// member (tile x of it: A rows g and g + 8 of thread (g, t) are rows 16x + g and 16x + g + 8),
+// blockIdx.y = group of 8 tokens (two tiles of 4; one when at most 4 remain). Warp w walks
+// range w; warp 0 writes y.
 template <GgmlType T, int NTT, int NS>
-__device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4* xs, const float* xm,
-                                                int64_t t0, float* sh) {
+__device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t tile, const uint4* xs,
+                                                const float* xm, int64_t t0, float* sh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const int64_t row_a = int64_t(blockIdx.x) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
+    const int64_t row_a = tile * kTmvRows + g, row_b = row_a + kTmvRows / 2;
     const uint8_t* ra = a.w + size_t(min(row_a, a.n_out - 1)) * a.w_nb1;
     const uint8_t* rb = a.w + size_t(min(row_b, a.n_out - 1)) * a.w_nb1;
     TmvCol col[NTT];
@@ -197,24 +213,28 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, const uint4
 // in one wave); 4 ranges: 128 threads.
 template <GgmlType T, int NS>
 __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
-    tmv_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
+    tmv_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm) {
     pdl_begin();
     __shared__ float sh[(NS - 1) * 2 * 2 * 32];
+    int64_t tile = blockIdx.x;
+    const MatmulArgs& a = group_member(grp, tile);
     const int64_t t0 = int64_t(blockIdx.y) * 2 * kTmvToks;
     if (a.n_tok - t0 > kTmvToks)
-        tmv_matmul_pass<T, 2, NS>(a, xs, xm, t0, sh);
+        tmv_matmul_pass<T, 2, NS>(a, tile, xs, xm, t0, sh);
     else
-        tmv_matmul_pass<T, 1, NS>(a, xs, xm, t0, sh);
+        tmv_matmul_pass<T, 1, NS>(a, tile, xs, xm, t0, sh);
 }
 
-// The prompt path from split activations (tmm.cuh): blockIdx.x = tile of TM weight rows,
-// blockIdx.y = tile of kTmmToks tokens.
+// The prompt path from split activations (tmm.cuh): blockIdx.x = tile of TM rows of a group
+// member, blockIdx.y = tile of kTmmToks tokens.
 template <GgmlType T, int TM>
 __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1)
-    tmm_matmul_kernel(MatmulArgs a, const uint4* xs, const float* xm) {
+    tmm_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm) {
     pdl_begin();
     extern __shared__ __align__(16) uint8_t smem[];
-    const int64_t r0 = int64_t(blockIdx.x) * TM, t0 = int64_t(blockIdx.y) * kTmmToks;
+    int64_t tile = blockIdx.x;
+    const MatmulArgs& a = group_member(grp, tile);
+    const int64_t r0 = tile * TM, t0 = int64_t(blockIdx.y) * kTmmToks;
     const int tid = int(threadIdx.x);
     const auto row = [&](int i) { return a.w + size_t(min(r0 + i, a.n_out - 1)) * a.w_nb1; };
     const int64_t tx = t0 + tid / 4, tm = t0 + tid % kTmmToks;
@@ -237,12 +257,20 @@ __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1)
             }
 }
 
+// Fills grp.tile0 for tiles of `rows` weight rows; returns the tile count.
+int64_t group_tiles(MatmulGroup& grp, int64_t rows) {
+    grp.tile0[0] = 0;
+    for (int i = 0; i < grp.n; ++i) grp.tile0[i + 1] = grp.tile0[i] + (grp.a[i].n_out + rows - 1) / rows;
+    for (int i = grp.n + 1; i < 4; ++i) grp.tile0[i] = grp.tile0[grp.n];
+    return grp.tile0[grp.n];
+}
+
 template <GgmlType T, int TM>
-void tmm_matmul(const MatmulArgs& a, const uint4* xs, const float* xm, cudaStream_t s) {
-    const int64_t tiles_m = (a.n_out + TM - 1) / TM, tiles_n = (a.n_tok + kTmmToks - 1) / kTmmToks;
+void tmm_matmul(MatmulGroup grp, const uint4* xs, const float* xm, cudaStream_t s) {
+    const int64_t tiles_m = group_tiles(grp, TM), tiles_n = (grp.a[0].n_tok + kTmmToks - 1) / kTmmToks;
     WO_CHECK(tiles_m < (int64_t(1) << 31) && tiles_n <= 65535, "cuda matmul_tmm: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
-    launch_tmm<tmm_matmul_kernel<T, TM>>("tmm_matmul_kernel", tmm_smem_bytes<T, TM>(), grid, s, a, xs, xm);
+    launch_tmm<tmm_matmul_kernel<T, TM>>("tmm_matmul_kernel", tmm_smem_bytes<T, TM>(), grid, s, grp, xs, xm);
 }
 
 struct EmbedArgs {
@@ -339,43 +367,60 @@ size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols) {
 
 namespace {
 
-// matmul_tmv's and matmul_tmm's common start: the weight checked, the scratch checked, x's rows
-// split into it (xs, then its multipliers xm at the next 256-byte boundary).
-void split_into_scratch(const MatmulArgs& a, Tensor x, const Tensor& w, void* scratch, size_t bytes,
-                        const char* what, uint4*& xs, float*& xm, cudaStream_t s) {
-    WO_CHECK(tmv_weight(w), std::string("cuda ") + what + ": weight is not Q8_0 / MXFP4 in the DEVICE layout");
-    const size_t need = matmul_tmv_scratch_bytes(a.n_tok, a.n_in);
+// The group of `m`'s weights over x, checked (tensor-core weights of one type and width, enough
+// scratch), or n = 0 when x has no rows or the weights none; the split of x queued.
+MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, const uint4*& xs,
+                        const float*& xm, const char* what, cudaStream_t s) {
+    MatmulGroup grp{};
+    WO_CHECK(m.n >= 1 && m.n <= 3, std::string("cuda ") + what + ": 1 to 3 weights");
+    for (int i = 0; i < m.n; ++i) {
+        grp.a[i] = matmul_args(m.y[i], x, m.w[i], m.bias[i], m.accumulate);
+        WO_CHECK(tmv_weight(m.w[i]) && m.w[i].type == m.w[0].type,
+                 std::string("cuda ") + what + ": weights are not Q8_0 / MXFP4 of one type in the DEVICE layout");
+        if (grp.a[i].n_out == 0) return MatmulGroup{};
+    }
+    grp.n = m.n;
+    const int64_t n_tok = x.rows(), n_in = x.cols();
+    if (n_tok == 0) return MatmulGroup{};
+    const size_t need = matmul_tmv_scratch_bytes(n_tok, n_in);
     if (need > bytes)
         throw Error(Code::INTERNAL, std::string(what) + ": scratch of " + std::to_string(bytes) + " bytes, " +
                                         std::to_string(need) + " needed");
-    xs = static_cast<uint4*>(scratch);
-    xm = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
-                                  (tmv_split_bytes(a.n_tok, a.n_in) + 255) / 256 * 256);
-    tmv_split(x, 0, a.n_tok, xs, xm, s);
+    auto* split = static_cast<uint4*>(scratch);
+    auto* mult = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
+                                          (tmv_split_bytes(n_tok, n_in) + 255) / 256 * 256);
+    tmv_split(x, 0, n_tok, split, mult, s);
+    xs = split, xm = mult;
+    return grp;
 }
 
 }  // namespace
 
-void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
-                cudaStream_t s) {
-    const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
-    if (a.n_tok == 0 || a.n_out == 0) return;
-    uint4* xs;
-    float* xm;
-    split_into_scratch(a, x, w, scratch, bytes, "matmul_tmv", xs, xm, s);
-    const int64_t tiles = (a.n_out + kTmvRows - 1) / kTmvRows,
-                  groups = (a.n_tok + 2 * kTmvToks - 1) / (2 * kTmvToks);
+void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
+    const uint4* xs = nullptr;
+    const float* xm = nullptr;
+    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmv", s);
+    if (grp.n == 0) return;
+    const int ns = matmul_tmv_ranges(grp.a[0].n_out);
+    for (int i = 1; i < grp.n; ++i)
+        WO_CHECK(matmul_tmv_ranges(grp.a[i].n_out) == ns, "cuda matmul_tmv: weights of different range counts");
+    const int64_t tiles = group_tiles(grp, kTmvRows), groups = (x.rows() + 2 * kTmvToks - 1) / (2 * kTmvToks);
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
-    const bool mx = w.type == M;
-    if (matmul_tmv_ranges(a.n_out) == 16)
-        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 16> : tmv_matmul_kernel<Q, 16>, grid, 32 * 16,
-               0, s, a, xs, xm);
+    const bool mx = m.w[0].type == M;
+    if (ns == 16)
+        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 16> : tmv_matmul_kernel<Q, 16>, grid, 32 * 16, 0,
+               s, grp, xs, xm);
     else
-        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 4> : tmv_matmul_kernel<Q, 4>, grid, 32 * 4, 0,
-               s, a, xs, xm);
+        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 4> : tmv_matmul_kernel<Q, 4>, grid, 32 * 4, 0, s,
+               grp, xs, xm);
     check_launch("matmul_tmv kernel launch");
+}
+
+void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
+                cudaStream_t s) {
+    matmul_tmv_group(MatmulSet{{y}, {w}, {bias}, 1, accumulate}, x, scratch, bytes, s);
 }
 
 bool tmm_weight(const Tensor& w) {
@@ -386,20 +431,26 @@ bool tmm_weight(const Tensor& w) {
     return on && tmv_weight(w);
 }
 
+void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
+    const uint4* xs = nullptr;
+    const float* xm = nullptr;
+    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmm", s);
+    if (grp.n == 0) return;
+    int64_t tiles256 = 0;
+    for (int i = 0; i < grp.n; ++i) tiles256 += (grp.a[i].n_out + 255) / 256;
+    tiles256 *= (x.rows() + kTmmToks - 1) / kTmmToks;
+    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
+    const bool mx = m.w[0].type == M;
+    if (tmm_tile_rows(tiles256) == 256)
+        (mx ? tmm_matmul<M, 256> : tmm_matmul<Q, 256>)(grp, xs, xm, s);
+    else
+        (mx ? tmm_matmul<M, 128> : tmm_matmul<Q, 128>)(grp, xs, xm, s);
+    check_launch("matmul_tmm kernel launch");
+}
+
 void matmul_tmm(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
                 cudaStream_t s) {
-    const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
-    if (a.n_tok == 0 || a.n_out == 0) return;
-    uint4* xs;
-    float* xm;
-    split_into_scratch(a, x, w, scratch, bytes, "matmul_tmm", xs, xm, s);
-    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
-    const bool mx = w.type == M;
-    if (tmm_tile_rows((a.n_out + 255) / 256 * ((a.n_tok + kTmmToks - 1) / kTmmToks)) == 256)
-        (mx ? tmm_matmul<M, 256> : tmm_matmul<Q, 256>)(a, xs, xm, s);
-    else
-        (mx ? tmm_matmul<M, 128> : tmm_matmul<Q, 128>)(a, xs, xm, s);
-    check_launch("matmul_tmm kernel launch");
+    matmul_tmm_group(MatmulSet{{y}, {w}, {bias}, 1, accumulate}, x, scratch, bytes, s);
 }
 
 void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
