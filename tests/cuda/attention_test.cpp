@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "cuda_test_util.h"
 #include "quant/fp16.h"
@@ -35,6 +36,11 @@ void run_case(const AttnCase& c) {
     d.kv_dim = {kv_dim};
     d.window = {c.window};
     const KvLayer kc = P.cpu->make_kv_cache(d)[0], kg = P.gpu->make_kv_cache(d)[0];
+    // Room for every row of a step as a decode row, so head_dim 64 takes the split-KV decode
+    // kernel on tensor cores (attention_mma.cu) as in the engine.
+    StepLimits lim;
+    lim.max_tokens = lim.max_out_rows = c.max_step, lim.max_width = qd;
+    P.gpu->reserve_scratch(lim);
     ASSERT_EQ(kc.n_rows, kg.n_rows);
     ASSERT_EQ(kg.k.type, GgmlType::F16);
     if (c.window > 0) {
@@ -91,8 +97,28 @@ void run_case(const AttnCase& c) {
         for (const int64_t n_dec : {INT64_MAX, int64_t(0)}) {
             P.gpu->set_decode_rows(n_dec);
             P.gpu->attention(O.g, Q.g, kg, sg, pg);
-            expect_close(P.rows_gpu(O.g), P.rows_cpu(O.c), 1e-5, 2e-5,
-                         "attention step " + std::to_string(step) + (n_dec == 0 ? ", prompt rows" : ", decode rows"));
+            const auto got = P.rows_gpu(O.g);
+            expect_close(
+                got, P.rows_cpu(O.c), 1e-5, 2e-5,
+                "attention step " + std::to_string(step) + (n_dec == 0 ? ", prompt rows" : ", decode rows"));
+            // The step's last row alone gives the same bits in its role (batch invariance).
+            StepTensors one = sg;
+            auto last = [&](Tensor t) {  // element n - 1 of an I32 [n] vector
+                t.data = static_cast<int32_t*>(t.data) + (n - 1);
+                t.ne[0] = 1;
+                return t;
+            };
+            one.n = 1, one.pos = last(sg.pos), one.slot = last(sg.slot);
+            Twin O1 = P.nan(qd, 1);
+            P.gpu->attention(O1.g, Q.g.row_range(n - 1, 1), kg, one, pg);
+            const auto alone = P.rows_gpu(O1.g);
+            size_t diff = 0;
+            for (int64_t e = 0; e < qd; ++e) {
+                const float x = got[size_t((n - 1) * qd + e)], y = alone[size_t(e)];
+                diff += std::memcmp(&x, &y, sizeof x) != 0;
+            }
+            EXPECT_EQ(diff, 0u) << "step " << step << (n_dec == 0 ? " prompt" : " decode")
+                                << ": last row alone";
         }
         P.gpu->set_decode_rows(INT64_MAX);
     }

@@ -175,10 +175,10 @@ __global__ void __launch_bounds__(32 * W) attention_k(AttnArgs<C> a) {
 
 template <typename C>
 void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
-            cudaStream_t s);
+            void* scratch, size_t scratch_bytes, cudaStream_t s);
 
 void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
-               cudaStream_t s) {
+               void* scratch, size_t scratch_bytes, cudaStream_t s) {
     const int64_t n = q.rows(), hd = p.head_dim;
     WO_CHECK(p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd &&
                  kv.k.cols() == p.n_head_kv * hd &&
@@ -188,9 +188,9 @@ void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const At
              "attention shapes");
     if (n == 0) return;
     if (kv.k.type == GgmlType::F16)
-        launch<__half>(out, q, kv, st, p, n_decode, s);
+        launch<__half>(out, q, kv, st, p, n_decode, scratch, scratch_bytes, s);
     else
-        launch<float>(out, q, kv, st, p, n_decode, s);
+        launch<float>(out, q, kv, st, p, n_decode, scratch, scratch_bytes, s);
 }
 
 template <typename C, int W>
@@ -210,7 +210,7 @@ void launch_rows(const AttnArgs<C>& a, int64_t i0, int64_t rows, cudaStream_t s)
 
 template <typename C>
 void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
-            cudaStream_t s) {
+            void* scratch, size_t scratch_bytes, cudaStream_t s) {
     const int64_t n = q.rows(), hd = p.head_dim;
     AttnArgs<C> a;
     a.out = rows_of(out);
@@ -237,7 +237,9 @@ void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnP
             reinterpret_cast<uintptr_t>(kv.k.data) % 16 == 0;
     WO_CHECK(n * p.n_head < (int64_t(1) << 31), "attention: grid limits");
     const int64_t nd = std::clamp<int64_t>(n_decode, 0, n);
-    launch_rows<C, kDecodeWarps>(a, 0, nd, s);
+    bool done = false;
+    if constexpr (std::is_same_v<C, __half>) done = attention_mma_decode_rows(a, nd, scratch, scratch_bytes, s);
+    if (!done) launch_rows<C, kDecodeWarps>(a, 0, nd, s);
     if constexpr (std::is_same_v<C, __half>)
         if (attention_mma_rows(a, nd, n - nd, s)) return;
     launch_rows<C, kPromptWarps>(a, nd, n - nd, s);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "backend/backend.h"
 #include "backend/cuda/util.cuh"
 
 namespace wo::cuda {
@@ -29,5 +30,10 @@ struct AttnArgs {
 // allow it (head_dim 64, 16-byte cache rows, at most 64 query heads per KV head); false: the
 // caller runs them on the CUDA-core kernel. WO_CUDA_FA=0: always false.
 bool attention_mma_rows(const AttnArgs<__half>& a, int64_t i0, int64_t rows, cudaStream_t s);
+// The decode rows [0, rows) of `a` on tensor cores, split over the keys (attention_mma.cu), if
+// the shapes allow it (as above, at most 16 query heads per KV head) and `scratch` holds their
+// partial states; false: the caller runs them on the CUDA-core kernel.
+bool attention_mma_decode_rows(const AttnArgs<__half>& a, int64_t rows, void* scratch, size_t bytes,
+                               cudaStream_t s);
 
 }  // namespace wo::cuda

@@ -209,7 +209,7 @@ void CudaBackend::wait_fence(uint64_t f) {
 }
 
 uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const {
-    return moe_scratch_bytes(l) + sample_scratch_bytes(l) + tmv_scratch_bytes(l);
+    return moe_scratch_bytes(l) + sample_scratch_bytes(l) + tmv_scratch_bytes(l) + attention_scratch_bytes(l);
 }
 
 // The activations' split for matmul_tmv / matmul_tmm: every row of a step, as wide as the widest
@@ -239,6 +239,8 @@ void CudaBackend::reserve_scratch(const StepLimits& l) {
     if (ss > 0 && ss > sample_scratch_.bytes) sample_scratch_ = alloc(ss, "sampling scratch");
     const size_t ts = tmv_scratch_bytes(l);
     if (ts > 0 && ts > tmv_scratch_.bytes) tmv_scratch_ = alloc(ts, "tensor-core split scratch");
+    const size_t as = attention_scratch_bytes(l);
+    if (as > 0 && as > attn_scratch_.bytes) attn_scratch_ = alloc(as, "attention split-KV scratch");
 }
 
 void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
@@ -395,7 +397,7 @@ void CudaBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor sl
 void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) {
     OpScope op_(prof_.get(),
                 prof_ ? "attention n=" + std::to_string(q.rows()) + (p.window ? " swa" : "") : std::string());
-    cuda::attention(out, q, kv, s, p, decode_split(q.rows()), stream_);
+    cuda::attention(out, q, kv, s, p, decode_split(q.rows()), attn_scratch_.data(), attn_scratch_.bytes, stream_);
 }
 void CudaBackend::gelu(Tensor x) {
     OpScope op_(prof_.get(), "gelu");

@@ -107,7 +107,7 @@ private:
     static constexpr int kFences = 16;
     std::array<cudaEvent_t, kFences> fence_ev_{};
     uint64_t n_fences_ = 0;
-    Buffer moe_scratch_, sample_scratch_, tmv_scratch_;
+    Buffer moe_scratch_, sample_scratch_, tmv_scratch_, attn_scratch_;
     static size_t tmv_scratch_bytes(const StepLimits& l);
     bool graphs_ = true;
     std::unordered_map<uint64_t, Graph> graphs_by_key_;

@@ -85,9 +85,12 @@ void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot, cudaStrea
 // k rotated in place, k and v stored in the cache.
 void rope_kv_store(Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor slot, const RopeParams* rq,
                    const RopeParams* rk, cudaStream_t s);
-// Rows [0, n_decode) are decode rows (16 warps per (token, head)), the rest prompt rows (8).
+// Rows [0, n_decode) are decode rows (16 warps per (token, head); an F16 cache with head_dim 64:
+// tensor cores split over the keys when `scratch` holds attention_scratch_bytes for them), the
+// rest prompt rows (8 warps; F16 / head_dim 64: tensor cores, attention_mma.cu).
+size_t attention_scratch_bytes(const StepLimits& l);
 void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
-               cudaStream_t s);
+               void* scratch, size_t scratch_bytes, cudaStream_t s);
 void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t s);
 size_t sample_scratch_bytes(const StepLimits& l);
 void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch,
