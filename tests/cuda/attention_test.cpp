@@ -36,8 +36,9 @@ void run_case(const AttnCase& c) {
     d.kv_dim = {kv_dim};
     d.window = {c.window};
     const KvLayer kc = P.cpu->make_kv_cache(d)[0], kg = P.gpu->make_kv_cache(d)[0];
-    // Room for every row of a step as a decode row, so head_dim 64 takes the split-KV decode
-    // kernel on tensor cores (attention_mma.cu) as in the engine.
+    // Split-KV scratch as the engine reserves it, so head_dim 64 takes the decode kernel on tensor
+    // cores (attention_mma.cu). It holds max_step rows: steps of several slots have more decode
+    // rows than that and go through it in batches, which must not change a row's bits.
     StepLimits lim;
     lim.max_tokens = lim.max_out_rows = c.max_step, lim.max_width = qd;
     P.gpu->reserve_scratch(lim);

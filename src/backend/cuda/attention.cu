@@ -238,7 +238,8 @@ void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnP
     WO_CHECK(n * p.n_head < (int64_t(1) << 31), "attention: grid limits");
     const int64_t nd = std::clamp<int64_t>(n_decode, 0, n);
     bool done = false;
-    if constexpr (std::is_same_v<C, __half>) done = attention_mma_decode_rows(a, nd, scratch, scratch_bytes, s);
+    if constexpr (std::is_same_v<C, __half>)
+        done = attention_mma_decode_rows(a, nd, scratch, scratch_bytes, s);
     if (!done) launch_rows<C, kDecodeWarps>(a, 0, nd, s);
     if constexpr (std::is_same_v<C, __half>)
         if (attention_mma_rows(a, nd, n - nd, s)) return;

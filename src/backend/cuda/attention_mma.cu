@@ -415,17 +415,22 @@ bool attention_mma_decode_rows(const AttnArgs<__half>& a, int64_t rows, void* sc
                                cudaStream_t s) {
     if (!fa_on() || a.hd != kFaHd || !a.vec || a.group > 16 || a.out.ld % 2 != 0 || a.q.ld % 2 != 0)
         return false;
-    const size_t need = size_t(rows) * size_t(a.n_head) * kFaCtas * kFaPart * sizeof(float);
-    if (!scratch || need > bytes) return false;  // no room reserved for this many rows: the CUDA cores
-    if (rows <= 0) return true;
-    WO_CHECK(rows <= 65535 && a.n_head / a.group <= 65535, "attention: grid limits");
-    AttnArgs<__half> b = a;
-    b.i0 = 0;
+    // Rows go through the scratch in batches of as many as it holds: a row's bits never depend on
+    // how many rows the step has (batch invariance), only on whether scratch was reserved at all.
+    const size_t per_row = size_t(a.n_head) * kFaCtas * kFaPart * sizeof(float);
+    const int64_t cap = std::min<int64_t>(scratch ? int64_t(bytes / per_row) : 0, 65535);
+    if (cap < 1) return false;  // no scratch reserved (or not for this many heads): the CUDA cores
+    WO_CHECK(a.n_head / a.group <= 65535, "attention: grid limits");
     auto* part = static_cast<float*>(scratch);
-    launch("attention_decode_mma_k", attention_decode_mma_k,
-           dim3(unsigned(rows), unsigned(a.n_head / a.group), unsigned(kFaCtas)), 32, 0, s, b, part);
-    launch("fa_merge_k", fa_merge_k, dim3(unsigned(rows), unsigned(a.n_head)), kFaHd, 0, s, b,
-           static_cast<const float*>(part));
+    for (int64_t r0 = 0; r0 < rows; r0 += cap) {
+        const int64_t m = std::min(cap, rows - r0);
+        AttnArgs<__half> b = a;
+        b.i0 = r0;
+        launch("attention_decode_mma_k", attention_decode_mma_k,
+               dim3(unsigned(m), unsigned(a.n_head / a.group), unsigned(kFaCtas)), 32, 0, s, b, part);
+        launch("fa_merge_k", fa_merge_k, dim3(unsigned(m), unsigned(a.n_head)), kFaHd, 0, s, b,
+               static_cast<const float*>(part));
+    }
     check_launch("attention decode mma");
     return true;
 }

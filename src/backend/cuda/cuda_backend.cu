@@ -372,10 +372,11 @@ bool CudaBackend::qkv_group(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWei
         return m;
     };
     if (nd > 0)
-        cuda::matmul_tmv_group(set(0, nd), x.row_range(0, nd), tmv_scratch_.data(), tmv_scratch_.bytes, stream_);
-    if (nd < n)
-        cuda::matmul_tmm_group(set(nd, n - nd), x.row_range(nd, n - nd), tmv_scratch_.data(), tmv_scratch_.bytes,
+        cuda::matmul_tmv_group(set(0, nd), x.row_range(0, nd), tmv_scratch_.data(), tmv_scratch_.bytes,
                                stream_);
+    if (nd < n)
+        cuda::matmul_tmm_group(set(nd, n - nd), x.row_range(nd, n - nd), tmv_scratch_.data(),
+                               tmv_scratch_.bytes, stream_);
     return true;
 }
 void CudaBackend::matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
@@ -397,7 +398,8 @@ void CudaBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor sl
 void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) {
     OpScope op_(prof_.get(),
                 prof_ ? "attention n=" + std::to_string(q.rows()) + (p.window ? " swa" : "") : std::string());
-    cuda::attention(out, q, kv, s, p, decode_split(q.rows()), attn_scratch_.data(), attn_scratch_.bytes, stream_);
+    cuda::attention(out, q, kv, s, p, decode_split(q.rows()), attn_scratch_.data(), attn_scratch_.bytes,
+                    stream_);
 }
 void CudaBackend::gelu(Tensor x) {
     OpScope op_(prof_.get(), "gelu");

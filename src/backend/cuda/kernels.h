@@ -86,8 +86,9 @@ void kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot, cudaStrea
 void rope_kv_store(Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor slot, const RopeParams* rq,
                    const RopeParams* rk, cudaStream_t s);
 // Rows [0, n_decode) are decode rows (16 warps per (token, head); an F16 cache with head_dim 64:
-// tensor cores split over the keys when `scratch` holds attention_scratch_bytes for them), the
-// rest prompt rows (8 warps; F16 / head_dim 64: tensor cores, attention_mma.cu).
+// tensor cores split over the keys once `scratch` is reserved, attention_scratch_bytes, rows
+// going through it in batches of what it holds), the rest prompt rows (8 warps; F16 / head_dim
+// 64: tensor cores, attention_mma.cu).
 size_t attention_scratch_bytes(const StepLimits& l);
 void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
                void* scratch, size_t scratch_bytes, cudaStream_t s);

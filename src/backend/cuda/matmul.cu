@@ -375,8 +375,9 @@ MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t byte
     WO_CHECK(m.n >= 1 && m.n <= 3, std::string("cuda ") + what + ": 1 to 3 weights");
     for (int i = 0; i < m.n; ++i) {
         grp.a[i] = matmul_args(m.y[i], x, m.w[i], m.bias[i], m.accumulate);
-        WO_CHECK(tmv_weight(m.w[i]) && m.w[i].type == m.w[0].type,
-                 std::string("cuda ") + what + ": weights are not Q8_0 / MXFP4 of one type in the DEVICE layout");
+        WO_CHECK(
+            tmv_weight(m.w[i]) && m.w[i].type == m.w[0].type,
+            std::string("cuda ") + what + ": weights are not Q8_0 / MXFP4 of one type in the DEVICE layout");
         if (grp.a[i].n_out == 0) return MatmulGroup{};
     }
     grp.n = m.n;
@@ -403,18 +404,19 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     if (grp.n == 0) return;
     const int ns = matmul_tmv_ranges(grp.a[0].n_out);
     for (int i = 1; i < grp.n; ++i)
-        WO_CHECK(matmul_tmv_ranges(grp.a[i].n_out) == ns, "cuda matmul_tmv: weights of different range counts");
+        WO_CHECK(matmul_tmv_ranges(grp.a[i].n_out) == ns,
+                 "cuda matmul_tmv: weights of different range counts");
     const int64_t tiles = group_tiles(grp, kTmvRows), groups = (x.rows() + 2 * kTmvToks - 1) / (2 * kTmvToks);
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = m.w[0].type == M;
     if (ns == 16)
-        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 16> : tmv_matmul_kernel<Q, 16>, grid, 32 * 16, 0,
-               s, grp, xs, xm);
+        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 16> : tmv_matmul_kernel<Q, 16>, grid, 32 * 16,
+               0, s, grp, xs, xm);
     else
-        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 4> : tmv_matmul_kernel<Q, 4>, grid, 32 * 4, 0, s,
-               grp, xs, xm);
+        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 4> : tmv_matmul_kernel<Q, 4>, grid, 32 * 4, 0,
+               s, grp, xs, xm);
     check_launch("matmul_tmv kernel launch");
 }
 
