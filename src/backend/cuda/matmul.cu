@@ -175,7 +175,7 @@ __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
 // range w; warp 0 writes y.
 template <GgmlType T, int NTT, int NS>
 __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t tile, const uint4* xs,
-                                                const float* xm, int64_t t0, float* sh) {
+                                                const float* xm, int64_t t0, float* sh, uint8_t* ring) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int64_t row_a = tile * kTmvRows + g, row_b = row_a + kTmvRows / 2;
     const uint8_t* ra = a.w + size_t(min(row_a, a.n_out - 1)) * a.w_nb1;
@@ -190,7 +190,7 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
     int64_t b0, b1;
     tmv_blocks<NS>(a.n_in, warp, b0, b1);
     float acc[NTT][2];
-    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc);
+    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc, ring);
     tmv_range_sum<NTT, NS>(acc, sh, 0);
     if (warp != 0) return;
 #pragma unroll
@@ -210,19 +210,25 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
 }
 
 // 16 ranges: 512 threads at 64 registers, 2 CTAs per SM (the q / o projections' 180-256 tiles
-// in one wave); 4 ranges: 128 threads.
+// in one wave), chunks of 2; 4 ranges: 128 threads, chunks of 4 (of 2 for 8 tokens). Dynamic
+// shared memory: a code ring per warp (tmv.cuh).
+template <GgmlType T, int NS>
+constexpr size_t kTmvMatmulSmem = size_t(NS) * kTmvRingBytes<T, NS == 16 ? 2 : 4>;
+
 template <GgmlType T, int NS>
 __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
     tmv_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm) {
     pdl_begin();
     __shared__ float sh[(NS - 1) * 2 * 2 * 32];
+    extern __shared__ __align__(16) uint8_t smem[];
+    uint8_t* ring = smem + (threadIdx.x >> 5) * kTmvRingBytes<T, NS == 16 ? 2 : 4>;
     int64_t tile = blockIdx.x;
     const MatmulArgs& a = group_member(grp, tile);
     const int64_t t0 = int64_t(blockIdx.y) * 2 * kTmvToks;
     if (a.n_tok - t0 > kTmvToks)
-        tmv_matmul_pass<T, 2, NS>(a, tile, xs, xm, t0, sh);
+        tmv_matmul_pass<T, 2, NS>(a, tile, xs, xm, t0, sh, ring);
     else
-        tmv_matmul_pass<T, 1, NS>(a, tile, xs, xm, t0, sh);
+        tmv_matmul_pass<T, 1, NS>(a, tile, xs, xm, t0, sh, ring);
 }
 
 // The prompt path from split activations (tmm.cuh): blockIdx.x = tile of TM rows of a group
@@ -411,12 +417,15 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = m.w[0].type == M;
-    if (ns == 16)
-        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 16> : tmv_matmul_kernel<Q, 16>, grid, 32 * 16,
-               0, s, grp, xs, xm);
+    const dim3 b16(32 * 16), b4(32 * 4);
+    if (ns == 16 && mx)
+        launch_smem<tmv_matmul_kernel<M, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<M, 16>, s, grp, xs, xm);
+    else if (ns == 16)
+        launch_smem<tmv_matmul_kernel<Q, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<Q, 16>, s, grp, xs, xm);
+    else if (mx)
+        launch_smem<tmv_matmul_kernel<M, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp, xs, xm);
     else
-        launch("tmv_matmul_kernel", mx ? tmv_matmul_kernel<M, 4> : tmv_matmul_kernel<Q, 4>, grid, 32 * 4, 0,
-               s, grp, xs, xm);
+        launch_smem<tmv_matmul_kernel<Q, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp, xs, xm);
     check_launch("matmul_tmv kernel launch");
 }
 

@@ -41,7 +41,7 @@ __device__ __forceinline__ void tmv_tile_rows(const ExpertArgs& a, int e, const 
 // warp 0 writes out[p] for its lanes' (row, pair).
 template <GgmlType T, bool GATE_UP, int NTT>
 __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
-                                                int32_t i0, float* sh) {
+                                                int32_t i0, float* sh, uint8_t* ring) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const uint8_t *ra, *rb;
     int64_t row_a, row_b;
@@ -57,7 +57,7 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
     int64_t b0, b1;
     tmv_blocks(a.n_in, warp, b0, b1);
     float acc[NTT][2];
-    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc);
+    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
     tmv_range_sum<NTT>(acc, sh, 0);
     if (warp != 0) return;
 #pragma unroll
@@ -82,10 +82,16 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
     }
 }
 
+// Dynamic shared memory: a code ring per warp (tmv.cuh), sized for the passes of one tile (chunks of 4).
+template <GgmlType T>
+constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * kTmvRingBytes<T, 4>;
+
 template <GgmlType T, bool GATE_UP, bool FOLD>
-__global__ void __launch_bounds__(kTmvThreads) tmv_expert_kernel(ExpertArgs a) {
+__global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a) {
     pdl_begin();
     __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
+    extern __shared__ __align__(16) uint8_t smem[];
+    uint8_t* ring = smem + (threadIdx.x >> 5) * kTmvRingBytes<T, 4>;
     int32_t e, cnt, one;
     const int32_t* pairs;
     if constexpr (FOLD) {
@@ -100,10 +106,10 @@ __global__ void __launch_bounds__(kTmvThreads) tmv_expert_kernel(ExpertArgs a) {
     }
     for (int32_t i = 0; i < cnt;) {
         if (cnt - i > kTmvToks) {
-            tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh);
+            tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh, ring);
             i += 2 * kTmvToks;
         } else {
-            tmv_expert_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, sh);
+            tmv_expert_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, sh, ring);
             i += kTmvToks;
         }
     }
@@ -112,9 +118,14 @@ __global__ void __launch_bounds__(kTmvThreads) tmv_expert_kernel(ExpertArgs a) {
 // The fold down pass on tensor cores: blockIdx.x = token i, blockIdx.y = tile of 16 rows; warps
 // 4j..4j+3 are the ranges of choice j's down rows (pair i*k + j); then lanes (g, 0) of warp 0
 // add w[i][j] * O_j for j in order into y, as combine_kernel does.
+// Dynamic shared memory: a code ring per warp, chunks of 2.
+template <GgmlType T>
+constexpr size_t kTmvFoldDownSmem = size_t(kTmvSplit) * kTmvFoldMaxK * kTmvRingBytes<T, 2>;
+
 template <GgmlType T>  // 512 threads for k = 4, 2 CTAs per SM
 __global__ void __launch_bounds__(kTmvThreads* kTmvFoldMaxK, 2) tmv_fold_down_kernel(ExpertArgs a) {
     pdl_begin();
+    extern __shared__ __align__(16) uint8_t smem[];
     __shared__ float sh[kTmvFoldMaxK][(kTmvSplit - 1) * 2 * 32];
     __shared__ float o_sh[kTmvFoldMaxK][kTmvRows];
     const int64_t i = blockIdx.x;
@@ -132,7 +143,8 @@ __global__ void __launch_bounds__(kTmvThreads* kTmvFoldMaxK, 2) tmv_fold_down_ke
                                 t == 0 ? a.xm + size_t(p) * size_t(a.n_in / 32) : nullptr}};
         int64_t b0, b1;
         tmv_blocks(a.n_in, warp % kTmvSplit, b0, b1);
-        tmv_range<T, 1, 2>(ra, rb, a.n_in, b0, b1, col, acc);  // chunks of 2: 64 registers, no spills
+        // chunks of 2: 64 registers, no spills
+        tmv_range<T, 1, 2>(ra, rb, a.n_in, b0, b1, col, acc, smem + warp * kTmvRingBytes<T, 2>);
     }
     tmv_range_sum<1>(acc, sh[j], j * kTmvSplit);
     if (warp % kTmvSplit == 0 && t == 0) {
@@ -170,22 +182,22 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
     tmv_split(x, 0, n_dec, xs, xm, s);
     if (fold)
-        launch("tmv_expert_kernel", tmv_expert_kernel<TG, true, true>, dim3(unsigned(dec_pairs), tiles_gu),
-               kTmvThreads, 0, s, gu);
+        launch_smem<tmv_expert_kernel<TG, true, true>>("tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu),
+                                                        kTmvThreads, kTmvExpertSmem<TG>, s, gu);
     else
-        launch("tmv_expert_kernel", tmv_expert_kernel<TG, true, false>, dim3(slots, tiles_gu), kTmvThreads, 0,
-               s, gu);
+        launch_smem<tmv_expert_kernel<TG, true, false>>("tmv_expert_kernel", dim3(slots, tiles_gu), kTmvThreads,
+                                                         kTmvExpertSmem<TG>, s, gu);
     check_launch("moe gate/up tmv kernel launch");
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
     tmv_split(g, 0, dec_pairs, gs, gm, s);
     if (fold)
-        launch("tmv_fold_down_kernel", tmv_fold_down_kernel<TD>, dim3(unsigned(n_dec), tiles_dn),
-               unsigned(kTmvThreads * gu.k), 0, s, dn);
+        launch_smem<tmv_fold_down_kernel<TD>>("tmv_fold_down_kernel", dim3(unsigned(n_dec), tiles_dn),
+                                              unsigned(kTmvThreads * gu.k), kTmvFoldDownSmem<TD>, s, dn);
     else
-        launch("tmv_expert_kernel", tmv_expert_kernel<TD, false, false>, dim3(slots, tiles_dn), kTmvThreads,
-               0, s, dn);
+        launch_smem<tmv_expert_kernel<TD, false, false>>("tmv_expert_kernel", dim3(slots, tiles_dn), kTmvThreads,
+                                                          kTmvExpertSmem<TD>, s, dn);
     check_launch("moe down tmv kernel launch");
 }
 

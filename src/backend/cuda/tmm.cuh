@@ -81,23 +81,6 @@ __device__ __forceinline__ int tmm_tok(int nt, int c) {
     return (kTmmToks / WN) * (warp % WN) + 8 * nt + 2 * t + (c & 1);
 }
 
-// 16 (or 4, 8) bytes global -> shared, or zeros when !valid (src is then not read).
-template <int N>
-__device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid) {
-    const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    if constexpr (N == 16)
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-                     "r"(valid ? 16 : 0));
-    else
-        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(d), "l"(src), "n"(N),
-                     "r"(valid ? N : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 // d = A · B + d (f16 in, fp32 accumulators).
 __device__ __forceinline__ void mma_f16_acc(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                             uint32_t b0, uint32_t b1) {
@@ -241,13 +224,10 @@ inline int tmm_tile_rows(int64_t tiles256) {
     return tiles256 >= 256 ? 256 : 128;
 }
 
-// launch() for a tmm kernel: its shared memory (above the 48 KB default) allowed once per kernel.
+// launch() for a tmm kernel (launch_smem: its shared memory above the 48 KB default).
 template <auto Kernel, typename... A>
 void launch_tmm(const char* what, size_t smem, dim3 grid, cudaStream_t s, A&&... args) {
-    static const cudaError_t set =
-        cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (set != cudaSuccess) throw Error(Code::CUDA_ERROR, std::string(what) + ": " + cudaGetErrorString(set));
-    launch(what, Kernel, grid, kTmmThreads, smem, s, std::forward<A>(args)...);
+    launch_smem<Kernel>(what, grid, kTmmThreads, smem, s, std::forward<A>(args)...);
 }
 
 }  // namespace wo::cuda

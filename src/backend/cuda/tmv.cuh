@@ -80,14 +80,11 @@ __device__ __forceinline__ int tmv_exponent(float m) {
     return e == 0 ? 0 : max(-112, min(126, 14 - (e - 127)));
 }
 
-// Unit t of block b of a DEVICE-layout row: its raw codes, then as f16 pairs (elements j, j + 4).
+// Unit t of a block of a DEVICE-layout row: its raw codes (4 bytes of MXFP4, 8 of Q8_0), then as
+// f16 pairs (elements j, j + 4).
 template <GgmlType T>
 using TmvRaw = std::conditional_t<T == GgmlType::MXFP4, uint32_t, uint2>;
 
-template <GgmlType T>
-__device__ __forceinline__ TmvRaw<T> tmv_raw(const uint8_t* row, int64_t b, int t) {
-    return __ldg(reinterpret_cast<const TmvRaw<T>*>(row) + 4 * b + t);
-}
 template <GgmlType T>
 __device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
     if constexpr (T == GgmlType::MXFP4) {
@@ -134,30 +131,82 @@ struct TmvCol {
     const float* xm;
 };
 
+// The codes reach the MMA through a ring of kTmvStages stages per warp in shared memory: chunk q
+// (C blocks of the 16 rows) is copied with 16-byte cp.async pieces (lane (g, t) copies pieces of
+// rows g and g + 8: 4x fewer, fully used sectors against 4-byte loads of unit t) while the warp
+// computes chunk q - kTmvStages + 1. A stage row is padded so the fragment reads (lane (g, t):
+// unit t of rows g and g + 8) hit distinct banks. Only where the bytes travel changes: the
+// operands and the order are those above.
+constexpr int kTmvStages = 4;
+template <GgmlType T>
+constexpr int kTmvBlockBytes = T == GgmlType::MXFP4 ? 16 : 32;  // a block's codes
+template <GgmlType T, int C>
+constexpr int kTmvRingRow = (C + 1) * kTmvBlockBytes<T>;  // C blocks + one block of padding
+// Bytes of one warp's ring for chunks of C blocks (kernels give each warp this many).
+template <GgmlType T, int C>
+constexpr int kTmvRingBytes = kTmvStages * kTmvRows * kTmvRingRow<T, C>;
+
 // One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
-// of 4 tokens, in chunks of C blocks (all loads of a chunk first). acc[j][0] / [1] = rows ra /
-// rb for token t of tile j (thread (g, t) = lane 4g + t).
+// of 4 tokens, in chunks of C blocks. acc[j][0] / [1] = rows ra / rb for token t of tile j
+// (thread (g, t) = lane 4g + t). `ring`: this warp's kTmvRingBytes<T, C>, 16-byte aligned.
+// Every lane of the warp must call it with the same b0, b1.
 template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2>
 __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0,
-                                          int64_t b1, const TmvCol (&col)[NTT], float (&acc)[NTT][2]) {
-    const int t = threadIdx.x & 3;
+                                          int64_t b1, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
+                                          uint8_t* ring) {
+    static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
+    constexpr int BB = kTmvBlockBytes<T>, RS = kTmvRingRow<T, C>, STAGE = kTmvRows * RS;
+    constexpr int PR = C * BB / 16;  // 16-byte pieces per row and chunk
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 #pragma unroll
     for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
-    for (int64_t c = b0; c < b1; c += C) {
-        TmvRaw<T> qa[C], qb[C];
+    const int nch = int((b1 - b0 + C - 1) / C);
+    auto issue = [&](int q) {  // chunk q's codes of rows g and g + 8 -> stage q % kTmvStages
+        uint8_t* st = ring + (q % kTmvStages) * STAGE;
+        const int64_t c = b0 + int64_t(q) * C;
+#pragma unroll
+        for (int kk = 0; kk < 2 * PR / 4; ++kk) {
+            const int k = t + 4 * kk, h = k / PR, p = k % PR;  // row g + 8h, piece p
+            const bool ok = c + p * 16 / BB < b1;              // pieces past the range: zeros, unused
+            cp_async<16>(st + (g + 8 * h) * RS + 16 * p, (h ? rb : ra) + (ok ? c * BB + 16 * p : 0), ok);
+        }
+    };
+#pragma unroll
+    for (int q = 0; q < kTmvStages - 1; ++q) {
+        if (q < nch) issue(q);
+        cp_async_commit();
+    }
+    for (int q = 0; q < nch; ++q) {
+        if (q + kTmvStages - 1 < nch) issue(q + kTmvStages - 1);
+        cp_async_commit();
+        const int64_t c = b0 + int64_t(q) * C;
+        // Lane t loads the scales of block c + t (a chunk past the range repeats its last block,
+        // unused); block i's come from lane (g, i).
+        const int64_t bt = min(c + t, b1 - 1);
+        const float own_a = tmv_scale<T>(ra, n, bt), own_b = tmv_scale<T>(rb, n, bt);
         float sa[C], sb[C], m[NTT][C];
         uint4 x[NTT][C];
 #pragma unroll
         for (int i = 0; i < C; ++i) {
-            const int64_t b = min(c + i, b1 - 1);  // a chunk past the range repeats its last block, unused
-            qa[i] = tmv_raw<T>(ra, b, t), qb[i] = tmv_raw<T>(rb, b, t);
-            sa[i] = tmv_scale<T>(ra, n, b), sb[i] = tmv_scale<T>(rb, n, b);
+            const int64_t b = min(c + i, b1 - 1);
 #pragma unroll
             for (int j = 0; j < NTT; ++j) {
                 x[j][i] = col[j].xs ? __ldg(col[j].xs + 8 * b) : make_uint4(0, 0, 0, 0);
                 m[j][i] = col[j].xm ? __ldg(col[j].xm + b) : 0.0f;
             }
         }
+        cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
+        __syncwarp();                      // ... and every lane's
+        const uint8_t* st = ring + (q % kTmvStages) * STAGE;
+        TmvRaw<T> qa[C], qb[C];
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+            qa[i] = *reinterpret_cast<const TmvRaw<T>*>(st + g * RS + BB * i + (BB / 4) * t);
+            qb[i] = *reinterpret_cast<const TmvRaw<T>*>(st + (g + 8) * RS + BB * i + (BB / 4) * t);
+            sa[i] = __shfl_sync(0xFFFFFFFFu, own_a, (lane & ~3) | i);
+            sb[i] = __shfl_sync(0xFFFFFFFFu, own_b, (lane & ~3) | i);
+        }
+        __syncwarp();  // the stage is refilled by the next iteration's issue
 #pragma unroll
         for (int i = 0; i < C; ++i) {
             if (c + i >= b1) break;
@@ -177,6 +226,7 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
             }
         }
     }
+    cp_async_wait<0>();
 }
 
 // The blocks of range `r` of a row of n elements (NS equal ranges).

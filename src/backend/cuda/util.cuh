@@ -51,6 +51,34 @@ void launch(const char* what, void (*kernel)(K...), dim3 grid, dim3 block, size_
     if (e != cudaSuccess) throw Error(Code::CUDA_ERROR, std::string(what) + ": " + cudaGetErrorString(e));
 }
 
+// launch() of a kernel with `smem` bytes of dynamic shared memory, which may exceed the 48 KB
+// default: the kernel's limit is raised once per process (a kernel's smem is fixed per
+// instantiation, so the first call's size is every call's).
+template <auto Kernel, typename... A>
+void launch_smem(const char* what, dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
+    static const cudaError_t set =
+        cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (set != cudaSuccess) throw Error(Code::CUDA_ERROR, std::string(what) + ": " + cudaGetErrorString(set));
+    launch(what, Kernel, grid, block, smem, s, std::forward<A>(args)...);
+}
+
+// 16 (or 4, 8) bytes global -> shared, or zeros when !valid (src is then not read).
+template <int N>
+__device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid) {
+    const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    if constexpr (N == 16)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+                     "r"(valid ? 16 : 0));
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(d), "l"(src), "n"(N),
+                     "r"(valid ? N : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 // Whether rows at p, p + stride, ... allow 16-byte vector loads.
 inline bool aligned16(const void* p, size_t stride) {
     return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 16 == 0;
