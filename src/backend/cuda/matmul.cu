@@ -190,8 +190,7 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
     int64_t b0, b1;
     tmv_blocks<NS>(a.n_in, warp, b0, b1);
     float acc[NTT][2];
-    // 16 ranges at 64 registers: no prefetch of the activations (it would spill); 8 tokens: none
-    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2), NS != 16 && NTT == 1>(ra, rb, a.n_in, b0, b1, col, acc, ring);
+    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc, ring);
     tmv_range_sum<NTT, NS>(acc, sh, 0);
     if (warp != 0) return;
 #pragma unroll

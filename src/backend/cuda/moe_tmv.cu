@@ -38,8 +38,8 @@ __device__ __forceinline__ void tmv_tile_rows(const ExpertArgs& a, int e, const 
 }
 
 // A pass over pairs[i0 .. i0 + 4 * NTT) (those < cnt) of expert e: warp w walks range w, then
-// warp 0 writes out[p] for its lanes' (row, pair). PF: tmv_range's activation prefetch.
-template <GgmlType T, bool GATE_UP, int NTT, bool PF>
+// warp 0 writes out[p] for its lanes' (row, pair).
+template <GgmlType T, bool GATE_UP, int NTT>
 __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
                                                 int32_t i0, float* sh, uint8_t* ring) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -57,7 +57,7 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
     int64_t b0, b1;
     tmv_blocks(a.n_in, warp, b0, b1);
     float acc[NTT][2];
-    tmv_range<T, NTT, NTT == 1 ? 4 : 2, PF>(ra, rb, a.n_in, b0, b1, col, acc, ring);
+    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
     tmv_range_sum<NTT>(acc, sh, 0);
     if (warp != 0) return;
 #pragma unroll
@@ -87,7 +87,7 @@ template <GgmlType T>
 constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * kTmvRingBytes<T, 4>;
 
 template <GgmlType T, bool GATE_UP, bool FOLD>
-__global__ void __launch_bounds__(kTmvThreads, FOLD ? 5 : 6) tmv_expert_kernel(ExpertArgs a) {
+__global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a) {
     pdl_begin();
     __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
@@ -106,11 +106,10 @@ __global__ void __launch_bounds__(kTmvThreads, FOLD ? 5 : 6) tmv_expert_kernel(E
     }
     for (int32_t i = 0; i < cnt;) {
         if (cnt - i > kTmvToks) {
-            tmv_expert_pass<T, GATE_UP, 2, false>(a, e, pairs, cnt, i, sh, ring);
+            tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh, ring);
             i += 2 * kTmvToks;
         } else {
-            // the activation prefetch when folded (one pass), not in the grouped kernels (it spills)
-            tmv_expert_pass<T, GATE_UP, 1, FOLD>(a, e, pairs, cnt, i, sh, ring);
+            tmv_expert_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, sh, ring);
             i += kTmvToks;
         }
     }

@@ -90,6 +90,17 @@ __device__ __forceinline__ void mma_f16_acc(float (&d)[4], uint32_t a0, uint32_t
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// Block j (0, 1) of a stage's scale word as a float: the block scale times 2^kPre (tmv_scale).
+template <GgmlType T>
+__device__ __forceinline__ float tmm_scale(uint32_t word, int64_t b) {
+    if constexpr (T == GgmlType::MXFP4) {
+        const uint32_t e = (word >> (8 * (b & 3))) & 0xFFu;
+        return e == 0xFF ? __int_as_float(0x7FC00000) : __int_as_float(int(min(e + kTmvPre<T>, 255u) << 23));
+    } else {
+        return __half2float(__ushort_as_half(static_cast<unsigned short>(word >> (16 * (b & 1)))));
+    }
+}
+
 // The K loop of one CTA tile. row(i) is the DEVICE row of tile row i (clamped to a real one);
 // this thread copies chunks of the codes of rows tid / CPR + k * 256 / CPR (CPR = 16-byte chunks
 // per row and stage), the scale word of row tid (tid < TM), the split row of tile token tid / 4
@@ -172,8 +183,8 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uin
                 const uint8_t* pb = &S.w[(r + 8) * WS + j * CB];
                 tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(pa)[t], ha[mt]);
                 tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(pb)[t], hb[mt]);
-                sa[mt] = tmv_scale<T>(S.ws[r], b);
-                sb[mt] = tmv_scale<T>(S.ws[r + 8], b);
+                sa[mt] = tmm_scale<T>(S.ws[r], b);
+                sb[mt] = tmm_scale<T>(S.ws[r + 8], b);
             }
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
