@@ -134,41 +134,55 @@ struct TmvCol {
 // The codes reach the MMA through a ring of kTmvStages stages per warp in shared memory: chunk q
 // (C blocks of the 16 rows) is copied with 16-byte cp.async pieces (lane (g, t) copies pieces of
 // rows g and g + 8: 4x fewer, fully used sectors against 4-byte loads of unit t) while the warp
-// computes chunk q - kTmvStages + 1. A stage row is padded so the fragment reads (lane (g, t):
-// unit t of rows g and g + 8) hit distinct banks. Only where the bytes travel changes: the
-// operands and the order are those above.
+// computes chunk q - kTmvStages + 1. Rows sit at slot tmv_slot(r) and their 16-byte pieces are
+// XOR-swizzled (tmv_swz) so that both the copies (8 lanes x 16 bytes per phase) and the fragment
+// reads (lane (g, t): unit t of row g or g + 8) hit distinct banks. Only where the bytes travel
+// changes: the operands and the order are those above.
 constexpr int kTmvStages = 4;
 template <GgmlType T>
 constexpr int kTmvBlockBytes = T == GgmlType::MXFP4 ? 16 : 32;  // a block's codes
-template <GgmlType T, int C>
-constexpr int kTmvRingRow = (C + 1) * kTmvBlockBytes<T>;  // C blocks + one block of padding
 // Bytes of one warp's ring for chunks of C blocks (kernels give each warp this many).
 template <GgmlType T, int C>
-constexpr int kTmvRingBytes = kTmvStages * kTmvRows * kTmvRingRow<T, C>;
+constexpr int kTmvRingBytes = kTmvStages * kTmvRows * C * kTmvBlockBytes<T>;
+template <GgmlType T, int C>
+__device__ __forceinline__ int tmv_slot(int r) {
+    return T == GgmlType::MXFP4 && C == 2 ? r ^ ((r >> 3) << 1) : r;
+}
+template <GgmlType T, int C>
+__device__ __forceinline__ int tmv_swz(int r) {
+    if constexpr (T == GgmlType::MXFP4)
+        return C == 4 ? (r >> 1) & 3 : (r >> 2) & 1;
+    else
+        return C == 4 ? ((r & 1) << 2) | (r & 2) : r & 2;
+}
 
 // One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
 // of 4 tokens, in chunks of C blocks. acc[j][0] / [1] = rows ra / rb for token t of tile j
 // (thread (g, t) = lane 4g + t). `ring`: this warp's kTmvRingBytes<T, C>, 16-byte aligned.
 // Every lane of the warp must call it with the same b0, b1.
 template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2>
-__device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0,
-                                          int64_t b1, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
+__device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0_,
+                                          int64_t b1_, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
                                           uint8_t* ring) {
     static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
-    constexpr int BB = kTmvBlockBytes<T>, RS = kTmvRingRow<T, C>, STAGE = kTmvRows * RS;
-    constexpr int PR = C * BB / 16;  // 16-byte pieces per row and chunk
+    constexpr int BB = kTmvBlockBytes<T>, RB = C * BB, STAGE = kTmvRows * RB;
+    constexpr int PR = RB / 16;  // 16-byte pieces per row and chunk
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int b0 = int(b0_), b1 = int(b1_);  // blocks of a row: far below 2^31
 #pragma unroll
     for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
-    const int nch = int((b1 - b0 + C - 1) / C);
+    const int nch = (b1 - b0 + C - 1) / C;
+    const int swz = tmv_swz<T, C>(g), swz8 = tmv_swz<T, C>(g + 8);
+    const int row_a = tmv_slot<T, C>(g) * RB, row_b = tmv_slot<T, C>(g + 8) * RB;
     auto issue = [&](int q) {  // chunk q's codes of rows g and g + 8 -> stage q % kTmvStages
         uint8_t* st = ring + (q % kTmvStages) * STAGE;
-        const int64_t c = b0 + int64_t(q) * C;
+        const int c = b0 + q * C;
 #pragma unroll
         for (int kk = 0; kk < 2 * PR / 4; ++kk) {
             const int k = t + 4 * kk, h = k / PR, p = k % PR;  // row g + 8h, piece p
             const bool ok = c + p * 16 / BB < b1;              // pieces past the range: zeros, unused
-            cp_async<16>(st + (g + 8 * h) * RS + 16 * p, (h ? rb : ra) + (ok ? c * BB + 16 * p : 0), ok);
+            cp_async<16>(st + (h ? row_b : row_a) + 16 * (p ^ (h ? swz8 : swz)),
+                         (h ? rb : ra) + (ok ? size_t(c) * BB + 16 * p : 0), ok);
         }
     };
 #pragma unroll
@@ -179,30 +193,31 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     for (int q = 0; q < nch; ++q) {
         if (q + kTmvStages - 1 < nch) issue(q + kTmvStages - 1);
         cp_async_commit();
-        const int64_t c = b0 + int64_t(q) * C;
+        const int c = b0 + q * C;
         // Lane t loads the scales of block c + t (a chunk past the range repeats its last block,
         // unused); block i's come from lane (g, i).
-        const int64_t bt = min(c + t, b1 - 1);
+        const int bt = min(c + t, b1 - 1);
         const float own_a = tmv_scale<T>(ra, n, bt), own_b = tmv_scale<T>(rb, n, bt);
         float sa[C], sb[C], m[NTT][C];
         uint4 x[NTT][C];
 #pragma unroll
         for (int i = 0; i < C; ++i) {
-            const int64_t b = min(c + i, b1 - 1);
+            const int b = min(c + i, b1 - 1);
 #pragma unroll
             for (int j = 0; j < NTT; ++j) {
                 x[j][i] = col[j].xs ? __ldg(col[j].xs + 8 * b) : make_uint4(0, 0, 0, 0);
                 m[j][i] = col[j].xm ? __ldg(col[j].xm + b) : 0.0f;
             }
         }
-        cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
+    cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
         __syncwarp();                      // ... and every lane's
         const uint8_t* st = ring + (q % kTmvStages) * STAGE;
         TmvRaw<T> qa[C], qb[C];
 #pragma unroll
         for (int i = 0; i < C; ++i) {
-            qa[i] = *reinterpret_cast<const TmvRaw<T>*>(st + g * RS + BB * i + (BB / 4) * t);
-            qb[i] = *reinterpret_cast<const TmvRaw<T>*>(st + (g + 8) * RS + BB * i + (BB / 4) * t);
+            const int byte = BB * i + (BB / 4) * t;  // unit t of block i: in piece byte / 16
+            qa[i] = *reinterpret_cast<const TmvRaw<T>*>(st + row_a + 16 * ((byte >> 4) ^ swz) + (byte & 15));
+            qb[i] = *reinterpret_cast<const TmvRaw<T>*>(st + row_b + 16 * ((byte >> 4) ^ swz8) + (byte & 15));
             sa[i] = __shfl_sync(0xFFFFFFFFu, own_a, (lane & ~3) | i);
             sb[i] = __shfl_sync(0xFFFFFFFFu, own_b, (lane & ~3) | i);
         }
