@@ -213,7 +213,7 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
 // in one wave), chunks of 2; 4 ranges: 128 threads, chunks of 4 (of 2 for 8 tokens). Dynamic
 // shared memory: a code ring per warp (tmv.cuh).
 template <GgmlType T, int NS>
-constexpr size_t kTmvMatmulSmem = size_t(NS) * kTmvRingBytes<T, NS == 16 ? 2 : 4>;
+constexpr size_t kTmvMatmulSmem = size_t(NS) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
 
 template <GgmlType T, int NS>
 __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
@@ -221,7 +221,7 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
     pdl_begin();
     __shared__ float sh[(NS - 1) * 2 * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
-    uint8_t* ring = smem + (threadIdx.x >> 5) * kTmvRingBytes<T, NS == 16 ? 2 : 4>;
+    uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
     int64_t tile = blockIdx.x;
     const MatmulArgs& a = group_member(grp, tile);
     const int64_t t0 = int64_t(blockIdx.y) * 2 * kTmvToks;
@@ -419,13 +419,17 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     const bool mx = m.w[0].type == M;
     const dim3 b16(32 * 16), b4(32 * 4);
     if (ns == 16 && mx)
-        launch_smem<tmv_matmul_kernel<M, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<M, 16>, s, grp, xs, xm);
+        launch_smem<tmv_matmul_kernel<M, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<M, 16>, s, grp,
+                                              xs, xm);
     else if (ns == 16)
-        launch_smem<tmv_matmul_kernel<Q, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<Q, 16>, s, grp, xs, xm);
+        launch_smem<tmv_matmul_kernel<Q, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<Q, 16>, s, grp,
+                                              xs, xm);
     else if (mx)
-        launch_smem<tmv_matmul_kernel<M, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp, xs, xm);
+        launch_smem<tmv_matmul_kernel<M, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp, xs,
+                                             xm);
     else
-        launch_smem<tmv_matmul_kernel<Q, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp, xs, xm);
+        launch_smem<tmv_matmul_kernel<Q, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp, xs,
+                                             xm);
     check_launch("matmul_tmv kernel launch");
 }
 

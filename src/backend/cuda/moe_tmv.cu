@@ -84,14 +84,14 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
 
 // Dynamic shared memory: a code ring per warp (tmv.cuh), sized for the passes of one tile (chunks of 4).
 template <GgmlType T>
-constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * kTmvRingBytes<T, 4>;
+constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * tmv_ring_bytes(T, 4);
 
 template <GgmlType T, bool GATE_UP, bool FOLD>
 __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a) {
     pdl_begin();
     __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
-    uint8_t* ring = smem + (threadIdx.x >> 5) * kTmvRingBytes<T, 4>;
+    uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, 4);
     int32_t e, cnt, one;
     const int32_t* pairs;
     if constexpr (FOLD) {
@@ -120,7 +120,7 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
 // add w[i][j] * O_j for j in order into y, as combine_kernel does.
 // Dynamic shared memory: a code ring per warp, chunks of 2.
 template <GgmlType T>
-constexpr size_t kTmvFoldDownSmem = size_t(kTmvSplit) * kTmvFoldMaxK * kTmvRingBytes<T, 2>;
+constexpr size_t kTmvFoldDownSmem = tmv_ring_bytes(T, 2) * size_t(kTmvSplit* kTmvFoldMaxK);
 
 template <GgmlType T>  // 512 threads for k = 4, 2 CTAs per SM
 __global__ void __launch_bounds__(kTmvThreads* kTmvFoldMaxK, 2) tmv_fold_down_kernel(ExpertArgs a) {
@@ -144,7 +144,7 @@ __global__ void __launch_bounds__(kTmvThreads* kTmvFoldMaxK, 2) tmv_fold_down_ke
         int64_t b0, b1;
         tmv_blocks(a.n_in, warp % kTmvSplit, b0, b1);
         // chunks of 2: 64 registers, no spills
-        tmv_range<T, 1, 2>(ra, rb, a.n_in, b0, b1, col, acc, smem + warp * kTmvRingBytes<T, 2>);
+        tmv_range<T, 1, 2>(ra, rb, a.n_in, b0, b1, col, acc, smem + warp * tmv_ring_bytes(T, 2));
     }
     tmv_range_sum<1>(acc, sh[j], j * kTmvSplit);
     if (warp % kTmvSplit == 0 && t == 0) {
@@ -182,11 +182,11 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
     tmv_split(x, 0, n_dec, xs, xm, s);
     if (fold)
-        launch_smem<tmv_expert_kernel<TG, true, true>>("tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu),
-                                                        kTmvThreads, kTmvExpertSmem<TG>, s, gu);
+        launch_smem<tmv_expert_kernel<TG, true, true>>(
+            "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu), kTmvThreads, kTmvExpertSmem<TG>, s, gu);
     else
-        launch_smem<tmv_expert_kernel<TG, true, false>>("tmv_expert_kernel", dim3(slots, tiles_gu), kTmvThreads,
-                                                         kTmvExpertSmem<TG>, s, gu);
+        launch_smem<tmv_expert_kernel<TG, true, false>>("tmv_expert_kernel", dim3(slots, tiles_gu),
+                                                        kTmvThreads, kTmvExpertSmem<TG>, s, gu);
     check_launch("moe gate/up tmv kernel launch");
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
@@ -196,8 +196,8 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
         launch_smem<tmv_fold_down_kernel<TD>>("tmv_fold_down_kernel", dim3(unsigned(n_dec), tiles_dn),
                                               unsigned(kTmvThreads * gu.k), kTmvFoldDownSmem<TD>, s, dn);
     else
-        launch_smem<tmv_expert_kernel<TD, false, false>>("tmv_expert_kernel", dim3(slots, tiles_dn), kTmvThreads,
-                                                          kTmvExpertSmem<TD>, s, dn);
+        launch_smem<tmv_expert_kernel<TD, false, false>>("tmv_expert_kernel", dim3(slots, tiles_dn),
+                                                         kTmvThreads, kTmvExpertSmem<TD>, s, dn);
     check_launch("moe down tmv kernel launch");
 }
 

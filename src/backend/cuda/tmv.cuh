@@ -139,11 +139,9 @@ struct TmvCol {
 // reads (lane (g, t): unit t of row g or g + 8) hit distinct banks. Only where the bytes travel
 // changes: the operands and the order are those above.
 constexpr int kTmvStages = 4;
-template <GgmlType T>
-constexpr int kTmvBlockBytes = T == GgmlType::MXFP4 ? 16 : 32;  // a block's codes
-// Bytes of one warp's ring for chunks of C blocks (kernels give each warp this many).
-template <GgmlType T, int C>
-constexpr int kTmvRingBytes = kTmvStages * kTmvRows * C * kTmvBlockBytes<T>;
+constexpr int tmv_block_bytes(GgmlType t) { return t == GgmlType::MXFP4 ? 16 : 32; }  // a block's codes
+// Bytes of one warp's ring for chunks of c blocks (kernels give each warp this many).
+constexpr int tmv_ring_bytes(GgmlType t, int c) { return kTmvStages * kTmvRows * c * tmv_block_bytes(t); }
 template <GgmlType T, int C>
 __device__ __forceinline__ int tmv_slot(int r) {
     return T == GgmlType::MXFP4 && C == 2 ? r ^ ((r >> 3) << 1) : r;
@@ -158,14 +156,14 @@ __device__ __forceinline__ int tmv_swz(int r) {
 
 // One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
 // of 4 tokens, in chunks of C blocks. acc[j][0] / [1] = rows ra / rb for token t of tile j
-// (thread (g, t) = lane 4g + t). `ring`: this warp's kTmvRingBytes<T, C>, 16-byte aligned.
+// (thread (g, t) = lane 4g + t). `ring`: this warp's tmv_ring_bytes(T, C), 16-byte aligned.
 // Every lane of the warp must call it with the same b0, b1.
 template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2>
 __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0_,
                                           int64_t b1_, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
                                           uint8_t* ring) {
     static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
-    constexpr int BB = kTmvBlockBytes<T>, RB = C * BB, STAGE = kTmvRows * RB;
+    constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
     constexpr int PR = RB / 16;  // 16-byte pieces per row and chunk
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b0 = int(b0_), b1 = int(b1_);  // blocks of a row: far below 2^31
@@ -209,8 +207,8 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
                 m[j][i] = col[j].xm ? __ldg(col[j].xm + b) : 0.0f;
             }
         }
-    cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
-        __syncwarp();                      // ... and every lane's
+        cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
+        __syncwarp();                     // ... and every lane's
         const uint8_t* st = ring + (q % kTmvStages) * STAGE;
         TmvRaw<T> qa[C], qb[C];
 #pragma unroll
