@@ -120,7 +120,7 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
 // add w[i][j] * O_j for j in order into y, as combine_kernel does.
 // Dynamic shared memory: a code ring per warp, chunks of 2.
 template <GgmlType T>
-constexpr size_t kTmvFoldDownSmem = tmv_ring_bytes(T, 2) * size_t(kTmvSplit* kTmvFoldMaxK);
+constexpr size_t kTmvFoldDownSmem = size_t(tmv_ring_bytes(T, 2)) * kTmvSplit* kTmvFoldMaxK;
 
 template <GgmlType T>  // 512 threads for k = 4, 2 CTAs per SM
 __global__ void __launch_bounds__(kTmvThreads* kTmvFoldMaxK, 2) tmv_fold_down_kernel(ExpertArgs a) {

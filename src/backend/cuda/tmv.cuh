@@ -139,9 +139,12 @@ struct TmvCol {
 // reads (lane (g, t): unit t of row g or g + 8) hit distinct banks. Only where the bytes travel
 // changes: the operands and the order are those above.
 constexpr int kTmvStages = 4;
-constexpr int tmv_block_bytes(GgmlType t) { return t == GgmlType::MXFP4 ? 16 : 32; }  // a block's codes
+// Bytes of a block's codes.
+__host__ __device__ constexpr int tmv_block_bytes(GgmlType t) { return t == GgmlType::MXFP4 ? 16 : 32; }
 // Bytes of one warp's ring for chunks of c blocks (kernels give each warp this many).
-constexpr int tmv_ring_bytes(GgmlType t, int c) { return kTmvStages * kTmvRows * c * tmv_block_bytes(t); }
+__host__ __device__ constexpr int tmv_ring_bytes(GgmlType t, int c) {
+    return kTmvStages * kTmvRows * c * tmv_block_bytes(t);
+}
 template <GgmlType T, int C>
 __device__ __forceinline__ int tmv_slot(int r) {
     return T == GgmlType::MXFP4 && C == 2 ? r ^ ((r >> 3) << 1) : r;
