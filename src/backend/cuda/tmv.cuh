@@ -138,7 +138,12 @@ struct TmvCol {
 // XOR-swizzled (tmv_swz) so that both the copies (8 lanes x 16 bytes per phase) and the fragment
 // reads (lane (g, t): unit t of row g or g + 8) hit distinct banks. Only where the bytes travel
 // changes: the operands and the order are those above.
-constexpr int kTmvStages = 4;
+// WO_TMV_STAGES overrides the depth at build time (scripts/gpu-check AB_CUDA_FLAGS, for A/B runs).
+#ifndef WO_TMV_STAGES
+#define WO_TMV_STAGES 4
+#endif
+constexpr int kTmvStages = WO_TMV_STAGES;
+static_assert(kTmvStages >= 2 && kTmvStages <= 8, "tmv ring: 2 to 8 stages");
 // Bytes of a block's codes.
 __host__ __device__ constexpr int tmv_block_bytes(GgmlType t) { return t == GgmlType::MXFP4 ? 16 : 32; }
 // Bytes of one warp's ring for chunks of c blocks (kernels give each warp this many).
