@@ -104,6 +104,13 @@ __device__ __forceinline__ float fa_load_q(const float* q, int i, float scale, u
 // of row c >> 1), the running max m and this thread's partial sum l of each row.
 struct FaState {
     float O[8][4], m[2], l[2];
+    __device__ __forceinline__ void reset() {  // no keys seen: O = 0, m = -inf, l = 0
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) O[n][c] = 0.0f;
+        m[0] = m[1] = -INFINITY, l[0] = l[1] = 0.0f;
+    }
 };
 
 // One warp's step over a chunk of 64 keys jb + [0, 64) whose K and V rows are in shared memory:
@@ -223,11 +230,7 @@ __global__ void __launch_bounds__(kFaThreads) attention_mma_k(AttnArgs<__half> a
     }
 
     FaState st;
-#pragma unroll
-    for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) st.O[n][c] = 0.0f;
-    st.m[0] = st.m[1] = -INFINITY, st.l[0] = st.l[1] = 0.0f;
+    st.reset();
 
     for (int first = 0; first < ntok; ++first) {  // one pass per distinct slot of the tile
         const int32_t ps = sh.slot[first];
@@ -320,11 +323,7 @@ __global__ void __launch_bounds__(32) attention_decode_mma_k(AttnArgs<__half> a,
             fa_load_q(act[r] ? a.q.row(i) + int64_t(kvh * G + g + 8 * r) * kFaHd : nullptr, r, a.scale, qa);
     }
     FaState st;
-#pragma unroll
-    for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) st.O[n][c] = 0.0f;
-    st.m[0] = st.m[1] = -INFINITY, st.l[0] = st.l[1] = 0.0f;
+    st.reset();
     // This CTA's chunks: the q-th is chunk 2 (z + kFaCtas (q / 2)) + q % 2 of the token's keys.
     const int32_t n_chunks = (p - j0 + kFaKeys) / kFaKeys;
     auto chunk = [&](int q) { return 2 * (z + kFaCtas * (q / 2)) + (q & 1); };
