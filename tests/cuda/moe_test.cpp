@@ -184,10 +184,15 @@ std::vector<float> run_moe(DevExperts& ex, const MoeData& m, const std::vector<f
     EXPECT_GT(sb, 0u);
     DevBuf scratch(sb);
     scratch.fill(0xFF);
+    const size_t zb = moe_scratch_zero_bytes(d);  // the fold counters: zero before, zero after
+    EXPECT_EQ(cudaMemset(scratch.get(), 0, zb), cudaSuccess);
     moe_ffn(make_tensor(dy.get(), GgmlType::F32, d, n), make_tensor(dx.get(), GgmlType::F32, d, n),
             make_tensor(di.get(), GgmlType::I32, k, n), make_tensor(dw.get(), GgmlType::F32, k, n), ex.ffn,
             scratch.get(), sb, n_decode, nullptr);
     sync();
+    std::vector<int32_t> counters(zb / sizeof(int32_t));
+    EXPECT_EQ(cudaMemcpy(counters.data(), scratch.get(), zb, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (size_t i = 0; i < counters.size(); ++i) EXPECT_EQ(counters[i], 0) << "fold counter " << i << " left set";
     return download_vec<float>(dy, size_t(n * d));
 }
 

@@ -234,7 +234,11 @@ void CudaBackend::check_fits(uint64_t bytes, const std::string& what) {
 
 void CudaBackend::reserve_scratch(const StepLimits& l) {
     const size_t ms = moe_scratch_bytes(l);
-    if (ms > 0 && ms > moe_scratch_.bytes) moe_scratch_ = alloc(ms, "moe scratch");
+    if (ms > 0 && ms > moe_scratch_.bytes) {
+        moe_scratch_ = alloc(ms, "moe scratch");
+        check(cudaMemsetAsync(moe_scratch_.data(), 0, moe_scratch_zero_bytes(l.n_embd), stream_),
+              "cudaMemsetAsync");
+    }
     const size_t ss = sample_scratch_bytes(l);
     if (ss > 0 && ss > sample_scratch_.bytes) sample_scratch_ = alloc(ss, "sampling scratch");
     const size_t ts = tmv_scratch_bytes(l);

@@ -67,7 +67,9 @@ size_t moe_scratch_bytes(const StepLimits& l);
 // expert on the device, each touched expert's weights read once. Tokens [0, n_decode) take the
 // decode path (tensor cores for DEVICE-layout Q8_0 / MXFP4 experts, tmv.cuh; else matvec.cuh),
 // the rest the prompt path (the same experts: tmm.cuh; else mma.cuh), as matmul_tmv / matmul_tmm
-// or matmul / matmul_mma.
+// or matmul / matmul_mma. The first moe_scratch_zero_bytes() of `scratch` must be zero before the
+// first call (counters; every call leaves them zero again).
+size_t moe_scratch_zero_bytes(int64_t d);
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
              size_t scratch_bytes, int64_t n_decode, cudaStream_t s);
 

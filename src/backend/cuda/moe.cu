@@ -52,10 +52,11 @@ int64_t max_tiles(int64_t n_exp, int64_t n_pairs) {
 // groups, prompt groups, G and O, and the tensor-core decode's split rows (tmv.cuh) of x and G
 // with their multipliers.
 struct MoeScratch {
-    size_t group[2][5] = {}, g = 0, o = 0, xs = 0, xm = 0, gs = 0, gm = 0, total = 0;
+    size_t group[2][5] = {}, g = 0, o = 0, xs = 0, xm = 0, gs = 0, gm = 0, cnt = 0, total = 0;
     MoeScratch(int64_t n_exp, int64_t n_tok, int64_t k, int64_t n_ff, int64_t d) {
         const int64_t n_pairs = n_tok * k;
-        size_t at = 0;
+        // The fold counters first: at the same place for every call (zero between calls).
+        size_t at = align256(sizeof(int32_t) * size_t(moe_fold_counters(d)));
         for (auto& gr : group) {
             const int64_t n[5] = {n_exp, n_exp + 1, n_exp + 1, n_pairs, max_tiles(n_exp, n_pairs)};
             for (int i = 0; i < 5; ++i) gr[i] = at, at += align256(sizeof(int32_t) * size_t(n[i]));
@@ -409,6 +410,8 @@ __global__ void combine_kernel(CombineArgs a) {
 
 }  // namespace
 
+size_t moe_scratch_zero_bytes(int64_t d) { return sizeof(int32_t) * size_t(moe_fold_counters(d)); }
+
 size_t moe_scratch_bytes(const StepLimits& l) {
     if (l.n_expert <= 0 || l.n_expert_used <= 0) return 0;
     return MoeScratch(l.n_expert, l.max_tokens, l.n_expert_used, l.n_ff, l.n_embd).total;
@@ -461,6 +464,7 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     gu.wts = static_cast<const uint8_t*>(weights.data), gu.wts_nb1 = weights.nb1;
     gu.y = static_cast<uint8_t*>(y.data), gu.y_nb1 = y.nb1;
     gu.k = int(k), gu.n_exp = int(n_exp);
+    gu.cnt = reinterpret_cast<int32_t*>(base + L.cnt);
     ExpertArgs dn = gu;
     dn.w = static_cast<const uint8_t*>(w.down.data), dn.nb1 = w.down.nb1, dn.nb2 = w.down.nb2;
     dn.w2 = nullptr, dn.bias2 = nullptr;

@@ -43,6 +43,9 @@ struct ExpertArgs {
     int k, n_exp;
     MoeAct act;
     float alpha, limit;
+    // The tensor-core fold down pass by pairs: per (token, tile of 16 rows) an arrival counter,
+    // zero between launches (the last CTA of a tile resets it).
+    int32_t* cnt;
 };
 
 __device__ __forceinline__ float silu_mul(float g, float u) {
@@ -67,6 +70,12 @@ constexpr int kTmvFoldMaxK = 4;
 // combine_kernel). tg / td: the gate/up and down types.
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s);
+// Entries of ExpertArgs::cnt the fold down pass by pairs needs for d output rows.
+inline int64_t moe_fold_counters(int64_t d) { return kFoldTokens * ((d + 15) / 16); }
+// The fold down pass on tensor cores: by pairs (a CTA per (pair, tile), the last of a tile's k
+// adding them into y; WO_CUDA_FOLD_PAIRS=0: one CTA of 128 * k threads per (token, tile)). The
+// same bits either way.
+bool moe_fold_pairs();
 // The prompt path on tensor cores from split activations (moe_tmv.cu, tmm.cuh), after
 // group_kernel filled gu.gr / dn.gr with `tiles` work tiles for the pairs of tokens [n_dec,
 // x.rows()): split those tokens' rows of x, gate_up into G, split their G rows, down into O.

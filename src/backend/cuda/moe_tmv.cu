@@ -1,6 +1,8 @@
 // The MoE on tensor cores from split activations (moe.cuh): the decode path (tmv.cuh) and the
 // prompt path (tmm.cuh) for Q8_0 / MXFP4 experts in the DEVICE layout.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/matvec.cuh"
 #include "backend/cuda/mma.cuh"
@@ -86,6 +88,31 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
 template <GgmlType T>
 constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * tmv_ring_bytes(T, 4);
 
+// The fold down pass by pairs, after the pass wrote O_p for this CTA's (pair p = i * k + j, tile):
+// the last of the token's k CTAs of the tile to arrive adds w[i][j] * O_{i*k+j} for j in order
+// into y, as combine_kernel (and tmv_fold_down_kernel) do, and resets the tile's counter.
+__device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t p) {
+    __shared__ bool last;
+    const int64_t i = p / a.k;
+    int32_t* cnt = a.cnt + i * int64_t(gridDim.y) + blockIdx.y;
+    __threadfence();  // this CTA's O rows, before its arrival is counted
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(cnt, 1) == a.k - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();  // the other CTAs' O rows, after their arrivals
+    const int64_t row = int64_t(blockIdx.y) * kTmvRows + threadIdx.x;
+    if (threadIdx.x < kTmvRows && row < a.n_out) {
+        const float* wts = reinterpret_cast<const float*>(a.wts + size_t(i) * a.wts_nb1);
+        float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + row;
+        float acc_y = *y;
+        for (int jj = 0; jj < a.k; ++jj)
+            acc_y = __fadd_rn(acc_y, __fmul_rn(wts[jj], __ldcg(a.out + size_t(i * a.k + jj) * size_t(a.n_out) + row)));
+        *y = acc_y;
+    }
+    if (threadIdx.x == 0) *cnt = 0;
+}
+
 template <GgmlType T, bool GATE_UP, bool FOLD>
 __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a) {
     pdl_begin();
@@ -97,7 +124,17 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
     if constexpr (FOLD) {
         one = int32_t(blockIdx.x);
         e = reinterpret_cast<const int32_t*>(a.ids + size_t(one / a.k) * a.ids_nb1)[one % a.k];
-        if (e < 0 || e >= a.n_exp) return;  // the whole CTA; the fold down pass gives the token NaN
+        if (e < 0 || e >= a.n_exp) {
+            if constexpr (GATE_UP) {
+                return;  // the whole CTA; the fold down pass gives the token NaN
+            } else {     // O_p = NaN: the token's rows of the tile become NaN
+                const int64_t row = int64_t(blockIdx.y) * kTmvRows + threadIdx.x;
+                if (threadIdx.x < kTmvRows && row < a.n_out)
+                    a.out[size_t(one) * size_t(a.n_out) + row] = __int_as_float(0x7FC00000);
+                fold_pairs_combine(a, one);
+                return;
+            }
+        }
         cnt = 1, pairs = &one;
     } else {
         e = a.gr.active[blockIdx.x];
@@ -113,6 +150,7 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
             i += kTmvToks;
         }
     }
+    if constexpr (FOLD && !GATE_UP) fold_pairs_combine(a, one);
 }
 
 // The fold down pass on tensor cores: blockIdx.x = token i, blockIdx.y = tile of 16 rows; warps
@@ -192,7 +230,10 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
     tmv_split(g, 0, dec_pairs, gs, gm, s);
-    if (fold)
+    if (fold && moe_fold_pairs())
+        launch_smem<tmv_expert_kernel<TD, false, true>>("tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn),
+                                                        kTmvThreads, kTmvExpertSmem<TD>, s, dn);
+    else if (fold)
         launch_smem<tmv_fold_down_kernel<TD>>("tmv_fold_down_kernel", dim3(unsigned(n_dec), tiles_dn),
                                               unsigned(kTmvThreads * gu.k), kTmvFoldDownSmem<TD>, s, dn);
     else
@@ -289,6 +330,14 @@ void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_d
 }
 
 }  // namespace
+
+bool moe_fold_pairs() {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_FOLD_PAIRS");
+        return !(e && std::string(e) == "0");
+    }();
+    return on;
+}
 
 void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
