@@ -60,7 +60,7 @@ __device__ __forceinline__ float swiglu_oai(float g, float u, float alpha, float
 
 // The decode path of at most kFoldTokens tokens may skip the grouping (the "fold" kernels).
 constexpr int64_t kFoldTokens = 4;
-// The tensor-core fold of the down pass runs a token's k choices in one CTA of 128 * k threads.
+// The tensor-core fold passes take at most this many choices per token.
 constexpr int kTmvFoldMaxK = 4;
 
 // The decode path on tensor cores (moe_tmv.cu) for Q8_0 / MXFP4 experts in the DEVICE layout:
@@ -70,12 +70,9 @@ constexpr int kTmvFoldMaxK = 4;
 // combine_kernel). tg / td: the gate/up and down types.
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s);
-// Entries of ExpertArgs::cnt the fold down pass by pairs needs for d output rows.
+// Entries of ExpertArgs::cnt the tensor-core fold down pass needs for d output rows: a CTA per
+// (pair, tile of 16 rows), the last of a token's k CTAs of a tile adding them into y.
 inline int64_t moe_fold_counters(int64_t d) { return kFoldTokens * ((d + 15) / 16); }
-// The fold down pass on tensor cores: by pairs (a CTA per (pair, tile), the last of a tile's k
-// adding them into y; WO_CUDA_FOLD_PAIRS=0: one CTA of 128 * k threads per (token, tile)). The
-// same bits either way.
-bool moe_fold_pairs();
 // The prompt path on tensor cores from split activations (moe_tmv.cu, tmm.cuh), after
 // group_kernel filled gu.gr / dn.gr with `tiles` work tiles for the pairs of tokens [n_dec,
 // x.rows()): split those tokens' rows of x, gate_up into G, split their G rows, down into O.

@@ -1,8 +1,6 @@
 // The MoE on tensor cores from split activations (moe.cuh): the decode path (tmv.cuh) and the
 // prompt path (tmm.cuh) for Q8_0 / MXFP4 experts in the DEVICE layout.
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 #include "backend/cuda/matvec.cuh"
 #include "backend/cuda/mma.cuh"
@@ -19,7 +17,8 @@ namespace {
 // of feature f0 + g for token t and applies the activation itself; down's tile is 16 rows.
 // Grouped: blockIdx.x = rank among the active experts, the expert's pairs in passes of 8 (4 for
 // the last 1..4). FOLD (decode steps of at most kFoldTokens tokens): blockIdx.x = pair p, its
-// expert from ids (no grouping; the same bits, as each column's result is its own).
+// expert from ids (no grouping; the same bits, as each column's result is its own); the fold
+// down pass then adds the token's k outputs into y itself (fold_pairs_combine).
 
 // Output rows of tile y for thread (g, t): gate_up -> gate and up row of feature 8y + g;
 // down -> rows 16y + g and 16y + g + 8. `row` is the true row (may be >= n_out), rows clamped.
@@ -90,7 +89,7 @@ constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * tmv_ring_bytes(T, 4);
 
 // The fold down pass by pairs, after the pass wrote O_p for this CTA's (pair p = i * k + j, tile):
 // the last of the token's k CTAs of the tile to arrive adds w[i][j] * O_{i*k+j} for j in order
-// into y, as combine_kernel (and tmv_fold_down_kernel) do, and resets the tile's counter.
+// into y, as combine_kernel does, and resets the tile's counter.
 __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t p) {
     __shared__ bool last;
     const int64_t i = p / a.k;
@@ -113,8 +112,13 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
     if (threadIdx.x == 0) *cnt = 0;
 }
 
+// The fold passes (one pair per CTA: passes of 4 tokens only) at WO_TMV_FOLD_CTAS CTAs per SM,
+// the grouped ones at 6.
+#ifndef WO_TMV_FOLD_CTAS
+#define WO_TMV_FOLD_CTAS 6
+#endif
 template <GgmlType T, bool GATE_UP, bool FOLD>
-__global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a) {
+__global__ void __launch_bounds__(kTmvThreads, FOLD ? WO_TMV_FOLD_CTAS : 6) tmv_expert_kernel(ExpertArgs a) {
     pdl_begin();
     __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
@@ -142,7 +146,7 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
         cnt = a.gr.counts[e], pairs = a.gr.list + a.gr.offsets[e];
     }
     for (int32_t i = 0; i < cnt;) {
-        if (cnt - i > kTmvToks) {
+        if (!FOLD && cnt - i > kTmvToks) {
             tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh, ring);
             i += 2 * kTmvToks;
         } else {
@@ -151,63 +155,6 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
         }
     }
     if constexpr (FOLD && !GATE_UP) fold_pairs_combine(a, one);
-}
-
-// The fold down pass on tensor cores: blockIdx.x = token i, blockIdx.y = tile of 16 rows; warps
-// 4j..4j+3 are the ranges of choice j's down rows (pair i*k + j); then lanes (g, 0) of warp 0
-// add w[i][j] * O_j for j in order into y, as combine_kernel does.
-// Dynamic shared memory: a code ring per warp, chunks of 2.
-template <GgmlType T>
-constexpr size_t kTmvFoldDownSmem = size_t(tmv_ring_bytes(T, 2)) * kTmvSplit* kTmvFoldMaxK;
-
-template <GgmlType T>  // 512 threads for k = 4, 2 CTAs per SM
-__global__ void __launch_bounds__(kTmvThreads* kTmvFoldMaxK, 2) tmv_fold_down_kernel(ExpertArgs a) {
-    pdl_begin();
-    extern __shared__ __align__(16) uint8_t smem[];
-    __shared__ float sh[kTmvFoldMaxK][(kTmvSplit - 1) * 2 * 32];
-    __shared__ float o_sh[kTmvFoldMaxK][kTmvRows];
-    const int64_t i = blockIdx.x;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const int j = warp / kTmvSplit;
-    const int32_t e = reinterpret_cast<const int32_t*>(a.ids + size_t(i) * a.ids_nb1)[j];
-    const bool ok = e >= 0 && e < a.n_exp;
-    const int64_t p = i * a.k + j;
-    float acc[1][2] = {{0.0f, 0.0f}};
-    const uint8_t *ra, *rb;
-    int64_t row_a, row_b;
-    if (ok) {
-        tmv_tile_rows<false>(a, e, ra, rb, row_a, row_b);
-        const TmvCol col[1] = {{g < 2 ? a.xs + size_t(p) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr,
-                                t == 0 ? a.xm + size_t(p) * size_t(a.n_in / 32) : nullptr}};
-        int64_t b0, b1;
-        tmv_blocks(a.n_in, warp % kTmvSplit, b0, b1);
-        // chunks of 2: 64 registers, no spills
-        tmv_range<T, 1, 2>(ra, rb, a.n_in, b0, b1, col, acc, smem + warp * tmv_ring_bytes(T, 2));
-    }
-    tmv_range_sum<1>(acc, sh[j], j * kTmvSplit);
-    if (warp % kTmvSplit == 0 && t == 0) {
-        row_a = int64_t(blockIdx.y) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
-        float oa = __int_as_float(0x7FC00000), ob = oa;
-        if (ok) {
-            const float* bias = a.bias ? a.bias + size_t(e) * a.bias_nb1 / 4 : nullptr;
-            oa = __fadd_rn(acc[0][0], bias && row_a < a.n_out ? bias[row_a] : 0.0f);
-            ob = __fadd_rn(acc[0][1], bias && row_b < a.n_out ? bias[row_b] : 0.0f);
-        }
-        o_sh[j][g] = oa, o_sh[j][g + kTmvRows / 2] = ob;
-    }
-    __syncthreads();
-    if (warp == 0 && t == 0) {
-        const float* wts = reinterpret_cast<const float*>(a.wts + size_t(i) * a.wts_nb1);
-        for (int h = 0; h < 2; ++h) {
-            const int r = g + h * (kTmvRows / 2);
-            const int64_t row = int64_t(blockIdx.y) * kTmvRows + r;
-            if (row >= a.n_out) continue;
-            float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + row;
-            float acc_y = *y;
-            for (int jj = 0; jj < a.k; ++jj) acc_y = __fadd_rn(acc_y, __fmul_rn(wts[jj], o_sh[jj][r]));
-            *y = acc_y;
-        }
-    }
 }
 
 template <GgmlType TG, GgmlType TD>
@@ -230,12 +177,9 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
     tmv_split(g, 0, dec_pairs, gs, gm, s);
-    if (fold && moe_fold_pairs())
+    if (fold)
         launch_smem<tmv_expert_kernel<TD, false, true>>("tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn),
                                                         kTmvThreads, kTmvExpertSmem<TD>, s, dn);
-    else if (fold)
-        launch_smem<tmv_fold_down_kernel<TD>>("tmv_fold_down_kernel", dim3(unsigned(n_dec), tiles_dn),
-                                              unsigned(kTmvThreads * gu.k), kTmvFoldDownSmem<TD>, s, dn);
     else
         launch_smem<tmv_expert_kernel<TD, false, false>>("tmv_expert_kernel", dim3(slots, tiles_dn),
                                                          kTmvThreads, kTmvExpertSmem<TD>, s, dn);
@@ -330,14 +274,6 @@ void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_d
 }
 
 }  // namespace
-
-bool moe_fold_pairs() {
-    static const bool on = [] {
-        const char* e = std::getenv("WO_CUDA_FOLD_PAIRS");
-        return !(e && std::string(e) == "0");
-    }();
-    return on;
-}
 
 void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
