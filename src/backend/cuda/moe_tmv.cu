@@ -112,13 +112,8 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
     if (threadIdx.x == 0) *cnt = 0;
 }
 
-// The fold passes (one pair per CTA: passes of 4 tokens only) at WO_TMV_FOLD_CTAS CTAs per SM,
-// the grouped ones at 6.
-#ifndef WO_TMV_FOLD_CTAS
-#define WO_TMV_FOLD_CTAS 6
-#endif
 template <GgmlType T, bool GATE_UP, bool FOLD>
-__global__ void __launch_bounds__(kTmvThreads, FOLD ? WO_TMV_FOLD_CTAS : 6) tmv_expert_kernel(ExpertArgs a) {
+__global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a) {
     pdl_begin();
     __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
@@ -146,7 +141,7 @@ __global__ void __launch_bounds__(kTmvThreads, FOLD ? WO_TMV_FOLD_CTAS : 6) tmv_
         cnt = a.gr.counts[e], pairs = a.gr.list + a.gr.offsets[e];
     }
     for (int32_t i = 0; i < cnt;) {
-        if (!FOLD && cnt - i > kTmvToks) {
+        if (!FOLD && cnt - i > kTmvToks) {  // (a fold CTA has one pair)
             tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh, ring);
             i += 2 * kTmvToks;
         } else {

@@ -103,25 +103,16 @@ __device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
         }
     }
 }
-// The block scale times 2^kPre, in two parts so a load can be issued well before its use: the
-// stored bits of block b's scale, then their value.
-template <GgmlType T>
-__device__ __forceinline__ uint32_t tmv_scale_bits(const uint8_t* row, int64_t n, int64_t b) {
-    if constexpr (T == GgmlType::MXFP4)
-        return __ldg(row + n / 2 + b);
-    else
-        return __ldg(reinterpret_cast<const unsigned short*>(row + n) + b);
-}
-template <GgmlType T>
-__device__ __forceinline__ float tmv_scale_value(uint32_t e) {
-    if constexpr (T == GgmlType::MXFP4)  // 2^(e - 127 + 14); e = 255 is NaN, above 2^127 +inf
-        return e == 0xFF ? __int_as_float(0x7FC00000) : __int_as_float(int(min(e + kTmvPre<T>, 255u) << 23));
-    else
-        return __half2float(__ushort_as_half(static_cast<unsigned short>(e)));
-}
+// The block scale times 2^kPre.
 template <GgmlType T>
 __device__ __forceinline__ float tmv_scale(const uint8_t* row, int64_t n, int64_t b) {
-    return tmv_scale_value<T>(tmv_scale_bits<T>(row, n, b));
+    if constexpr (T == GgmlType::MXFP4) {
+        // 2^(e - 127 + 14), from the bits; e = 255 is NaN, and above 2^127 it is +inf.
+        const uint32_t e = __ldg(row + n / 2 + b);
+        return e == 0xFF ? __int_as_float(0x7FC00000) : __int_as_float(int(min(e + kTmvPre<T>, 255u) << 23));
+    } else {
+        return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(row + n) + b)));
+    }
 }
 
 // d = A · B with a zero accumulator (f16 in, fp32 out).
@@ -149,14 +140,10 @@ struct TmvCol {
 // changes: the operands and the order are those above.
 // WO_TMV_STAGES overrides the depth at build time (scripts/gpu-check AB_CUDA_FLAGS, for A/B runs).
 #ifndef WO_TMV_STAGES
-#define WO_TMV_STAGES 4
+#define WO_TMV_STAGES 3
 #endif
 constexpr int kTmvStages = WO_TMV_STAGES;
 static_assert(kTmvStages >= 2 && kTmvStages <= 8, "tmv ring: 2 to 8 stages");
-// WO_TMV_SCALE_AHEAD=1: each lane loads its scales one chunk ahead (build-time A/B).
-#ifndef WO_TMV_SCALE_AHEAD
-#define WO_TMV_SCALE_AHEAD 0
-#endif
 // Bytes of a block's codes.
 __host__ __device__ constexpr int tmv_block_bytes(GgmlType t) { return t == GgmlType::MXFP4 ? 16 : 32; }
 // Bytes of one warp's ring for chunks of c blocks (kernels give each warp this many).
@@ -209,30 +196,14 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         if (q < nch) issue(q);
         cp_async_commit();
     }
-#if WO_TMV_SCALE_AHEAD
-    uint32_t bits_a = 0, bits_b = 0;
-    if (nch > 0) {
-        const int bt = min(b0 + t, b1 - 1);
-        bits_a = tmv_scale_bits<T>(ra, n, bt), bits_b = tmv_scale_bits<T>(rb, n, bt);
-    }
-#endif
     for (int q = 0; q < nch; ++q) {
         if (q + kTmvStages - 1 < nch) issue(q + kTmvStages - 1);
         cp_async_commit();
         const int c = b0 + q * C;
         // Lane t loads the scales of block c + t (a chunk past the range repeats its last block,
         // unused); block i's come from lane (g, i).
-#if WO_TMV_SCALE_AHEAD
-        // ... one chunk ahead: the bits of chunk q + 1's scales are loaded during chunk q.
-        const float own_a = tmv_scale_value<T>(bits_a), own_b = tmv_scale_value<T>(bits_b);
-        if (q + 1 < nch) {
-            const int bn = min(c + C + t, b1 - 1);
-            bits_a = tmv_scale_bits<T>(ra, n, bn), bits_b = tmv_scale_bits<T>(rb, n, bn);
-        }
-#else
         const int bt = min(c + t, b1 - 1);
         const float own_a = tmv_scale<T>(ra, n, bt), own_b = tmv_scale<T>(rb, n, bt);
-#endif
         float sa[C], sb[C], m[NTT][C];
         uint4 x[NTT][C];
 #pragma unroll
