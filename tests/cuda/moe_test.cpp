@@ -192,7 +192,8 @@ std::vector<float> run_moe(DevExperts& ex, const MoeData& m, const std::vector<f
     sync();
     std::vector<int32_t> counters(zb / sizeof(int32_t));
     EXPECT_EQ(cudaMemcpy(counters.data(), scratch.get(), zb, cudaMemcpyDeviceToHost), cudaSuccess);
-    for (size_t i = 0; i < counters.size(); ++i) EXPECT_EQ(counters[i], 0) << "fold counter " << i << " left set";
+    for (size_t i = 0; i < counters.size(); ++i)
+        EXPECT_EQ(counters[i], 0) << "fold counter " << i << " left set";
     return download_vec<float>(dy, size_t(n * d));
 }
 

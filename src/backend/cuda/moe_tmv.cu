@@ -106,7 +106,8 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
         float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + row;
         float acc_y = *y;
         for (int jj = 0; jj < a.k; ++jj)
-            acc_y = __fadd_rn(acc_y, __fmul_rn(wts[jj], __ldcg(a.out + size_t(i * a.k + jj) * size_t(a.n_out) + row)));
+            acc_y = __fadd_rn(
+                acc_y, __fmul_rn(wts[jj], __ldcg(a.out + size_t(i * a.k + jj) * size_t(a.n_out) + row)));
         *y = acc_y;
     }
     if (threadIdx.x == 0) *cnt = 0;
@@ -173,8 +174,8 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
     tmv_split(g, 0, dec_pairs, gs, gm, s);
     if (fold)
-        launch_smem<tmv_expert_kernel<TD, false, true>>("tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn),
-                                                        kTmvThreads, kTmvExpertSmem<TD>, s, dn);
+        launch_smem<tmv_expert_kernel<TD, false, true>>(
+            "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn), kTmvThreads, kTmvExpertSmem<TD>, s, dn);
     else
         launch_smem<tmv_expert_kernel<TD, false, false>>("tmv_expert_kernel", dim3(slots, tiles_dn),
                                                          kTmvThreads, kTmvExpertSmem<TD>, s, dn);
