@@ -188,16 +188,16 @@ inline double mma_error_bound(int64_t n_in, int extra, double sum_abs, GgmlType 
     return ((exact ? 0 : 1) + mmas + extra) * std::ldexp(1.0, -23) * sum_abs * 1.01 + 1e-30;
 }
 
-// The same bound for the tensor-core decode (tmv.cuh): per 16-element MMA the tensor core's
-// accumulation of the hi and lo columns (2^-23 of Σ|terms| each, as mma_error_bound), then hi +
-// lo and the FMA into the range's sum (2 roundings per MMA, 2 MMAs per block, relative to the
-// running sum), the range additions (ranges - 1) and `extra` after; the activation split: hi + lo is within
+// The same bound for the tensor-core decode (tmv.cuh): per 32-element block the tensor core's
+// accumulation of its two chained MMAs (2^-23 of Σ|terms| each, as mma_error_bound), then hi +
+// lo and the FMA into the range's sum (2 roundings per block, relative to the running sum), the
+// range additions (ranges - 1) and `extra` after; the activation split: hi + lo is within
 // 2^-22 of each scaled element, and an element far below the row's largest (x_max) loses up to
 // 2^-39 of x_max (f16 subnormals), times Σ|w| (sum_abs_w).
 inline double tmv_error_bound(int64_t n_in, int extra, double sum_abs, double sum_abs_w, double x_max,
                               int ranges = 4) {
     const int64_t per = (n_in / 32 + ranges - 1) / ranges;
-    const double roundings = double(4 * per + ranges - 1 + extra);
+    const double roundings = double(2 * per + ranges - 1 + extra);
     return (roundings * std::ldexp(1.0, -24) + 2 * std::ldexp(1.0, -23) + std::ldexp(1.0, -22)) * sum_abs *
                1.01 +
            std::ldexp(1.0, -38) * x_max * sum_abs_w + 1e-30;

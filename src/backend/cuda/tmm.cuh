@@ -81,15 +81,6 @@ __device__ __forceinline__ int tmm_tok(int nt, int c) {
     return (kTmmToks / WN) * (warp % WN) + 8 * nt + 2 * t + (c & 1);
 }
 
-// d = A · B + d (f16 in, fp32 accumulators).
-__device__ __forceinline__ void mma_f16_acc(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                            uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 // Block j (0, 1) of a stage's scale word as a float: the block scale times 2^kPre (tmv_scale).
 template <GgmlType T>
 __device__ __forceinline__ float tmm_scale(uint32_t word, int64_t b) {

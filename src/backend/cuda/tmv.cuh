@@ -16,7 +16,8 @@
 // and 3, and the split row stores each unit's activations in that pair order.
 //
 // Order (batch invariance). Each MMA's output element depends only on its row of A and its
-// column of B. Per (row, token): for each 16-element MMA, part = hi column + lo column (one
+// column of B. Per (row, token): for each 32-element block, its two MMAs chained (the second
+// accumulates onto the first in the tensor core's fp32), part = hi column + lo column (one
 // rounding), acc = fma(part, m, acc) with m = block scale * 2^kPre * 2^-s (exact: powers of two,
 // or Q8_0's f16 scale times one); the blocks of n_in are cut into equal ranges (kTmvSplit, or
 // matmul_tmv_ranges(n_out) for matmul: fixed by the weight's shape) walked
@@ -124,6 +125,15 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], uint32_t a0, uint32_t a1,
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.0f));
 }
 
+// d = A · B + d (f16 in, fp32 accumulators).
+__device__ __forceinline__ void mma_f16_acc(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                            uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
 // This thread's view of one token tile: xs = its column's split row (base + term * 4 + t, in
 // uint4) and xm = the multipliers of token t's row, or null past the last token.
 struct TmvCol {
@@ -144,6 +154,11 @@ struct TmvCol {
 #endif
 constexpr int kTmvStages = WO_TMV_STAGES;
 static_assert(kTmvStages >= 2 && kTmvStages <= 8, "tmv ring: 2 to 8 stages");
+// WO_TMV_CHAIN=0: each 16-element MMA folded on its own (the order before the chained blocks;
+// a build-time A/B; its bits differ from the default's).
+#ifndef WO_TMV_CHAIN
+#define WO_TMV_CHAIN 1
+#endif
 // Bytes of a block's codes.
 __host__ __device__ constexpr int tmv_block_bytes(GgmlType t) { return t == GgmlType::MXFP4 ? 16 : 32; }
 // Bytes of one warp's ring for chunks of c blocks (kernels give each warp this many).
@@ -239,11 +254,17 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
                 const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
                 float d[4];
                 mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
+#if WO_TMV_CHAIN
+                mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
+                acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
+                acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
+#else
                 acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
                 acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
                 mma_f16(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
                 acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
                 acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
+#endif
             }
         }
     }
