@@ -9,8 +9,8 @@
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/register.h"
-#include "quant/quant.h"
 #include "cuda_test_util.h"
+#include "quant/quant.h"
 #include "util/error.h"
 
 namespace wo::test {
@@ -199,7 +199,8 @@ TEST(CudaBackend, ProductsTakeTheNormSplitUntilItsOutputIsWritten) {
     const auto wf = randn(size_t(d * rows), rng, 0.1f);
     const size_t rb = row_bytes(GgmlType::Q8_0, d);
     std::vector<uint8_t> wq(rb * size_t(rows));
-    for (int64_t r = 0; r < rows; ++r) quant::quantize_row(GgmlType::Q8_0, wf.data() + r * d, wq.data() + r * rb, d);
+    for (int64_t r = 0; r < rows; ++r)
+        quant::quantize_row(GgmlType::Q8_0, wf.data() + r * d, wq.data() + r * rb, d);
     const Tensor W = b.weight(wq.data(), GgmlType::Q8_0, d, rows, 1, "w");
     StepLimits lim;
     lim.max_tokens = n, lim.max_out_rows = n, lim.n_embd = d, lim.max_width = rows;
@@ -220,7 +221,8 @@ TEST(CudaBackend, ProductsTakeTheNormSplitUntilItsOutputIsWritten) {
     b.matmul(y[1].g, copy.g, W, nullptr);
     EXPECT_EQ(cb.norm_splits_taken(), taken + 1);
     const auto y0 = P.rows_gpu(y[0].g), y1 = P.rows_gpu(y[1].g);
-    ASSERT_EQ(std::memcmp(y0.data(), y1.data(), y0.size() * 4), 0) << "the norm's split differs from tmv_split";
+    ASSERT_EQ(std::memcmp(y0.data(), y1.data(), y0.size() * 4), 0)
+        << "the norm's split differs from tmv_split";
     ASSERT_FALSE(std::isnan(y0[0]));
 
     b.rms_norm(h.g, x.g, g.g, 1e-5f);

@@ -626,7 +626,9 @@ void check_tmv_batch_invariance(TmvFn mmfn, int64_t n_out, int64_t n, std::vecto
         DevBuf scratch(sb);
         const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
         const Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
-        auto mm = [&](Tensor y, Tensor xx) { mmfn(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr, {}); };
+        auto mm = [&](Tensor y, Tensor xx) {
+            mmfn(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr, {});
+        };
         mm(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx);
         mm(make_tensor(dyr.get(), GgmlType::F32, n_out, n), make_tensor(dxr.get(), GgmlType::F32, n_in, n));
         sync();
@@ -731,7 +733,8 @@ TEST(CudaMatmulTmv, GroupEqualsEachWeightAlone) {
                     dy.back().fill(0xFF), dy1.back().fill(0xFF);
                     set.y[i] = make_tensor(dy.back().get(), GgmlType::F32, rows[i], n);
                 }
-                (prompt ? matmul_tmm_group : matmul_tmv_group)(set, tx, scratch.get(), sb, nullptr, SplitRows{});
+                (prompt ? matmul_tmm_group : matmul_tmv_group)(set, tx, scratch.get(), sb, nullptr,
+                                                               SplitRows{});
                 for (int i = 0; i < 3; ++i)
                     (prompt ? matmul_tmm : matmul_tmv)(
                         make_tensor(dy1[size_t(i)].get(), GgmlType::F32, rows[i], n), tx, set.w[i],

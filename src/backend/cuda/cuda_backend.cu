@@ -211,8 +211,8 @@ void CudaBackend::wait_fence(uint64_t f) {
 }
 
 uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const {
-    return moe_scratch_bytes(l) + sample_scratch_bytes(l) + tmv_scratch_bytes(l) + attention_scratch_bytes(l) +
-           norm_split_bytes(l);
+    return moe_scratch_bytes(l) + sample_scratch_bytes(l) + tmv_scratch_bytes(l) +
+           attention_scratch_bytes(l) + norm_split_bytes(l);
 }
 
 // rms_norm's split of its output for steps of up to max_out_rows rows (decode steps) of n_embd.
@@ -266,8 +266,8 @@ void CudaBackend::reserve_scratch(const StepLimits& l) {
 }
 
 cuda::SplitRows CudaBackend::split_of(const Tensor& x) const {
-    if (!norm_rec_.data || x.data != norm_rec_.data || x.rows() != norm_rec_.rows || x.cols() != norm_rec_.cols ||
-        x.nb1 != norm_rec_.nb1)
+    if (!norm_rec_.data || x.data != norm_rec_.data || x.rows() != norm_rec_.rows ||
+        x.cols() != norm_rec_.cols || x.nb1 != norm_rec_.nb1)
         return {};
     ++n_norm_taken_;
     return cuda::split_rows_in(norm_split_.data(), norm_split_rows_, norm_split_cols_);
@@ -280,7 +280,8 @@ void CudaBackend::wrote(const Tensor& t) {
     const size_t row = row_bytes(t.type, static_cast<uint64_t>(t.cols()));
     const uint8_t* a_end = a + size_t(std::max<int64_t>(t.mats(), 1) - 1) * t.nb2 +
                            size_t(t.rows() - 1) * (t.nb1 ? t.nb1 : row) + row;
-    const uint8_t* b_end = b + size_t(norm_rec_.rows - 1) * norm_rec_.nb1 + size_t(norm_rec_.cols) * sizeof(float);
+    const uint8_t* b_end =
+        b + size_t(norm_rec_.rows - 1) * norm_rec_.nb1 + size_t(norm_rec_.cols) * sizeof(float);
     if (a < b_end && b < a_end) norm_rec_ = {};
 }
 
@@ -360,7 +361,8 @@ void CudaBackend::rms_norm(Tensor y, Tensor x, Tensor w, float eps) {
     const int64_t n = x.rows();
     if (norm_split_.bytes > 0 && n > 0 && n <= norm_split_rows_ && x.cols() == norm_split_cols_ &&
         cuda::rms_norm_can_split(y, x, w)) {
-        const cuda::SplitRows at = cuda::split_rows_in(norm_split_.data(), norm_split_rows_, norm_split_cols_);
+        const cuda::SplitRows at =
+            cuda::split_rows_in(norm_split_.data(), norm_split_rows_, norm_split_cols_);
         cuda::rms_norm(y, x, w, eps, stream_, const_cast<uint4*>(at.xs), const_cast<float*>(at.xm));
         norm_rec_ = {y.data, n, x.cols(), y.nb1};
     } else {

@@ -97,7 +97,7 @@ private:
     mutable int64_t n_norm_taken_ = 0;
     int64_t norm_split_rows_ = 0, norm_split_cols_ = 0;
     cuda::SplitRows split_of(const Tensor& x) const;  // norm_split_'s rows if they are x's split
-    void wrote(const Tensor& t);                       // forgets norm_rec_ if t overlaps it
+    void wrote(const Tensor& t);                      // forgets norm_rec_ if t overlaps it
     struct Counters {
         uint64_t alloc_bytes = 0;
     };

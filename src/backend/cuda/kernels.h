@@ -91,7 +91,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
 // With xs / xm (rms_norm_can_split): also the split of y's rows [0, x.rows()) for the tensor-core
 // paths, as tmv_split writes it (row r at xs + r * d / 4, xm + r * d / 32; the same bits).
 bool rms_norm_can_split(const Tensor& y, const Tensor& x, const Tensor& w);
-void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s, uint4* xs = nullptr, float* xm = nullptr);
+void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s, uint4* xs = nullptr,
+              float* xm = nullptr);
 void layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps, cudaStream_t s);
 void add(Tensor y, Tensor x, cudaStream_t s);
 void get_rows(Tensor y, Tensor x, Tensor idx, cudaStream_t s);

@@ -411,7 +411,8 @@ MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t byte
 
 }  // namespace
 
-void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s, SplitRows pre) {
+void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s,
+                      SplitRows pre) {
     const uint4* xs = nullptr;
     const float* xm = nullptr;
     MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmv", s, pre);
@@ -454,7 +455,8 @@ bool tmm_weight(const Tensor& w) {
     return on && tmv_weight(w);
 }
 
-void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s, SplitRows pre) {
+void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s,
+                      SplitRows pre) {
     const uint4* xs = nullptr;
     const float* xm = nullptr;
     MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmm", s, pre);

@@ -64,11 +64,11 @@ constexpr int64_t kFoldTokens = 4;
 constexpr int kTmvFoldMaxK = 4;
 
 // The decode path on tensor cores (moe_tmv.cu) for Q8_0 / MXFP4 experts in the DEVICE layout:
-// split x's rows [0, n_dec) into xs / xm (unless xsp.done), gate_up into gu.out (G), split G into gs / gm, then
-// down: fold (n_dec <= kFoldTokens, k <= kTmvFoldMaxK: no grouping, the combine into y done by
-// the down pass) or grouped (after group_kernel filled gu.gr / dn.gr: into dn.out (O), for
-// combine_kernel). tg / td: the gate/up and down types.
-// Where x's split lives (row r at xs + r * d / 4, xm + r * d / 32), and whether it is made already.
+// split x's rows [0, n_dec) into xs / xm (unless xsp.done), gate_up into gu.out (G), split G into gs / gm,
+// then down: fold (n_dec <= kFoldTokens, k <= kTmvFoldMaxK: no grouping, the combine into y done by the down
+// pass) or grouped (after group_kernel filled gu.gr / dn.gr: into dn.out (O), for combine_kernel). tg / td:
+// the gate/up and down types. Where x's split lives (row r at xs + r * d / 4, xm + r * d / 32), and whether
+// it is made already.
 struct XSplit {
     uint4* xs;
     float* xm;

@@ -154,8 +154,8 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
 }
 
 template <GgmlType TG, GgmlType TD>
-void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, XSplit xsp, uint4* gs,
-                float* gm, cudaStream_t s) {
+void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, XSplit xsp,
+                uint4* gs, float* gm, cudaStream_t s) {
     const int64_t dec_pairs = n_dec * gu.k;
     gu.xs = xsp.xs, gu.xm = xsp.xm, dn.xs = gs, dn.xm = gm;
     const unsigned tiles_gu = static_cast<unsigned>((gu.n_out + kTmvRows / 2 - 1) / (kTmvRows / 2));

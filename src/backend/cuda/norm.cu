@@ -63,7 +63,8 @@ __global__ void __launch_bounds__(kRmsThreads)
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
                     const float4 v = x4[2 * u + h], g = w4[2 * u + h];
-                    const float4 r = make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w);
+                    const float4 r =
+                        make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w);
                     y4[2 * u + h] = r;
                     o[4 * h] = r.x, o[4 * h + 1] = r.y, o[4 * h + 2] = r.z, o[4 * h + 3] = r.w;
                 }
