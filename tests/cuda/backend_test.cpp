@@ -2,7 +2,6 @@
 // errors naming the call, stream-ordered uploads, fences, and graph replay equal to eager runs.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -10,7 +9,6 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/register.h"
 #include "cuda_test_util.h"
-#include "quant/quant.h"
 #include "util/error.h"
 
 namespace wo::test {
@@ -185,63 +183,6 @@ struct StepFixture {
         return {P.rows_gpu(h.g), P.get_gpu<int32_t>(ids.g, static_cast<size_t>(n))};
     }
 };
-
-// rms_norm also writes its output's split when the step fits (decode steps), and a tensor-core
-// product of exactly that output takes it instead of splitting again, with the same bits; once an
-// op writes the output, or for any other view, the product splits its input itself.
-TEST(CudaBackend, ProductsTakeTheNormSplitUntilItsOutputIsWritten) {
-    REQUIRE_GPU();
-    Pair P;
-    Backend& b = *P.gpu;
-    auto& cb = as_cuda(b);
-    std::mt19937 rng(77);
-    const int64_t d = 256, rows = 1024, n = 4;  // a Q8_0 weight of 1,024 rows: the tensor-core decode
-    const auto wf = randn(size_t(d * rows), rng, 0.1f);
-    const size_t rb = row_bytes(GgmlType::Q8_0, d);
-    std::vector<uint8_t> wq(rb * size_t(rows));
-    for (int64_t r = 0; r < rows; ++r)
-        quant::quantize_row(GgmlType::Q8_0, wf.data() + r * d, wq.data() + r * rb, d);
-    const Tensor W = b.weight(wq.data(), GgmlType::Q8_0, d, rows, 1, "w");
-    StepLimits lim;
-    lim.max_tokens = n, lim.max_out_rows = n, lim.n_embd = d, lim.max_width = rows;
-    b.reserve_scratch(lim);
-    Twin x = P.f32(randn(size_t(d * n), rng), d, n), g = P.f32(randn(size_t(d), rng), d),
-         delta = P.f32(randn(size_t(d * n), rng), d, n), h = P.nan(d, n), copy = P.nan(d, n);
-    Twin y[4] = {P.nan(rows, n), P.nan(rows, n), P.nan(rows, n), P.nan(rows, n)};
-    b.set_decode_rows(n);
-    auto copy_h = [&] {  // the same values in another buffer: its product splits them itself
-        b.zero(copy.g);
-        b.add(copy.g, h.g);
-    };
-    const int64_t taken = cb.norm_splits_taken();
-    b.rms_norm(h.g, x.g, g.g, 1e-5f);
-    b.matmul(y[0].g, h.g, W, nullptr);
-    EXPECT_EQ(cb.norm_splits_taken(), taken + 1) << "the product of the norm's output took its split";
-    copy_h();
-    b.matmul(y[1].g, copy.g, W, nullptr);
-    EXPECT_EQ(cb.norm_splits_taken(), taken + 1);
-    const auto y0 = P.rows_gpu(y[0].g), y1 = P.rows_gpu(y[1].g);
-    ASSERT_EQ(std::memcmp(y0.data(), y1.data(), y0.size() * 4), 0)
-        << "the norm's split differs from tmv_split";
-    ASSERT_FALSE(std::isnan(y0[0]));
-
-    b.rms_norm(h.g, x.g, g.g, 1e-5f);
-    b.add(h.g, delta.g);  // writes the norm's output: its split is stale
-    b.matmul(y[2].g, h.g, W, nullptr);
-    EXPECT_EQ(cb.norm_splits_taken(), taken + 1) << "a stale split was taken";
-    copy_h();
-    b.matmul(y[3].g, copy.g, W, nullptr);
-    const auto y2 = P.rows_gpu(y[2].g), y3 = P.rows_gpu(y[3].g);
-    ASSERT_EQ(std::memcmp(y2.data(), y3.data(), y2.size() * 4), 0);
-    ASSERT_NE(std::memcmp(y0.data(), y2.data(), y0.size() * 4), 0);
-
-    b.rms_norm(h.g, x.g, g.g, 1e-5f);
-    b.matmul(y[2].g.row_range(0, 2), h.g.row_range(0, 2), W, nullptr);  // another view of it
-    b.matmul(y[2].g, h.g, W, nullptr);
-    EXPECT_EQ(cb.norm_splits_taken(), taken + 2);
-    const auto y4 = P.rows_gpu(y[2].g);
-    EXPECT_EQ(std::memcmp(y0.data(), y4.data(), y0.size() * 4), 0);
-}
 
 TEST(CudaBackend, GraphReplayEqualsEagerExecution) {
     REQUIRE_GPU();

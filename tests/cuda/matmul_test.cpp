@@ -540,7 +540,7 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng, bool tmm = false
     (tmm ? matmul_tmm : matmul_tmv)(make_tensor(dy.get(), GgmlType::F32, c.n_out, c.n_tok),
                                     make_tensor(dx.get(), GgmlType::F32, c.n_in, c.n_tok), pw,
                                     c.bias ? static_cast<float*>(db.get()) : nullptr, c.accumulate,
-                                    scratch.get(), sb, nullptr, SplitRows{});
+                                    scratch.get(), sb, nullptr);
     sync();
     auto y = download_vec<float>(dy, y0.size());
     int64_t bad = 0;
@@ -602,7 +602,7 @@ TEST(CudaMatmulTmv, ActivationScales) {
 
 // Batch invariance of matmul_tmv or matmul_tmm (same signature): n tokens against each alone,
 // the reversed batch and sub-batches of 3 and 9 at `firsts`.
-using TmvFn = void (*)(Tensor, Tensor, Tensor, const float*, bool, void*, size_t, cudaStream_t, SplitRows);
+using TmvFn = void (*)(Tensor, Tensor, Tensor, const float*, bool, void*, size_t, cudaStream_t);
 void check_tmv_batch_invariance(TmvFn mmfn, int64_t n_out, int64_t n, std::vector<int64_t> firsts,
                                 std::mt19937& rng) {
     for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
@@ -626,9 +626,7 @@ void check_tmv_batch_invariance(TmvFn mmfn, int64_t n_out, int64_t n, std::vecto
         DevBuf scratch(sb);
         const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
         const Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
-        auto mm = [&](Tensor y, Tensor xx) {
-            mmfn(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr, {});
-        };
+        auto mm = [&](Tensor y, Tensor xx) { mmfn(y, xx, pw, nullptr, false, scratch.get(), sb, nullptr); };
         mm(make_tensor(dy.get(), GgmlType::F32, n_out, n), tx);
         mm(make_tensor(dyr.get(), GgmlType::F32, n_out, n), make_tensor(dxr.get(), GgmlType::F32, n_in, n));
         sync();
@@ -733,12 +731,11 @@ TEST(CudaMatmulTmv, GroupEqualsEachWeightAlone) {
                     dy.back().fill(0xFF), dy1.back().fill(0xFF);
                     set.y[i] = make_tensor(dy.back().get(), GgmlType::F32, rows[i], n);
                 }
-                (prompt ? matmul_tmm_group : matmul_tmv_group)(set, tx, scratch.get(), sb, nullptr,
-                                                               SplitRows{});
+                (prompt ? matmul_tmm_group : matmul_tmv_group)(set, tx, scratch.get(), sb, nullptr);
                 for (int i = 0; i < 3; ++i)
                     (prompt ? matmul_tmm : matmul_tmv)(
                         make_tensor(dy1[size_t(i)].get(), GgmlType::F32, rows[i], n), tx, set.w[i],
-                        set.bias[i], false, scratch.get(), sb, nullptr, SplitRows{});
+                        set.bias[i], false, scratch.get(), sb, nullptr);
                 sync();
                 for (int i = 0; i < 3; ++i) {
                     auto y = download_vec<float>(dy[size_t(i)], size_t(rows[i] * n));

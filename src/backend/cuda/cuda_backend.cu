@@ -147,7 +147,6 @@ Tensor CudaBackend::weight(const void* host, GgmlType type, int64_t ne0, int64_t
 
 void CudaBackend::upload(Tensor dst, const void* src, size_t bytes) {
     bind();
-    norm_rec_ = {};
     // On the stream, so it is ordered with the steps around it (set_sampling between steps).
     // From pageable memory the runtime stages the source before returning.
     check(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
@@ -161,7 +160,6 @@ void CudaBackend::download(void* dst, Tensor src, size_t bytes) {
 
 void CudaBackend::zero(Tensor t) {
     bind();
-    wrote(t);
     const size_t row = row_bytes(t.type, static_cast<uint64_t>(t.cols()));
     for (int64_t m = 0; m < t.mats(); ++m)
         check(cudaMemset2DAsync(t.row_ptr(0, m), t.nb1 ? t.nb1 : row, 0, row, static_cast<size_t>(t.rows()),
@@ -211,18 +209,7 @@ void CudaBackend::wait_fence(uint64_t f) {
 }
 
 uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const {
-    return moe_scratch_bytes(l) + sample_scratch_bytes(l) + tmv_scratch_bytes(l) +
-           attention_scratch_bytes(l) + norm_split_bytes(l);
-}
-
-// rms_norm's split of its output for steps of up to max_out_rows rows (decode steps) of n_embd.
-size_t CudaBackend::norm_split_bytes(const StepLimits& l) {
-    static const bool on = [] {
-        const char* e = std::getenv("WO_CUDA_NORM_SPLIT");
-        return !(e && std::string(e) == "0");
-    }();
-    const int64_t rows = std::max<int64_t>(l.max_out_rows, 1);
-    return on && l.n_embd > 0 && l.n_embd % 32 == 0 ? cuda::matmul_tmv_scratch_bytes(rows, l.n_embd) : 0;
+    return moe_scratch_bytes(l) + sample_scratch_bytes(l) + tmv_scratch_bytes(l) + attention_scratch_bytes(l);
 }
 
 // The activations' split for matmul_tmv / matmul_tmm: every row of a step, as wide as the widest
@@ -258,36 +245,10 @@ void CudaBackend::reserve_scratch(const StepLimits& l) {
     if (ts > 0 && ts > tmv_scratch_.bytes) tmv_scratch_ = alloc(ts, "tensor-core split scratch");
     const size_t as = attention_scratch_bytes(l);
     if (as > 0 && as > attn_scratch_.bytes) attn_scratch_ = alloc(as, "attention split-KV scratch");
-    const size_t ns = norm_split_bytes(l);
-    if (ns > 0 && ns > norm_split_.bytes) {
-        norm_split_ = alloc(ns, "rms_norm split");
-        norm_split_rows_ = std::max<int64_t>(l.max_out_rows, 1), norm_split_cols_ = l.n_embd;
-    }
-}
-
-cuda::SplitRows CudaBackend::split_of(const Tensor& x) const {
-    if (!norm_rec_.data || x.data != norm_rec_.data || x.rows() != norm_rec_.rows ||
-        x.cols() != norm_rec_.cols || x.nb1 != norm_rec_.nb1)
-        return {};
-    ++n_norm_taken_;
-    return cuda::split_rows_in(norm_split_.data(), norm_split_rows_, norm_split_cols_);
-}
-
-void CudaBackend::wrote(const Tensor& t) {
-    if (!norm_rec_.data || !t.data || t.rows() == 0) return;
-    const auto* a = static_cast<const uint8_t*>(t.data);
-    const auto* b = static_cast<const uint8_t*>(norm_rec_.data);
-    const size_t row = row_bytes(t.type, static_cast<uint64_t>(t.cols()));
-    const uint8_t* a_end = a + size_t(std::max<int64_t>(t.mats(), 1) - 1) * t.nb2 +
-                           size_t(t.rows() - 1) * (t.nb1 ? t.nb1 : row) + row;
-    const uint8_t* b_end =
-        b + size_t(norm_rec_.rows - 1) * norm_rec_.nb1 + size_t(norm_rec_.cols) * sizeof(float);
-    if (a < b_end && b < a_end) norm_rec_ = {};
 }
 
 void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
     bind();
-    norm_rec_ = {};  // a step's body decides the same with or without a graph
     if (key == 0 || !graphs_ || tapping()) {
         body();
         return;
@@ -330,48 +291,30 @@ std::string op_name(const char* op, const Tensor& w, int64_t n_tok) {
 
 void CudaBackend::resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st) {
     OpScope op_(prof_.get(), "resolve_tokens");
-    wrote(tokens);
     cuda::resolve_tokens(tokens, in, pos, slot, st, stream_);
 }
 void CudaBackend::embed(Tensor y, Tensor table, Tensor ids) {
     OpScope op_(prof_.get(), "embed");
-    wrote(y);
     cuda::embed(y, table, ids, false, stream_);
 }
 void CudaBackend::embed_add(Tensor y, Tensor table, Tensor ids) {
     OpScope op_(prof_.get(), "embed_add");
-    wrote(y);
     cuda::embed(y, table, ids, true, stream_);
 }
 void CudaBackend::get_rows(Tensor y, Tensor x, Tensor idx) {
     OpScope op_(prof_.get(), "get_rows");
-    wrote(y);
     cuda::get_rows(y, x, idx, stream_);
 }
 void CudaBackend::add(Tensor y, Tensor x) {
     OpScope op_(prof_.get(), "add");
-    wrote(y);
     cuda::add(y, x, stream_);
 }
-// Also writes the split of its output for the tensor-core products that read it next (split_of),
-// when the step fits norm_split_ (decode steps).
 void CudaBackend::rms_norm(Tensor y, Tensor x, Tensor w, float eps) {
     OpScope op_(prof_.get(), "rms_norm");
-    norm_rec_ = {};
-    const int64_t n = x.rows();
-    if (norm_split_.bytes > 0 && n > 0 && n <= norm_split_rows_ && x.cols() == norm_split_cols_ &&
-        cuda::rms_norm_can_split(y, x, w)) {
-        const cuda::SplitRows at =
-            cuda::split_rows_in(norm_split_.data(), norm_split_rows_, norm_split_cols_);
-        cuda::rms_norm(y, x, w, eps, stream_, const_cast<uint4*>(at.xs), const_cast<float*>(at.xm));
-        norm_rec_ = {y.data, n, x.cols(), y.nb1};
-    } else {
-        cuda::rms_norm(y, x, w, eps, stream_);
-    }
+    cuda::rms_norm(y, x, w, eps, stream_);
 }
 void CudaBackend::layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps) {
     OpScope op_(prof_.get(), "layer_norm");
-    wrote(y);
     cuda::layer_norm(y, x, w, b, eps, stream_);
 }
 // WO_CUDA_DECODE=mma (an experiment, bench/NOTES.md) sends decode rows to the tensor-core path
@@ -390,19 +333,17 @@ int64_t CudaBackend::decode_split(int64_t n) const {
 void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) {
     const int64_t n = x.rows(), nd = decode_split(n);
     const float* b = bias ? static_cast<const float*>(bias->data) : nullptr;
-    const cuda::SplitRows pre = split_of(x);
-    wrote(y);
     // Tensor cores once reserve_scratch gave them room (for every step within its limits, so a
     // weight's decode rows all take one path); a backend used without it stays on the CUDA cores.
     if (nd > 0 && cuda::matmul_tmv_weight(w) && tmv_scratch_.bytes > 0)
         cuda::matmul_tmv(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, tmv_scratch_.data(),
-                         tmv_scratch_.bytes, stream_, pre);
+                         tmv_scratch_.bytes, stream_);
     else if (nd > 0)
         cuda::matmul(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, stream_);
     if (nd == n) return;
     if (cuda::tmm_weight(w) && tmv_scratch_.bytes > 0)
         cuda::matmul_tmm(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate,
-                         tmv_scratch_.data(), tmv_scratch_.bytes, stream_, pre.rows_from(nd, x.cols()));
+                         tmv_scratch_.data(), tmv_scratch_.bytes, stream_);
     else
         cuda::matmul_mma(y.row_range(nd, n - nd), x.row_range(nd, n - nd), w, b, accumulate, stream_);
 }
@@ -423,8 +364,6 @@ bool CudaBackend::qkv_group(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWei
             return false;
     OpScope op_(prof_.get(), prof_ ? op_name("qkv", *w.q, x.rows()) : std::string());
     const int64_t n = x.rows(), nd = decode_split(n);
-    const cuda::SplitRows pre = split_of(x);
-    wrote(q), wrote(k), wrote(v);
     auto set = [&](int64_t r0, int64_t rows) {
         cuda::MatmulSet m;
         const Tensor* ys[3] = {&q, &k, &v};
@@ -438,10 +377,10 @@ bool CudaBackend::qkv_group(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWei
     };
     if (nd > 0)
         cuda::matmul_tmv_group(set(0, nd), x.row_range(0, nd), tmv_scratch_.data(), tmv_scratch_.bytes,
-                               stream_, pre);
+                               stream_);
     if (nd < n)
         cuda::matmul_tmm_group(set(nd, n - nd), x.row_range(nd, n - nd), tmv_scratch_.data(),
-                               tmv_scratch_.bytes, stream_, pre.rows_from(nd, x.cols()));
+                               tmv_scratch_.bytes, stream_);
     return true;
 }
 void CudaBackend::matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
@@ -454,59 +393,48 @@ void CudaBackend::matmul_add(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
 }
 void CudaBackend::rope(Tensor x, Tensor pos, const RopeParams& p) {
     OpScope op_(prof_.get(), "rope");
-    wrote(x);
     cuda::rope(x, pos, p, stream_);
 }
 void CudaBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot) {
     OpScope op_(prof_.get(), "kv_store");
-    wrote(kv.k), wrote(kv.v);
     cuda::kv_store(kv, k, v, pos, slot, stream_);
 }
 void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) {
     OpScope op_(prof_.get(),
                 prof_ ? "attention n=" + std::to_string(q.rows()) + (p.window ? " swa" : "") : std::string());
-    wrote(out);
     cuda::attention(out, q, kv, s, p, decode_split(q.rows()), attn_scratch_.data(), attn_scratch_.bytes,
                     stream_);
 }
 void CudaBackend::gelu(Tensor x) {
     OpScope op_(prof_.get(), "gelu");
-    wrote(x);
     cuda::gelu(x, stream_);
 }
 void CudaBackend::swiglu(Tensor y, Tensor gate, Tensor up) {
     OpScope op_(prof_.get(), "swiglu");
-    wrote(y);
     cuda::swiglu(y, gate, up, stream_);
 }
 void CudaBackend::swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit) {
     OpScope op_(prof_.get(), "swiglu_oai");
-    wrote(y);
     cuda::swiglu_oai(y, gate, up, alpha, limit, stream_);
 }
 void CudaBackend::topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) {
     OpScope op_(prof_.get(), "topk_softmax");
-    wrote(ids), wrote(weights);
     cuda::topk_softmax(ids, weights, logits, k, stream_);
 }
 void CudaBackend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
                           const StepTensors& s, const RopeParams* rq, const RopeParams* rk) {
     if (!qkv_group(q, k, v, x, w)) qkv_projections(q, k, v, x, w);  // as Backend::attn_in
     OpScope op_(prof_.get(), "rope_kv_store");
-    wrote(q), wrote(k), wrote(v);
     cuda::rope_kv_store(q, k, v, kv, s.pos, s.slot, rq, rk, stream_);
 }
 void CudaBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) {
     OpScope op_(prof_.get(), prof_ ? op_name("moe_ffn", w.gate, x.rows()) : std::string());
     WO_CHECK(moe_scratch_.data(), "moe_ffn before reserve_scratch");
-    const cuda::SplitRows pre = split_of(x);
-    wrote(y);
     cuda::moe_ffn(y, x, ids, weights, w, moe_scratch_.data(), moe_scratch_.bytes, decode_split(x.rows()),
-                  stream_, pre);
+                  stream_);
 }
 void CudaBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) {
     OpScope op_(prof_.get(), "sample");
-    wrote(ids);
     WO_CHECK(sample_scratch_.data(), "sample before reserve_scratch");
     cuda::sample(ids, logits, slot, pos, st, sample_scratch_.data(), sample_scratch_.bytes, stream_);
 }

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/cuda/kernels.h"
 
 namespace wo::cuda {
 
@@ -71,7 +70,6 @@ public:
 
     cudaStream_t stream() const { return stream_; }
     int graphs_captured() const { return n_captured_; }  // tests: how many keys became graphs
-    int64_t norm_splits_taken() const { return n_norm_taken_; }  // tests: products that took rms_norm's split
 
 protected:
     GgmlType kv_type() const override { return kv_f32_ ? GgmlType::F32 : GgmlType::F16; }
@@ -85,19 +83,6 @@ private:
     // attn_in's q / k / v products as one group (false: the weights do not qualify).
     bool qkv_group(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w);
     void* device_alloc(size_t bytes, const char* what);  // cudaMalloc or VRAM_OOM
-    // rms_norm's output and its split (kernels.h rms_norm with xs): the tensor-core products of
-    // exactly that view take the split from norm_split_ instead of making their own, until an op
-    // writes memory overlapping it (wrote) or the next rms_norm. WO_CUDA_NORM_SPLIT=0: never.
-    struct NormSplit {
-        const void* data = nullptr;
-        int64_t rows = 0, cols = 0;
-        size_t nb1 = 0;
-    };
-    NormSplit norm_rec_;
-    mutable int64_t n_norm_taken_ = 0;
-    int64_t norm_split_rows_ = 0, norm_split_cols_ = 0;
-    cuda::SplitRows split_of(const Tensor& x) const;  // norm_split_'s rows if they are x's split
-    void wrote(const Tensor& t);                      // forgets norm_rec_ if t overlaps it
     struct Counters {
         uint64_t alloc_bytes = 0;
     };
@@ -122,9 +107,8 @@ private:
     static constexpr int kFences = 16;
     std::array<cudaEvent_t, kFences> fence_ev_{};
     uint64_t n_fences_ = 0;
-    Buffer moe_scratch_, sample_scratch_, tmv_scratch_, attn_scratch_, norm_split_;
+    Buffer moe_scratch_, sample_scratch_, tmv_scratch_, attn_scratch_;
     static size_t tmv_scratch_bytes(const StepLimits& l);
-    static size_t norm_split_bytes(const StepLimits& l);
     bool graphs_ = true;
     std::unordered_map<uint64_t, Graph> graphs_by_key_;
     int n_captured_ = 0;

@@ -25,31 +25,19 @@ void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
 // row of such a weight here (batch invariant on its own). `scratch` holds
 // matmul_tmv_scratch_bytes(x.rows(), x.cols()) bytes (the activations' split).
 bool matmul_tmv_weight(const Tensor& w);
-// x's split already made (by rms_norm): row r of x at xs + r * x.cols() / 4, its multipliers at
-// xm + r * x.cols() / 32. The products then skip their own split (the same bits).
-struct SplitRows {
-    const uint4* xs = nullptr;
-    const float* xm = nullptr;
-    SplitRows rows_from(int64_t r0, int64_t cols) const {  // the same for x.row_range(r0, ...)
-        return xs ? SplitRows{xs + r0 * (cols / 4), xm + r0 * (cols / 32)} : SplitRows{};
-    }
-};
 // The K ranges (warps of a CTA) of matmul_tmv's order for a weight of n_out rows: 16 below 16384
 // rows (few tiles: more warps per tile), else 4.
 int matmul_tmv_ranges(int64_t n_out);
 size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols);
-// Where the split of `rows` rows of `cols` lies in such scratch (row r at xs + r * cols / 4).
-struct SplitRows;
-SplitRows split_rows_in(void* scratch, int64_t rows, int64_t cols);
 void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
-                cudaStream_t s, SplitRows pre = {});
+                cudaStream_t s);
 // The prompt path on tensor cores from split activations (tmm.cuh) for weights where
 // tmm_weight(w): Q8_0 / MXFP4 in the DEVICE layout (WO_CUDA_TMM=0 or WO_CUDA_TMV=0: none; they
 // take matmul_mma).
 // The backend sends every prompt row of such a weight here; `scratch` as matmul_tmv's.
 bool tmm_weight(const Tensor& w);
 void matmul_tmm(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
-                cudaStream_t s, SplitRows pre = {});
+                cudaStream_t s);
 // Products of up to 3 weights with the same activations (the q / k / v projections) in one split
 // and one launch: y[i] = (accumulate ? y[i] : 0) + x·w[i]ᵀ + bias[i] for i < n, each element's
 // bits those of matmul_tmv (matmul_tmm) of its weight alone. The weights: tmv_weight, one type,
@@ -60,10 +48,8 @@ struct MatmulSet {
     int n = 0;
     bool accumulate = false;
 };
-void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s,
-                      SplitRows pre = {});
-void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s,
-                      SplitRows pre = {});
+void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s);
+void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s);
 // Tests: calls of few tokens over at least `blocks` blocks of 2 weight rows take the
 // warp-per-rows kernels (matvec.cuh, warp_per_rows; the same bits either way). Returns the old value.
 int64_t set_warp_min_blocks(int64_t blocks);
@@ -85,14 +71,10 @@ size_t moe_scratch_bytes(const StepLimits& l);
 // first call (counters; every call leaves them zero again).
 size_t moe_scratch_zero_bytes(int64_t d);
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
-             size_t scratch_bytes, int64_t n_decode, cudaStream_t s, SplitRows pre = {});
+             size_t scratch_bytes, int64_t n_decode, cudaStream_t s);
 
 // ---- norm.cu, act.cu, rope.cu, attention.cu, router.cu, sample.cu, tokens.cu
-// With xs / xm (rms_norm_can_split): also the split of y's rows [0, x.rows()) for the tensor-core
-// paths, as tmv_split writes it (row r at xs + r * d / 4, xm + r * d / 32; the same bits).
-bool rms_norm_can_split(const Tensor& y, const Tensor& x, const Tensor& w);
-void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s, uint4* xs = nullptr,
-              float* xm = nullptr);
+void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s);
 void layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps, cudaStream_t s);
 void add(Tensor y, Tensor x, cudaStream_t s);
 void get_rows(Tensor y, Tensor x, Tensor idx, cudaStream_t s);

@@ -371,18 +371,12 @@ size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols) {
     return (tmv_split_bytes(max_tokens, max_cols) + 255) / 256 * 256 + tmv_mult_bytes(max_tokens, max_cols);
 }
 
-SplitRows split_rows_in(void* scratch, int64_t rows, int64_t cols) {
-    auto* base = static_cast<uint8_t*>(scratch);
-    return {reinterpret_cast<const uint4*>(base),
-            reinterpret_cast<const float*>(base + (tmv_split_bytes(rows, cols) + 255) / 256 * 256)};
-}
-
 namespace {
 
 // The group of `m`'s weights over x, checked (tensor-core weights of one type and width, enough
 // scratch), or n = 0 when x has no rows or the weights none; the split of x queued.
 MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, const uint4*& xs,
-                        const float*& xm, const char* what, cudaStream_t s, SplitRows pre) {
+                        const float*& xm, const char* what, cudaStream_t s) {
     MatmulGroup grp{};
     WO_CHECK(m.n >= 1 && m.n <= 3, std::string("cuda ") + what + ": 1 to 3 weights");
     for (int i = 0; i < m.n; ++i) {
@@ -395,27 +389,24 @@ MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t byte
     grp.n = m.n;
     const int64_t n_tok = x.rows(), n_in = x.cols();
     if (n_tok == 0) return MatmulGroup{};
-    if (pre.xs) {
-        xs = pre.xs, xm = pre.xm;
-        return grp;
-    }
     const size_t need = matmul_tmv_scratch_bytes(n_tok, n_in);
     if (need > bytes)
         throw Error(Code::INTERNAL, std::string(what) + ": scratch of " + std::to_string(bytes) + " bytes, " +
                                         std::to_string(need) + " needed");
-    const SplitRows at = split_rows_in(scratch, n_tok, n_in);
-    tmv_split(x, 0, n_tok, const_cast<uint4*>(at.xs), const_cast<float*>(at.xm), s);
-    xs = at.xs, xm = at.xm;
+    auto* split = static_cast<uint4*>(scratch);
+    auto* mult = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
+                                          (tmv_split_bytes(n_tok, n_in) + 255) / 256 * 256);
+    tmv_split(x, 0, n_tok, split, mult, s);
+    xs = split, xm = mult;
     return grp;
 }
 
 }  // namespace
 
-void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s,
-                      SplitRows pre) {
+void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
     const uint4* xs = nullptr;
     const float* xm = nullptr;
-    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmv", s, pre);
+    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmv", s);
     if (grp.n == 0) return;
     const int ns = matmul_tmv_ranges(grp.a[0].n_out);
     for (int i = 1; i < grp.n; ++i)
@@ -443,8 +434,8 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
 }
 
 void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
-                cudaStream_t s, SplitRows pre) {
-    matmul_tmv_group(MatmulSet{{y}, {w}, {bias}, 1, accumulate}, x, scratch, bytes, s, pre);
+                cudaStream_t s) {
+    matmul_tmv_group(MatmulSet{{y}, {w}, {bias}, 1, accumulate}, x, scratch, bytes, s);
 }
 
 bool tmm_weight(const Tensor& w) {
@@ -455,11 +446,10 @@ bool tmm_weight(const Tensor& w) {
     return on && tmv_weight(w);
 }
 
-void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s,
-                      SplitRows pre) {
+void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
     const uint4* xs = nullptr;
     const float* xm = nullptr;
-    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmm", s, pre);
+    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmm", s);
     if (grp.n == 0) return;
     int64_t tiles256 = 0;
     for (int i = 0; i < grp.n; ++i) tiles256 += (grp.a[i].n_out + 255) / 256;
@@ -474,8 +464,8 @@ void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
 }
 
 void matmul_tmm(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
-                cudaStream_t s, SplitRows pre) {
-    matmul_tmm_group(MatmulSet{{y}, {w}, {bias}, 1, accumulate}, x, scratch, bytes, s, pre);
+                cudaStream_t s) {
+    matmul_tmm_group(MatmulSet{{y}, {w}, {bias}, 1, accumulate}, x, scratch, bytes, s);
 }
 
 void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {

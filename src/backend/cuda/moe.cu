@@ -418,7 +418,7 @@ size_t moe_scratch_bytes(const StepLimits& l) {
 }
 
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
-             size_t scratch_bytes, int64_t n_decode, cudaStream_t s, SplitRows pre) {
+             size_t scratch_bytes, int64_t n_decode, cudaStream_t s) {
     const int64_t n = x.rows(), d = x.cols(), k = ids.cols();
     const int64_t n_ff = w.gate.rows(), n_exp = w.gate.mats();
     WO_CHECK(w.gate.cols() == d && w.up.cols() == d && w.up.rows() == n_ff && w.down.cols() == n_ff &&
@@ -488,10 +488,6 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
     const bool fold = n_dec > 0 && n_dec <= kFoldTokens &&
                       (tmv ? k <= kTmvFoldMaxK : k <= kFoldMaxK && warp_per_rows(dec_pairs * blocks_gu));
 
-    // x's split: made by the paths into the scratch, or already made (pre).
-    const XSplit xsplit{pre.xs ? const_cast<uint4*>(pre.xs) : reinterpret_cast<uint4*>(base + L.xs),
-                        pre.xs ? const_cast<float*>(pre.xm) : reinterpret_cast<float*>(base + L.xm),
-                        pre.xs != nullptr};
     // Groups the pairs [p0, p1) of a path by expert (group_kernel).
     auto group = [&](int path, int64_t p0, int64_t p1) {
         const Groups gr = L.groups(base, path);
@@ -508,7 +504,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         if (p1 == p0) continue;
         if (path == 0 && tmv) {
             if (!fold) gu.gr = dn.gr = group(path, p0, p1);
-            moe_tmv_decode(gu, dn, x, n_dec, fold, w.gate.type, w.down.type, xsplit,
+            moe_tmv_decode(gu, dn, x, n_dec, fold, w.gate.type, w.down.type,
+                           reinterpret_cast<uint4*>(base + L.xs), reinterpret_cast<float*>(base + L.xm),
                            reinterpret_cast<uint4*>(base + L.gs), reinterpret_cast<float*>(base + L.gm), s);
             continue;
         }
@@ -566,7 +563,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
             }
             check_launch("moe down kernel launch");
         } else if (tmm) {
-            moe_tmm_prompt(gu, dn, x, n_dec, tiles, w.gate.type, w.down.type, xsplit,
+            moe_tmm_prompt(gu, dn, x, n_dec, tiles, w.gate.type, w.down.type,
+                           reinterpret_cast<uint4*>(base + L.xs), reinterpret_cast<float*>(base + L.xm),
                            reinterpret_cast<uint4*>(base + L.gs), reinterpret_cast<float*>(base + L.gm), s);
         } else {
             WO_CHECK(tiles < (int64_t(1) << 31), "cuda moe_ffn: grid limits");

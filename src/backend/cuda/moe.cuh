@@ -64,18 +64,12 @@ constexpr int64_t kFoldTokens = 4;
 constexpr int kTmvFoldMaxK = 4;
 
 // The decode path on tensor cores (moe_tmv.cu) for Q8_0 / MXFP4 experts in the DEVICE layout:
-// split x's rows [0, n_dec) into xs / xm (unless xsp.done), gate_up into gu.out (G), split G into gs / gm,
-// then down: fold (n_dec <= kFoldTokens, k <= kTmvFoldMaxK: no grouping, the combine into y done by the down
-// pass) or grouped (after group_kernel filled gu.gr / dn.gr: into dn.out (O), for combine_kernel). tg / td:
-// the gate/up and down types. Where x's split lives (row r at xs + r * d / 4, xm + r * d / 32), and whether
-// it is made already.
-struct XSplit {
-    uint4* xs;
-    float* xm;
-    bool done;
-};
+// split x's rows [0, n_dec) into xs / xm, gate_up into gu.out (G), split G into gs / gm, then
+// down: fold (n_dec <= kFoldTokens, k <= kTmvFoldMaxK: no grouping, the combine into y done by
+// the down pass) or grouped (after group_kernel filled gu.gr / dn.gr: into dn.out (O), for
+// combine_kernel). tg / td: the gate/up and down types.
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
-                    GgmlType td, XSplit xsp, uint4* gs, float* gm, cudaStream_t s);
+                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s);
 // Entries of ExpertArgs::cnt the tensor-core fold down pass needs for d output rows: a CTA per
 // (pair, tile of 16 rows), the last of a token's k CTAs of a tile adding them into y.
 inline int64_t moe_fold_counters(int64_t d) { return kFoldTokens * ((d + 15) / 16); }
@@ -83,6 +77,6 @@ inline int64_t moe_fold_counters(int64_t d) { return kFoldTokens * ((d + 15) / 1
 // group_kernel filled gu.gr / dn.gr with `tiles` work tiles for the pairs of tokens [n_dec,
 // x.rows()): split those tokens' rows of x, gate_up into G, split their G rows, down into O.
 void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
-                    GgmlType td, XSplit xsp, uint4* gs, float* gm, cudaStream_t s);
+                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s);
 
 }  // namespace wo::cuda

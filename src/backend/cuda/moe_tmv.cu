@@ -154,14 +154,14 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
 }
 
 template <GgmlType TG, GgmlType TD>
-void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, XSplit xsp,
+void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, uint4* xs, float* xm,
                 uint4* gs, float* gm, cudaStream_t s) {
     const int64_t dec_pairs = n_dec * gu.k;
-    gu.xs = xsp.xs, gu.xm = xsp.xm, dn.xs = gs, dn.xm = gm;
+    gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
     const unsigned tiles_gu = static_cast<unsigned>((gu.n_out + kTmvRows / 2 - 1) / (kTmvRows / 2));
     const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
-    if (!xsp.done) tmv_split(x, 0, n_dec, xsp.xs, xsp.xm, s);
+    tmv_split(x, 0, n_dec, xs, xm, s);
     if (fold)
         launch_smem<tmv_expert_kernel<TG, true, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu), kTmvThreads, kTmvExpertSmem<TG>, s, gu);
@@ -240,11 +240,11 @@ __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1) tmm_expert_ker
 }
 
 template <GgmlType TG, GgmlType TD, int TM>
-void tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, XSplit xsp,
-                uint4* gs, float* gm, cudaStream_t s) {
+void tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, uint4* xs,
+                float* xm, uint4* gs, float* gm, cudaStream_t s) {
     const int64_t n = x.rows();
-    gu.xs = xsp.xs, gu.xm = xsp.xm, dn.xs = gs, dn.xm = gm;
-    if (!xsp.done) tmv_split(x, n_dec, n, xsp.xs, xsp.xm, s);
+    gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
+    tmv_split(x, n_dec, n, xs, xm, s);
     const dim3 grid_gu(static_cast<unsigned>(tiles),
                        static_cast<unsigned>((gu.n_out + TM / 2 - 1) / (TM / 2)));
     launch_tmm<tmm_expert_kernel<TG, true, TM>>("tmm_expert_kernel", tmm_smem_bytes<TG, TM>(), grid_gu, s,
@@ -262,30 +262,31 @@ void tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, in
 
 template <int TM>
 void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles,
-                      GgmlType tg, GgmlType td, XSplit xsp, uint4* gs, float* gm, cudaStream_t s) {
+                      GgmlType tg, GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool gmx = tg == M, dmx = td == M;
     (gmx ? (dmx ? tmm_prompt<M, M, TM> : tmm_prompt<M, Q, TM>)
-         : (dmx ? tmm_prompt<Q, M, TM> : tmm_prompt<Q, Q, TM>))(gu, dn, x, n_dec, tiles, xsp, gs, gm, s);
+         : (dmx ? tmm_prompt<Q, M, TM> : tmm_prompt<Q, Q, TM>))(gu, dn, x, n_dec, tiles, xs, xm, gs, gm, s);
 }
 
 }  // namespace
 
 void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
-                    GgmlType td, XSplit xsp, uint4* gs, float* gm, cudaStream_t s) {
+                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
     WO_CHECK(tiles < (int64_t(1) << 31) && (gu.n_out + 63) / 64 <= 65535, "cuda moe_ffn: grid limits");
     const int64_t tiles256 = tiles * ((dn.n_out + 255) / 256);  // down's: the fewer
     (tmm_tile_rows(tiles256) == 256 ? tmm_prompt_types<256> : tmm_prompt_types<128>)(gu, dn, x, n_dec, tiles,
-                                                                                     tg, td, xsp, gs, gm, s);
+                                                                                     tg, td, xs, xm, gs, gm,
+                                                                                     s);
 }
 
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
-                    GgmlType td, XSplit xsp, uint4* gs, float* gm, cudaStream_t s) {
+                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
     WO_CHECK(!fold || gu.k <= kTmvFoldMaxK, "cuda moe_tmv_decode: fold with k > 4");
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool gmx = tg == M, dmx = td == M;
     (gmx ? (dmx ? tmv_decode<M, M> : tmv_decode<M, Q>) : (dmx ? tmv_decode<Q, M> : tmv_decode<Q, Q>))(
-        gu, dn, x, n_dec, fold, xsp, gs, gm, s);
+        gu, dn, x, n_dec, fold, xs, xm, gs, gm, s);
 }
 
 }  // namespace wo::cuda

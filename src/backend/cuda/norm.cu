@@ -2,7 +2,6 @@
 // reduction), and the row plumbing ops add and get_rows.
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/tmv.cuh"
 #include "backend/cuda/util.cuh"
 #include "util/error.h"
 
@@ -23,11 +22,8 @@ __device__ __forceinline__ double warp_sum(double v) {
     return v;
 }
 
-// SPLIT (vec rows, d % 32 == 0): the output pass takes units of 8 elements and also writes
-// their split for the tensor-core paths (tmv_split_unit: the bits tmv_split gives of y).
-template <bool SPLIT>
 __global__ void __launch_bounds__(kRmsThreads)
-    rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps, bool vec, uint4* xs, float* xm) {
+    rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps, bool vec) {
     pdl_begin();
     __shared__ double warp_ss[kRmsThreads / 32];
     __shared__ float inv_sh;
@@ -52,26 +48,7 @@ __global__ void __launch_bounds__(kRmsThreads)
     }
     __syncthreads();
     const float inv = inv_sh;
-    if constexpr (SPLIT) {
-        const float4 *x4 = reinterpret_cast<const float4*>(xr), *w4 = reinterpret_cast<const float4*>(w);
-        float4* y4 = reinterpret_cast<float4*>(yr);
-        for (int64_t u0 = 0; u0 < d / 8; u0 += kRmsThreads) {  // uniform: every lane shuffles
-            const int64_t u = u0 + t;
-            const bool live = u < d / 8;
-            float o[8] = {};
-            if (live)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const float4 v = x4[2 * u + h], g = w4[2 * u + h];
-                    const float4 r =
-                        make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w);
-                    y4[2 * u + h] = r;
-                    o[4 * h] = r.x, o[4 * h + 1] = r.y, o[4 * h + 2] = r.z, o[4 * h + 3] = r.w;
-                }
-            tmv_split_unit(o, live, u, xs + size_t(blockIdx.x) * size_t(d / 4),
-                           xm + size_t(blockIdx.x) * size_t(d / 32));
-        }
-    } else if (vec) {
+    if (vec) {
         for (int64_t j = t; j < d / 4; j += kRmsThreads) {
             const float4 v = reinterpret_cast<const float4*>(xr)[j],
                          g = reinterpret_cast<const float4*>(w)[j];
@@ -122,29 +99,15 @@ __global__ void get_rows_k(Rows y, Rows x, const int32_t* idx, int64_t x_rows, i
 
 }  // namespace
 
-namespace {
-bool rms_vec(const Tensor& y, const Tensor& x, const Tensor& w) {
-    return x.cols() % 4 == 0 && aligned16(x.data, x.nb1) && aligned16(y.data, y.nb1) && aligned16(w.data, 0);
-}
-}  // namespace
-
-bool rms_norm_can_split(const Tensor& y, const Tensor& x, const Tensor& w) {
-    return x.cols() % 32 == 0 && rms_vec(y, x, w);
-}
-
-void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s, uint4* xs, float* xm) {
+void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s) {
     const int64_t d = x.cols();
     WO_CHECK(w.type == GgmlType::F32 && w.cols() == d && y.cols() == d && y.rows() >= x.rows(),
              "rms_norm shapes");
-    WO_CHECK(!xs || (xm && rms_norm_can_split(y, x, w)), "rms_norm: a split needs d % 32 == 0, aligned rows");
     if (x.rows() == 0) return;
-    const bool vec = rms_vec(y, x, w);
-    if (xs)
-        launch("rms_norm_k", rms_norm_k<true>, static_cast<unsigned>(x.rows()), kRmsThreads, 0, s, rows_of(y),
-               rows_of(x), static_cast<const float*>(w.data), d, eps, vec, xs, xm);
-    else
-        launch("rms_norm_k", rms_norm_k<false>, static_cast<unsigned>(x.rows()), kRmsThreads, 0, s,
-               rows_of(y), rows_of(x), static_cast<const float*>(w.data), d, eps, vec, xs, xm);
+    const bool vec =
+        d % 4 == 0 && aligned16(x.data, x.nb1) && aligned16(y.data, y.nb1) && aligned16(w.data, 0);
+    launch("rms_norm_k", rms_norm_k, static_cast<unsigned>(x.rows()), kRmsThreads, 0, s, rows_of(y),
+           rows_of(x), static_cast<const float*>(w.data), d, eps, vec);
     check_launch("rms_norm");
 }
 

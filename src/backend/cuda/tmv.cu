@@ -15,7 +15,10 @@ struct SplitArgs {
     bool xvec;
 };
 
-// Thread i of CTA (r, c) takes unit 256c + i (8 elements) of row r0 + r (tmv_split_unit).
+// Thread i of CTA (r, c) takes unit 256c + i (8 elements) of row r0 + r; the 4 lanes of a block find
+// its largest |x| (a NaN stays NaN in its own terms), its exponent s, then each scales its
+// elements by 2^s (exact) and stores hi = f16(x') and lo = f16(x' - hi) as the pairs (j, j + 4)
+// of tmv.cuh's k order; lane 0 of the block stores 2^-s.
 __global__ void __launch_bounds__(256) tmv_split_kernel(SplitArgs a) {
     pdl_begin();
     const int64_t u = int64_t(blockIdx.y) * blockDim.x + threadIdx.x, row = a.r0 + blockIdx.x;
@@ -23,7 +26,29 @@ __global__ void __launch_bounds__(256) tmv_split_kernel(SplitArgs a) {
     const float* x = reinterpret_cast<const float*>(a.x + size_t(row) * a.x_nb1);
     float v[8] = {};
     if (live) load_x8(x, u, a.n, a.xvec, v);
-    tmv_split_unit(v, live, u, a.xs + size_t(row) * size_t(a.n / 4), a.xm + size_t(row) * size_t(a.n / 32));
+    float m = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) m = fmaxf(m, fabsf(v[i]));
+    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
+    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 2));
+    const int s = tmv_exponent(m);
+    const float p = pow2f(s);
+    uint32_t hi[4], lo[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const float x0 = __fmul_rn(v[j], p), x1 = __fmul_rn(v[j + 4], p);
+        const __half2 h = __floats2half2_rn(x0, x1);
+        const float2 f = __half22float2(h);
+        const __half2 l = __floats2half2_rn(__fsub_rn(x0, f.x), __fsub_rn(x1, f.y));
+        hi[j] = *reinterpret_cast<const uint32_t*>(&h);
+        lo[j] = *reinterpret_cast<const uint32_t*>(&l);
+    }
+    if (!live) return;
+    const int64_t b = u / 4, t = u % 4;
+    uint4* out = a.xs + size_t(row) * size_t(a.n / 4);
+    out[8 * b + t] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+    out[8 * b + 4 + t] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+    if (t == 0) a.xm[size_t(row) * size_t(a.n / 32) + size_t(b)] = pow2f(-s);
 }
 
 }  // namespace

@@ -301,38 +301,6 @@ __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, i
     __syncthreads();  // sh is rewritten by the next call
 }
 
-// The split of unit u (elements 8u..8u+7, v) of a row of n activations, as tmv_split does it:
-// the 4 lanes of a block (lanes 4b..4b+3 of a warp hold its units) find its largest |x| (a NaN
-// stays NaN in its own terms), its exponent s; each scales its elements by 2^s (exact) and
-// stores hi = f16(x') and lo = f16(x' - hi) as the pairs (j, j + 4) of the k order above into
-// the row's split xs_row; lane 0 of the block stores 2^-s into xm_row. Every lane of the warp
-// must call it (live = false past the row's end: zeros, nothing stored).
-__device__ __forceinline__ void tmv_split_unit(const float (&v)[8], bool live, int64_t u, uint4* xs_row,
-                                               float* xm_row) {
-    float m = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) m = fmaxf(m, fabsf(v[i]));
-    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
-    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 2));
-    const int s = tmv_exponent(m);
-    const float p = pow2f(s);
-    uint32_t hi[4], lo[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        const float x0 = __fmul_rn(v[j], p), x1 = __fmul_rn(v[j + 4], p);
-        const __half2 h = __floats2half2_rn(x0, x1);
-        const float2 f = __half22float2(h);
-        const __half2 l = __floats2half2_rn(__fsub_rn(x0, f.x), __fsub_rn(x1, f.y));
-        hi[j] = *reinterpret_cast<const uint32_t*>(&h);
-        lo[j] = *reinterpret_cast<const uint32_t*>(&l);
-    }
-    if (!live) return;
-    const int64_t b = u / 4, t = u % 4;
-    xs_row[8 * b + t] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
-    xs_row[8 * b + 4 + t] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
-    if (t == 0) xm_row[b] = pow2f(-s);
-}
-
 // Queues the split of rows [r0, r1) of x (F32, x.cols() % 32 == 0) for the tensor-core paths
 // (tmv.cu): row r -> xs + r * x.cols() / 4 (uint4) and its blocks' multipliers xm + r * x.cols() / 32.
 void tmv_split(const Tensor& x, int64_t r0, int64_t r1, uint4* xs, float* xm, cudaStream_t s);
