@@ -154,11 +154,6 @@ struct TmvCol {
 #endif
 constexpr int kTmvStages = WO_TMV_STAGES;
 static_assert(kTmvStages >= 2 && kTmvStages <= 8, "tmv ring: 2 to 8 stages");
-// WO_TMV_CHAIN=0: each 16-element MMA folded on its own (the order before the chained blocks;
-// a build-time A/B; its bits differ from the default's).
-#ifndef WO_TMV_CHAIN
-#define WO_TMV_CHAIN 1
-#endif
 // Bytes of a block's codes.
 __host__ __device__ constexpr int tmv_block_bytes(GgmlType t) { return t == GgmlType::MXFP4 ? 16 : 32; }
 // Bytes of one warp's ring for chunks of c blocks (kernels give each warp this many).
@@ -254,17 +249,9 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
                 const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
                 float d[4];
                 mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
-#if WO_TMV_CHAIN
                 mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
                 acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
                 acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
-#else
-                acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
-                acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
-                mma_f16(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
-                acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
-                acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
-#endif
             }
         }
     }
