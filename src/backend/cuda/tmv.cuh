@@ -172,6 +172,115 @@ __device__ __forceinline__ int tmv_swz(int r) {
         return C == 4 ? ((r & 1) << 2) | (r & 2) : r & 2;
 }
 
+// One warp: blocks [b0, b1) of the weight rows of TILES row tiles in turn, through NTT token
+// tiles, in chunks of C blocks streamed through one ring: the chunks of tile k + 1 are requested
+// while tile k's last ones are computed, so a warp pays its set-up and its first loads' latency
+// once. rows(k, ra, rb) gives tile k's rows for this lane (A rows g and g + 8); after tile k's
+// last chunk, done(k, acc) gets its sums, acc[j][0] / [1] = rows ra / rb for token t of token
+// tile j (thread (g, t) = lane 4g + t); each tile's sums are those of tmv_range alone (the same
+// operands and order). Every lane of the warp must call it with the same b0, b1; done is called
+// TILES times by every warp (it may hold a CTA barrier). `ring`: tmv_ring_bytes(T, C), 16-byte
+// aligned. (tmv_range below is the one-tile form, kept apart until this one is measured: as its
+// wrapper it made the 16-range matmul kernel spill more.)
+template <GgmlType T, int NTT, int C, int TILES, class Rows, class Done>
+__device__ __forceinline__ void tmv_range_tiles(Rows rows, int64_t n, int64_t b0_, int64_t b1_,
+                                                const TmvCol (&col)[NTT], uint8_t* ring, Done done) {
+    static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
+    constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
+    constexpr int PR = RB / 16;  // 16-byte pieces per row and chunk
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int b0 = int(b0_), b1 = int(b1_);  // blocks of a row: far below 2^31
+    float acc[NTT][2];
+#pragma unroll
+    for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
+    const int nch = (b1 - b0 + C - 1) / C;  // chunks per tile
+    if (nch == 0) {
+        for (int k = 0; k < TILES; ++k) done(k, acc);
+        return;
+    }
+    const int total = TILES * nch;
+    const int swz = tmv_swz<T, C>(g), swz8 = tmv_swz<T, C>(g + 8);
+    const int row_a = tmv_slot<T, C>(g) * RB, row_b = tmv_slot<T, C>(g + 8) * RB;
+    auto issue = [&](int q) {  // chunk q's codes of rows g and g + 8 -> stage q % kTmvStages
+        const int k = TILES == 1 ? 0 : q / nch;
+        const uint8_t *ra, *rb;
+        rows(k, ra, rb);
+        uint8_t* st = ring + (q % kTmvStages) * STAGE;
+        const int c = b0 + (q - k * nch) * C;
+#pragma unroll
+        for (int kk = 0; kk < 2 * PR / 4; ++kk) {
+            const int kp = t + 4 * kk, h = kp / PR, p = kp % PR;  // row g + 8h, piece p
+            const bool ok = c + p * 16 / BB < b1;                 // pieces past the range: zeros, unused
+            cp_async<16>(st + (h ? row_b : row_a) + 16 * (p ^ (h ? swz8 : swz)),
+                         (h ? rb : ra) + (ok ? size_t(c) * BB + 16 * p : 0), ok);
+        }
+    };
+#pragma unroll
+    for (int q = 0; q < kTmvStages - 1; ++q) {
+        if (q < total) issue(q);
+        cp_async_commit();
+    }
+    const uint8_t *ra, *rb;
+    rows(0, ra, rb);
+    for (int q = 0, k = 0, qk = 0; q < total; ++q) {
+        if (q + kTmvStages - 1 < total) issue(q + kTmvStages - 1);
+        cp_async_commit();
+        const int c = b0 + qk * C;
+        // Lane t loads the scales of block c + t (a chunk past the range repeats its last block,
+        // unused); block i's come from lane (g, i).
+        const int bt = min(c + t, b1 - 1);
+        const float own_a = tmv_scale<T>(ra, n, bt), own_b = tmv_scale<T>(rb, n, bt);
+        float sa[C], sb[C], m[NTT][C];
+        uint4 x[NTT][C];
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+            const int b = min(c + i, b1 - 1);
+#pragma unroll
+            for (int j = 0; j < NTT; ++j) {
+                x[j][i] = col[j].xs ? __ldg(col[j].xs + 8 * b) : make_uint4(0, 0, 0, 0);
+                m[j][i] = col[j].xm ? __ldg(col[j].xm + b) : 0.0f;
+            }
+        }
+        cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
+        __syncwarp();                     // ... and every lane's
+        const uint8_t* st = ring + (q % kTmvStages) * STAGE;
+        TmvRaw<T> qa[C], qb[C];
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+            const int byte = BB * i + (BB / 4) * t;  // unit t of block i: in piece byte / 16
+            qa[i] = *reinterpret_cast<const TmvRaw<T>*>(st + row_a + 16 * ((byte >> 4) ^ swz) + (byte & 15));
+            qb[i] = *reinterpret_cast<const TmvRaw<T>*>(st + row_b + 16 * ((byte >> 4) ^ swz8) + (byte & 15));
+            sa[i] = __shfl_sync(0xFFFFFFFFu, own_a, (lane & ~3) | i);
+            sb[i] = __shfl_sync(0xFFFFFFFFu, own_b, (lane & ~3) | i);
+        }
+        __syncwarp();  // the stage is refilled by the next iteration's issue
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+            if (c + i >= b1) break;
+            uint32_t ha[4], hb[4];
+            tmv_halves<T>(qa[i], ha);
+            tmv_halves<T>(qb[i], hb);
+#pragma unroll
+            for (int j = 0; j < NTT; ++j) {
+                const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
+                float d[4];
+                mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
+                mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
+                acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
+                acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
+            }
+        }
+        if (++qk == nch) {  // tile k done: its sums out, the next tile's rows in
+            done(k, acc);
+#pragma unroll
+            for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
+            qk = 0;
+            if (++k < TILES) rows(k, ra, rb);
+        }
+    }
+    cp_async_wait<0>();
+}
+
 // One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
 // of 4 tokens, in chunks of C blocks. acc[j][0] / [1] = rows ra / rb for token t of tile j
 // (thread (g, t) = lane 4g + t). `ring`: this warp's tmv_ring_bytes(T, C), 16-byte aligned.
