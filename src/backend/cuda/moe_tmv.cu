@@ -192,14 +192,15 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
 }
 
 // Tiles per CTA of the fold gate_up pass: 1, or WO_CUDA_TMV_TILES=2 (the same bits either way;
-// prepared for an A/B, not yet measured: bench/NOTES.md, ninth session).
-int tmv_fold_tiles() {
-    static const int n = [] {
+// prepared for an A/B, not yet measured: bench/NOTES.md, ninth session). set_moe_fold_tiles sets it.
+int& fold_tiles() {
+    static int n = [] {
         const char* e = std::getenv("WO_CUDA_TMV_TILES");
         return e && std::string(e) == "2" ? 2 : 1;
     }();
     return n;
 }
+int tmv_fold_tiles() { return fold_tiles(); }
 
 template <GgmlType TG, GgmlType TD>
 void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, uint4* xs, float* xm,
@@ -322,6 +323,13 @@ void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_d
 }
 
 }  // namespace
+
+int set_moe_fold_tiles(int n) {
+    WO_CHECK(n == 1 || n == 2, "set_moe_fold_tiles: 1 or 2");
+    const int old = fold_tiles();
+    fold_tiles() = n;
+    return old;
+}
 
 void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
