@@ -566,7 +566,8 @@ TEST(CudaMoeTmv, FoldTwoTilesPerCtaEqualsOne) {
                 auto y2 = run_moe(ex, m, x, ids, wts, y0, k, 0, len);
                 set_moe_fold_tiles(old);
                 for (size_t c = 0; c < y1.size(); ++c)
-                    ASSERT_TRUE(same_value(y1[c], y2[c]) && !std::isnan(y1[c])) << "tokens " << len << " at " << c;
+                    ASSERT_TRUE(same_value(y1[c], y2[c]) && !std::isnan(y1[c]))
+                        << "tokens " << len << " at " << c;
             }
         }
 }
