@@ -193,11 +193,9 @@ __device__ __forceinline__ void tmv_range_tiles(Rows rows, int64_t n, int64_t b0
     float acc[NTT][2];
 #pragma unroll
     for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
-    const int nch = (b1 - b0 + C - 1) / C;  // chunks per tile
-    if (nch == 0) {
-        for (int k = 0; k < TILES; ++k) done(k, acc);
-        return;
-    }
+    // Chunks per tile; an empty range (b0 == b1 >= 1) walks one chunk of nothing, so that every
+    // warp calls done (and any barrier in it) from the same place.
+    const int nch = max((b1 - b0 + C - 1) / C, 1);
     const int total = TILES * nch;
     const int swz = tmv_swz<T, C>(g), swz8 = tmv_swz<T, C>(g + 8);
     const int row_a = tmv_slot<T, C>(g) * RB, row_b = tmv_slot<T, C>(g + 8) * RB;
