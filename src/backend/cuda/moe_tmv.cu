@@ -200,7 +200,6 @@ int& fold_tiles() {
     }();
     return n;
 }
-int tmv_fold_tiles() { return fold_tiles(); }
 
 template <GgmlType TG, GgmlType TD>
 void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, uint4* xs, float* xm,
@@ -211,7 +210,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
     tmv_split(x, 0, n_dec, xs, xm, s);
-    if (fold && tmv_fold_tiles() == 2)
+    if (fold && fold_tiles() == 2)
         launch_smem<tmv_expert_kernel<TG, true, true, 2>>("tmv_expert_kernel",
                                                           dim3(unsigned(dec_pairs), (tiles_gu + 1) / 2),
                                                           kTmvThreads, kTmvExpertSmem<TG>, s, gu);
