@@ -70,8 +70,6 @@ size_t moe_scratch_bytes(const StepLimits& l);
 // or matmul / matmul_mma. The first moe_scratch_zero_bytes() of `scratch` must be zero before the
 // first call (counters; every call leaves them zero again).
 size_t moe_scratch_zero_bytes(int64_t d);
-// Tests: tiles per CTA of the tensor-core fold gate_up pass (1 or 2; the same bits). Returns the old value.
-int set_moe_fold_tiles(int n);
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
              size_t scratch_bytes, int64_t n_decode, cudaStream_t s);
 

@@ -85,37 +85,6 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
     }
 }
 
-// The fold gate_up pass of pair p over TILES consecutive tiles (blockIdx.y * TILES + k), streamed
-// through one ring per warp (tmv_range_tiles): each tile's values are tmv_expert_pass's.
-template <GgmlType T, int TILES>
-__device__ __forceinline__ void tmv_fold_gate_up_tiles(const ExpertArgs& a, int e, int32_t p, float* sh,
-                                                       uint8_t* ring) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const TmvCol col[1] = {
-        {g < 2 ? a.xs + size_t(p / a.x_div) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr,
-         t == 0 ? a.xm + size_t(p / a.x_div) * size_t(a.n_in / 32) : nullptr}};
-    int64_t b0, b1;
-    tmv_blocks(a.n_in, warp, b0, b1);
-    const int64_t f0 = int64_t(blockIdx.y) * TILES * (kTmvRows / 2) + g;  // tile k: feature f0 + 8k
-    auto rows = [&](int k, const uint8_t*& ra, const uint8_t*& rb) {
-        const size_t f = size_t(min(f0 + k * (kTmvRows / 2), a.n_out - 1));
-        ra = a.w + size_t(e) * a.nb2 + f * a.nb1;
-        rb = a.w2 + size_t(e) * a.nb2_2 + f * a.nb1_2;
-    };
-    auto done = [&](int k, const float(&s)[1][2]) {
-        float acc[1][2] = {{s[0][0], s[0][1]}};
-        tmv_range_sum<1>(acc, sh, 0);
-        const int64_t f = f0 + k * (kTmvRows / 2);
-        if (warp != 0 || t != 0 || f >= a.n_out) return;
-        // As tmv_expert_pass: s = dot + bias (or + 0), then the activation.
-        const float va = __fadd_rn(acc[0][0], a.bias ? a.bias[size_t(e) * a.bias_nb1 / 4 + f] : 0.0f);
-        const float vb = __fadd_rn(acc[0][1], a.bias2 ? a.bias2[size_t(e) * a.bias2_nb1 / 4 + f] : 0.0f);
-        a.out[size_t(p) * size_t(a.n_out) + f] =
-            a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(va, vb, a.alpha, a.limit) : silu_mul(va, vb);
-    };
-    tmv_range_tiles<T, 1, 4, TILES>(rows, a.n_in, b0, b1, col, ring, done);
-}
-
 // Dynamic shared memory: a code ring per warp (tmv.cuh), sized for the passes of one tile (chunks of 4).
 template <GgmlType T>
 constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * tmv_ring_bytes(T, 4);
@@ -146,8 +115,7 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
     if (threadIdx.x == 0) *cnt = 0;
 }
 
-// TILES > 1 (the fold gate_up pass only): blockIdx.y covers TILES consecutive tiles.
-template <GgmlType T, bool GATE_UP, bool FOLD, int TILES = 1>
+template <GgmlType T, bool GATE_UP, bool FOLD>
 __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a) {
     pdl_begin();
     __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
@@ -175,30 +143,16 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
         if (e < 0) return;
         cnt = a.gr.counts[e], pairs = a.gr.list + a.gr.offsets[e];
     }
-    if constexpr (FOLD && GATE_UP && TILES > 1) {
-        tmv_fold_gate_up_tiles<T, TILES>(a, e, one, sh, ring);
-    } else {
-        for (int32_t i = 0; i < cnt;) {
-            if (!FOLD && cnt - i > kTmvToks) {  // (a fold CTA has one pair)
-                tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh, ring);
-                i += 2 * kTmvToks;
-            } else {
-                tmv_expert_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, sh, ring);
-                i += kTmvToks;
-            }
+    for (int32_t i = 0; i < cnt;) {
+        if (!FOLD && cnt - i > kTmvToks) {  // (a fold CTA has one pair)
+            tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh, ring);
+            i += 2 * kTmvToks;
+        } else {
+            tmv_expert_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, sh, ring);
+            i += kTmvToks;
         }
-        if constexpr (FOLD && !GATE_UP) fold_pairs_combine(a, one);
     }
-}
-
-// Tiles per CTA of the fold gate_up pass: 1, or WO_CUDA_TMV_TILES=2 (the same bits either way;
-// prepared for an A/B, not yet measured: bench/NOTES.md, ninth session). set_moe_fold_tiles sets it.
-int& fold_tiles() {
-    static int n = [] {
-        const char* e = std::getenv("WO_CUDA_TMV_TILES");
-        return e && std::string(e) == "2" ? 2 : 1;
-    }();
-    return n;
+    if constexpr (FOLD && !GATE_UP) fold_pairs_combine(a, one);
 }
 
 template <GgmlType TG, GgmlType TD>
@@ -210,11 +164,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
     tmv_split(x, 0, n_dec, xs, xm, s);
-    if (fold && fold_tiles() == 2)
-        launch_smem<tmv_expert_kernel<TG, true, true, 2>>("tmv_expert_kernel",
-                                                          dim3(unsigned(dec_pairs), (tiles_gu + 1) / 2),
-                                                          kTmvThreads, kTmvExpertSmem<TG>, s, gu);
-    else if (fold)
+    if (fold)
         launch_smem<tmv_expert_kernel<TG, true, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu), kTmvThreads, kTmvExpertSmem<TG>, s, gu);
     else
@@ -322,13 +272,6 @@ void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_d
 }
 
 }  // namespace
-
-int set_moe_fold_tiles(int n) {
-    WO_CHECK(n == 1 || n == 2, "set_moe_fold_tiles: 1 or 2");
-    const int old = fold_tiles();
-    fold_tiles() = n;
-    return old;
-}
 
 void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
