@@ -114,5 +114,39 @@ TEST(CudaDequantHost, E2m1MatchesQuantTable) {
     for (unsigned q = 0; q < 16; ++q) EXPECT_EQ(e2m1_x2(q), quant::e2m1_x2(uint8_t(q))) << q;
 }
 
+// e2m1x8_halves (the tensor-core paths' MXFP4 operands): element j of a word as the low half of
+// h[j % 4] for j < 4, the high half for j >= 4, each exactly E2M1 * 2^-14 as an f16, and the
+// other bits of each half zero (code 8 is -0): every code at every position over many random
+// neighbours, and words of random codes.
+TEST(CudaDequantHost, E2m1HalvesAreTheCodesTimes2PowMinus14) {
+    std::mt19937 rng(12);
+    auto check = [](uint32_t q) {
+        uint32_t h[4];
+        e2m1x8_halves(q, h);
+        for (int j = 0; j < 8; ++j) {
+            const uint16_t half = uint16_t(j < 4 ? h[j] & 0xFFFFu : h[j - 4] >> 16);
+            const unsigned code = (q >> (4 * j)) & 0xFu;
+            const float mag = std::ldexp(0.5f * float(quant::e2m1_x2(uint8_t(code & 7u))), -14);
+            const float want = code & 8u ? -mag : mag;  // code 8 is -0
+            if (!same_value(quant::f16_to_f32(half), want) || (half & 0x71FFu) != 0) return j;
+        }
+        return -1;
+    };
+    int64_t bad = 0;
+    for (int j = 0; j < 8; ++j)
+        for (uint32_t v = 0; v < 16; ++v)
+            for (int k = 0; k < 4096; ++k) {
+                const uint32_t q = (uint32_t(rng()) & ~(0xFu << (4 * j))) | (v << (4 * j));
+                const int at = check(q);
+                if (at >= 0 && bad++ < 5) ADD_FAILURE() << std::hex << "q " << q << " element " << at;
+            }
+    for (int k = 0; k < (1 << 20); ++k) {
+        const uint32_t q = uint32_t(rng());
+        const int at = check(q);
+        if (at >= 0 && bad++ < 5) ADD_FAILURE() << std::hex << "q " << q << " element " << at;
+    }
+    EXPECT_EQ(bad, 0);
+}
+
 }  // namespace
 }  // namespace wo::cuda::test

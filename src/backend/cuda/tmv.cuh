@@ -104,15 +104,15 @@ __device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
         }
     }
 }
-// The block scale times 2^kPre.
+// The block scale at p (a row's scale array: MXFP4's e8m0 byte, Q8_0's f16) times 2^kPre.
 template <GgmlType T>
-__device__ __forceinline__ float tmv_scale(const uint8_t* row, int64_t n, int64_t b) {
+__device__ __forceinline__ float tmv_scale_at(const uint8_t* p) {
     if constexpr (T == GgmlType::MXFP4) {
         // 2^(e - 127 + 14), from the bits; e = 255 is NaN, and above 2^127 it is +inf.
-        const uint32_t e = __ldg(row + n / 2 + b);
+        const uint32_t e = __ldg(p);
         return e == 0xFF ? __int_as_float(0x7FC00000) : __int_as_float(int(min(e + kTmvPre<T>, 255u) << 23));
     } else {
-        return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(row + n) + b)));
+        return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(p))));
     }
 }
 
@@ -161,17 +161,41 @@ __host__ __device__ constexpr int tmv_ring_bytes(GgmlType t, int c) {
     return kTmvStages * kTmvRows * c * tmv_block_bytes(t);
 }
 template <GgmlType T, int C>
-__device__ __forceinline__ int tmv_slot(int r) {
+__host__ __device__ constexpr int tmv_slot(int r) {
     return T == GgmlType::MXFP4 && C == 2 ? r ^ ((r >> 3) << 1) : r;
 }
 template <GgmlType T, int C>
-__device__ __forceinline__ int tmv_swz(int r) {
+__host__ __device__ constexpr int tmv_swz(int r) {
     if constexpr (T == GgmlType::MXFP4)
         return C == 4 ? (r >> 1) & 3 : (r >> 2) & 1;
     else
         return C == 4 ? ((r & 1) << 2) | (r & 2) : r & 2;
 }
+// Row g + 8 has row g's swizzle, so its pieces and fragments sit a fixed distance from row g's
+// (tmv_range keeps row g's offsets only): 8 rows on, or a per-lane distance where the slots move.
+template <GgmlType T, int C>
+constexpr bool tmv_swz_pairs() {
+    for (int g = 0; g < 8; ++g)
+        if (tmv_swz<T, C>(g + 8) != tmv_swz<T, C>(g)) return false;
+    return true;
+}
+static_assert(tmv_swz_pairs<GgmlType::MXFP4, 2>() && tmv_swz_pairs<GgmlType::MXFP4, 4>() &&
+                  tmv_swz_pairs<GgmlType::Q8_0, 2>() && tmv_swz_pairs<GgmlType::Q8_0, 4>(),
+              "tmv ring: rows g and g + 8 share a swizzle");
 
+// v, opaque to the compiler, so that it keeps a loop-invariant value in a register: it otherwise
+// rebuilds address arithmetic from its inputs inside the loop (register pressure heuristics).
+__device__ __forceinline__ int tmv_keep(int v) {
+    asm volatile("mov.b32 %0, %0;" : "+r"(v));
+    return v;
+}
+template <class P>
+__device__ __forceinline__ P* tmv_keep(P* v) {
+    asm volatile("mov.b64 %0, %0;" : "+l"(v));
+    return v;
+}
+
+#ifdef WO_TMV_V1  // A/B only (tenth session): the loop before its addresses were set up once
 // One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
 // of 4 tokens, in chunks of C blocks. acc[j][0] / [1] = rows ra / rb for token t of tile j
 // (thread (g, t) = lane 4g + t). `ring`: this warp's tmv_ring_bytes(T, C), 16-byte aligned.
@@ -213,7 +237,7 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         // Lane t loads the scales of block c + t (a chunk past the range repeats its last block,
         // unused); block i's come from lane (g, i).
         const int bt = min(c + t, b1 - 1);
-        const float own_a = tmv_scale<T>(ra, n, bt), own_b = tmv_scale<T>(rb, n, bt);
+        const float own_a = tmv_scale_at<T>(ra + (T == GgmlType::MXFP4 ? n / 2 + bt : n + 2 * bt)), own_b = tmv_scale_at<T>(rb + (T == GgmlType::MXFP4 ? n / 2 + bt : n + 2 * bt));
         float sa[C], sb[C], m[NTT][C];
         uint4 x[NTT][C];
 #pragma unroll
@@ -257,6 +281,136 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     }
     cp_async_wait<0>();
 }
+
+#else
+// One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
+// of 4 tokens, in chunks of C blocks. acc[j][0] / [1] = rows ra / rb for token t of tile j
+// (thread (g, t) = lane 4g + t). `ring`: this warp's tmv_ring_bytes(T, C), 16-byte aligned.
+// Every lane of the warp must call it with the same b0, b1.
+// Every address is set up once (its pieces' sources and ring slots, its fragments' ring offsets,
+// the scale and activation pointers) and a chunk only adds its offset: the loop is the copies,
+// the loads and the MMAs (bench/NOTES.md, tenth session: 389 instructions per 4-block chunk
+// before, two thirds of them address arithmetic the compiler rebuilt in every chunk).
+template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2>
+__device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0_,
+                                          int64_t b1_, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
+                                          uint8_t* ring) {
+    static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
+    constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
+    constexpr int PR = RB / 16;  // 16-byte pieces per row and chunk
+    constexpr int SB = T == GgmlType::MXFP4 ? 1 : 2;  // bytes of a block scale
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int b0 = int(b0_), nb = int(b1_ - b0_);  // blocks of a row: far below 2^31
+#pragma unroll
+    for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
+    const int nch = (nb + C - 1) / C;
+    const int swz = tmv_swz<T, C>(g), row_a = tmv_slot<T, C>(g) * RB;
+    const int dab = tmv_slot<T, C>(g + 8) * RB - row_a;  // row g + 8 from row g (8 * RB mostly)
+    // Pieces: with PR >= 4 pieces per row, lane t copies pieces t + 4k (k < KR) of rows g and
+    // g + 8; with 2, piece t & 1 of row g + 8 (t >> 1). Piece k of row h of chunk q: src[h] + 64k
+    // + q * RB -> ring + stage + dst[k] + h * dab while q * C < lim0 - 4k * 16 / BB (its block in
+    // the range), else zeros (unused).
+    constexpr int KR = PR >= 4 ? PR / 4 : 1, NH = PR >= 4 ? 2 : 1;
+    const int h0 = PR >= 4 ? 0 : t >> 1, p0 = PR >= 4 ? t : t & 1;
+    const uint8_t* src[NH];
+    src[0] = tmv_keep((h0 ? rb : ra) + size_t(b0) * BB + 16 * p0);
+    if constexpr (NH == 2) src[NH - 1] = tmv_keep(rb + size_t(b0) * BB + 16 * p0);
+    int dst[KR];
+#pragma unroll
+    for (int k = 0; k < KR; ++k) dst[k] = tmv_keep(row_a + h0 * dab + 16 * ((p0 + 4 * k) ^ swz));
+    const int lim0 = nb - p0 * 16 / BB;
+    // Unit t of block i of row g within a stage (row g + 8: + dab).
+    int fa[C];
+#pragma unroll
+    for (int i = 0; i < C; ++i) {
+        const int byte = BB * i + (BB / 4) * t;  // in piece byte / 16
+        fa[i] = tmv_keep(row_a + 16 * ((byte >> 4) ^ swz) + (byte & 15));
+    }
+    auto issue = [&](int q, int stage) {
+#pragma unroll
+        for (int h = 0; h < NH; ++h)
+#pragma unroll
+            for (int k = 0; k < KR; ++k) {
+                const bool ok = q * C < lim0 - 4 * k * 16 / BB;
+                cp_async<16>(ring + stage + dst[k] + h * dab, src[h] + 64 * k + (ok ? q * RB : 0), ok);
+            }
+    };
+#pragma unroll
+    for (int q = 0; q < kTmvStages - 1; ++q) {
+        if (q < nch) issue(q, q * STAGE);
+        cp_async_commit();
+    }
+    // Lane t loads the scales of block c + t of the chunk at c (rows g and g + 8); block i's come
+    // from lane (g, i). The activations of block c + i: xp[j] + 8 (c + i), mp[j] + c + i.
+    // (With two row sources, the scales are at a fixed distance from them: one register.)
+    const int dsp = int(T == GgmlType::MXFP4 ? n / 2 : n) + (b0 + t) * SB - b0 * BB - 16 * p0;
+    const uint8_t* sp_a = NH == 2 ? nullptr : tmv_keep(ra + (dsp + b0 * BB + 16 * p0));
+    const uint8_t* sp_b = NH == 2 ? nullptr : tmv_keep(rb + (dsp + b0 * BB + 16 * p0));
+    const uint4* xp[NTT];
+    const float* mp[NTT];
+#pragma unroll
+    for (int j = 0; j < NTT; ++j) {
+        xp[j] = col[j].xs ? col[j].xs + 8 * b0 : nullptr;
+        mp[j] = col[j].xm ? col[j].xm + b0 : nullptr;
+        if constexpr (NTT == 1) xp[j] = tmv_keep(xp[j]), mp[j] = tmv_keep(mp[j]);
+    }
+    // A scale of a block past the range (the last chunk) is left from the chunk before, unused.
+    float own_a = 0.0f, own_b = 0.0f;
+    int s_use = 0, s_iss = (kTmvStages - 1) * STAGE;  // ring offsets of chunks q, q + stages - 1
+    for (int q = 0; q < nch; ++q) {
+        if (q + kTmvStages - 1 < nch) issue(q + kTmvStages - 1, s_iss);
+        cp_async_commit();
+        s_iss = s_iss + STAGE == kTmvStages * STAGE ? 0 : s_iss + STAGE;
+        const int c = q * C, rem = nb - c;  // this chunk holds min(C, rem) blocks
+        if (t < rem) {
+            if constexpr (NH == 2)
+                own_a = tmv_scale_at<T>(src[0] + (dsp + c * SB)), own_b = tmv_scale_at<T>(src[1] + (dsp + c * SB));
+            else
+                own_a = tmv_scale_at<T>(sp_a + c * SB), own_b = tmv_scale_at<T>(sp_b + c * SB);
+        }
+        float m[NTT][C];  // a missing token's column: 0 (its multiplier 0); past the range: 0, unused
+        uint4 x[NTT][C];
+#pragma unroll
+        for (int i = 0; i < C; ++i)
+#pragma unroll
+            for (int j = 0; j < NTT; ++j) {
+                x[j][i] = i < rem && xp[j] ? __ldg(xp[j] + 8 * (c + i)) : make_uint4(0, 0, 0, 0);
+                m[j][i] = i < rem && mp[j] ? __ldg(mp[j] + c + i) : 0.0f;
+            }
+        cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
+        __syncwarp();                     // ... and every lane's
+        TmvRaw<T> qa[C], qb[C];
+        float sa[C], sb[C];
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+            qa[i] = *reinterpret_cast<const TmvRaw<T>*>(ring + s_use + fa[i]);
+            qb[i] = *reinterpret_cast<const TmvRaw<T>*>(ring + s_use + fa[i] + dab);
+            sa[i] = __shfl_sync(0xFFFFFFFFu, own_a, (lane & ~3) | i);
+            sb[i] = __shfl_sync(0xFFFFFFFFu, own_b, (lane & ~3) | i);
+        }
+        __syncwarp();  // the stage is refilled by the next iteration's issue
+        s_use = s_use + STAGE == kTmvStages * STAGE ? 0 : s_use + STAGE;
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+            if (i >= rem) break;
+            uint32_t ha[4], hb[4];
+            tmv_halves<T>(qa[i], ha);
+            tmv_halves<T>(qb[i], hb);
+#pragma unroll
+            for (int j = 0; j < NTT; ++j) {
+                const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
+                float d[4];
+                mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
+                mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
+                acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
+                acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
+            }
+        }
+    }
+    cp_async_wait<0>();
+}
+
+#endif
 
 // The blocks of range `r` of a row of n elements (NS equal ranges).
 template <int NS = kTmvSplit>
