@@ -304,6 +304,13 @@ __host__ __device__ __forceinline__ void f16x2_to_f32(uint32_t h, float& lo, flo
 // 6 and od codes 1, 3, 5, 7 (od's pair 3 is a rotation right by 3, for that wrap). 11 integer
 // operations per 8 codes instead of 15 (tests/cuda: every 32-bit q against the two-shift form).
 __host__ __device__ __forceinline__ void e2m1x8_halves(uint32_t q, uint32_t h[4]) {
+#ifdef WO_E2M1_V1  // A/B only (tenth session): two shifts and two masks per pair
+    h[0] = ((q << 9) & 0x0E000E00u) | ((q << 12) & 0x80008000u);
+    h[1] = ((q << 5) & 0x0E000E00u) | ((q << 8) & 0x80008000u);
+    h[2] = ((q << 1) & 0x0E000E00u) | ((q << 4) & 0x80008000u);
+    h[3] = ((q >> 3) & 0x0E000E00u) | (q & 0x80008000u);
+    return;
+#endif
     constexpr uint32_t kEven = 0x07070707u, kOdd = 0x70707070u, kField = 0x8E008E00u;
     const uint32_t r = (q << 3) | (q >> 29);
     const uint32_t ev = (q & kEven) | (r & ~kEven), od = (q & kOdd) | (r & ~kOdd);

@@ -91,10 +91,13 @@ __device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
     if constexpr (T == GgmlType::MXFP4) {
         e2m1x8_halves(q, h);
     } else {
+        // f16 1024 + (code + 128): the byte under the exponent byte of 1024 (0x64), then - 1152,
+        // exact. Codes j and j + 4 gathered into one word for two pairs, then each pair's bytes
+        // interleaved with 0x64: 3 byte permutes per 2 pairs.
         const uint32_t lo = q.x ^ 0x80808080u, hi = q.y ^ 0x80808080u;  // code + 128
+#ifdef WO_Q8_V1  // A/B only (tenth session): one permute, two masks per pair
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-            // f16 1024 + (code + 128) from the byte under the exponent of 1024, then - 1152: exact.
             const uint32_t v =
                 (__byte_perm(lo, hi, unsigned(j | (j << 4) | ((4 + j) << 8) | ((4 + j) << 12))) &
                  0x00FF00FFu) |
@@ -102,8 +105,22 @@ __device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
             __half2 x = __hsub2(*reinterpret_cast<const __half2*>(&v), __float2half2_rn(1152.0f));
             h[j] = *reinterpret_cast<uint32_t*>(&x);
         }
+        return;
+#endif
+        const uint32_t k64 = 0x64646464u;
+#pragma unroll
+        for (int j = 0; j < 4; j += 2) {
+            const uint32_t g = __byte_perm(lo, hi, unsigned(j | ((4 + j) << 4) | ((j + 1) << 8) | ((5 + j) << 12)));
+            const uint32_t v[2] = {__byte_perm(g, k64, 0x4140u), __byte_perm(g, k64, 0x4342u)};
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                __half2 x = __hsub2(*reinterpret_cast<const __half2*>(&v[i]), __float2half2_rn(1152.0f));
+                h[j + i] = *reinterpret_cast<uint32_t*>(&x);
+            }
+        }
     }
 }
+
 // The block scale at p (a row's scale array: MXFP4's e8m0 byte, Q8_0's f16) times 2^kPre.
 template <GgmlType T>
 __device__ __forceinline__ float tmv_scale_at(const uint8_t* p) {
@@ -195,94 +212,6 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
     return v;
 }
 
-#ifdef WO_TMV_V1  // A/B only (tenth session): the loop before its addresses were set up once
-// One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
-// of 4 tokens, in chunks of C blocks. acc[j][0] / [1] = rows ra / rb for token t of tile j
-// (thread (g, t) = lane 4g + t). `ring`: this warp's tmv_ring_bytes(T, C), 16-byte aligned.
-// Every lane of the warp must call it with the same b0, b1.
-template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2>
-__device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0_,
-                                          int64_t b1_, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
-                                          uint8_t* ring) {
-    static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
-    constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
-    constexpr int PR = RB / 16;  // 16-byte pieces per row and chunk
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int b0 = int(b0_), b1 = int(b1_);  // blocks of a row: far below 2^31
-#pragma unroll
-    for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
-    const int nch = (b1 - b0 + C - 1) / C;
-    const int swz = tmv_swz<T, C>(g), swz8 = tmv_swz<T, C>(g + 8);
-    const int row_a = tmv_slot<T, C>(g) * RB, row_b = tmv_slot<T, C>(g + 8) * RB;
-    auto issue = [&](int q) {  // chunk q's codes of rows g and g + 8 -> stage q % kTmvStages
-        uint8_t* st = ring + (q % kTmvStages) * STAGE;
-        const int c = b0 + q * C;
-#pragma unroll
-        for (int kk = 0; kk < 2 * PR / 4; ++kk) {
-            const int k = t + 4 * kk, h = k / PR, p = k % PR;  // row g + 8h, piece p
-            const bool ok = c + p * 16 / BB < b1;              // pieces past the range: zeros, unused
-            cp_async<16>(st + (h ? row_b : row_a) + 16 * (p ^ (h ? swz8 : swz)),
-                         (h ? rb : ra) + (ok ? size_t(c) * BB + 16 * p : 0), ok);
-        }
-    };
-#pragma unroll
-    for (int q = 0; q < kTmvStages - 1; ++q) {
-        if (q < nch) issue(q);
-        cp_async_commit();
-    }
-    for (int q = 0; q < nch; ++q) {
-        if (q + kTmvStages - 1 < nch) issue(q + kTmvStages - 1);
-        cp_async_commit();
-        const int c = b0 + q * C;
-        // Lane t loads the scales of block c + t (a chunk past the range repeats its last block,
-        // unused); block i's come from lane (g, i).
-        const int bt = min(c + t, b1 - 1);
-        const float own_a = tmv_scale_at<T>(ra + (T == GgmlType::MXFP4 ? n / 2 + bt : n + 2 * bt)), own_b = tmv_scale_at<T>(rb + (T == GgmlType::MXFP4 ? n / 2 + bt : n + 2 * bt));
-        float sa[C], sb[C], m[NTT][C];
-        uint4 x[NTT][C];
-#pragma unroll
-        for (int i = 0; i < C; ++i) {
-            const int b = min(c + i, b1 - 1);
-#pragma unroll
-            for (int j = 0; j < NTT; ++j) {
-                x[j][i] = col[j].xs ? __ldg(col[j].xs + 8 * b) : make_uint4(0, 0, 0, 0);
-                m[j][i] = col[j].xm ? __ldg(col[j].xm + b) : 0.0f;
-            }
-        }
-        cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
-        __syncwarp();                     // ... and every lane's
-        const uint8_t* st = ring + (q % kTmvStages) * STAGE;
-        TmvRaw<T> qa[C], qb[C];
-#pragma unroll
-        for (int i = 0; i < C; ++i) {
-            const int byte = BB * i + (BB / 4) * t;  // unit t of block i: in piece byte / 16
-            qa[i] = *reinterpret_cast<const TmvRaw<T>*>(st + row_a + 16 * ((byte >> 4) ^ swz) + (byte & 15));
-            qb[i] = *reinterpret_cast<const TmvRaw<T>*>(st + row_b + 16 * ((byte >> 4) ^ swz8) + (byte & 15));
-            sa[i] = __shfl_sync(0xFFFFFFFFu, own_a, (lane & ~3) | i);
-            sb[i] = __shfl_sync(0xFFFFFFFFu, own_b, (lane & ~3) | i);
-        }
-        __syncwarp();  // the stage is refilled by the next iteration's issue
-#pragma unroll
-        for (int i = 0; i < C; ++i) {
-            if (c + i >= b1) break;
-            uint32_t ha[4], hb[4];
-            tmv_halves<T>(qa[i], ha);
-            tmv_halves<T>(qb[i], hb);
-#pragma unroll
-            for (int j = 0; j < NTT; ++j) {
-                const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
-                float d[4];
-                mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
-                mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
-                acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
-                acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
-            }
-        }
-    }
-    cp_async_wait<0>();
-}
-
-#else
 // One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
 // of 4 tokens, in chunks of C blocks. acc[j][0] / [1] = rows ra / rb for token t of tile j
 // (thread (g, t) = lane 4g + t). `ring`: this warp's tmv_ring_bytes(T, C), 16-byte aligned.
@@ -409,8 +338,6 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     }
     cp_async_wait<0>();
 }
-
-#endif
 
 // The blocks of range `r` of a row of n elements (NS equal ranges).
 template <int NS = kTmvSplit>
