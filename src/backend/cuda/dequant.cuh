@@ -297,27 +297,15 @@ __host__ __device__ __forceinline__ void f16x2_to_f32(uint32_t h, float& lo, flo
 
 // q holds 8 E2M1 codes, element i in bits [4i, 4i+4). h[j] = the f16 pair (low half, high half)
 // (E2M1_j, E2M1_{j+4}) * 2^-14, exactly: elements j and j+4 sit at the same bit offset of each
-// 16-bit half, so one shift places both: magnitude bits -> f16 bits 9..11, sign -> 15. To make
-// that one shift and one mask per pair, each code's sign is first copied 3 bits up, beside its
-// magnitude at the f16 fields' distance (4i + 6, from q rotated by 3: code 7's sign wraps to
-// bit 2), in two words, as the copy lands on the next code's magnitude: ev holds codes 0, 2, 4,
-// 6 and od codes 1, 3, 5, 7 (od's pair 3 is a rotation right by 3, for that wrap). 11 integer
-// operations per 8 codes instead of 15 (tests/cuda: every 32-bit q against the two-shift form).
+// 16-bit half, so one shift places both: magnitude bits -> f16 bits 9..11, sign -> 15. (An 11-op
+// form that first copies each sign beside its magnitude measured slower on the H200, decode -1%
+// and prefill -3%: its shifts and selects are a longer chain on the integer pipe; bench/NOTES.md,
+// tenth session.)
 __host__ __device__ __forceinline__ void e2m1x8_halves(uint32_t q, uint32_t h[4]) {
-#ifdef WO_E2M1_V1  // A/B only (tenth session): two shifts and two masks per pair
     h[0] = ((q << 9) & 0x0E000E00u) | ((q << 12) & 0x80008000u);
     h[1] = ((q << 5) & 0x0E000E00u) | ((q << 8) & 0x80008000u);
     h[2] = ((q << 1) & 0x0E000E00u) | ((q << 4) & 0x80008000u);
     h[3] = ((q >> 3) & 0x0E000E00u) | (q & 0x80008000u);
-    return;
-#endif
-    constexpr uint32_t kEven = 0x07070707u, kOdd = 0x70707070u, kField = 0x8E008E00u;
-    const uint32_t r = (q << 3) | (q >> 29);
-    const uint32_t ev = (q & kEven) | (r & ~kEven), od = (q & kOdd) | (r & ~kOdd);
-    h[0] = (ev << 9) & kField;
-    h[1] = (od << 5) & kField;
-    h[2] = (ev << 1) & kField;
-    h[3] = ((od >> 3) | (od << 29)) & kField;
 }
 
 // The same codes as floats: c_i = E2M1_i * 2^-14.

@@ -95,18 +95,6 @@ __device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
         // exact. Codes j and j + 4 gathered into one word for two pairs, then each pair's bytes
         // interleaved with 0x64: 3 byte permutes per 2 pairs.
         const uint32_t lo = q.x ^ 0x80808080u, hi = q.y ^ 0x80808080u;  // code + 128
-#ifdef WO_Q8_V1  // A/B only (tenth session): one permute, two masks per pair
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const uint32_t v =
-                (__byte_perm(lo, hi, unsigned(j | (j << 4) | ((4 + j) << 8) | ((4 + j) << 12))) &
-                 0x00FF00FFu) |
-                0x64006400u;
-            __half2 x = __hsub2(*reinterpret_cast<const __half2*>(&v), __float2half2_rn(1152.0f));
-            h[j] = *reinterpret_cast<uint32_t*>(&x);
-        }
-        return;
-#endif
         const uint32_t k64 = 0x64646464u;
 #pragma unroll
         for (int j = 0; j < 4; j += 2) {
@@ -220,10 +208,16 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
 // the scale and activation pointers) and a chunk only adds its offset: the loop is the copies,
 // the loads and the MMAs (bench/NOTES.md, tenth session: 389 instructions per 4-block chunk
 // before, two thirds of them address arithmetic the compiler rebuilt in every chunk).
-template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2>
+// `ready()` runs after the first chunks' copies are issued and before anything else is read: a
+// kernel whose weights are known before its inputs (matmul) passes pdl_begin, so the weights'
+// first loads overlap the previous kernel's tail (weights are never written).
+struct TmvNoWait {
+    __device__ void operator()() const {}
+};
+template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait>
 __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0_,
                                           int64_t b1_, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
-                                          uint8_t* ring) {
+                                          uint8_t* ring, Ready ready = {}) {
     static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
     constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
     constexpr int PR = RB / 16;  // 16-byte pieces per row and chunk
@@ -269,6 +263,7 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         if (q < nch) issue(q, q * STAGE);
         cp_async_commit();
     }
+    ready();
     // Lane t loads the scales of block c + t of the chunk at c (rows g and g + 8); block i's come
     // from lane (g, i). The activations of block c + i: xp[j] + 8 (c + i), mp[j] + c + i.
     // (With two row sources, the scales are at a fixed distance from them: one register.)
