@@ -192,12 +192,8 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
     float acc[NTT][2];
     // The kernel's pdl_begin: after the first weight copies are issued (they overlap the previous
     // kernel's tail), before the activations are read.
-#if defined(WO_TMV_LATE)  // A/B only (tenth session): pdl_begin at the kernel's start
-    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc, ring);
-#else
     tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc, ring,
                                                          [] { pdl_begin(); });
-#endif
     tmv_range_sum<NTT, NS>(acc, sh, 0);
     if (warp != 0) return;
 #pragma unroll
@@ -227,9 +223,6 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
     tmv_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm) {
     // pdl_begin() runs inside tmv_range, once the first weight copies are issued: nothing before
     // it reads or writes memory another kernel writes (grp, xs, xm are pointers; weights are constant).
-#if defined(WO_TMV_LATE)
-    pdl_begin();
-#endif
     __shared__ float sh[(NS - 1) * 2 * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
     uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
