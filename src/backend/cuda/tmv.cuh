@@ -98,7 +98,8 @@ __device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
         const uint32_t k64 = 0x64646464u;
 #pragma unroll
         for (int j = 0; j < 4; j += 2) {
-            const uint32_t g = __byte_perm(lo, hi, unsigned(j | ((4 + j) << 4) | ((j + 1) << 8) | ((5 + j) << 12)));
+            const uint32_t g =
+                __byte_perm(lo, hi, unsigned(j | ((4 + j) << 4) | ((j + 1) << 8) | ((5 + j) << 12)));
             const uint32_t v[2] = {__byte_perm(g, k64, 0x4140u), __byte_perm(g, k64, 0x4342u)};
 #pragma unroll
             for (int i = 0; i < 2; ++i) {
@@ -288,7 +289,8 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         const int c = q * C, rem = nb - c;  // this chunk holds min(C, rem) blocks
         if (t < rem) {
             if constexpr (NH == 2)
-                own_a = tmv_scale_at<T>(src[0] + (dsp + c * SB)), own_b = tmv_scale_at<T>(src[1] + (dsp + c * SB));
+                own_a = tmv_scale_at<T>(src[0] + (dsp + c * SB)),
+                own_b = tmv_scale_at<T>(src[1] + (dsp + c * SB));
             else
                 own_a = tmv_scale_at<T>(sp_a + c * SB), own_b = tmv_scale_at<T>(sp_b + c * SB);
         }
