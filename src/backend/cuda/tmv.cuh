@@ -208,7 +208,7 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
 // Every address is set up once (its pieces' sources and ring slots, its fragments' ring offsets,
 // the scale and activation pointers) and a chunk only adds its offset: the loop is the copies,
 // the loads and the MMAs (bench/NOTES.md, tenth session: 389 instructions per 4-block chunk
-// before, two thirds of them address arithmetic the compiler rebuilt in every chunk).
+// before, over half of them address arithmetic and loads the compiler rebuilt in every chunk).
 // `ready()` runs after the first chunks' copies are issued and before anything else is read: a
 // kernel whose weights are known before its inputs (matmul) passes pdl_begin, so the weights'
 // first loads overlap the previous kernel's tail (weights are never written).
