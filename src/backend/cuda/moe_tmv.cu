@@ -1,8 +1,6 @@
 // The MoE on tensor cores from split activations (moe.cuh): the decode path (tmv.cuh) and the
 // prompt path (tmm.cuh) for Q8_0 / MXFP4 experts in the DEVICE layout.
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 #include "backend/cuda/matvec.cuh"
 #include "backend/cuda/mma.cuh"

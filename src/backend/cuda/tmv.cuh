@@ -267,10 +267,11 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     ready();
     // Lane t loads the scales of block c + t of the chunk at c (rows g and g + 8); block i's come
     // from lane (g, i). The activations of block c + i: xp[j] + 8 (c + i), mp[j] + c + i.
-    // (With two row sources, the scales are at a fixed distance from them: one register.)
-    const int dsp = int(T == GgmlType::MXFP4 ? n / 2 : n) + (b0 + t) * SB - b0 * BB - 16 * p0;
-    const uint8_t* sp_a = NH == 2 ? nullptr : tmv_keep(ra + (dsp + b0 * BB + 16 * p0));
-    const uint8_t* sp_b = NH == 2 ? nullptr : tmv_keep(rb + (dsp + b0 * BB + 16 * p0));
+    // This lane's first scale from a row's start (sof) and, with two row sources, from them (dsp:
+    // one register instead of two pointers).
+    const int sof = int(T == GgmlType::MXFP4 ? n / 2 : n) + (b0 + t) * SB, dsp = sof - b0 * BB - 16 * p0;
+    const uint8_t* sp_a = NH == 2 ? nullptr : tmv_keep(ra + sof);
+    const uint8_t* sp_b = NH == 2 ? nullptr : tmv_keep(rb + sof);
     const uint4* xp[NTT];
     const float* mp[NTT];
 #pragma unroll
