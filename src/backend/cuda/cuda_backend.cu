@@ -11,6 +11,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/profile.h"
 #include "backend/cuda/register.h"
+#include "backend/cuda/util.cuh"
 #include "util/error.h"
 
 namespace wo::cuda {
@@ -439,6 +440,11 @@ void CudaBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, Slo
     cuda::sample(ids, logits, slot, pos, st, sample_scratch_.data(), sample_scratch_.bytes, stream_);
 }
 
+void CudaBackend::prefetch(std::initializer_list<Tensor> ws) {
+    if (!cuda::prefetch_on("dense")) return;
+    OpScope op_(prof_.get(), "prefetch");
+    cuda::l2_prefetch(ws, stream_);
+}
 void CudaBackend::tap(const char* name, int layer, Tensor t) {
     if (!tapping()) return;
     bind();

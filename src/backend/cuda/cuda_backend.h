@@ -66,6 +66,8 @@ public:
     // matmul and the top-k measured 24 us per layer, against ~10 us for the two (bench/NOTES.md).
     void attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
                  const StepTensors& s, const RopeParams* rq, const RopeParams* rk) override;
+    // WO_CUDA_PREFETCH "dense" (util.cuh): l2_prefetch; else nothing.
+    void prefetch(std::initializer_list<Tensor> ws) override;
     void tap(const char* name, int layer, Tensor t) override;  // synchronous; steps run eagerly then
 
     cudaStream_t stream() const { return stream_; }

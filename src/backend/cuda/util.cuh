@@ -79,6 +79,19 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// ---- L2 prefetch hints (which ones the decode path issues: kernels.h, prefetch_on): they
+// start bringing bytes from DRAM into L2 and change no result.
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+// The 128-byte lines of [p, p + n) with index i, i + k, i + 2k, ... (lane i of k lanes).
+__device__ __forceinline__ void prefetch_l2_lines(const void* p, size_t n, int i, int k) {
+    const uintptr_t end = reinterpret_cast<uintptr_t>(p) + n;
+    for (uintptr_t a = (reinterpret_cast<uintptr_t>(p) & ~uintptr_t(127)) + 128u * unsigned(i); a < end;
+         a += 128u * unsigned(k))
+        prefetch_l2(reinterpret_cast<const void*>(a));
+}
+
 // Whether rows at p, p + stride, ... allow 16-byte vector loads.
 inline bool aligned16(const void* p, size_t stride) {
     return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 16 == 0;
