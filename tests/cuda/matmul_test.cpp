@@ -768,7 +768,7 @@ TEST(CudaMatmulTmv, PrefetchHintsChangeNoBits) {
 }
 
 // l2_prefetch (Backend::prefetch) takes any view: unaligned starts, sizes below 16 bytes, 3-D
-// and empty tensors, up to 4 at once (5 is an error), eagerly and inside a captured graph; it
+// and empty tensors, up to 4 at once, eagerly and inside a captured graph; it
 // changes no byte it touches.
 TEST(CudaPrefetch, AnyViewQueuesAndChangesNothing) {
     REQUIRE_GPU();
@@ -784,7 +784,6 @@ TEST(CudaPrefetch, AnyViewQueuesAndChangesNothing) {
     Tensor empty = make_tensor(p, GgmlType::F32, 16, 0);                   // no rows
     l2_prefetch({whole, odd, tiny, empty}, nullptr);
     l2_prefetch({Tensor{}}, nullptr);  // no data
-    EXPECT_THROW(l2_prefetch({whole, odd, tiny, empty, whole}, nullptr), Error);
     cudaStream_t s;
     ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
     cudaGraph_t g;

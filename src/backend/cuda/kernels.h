@@ -82,7 +82,8 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
 // Default: WO_CUDA_PREFETCH_DEFAULT (a build flag). set_prefetch_modes (tests) returns the old list.
 bool prefetch_on(const char* what);
 std::string set_prefetch_modes(const std::string& modes);
-// Backend::prefetch: the tensors' bytes brought into L2 by bulk prefetches, one launch.
+// Backend::prefetch: the tensors' bytes brought into L2 by bulk prefetches, one plain launch
+// (no programmatic dependence: the backend queues it on a side stream).
 void l2_prefetch(std::initializer_list<Tensor> ws, cudaStream_t s);  // at most 4
 
 // ---- norm.cu, act.cu, rope.cu, attention.cu, router.cu, sample.cu, tokens.cu

@@ -48,11 +48,11 @@ struct ExpertArgs {
     int32_t* cnt;
     // L2 prefetch hints (WO_CUDA_PREFETCH): the tensor-core passes' warps prefetch their own
     // weight bytes first (pf); the fold gate/up pass prefetches rows [0, pf_rows) of each pair's
-    // expert in pf_w (at e * pf_nb2 + row * pf_nb1, pf_row_bytes each: the down weights), the
-    // CTAs of a pair's tiles sharing them out. pf_w null: none.
+    // expert in pf_w (DEVICE layout: row at e * pf_nb2 + row * pf_nb1, pf_nb1 bytes: the down
+    // weights), the CTAs of a pair's tiles sharing them out. pf_w null: none.
     bool pf;
     const uint8_t* pf_w;
-    size_t pf_nb1, pf_nb2, pf_row_bytes;
+    size_t pf_nb1, pf_nb2;
     int64_t pf_rows;
 };
 

@@ -136,16 +136,11 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
             }
         }
         cnt = 1, pairs = &one;
-        if (GATE_UP && a.pf_w) {  // this tile's share of expert e's pf_w rows, a line per thread
+        if (GATE_UP && a.pf_w) {  // this tile's share of expert e's pf_w rows, a row per thread
             const int64_t per = (a.pf_rows + gridDim.y - 1) / gridDim.y, r0 = int64_t(blockIdx.y) * per;
             const int64_t nr = min(per, a.pf_rows - r0);
-            const int lines = int((a.pf_row_bytes + 127) / 128) + 1;  // a row's lines, unaligned
-            for (int64_t i = threadIdx.x; i < nr * lines; i += blockDim.x) {
-                const uint8_t* r = a.pf_w + size_t(e) * a.pf_nb2 + size_t(r0 + i / lines) * a.pf_nb1;
-                const uintptr_t at = (reinterpret_cast<uintptr_t>(r) & ~uintptr_t(127)) + 128 * (i % lines);
-                if (at < reinterpret_cast<uintptr_t>(r) + a.pf_row_bytes)
-                    prefetch_l2(reinterpret_cast<const void*>(at));
-            }
+            for (int64_t i = threadIdx.x; i < nr; i += blockDim.x)  // DEVICE rows: 16-byte aligned strides
+                prefetch_l2_bulk(a.pf_w + size_t(e) * a.pf_nb2 + size_t(r0 + i) * a.pf_nb1, uint32_t(a.pf_nb1));
         }
     } else {
         e = a.gr.active[blockIdx.x];

@@ -1,5 +1,6 @@
-// Backend::prefetch on the GPU: one small kernel that asks the copy engine for the weights' bytes
-// in L2 (bulk prefetches) and ends; the kernels queued after it then find them there.
+// Backend::prefetch on the GPU: one small kernel that asks the copy engines for the weights'
+// bytes in L2 (bulk prefetches), spread over many SMs; the backend queues it off the step's
+// chain (a side stream), so kernels that read the weights later find them there.
 #include <cstdlib>
 #include <string>
 
@@ -15,8 +16,8 @@
 namespace wo::cuda {
 namespace {
 
-constexpr unsigned kPiece = 16384;  // bytes per bulk prefetch (one per thread)
-constexpr int kThreads = 128;
+constexpr unsigned kPiece = 4096;  // bytes per bulk prefetch (one per thread)
+constexpr int kThreads = 32;
 constexpr int kRanges = 4;
 
 struct Ranges {
@@ -26,23 +27,15 @@ struct Ranges {
     int count;
 };
 
-// Piece i of the ranges by thread i. Its own place in the chain: it lets the next kernel be
-// scheduled at once and waits for the one before it, so the order of memory effects is that
-// of the kernels around it.
+// Piece i of the ranges by thread i.
 __global__ void __launch_bounds__(kThreads) l2_prefetch_kernel(Ranges r) {
     size_t i = size_t(blockIdx.x) * kThreads + threadIdx.x;
     int k = 0;
     while (k < r.count && i >= r.piece0[k + 1]) ++k;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if (k < r.count) {
         const size_t at = (i - r.piece0[k]) * kPiece, left = r.n[k] - at;
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(r.p[k] + at),
-                     "r"(unsigned(left < kPiece ? left : kPiece))
-                     : "memory");
+        prefetch_l2_bulk(r.p[k] + at, unsigned(left < kPiece ? left : kPiece));
     }
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
 }
 
 std::string& modes() {
@@ -81,7 +74,7 @@ void l2_prefetch(std::initializer_list<Tensor> ws, cudaStream_t s) {
     }
     if (r.count == 0) return;
     const size_t ctas = (r.piece0[r.count] + kThreads - 1) / kThreads;
-    launch("l2_prefetch_kernel", l2_prefetch_kernel, dim3(unsigned(ctas)), dim3(kThreads), 0, s, r);
+    l2_prefetch_kernel<<<dim3(unsigned(ctas)), dim3(kThreads), 0, s>>>(r);
     check_launch("l2_prefetch kernel launch");
 }
 

@@ -226,12 +226,17 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     constexpr int SB = T == GgmlType::MXFP4 ? 1 : 2;  // bytes of a block scale
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b0 = int(b0_), nb = int(b1_ - b0_);  // blocks of a row: far below 2^31
-    if (pf) {  // every line of the range's codes and scales, rows g and g + 8, lanes t
-        const size_t s0 = size_t(T == GgmlType::MXFP4 ? n / 2 : n) + size_t(b0) * SB;
-        prefetch_l2_lines(ra + size_t(b0) * BB, size_t(nb) * BB, t, 4);
-        prefetch_l2_lines(rb + size_t(b0) * BB, size_t(nb) * BB, t, 4);
-        prefetch_l2_lines(ra + s0, size_t(nb) * SB, t, 4);
-        prefetch_l2_lines(rb + s0, size_t(nb) * SB, t, 4);
+    if (pf && nb > 0) {  // lanes t = 0 / 1: the codes of rows g / g + 8; t = 2 / 3: their scales
+        // (rounded out to 16 bytes: rows are 16-byte aligned and their stride padded to 16)
+        const uint8_t* r = t & 1 ? rb : ra;
+        const uintptr_t s0 = reinterpret_cast<uintptr_t>(r) + size_t(T == GgmlType::MXFP4 ? n / 2 : n) +
+                             size_t(b0) * SB,
+                        s1 = s0 + size_t(nb) * SB;
+        if (t < 2)
+            prefetch_l2_bulk(r + size_t(b0) * BB, uint32_t(nb) * BB);
+        else
+            prefetch_l2_bulk(reinterpret_cast<const void*>(s0 & ~uintptr_t(15)),
+                             uint32_t(((s1 + 15) & ~uintptr_t(15)) - (s0 & ~uintptr_t(15))));
     }
 #pragma unroll
     for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
