@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -187,11 +186,6 @@ public:
     // ids[r] = the token drawn for row r of logits ([n_vocab, n_rows]), sequence slot[r] whose
     // last fed token sits at pos[r]; also st.last_id[slot[r]] = ids[r]. docs/sampling.md.
     virtual void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) = 0;
-
-    // A hint: the weights ws (at most 4) are read soon by an op queued later. A backend may start
-    // moving them closer (the CUDA backend: into L2 while the ops queued between run); no
-    // result depends on it.
-    virtual void prefetch(std::initializer_list<Tensor> /*ws*/) {}
 
     // ---- fused ops: the default bodies compose the primitives above; a backend overrides them
     // to save launches and round trips through memory. Outputs as their primitives say.

@@ -113,13 +113,7 @@ private:
         AttnParams ap{hp_.n_head, hp_.n_head_kv, hp_.head_dim,
                       1.0f / std::sqrt(static_cast<float>(hp_.head_dim)), 0, nullptr};
 
-        // Prefetch hints: each dense weight while the ops before it run (q / k / v: the norm;
-        // the output projection: rope and attention).
-        auto prefetch_qkv = [&](const GptOssLayer& L) {
-            b.prefetch({L.attn_q, L.attn_k, L.attn_v});
-        };
         b.embed(x, token_embd_, s.t.tokens);
-        prefetch_qkv(layers_[0]);
         for (int il = 0; il < hp_.n_layer; ++il) {
             const GptOssLayer& L = layers_[static_cast<size_t>(il)];
             b.rms_norm(h, x, L.attn_norm, hp_.norm_eps);
@@ -128,7 +122,6 @@ private:
             w.q = &L.attn_q, w.k = &L.attn_k, w.v = &L.attn_v;
             w.q_b = &L.attn_q_b, w.k_b = &L.attn_k_b, w.v_b = &L.attn_v_b;
             b.attn_in(q, kk, v, h, w, kv(il), s.t, &rq, &rk);
-            b.prefetch({L.attn_out});
             ap.window = layer_window(il);
             ap.sinks = &L.attn_sinks;
             b.attention(att, q, kv(il), s.t, ap);
@@ -140,7 +133,6 @@ private:
             b.tap("router", il, router);
             b.tap("expert_ids", il, ids);
             b.moe_ffn(x, h, ids, wts, L.moe);
-            if (il + 1 < hp_.n_layer) prefetch_qkv(layers_[static_cast<size_t>(il) + 1]);
             b.tap("l_out", il, x);
         }
         b.rms_norm(h, x, output_norm_, hp_.norm_eps);

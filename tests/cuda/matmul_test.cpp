@@ -747,58 +747,6 @@ TEST(CudaMatmulTmv, GroupEqualsEachWeightAlone) {
             }
 }
 
-// The warps' own L2 prefetches (WO_CUDA_PREFETCH "self") change no bit of matmul_tmv: the same
-// random case with and without, 1 to 9 tokens (tiles of 4 and 8), both types; both runs are
-// also checked against the reference by run_tmv.
-TEST(CudaMatmulTmv, PrefetchHintsChangeNoBits) {
-    REQUIRE_GPU();
-    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4})
-        for (int64_t n_tok : {1, 5, 9}) {
-            SCOPED_TRACE(std::string(tname(t)) + " tokens " + std::to_string(n_tok));
-            std::vector<float> y[2];
-            for (int pf = 0; pf < 2; ++pf) {
-                const std::string old = set_prefetch_modes(pf ? "self" : "none");
-                std::mt19937 rng(58);
-                y[pf] = run_tmv({t, 2880, 1030, n_tok, true, false, {}}, rng);
-                set_prefetch_modes(old);
-            }
-            ASSERT_EQ(y[0].size(), y[1].size());
-            for (size_t e = 0; e < y[0].size(); ++e) ASSERT_TRUE(same_value(y[0][e], y[1][e])) << "element " << e;
-        }
-}
-
-// l2_prefetch (Backend::prefetch) takes any view: unaligned starts, sizes below 16 bytes, 3-D
-// and empty tensors, up to 4 at once, eagerly and inside a captured graph; it
-// changes no byte it touches.
-TEST(CudaPrefetch, AnyViewQueuesAndChangesNothing) {
-    REQUIRE_GPU();
-    const size_t bytes = (size_t{3} << 20) + 37;
-    std::vector<uint8_t> host(bytes);
-    for (size_t i = 0; i < bytes; ++i) host[i] = uint8_t(i * 131 + 7);
-    DevBuf b(bytes);
-    b.upload(host.data(), bytes);
-    auto* p = static_cast<uint8_t*>(b.get());
-    const Tensor whole = make_tensor(p, GgmlType::I8, int64_t(bytes));
-    const Tensor odd = make_tensor(p + 1, GgmlType::Q8_0, 64, 1000, 3);    // 3-D, unaligned
-    const Tensor tiny = make_tensor(p + 5, GgmlType::F32, 3);              // 12 bytes
-    Tensor empty = make_tensor(p, GgmlType::F32, 16, 0);                   // no rows
-    l2_prefetch({whole, odd, tiny, empty}, nullptr);
-    l2_prefetch({Tensor{}}, nullptr);  // no data
-    cudaStream_t s;
-    ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
-    cudaGraph_t g;
-    ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    l2_prefetch({odd, whole}, s);
-    ASSERT_EQ(cudaStreamEndCapture(s, &g), cudaSuccess);
-    cudaGraphExec_t ge;
-    ASSERT_EQ(cudaGraphInstantiate(&ge, g, 0), cudaSuccess);
-    for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaGraphLaunch(ge, s), cudaSuccess);
-    ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
-    cudaGraphExecDestroy(ge), cudaGraphDestroy(g), cudaStreamDestroy(s);
-    sync();
-    EXPECT_EQ(download_vec<uint8_t>(b, bytes), host);
-}
-
 TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {
     REQUIRE_GPU();
     DevBuf d(1024);

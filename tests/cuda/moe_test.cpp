@@ -572,47 +572,6 @@ TEST(CudaMoeTmv, GptOss20bShapeAndBadIds) {
         }
 }
 
-// The L2 prefetch hints (WO_CUDA_PREFETCH "self": each warp's own bytes; "down": the fold
-// gate/up pass prefetching the down experts) change no bit: fold (1, 4 tokens) and grouped (5,
-// 13) passes, both types, an out-of-range id (no prefetch of a missing expert), and the 20b
-// shape at 1 token (4 down experts, 17.6 MB: under kPrefetchDownBytes, so prefetched).
-TEST(CudaMoeTmv, PrefetchHintsChangeNoBits) {
-    REQUIRE_GPU();
-    struct Shape {
-        GgmlType t;
-        int64_t d, n_ff;
-        int n_exp, k;
-        std::vector<int64_t> tokens;
-    };
-    for (const Shape& s : {Shape{GgmlType::MXFP4, 96, 160, 8, 3, {1, 4, 5, 13}},
-                           Shape{GgmlType::Q8_0, 96, 160, 8, 3, {1, 4, 5, 13}},
-                           Shape{GgmlType::MXFP4, 2880, 2880, 32, 4, {1}}}) {
-        std::mt19937 rng(45);
-        const MoeData m = make_experts(s.t, s.d, s.n_ff, s.n_exp, true, 0.05f, rng);
-        DevExperts ex(m, MoeAct::SWIGLU_OAI, true);
-        for (int64_t n : s.tokens) {
-            SCOPED_TRACE(std::string(type_name(s.t)) + " d " + std::to_string(s.d) + " tokens " +
-                         std::to_string(n));
-            auto x = random_floats(size_t(n * s.d), rng);
-            auto ids = make_ids(Routing::RANDOM, n, s.k, s.n_exp, rng);
-            if (n > 1) ids[size_t(s.k)] = -1;  // token 1: NaN, its other experts still computed
-            auto wts = random_floats(size_t(n * s.k), rng, 0.0f, 1.0f);
-            auto y0 = random_floats(size_t(n * s.d), rng);
-            const std::string old = set_prefetch_modes("none");
-            auto y = run_moe(ex, m, x, ids, wts, y0, s.k, 0, n);
-            for (const char* modes : {"self", "down", "self,down,dense"}) {
-                set_prefetch_modes(modes);
-                auto yp = run_moe(ex, m, x, ids, wts, y0, s.k, 0, n);
-                for (size_t e = 0; e < y.size(); ++e)
-                    ASSERT_TRUE(same_value(y[e], yp[e])) << modes << ": element " << e;
-            }
-            set_prefetch_modes(old);
-            for (int64_t c = 0; c < s.d; ++c)
-                ASSERT_EQ(std::isnan(y[size_t((n > 1 ? s.d : 0) + c)]), n > 1) << "col " << c;
-        }
-    }
-}
-
 TEST(CudaMoe, ScratchSizing) {
     StepLimits dense;
     dense.max_tokens = 128, dense.n_embd = 64;

@@ -11,7 +11,6 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/profile.h"
 #include "backend/cuda/register.h"
-#include "backend/cuda/util.cuh"
 #include "util/error.h"
 
 namespace wo::cuda {
@@ -27,9 +26,6 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                                                 std::to_string(n) + " present)");
     check(cudaSetDevice(device_), "cudaSetDevice");
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-    check(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-    for (cudaEvent_t* e : {&fork_ev_, &join_ev_})
-        check(cudaEventCreateWithFlags(e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
     for (auto& e : fence_ev_)
         check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
     for (auto& e : stage_ev_)
@@ -52,9 +48,6 @@ CudaBackend::~CudaBackend() {
         if (p) cudaFreeHost(p);
     for (auto e : stage_ev_) cudaEventDestroy(e);
     for (auto e : fence_ev_) cudaEventDestroy(e);
-    cudaStreamSynchronize(side_);
-    cudaEventDestroy(fork_ev_), cudaEventDestroy(join_ev_);
-    cudaStreamDestroy(side_);
     cudaStreamDestroy(stream_);
 }
 
@@ -258,13 +251,11 @@ void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
     bind();
     if (key == 0 || !graphs_ || tapping()) {
         body();
-        join_side();
         return;
     }
     Graph& g = graphs_by_key_[key];
     if (g.seen++ == 0) {  // warm-up: first use of a key runs eagerly (lazy module loads, attributes)
         body();
-        join_side();
         return;
     }
     if (!g.exec) {
@@ -274,9 +265,7 @@ void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
         cudaGraph_t graph = nullptr;
         try {
             body();
-            join_side();
         } catch (...) {
-            side_pending_ = false;  // the capture is abandoned, its fork with it
             cudaStreamEndCapture(stream_, &graph);
             if (graph) cudaGraphDestroy(graph);
             cudaGetLastError();
@@ -450,22 +439,6 @@ void CudaBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, Slo
     cuda::sample(ids, logits, slot, pos, st, sample_scratch_.data(), sample_scratch_.bytes, stream_);
 }
 
-void CudaBackend::prefetch(std::initializer_list<Tensor> ws) {
-    if (!cuda::prefetch_on("dense")) return;
-    // Off the chain: on side_, forked here and joined at the end of the step (join_side), so no
-    // kernel of the step waits for the prefetches.
-    bind();
-    check(cudaEventRecord(fork_ev_, stream_), "cudaEventRecord");
-    check(cudaStreamWaitEvent(side_, fork_ev_, 0), "cudaStreamWaitEvent");
-    cuda::l2_prefetch(ws, side_);
-    side_pending_ = true;
-}
-void CudaBackend::join_side() {
-    if (!side_pending_) return;
-    side_pending_ = false;
-    check(cudaEventRecord(join_ev_, side_), "cudaEventRecord");
-    check(cudaStreamWaitEvent(stream_, join_ev_, 0), "cudaStreamWaitEvent");
-}
 void CudaBackend::tap(const char* name, int layer, Tensor t) {
     if (!tapping()) return;
     bind();

@@ -66,8 +66,6 @@ public:
     // matmul and the top-k measured 24 us per layer, against ~10 us for the two (bench/NOTES.md).
     void attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
                  const StepTensors& s, const RopeParams* rq, const RopeParams* rk) override;
-    // WO_CUDA_PREFETCH "dense" (kernels.h): l2_prefetch on a side stream; else nothing.
-    void prefetch(std::initializer_list<Tensor> ws) override;
     void tap(const char* name, int layer, Tensor t) override;  // synchronous; steps run eagerly then
 
     cudaStream_t stream() const { return stream_; }
@@ -85,7 +83,6 @@ private:
     // attn_in's q / k / v products as one group (false: the weights do not qualify).
     bool qkv_group(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w);
     void* device_alloc(size_t bytes, const char* what);  // cudaMalloc or VRAM_OOM
-    void join_side();  // stream_ waits for the prefetches queued on side_ (run_step's end)
     struct Counters {
         uint64_t alloc_bytes = 0;
     };
@@ -97,9 +94,6 @@ private:
     int device_ = 0;
     bool kv_f32_ = false;
     cudaStream_t stream_ = nullptr;
-    cudaStream_t side_ = nullptr;  // prefetch hints, off the step's chain
-    cudaEvent_t fork_ev_ = nullptr, join_ev_ = nullptr;
-    bool side_pending_ = false;
     std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
     uint64_t weight_bytes_ = 0;
     std::vector<Buffer> weights_;  // owned here: the model keeps views

@@ -8,8 +8,6 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
-#include <initializer_list>
-#include <string>
 
 #include "backend/backend.h"
 
@@ -74,17 +72,6 @@ size_t moe_scratch_bytes(const StepLimits& l);
 size_t moe_scratch_zero_bytes(int64_t d);
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
              size_t scratch_bytes, int64_t n_decode, cudaStream_t s);
-
-// ---- prefetch.cu: L2 prefetch hints, which change no result. WO_CUDA_PREFETCH picks those the
-// decode path issues, a comma list of: "self" (each warp of a decode product, its own weight
-// bytes as it starts), "dense" (Backend::prefetch: the next dense weights while the kernels
-// before them run), "down" (the fold gate/up pass, the down experts of its pairs); "none".
-// Default: WO_CUDA_PREFETCH_DEFAULT (a build flag). set_prefetch_modes (tests) returns the old list.
-bool prefetch_on(const char* what);
-std::string set_prefetch_modes(const std::string& modes);
-// Backend::prefetch: the tensors' bytes brought into L2 by bulk prefetches, one plain launch
-// (no programmatic dependence: the backend queues it on a side stream).
-void l2_prefetch(std::initializer_list<Tensor> ws, cudaStream_t s);  // at most 4
 
 // ---- norm.cu, act.cu, rope.cu, attention.cu, router.cu, sample.cu, tokens.cu
 void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s);

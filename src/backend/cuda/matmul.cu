@@ -45,7 +45,6 @@ struct MatmulGroup {
     MatmulArgs a[3];
     int64_t tile0[4];
     int n;
-    bool pf;  // tmv: each warp prefetches its weight bytes into L2 first (WO_CUDA_PREFETCH "self")
 };
 // The member owning tile `tile` (made relative to its first tile).
 __device__ __forceinline__ const MatmulArgs& group_member(const MatmulGroup& g, int64_t& tile) {
@@ -176,8 +175,7 @@ __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
 // range w; warp 0 writes y.
 template <GgmlType T, int NTT, int NS>
 __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t tile, const uint4* xs,
-                                                const float* xm, int64_t t0, float* sh, uint8_t* ring,
-                                                bool pf) {
+                                                const float* xm, int64_t t0, float* sh, uint8_t* ring) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int64_t row_a = tile * kTmvRows + g, row_b = row_a + kTmvRows / 2;
     const uint8_t* ra = a.w + size_t(min(row_a, a.n_out - 1)) * a.w_nb1;
@@ -194,7 +192,7 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
     float acc[NTT][2];
     // The kernel's pdl_begin: after the first weight copies are issued (they overlap the previous
     // kernel's tail), before the activations are read.
-    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc, ring, pf,
+    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc, ring,
                                                          [] { pdl_begin(); });
     tmv_range_sum<NTT, NS>(acc, sh, 0);
     if (warp != 0) return;
@@ -232,9 +230,9 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
     const MatmulArgs& a = group_member(grp, tile);
     const int64_t t0 = int64_t(blockIdx.y) * 2 * kTmvToks;
     if (a.n_tok - t0 > kTmvToks)
-        tmv_matmul_pass<T, 2, NS>(a, tile, xs, xm, t0, sh, ring, grp.pf);
+        tmv_matmul_pass<T, 2, NS>(a, tile, xs, xm, t0, sh, ring);
     else
-        tmv_matmul_pass<T, 1, NS>(a, tile, xs, xm, t0, sh, ring, grp.pf);
+        tmv_matmul_pass<T, 1, NS>(a, tile, xs, xm, t0, sh, ring);
 }
 
 // The prompt path from split activations (tmm.cuh): blockIdx.x = tile of TM rows of a group
@@ -421,7 +419,6 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     const int64_t tiles = group_tiles(grp, kTmvRows), groups = (x.rows() + 2 * kTmvToks - 1) / (2 * kTmvToks);
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
-    grp.pf = prefetch_on("self");
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = m.w[0].type == M;
     const dim3 b16(32 * 16), b4(32 * 4);

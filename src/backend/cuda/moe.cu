@@ -504,11 +504,6 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         if (p1 == p0) continue;
         if (path == 0 && tmv) {
             if (!fold) gu.gr = dn.gr = group(path, p0, p1);
-            gu.pf = dn.pf = prefetch_on("self");
-            // The down experts of the pairs into L2 while gate/up runs, when they fit in a
-            // fraction of it (a property of the token count, never of the routing).
-            if (fold && prefetch_on("down") && size_t(dec_pairs) * w.down.nb2 <= kPrefetchDownBytes)
-                gu.pf_w = dn.w, gu.pf_nb1 = dn.nb1, gu.pf_nb2 = dn.nb2, gu.pf_rows = d;
             moe_tmv_decode(gu, dn, x, n_dec, fold, w.gate.type, w.down.type,
                            reinterpret_cast<uint4*>(base + L.xs), reinterpret_cast<float*>(base + L.xm),
                            reinterpret_cast<uint4*>(base + L.gs), reinterpret_cast<float*>(base + L.gm), s);

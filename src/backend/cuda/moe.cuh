@@ -46,14 +46,6 @@ struct ExpertArgs {
     // The tensor-core fold down pass by pairs: per (token, tile of 16 rows) an arrival counter,
     // zero between launches (the last CTA of a tile resets it).
     int32_t* cnt;
-    // L2 prefetch hints (WO_CUDA_PREFETCH): the tensor-core passes' warps prefetch their own
-    // weight bytes first (pf); the fold gate/up pass prefetches rows [0, pf_rows) of each pair's
-    // expert in pf_w (DEVICE layout: row at e * pf_nb2 + row * pf_nb1, pf_nb1 bytes: the down
-    // weights), the CTAs of a pair's tiles sharing them out. pf_w null: none.
-    bool pf;
-    const uint8_t* pf_w;
-    size_t pf_nb1, pf_nb2;
-    int64_t pf_rows;
 };
 
 __device__ __forceinline__ float silu_mul(float g, float u) {
@@ -68,9 +60,6 @@ __device__ __forceinline__ float swiglu_oai(float g, float u, float alpha, float
 
 // The decode path of at most kFoldTokens tokens may skip the grouping (the "fold" kernels).
 constexpr int64_t kFoldTokens = 4;
-// The fold gate/up pass prefetches the down experts (WO_CUDA_PREFETCH "down") when they total
-// at most this many bytes: under half of the H200's L2, which gate/up streams through meanwhile.
-constexpr size_t kPrefetchDownBytes = size_t{24} << 20;
 // The tensor-core fold passes take at most this many choices per token.
 constexpr int kTmvFoldMaxK = 4;
 

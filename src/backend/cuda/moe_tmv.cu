@@ -58,7 +58,7 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
     int64_t b0, b1;
     tmv_blocks(a.n_in, warp, b0, b1);
     float acc[NTT][2];
-    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc, ring, a.pf);
+    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
     tmv_range_sum<NTT>(acc, sh, 0);
     if (warp != 0) return;
 #pragma unroll
@@ -136,12 +136,6 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
             }
         }
         cnt = 1, pairs = &one;
-        if (GATE_UP && a.pf_w) {  // this tile's share of expert e's pf_w rows, a row per thread
-            const int64_t per = (a.pf_rows + gridDim.y - 1) / gridDim.y, r0 = int64_t(blockIdx.y) * per;
-            const int64_t nr = min(per, a.pf_rows - r0);
-            for (int64_t i = threadIdx.x; i < nr; i += blockDim.x)  // DEVICE rows: 16-byte aligned strides
-                prefetch_l2_bulk(a.pf_w + size_t(e) * a.pf_nb2 + size_t(r0 + i) * a.pf_nb1, uint32_t(a.pf_nb1));
-        }
     } else {
         e = a.gr.active[blockIdx.x];
         if (e < 0) return;

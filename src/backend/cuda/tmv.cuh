@@ -209,7 +209,6 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
 // the scale and activation pointers) and a chunk only adds its offset: the loop is the copies,
 // the loads and the MMAs (bench/NOTES.md, tenth session: 389 instructions per 4-block chunk
 // before, over half of them address arithmetic and loads the compiler rebuilt in every chunk).
-// `pf`: first an L2 prefetch of every line the range reads (WO_CUDA_PREFETCH "self").
 // `ready()` runs after the first chunks' copies are issued and before anything else is read: a
 // kernel whose weights are known before its inputs (matmul) passes pdl_begin, so the weights'
 // first loads overlap the previous kernel's tail (weights are never written).
@@ -219,25 +218,13 @@ struct TmvNoWait {
 template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait>
 __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0_,
                                           int64_t b1_, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
-                                          uint8_t* ring, bool pf = false, Ready ready = {}) {
+                                          uint8_t* ring, Ready ready = {}) {
     static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
     constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
     constexpr int PR = RB / 16;  // 16-byte pieces per row and chunk
     constexpr int SB = T == GgmlType::MXFP4 ? 1 : 2;  // bytes of a block scale
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b0 = int(b0_), nb = int(b1_ - b0_);  // blocks of a row: far below 2^31
-    if (pf && nb > 0) {  // lanes t = 0 / 1: the codes of rows g / g + 8; t = 2 / 3: their scales
-        // (rounded out to 16 bytes: rows are 16-byte aligned and their stride padded to 16)
-        const uint8_t* r = t & 1 ? rb : ra;
-        const uintptr_t s0 = reinterpret_cast<uintptr_t>(r) + size_t(T == GgmlType::MXFP4 ? n / 2 : n) +
-                             size_t(b0) * SB,
-                        s1 = s0 + size_t(nb) * SB;
-        if (t < 2)
-            prefetch_l2_bulk(r + size_t(b0) * BB, uint32_t(nb) * BB);
-        else
-            prefetch_l2_bulk(reinterpret_cast<const void*>(s0 & ~uintptr_t(15)),
-                             uint32_t(((s1 + 15) & ~uintptr_t(15)) - (s0 & ~uintptr_t(15))));
-    }
 #pragma unroll
     for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
     const int nch = (nb + C - 1) / C;

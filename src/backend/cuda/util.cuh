@@ -79,15 +79,6 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-// ---- L2 prefetch hints (which ones the decode path issues: kernels.h, prefetch_on): they
-// start bringing bytes from DRAM into L2 and change no result.
-// [p, p + n) by the copy engine (sm_90; p 16-byte aligned, n a multiple of 16): one instruction.
-__device__ __forceinline__ void prefetch_l2_bulk(const void* p, uint32_t n) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(n) : "memory");
-#endif
-}
-
 // Whether rows at p, p + stride, ... allow 16-byte vector loads.
 inline bool aligned16(const void* p, size_t stride) {
     return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 16 == 0;
