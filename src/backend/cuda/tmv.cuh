@@ -19,7 +19,7 @@
 // column of B. Per (row, token): for each 32-element block, its two MMAs chained (the second
 // accumulates onto the first in the tensor core's fp32), part = hi column + lo column (one
 // rounding), acc = fma(part, m, acc) with m = block scale * 2^kPre * 2^-s (exact: powers of two,
-// or Q8_0's f16 scale times one); the blocks of n_in are cut into equal ranges (kTmvSplit, or
+// or Q8_0's f16 scale times one); the blocks of n_in are cut into ranges (tmv_blocks: kTmvSplit, or
 // matmul_tmv_ranges(n_out) for matmul: fixed by the weight's shape) walked
 // in increasing order, each into its own accumulator, and the range sums are added in range
 // order; then the bias. Nothing depends on the token count, on a token's place in a tile or on
@@ -251,9 +251,6 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         fa[i] = tmv_keep(row_a + 16 * ((byte >> 4) ^ swz) + (byte & 15));
     }
     auto issue = [&](int q, int stage) {
-#ifdef WO_TMV_NOLOAD
-        return;
-#endif
 #pragma unroll
         for (int h = 0; h < NH; ++h)
 #pragma unroll
@@ -291,11 +288,7 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         cp_async_commit();
         s_iss = s_iss + STAGE == kTmvStages * STAGE ? 0 : s_iss + STAGE;
         const int c = q * C, rem = nb - c;  // this chunk holds min(C, rem) blocks
-#ifdef WO_TMV_NOLOAD
-        if (false) {
-#else
         if (t < rem) {
-#endif
             if constexpr (NH == 2)
                 own_a = tmv_scale_at<T>(src[0] + (dsp + c * SB)),
                 own_b = tmv_scale_at<T>(src[1] + (dsp + c * SB));
@@ -324,22 +317,6 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         }
         __syncwarp();  // the stage is refilled by the next iteration's issue
         s_use = s_use + STAGE == kTmvStages * STAGE ? 0 : s_use + STAGE;
-#ifdef WO_TMV_NOMMA  // diagnostic: every load kept, the conversions and MMAs replaced by one FMA
-#pragma unroll
-        for (int i = 0; i < C; ++i) {
-            if (i >= rem) break;
-            uint32_t ra_, rb_;
-            if constexpr (T == GgmlType::MXFP4) ra_ = qa[i], rb_ = qb[i];
-            else ra_ = qa[i].x ^ qa[i].y, rb_ = qb[i].x ^ qb[i].y;
-#pragma unroll
-            for (int j = 0; j < NTT; ++j) {
-                const uint32_t h = ra_ ^ rb_ ^ x[j][i].x ^ x[j][i].w;
-                acc[j][0] = __fmaf_rn(__uint_as_float((h & 0x007FFFFFu) | 0x3F800000u), __fmul_rn(sa[i], m[j][i]), acc[j][0]);
-                acc[j][1] = __fmaf_rn(__uint_as_float((h & 0x007FFFFFu) | 0x3F800000u), __fmul_rn(sb[i], m[j][i]), acc[j][1]);
-            }
-        }
-        continue;
-#endif
 #pragma unroll
         for (int i = 0; i < C; ++i) {
             if (i >= rem) break;
@@ -360,14 +337,16 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     cp_async_wait<0>();
 }
 
-// The blocks of range `r` of a row of n elements (NS equal ranges).
+// The blocks of range `r` of a row of n elements: NS ranges of ceil(n / 32 / NS) blocks, rounded
+// up to a multiple of 8 when that adds one block at most (2880 = 90 blocks: 24, 24, 24, 18), so
+// each range's codes start on a 128-byte line (8 MXFP4 / 4 Q8_0 blocks; packed rows are aligned
+// to 16 bytes, and 2880-wide rows to 128) and a chunk's pieces touch no sector twice: +3% at batch
+// 1 (bench/NOTES.md, eleventh session). A property of the shape, so batch invariant.
 template <int NS = kTmvSplit>
 __device__ __forceinline__ void tmv_blocks(int64_t n, int r, int64_t& b0, int64_t& b1) {
     const int64_t nb = n / 32;
     int64_t per = (nb + NS - 1) / NS;
-#ifdef WO_TMV_ALIGN  // ranges of whole 128-byte lines (8 MXFP4 / 4 Q8_0 blocks) when that adds one block at most
     if ((per + 7) / 8 * 8 - per <= 1) per = (per + 7) / 8 * 8;
-#endif
     b0 = min(nb, per * r), b1 = min(nb, b0 + per);
 }
 
