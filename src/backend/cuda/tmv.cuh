@@ -338,10 +338,11 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
 }
 
 // The blocks of range `r` of a row of n elements: NS ranges of ceil(n / 32 / NS) blocks, rounded
-// up to a multiple of 8 when that adds one block at most (2880 = 90 blocks: 24, 24, 24, 18), so
-// each range's codes start on a 128-byte line (8 MXFP4 / 4 Q8_0 blocks; packed rows are aligned
-// to 16 bytes, and 2880-wide rows to 128) and a chunk's pieces touch no sector twice: +3% at batch
-// 1 (bench/NOTES.md, eleventh session). A property of the shape, so batch invariant.
+// up to a multiple of 8 when that adds one block at most (2880 = 90 blocks in 4 ranges: 24, 24,
+// 24, 18 instead of 23 each). Every range's codes then start on a 128-byte line of a 128-byte
+// aligned row (8 MXFP4 / 4 Q8_0 blocks; 2880-wide packed rows are 1,536 / 3,072 bytes), so a
+// chunk row of 4 MXFP4 blocks spans 2 sectors instead of 3: +3% at batch 1 (bench/NOTES.md,
+// eleventh session). A property of the shape, so batch invariant.
 template <int NS = kTmvSplit>
 __device__ __forceinline__ void tmv_blocks(int64_t n, int r, int64_t& b0, int64_t& b1) {
     const int64_t nb = n / 32;
