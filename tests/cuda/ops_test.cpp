@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cuda/check.h"
 #include "cuda_test_util.h"
 
 namespace wo::test {
@@ -29,6 +30,30 @@ TEST(CudaOps, RmsNormMatchesCpu) {
             // can differ (a few ulp).
             expect_close(P.rows_gpu(y.g), P.rows_cpu(y.c), 1e-6, 1e-30, "rms_norm " + std::to_string(n));
         }
+}
+
+// WO_CUDA_SKIP (a timing diagnostic) drops the named kernels' launches and nothing else: with
+// rms_norm_k listed the output keeps its poison while add_k still runs; with the list restored
+// rms_norm writes it again.
+TEST(CudaOps, SkippedLaunchesLeaveTheirOutputs) {
+    REQUIRE_GPU();
+    Pair P;
+    std::mt19937 rng(7);
+    const int64_t d = 64, n = 3;
+    Twin x = P.f32(randn(d * n, rng), d, n), w = P.f32(randn(d, rng), d), y = P.nan(d, n);
+    Twin a = P.f32(randn(d * n, rng), d, n), b = P.f32(randn(d * n, rng), d, n);
+    const std::string old = cuda::set_launch_skip("tmv_split_kernel,rms_norm_k");
+    EXPECT_TRUE(cuda::launch_skipped("rms_norm_k"));
+    EXPECT_FALSE(cuda::launch_skipped("rms_norm"));
+    P.gpu->rms_norm(y.g, x.g, w.g, 1e-5f);
+    P.gpu->add(a.g, b.g);
+    P.cpu->add(a.c, b.c);
+    for (float v : P.rows_gpu(y.g)) ASSERT_TRUE(std::isnan(v));
+    expect_close(P.rows_gpu(a.g), P.rows_cpu(a.c), 0, 0, "add");
+    EXPECT_EQ(cuda::set_launch_skip(old), "tmv_split_kernel,rms_norm_k");
+    EXPECT_FALSE(cuda::launch_skipped("rms_norm_k"));
+    P.gpu->rms_norm(y.g, x.g, w.g, 1e-5f);
+    for (float v : P.rows_gpu(y.g)) ASSERT_FALSE(std::isnan(v));
 }
 
 TEST(CudaOps, LayerNormMatchesCpu) {

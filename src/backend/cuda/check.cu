@@ -1,5 +1,6 @@
 // CUDA error checking (check.h).
 #include <atomic>
+#include <cstdlib>
 #include <string>
 
 #include "backend/cuda/check.h"
@@ -31,7 +32,26 @@ bool is_sticky(cudaError_t e) {
     }
 }
 
+std::string& skip_list() {
+    static std::string v = [] {
+        const char* e = std::getenv("WO_CUDA_SKIP");
+        return e && *e ? "," + std::string(e) + "," : std::string();
+    }();
+    return v;
+}
+
 }  // namespace
+
+bool launch_skipped(const char* what) {
+    const std::string& v = skip_list();
+    return !v.empty() && v.find("," + std::string(what) + ",") != std::string::npos;
+}
+
+std::string set_launch_skip(const std::string& names) {
+    std::string old = skip_list();
+    skip_list() = names.empty() ? std::string() : "," + names + ",";
+    return old.empty() ? old : old.substr(1, old.size() - 2);
+}
 
 void check(cudaError_t e, const char* call) {
     if (e == cudaSuccess) return;

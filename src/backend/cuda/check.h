@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 
 namespace wo::cuda {
 
@@ -15,6 +16,14 @@ void check_launch(const char* kernel);
 // True once an unrecoverable (sticky) error was seen in this process: every later CUDA call on
 // the context fails, so the worker must be restarted.
 bool sticky_error();
+
+// Diagnostics, never for results: WO_CUDA_SKIP=name,name,... drops every launch() of the kernels
+// so named (launch()'s `what`), so that a bench's step time without them, against the default,
+// is their cost inside the step's chain (their outputs go stale: the tokens are garbage).
+// launch_skipped: whether `what` is dropped; set_launch_skip (tests) replaces the list, returns
+// the old one.
+bool launch_skipped(const char* what);
+std::string set_launch_skip(const std::string& names);
 
 // Blocks of `threads` covering n items, capped so a grid-stride loop covers the rest.
 inline unsigned grid_for(int64_t n, int threads) {

@@ -36,11 +36,14 @@ inline bool pdl_enabled() {
     return on;
 }
 
+bool launch_skipped(const char* what);  // check.h: WO_CUDA_SKIP, a diagnostic
+
 // kernel<<<grid, block, smem, s>>>(args...), as a programmatic dependent launch; throws
 // CUDA_ERROR naming `what` if the launch fails. The kernel must begin with pdl_begin().
 template <typename... K, typename... A>
 void launch(const char* what, void (*kernel)(K...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
             A&&... args) {
+    if (launch_skipped(what)) return;
     cudaLaunchAttribute attr{};
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr.val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
