@@ -296,9 +296,10 @@ __global__ void __launch_bounds__(kFaThreads) attention_mma_k(AttnArgs<__half> a
 
 // ---- Decode rows (split-KV): grid (tokens, KV heads, kFaCtas), one warp per CTA whose 16 rows
 // are the group's heads of one token (rows >= group inactive). The token's keys [j0, pos] are
-// cut into splits of 2 chunks (128 keys) from j0 (fixed by the row's own position); CTA z takes splits
-// z, z + kFaCtas, ... in order, two chunks each, and writes its rows' unnormalized state (m, l,
-// O) to `part`; fa_merge_k then combines a row's kFaCtas states in z order with the sink.
+// cut into chunks of 64 from j0 (fixed by the row's own position); CTA z takes chunks z, z +
+// kFaCtas, ... in order and writes its rows' unnormalized state (m, l, O) to `part`; fa_merge_k
+// then combines a row's kFaCtas states in z order with the sink. One chunk per CTA up to 1,024
+// keys: +3% at batch 1 against splits of 2 chunks (bench/NOTES.md, twelfth session).
 constexpr int kFaCtas = 16;
 constexpr int kFaPart = 2 + kFaHd;  // floats per (row, CTA): m, l, O
 
@@ -324,9 +325,9 @@ __global__ void __launch_bounds__(32) attention_decode_mma_k(AttnArgs<__half> a,
     }
     FaState st;
     st.reset();
-    // This CTA's chunks: the q-th is chunk 2 (z + kFaCtas (q / 2)) + q % 2 of the token's keys.
+    // This CTA's chunks: the q-th is chunk z + kFaCtas q of the token's keys.
     const int32_t n_chunks = (p - j0 + kFaKeys) / kFaKeys;
-    auto chunk = [&](int q) { return 2 * (z + kFaCtas * (q / 2)) + (q & 1); };
+    auto chunk = [&](int q) { return z + kFaCtas * q; };
     const int64_t head_off = int64_t(sl) * a.slot_ld + int64_t(kvh) * kFaHd;
     const __half *K = a.k + head_off, *V = a.v + head_off;
     auto load = [&](int32_t c, int buf) {  // keys j0 + 64c + [0, 64): 16-byte pieces lane + 32u

@@ -220,15 +220,18 @@ constexpr size_t kTmvMatmulSmem = size_t(NS) * tmv_ring_bytes(T, NS == 16 ? 2 : 
 
 template <GgmlType T, int NS>
 __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
-    tmv_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm) {
+    tmv_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm, bool by_tok) {
     // pdl_begin() runs inside tmv_range, once the first weight copies are issued: nothing before
     // it reads or writes memory another kernel writes (grp, xs, xm are pointers; weights are constant).
     __shared__ float sh[(NS - 1) * 2 * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
     uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
-    int64_t tile = blockIdx.x;
+    // Token groups fastest (blockIdx.x) where the tiles fit gridDim.y: a tile's CTAs then run
+    // together and read its weights from DRAM once (the 615 MB LM head 4 times at 32 tokens
+    // otherwise, tiles fastest); which CTA computes a token does not change its bits.
+    int64_t tile = by_tok ? blockIdx.y : blockIdx.x;
     const MatmulArgs& a = group_member(grp, tile);
-    const int64_t t0 = int64_t(blockIdx.y) * 2 * kTmvToks;
+    const int64_t t0 = int64_t(by_tok ? blockIdx.x : blockIdx.y) * 2 * kTmvToks;
     if (a.n_tok - t0 > kTmvToks)
         tmv_matmul_pass<T, 2, NS>(a, tile, xs, xm, t0, sh, ring);
     else
@@ -418,22 +421,29 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
                  "cuda matmul_tmv: weights of different range counts");
     const int64_t tiles = group_tiles(grp, kTmvRows), groups = (x.rows() + 2 * kTmvToks - 1) / (2 * kTmvToks);
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
-    const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
+    // grid (groups, tiles): see tmv_matmul_kernel; WO_CUDA_TMV_BY_TILE=1 keeps tiles fastest (A/B).
+    static const bool by_tile = [] {
+        const char* e = std::getenv("WO_CUDA_TMV_BY_TILE");
+        return e && std::string(e) == "1";
+    }();
+    const bool by_tok = !by_tile && tiles <= 65535;
+    const dim3 grid = by_tok ? dim3(static_cast<unsigned>(groups), static_cast<unsigned>(tiles))
+                             : dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = m.w[0].type == M;
     const dim3 b16(32 * 16), b4(32 * 4);
     if (ns == 16 && mx)
         launch_smem<tmv_matmul_kernel<M, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<M, 16>, s, grp,
-                                              xs, xm);
+                                              xs, xm, by_tok);
     else if (ns == 16)
         launch_smem<tmv_matmul_kernel<Q, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<Q, 16>, s, grp,
-                                              xs, xm);
+                                              xs, xm, by_tok);
     else if (mx)
         launch_smem<tmv_matmul_kernel<M, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp, xs,
-                                             xm);
+                                             xm, by_tok);
     else
         launch_smem<tmv_matmul_kernel<Q, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp, xs,
-                                             xm);
+                                             xm, by_tok);
     check_launch("matmul_tmv kernel launch");
 }
 

@@ -81,7 +81,7 @@ __device__ __forceinline__ int tmm_tok(int nt, int c) {
     return (kTmmToks / WN) * (warp % WN) + 8 * nt + 2 * t + (c & 1);
 }
 
-// Block j (0, 1) of a stage's scale word as a float: the block scale times 2^kPre (tmv_scale_at).
+// Block j (0, 1) of a stage's scale word as a float: the block scale times 2^kPre (tmv_scale_of).
 template <GgmlType T>
 __device__ __forceinline__ float tmm_scale(uint32_t word, int64_t b) {
     if constexpr (T == GgmlType::MXFP4) {

@@ -110,16 +110,22 @@ __device__ __forceinline__ void tmv_halves(TmvRaw<T> q, uint32_t h[4]) {
     }
 }
 
-// The block scale at p (a row's scale array: MXFP4's e8m0 byte, Q8_0's f16) times 2^kPre.
+// The block scale at p (a row's scale array: MXFP4's e8m0 byte, Q8_0's f16) as its raw bits
+// (tmv_scale_raw: a load whose use can come chunks later), then times 2^kPre as a float.
 template <GgmlType T>
-__device__ __forceinline__ float tmv_scale_at(const uint8_t* p) {
-    if constexpr (T == GgmlType::MXFP4) {
-        // 2^(e - 127 + 14), from the bits; e = 255 is NaN, and above 2^127 it is +inf.
-        const uint32_t e = __ldg(p);
-        return e == 0xFF ? __int_as_float(0x7FC00000) : __int_as_float(int(min(e + kTmvPre<T>, 255u) << 23));
-    } else {
-        return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(p))));
-    }
+__device__ __forceinline__ uint32_t tmv_scale_raw(const uint8_t* p) {
+    if constexpr (T == GgmlType::MXFP4)
+        return __ldg(p);
+    else
+        return __ldg(reinterpret_cast<const unsigned short*>(p));
+}
+template <GgmlType T>
+__device__ __forceinline__ float tmv_scale_of(uint32_t r) {
+    if constexpr (T == GgmlType::MXFP4)  // 2^(e - 127 + 14), from the bits; e = 255 is NaN, and above 2^127
+                                         // it is +inf
+        return r == 0xFF ? __int_as_float(0x7FC00000) : __int_as_float(int(min(r + kTmvPre<T>, 255u) << 23));
+    else
+        return __half2float(__ushort_as_half(static_cast<unsigned short>(r)));
 }
 
 // d = A · B with a zero accumulator (f16 in, fp32 out).
@@ -159,6 +165,11 @@ struct TmvCol {
 #define WO_TMV_STAGES 3
 #endif
 constexpr int kTmvStages = WO_TMV_STAGES;
+// How many chunks ahead of its use a block scale is loaded (-1: kTmvStages - 1, like the codes;
+// 0: in the chunk that uses it, as before the twelfth session); a build-time A/B.
+#ifndef WO_TMV_SCALE_AHEAD
+#define WO_TMV_SCALE_AHEAD -1
+#endif
 static_assert(kTmvStages >= 2 && kTmvStages <= 8, "tmv ring: 2 to 8 stages");
 // Bytes of a block's codes.
 __host__ __device__ constexpr int tmv_block_bytes(GgmlType t) { return t == GgmlType::MXFP4 ? 16 : 32; }
@@ -209,8 +220,8 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
 // the scale and activation pointers) and a chunk only adds its offset: the loop is the copies,
 // the loads and the MMAs (bench/NOTES.md, tenth session: 389 instructions per 4-block chunk
 // before, over half of them address arithmetic and loads the compiler rebuilt in every chunk).
-// `ready()` runs after the first chunks' copies are issued and before anything else is read: a
-// kernel whose weights are known before its inputs (matmul) passes pdl_begin, so the weights'
+// `ready()` runs after the first chunks' copies and scale loads are issued and before anything
+// else is read: a kernel whose weights are known before its inputs (matmul) passes pdl_begin, so the weights'
 // first loads overlap the previous kernel's tail (weights are never written).
 struct TmvNoWait {
     __device__ void operator()() const {}
@@ -221,7 +232,7 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
                                           uint8_t* ring, Ready ready = {}) {
     static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
     constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
-    constexpr int PR = RB / 16;  // 16-byte pieces per row and chunk
+    constexpr int PR = RB / 16;                       // 16-byte pieces per row and chunk
     constexpr int SB = T == GgmlType::MXFP4 ? 1 : 2;  // bytes of a block scale
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b0 = int(b0_), nb = int(b1_ - b0_);  // blocks of a row: far below 2^31
@@ -264,7 +275,6 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         if (q < nch) issue(q, q * STAGE);
         cp_async_commit();
     }
-    ready();
     // Lane t loads the scales of block c + t of the chunk at c (rows g and g + 8); block i's come
     // from lane (g, i). The activations of block c + i: xp[j] + 8 (c + i), mp[j] + c + i.
     // This lane's first scale from a row's start (sof) and, with two row sources, from them (dsp:
@@ -280,20 +290,36 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         mp[j] = col[j].xm ? col[j].xm + b0 : nullptr;
         if constexpr (NTT == 1) xp[j] = tmv_keep(xp[j]), mp[j] = tmv_keep(mp[j]);
     }
-    // A scale of a block past the range (the last chunk) is left from the chunk before, unused.
-    float own_a = 0.0f, own_b = 0.0f;
+    // The scales travel like the codes, kTmvStages - 1 chunks ahead of their use, as raw bits in
+    // registers (pa / pb[k]: chunk q + k); converted at their use, so no load is waited on early.
+    // A scale of a block past the range is left from before, unused.
+    constexpr int D = WO_TMV_SCALE_AHEAD < 0 ? kTmvStages - 1 : WO_TMV_SCALE_AHEAD;
+    uint32_t pa[D > 0 ? D : 1] = {}, pb[D > 0 ? D : 1] = {};
+    auto scales = [&](int qq, uint32_t& ua, uint32_t& ub) {
+        const int cc = qq * C;
+        if (t < nb - cc) {
+            if constexpr (NH == 2)
+                ua = tmv_scale_raw<T>(src[0] + (dsp + cc * SB)),
+                ub = tmv_scale_raw<T>(src[1] + (dsp + cc * SB));
+            else
+                ua = tmv_scale_raw<T>(sp_a + cc * SB), ub = tmv_scale_raw<T>(sp_b + cc * SB);
+        }
+    };
+#pragma unroll
+    for (int k = 0; k < D; ++k) scales(k, pa[k], pb[k]);
+    ready();  // the weights' first copies and scale loads are in flight
     int s_use = 0, s_iss = (kTmvStages - 1) * STAGE;  // ring offsets of chunks q, q + stages - 1
     for (int q = 0; q < nch; ++q) {
         if (q + kTmvStages - 1 < nch) issue(q + kTmvStages - 1, s_iss);
         cp_async_commit();
         s_iss = s_iss + STAGE == kTmvStages * STAGE ? 0 : s_iss + STAGE;
-        const int c = q * C, rem = nb - c;  // this chunk holds min(C, rem) blocks
-        if (t < rem) {
-            if constexpr (NH == 2)
-                own_a = tmv_scale_at<T>(src[0] + (dsp + c * SB)),
-                own_b = tmv_scale_at<T>(src[1] + (dsp + c * SB));
-            else
-                own_a = tmv_scale_at<T>(sp_a + c * SB), own_b = tmv_scale_at<T>(sp_b + c * SB);
+        const int c = q * C, rem = nb - c;              // this chunk holds min(C, rem) blocks
+        if constexpr (D == 0) scales(q, pa[0], pb[0]);  // the A/B's old order: loaded where used
+        const float own_a = tmv_scale_of<T>(pa[0]), own_b = tmv_scale_of<T>(pb[0]);
+        if constexpr (D > 0) {
+#pragma unroll
+            for (int k = 0; k + 1 < D; ++k) pa[k] = pa[k + 1], pb[k] = pb[k + 1];
+            scales(q + D, pa[D - 1], pb[D - 1]);  // past the range: t >= nb - cc, nothing loaded
         }
         float m[NTT][C];  // a missing token's column: 0 (its multiplier 0); past the range: 0, unused
         uint4 x[NTT][C];
