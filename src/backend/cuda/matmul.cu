@@ -21,6 +21,7 @@
 #include "backend/cuda/matvec.cuh"
 #include "backend/cuda/mma.cuh"
 #include "backend/cuda/tmm.cuh"
+#include "backend/cuda/tmm_wg.cuh"
 #include "backend/cuda/tmv.cuh"
 
 namespace wo::cuda {
@@ -238,11 +239,12 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
         tmv_matmul_pass<T, 1, NS>(a, tile, xs, xm, t0, sh, ring);
 }
 
-// The prompt path from split activations (tmm.cuh): blockIdx.x = tile of TM rows of a group
-// member, blockIdx.y = tile of kTmmToks tokens.
-template <GgmlType T, int TM>
-__global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1)
+// The prompt path from split activations (tmm.cuh, tmm_wg.cuh): blockIdx.x = tile of TM rows of a
+// group member, blockIdx.y = tile of kTmmToks tokens.
+template <GgmlType T, int TM, bool WG>
+__global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
     tmm_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm) {
+    using Tile = TmmTile<TM, WG>;
     pdl_begin();
     extern __shared__ __align__(16) uint8_t smem[];
     int64_t tile = blockIdx.x;
@@ -250,18 +252,18 @@ __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1)
     const int64_t r0 = tile * TM, t0 = int64_t(blockIdx.y) * kTmmToks;
     const int tid = int(threadIdx.x);
     const auto row = [&](int i) { return a.w + size_t(min(r0 + i, a.n_out - 1)) * a.w_nb1; };
-    const int64_t tx = t0 + tid / 4, tm = t0 + tid % kTmmToks;
-    TmmAcc<TM> acc;
-    tmm_mainloop<T, TM>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
-                        tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr,
-                        a.n_in, acc);
+    const int64_t tx = t0 + Tile::x_tok(tid), tm = t0 + tid % kTmmToks;
+    typename Tile::Acc acc;
+    tmm_run<T, TM, WG>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
+                       tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr, a.n_in,
+                       acc);
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
+    for (int mt = 0; mt < Tile::MT; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < TmmShape<TM>::NT; ++nt)
+        for (int nt = 0; nt < Tile::NT; ++nt)
 #pragma unroll
             for (int c = 0; c < 4; ++c) {
-                const int64_t r = r0 + tmm_row<TM>(mt, c), tok = t0 + tmm_tok<TM>(nt, c);
+                const int64_t r = r0 + Tile::row(mt, c), tok = t0 + Tile::tok(nt, c);
                 if (r >= a.n_out || tok >= a.n_tok) continue;
                 // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
                 const float s = __fadd_rn(acc[mt][nt][c], a.bias ? a.bias[r] : 0.0f);
@@ -278,12 +280,13 @@ int64_t group_tiles(MatmulGroup& grp, int64_t rows) {
     return grp.tile0[grp.n];
 }
 
-template <GgmlType T, int TM>
+template <GgmlType T, int TM, bool WG>
 void tmm_matmul(MatmulGroup grp, const uint4* xs, const float* xm, cudaStream_t s) {
     const int64_t tiles_m = group_tiles(grp, TM), tiles_n = (grp.a[0].n_tok + kTmmToks - 1) / kTmmToks;
     WO_CHECK(tiles_m < (int64_t(1) << 31) && tiles_n <= 65535, "cuda matmul_tmm: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
-    launch_tmm<tmm_matmul_kernel<T, TM>>("tmm_matmul_kernel", tmm_smem_bytes<T, TM>(), grid, s, grp, xs, xm);
+    launch_tmm<tmm_matmul_kernel<T, TM, WG>>("tmm_matmul_kernel", TmmTile<TM, WG>::smem(T), grid,
+                                             TmmTile<TM, WG>::THREADS, s, grp, xs, xm);
 }
 
 struct EmbedArgs {
@@ -383,7 +386,7 @@ namespace {
 // The group of `m`'s weights over x, checked (tensor-core weights of one type and width, enough
 // scratch), or n = 0 when x has no rows or the weights none; the split of x queued.
 MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, const uint4*& xs,
-                        const float*& xm, const char* what, cudaStream_t s) {
+                        const float*& xm, const char* what, cudaStream_t s, bool wg = false) {
     MatmulGroup grp{};
     WO_CHECK(m.n >= 1 && m.n <= 3, std::string("cuda ") + what + ": 1 to 3 weights");
     for (int i = 0; i < m.n; ++i) {
@@ -403,7 +406,7 @@ MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t byte
     auto* split = static_cast<uint4*>(scratch);
     auto* mult = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
                                           (tmv_split_bytes(n_tok, n_in) + 255) / 256 * 256);
-    tmv_split(x, 0, n_tok, split, mult, s);
+    tmv_split(x, 0, n_tok, split, mult, s, wg);
     xs = split, xm = mult;
     return grp;
 }
@@ -452,6 +455,21 @@ void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate
     matmul_tmv_group(MatmulSet{{y}, {w}, {bias}, 1, accumulate}, x, scratch, bytes, s);
 }
 
+bool tmm_wg() {
+    static const bool on = [] {
+#ifdef WO_HAVE_SM90A
+        const char* e = std::getenv("WO_CUDA_TMM_WG");
+        if (e && std::string(e) == "0") return false;
+        int dev = 0, major = 0;
+        return cudaGetDevice(&dev) == cudaSuccess &&
+               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9;
+#else
+        return false;
+#endif
+    }();
+    return on;
+}
+
 bool tmm_weight(const Tensor& w) {
     static const bool on = [] {
         const char* e = std::getenv("WO_CUDA_TMM");
@@ -463,17 +481,21 @@ bool tmm_weight(const Tensor& w) {
 void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
     const uint4* xs = nullptr;
     const float* xm = nullptr;
-    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmm", s);
+    const bool wg = tmm_wg();
+    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmm", s, wg);
     if (grp.n == 0) return;
     int64_t tiles256 = 0;
     for (int i = 0; i < grp.n; ++i) tiles256 += (grp.a[i].n_out + 255) / 256;
     tiles256 *= (x.rows() + kTmmToks - 1) / kTmmToks;
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = m.w[0].type == M;
-    if (tmm_tile_rows(tiles256) == 256)
-        (mx ? tmm_matmul<M, 256> : tmm_matmul<Q, 256>)(grp, xs, xm, s);
+    const bool r256 = tmm_tile_rows(tiles256) == 256;
+    if (wg)
+        (r256 ? (mx ? tmm_matmul<M, 256, true> : tmm_matmul<Q, 256, true>)
+              : (mx ? tmm_matmul<M, 128, true> : tmm_matmul<Q, 128, true>))(grp, xs, xm, s);
     else
-        (mx ? tmm_matmul<M, 128> : tmm_matmul<Q, 128>)(grp, xs, xm, s);
+        (r256 ? (mx ? tmm_matmul<M, 256, false> : tmm_matmul<Q, 256, false>)
+              : (mx ? tmm_matmul<M, 128, false> : tmm_matmul<Q, 128, false>))(grp, xs, xm, s);
     check_launch("matmul_tmm kernel launch");
 }
 

@@ -6,6 +6,7 @@
 #include "backend/cuda/mma.cuh"
 #include "backend/cuda/moe.cuh"
 #include "backend/cuda/tmm.cuh"
+#include "backend/cuda/tmm_wg.cuh"
 #include "backend/cuda/tmv.cuh"
 
 namespace wo::cuda {
@@ -189,8 +190,9 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
 // TM rows of down_e.
 static_assert(kTmmToks == kMmaToks, "the group kernel lists tiles of kMmaToks pairs");
 
-template <GgmlType T, bool GATE_UP, int TM>
-__global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1) tmm_expert_kernel(ExpertArgs a) {
+template <GgmlType T, bool GATE_UP, int TM, bool WG>
+__global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1) tmm_expert_kernel(ExpertArgs a) {
+    using Tile = TmmTile<TM, WG>;
     pdl_begin();
     extern __shared__ __align__(16) uint8_t smem[];
     const int32_t item = a.gr.tiles[blockIdx.x];
@@ -208,9 +210,9 @@ __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1) tmm_expert_ker
             return a.w + size_t(e) * a.nb2 + size_t(min(f0 + i, a.n_out - 1)) * a.nb1;
         }
     };
-    const int tid = int(threadIdx.x), cx = tid / 4, cm = tid % kTmmToks;
-    TmmAcc<TM> acc;
-    tmm_mainloop<T, TM>(
+    const int tid = int(threadIdx.x), cx = Tile::x_tok(tid), cm = tid % kTmmToks;
+    typename Tile::Acc acc;
+    tmm_run<T, TM, WG>(
         smem, row, cx < n_cols ? a.xs + size_t(pairs[cx] / a.x_div) * size_t(a.n_in / 4) : nullptr,
         tid < kTmmToks && cm < n_cols ? a.xm + size_t(pairs[cm] / a.x_div) * size_t(a.n_in / 32) : nullptr,
         a.n_in, acc);
@@ -219,12 +221,12 @@ __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1) tmm_expert_ker
         return __fadd_rn(dot, bias ? bias[size_t(e) * bias_nb1 / 4 + r] : 0.0f);
     };
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
+    for (int mt = 0; mt < Tile::MT; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < TmmShape<TM>::NT; ++nt)
+        for (int nt = 0; nt < Tile::NT; ++nt)
 #pragma unroll
             for (int c = 0; c < (GATE_UP ? 2 : 4); ++c) {
-                const int tr = tmm_row<TM>(mt, c), tt = tmm_tok<TM>(nt, c);
+                const int tr = Tile::row(mt, c), tt = Tile::tok(nt, c);
                 const int64_t r = GATE_UP ? f0 + 8 * (tr / 16) + tr % 8 : f0 + tr;
                 if (tt >= n_cols || r >= a.n_out) continue;
                 float* o = a.out + size_t(pairs[tt]) * size_t(a.n_out) + size_t(r);
@@ -239,34 +241,35 @@ __global__ void __launch_bounds__(kTmmThreads, TM == 128 ? 2 : 1) tmm_expert_ker
             }
 }
 
-template <GgmlType TG, GgmlType TD, int TM>
+template <GgmlType TG, GgmlType TD, int TM, bool WG>
 void tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles, uint4* xs,
                 float* xm, uint4* gs, float* gm, cudaStream_t s) {
+    using Tile = TmmTile<TM, WG>;
     const int64_t n = x.rows();
     gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
-    tmv_split(x, n_dec, n, xs, xm, s);
+    tmv_split(x, n_dec, n, xs, xm, s, WG);
     const dim3 grid_gu(static_cast<unsigned>(tiles),
                        static_cast<unsigned>((gu.n_out + TM / 2 - 1) / (TM / 2)));
-    launch_tmm<tmm_expert_kernel<TG, true, TM>>("tmm_expert_kernel", tmm_smem_bytes<TG, TM>(), grid_gu, s,
-                                                gu);
+    launch_tmm<tmm_expert_kernel<TG, true, TM, WG>>("tmm_expert_kernel", Tile::smem(TG), grid_gu, Tile::THREADS,
+                                                    s, gu);
     check_launch("moe gate/up tmm kernel launch");
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = n * gu.k, g.nb1 = dn.x_nb1;
-    tmv_split(g, n_dec * gu.k, n * gu.k, gs, gm, s);
+    tmv_split(g, n_dec * gu.k, n * gu.k, gs, gm, s, WG);
     const dim3 grid_dn(static_cast<unsigned>(tiles), static_cast<unsigned>((dn.n_out + TM - 1) / TM));
-    launch_tmm<tmm_expert_kernel<TD, false, TM>>("tmm_expert_kernel", tmm_smem_bytes<TD, TM>(), grid_dn, s,
-                                                 dn);
+    launch_tmm<tmm_expert_kernel<TD, false, TM, WG>>("tmm_expert_kernel", Tile::smem(TD), grid_dn,
+                                                     Tile::THREADS, s, dn);
     check_launch("moe down tmm kernel launch");
 }
 
-template <int TM>
+template <int TM, bool WG>
 void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, int64_t tiles,
                       GgmlType tg, GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool gmx = tg == M, dmx = td == M;
-    (gmx ? (dmx ? tmm_prompt<M, M, TM> : tmm_prompt<M, Q, TM>)
-         : (dmx ? tmm_prompt<Q, M, TM> : tmm_prompt<Q, Q, TM>))(gu, dn, x, n_dec, tiles, xs, xm, gs, gm, s);
+    (gmx ? (dmx ? tmm_prompt<M, M, TM, WG> : tmm_prompt<M, Q, TM, WG>)
+         : (dmx ? tmm_prompt<Q, M, TM, WG> : tmm_prompt<Q, Q, TM, WG>))(gu, dn, x, n_dec, tiles, xs, xm, gs, gm, s);
 }
 
 }  // namespace
@@ -275,9 +278,10 @@ void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
     WO_CHECK(tiles < (int64_t(1) << 31) && (gu.n_out + 63) / 64 <= 65535, "cuda moe_ffn: grid limits");
     const int64_t tiles256 = tiles * ((dn.n_out + 255) / 256);  // down's: the fewer
-    (tmm_tile_rows(tiles256) == 256 ? tmm_prompt_types<256> : tmm_prompt_types<128>)(gu, dn, x, n_dec, tiles,
-                                                                                     tg, td, xs, xm, gs, gm,
-                                                                                     s);
+    const bool r256 = tmm_tile_rows(tiles256) == 256;
+    (tmm_wg() ? (r256 ? tmm_prompt_types<256, true> : tmm_prompt_types<128, true>)
+              : (r256 ? tmm_prompt_types<256, false> : tmm_prompt_types<128, false>))(gu, dn, x, n_dec, tiles, tg,
+                                                                                   td, xs, xm, gs, gm, s);
 }
 
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,

@@ -217,8 +217,8 @@ inline int tmm_tile_rows(int64_t tiles256) {
 
 // launch() for a tmm kernel (launch_smem: its shared memory above the 48 KB default).
 template <auto Kernel, typename... A>
-void launch_tmm(const char* what, size_t smem, dim3 grid, cudaStream_t s, A&&... args) {
-    launch_smem<Kernel>(what, grid, kTmmThreads, smem, s, std::forward<A>(args)...);
+void launch_tmm(const char* what, size_t smem, dim3 grid, int threads, cudaStream_t s, A&&... args) {
+    launch_smem<Kernel>(what, grid, threads, smem, s, std::forward<A>(args)...);
 }
 
 }  // namespace wo::cuda

@@ -13,6 +13,7 @@ struct SplitArgs {
     float* xm;
     int64_t r0;
     bool xvec;
+    bool wg;  // tmm_wg.cuh's order: each block's 4x4 words (unit, pair) stored pair-major
 };
 
 // Thread i of CTA (r, c) takes unit 256c + i (8 elements) of row r0 + r; the 4 lanes of a block find
@@ -46,20 +47,26 @@ __global__ void __launch_bounds__(256) tmv_split_kernel(SplitArgs a) {
     if (!live) return;
     const int64_t b = u / 4, t = u % 4;
     uint4* out = a.xs + size_t(row) * size_t(a.n / 4);
-    out[8 * b + t] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
-    out[8 * b + 4 + t] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+    if (a.wg) {  // word (term, pair j, unit t) at 16 (8b + 4 term + j) + 4t bytes
+        uint32_t* o = reinterpret_cast<uint32_t*>(out + 8 * b);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) o[4 * j + t] = hi[j], o[16 + 4 * j + t] = lo[j];
+    } else {
+        out[8 * b + t] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+        out[8 * b + 4 + t] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+    }
     if (t == 0) a.xm[size_t(row) * size_t(a.n / 32) + size_t(b)] = pow2f(-s);
 }
 
 }  // namespace
 
-void tmv_split(const Tensor& x, int64_t r0, int64_t r1, uint4* xs, float* xm, cudaStream_t s) {
+void tmv_split(const Tensor& x, int64_t r0, int64_t r1, uint4* xs, float* xm, cudaStream_t s, bool wg) {
     WO_CHECK(x.type == GgmlType::F32 && x.cols() % 32 == 0 && 0 <= r0 && r0 <= r1 && r1 <= x.rows() &&
                  r1 - r0 < (int64_t(1) << 31) && x.cols() / 8 <= 65535 * 256,
              "cuda tmv_split shapes");
     if (r1 == r0) return;
     const SplitArgs a{
-        static_cast<const uint8_t*>(x.data), x.nb1, x.cols(), xs, xm, r0, aligned16(x.data, x.nb1)};
+        static_cast<const uint8_t*>(x.data), x.nb1, x.cols(), xs, xm, r0, aligned16(x.data, x.nb1), wg};
     const dim3 grid(static_cast<unsigned>(r1 - r0), static_cast<unsigned>((x.cols() / 8 + 255) / 256));
     launch("tmv_split_kernel", tmv_split_kernel, grid, 256, 0, s, a);
     check_launch("tmv split kernel launch");

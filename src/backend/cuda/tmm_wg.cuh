@@ -1,0 +1,221 @@
+// The prompt products of tmm.cuh on Hopper's warpgroup MMAs (wgmma.mma_async, sm_90a).
+//
+// Same operands, same order, other instructions: A = the weights' exact f16 codes, converted by
+// each warp from the raw codes in shared memory into registers (tmv_halves: the A fragment of an
+// m64n64k16 wgmma is, per warp, that of mma.sync's m16n8k16); B = the tokens' split activations,
+// read by the tensor cores straight from shared memory through a matrix descriptor. Per (row,
+// token) and 32-element block: four MMAs (hi then lo of pairs 0-1, then of pairs 2-3) chained
+// into a fresh accumulator (scale-d = 0 on the first), then acc = fma(part, scale * mult, acc),
+// exactly tmm.cuh's contract (an MMA's output element depends only on its row of A, its column of
+// B and its accumulator; nothing on the token count or a token's neighbours).
+//
+// Tile: a CTA of TM / 64 warpgroups (2 TM threads) computes TM weight rows x 64 tokens; warp w
+// holds tile rows 16w + [0, 16), all 64 tokens (32 accumulators). The K loop walks tmm.cuh's
+// stages (2 blocks, 3-deep cp.async ring); the codes and scale words sit as in tmm.cuh, the
+// activations as wgmma's K-major, unswizzled core matrices: 16-byte column c of the stage
+// (8 j + 4 term + pair) holds, per token n, at 1024 c + 16 n, the word of each unit t of
+// block j's term (tmv_split's wg order), so a k16 slice is two columns (LBO 1024, SBO 128).
+// Logical k 2t + e of a slice is element 8t + pair + 4e: the pairs tmv_halves gives thread t.
+#pragma once
+#include "backend/cuda/tmm.cuh"
+
+namespace wo::cuda {
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define WO_TMM_WG_ARCH 1  // this device pass has wgmma; other passes compile the kernels empty
+#endif
+
+constexpr int kTmwCols = 16;  // 16-byte columns of a stage's activations
+
+template <GgmlType T, int TM>
+struct TmwStage {
+    uint8_t w[TM * kTmmWStride<T>];
+    uint32_t ws[TM];
+    uint4 x[kTmwCols][kTmmToks];
+    float xm[2][kTmmToks];
+};
+template <GgmlType T, int TM>
+constexpr size_t tmw_smem_bytes() {
+    return sizeof(TmwStage<T, TM>) * kTmmStages;
+}
+
+// The descriptor of a K-major, unswizzled B operand at p: 8-token core matrices 128 bytes apart
+// (SBO), the two 8-element halves of a k16 slice 1024 bytes apart (LBO).
+__device__ __forceinline__ uint64_t tmw_desc(const void* p) {
+    const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+    return uint64_t((a & 0x3FFFFu) >> 4) | (uint64_t(1024 >> 4) << 16) | (uint64_t(128 >> 4) << 32);
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+#ifdef WO_TMM_WG_ARCH
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit_wait() {
+#ifdef WO_TMM_WG_ARCH
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+// Shared memory written by cp.async, next read by the tensor cores (the async proxy).
+__device__ __forceinline__ void fence_proxy_async() {
+#ifdef WO_TMM_WG_ARCH
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// d = A · B (acc = 0) or d += A · B (acc = 1): m64n64k16, f16 in, fp32 out; A from registers.
+__device__ __forceinline__ void wgmma_64x64(float (&d)[32], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                            uint64_t desc, int acc) {
+#ifdef WO_TMM_WG_ARCH
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]),
+          "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
+          "+f"(d[30]), "+f"(d[31])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(acc));
+#endif
+}
+
+// The K loop of one CTA tile (tmm_mainloop's contract): row(i) the DEVICE row of tile row i;
+// this thread copies the codes of rows tid / CPR + k * 2TM / CPR, the scale word of row tid
+// (tid < TM), columns tid / 64 + k * 2TM / 64 of token tid % 64's split row (`xs`, null past
+// the last token) and the multipliers of token tid (`xm`, tid < 64). acc[i][c]: tile row
+// 16 warp + g + 8 (c >= 2), token 8i + 2t + (c & 1).
+template <GgmlType T, int TM, typename RowFn>
+__device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uint4* xs, const float* xm,
+                                             int64_t n_in, float (&acc)[1][8][4]) {
+    constexpr int NTH = 2 * TM, CB = kTmmCode<T>, WS = kTmmWStride<T>, CPR = 2 * CB / 16, NW = TM * CPR / NTH;
+    constexpr int NX = kTmwCols * kTmmToks / NTH;  // activation columns copied per thread
+    auto* st = reinterpret_cast<TmwStage<T, TM>*>(smem);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int64_t nb = n_in / 32, n_stages = (nb + 1) / 2;
+    const uint8_t* wrow[NW];
+#pragma unroll
+    for (int k = 0; k < NW; ++k) wrow[k] = row(tid / CPR + k * (NTH / CPR));
+    const uint8_t* srow = row(tid < TM ? tid : 0);
+    const int xn = tid % kTmmToks;
+    auto load = [&](int64_t s, TmwStage<T, TM>& S) {
+        const int64_t b0 = 2 * s;
+        {
+            const int c = tid % CPR, j = c / (CB / 16), h = c % (CB / 16);
+            const bool ok = b0 + j < nb;
+#pragma unroll
+            for (int k = 0; k < NW; ++k) {
+                const int r = tid / CPR + k * (NTH / CPR);
+                cp_async<16>(&S.w[r * WS + j * CB + 16 * h], wrow[k] + size_t(b0 + j) * CB + 16 * h, ok);
+            }
+        }
+        if (tid < TM) {
+            const size_t off = T == GgmlType::MXFP4 ? size_t(n_in / 2) + size_t(b0 & ~int64_t(3))
+                                                    : size_t(n_in) + 2 * size_t(b0);
+            cp_async<4>(&S.ws[tid], srow + off, true);
+        }
+#pragma unroll
+        for (int k = 0; k < NX; ++k) {
+            const int col = tid / kTmmToks + k * (NTH / kTmmToks);
+            const bool ok = xs && b0 + col / 8 < nb;
+            const uint4* src = ok ? xs + 8 * size_t(b0) + col : reinterpret_cast<const uint4*>(srow);
+            cp_async<16>(&S.x[col][xn], src, ok);
+        }
+        if (tid < kTmmToks)
+#pragma unroll
+            for (int j = 0; j < 2; ++j)
+                cp_async<4>(&S.xm[j][tid], xm && b0 + j < nb ? xm + b0 + j : reinterpret_cast<const float*>(srow),
+                            xm && b0 + j < nb);
+    };
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[0][i][c] = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kTmmStages - 1; ++s) {
+        if (s < n_stages) load(s, st[s]);
+        cp_async_commit();
+    }
+    const int r = 16 * warp + g;
+    float d[32];
+    for (int64_t s = 0; s < n_stages; ++s) {
+        cp_async_wait<kTmmStages - 2>();
+        fence_proxy_async();
+        __syncthreads();  // stage s is in; every warp is done with stage s - 1's buffer
+        if (s + kTmmStages - 1 < n_stages) load(s + kTmmStages - 1, st[(s + kTmmStages - 1) % kTmmStages]);
+        cp_async_commit();
+        const TmwStage<T, TM>& S = st[s % kTmmStages];
+#pragma unroll 1
+        for (int j = 0; j < 2; ++j) {
+            const int64_t b = 2 * s + j;
+            if (b >= nb) break;
+            uint32_t ha[4], hb[4];
+            tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(&S.w[r * WS + j * CB])[t], ha);
+            tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(&S.w[(r + 8) * WS + j * CB])[t], hb);
+            const float sa = tmm_scale<T>(S.ws[r], b), sb = tmm_scale<T>(S.ws[r + 8], b);
+            const uint64_t desc = tmw_desc(&S.x[8 * j][0]);
+            constexpr uint64_t kCol = 1024 >> 4;  // one column, in the descriptor's 16-byte units
+            wgmma_fence();
+            wgmma_64x64(d, ha[0], hb[0], ha[1], hb[1], desc, 0);             // hi, pairs 0-1
+            wgmma_64x64(d, ha[0], hb[0], ha[1], hb[1], desc + 4 * kCol, 1);  // lo, pairs 0-1
+            wgmma_64x64(d, ha[2], hb[2], ha[3], hb[3], desc + 2 * kCol, 1);  // hi, pairs 2-3
+            wgmma_64x64(d, ha[2], hb[2], ha[3], hb[3], desc + 6 * kCol, 1);  // lo, pairs 2-3
+            wgmma_commit_wait();
+#pragma unroll
+            for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                const float m0 = S.xm[j][8 * i + 2 * t], m1 = S.xm[j][8 * i + 2 * t + 1];
+                acc[0][i][0] = __fmaf_rn(d[4 * i + 0], __fmul_rn(sa, m0), acc[0][i][0]);
+                acc[0][i][1] = __fmaf_rn(d[4 * i + 1], __fmul_rn(sa, m1), acc[0][i][1]);
+                acc[0][i][2] = __fmaf_rn(d[4 * i + 2], __fmul_rn(sb, m0), acc[0][i][2]);
+                acc[0][i][3] = __fmaf_rn(d[4 * i + 3], __fmul_rn(sb, m1), acc[0][i][3]);
+            }
+        }
+    }
+    cp_async_wait<0>();
+}
+
+// A prompt-product kernel's tile: tmm.cuh's (WG = false) or the one above. Acc = the
+// accumulators; row(mt, c) / tok(nt, c): the tile row and token of acc[mt][nt][c]; x_tok(tid):
+// the tile token whose split row thread tid copies.
+template <int TM, bool WG>
+struct TmmTile {
+    static constexpr int MT = WG ? 1 : 2, NT = WG ? 8 : TmmShape<TM>::NT, THREADS = WG ? 2 * TM : kTmmThreads;
+    using Acc = float[MT][NT][4];
+    __device__ static int row(int mt, int c) {
+        if constexpr (WG)
+            return 16 * int(threadIdx.x >> 5) + int(threadIdx.x & 31) / 4 + (c >= 2 ? 8 : 0);
+        else
+            return tmm_row<TM>(mt, c);
+    }
+    __device__ static int tok(int nt, int c) {
+        if constexpr (WG)
+            return 8 * nt + 2 * int(threadIdx.x & 3) + (c & 1);
+        else
+            return tmm_tok<TM>(nt, c);
+    }
+    __device__ static int x_tok(int tid) { return WG ? tid % kTmmToks : tid / 4; }
+    static constexpr size_t smem(GgmlType t) {
+        return t == GgmlType::MXFP4 ? (WG ? tmw_smem_bytes<GgmlType::MXFP4, TM>() : tmm_smem_bytes<GgmlType::MXFP4, TM>())
+                                    : (WG ? tmw_smem_bytes<GgmlType::Q8_0, TM>() : tmm_smem_bytes<GgmlType::Q8_0, TM>());
+    }
+};
+
+template <GgmlType T, int TM, bool WG, typename RowFn>
+__device__ __forceinline__ void tmm_run(uint8_t* smem, RowFn row, const uint4* xs, const float* xm, int64_t n_in,
+                                        typename TmmTile<TM, WG>::Acc& acc) {
+    if constexpr (WG)
+        tmw_mainloop<T, TM>(smem, row, xs, xm, n_in, acc);
+    else
+        tmm_mainloop<T, TM>(smem, row, xs, xm, n_in, acc);
+}
+
+// Whether the prompt products take the warpgroup kernels: this build has them (CMake's
+// CMAKE_CUDA_ARCHITECTURES holds 90a), the device is a Hopper (9.0) and WO_CUDA_TMM_WG is not 0
+// (per process: the A/B against tmm.cuh's mma.sync kernels, which give other bits).
+bool tmm_wg();
+
+}  // namespace wo::cuda
