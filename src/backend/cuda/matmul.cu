@@ -265,8 +265,11 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
             for (int c = 0; c < 4; ++c) {
                 const int64_t r = r0 + Tile::row(mt, c), tok = t0 + Tile::tok(nt, c);
                 if (r >= a.n_out || tok >= a.n_tok) continue;
-                // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
-                const float s = __fadd_rn(acc[mt][nt][c], a.bias ? a.bias[r] : 0.0f);
+                // As the CPU: s = dot + bias (or + 0), then y = s or y + s. The warpgroup path's
+                // dot is in the token row's split units: times its 2^-s (exact).
+                const float dot = WG ? __fmul_rn(acc[mt][nt][c], xm[size_t(tok) * size_t(a.n_in / 32)])
+                                     : acc[mt][nt][c];
+                const float s = __fadd_rn(dot, a.bias ? a.bias[r] : 0.0f);
                 float* yp = reinterpret_cast<float*>(a.y + size_t(tok) * a.y_nb1) + r;
                 *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
             }

@@ -230,13 +230,16 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1) t
                 const int64_t r = GATE_UP ? f0 + 8 * (tr / 16) + tr % 8 : f0 + tr;
                 if (tt >= n_cols || r >= a.n_out) continue;
                 float* o = a.out + size_t(pairs[tt]) * size_t(a.n_out) + size_t(r);
+                // The warpgroup path's dots are in the input row's split units: times its 2^-s.
+                const float m = WG ? a.xm[size_t(pairs[tt] / a.x_div) * size_t(a.n_in / 32)] : 1.0f;
+                const auto dot = [&](float v) { return WG ? __fmul_rn(v, m) : v; };
                 if constexpr (GATE_UP) {
-                    const float gv = biased(acc[mt][nt][c], a.bias, a.bias_nb1, r);
-                    const float uv = biased(acc[mt][nt][c + 2], a.bias2, a.bias2_nb1, r);
+                    const float gv = biased(dot(acc[mt][nt][c]), a.bias, a.bias_nb1, r);
+                    const float uv = biased(dot(acc[mt][nt][c + 2]), a.bias2, a.bias2_nb1, r);
                     *o =
                         a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(gv, uv, a.alpha, a.limit) : silu_mul(gv, uv);
                 } else {
-                    *o = biased(acc[mt][nt][c], a.bias, a.bias_nb1, r);
+                    *o = biased(dot(acc[mt][nt][c]), a.bias, a.bias_nb1, r);
                 }
             }
 }

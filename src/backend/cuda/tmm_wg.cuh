@@ -1,21 +1,27 @@
 // The prompt products of tmm.cuh on Hopper's warpgroup MMAs (wgmma.mma_async, sm_90a).
 //
-// Same operands, same order, other instructions: A = the weights' exact f16 codes, converted by
-// each warp from the raw codes in shared memory into registers (tmv_halves: the A fragment of an
-// m64n64k16 wgmma is, per warp, that of mma.sync's m16n8k16); B = the tokens' split activations,
-// read by the tensor cores straight from shared memory through a matrix descriptor. Per (row,
-// token) and 32-element block: four MMAs (hi then lo of pairs 0-1, then of pairs 2-3) chained
-// into a fresh accumulator (scale-d = 0 on the first), then acc = fma(part, scale * mult, acc),
-// exactly tmm.cuh's contract (an MMA's output element depends only on its row of A, its column of
-// B and its accumulator; nothing on the token count or a token's neighbours).
+// Operands: A = the weights' exact f16 codes, converted by each warp from the raw codes in
+// shared memory into registers (tmv_halves: per warp, the A fragment of an m64n64k16 wgmma is
+// that of mma.sync's m16n8k16); B = the tokens' split activations, read by the tensor cores from
+// shared memory through a matrix descriptor. The split (tmv_split, wg) scales a whole row by one
+// power of two 2^s (its largest |x| into [2^14, 2^15)) instead of one per block: hi + lo keeps
+// 22 bits of each element, and an element far below the row's largest loses at most 2^-39 of
+// it (f16 subnormals), tmm.cuh's error bound; the block's fold then needs no per-token factor.
+//
+// Order (batch invariance). Per (row, token) and 32-element block b in increasing order: four
+// MMAs (hi then lo of pairs 0-1, then of pairs 2-3) chained into a fresh accumulator (scale-d =
+// 0 on the first), then acc = fma(part, scale_b * 2^kPre, acc); at the end dot = acc * 2^-s
+// (exact), then the caller's bias. An MMA's output element depends only on its row of A, its
+// column of B and its accumulator: nothing on the token count or a token's neighbours.
 //
 // Tile: a CTA of TM / 64 warpgroups (2 TM threads) computes TM weight rows x 64 tokens; warp w
 // holds tile rows 16w + [0, 16), all 64 tokens (32 accumulators). The K loop walks tmm.cuh's
-// stages (2 blocks, 3-deep cp.async ring); the codes and scale words sit as in tmm.cuh, the
+// stages (2 blocks) through a kTmwStages-deep cp.async ring; the codes and scale words sit as in tmm.cuh, the
 // activations as wgmma's K-major, unswizzled core matrices: 16-byte column c of the stage
 // (8 j + 4 term + pair) holds, per token n, at 1024 c + 16 n, the word of each unit t of
 // block j's term (tmv_split's wg order), so a k16 slice is two columns (LBO 1024, SBO 128).
 // Logical k 2t + e of a slice is element 8t + pair + 4e: the pairs tmv_halves gives thread t.
+// H200, gpt-oss-20b prefill (bench/NOTES.md): pp2048 13.7k -> 14.7k tok/s against tmm.cuh.
 #pragma once
 #include "backend/cuda/tmm.cuh"
 
@@ -26,17 +32,22 @@ namespace wo::cuda {
 #endif
 
 constexpr int kTmwCols = 16;  // 16-byte columns of a stage's activations
+// The ring's depth (WO_TMW_STAGES overrides it at build time: scripts/gpu-check AB_CUDA_FLAGS).
+#ifndef WO_TMW_STAGES
+#define WO_TMW_STAGES 3
+#endif
+constexpr int kTmwStages = WO_TMW_STAGES;
+static_assert(kTmwStages >= 2 && kTmwStages <= 6, "tmm_wg ring: 2 to 6 stages");
 
 template <GgmlType T, int TM>
 struct TmwStage {
     uint8_t w[TM * kTmmWStride<T>];
     uint32_t ws[TM];
     uint4 x[kTmwCols][kTmmToks];
-    float xm[2][kTmmToks];
 };
 template <GgmlType T, int TM>
 constexpr size_t tmw_smem_bytes() {
-    return sizeof(TmwStage<T, TM>) * kTmmStages;
+    return sizeof(TmwStage<T, TM>) * kTmwStages;
 }
 
 // The descriptor of a K-major, unswizzled B operand at p: 8-token core matrices 128 bytes apart
@@ -56,6 +67,7 @@ __device__ __forceinline__ void wgmma_commit_wait() {
     asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #endif
 }
+
 // Shared memory written by cp.async, next read by the tensor cores (the async proxy).
 __device__ __forceinline__ void fence_proxy_async() {
 #ifdef WO_TMM_WG_ARCH
@@ -85,11 +97,12 @@ __device__ __forceinline__ void wgmma_64x64(float (&d)[32], uint32_t a0, uint32_
 // The K loop of one CTA tile (tmm_mainloop's contract): row(i) the DEVICE row of tile row i;
 // this thread copies the codes of rows tid / CPR + k * 2TM / CPR, the scale word of row tid
 // (tid < TM), columns tid / 64 + k * 2TM / 64 of token tid % 64's split row (`xs`, null past
-// the last token) and the multipliers of token tid (`xm`, tid < 64). acc[i][c]: tile row
+// the last token); `xm` is unused (the caller applies the row's 2^-s). acc[i][c]: tile row
 // 16 warp + g + 8 (c >= 2), token 8i + 2t + (c & 1).
 template <GgmlType T, int TM, typename RowFn>
 __device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uint4* xs, const float* xm,
                                              int64_t n_in, float (&acc)[1][8][4]) {
+    (void)xm;
     constexpr int NTH = 2 * TM, CB = kTmmCode<T>, WS = kTmmWStride<T>, CPR = 2 * CB / 16, NW = TM * CPR / NTH;
     constexpr int NX = kTmwCols * kTmmToks / NTH;  // activation columns copied per thread
     auto* st = reinterpret_cast<TmwStage<T, TM>*>(smem);
@@ -123,30 +136,25 @@ __device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uin
             const uint4* src = ok ? xs + 8 * size_t(b0) + col : reinterpret_cast<const uint4*>(srow);
             cp_async<16>(&S.x[col][xn], src, ok);
         }
-        if (tid < kTmmToks)
-#pragma unroll
-            for (int j = 0; j < 2; ++j)
-                cp_async<4>(&S.xm[j][tid], xm && b0 + j < nb ? xm + b0 + j : reinterpret_cast<const float*>(srow),
-                            xm && b0 + j < nb);
     };
 #pragma unroll
     for (int i = 0; i < 8; ++i)
 #pragma unroll
         for (int c = 0; c < 4; ++c) acc[0][i][c] = 0.0f;
 #pragma unroll
-    for (int s = 0; s < kTmmStages - 1; ++s) {
+    for (int s = 0; s < kTmwStages - 1; ++s) {
         if (s < n_stages) load(s, st[s]);
         cp_async_commit();
     }
     const int r = 16 * warp + g;
     float d[32];
     for (int64_t s = 0; s < n_stages; ++s) {
-        cp_async_wait<kTmmStages - 2>();
+        cp_async_wait<kTmwStages - 2>();
         fence_proxy_async();
         __syncthreads();  // stage s is in; every warp is done with stage s - 1's buffer
-        if (s + kTmmStages - 1 < n_stages) load(s + kTmmStages - 1, st[(s + kTmmStages - 1) % kTmmStages]);
+        if (s + kTmwStages - 1 < n_stages) load(s + kTmwStages - 1, st[(s + kTmwStages - 1) % kTmwStages]);
         cp_async_commit();
-        const TmwStage<T, TM>& S = st[s % kTmmStages];
+        const TmwStage<T, TM>& S = st[s % kTmwStages];
 #pragma unroll 1
         for (int j = 0; j < 2; ++j) {
             const int64_t b = 2 * s + j;
@@ -167,11 +175,10 @@ __device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uin
             for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
 #pragma unroll
             for (int i = 0; i < 8; ++i) {
-                const float m0 = S.xm[j][8 * i + 2 * t], m1 = S.xm[j][8 * i + 2 * t + 1];
-                acc[0][i][0] = __fmaf_rn(d[4 * i + 0], __fmul_rn(sa, m0), acc[0][i][0]);
-                acc[0][i][1] = __fmaf_rn(d[4 * i + 1], __fmul_rn(sa, m1), acc[0][i][1]);
-                acc[0][i][2] = __fmaf_rn(d[4 * i + 2], __fmul_rn(sb, m0), acc[0][i][2]);
-                acc[0][i][3] = __fmaf_rn(d[4 * i + 3], __fmul_rn(sb, m1), acc[0][i][3]);
+                acc[0][i][0] = __fmaf_rn(d[4 * i + 0], sa, acc[0][i][0]);
+                acc[0][i][1] = __fmaf_rn(d[4 * i + 1], sa, acc[0][i][1]);
+                acc[0][i][2] = __fmaf_rn(d[4 * i + 2], sb, acc[0][i][2]);
+                acc[0][i][3] = __fmaf_rn(d[4 * i + 3], sb, acc[0][i][3]);
             }
         }
     }

@@ -13,13 +13,14 @@ struct SplitArgs {
     float* xm;
     int64_t r0;
     bool xvec;
-    bool wg;  // tmm_wg.cuh's order: each block's 4x4 words (unit, pair) stored pair-major
+    bool wg;  // tmm_wg.cuh's split: one exponent per row; each block's 4x4 words (unit, pair) pair-major
 };
 
 // Thread i of CTA (r, c) takes unit 256c + i (8 elements) of row r0 + r; the 4 lanes of a block find
 // its largest |x| (a NaN stays NaN in its own terms), its exponent s, then each scales its
 // elements by 2^s (exact) and stores hi = f16(x') and lo = f16(x' - hi) as the pairs (j, j + 4)
-// of tmv.cuh's k order; lane 0 of the block stores 2^-s.
+// of tmv.cuh's k order; lane 0 of the block stores 2^-s. With a.wg, s comes from the whole row's
+// largest |x| (every CTA of the row reads all of it) and every block of the row stores that 2^-s.
 __global__ void __launch_bounds__(256) tmv_split_kernel(SplitArgs a) {
     pdl_begin();
     const int64_t u = int64_t(blockIdx.y) * blockDim.x + threadIdx.x, row = a.r0 + blockIdx.x;
@@ -32,6 +33,17 @@ __global__ void __launch_bounds__(256) tmv_split_kernel(SplitArgs a) {
     for (int i = 0; i < 8; ++i) m = fmaxf(m, fabsf(v[i]));
     m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
     m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 2));
+    if (a.wg) {  // the row's largest |x|: fmaxf skips NaNs, which stay NaN in their own terms
+        __shared__ float part[8];
+        float r = 0.0f;
+        for (int64_t i = threadIdx.x; i < a.n; i += blockDim.x) r = fmaxf(r, fabsf(x[i]));
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) r = fmaxf(r, __shfl_xor_sync(0xFFFFFFFFu, r, o));
+        if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = r;
+        __syncthreads();
+        m = 0.0f;
+        for (int w = 0; w < int(blockDim.x >> 5); ++w) m = fmaxf(m, part[w]);
+    }
     const int s = tmv_exponent(m);
     const float p = pow2f(s);
     uint32_t hi[4], lo[4];
