@@ -255,8 +255,8 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
     const int64_t tx = t0 + Tile::x_tok(tid), tm = t0 + tid % kTmmToks;
     typename Tile::Acc acc;
     tmm_run<T, TM, WG>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
-                       tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr, a.n_in,
-                       acc);
+                       tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr,
+                       a.n_in, acc);
 #pragma unroll
     for (int mt = 0; mt < Tile::MT; ++mt)
 #pragma unroll
@@ -267,8 +267,8 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
                 if (r >= a.n_out || tok >= a.n_tok) continue;
                 // As the CPU: s = dot + bias (or + 0), then y = s or y + s. The warpgroup path's
                 // dot is in the token row's split units: times its 2^-s (exact).
-                const float dot = WG ? __fmul_rn(acc[mt][nt][c], xm[size_t(tok) * size_t(a.n_in / 32)])
-                                     : acc[mt][nt][c];
+                const float dot =
+                    WG ? __fmul_rn(acc[mt][nt][c], xm[size_t(tok) * size_t(a.n_in / 32)]) : acc[mt][nt][c];
                 const float s = __fadd_rn(dot, a.bias ? a.bias[r] : 0.0f);
                 float* yp = reinterpret_cast<float*>(a.y + size_t(tok) * a.y_nb1) + r;
                 *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
@@ -465,7 +465,8 @@ bool tmm_wg() {
         if (e && std::string(e) == "0") return false;
         int dev = 0, major = 0;
         return cudaGetDevice(&dev) == cudaSuccess &&
-               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9;
+               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+               major == 9;
 #else
         return false;
 #endif

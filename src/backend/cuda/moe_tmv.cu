@@ -191,7 +191,8 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
 static_assert(kTmmToks == kMmaToks, "the group kernel lists tiles of kMmaToks pairs");
 
 template <GgmlType T, bool GATE_UP, int TM, bool WG>
-__global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1) tmm_expert_kernel(ExpertArgs a) {
+__global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
+    tmm_expert_kernel(ExpertArgs a) {
     using Tile = TmmTile<TM, WG>;
     pdl_begin();
     extern __shared__ __align__(16) uint8_t smem[];
@@ -253,8 +254,8 @@ void tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, in
     tmv_split(x, n_dec, n, xs, xm, s, WG);
     const dim3 grid_gu(static_cast<unsigned>(tiles),
                        static_cast<unsigned>((gu.n_out + TM / 2 - 1) / (TM / 2)));
-    launch_tmm<tmm_expert_kernel<TG, true, TM, WG>>("tmm_expert_kernel", Tile::smem(TG), grid_gu, Tile::THREADS,
-                                                    s, gu);
+    launch_tmm<tmm_expert_kernel<TG, true, TM, WG>>("tmm_expert_kernel", Tile::smem(TG), grid_gu,
+                                                    Tile::THREADS, s, gu);
     check_launch("moe gate/up tmm kernel launch");
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
@@ -272,7 +273,8 @@ void tmm_prompt_types(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_d
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool gmx = tg == M, dmx = td == M;
     (gmx ? (dmx ? tmm_prompt<M, M, TM, WG> : tmm_prompt<M, Q, TM, WG>)
-         : (dmx ? tmm_prompt<Q, M, TM, WG> : tmm_prompt<Q, Q, TM, WG>))(gu, dn, x, n_dec, tiles, xs, xm, gs, gm, s);
+         : (dmx ? tmm_prompt<Q, M, TM, WG> : tmm_prompt<Q, Q, TM, WG>))(gu, dn, x, n_dec, tiles, xs, xm, gs,
+                                                                        gm, s);
 }
 
 }  // namespace
@@ -283,8 +285,8 @@ void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec
     const int64_t tiles256 = tiles * ((dn.n_out + 255) / 256);  // down's: the fewer
     const bool r256 = tmm_tile_rows(tiles256) == 256;
     (tmm_wg() ? (r256 ? tmm_prompt_types<256, true> : tmm_prompt_types<128, true>)
-              : (r256 ? tmm_prompt_types<256, false> : tmm_prompt_types<128, false>))(gu, dn, x, n_dec, tiles, tg,
-                                                                                   td, xs, xm, gs, gm, s);
+              : (r256 ? tmm_prompt_types<256, false> : tmm_prompt_types<128, false>))(
+        gu, dn, x, n_dec, tiles, tg, td, xs, xm, gs, gm, s);
 }
 
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,

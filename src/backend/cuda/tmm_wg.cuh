@@ -76,8 +76,8 @@ __device__ __forceinline__ void fence_proxy_async() {
 }
 
 // d = A · B (acc = 0) or d += A · B (acc = 1): m64n64k16, f16 in, fp32 out; A from registers.
-__device__ __forceinline__ void wgmma_64x64(float (&d)[32], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                            uint64_t desc, int acc) {
+__device__ __forceinline__ void wgmma_64x64(float (&d)[32], uint32_t a0, uint32_t a1, uint32_t a2,
+                                            uint32_t a3, uint64_t desc, int acc) {
 #ifdef WO_TMM_WG_ARCH
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
@@ -86,10 +86,10 @@ __device__ __forceinline__ void wgmma_64x64(float (&d)[32], uint32_t a0, uint32_
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
         "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]),
-          "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-          "+f"(d[30]), "+f"(d[31])
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(acc));
 #endif
 }
@@ -206,14 +206,15 @@ struct TmmTile {
     }
     __device__ static int x_tok(int tid) { return WG ? tid % kTmmToks : tid / 4; }
     static constexpr size_t smem(GgmlType t) {
-        return t == GgmlType::MXFP4 ? (WG ? tmw_smem_bytes<GgmlType::MXFP4, TM>() : tmm_smem_bytes<GgmlType::MXFP4, TM>())
-                                    : (WG ? tmw_smem_bytes<GgmlType::Q8_0, TM>() : tmm_smem_bytes<GgmlType::Q8_0, TM>());
+        return t == GgmlType::MXFP4
+                   ? (WG ? tmw_smem_bytes<GgmlType::MXFP4, TM>() : tmm_smem_bytes<GgmlType::MXFP4, TM>())
+                   : (WG ? tmw_smem_bytes<GgmlType::Q8_0, TM>() : tmm_smem_bytes<GgmlType::Q8_0, TM>());
     }
 };
 
 template <GgmlType T, int TM, bool WG, typename RowFn>
-__device__ __forceinline__ void tmm_run(uint8_t* smem, RowFn row, const uint4* xs, const float* xm, int64_t n_in,
-                                        typename TmmTile<TM, WG>::Acc& acc) {
+__device__ __forceinline__ void tmm_run(uint8_t* smem, RowFn row, const uint4* xs, const float* xm,
+                                        int64_t n_in, typename TmmTile<TM, WG>::Acc& acc) {
     if constexpr (WG)
         tmw_mainloop<T, TM>(smem, row, xs, xm, n_in, acc);
     else

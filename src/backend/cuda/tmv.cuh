@@ -402,7 +402,9 @@ __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, i
 
 // Queues the split of rows [r0, r1) of x (F32, x.cols() % 32 == 0) for the tensor-core paths
 // (tmv.cu): row r -> xs + r * x.cols() / 4 (uint4) and its blocks' multipliers xm + r * x.cols() / 32.
-// wg: the word order of the warpgroup prompt path (tmm_wg.cuh) instead of the one above.
-void tmv_split(const Tensor& x, int64_t r0, int64_t r1, uint4* xs, float* xm, cudaStream_t s, bool wg = false);
+// wg: the warpgroup prompt path's split (tmm_wg.cuh): one exponent per row (every block of the row
+// stores its 2^-s) and each block's words pair-major.
+void tmv_split(const Tensor& x, int64_t r0, int64_t r1, uint4* xs, float* xm, cudaStream_t s,
+               bool wg = false);
 
 }  // namespace wo::cuda
