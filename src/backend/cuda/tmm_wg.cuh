@@ -16,12 +16,13 @@
 //
 // Tile: a CTA of TM / 64 warpgroups (2 TM threads) computes TM weight rows x 64 tokens; warp w
 // holds tile rows 16w + [0, 16), all 64 tokens (32 accumulators). The K loop walks tmm.cuh's
-// stages (2 blocks) through a kTmwStages-deep cp.async ring; the codes and scale words sit as in tmm.cuh, the
-// activations as wgmma's K-major, unswizzled core matrices: 16-byte column c of the stage
+// stages (2 blocks) through a kTmwStages-deep cp.async ring; the codes and scale words sit as in
+// tmm.cuh, the activations as wgmma's K-major, unswizzled core matrices: 16-byte column c of the stage
 // (8 j + 4 term + pair) holds, per token n, at 1024 c + 16 n, the word of each unit t of
 // block j's term (tmv_split's wg order), so a k16 slice is two columns (LBO 1024, SBO 128).
 // Logical k 2t + e of a slice is element 8t + pair + 4e: the pairs tmv_halves gives thread t.
-// H200, gpt-oss-20b prefill (bench/NOTES.md): pp2048 13.7k -> 14.7k tok/s against tmm.cuh.
+// H200, gpt-oss-20b prefill (bench/NOTES.md, thirteenth session): pp2048 13.7k -> 15.4k tok/s
+// against tmm.cuh.
 #pragma once
 #include "backend/cuda/tmm.cuh"
 
