@@ -16,7 +16,9 @@
 //
 // Tile: a CTA of TM / 64 warpgroups (2 TM threads) computes TM weight rows x 64 tokens; warp w
 // holds tile rows 16w + [0, 16), all 64 tokens (32 accumulators). The K loop walks tmm.cuh's
-// stages (2 blocks) through a kTmwStages-deep cp.async ring; the codes and scale words sit as in
+// stages (2 blocks) through a cp.async ring (kTmwStages deep, loaded 2 ahead); each block's
+// MMAs run in the tensor cores while the warp converts the next block's codes (the next stage's
+// after its barrier), and only the fold waits for them. The codes and scale words sit as in
 // tmm.cuh, the activations as wgmma's K-major, unswizzled core matrices: 16-byte column c of the stage
 // (8 j + 4 term + pair) holds, per token n, at 1024 c + 16 n, the word of each unit t of
 // block j's term (tmv_split's wg order), so a k16 slice is two columns (LBO 1024, SBO 128).
@@ -35,10 +37,9 @@ namespace wo::cuda {
 constexpr int kTmwCols = 16;  // 16-byte columns of a stage's activations
 // The ring's depth (WO_TMW_STAGES overrides it at build time: scripts/gpu-check AB_CUDA_FLAGS).
 #ifndef WO_TMW_STAGES
-#define WO_TMW_STAGES 3
+#define WO_TMW_STAGES 4
 #endif
-constexpr int kTmwStages = WO_TMW_STAGES;
-static_assert(kTmwStages >= 2 && kTmwStages <= 6, "tmm_wg ring: 2 to 6 stages");
+static_assert(WO_TMW_STAGES >= 3 && WO_TMW_STAGES <= 6, "tmm_wg ring: 3 to 6 stages");
 
 template <GgmlType T, int TM>
 struct TmwStage {
@@ -46,9 +47,16 @@ struct TmwStage {
     uint32_t ws[TM];
     uint4 x[kTmwCols][kTmmToks];
 };
+// The ring's depth: WO_TMW_STAGES, or fewer where 128-row tiles (2 CTAs per SM) would not fit
+// twice in the SM's 228 KB. The barrier entering stage s refills the buffer of stage s - 2,
+// whose MMAs every warp has waited for (stage s - 1's last block may still be in the tensor
+// cores), so the ring holds kAhead = stages - 2 stages in flight.
+template <GgmlType T, int TM>
+constexpr int kTmwStages =
+    TM == 128 && 2 * WO_TMW_STAGES * sizeof(TmwStage<T, TM>) > 226 * 1024 ? 3 : WO_TMW_STAGES;
 template <GgmlType T, int TM>
 constexpr size_t tmw_smem_bytes() {
-    return sizeof(TmwStage<T, TM>) * kTmwStages;
+    return sizeof(TmwStage<T, TM>) * kTmwStages<T, TM>;
 }
 
 // The descriptor of a K-major, unswizzled B operand at p: 8-token core matrices 128 bytes apart
@@ -63,9 +71,14 @@ __device__ __forceinline__ void wgmma_fence() {
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void wgmma_commit_wait() {
+__device__ __forceinline__ void wgmma_commit() {
 #ifdef WO_TMM_WG_ARCH
-    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_wait0() {
+#ifdef WO_TMM_WG_ARCH
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #endif
 }
 
@@ -106,6 +119,7 @@ __device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uin
     (void)xm;
     constexpr int NTH = 2 * TM, CB = kTmmCode<T>, WS = kTmmWStride<T>, CPR = 2 * CB / 16, NW = TM * CPR / NTH;
     constexpr int NX = kTmwCols * kTmmToks / NTH;  // activation columns copied per thread
+    constexpr int kStages = kTmwStages<T, TM>, kAhead = kStages - 2;
     auto* st = reinterpret_cast<TmwStage<T, TM>*>(smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int64_t nb = n_in / 32, n_stages = (nb + 1) / 2;
@@ -143,45 +157,75 @@ __device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uin
 #pragma unroll
         for (int c = 0; c < 4; ++c) acc[0][i][c] = 0.0f;
 #pragma unroll
-    for (int s = 0; s < kTmwStages - 1; ++s) {
+    for (int s = 0; s < kAhead; ++s) {
         if (s < n_stages) load(s, st[s]);
         cp_async_commit();
     }
     const int r = 16 * warp + g;
+    constexpr uint64_t kCol = 1024 >> 4;  // one column, in the descriptor's 16-byte units
     float d[32];
-    for (int64_t s = 0; s < n_stages; ++s) {
-        cp_async_wait<kTmwStages - 2>();
-        fence_proxy_async();
-        __syncthreads();  // stage s is in; every warp is done with stage s - 1's buffer
-        if (s + kTmwStages - 1 < n_stages) load(s + kTmwStages - 1, st[(s + kTmwStages - 1) % kTmwStages]);
-        cp_async_commit();
-        const TmwStage<T, TM>& S = st[s % kTmwStages];
-#pragma unroll 1
-        for (int j = 0; j < 2; ++j) {
-            const int64_t b = 2 * s + j;
-            if (b >= nb) break;
-            uint32_t ha[4], hb[4];
-            tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(&S.w[r * WS + j * CB])[t], ha);
-            tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(&S.w[(r + 8) * WS + j * CB])[t], hb);
-            const float sa = tmm_scale<T>(S.ws[r], b), sb = tmm_scale<T>(S.ws[r + 8], b);
-            const uint64_t desc = tmw_desc(&S.x[8 * j][0]);
-            constexpr uint64_t kCol = 1024 >> 4;  // one column, in the descriptor's 16-byte units
-            wgmma_fence();
-            wgmma_64x64(d, ha[0], hb[0], ha[1], hb[1], desc, 0);             // hi, pairs 0-1
-            wgmma_64x64(d, ha[0], hb[0], ha[1], hb[1], desc + 4 * kCol, 1);  // lo, pairs 0-1
-            wgmma_64x64(d, ha[2], hb[2], ha[3], hb[3], desc + 2 * kCol, 1);  // hi, pairs 2-3
-            wgmma_64x64(d, ha[2], hb[2], ha[3], hb[3], desc + 6 * kCol, 1);  // lo, pairs 2-3
-            wgmma_commit_wait();
+    // Block j of stage S: its A fragments (rows r, r + 8) and scales; its four MMAs; the fold.
+    struct Blk {
+        uint32_t ha[4], hb[4];
+        float sa, sb;
+    };
+    const auto convert = [&](const TmwStage<T, TM>& S, int j, int64_t b, Blk& k) {
+        tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(&S.w[r * WS + j * CB])[t], k.ha);
+        tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(&S.w[(r + 8) * WS + j * CB])[t], k.hb);
+        k.sa = tmm_scale<T>(S.ws[r], b), k.sb = tmm_scale<T>(S.ws[r + 8], b);
+    };
+    const auto mma = [&](const TmwStage<T, TM>& S, int j, const Blk& k) {
+        const uint64_t desc = tmw_desc(&S.x[8 * j][0]);
+        wgmma_fence();
+        wgmma_64x64(d, k.ha[0], k.hb[0], k.ha[1], k.hb[1], desc, 0);             // hi, pairs 0-1
+        wgmma_64x64(d, k.ha[0], k.hb[0], k.ha[1], k.hb[1], desc + 4 * kCol, 1);  // lo, pairs 0-1
+        wgmma_64x64(d, k.ha[2], k.hb[2], k.ha[3], k.hb[3], desc + 2 * kCol, 1);  // hi, pairs 2-3
+        wgmma_64x64(d, k.ha[2], k.hb[2], k.ha[3], k.hb[3], desc + 6 * kCol, 1);  // lo, pairs 2-3
+        wgmma_commit();
 #pragma unroll
-            for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
+        for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
+    };
+    const auto fold = [&](float sa, float sb) {
+        wgmma_wait0();
 #pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                acc[0][i][0] = __fmaf_rn(d[4 * i + 0], sa, acc[0][i][0]);
-                acc[0][i][1] = __fmaf_rn(d[4 * i + 1], sa, acc[0][i][1]);
-                acc[0][i][2] = __fmaf_rn(d[4 * i + 2], sb, acc[0][i][2]);
-                acc[0][i][3] = __fmaf_rn(d[4 * i + 3], sb, acc[0][i][3]);
-            }
+        for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            acc[0][i][0] = __fmaf_rn(d[4 * i + 0], sa, acc[0][i][0]);
+            acc[0][i][1] = __fmaf_rn(d[4 * i + 1], sa, acc[0][i][1]);
+            acc[0][i][2] = __fmaf_rn(d[4 * i + 2], sb, acc[0][i][2]);
+            acc[0][i][3] = __fmaf_rn(d[4 * i + 3], sb, acc[0][i][3]);
         }
+    };
+    // Stage s is in once this thread's copies of it landed (kAhead - 1 younger groups may
+    // still fly), they are visible to the tensor cores, and every thread got there; the same
+    // barrier frees stage s + kAhead's buffer, last read by stage s - 2's MMAs, which every
+    // warp waited for before it. Then the copies of stage s + kAhead.
+    const auto enter = [&](int64_t s) {
+        cp_async_wait<kAhead - 1>();
+        fence_proxy_async();
+        __syncthreads();
+        if (s + kAhead < n_stages) load(s + kAhead, st[(s + kAhead) % kStages]);
+        cp_async_commit();
+    };
+    // Each block's MMAs run while the warp converts the next block (the next stage's first
+    // after the stage barrier): only the fold waits for them.
+    Blk cur, nxt;
+    enter(0);
+    convert(st[0], 0, 0, cur);
+    for (int64_t s = 0; s < n_stages; ++s) {
+        const TmwStage<T, TM>& S = st[s % kStages];
+        mma(S, 0, cur);
+        const bool odd = 2 * s + 1 < nb;
+        if (odd) convert(S, 1, 2 * s + 1, nxt);
+        fold(cur.sa, cur.sb);
+        if (!odd) break;  // the last stage, of one block
+        mma(S, 1, nxt);
+        if (s + 1 < n_stages) {
+            enter(s + 1);
+            convert(st[(s + 1) % kStages], 0, 2 * s + 2, cur);
+        }
+        fold(nxt.sa, nxt.sb);
     }
     cp_async_wait<0>();
 }
