@@ -253,6 +253,12 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
     const int tid = int(threadIdx.x);
     const auto row = [&](int i) { return a.w + size_t(min(r0 + i, a.n_out - 1)) * a.w_nb1; };
     const int64_t tx = t0 + Tile::x_tok(tid), tm = t0 + tid % kTmmToks;
+    // The epilogue's 2^-s per token (the warpgroup path) and biases per row in shared memory,
+    // fetched before the K loop (whose first barrier publishes them), so the epilogue does no
+    // dependent global loads between its stores.
+    __shared__ float tok_m[kTmmToks], row_bias[TM];
+    if (tid < kTmmToks) tok_m[tid] = WG && tm < a.n_tok ? xm[size_t(tm) * size_t(a.n_in / 32)] : 1.0f;
+    if (tid < TM) row_bias[tid] = a.bias && r0 + tid < a.n_out ? a.bias[r0 + tid] : 0.0f;
     typename Tile::Acc acc;
     tmm_run<T, TM, WG>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
                        tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr,
@@ -263,13 +269,13 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
         for (int nt = 0; nt < Tile::NT; ++nt)
 #pragma unroll
             for (int c = 0; c < 4; ++c) {
-                const int64_t r = r0 + Tile::row(mt, c), tok = t0 + Tile::tok(nt, c);
+                const int tt = Tile::tok(nt, c), tr = Tile::row(mt, c);
+                const int64_t r = r0 + tr, tok = t0 + tt;
                 if (r >= a.n_out || tok >= a.n_tok) continue;
                 // As the CPU: s = dot + bias (or + 0), then y = s or y + s. The warpgroup path's
                 // dot is in the token row's split units: times its 2^-s (exact).
-                const float dot =
-                    WG ? __fmul_rn(acc[mt][nt][c], xm[size_t(tok) * size_t(a.n_in / 32)]) : acc[mt][nt][c];
-                const float s = __fadd_rn(dot, a.bias ? a.bias[r] : 0.0f);
+                const float dot = WG ? __fmul_rn(acc[mt][nt][c], tok_m[tt]) : acc[mt][nt][c];
+                const float s = __fadd_rn(dot, row_bias[tr]);
                 float* yp = reinterpret_cast<float*>(a.y + size_t(tok) * a.y_nb1) + r;
                 *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
             }

@@ -212,35 +212,50 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
         }
     };
     const int tid = int(threadIdx.x), cx = Tile::x_tok(tid), cm = tid % kTmmToks;
+    // The epilogue's per-token values (pair id; the warpgroup path's 2^-s of its input row) and
+    // per-row biases in shared memory, fetched before the K loop (whose first barrier publishes
+    // them): the epilogue then does no dependent global loads between its stores.
+    __shared__ int32_t tok_pair[kTmmToks];
+    __shared__ float tok_m[kTmmToks];
+    if (tid < kTmmToks) {
+        const int32_t p = tid < n_cols ? pairs[tid] : 0;
+        tok_pair[tid] = p;
+        tok_m[tid] = WG && tid < n_cols ? a.xm[size_t(p / a.x_div) * size_t(a.n_in / 32)] : 1.0f;
+    }
+    const auto feature = [&](int tr) { return GATE_UP ? f0 + 8 * (tr / 16) + tr % 8 : f0 + tr; };
+    // s = dot + bias (or + 0), as the CUDA-core path; gate_up: tile rows i % 16 < 8 gate's bias.
+    __shared__ float row_bias[TM];
+    if (tid < TM) {
+        const int64_t r = feature(tid);
+        const bool up = GATE_UP && tid % 16 >= 8;
+        const float* b = up ? a.bias2 : a.bias;
+        row_bias[tid] = b && r < a.n_out ? b[size_t(e) * (up ? a.bias2_nb1 : a.bias_nb1) / 4 + r] : 0.0f;
+    }
     typename Tile::Acc acc;
     tmm_run<T, TM, WG>(
         smem, row, cx < n_cols ? a.xs + size_t(pairs[cx] / a.x_div) * size_t(a.n_in / 4) : nullptr,
         tid < kTmmToks && cm < n_cols ? a.xm + size_t(pairs[cm] / a.x_div) * size_t(a.n_in / 32) : nullptr,
         a.n_in, acc);
-    // As the CUDA-core path: s = dot + bias (or + 0), then gate_up's activation.
-    auto biased = [&](float dot, const float* bias, size_t bias_nb1, int64_t r) {
-        return __fadd_rn(dot, bias ? bias[size_t(e) * bias_nb1 / 4 + r] : 0.0f);
-    };
 #pragma unroll
     for (int mt = 0; mt < Tile::MT; ++mt)
 #pragma unroll
         for (int nt = 0; nt < Tile::NT; ++nt)
 #pragma unroll
             for (int c = 0; c < (GATE_UP ? 2 : 4); ++c) {
-                const int tr = Tile::row(mt, c), tt = Tile::tok(nt, c);
-                const int64_t r = GATE_UP ? f0 + 8 * (tr / 16) + tr % 8 : f0 + tr;
+                const int tt = Tile::tok(nt, c), tr = Tile::row(mt, c);
+                const int64_t r = feature(tr);
                 if (tt >= n_cols || r >= a.n_out) continue;
-                float* o = a.out + size_t(pairs[tt]) * size_t(a.n_out) + size_t(r);
+                float* o = a.out + size_t(tok_pair[tt]) * size_t(a.n_out) + size_t(r);
                 // The warpgroup path's dots are in the input row's split units: times its 2^-s.
-                const float m = WG ? a.xm[size_t(pairs[tt] / a.x_div) * size_t(a.n_in / 32)] : 1.0f;
+                const float m = tok_m[tt];
                 const auto dot = [&](float v) { return WG ? __fmul_rn(v, m) : v; };
                 if constexpr (GATE_UP) {
-                    const float gv = biased(dot(acc[mt][nt][c]), a.bias, a.bias_nb1, r);
-                    const float uv = biased(dot(acc[mt][nt][c + 2]), a.bias2, a.bias2_nb1, r);
+                    const float gv = __fadd_rn(dot(acc[mt][nt][c]), row_bias[tr]);
+                    const float uv = __fadd_rn(dot(acc[mt][nt][c + 2]), row_bias[tr + 8]);
                     *o =
                         a.act == MoeAct::SWIGLU_OAI ? swiglu_oai(gv, uv, a.alpha, a.limit) : silu_mul(gv, uv);
                 } else {
-                    *o = biased(dot(acc[mt][nt][c]), a.bias, a.bias_nb1, r);
+                    *o = __fadd_rn(dot(acc[mt][nt][c]), row_bias[tr]);
                 }
             }
 }
