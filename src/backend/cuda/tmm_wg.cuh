@@ -23,8 +23,9 @@
 // (8 j + 4 term + pair) holds, per token n, at 1024 c + 16 n, the word of each unit t of
 // block j's term (tmv_split's wg order), so a k16 slice is two columns (LBO 1024, SBO 128).
 // Logical k 2t + e of a slice is element 8t + pair + 4e: the pairs tmv_halves gives thread t.
-// H200, gpt-oss-20b prefill (bench/NOTES.md, thirteenth session): pp2048 13.7k -> 15.4k tok/s
-// against tmm.cuh.
+// H200, gpt-oss-20b prefill (bench/NOTES.md, thirteenth and fourteenth sessions): pp2048
+// 13.7k tok/s on tmm.cuh -> 15.4k (one block's MMAs, then its fold) -> 19.4k (the next block
+// converted while the MMAs run, the scales decoded at the fold, refills after the conversion).
 #pragma once
 #include "backend/cuda/tmm.cuh"
 
@@ -164,15 +165,14 @@ __device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uin
     const int r = 16 * warp + g;
     constexpr uint64_t kCol = 1024 >> 4;  // one column, in the descriptor's 16-byte units
     float d[32];
-    // Block j of stage S: its A fragments (rows r, r + 8) and scales; its four MMAs; the fold.
+    // Block j of stage S: its A fragments (rows r, r + 8) and scale words; its four MMAs; the fold.
     struct Blk {
-        uint32_t ha[4], hb[4];
-        float sa, sb;
+        uint32_t ha[4], hb[4], wa, wb;  // A fragments; the rows' scale words
     };
-    const auto convert = [&](const TmwStage<T, TM>& S, int j, int64_t b, Blk& k) {
+    const auto convert = [&](const TmwStage<T, TM>& S, int j, Blk& k) {
+        k.wa = S.ws[r], k.wb = S.ws[r + 8];
         tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(&S.w[r * WS + j * CB])[t], k.ha);
         tmv_halves<T>(reinterpret_cast<const TmvRaw<T>*>(&S.w[(r + 8) * WS + j * CB])[t], k.hb);
-        k.sa = tmm_scale<T>(S.ws[r], b), k.sb = tmm_scale<T>(S.ws[r + 8], b);
     };
     const auto mma = [&](const TmwStage<T, TM>& S, int j, const Blk& k) {
         const uint64_t desc = tmw_desc(&S.x[8 * j][0]);
@@ -185,7 +185,9 @@ __device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uin
 #pragma unroll
         for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
     };
-    const auto fold = [&](float sa, float sb) {
+    // Block b's scales from the words its conversion loaded (long landed), then its MMAs.
+    const auto fold = [&](const Blk& k, int64_t b) {
+        const float sa = tmm_scale<T>(k.wa, b), sb = tmm_scale<T>(k.wb, b);
         wgmma_wait0();
 #pragma unroll
         for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
@@ -200,32 +202,38 @@ __device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uin
     // Stage s is in once this thread's copies of it landed (kAhead - 1 younger groups may
     // still fly), they are visible to the tensor cores, and every thread got there; the same
     // barrier frees stage s + kAhead's buffer, last read by stage s - 2's MMAs, which every
-    // warp waited for before it. Then the copies of stage s + kAhead.
-    const auto enter = [&](int64_t s) {
+    // warp waited for before it.
+    const auto arrive = [&]() {
         cp_async_wait<kAhead - 1>();
         fence_proxy_async();
         __syncthreads();
+    };
+    // The copies of stage s + kAhead, issued after the stage's first conversion (whose shared
+    // loads then do not queue behind them).
+    const auto refill = [&](int64_t s) {
         if (s + kAhead < n_stages) load(s + kAhead, st[(s + kAhead) % kStages]);
         cp_async_commit();
     };
     // Each block's MMAs run while the warp converts the next block (the next stage's first
     // after the stage barrier): only the fold waits for them.
     Blk cur, nxt;
-    enter(0);
-    convert(st[0], 0, 0, cur);
+    arrive();
+    convert(st[0], 0, cur);
+    refill(0);
     for (int64_t s = 0; s < n_stages; ++s) {
         const TmwStage<T, TM>& S = st[s % kStages];
         mma(S, 0, cur);
         const bool odd = 2 * s + 1 < nb;
-        if (odd) convert(S, 1, 2 * s + 1, nxt);
-        fold(cur.sa, cur.sb);
+        if (odd) convert(S, 1, nxt);
+        fold(cur, 2 * s);
         if (!odd) break;  // the last stage, of one block
         mma(S, 1, nxt);
         if (s + 1 < n_stages) {
-            enter(s + 1);
-            convert(st[(s + 1) % kStages], 0, 2 * s + 2, cur);
+            arrive();
+            convert(st[(s + 1) % kStages], 0, cur);
+            refill(s + 1);
         }
-        fold(nxt.sa, nxt.sb);
+        fold(nxt, 2 * s + 1);
     }
     cp_async_wait<0>();
 }
