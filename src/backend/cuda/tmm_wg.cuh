@@ -49,9 +49,10 @@ struct TmwStage {
     uint4 x[kTmwCols][kTmmToks];
 };
 // The ring's depth: WO_TMW_STAGES, or fewer where 128-row tiles (2 CTAs per SM) would not fit
-// twice in the SM's 228 KB (with the kernels' few static bytes). The barrier entering stage s refills the buffer of stage s - 2,
-// whose MMAs every warp has waited for (stage s - 1's last block may still be in the tensor
-// cores), so the ring holds kAhead = stages - 2 stages in flight.
+// twice in the SM's 228 KB (with the kernels' few static bytes). The barrier entering stage s
+// refills the buffer of stage s - 2, whose MMAs every warp has waited for (stage s - 1's last
+// block may still be in the tensor cores), so the ring holds kAhead = stages - 2 stages in
+// flight.
 template <GgmlType T, int TM>
 constexpr int kTmwStages =
     TM == 128 && 2 * WO_TMW_STAGES * sizeof(TmwStage<T, TM>) > 224 * 1024 ? 3 : WO_TMW_STAGES;
