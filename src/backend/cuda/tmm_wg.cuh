@@ -54,8 +54,9 @@ struct TmwStage {
 // block may still be in the tensor cores), so the ring holds kAhead = stages - 2 stages in
 // flight.
 template <GgmlType T, int TM>
-constexpr int kTmwStages =
-    TM == 128 && 2 * WO_TMW_STAGES * sizeof(TmwStage<T, TM>) > 224 * 1024 ? 3 : WO_TMW_STAGES;
+constexpr int kTmwStages = TM == 128 && 2 * WO_TMW_STAGES * sizeof(TmwStage<T, TM>) > 224 * 1024
+                               ? 3
+                               : WO_TMW_STAGES;
 template <GgmlType T, int TM>
 constexpr size_t tmw_smem_bytes() {
     return sizeof(TmwStage<T, TM>) * kTmwStages<T, TM>;
