@@ -225,10 +225,10 @@ __device__ __forceinline__ void tmw_mainloop(uint8_t* smem, RowFn row, const uin
     for (int64_t s = 0; s < n_stages; ++s) {
         const TmwStage<T, TM>& S = st[s % kStages];
         mma(S, 0, cur);
-        const bool odd = 2 * s + 1 < nb;
-        if (odd) convert(S, 1, nxt);
+        const bool two = 2 * s + 1 < nb;  // (only the last stage may hold one block)
+        if (two) convert(S, 1, nxt);
         fold(cur, 2 * s);
-        if (!odd) break;  // the last stage, of one block
+        if (!two) break;
         mma(S, 1, nxt);
         if (s + 1 < n_stages) {
             arrive();
