@@ -24,50 +24,33 @@ namespace {
 // Output rows of tile y for thread (g, t): gate_up -> gate and up row of feature 8y + g;
 // down -> rows 16y + g and 16y + g + 8. `row` is the true row (may be >= n_out), rows clamped.
 template <bool GATE_UP>
-__device__ __forceinline__ void tmv_tile_rows(const ExpertArgs& a, int e, const uint8_t*& ra,
+__device__ __forceinline__ void tmv_tile_rows(const ExpertArgs& a, int e, int64_t y, const uint8_t*& ra,
                                               const uint8_t*& rb, int64_t& row_a, int64_t& row_b) {
     const int g = (threadIdx.x & 31) >> 2;
     if constexpr (GATE_UP) {
-        row_a = row_b = int64_t(blockIdx.y) * (kTmvRows / 2) + g;
+        row_a = row_b = y * (kTmvRows / 2) + g;
         const size_t r = size_t(min(row_a, a.n_out - 1));
         ra = a.w + size_t(e) * a.nb2 + r * a.nb1;
         rb = a.w2 + size_t(e) * a.nb2_2 + r * a.nb1_2;
     } else {
-        row_a = int64_t(blockIdx.y) * kTmvRows + g, row_b = row_a + kTmvRows / 2;
+        row_a = y * kTmvRows + g, row_b = row_a + kTmvRows / 2;
         ra = a.w + size_t(e) * a.nb2 + size_t(min(row_a, a.n_out - 1)) * a.nb1;
         rb = a.w + size_t(e) * a.nb2 + size_t(min(row_b, a.n_out - 1)) * a.nb1;
     }
 }
 
-// A pass over pairs[i0 .. i0 + 4 * NTT) (those < cnt) of expert e: warp w walks range w, then
-// warp 0 writes out[p] for its lanes' (row, pair).
-template <GgmlType T, bool GATE_UP, int NTT>
-__device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
-                                                int32_t i0, float* sh, uint8_t* ring) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const uint8_t *ra, *rb;
-    int64_t row_a, row_b;
-    tmv_tile_rows<GATE_UP>(a, e, ra, rb, row_a, row_b);
-    TmvCol col[NTT];
-#pragma unroll
-    for (int j = 0; j < NTT; ++j) {
-        const int32_t qx = i0 + kTmvToks * j + g / 2, qm = i0 + kTmvToks * j + t;
-        col[j].xs =
-            qx < cnt ? a.xs + size_t(pairs[qx] / a.x_div) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr;
-        col[j].xm = qm < cnt ? a.xm + size_t(pairs[qm] / a.x_div) * size_t(a.n_in / 32) : nullptr;
-    }
-    int64_t b0, b1;
-    tmv_blocks(a.n_in, warp, b0, b1);
-    float acc[NTT][2];
-    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
-    tmv_range_sum<NTT>(acc, sh, 0);
-    if (warp != 0) return;
+// This thread's outputs of a pass (acc: tmv_range's, the ranges summed), as the CUDA-core path:
+// s = dot + bias (or + 0), then gate_up's activation.
+template <bool GATE_UP, int NTT>
+__device__ __forceinline__ void tmv_expert_out(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
+                                               int32_t i0, int64_t row_a, int64_t row_b,
+                                               const float (&acc)[NTT][2]) {
+    const int t = threadIdx.x & 3;
 #pragma unroll
     for (int j = 0; j < NTT; ++j) {
         const int32_t q = i0 + kTmvToks * j + t;
         if (q >= cnt) continue;
         const int32_t p = pairs[q];
-        // As the CUDA-core path: s = dot + bias (or + 0), then gate_up's activation.
         auto out = [&](float dot, const float* bias, size_t bias_nb1, int64_t row) {
             return __fadd_rn(dot, bias ? bias[size_t(e) * bias_nb1 / 4 + row] : 0.0f);
         };
@@ -82,6 +65,31 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
             if (row_b < a.n_out) o[row_b] = out(acc[j][1], a.bias, a.bias_nb1, row_b);
         }
     }
+}
+
+// A pass over pairs[i0 .. i0 + 4 * NTT) (those < cnt) of expert e: warp w walks range w, then
+// warp 0 writes out[p] for its lanes' (row, pair).
+template <GgmlType T, bool GATE_UP, int NTT>
+__device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
+                                                int32_t i0, float* sh, uint8_t* ring) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const uint8_t *ra, *rb;
+    int64_t row_a, row_b;
+    tmv_tile_rows<GATE_UP>(a, e, blockIdx.y, ra, rb, row_a, row_b);
+    TmvCol col[NTT];
+#pragma unroll
+    for (int j = 0; j < NTT; ++j) {
+        const int32_t qx = i0 + kTmvToks * j + g / 2, qm = i0 + kTmvToks * j + t;
+        col[j].xs =
+            qx < cnt ? a.xs + size_t(pairs[qx] / a.x_div) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr;
+        col[j].xm = qm < cnt ? a.xm + size_t(pairs[qm] / a.x_div) * size_t(a.n_in / 32) : nullptr;
+    }
+    int64_t b0, b1;
+    tmv_blocks(a.n_in, warp, b0, b1);
+    float acc[NTT][2];
+    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
+    tmv_range_sum<NTT>(acc, sh, 0);
+    if (warp == 0) tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a, row_b, acc);
 }
 
 // Dynamic shared memory: a code ring per warp (tmv.cuh), sized for the passes of one tile (chunks of 4).
@@ -154,6 +162,126 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
     if constexpr (FOLD && !GATE_UP) fold_pairs_combine(a, one);
 }
 
+// ---- The grouped decode passes on warpgroup MMAs (sm_90a; tmv.cuh's TmvWgCols). A CTA is one
+// warpgroup; warp w holds tile 4 blockIdx.y + w of tmv_expert_pass, so 64 rows share a pass's
+// activations, staged once per range in shared memory instead of read from L2 by every 16 rows
+// (at 32 streams those reads were twice the weights' bytes). The warps walk the ranges in
+// order, each into a fresh accumulator added to the sum in range order (tmv_range_sum's order);
+// operands, k order and chain are tmv_expert_pass's, so a token gets the bits of the mma.sync
+// passes (CudaMoeTmv.BatchInvariantBitForBit: grouped batches against each token folded alone).
+// WO_TMV_WG_NTT (build time): the most token tiles of 4 in a pass (1, 2 or 4).
+#ifndef WO_TMV_WG_NTT
+#define WO_TMV_WG_NTT 4
+#endif
+constexpr int kTmvWgNtt = WO_TMV_WG_NTT;
+constexpr size_t kTmvWgSmemMax = 200 * 1024;
+static_assert(kTmvWgNtt == 1 || kTmvWgNtt == 2 || kTmvWgNtt == 4, "tmv wg passes: 1, 2 or 4 token tiles");
+
+// Dynamic shared memory: 4 code rings (chunks of 4), then the planes of the longest range at
+// kTmvWgNtt tiles, then its multipliers.
+inline size_t tmv_wg_ring(GgmlType t) { return size_t(tmv_ring_bytes(t, 4)); }
+inline size_t tmv_wg_smem(GgmlType t, int64_t n_in) {
+    const size_t rb = size_t(tmv_range_blocks(n_in));
+    return 4 * tmv_wg_ring(t) + rb * 4 * 8 * kTmvWgNtt * 16 + rb * 4 * kTmvWgNtt * 4;
+}
+
+// A pass over pairs[i0 .. i0 + 4 NTT) of expert e (those < cnt), every range in turn.
+template <GgmlType T, bool GATE_UP, int NTT>
+__device__ __forceinline__ void tmv_wg_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
+                                            int32_t i0, uint4* planes, float* mult, uint8_t* ring) {
+    constexpr int TOK = kTmvToks * NTT, N = 2 * TOK;
+    const int tid = int(threadIdx.x);
+    const uint8_t *ra, *rb;
+    int64_t row_a, row_b;
+    tmv_tile_rows<GATE_UP>(a, e, int64_t(blockIdx.y) * 4 + (tid >> 5), ra, rb, row_a, row_b);
+    const TmvWgCols cols{static_cast<uint32_t>(__cvta_generic_to_shared(planes)), mult};
+    float sum[NTT][2];
+    for (int r = 0; r < kTmvSplit; ++r) {
+        int64_t b0, b1;
+        tmv_blocks(a.n_in, r, b0, b1);
+        const int nb = int(b1 - b0);
+        __syncthreads();  // every warp is past the previous range's MMAs (each waited for its own)
+        // Token q's split words of block jb, term h: unit u's pair p -> plane 4 jb + p, column 2q + h.
+        for (int it = tid; it < nb * TOK * 2; it += int(blockDim.x)) {
+            const int h = it & 1, q = (it >> 1) % TOK, jb = (it >> 1) / TOK;
+            uint4 u[4] = {};
+            if (i0 + q < cnt) {
+                const uint4* src =
+                    a.xs + size_t(pairs[i0 + q] / a.x_div) * size_t(a.n_in / 4) + 8 * size_t(b0 + jb) + 4 * h;
+#pragma unroll
+                for (int k = 0; k < 4; ++k) u[k] = __ldg(src + k);
+            }
+            uint4* dst = planes + size_t(4 * jb) * N + 2 * q + h;
+            dst[0] = make_uint4(u[0].x, u[1].x, u[2].x, u[3].x);
+            dst[N] = make_uint4(u[0].y, u[1].y, u[2].y, u[3].y);
+            dst[2 * N] = make_uint4(u[0].z, u[1].z, u[2].z, u[3].z);
+            dst[3 * N] = make_uint4(u[0].w, u[1].w, u[2].w, u[3].w);
+        }
+        for (int it = tid; it < nb * TOK; it += int(blockDim.x)) {
+            const int q = it % TOK, jb = it / TOK;
+            mult[it] = i0 + q < cnt
+                           ? __ldg(a.xm + size_t(pairs[i0 + q] / a.x_div) * size_t(a.n_in / 32) + b0 + jb)
+                           : 0.0f;
+        }
+        fence_proxy_async();  // the planes are read by the tensor cores
+        __syncthreads();
+        float acc[NTT][2];
+        tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, cols, acc, ring);
+#pragma unroll
+        for (int j = 0; j < NTT; ++j)
+#pragma unroll
+            for (int i = 0; i < 2; ++i) sum[j][i] = r == 0 ? acc[j][i] : __fadd_rn(sum[j][i], acc[j][i]);
+    }
+    tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a, row_b, sum);
+}
+
+template <GgmlType T, bool GATE_UP>
+__global__ void __launch_bounds__(128) tmv_expert_wg_kernel(ExpertArgs a) {
+    pdl_begin();
+    extern __shared__ __align__(128) uint8_t smem[];
+    uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, 4);
+    auto* planes = reinterpret_cast<uint4*>(smem + 4 * tmv_ring_bytes(T, 4));
+    float* mult = reinterpret_cast<float*>(planes + tmv_range_blocks(a.n_in) * 4 * 8 * kTmvWgNtt);
+    const int e = a.gr.active[blockIdx.x];
+    if (e < 0) return;  // the whole CTA
+    const int32_t cnt = a.gr.counts[e], *pairs = a.gr.list + a.gr.offsets[e];
+    for (int32_t i = 0; i < cnt;) {
+        const int32_t rem = cnt - i;
+        if (kTmvWgNtt == 4 && rem > 2 * kTmvToks) {
+            tmv_wg_pass<T, GATE_UP, kTmvWgNtt>(a, e, pairs, cnt, i, planes, mult, ring);
+            i += kTmvWgNtt * kTmvToks;
+        } else if (kTmvWgNtt >= 2 && rem > kTmvToks) {
+            tmv_wg_pass<T, GATE_UP, kTmvWgNtt >= 2 ? 2 : 1>(a, e, pairs, cnt, i, planes, mult, ring);
+            i += 2 * kTmvToks;
+        } else {
+            tmv_wg_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, planes, mult, ring);
+            i += kTmvToks;
+        }
+    }
+}
+
+// Whether the grouped decode passes take the warpgroup kernels: WO_CUDA_TMV_WG=1 (off by default:
+// H200, 20b, slower than the mma.sync passes at 8-64 streams, even at 128; bench/NOTES.md,
+// fifteenth session), tmm_wg() (an sm_90a build on a Hopper), and the longest range's planes
+// fit in shared memory. Per process, and the same bits either way.
+bool tmv_wg(const ExpertArgs& gu, const ExpertArgs& dn, GgmlType tg, GgmlType td) {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_TMV_WG");
+        return e && std::string(e) == "1";
+    }();
+    return on && tmm_wg() && std::max(tmv_wg_smem(tg, gu.n_in), tmv_wg_smem(td, dn.n_in)) <= kTmvWgSmemMax;
+}
+
+template <GgmlType T, bool GATE_UP>
+void launch_tmv_wg(const ExpertArgs& a, unsigned slots, unsigned tiles, cudaStream_t s) {
+    static const cudaError_t set = cudaFuncSetAttribute(
+        tmv_expert_wg_kernel<T, GATE_UP>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kTmvWgSmemMax));
+    if (set != cudaSuccess)
+        throw Error(Code::CUDA_ERROR, std::string("tmv_expert_wg_kernel: ") + cudaGetErrorString(set));
+    launch("tmv_expert_wg_kernel", tmv_expert_wg_kernel<T, GATE_UP>, dim3(slots, (tiles + 3) / 4), dim3(128),
+           tmv_wg_smem(T, a.n_in), s, a);
+}
+
 template <GgmlType TG, GgmlType TD>
 void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, uint4* xs, float* xm,
                 uint4* gs, float* gm, cudaStream_t s) {
@@ -163,7 +291,10 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
     tmv_split(x, 0, n_dec, xs, xm, s);
-    if (fold)
+    const bool wg = !fold && tmv_wg(gu, dn, TG, TD);
+    if (wg)
+        launch_tmv_wg<TG, true>(gu, slots, tiles_gu, s);
+    else if (fold)
         launch_smem<tmv_expert_kernel<TG, true, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu), kTmvThreads, kTmvExpertSmem<TG>, s, gu);
     else
@@ -174,7 +305,9 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
     tmv_split(g, 0, dec_pairs, gs, gm, s);
-    if (fold)
+    if (wg)
+        launch_tmv_wg<TD, false>(dn, slots, tiles_dn, s);
+    else if (fold)
         launch_smem<tmv_expert_kernel<TD, false, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn), kTmvThreads, kTmvExpertSmem<TD>, s, dn);
     else

@@ -28,12 +28,9 @@
 // converted while the MMAs run, the scales decoded at the fold, refills after the conversion).
 #pragma once
 #include "backend/cuda/tmm.cuh"
+#include "backend/cuda/wgmma.cuh"
 
 namespace wo::cuda {
-
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define WO_TMM_WG_ARCH 1  // this device pass has wgmma; other passes compile the kernels empty
-#endif
 
 constexpr int kTmwCols = 16;  // 16-byte columns of a stage's activations
 // The ring's depth (WO_TMW_STAGES overrides it at build time: scripts/gpu-check AB_CUDA_FLAGS).
@@ -65,31 +62,7 @@ constexpr size_t tmw_smem_bytes() {
 // The descriptor of a K-major, unswizzled B operand at p: 8-token core matrices 128 bytes apart
 // (SBO), the two 8-element halves of a k16 slice 1024 bytes apart (LBO).
 __device__ __forceinline__ uint64_t tmw_desc(const void* p) {
-    const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
-    return uint64_t((a & 0x3FFFFu) >> 4) | (uint64_t(1024 >> 4) << 16) | (uint64_t(128 >> 4) << 32);
-}
-
-__device__ __forceinline__ void wgmma_fence() {
-#ifdef WO_TMM_WG_ARCH
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void wgmma_commit() {
-#ifdef WO_TMM_WG_ARCH
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void wgmma_wait0() {
-#ifdef WO_TMM_WG_ARCH
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-#endif
-}
-
-// Shared memory written by cp.async, next read by the tensor cores (the async proxy).
-__device__ __forceinline__ void fence_proxy_async() {
-#ifdef WO_TMM_WG_ARCH
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
+    return wgmma_desc(static_cast<uint32_t>(__cvta_generic_to_shared(p)), 1024, 128);
 }
 
 // d = A · B (acc = 0) or d += A · B (acc = 1): m64n64k16, f16 in, fp32 out; A from registers.

@@ -36,6 +36,7 @@
 
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/util.cuh"
+#include "backend/cuda/wgmma.cuh"
 
 namespace wo::cuda {
 
@@ -153,6 +154,19 @@ struct TmvCol {
     const float* xm;
 };
 
+// The warpgroup form of NTT token tiles (moe_tmv.cu's grouped decode passes, sm_90a): the four
+// warps of a warpgroup walk the same range, each its own 16 rows, and B is the range's split
+// rows in shared memory, read by wgmma m64n(8 NTT)k16. Column n = 2 (token) + term, as mma.sync's
+// column of tile n / 8; block jb of the range (from b0) keeps pair p of its units at plane 4 jb +
+// p: 16 bytes per column (the words of units 0..3), so pairs p, p + 1 are a k16 slice (LBO = one
+// plane). `planes` is the shared address of plane 0, `m` the multipliers m[jb * 4 NTT + token].
+// The operands, the k order and the chain are those of the mma.sync form, and wgmma gives its
+// bits (wgmma.cuh), so a token's outputs are the same on either form.
+struct TmvWgCols {
+    uint32_t planes;
+    const float* m;
+};
+
 // The codes reach the MMA through a ring of kTmvStages stages per warp in shared memory: chunk q
 // (C blocks of the 16 rows) is copied with 16-byte cp.async pieces (lane (g, t) copies pieces of
 // rows g and g + 8: 4x fewer, fully used sectors against 4-byte loads of unit t) while the warp
@@ -226,11 +240,12 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
 struct TmvNoWait {
     __device__ void operator()() const {}
 };
-template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait>
+template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait, class Cols = TmvCol[NTT]>
 __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0_,
-                                          int64_t b1_, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
-                                          uint8_t* ring, Ready ready = {}) {
+                                          int64_t b1_, const Cols& col, float (&acc)[NTT][2], uint8_t* ring,
+                                          Ready ready = {}) {
     static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
+    constexpr bool WG = std::is_same_v<Cols, TmvWgCols>;  // else TmvCol[NTT]
     constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
     constexpr int PR = RB / 16;                       // 16-byte pieces per row and chunk
     constexpr int SB = T == GgmlType::MXFP4 ? 1 : 2;  // bytes of a block scale
@@ -282,14 +297,15 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     const int sof = int(T == GgmlType::MXFP4 ? n / 2 : n) + (b0 + t) * SB, dsp = sof - b0 * BB - 16 * p0;
     const uint8_t* sp_a = NH == 2 ? nullptr : tmv_keep(ra + sof);
     const uint8_t* sp_b = NH == 2 ? nullptr : tmv_keep(rb + sof);
-    const uint4* xp[NTT];
-    const float* mp[NTT];
+    const uint4* xp[NTT] = {};
+    const float* mp[NTT] = {};
+    if constexpr (!WG)
 #pragma unroll
-    for (int j = 0; j < NTT; ++j) {
-        xp[j] = col[j].xs ? col[j].xs + 8 * b0 : nullptr;
-        mp[j] = col[j].xm ? col[j].xm + b0 : nullptr;
-        if constexpr (NTT == 1) xp[j] = tmv_keep(xp[j]), mp[j] = tmv_keep(mp[j]);
-    }
+        for (int j = 0; j < NTT; ++j) {
+            xp[j] = col[j].xs ? col[j].xs + 8 * b0 : nullptr;
+            mp[j] = col[j].xm ? col[j].xm + b0 : nullptr;
+            if constexpr (NTT == 1) xp[j] = tmv_keep(xp[j]), mp[j] = tmv_keep(mp[j]);
+        }
     // The scales travel like the codes, kTmvStages - 1 chunks ahead of their use, as raw bits in
     // registers (pa / pb[k]: chunk q + k); converted at their use, so no load is waited on early.
     // A scale of a block past the range is left from before, unused.
@@ -327,8 +343,12 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         for (int i = 0; i < C; ++i)
 #pragma unroll
             for (int j = 0; j < NTT; ++j) {
-                x[j][i] = i < rem && xp[j] ? __ldg(xp[j] + 8 * (c + i)) : make_uint4(0, 0, 0, 0);
-                m[j][i] = i < rem && mp[j] ? __ldg(mp[j] + c + i) : 0.0f;
+                if constexpr (WG) {  // B is in shared memory; the multipliers too
+                    m[j][i] = i < rem ? col.m[(c + i) * 4 * NTT + 4 * j + t] : 0.0f;
+                } else {
+                    x[j][i] = i < rem && xp[j] ? __ldg(xp[j] + 8 * (c + i)) : make_uint4(0, 0, 0, 0);
+                    m[j][i] = i < rem && mp[j] ? __ldg(mp[j] + c + i) : 0.0f;
+                }
             }
         cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
         __syncwarp();                     // ... and every lane's
@@ -349,14 +369,33 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
             uint32_t ha[4], hb[4];
             tmv_halves<T>(qa[i], ha);
             tmv_halves<T>(qb[i], hb);
-#pragma unroll
-            for (int j = 0; j < NTT; ++j) {
+            // acc += (hi + lo) * m per (row, token): the same fold on either form.
+            auto fold = [&](int j, float d0, float d1, float d2, float d3) {
                 const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
-                float d[4];
-                mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
-                mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
-                acc[j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[j][0]);
-                acc[j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[j][1]);
+                acc[j][0] = __fmaf_rn(__fadd_rn(d0, d1), ma, acc[j][0]);
+                acc[j][1] = __fmaf_rn(__fadd_rn(d2, d3), mb, acc[j][1]);
+            };
+            if constexpr (WG) {  // both MMAs of the block for all 4 NTT tokens at once
+                constexpr uint32_t kPlane = 8 * NTT * 16;
+                const uint32_t p0 = col.planes + uint32_t(4 * (c + i)) * kPlane;
+                float d[4 * NTT];
+#pragma unroll
+                for (int k = 0; k < 4 * NTT; ++k) d[k] = 0.0f;
+                wgmma_fence();
+                wgmma_narrow<NTT>(d, ha[0], hb[0], ha[1], hb[1], wgmma_desc(p0, kPlane, 128), 0);
+                wgmma_narrow<NTT>(d, ha[2], hb[2], ha[3], hb[3], wgmma_desc(p0 + 2 * kPlane, kPlane, 128), 1);
+                wgmma_commit();
+                wgmma_wait0();
+#pragma unroll
+                for (int j = 0; j < NTT; ++j) fold(j, d[4 * j], d[4 * j + 1], d[4 * j + 2], d[4 * j + 3]);
+            } else {
+#pragma unroll
+                for (int j = 0; j < NTT; ++j) {
+                    float d[4];
+                    mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
+                    mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
+                    fold(j, d[0], d[1], d[2], d[3]);
+                }
             }
         }
     }
@@ -370,10 +409,13 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
 // chunk row of 4 MXFP4 blocks spans 2 sectors instead of 3: +3% at batch 1 (bench/NOTES.md,
 // eleventh session). A property of the shape, so batch invariant.
 template <int NS = kTmvSplit>
+__host__ __device__ constexpr int64_t tmv_range_blocks(int64_t n) {  // every range's blocks (the last: fewer)
+    const int64_t nb = n / 32, per = (nb + NS - 1) / NS;
+    return (per + 7) / 8 * 8 - per <= 1 ? (per + 7) / 8 * 8 : per;
+}
+template <int NS = kTmvSplit>
 __device__ __forceinline__ void tmv_blocks(int64_t n, int r, int64_t& b0, int64_t& b1) {
-    const int64_t nb = n / 32;
-    int64_t per = (nb + NS - 1) / NS;
-    if ((per + 7) / 8 * 8 - per <= 1) per = (per + 7) / 8 * 8;
+    const int64_t nb = n / 32, per = tmv_range_blocks<NS>(n);
     b0 = min(nb, per * r), b1 = min(nb, b0 + per);
 }
 
