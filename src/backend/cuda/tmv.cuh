@@ -363,38 +363,58 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
         }
         __syncwarp();  // the stage is refilled by the next iteration's issue
         s_use = s_use + STAGE == kTmvStages * STAGE ? 0 : s_use + STAGE;
+        // acc += (hi + lo) * m per (row, token) of block i: the same fold on either form.
+        auto fold = [&](int i, int j, float d0, float d1, float d2, float d3) {
+            const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
+            acc[j][0] = __fmaf_rn(__fadd_rn(d0, d1), ma, acc[j][0]);
+            acc[j][1] = __fmaf_rn(__fadd_rn(d2, d3), mb, acc[j][1]);
+        };
+        if constexpr (WG) {
+            // The chunk's blocks converted, then both MMAs of each into its own accumulators
+            // (all 4 NTT tokens at once) in one group, one wait, then the folds in block order.
+            // No branch among the MMAs (the compiler would serialize them): a block past the
+            // range multiplies stale codes by the chunk's first block's planes, unused.
+            constexpr uint32_t kPlane = 8 * NTT * 16;
+            uint32_t ha[C][4], hb[C][4];
+            float d[C][4 * NTT];
 #pragma unroll
-        for (int i = 0; i < C; ++i) {
-            if (i >= rem) break;
-            uint32_t ha[4], hb[4];
-            tmv_halves<T>(qa[i], ha);
-            tmv_halves<T>(qb[i], hb);
-            // acc += (hi + lo) * m per (row, token): the same fold on either form.
-            auto fold = [&](int j, float d0, float d1, float d2, float d3) {
-                const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
-                acc[j][0] = __fmaf_rn(__fadd_rn(d0, d1), ma, acc[j][0]);
-                acc[j][1] = __fmaf_rn(__fadd_rn(d2, d3), mb, acc[j][1]);
-            };
-            if constexpr (WG) {  // both MMAs of the block for all 4 NTT tokens at once
-                constexpr uint32_t kPlane = 8 * NTT * 16;
-                const uint32_t p0 = col.planes + uint32_t(4 * (c + i)) * kPlane;
-                float d[4 * NTT];
+            for (int i = 0; i < C; ++i) {
+                tmv_halves<T>(qa[i], ha[i]);
+                tmv_halves<T>(qb[i], hb[i]);
 #pragma unroll
-                for (int k = 0; k < 4 * NTT; ++k) d[k] = 0.0f;
-                wgmma_fence();
-                wgmma_narrow<NTT>(d, ha[0], hb[0], ha[1], hb[1], wgmma_desc(p0, kPlane, 128), 0);
-                wgmma_narrow<NTT>(d, ha[2], hb[2], ha[3], hb[3], wgmma_desc(p0 + 2 * kPlane, kPlane, 128), 1);
-                wgmma_commit();
-                wgmma_wait0();
+                for (int k = 0; k < 4 * NTT; ++k) d[i][k] = 0.0f;
+            }
+            wgmma_fence();
 #pragma unroll
-                for (int j = 0; j < NTT; ++j) fold(j, d[4 * j], d[4 * j + 1], d[4 * j + 2], d[4 * j + 3]);
-            } else {
+            for (int i = 0; i < C; ++i) {
+                const uint32_t p0 = col.planes + uint32_t(4 * (i < rem ? c + i : c)) * kPlane;
+                wgmma_narrow<NTT>(d[i], ha[i][0], hb[i][0], ha[i][1], hb[i][1], wgmma_desc(p0, kPlane, 128),
+                                  0);
+                wgmma_narrow<NTT>(d[i], ha[i][2], hb[i][2], ha[i][3], hb[i][3],
+                                  wgmma_desc(p0 + 2 * kPlane, kPlane, 128), 1);
+            }
+            wgmma_commit();
+            wgmma_wait0();
+#pragma unroll
+            for (int i = 0; i < C; ++i) {
+                if (i >= rem) break;
+#pragma unroll
+                for (int j = 0; j < NTT; ++j)
+                    fold(i, j, d[i][4 * j], d[i][4 * j + 1], d[i][4 * j + 2], d[i][4 * j + 3]);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < C; ++i) {
+                if (i >= rem) break;
+                uint32_t ha[4], hb[4];
+                tmv_halves<T>(qa[i], ha);
+                tmv_halves<T>(qb[i], hb);
 #pragma unroll
                 for (int j = 0; j < NTT; ++j) {
                     float d[4];
                     mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
                     mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
-                    fold(j, d[0], d[1], d[2], d[3]);
+                    fold(i, j, d[0], d[1], d[2], d[3]);
                 }
             }
         }
