@@ -162,124 +162,138 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
     if constexpr (FOLD && !GATE_UP) fold_pairs_combine(a, one);
 }
 
-// ---- The grouped decode passes on warpgroup MMAs (sm_90a; tmv.cuh's TmvWgCols). A CTA is one
-// warpgroup; warp w holds tile 4 blockIdx.y + w of tmv_expert_pass, so 64 rows share a pass's
-// activations, staged once per range in shared memory instead of read from L2 by every 16 rows
-// (at 32 streams those reads were twice the weights' bytes). The warps walk the ranges in
-// order, each into a fresh accumulator added to the sum in range order (tmv_range_sum's order);
-// operands, k order and chain are tmv_expert_pass's, so a token gets the bits of the mma.sync
-// passes (CudaMoeTmv.BatchInvariantBitForBit: grouped batches against each token folded alone).
-// WO_TMV_WG_NTT (build time): the most token tiles of 4 in a pass (1, 2 or 4).
-#ifndef WO_TMV_WG_NTT
-#define WO_TMV_WG_NTT 4
-#endif
-constexpr int kTmvWgNtt = WO_TMV_WG_NTT;
+// ---- The grouped decode passes on warpgroup MMAs (sm_90a; tmv.cuh's TmvWgCols). A CTA is 4
+// warpgroups over the same 64 rows: warpgroup r walks K range r (tmv_expert_pass's warp r) and
+// its warp w holds tile 4 blockIdx.y + w, so the 64 rows share a pass's activations, staged once
+// in shared memory (whole rows, as pair-major planes) instead of read from L2 by every 16 rows
+// (at 32 streams those reads were twice the weights' bytes). The range sums are added in range
+// order into warpgroup 0's (tmv_range_sum's order); operands, k order and chain are
+// tmv_expert_pass's, so a token gets the bits of the mma.sync passes
+// (CudaMoeTmv.BatchInvariantBitForBit: grouped batches against each token folded alone).
+// NT: the most token tiles of 4 in a pass (1 or 2; the host picks it from the step's pairs per
+// expert), which sizes the planes.
+constexpr int kTmvWgThreads = 128 * kTmvSplit;
 constexpr size_t kTmvWgSmemMax = 200 * 1024;
-static_assert(kTmvWgNtt == 1 || kTmvWgNtt == 2 || kTmvWgNtt == 4, "tmv wg passes: 1, 2 or 4 token tiles");
 
-// Dynamic shared memory: 4 code rings (chunks of 4), then the planes of the longest range at
-// kTmvWgNtt tiles, then its multipliers.
-inline size_t tmv_wg_ring(GgmlType t) { return size_t(tmv_ring_bytes(t, 4)); }
-inline size_t tmv_wg_smem(GgmlType t, int64_t n_in) {
-    const size_t rb = size_t(tmv_range_blocks(n_in));
-    return 4 * tmv_wg_ring(t) + rb * 4 * 8 * kTmvWgNtt * 16 + rb * 4 * kTmvWgNtt * 4;
+// Dynamic shared memory: 16 code rings (chunks of 4), the range sums of warpgroups 1..3, then
+// the planes of a whole row at NT tiles and their multipliers.
+__host__ __device__ constexpr size_t tmv_wg_head(GgmlType t, int nt) {
+    return size_t(16 * tmv_ring_bytes(t, 4)) + size_t(kTmvSplit - 1) * nt * 2 * 128 * 4;
+}
+inline size_t tmv_wg_smem(GgmlType t, int64_t n_in, int nt) {
+    const size_t nb = size_t(n_in / 32);
+    return tmv_wg_head(t, nt) + nb * 4 * 8 * size_t(nt) * 16 + nb * 4 * size_t(nt) * 4;
 }
 
-// A pass over pairs[i0 .. i0 + 4 NTT) of expert e (those < cnt), every range in turn.
+// A pass over pairs[i0 .. i0 + 4 NTT) of expert e (those < cnt).
 template <GgmlType T, bool GATE_UP, int NTT>
 __device__ __forceinline__ void tmv_wg_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
-                                            int32_t i0, uint4* planes, float* mult, uint8_t* ring) {
+                                            int32_t i0, uint4* planes, float* sh, uint8_t* ring) {
     constexpr int TOK = kTmvToks * NTT, N = 2 * TOK;
-    const int tid = int(threadIdx.x);
+    const int tid = int(threadIdx.x), r = tid >> 7, nb = int(a.n_in / 32);
+    float* mult = reinterpret_cast<float*>(planes + size_t(nb) * 4 * N);
     const uint8_t *ra, *rb;
     int64_t row_a, row_b;
-    tmv_tile_rows<GATE_UP>(a, e, int64_t(blockIdx.y) * 4 + (tid >> 5), ra, rb, row_a, row_b);
-    const TmvWgCols cols{static_cast<uint32_t>(__cvta_generic_to_shared(planes)), mult};
-    float sum[NTT][2];
-    for (int r = 0; r < kTmvSplit; ++r) {
-        int64_t b0, b1;
-        tmv_blocks(a.n_in, r, b0, b1);
-        const int nb = int(b1 - b0);
-        __syncthreads();  // every warp is past the previous range's MMAs (each waited for its own)
-        // Token q's split words of block jb, term h: unit u's pair p -> plane 4 jb + p, column 2q + h.
-        for (int it = tid; it < nb * TOK * 2; it += int(blockDim.x)) {
-            const int h = it & 1, q = (it >> 1) % TOK, jb = (it >> 1) / TOK;
-            uint4 u[4] = {};
-            if (i0 + q < cnt) {
-                const uint4* src =
-                    a.xs + size_t(pairs[i0 + q] / a.x_div) * size_t(a.n_in / 4) + 8 * size_t(b0 + jb) + 4 * h;
+    tmv_tile_rows<GATE_UP>(a, e, int64_t(blockIdx.y) * 4 + ((tid >> 5) & 3), ra, rb, row_a, row_b);
+    __syncthreads();  // the previous pass is done with the planes and the range sums
+    // Token q's split words of block jb, term h: unit u's pair p -> plane 4 jb + p, column 2q + h.
+    for (int it = tid; it < nb * TOK * 2; it += kTmvWgThreads) {
+        const int h = it & 1, q = (it >> 1) % TOK, jb = (it >> 1) / TOK;
+        uint4 u[4] = {};
+        if (i0 + q < cnt) {
+            const uint4* src =
+                a.xs + size_t(pairs[i0 + q] / a.x_div) * size_t(a.n_in / 4) + 8 * size_t(jb) + 4 * h;
 #pragma unroll
-                for (int k = 0; k < 4; ++k) u[k] = __ldg(src + k);
-            }
-            uint4* dst = planes + size_t(4 * jb) * N + 2 * q + h;
-            dst[0] = make_uint4(u[0].x, u[1].x, u[2].x, u[3].x);
-            dst[N] = make_uint4(u[0].y, u[1].y, u[2].y, u[3].y);
-            dst[2 * N] = make_uint4(u[0].z, u[1].z, u[2].z, u[3].z);
-            dst[3 * N] = make_uint4(u[0].w, u[1].w, u[2].w, u[3].w);
+            for (int k = 0; k < 4; ++k) u[k] = __ldg(src + k);
         }
-        for (int it = tid; it < nb * TOK; it += int(blockDim.x)) {
-            const int q = it % TOK, jb = it / TOK;
-            mult[it] = i0 + q < cnt
-                           ? __ldg(a.xm + size_t(pairs[i0 + q] / a.x_div) * size_t(a.n_in / 32) + b0 + jb)
-                           : 0.0f;
-        }
-        fence_proxy_async();  // the planes are read by the tensor cores
-        __syncthreads();
-        float acc[NTT][2];
-        tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, cols, acc, ring);
+        uint4* dst = planes + size_t(4 * jb) * N + 2 * q + h;
+        dst[0] = make_uint4(u[0].x, u[1].x, u[2].x, u[3].x);
+        dst[N] = make_uint4(u[0].y, u[1].y, u[2].y, u[3].y);
+        dst[2 * N] = make_uint4(u[0].z, u[1].z, u[2].z, u[3].z);
+        dst[3 * N] = make_uint4(u[0].w, u[1].w, u[2].w, u[3].w);
+    }
+    for (int it = tid; it < nb * TOK; it += kTmvWgThreads) {
+        const int q = it % TOK, jb = it / TOK;
+        mult[it] =
+            i0 + q < cnt ? __ldg(a.xm + size_t(pairs[i0 + q] / a.x_div) * size_t(a.n_in / 32) + jb) : 0.0f;
+    }
+    fence_proxy_async();  // the planes are read by the tensor cores
+    __syncthreads();
+    int64_t b0, b1;
+    tmv_blocks(a.n_in, r, b0, b1);
+    const TmvWgCols cols{static_cast<uint32_t>(__cvta_generic_to_shared(planes + size_t(4 * b0) * N)),
+                         mult + b0 * TOK};
+    float acc[NTT][2];
+    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, cols, acc, ring);
+    // Warpgroups 1..3 hand their range sums to warpgroup 0, which adds them in range order.
+    const int lt = tid & 127;
+    if (r > 0)
 #pragma unroll
         for (int j = 0; j < NTT; ++j)
 #pragma unroll
-            for (int i = 0; i < 2; ++i) sum[j][i] = r == 0 ? acc[j][i] : __fadd_rn(sum[j][i], acc[j][i]);
-    }
-    tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a, row_b, sum);
+            for (int i = 0; i < 2; ++i) sh[(((r - 1) * NTT + j) * 2 + i) * 128 + lt] = acc[j][i];
+    __syncthreads();
+    if (r != 0) return;
+#pragma unroll
+    for (int k = 1; k < kTmvSplit; ++k)
+#pragma unroll
+        for (int j = 0; j < NTT; ++j)
+#pragma unroll
+            for (int i = 0; i < 2; ++i)
+                acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 128 + lt]);
+    tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a, row_b, acc);
 }
 
-template <GgmlType T, bool GATE_UP>
-__global__ void __launch_bounds__(128) tmv_expert_wg_kernel(ExpertArgs a) {
+template <GgmlType T, bool GATE_UP, int NT>
+__global__ void __launch_bounds__(kTmvWgThreads, 1) tmv_expert_wg_kernel(ExpertArgs a) {
     pdl_begin();
     extern __shared__ __align__(128) uint8_t smem[];
     uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, 4);
-    auto* planes = reinterpret_cast<uint4*>(smem + 4 * tmv_ring_bytes(T, 4));
-    float* mult = reinterpret_cast<float*>(planes + tmv_range_blocks(a.n_in) * 4 * 8 * kTmvWgNtt);
+    auto* sh = reinterpret_cast<float*>(smem + 16 * tmv_ring_bytes(T, 4));
+    auto* planes = reinterpret_cast<uint4*>(smem + tmv_wg_head(T, NT));
     const int e = a.gr.active[blockIdx.x];
     if (e < 0) return;  // the whole CTA
     const int32_t cnt = a.gr.counts[e], *pairs = a.gr.list + a.gr.offsets[e];
     for (int32_t i = 0; i < cnt;) {
-        const int32_t rem = cnt - i;
-        if (kTmvWgNtt == 4 && rem > 2 * kTmvToks) {
-            tmv_wg_pass<T, GATE_UP, kTmvWgNtt>(a, e, pairs, cnt, i, planes, mult, ring);
-            i += kTmvWgNtt * kTmvToks;
-        } else if (kTmvWgNtt >= 2 && rem > kTmvToks) {
-            tmv_wg_pass<T, GATE_UP, kTmvWgNtt >= 2 ? 2 : 1>(a, e, pairs, cnt, i, planes, mult, ring);
-            i += 2 * kTmvToks;
+        if (NT == 2 && cnt - i > kTmvToks) {
+            tmv_wg_pass<T, GATE_UP, NT>(a, e, pairs, cnt, i, planes, sh, ring);
+            i += NT * kTmvToks;
         } else {
-            tmv_wg_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, planes, mult, ring);
+            tmv_wg_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, planes, sh, ring);
             i += kTmvToks;
         }
     }
 }
 
 // Whether the grouped decode passes take the warpgroup kernels: WO_CUDA_TMV_WG=1 (off by default:
-// H200, 20b, slower than the mma.sync passes at 8-64 streams, even at 128; bench/NOTES.md,
-// fifteenth session), tmm_wg() (an sm_90a build on a Hopper), and the longest range's planes
-// fit in shared memory. Per process, and the same bits either way.
+// the forms measured on the H200 with 20b were slower than the mma.sync passes; bench/NOTES.md,
+// fifteenth session), tmm_wg() (an sm_90a build on a Hopper), and the planes of passes of 8
+// tokens fit in shared memory. Per process, and the same bits either way.
 bool tmv_wg(const ExpertArgs& gu, const ExpertArgs& dn, GgmlType tg, GgmlType td) {
     static const bool on = [] {
         const char* e = std::getenv("WO_CUDA_TMV_WG");
         return e && std::string(e) == "1";
     }();
-    return on && tmm_wg() && std::max(tmv_wg_smem(tg, gu.n_in), tmv_wg_smem(td, dn.n_in)) <= kTmvWgSmemMax;
+    return on && tmm_wg() &&
+           std::max(tmv_wg_smem(tg, gu.n_in, 2), tmv_wg_smem(td, dn.n_in, 2)) <= kTmvWgSmemMax;
 }
 
-template <GgmlType T, bool GATE_UP>
+template <GgmlType T, bool GATE_UP, int NT>
 void launch_tmv_wg(const ExpertArgs& a, unsigned slots, unsigned tiles, cudaStream_t s) {
-    static const cudaError_t set = cudaFuncSetAttribute(
-        tmv_expert_wg_kernel<T, GATE_UP>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kTmvWgSmemMax));
+    static const cudaError_t set =
+        cudaFuncSetAttribute(tmv_expert_wg_kernel<T, GATE_UP, NT>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(kTmvWgSmemMax));
     if (set != cudaSuccess)
         throw Error(Code::CUDA_ERROR, std::string("tmv_expert_wg_kernel: ") + cudaGetErrorString(set));
-    launch("tmv_expert_wg_kernel", tmv_expert_wg_kernel<T, GATE_UP>, dim3(slots, (tiles + 3) / 4), dim3(128),
-           tmv_wg_smem(T, a.n_in), s, a);
+    launch("tmv_expert_wg_kernel", tmv_expert_wg_kernel<T, GATE_UP, NT>, dim3(slots, (tiles + 3) / 4),
+           dim3(kTmvWgThreads), tmv_wg_smem(T, a.n_in, NT), s, a);
+}
+
+// Passes of 8 tokens when the step has more than 4 pairs per expert on average, else of 4.
+template <GgmlType T, bool GATE_UP>
+void launch_tmv_wg(const ExpertArgs& a, unsigned slots, unsigned tiles, int64_t pairs, cudaStream_t s) {
+    (pairs > kTmvToks * std::min<int64_t>(a.n_exp, pairs) ? launch_tmv_wg<T, GATE_UP, 2>
+                                                          : launch_tmv_wg<T, GATE_UP, 1>)(a, slots, tiles, s);
 }
 
 template <GgmlType TG, GgmlType TD>
@@ -293,7 +307,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     tmv_split(x, 0, n_dec, xs, xm, s);
     const bool wg = !fold && tmv_wg(gu, dn, TG, TD);
     if (wg)
-        launch_tmv_wg<TG, true>(gu, slots, tiles_gu, s);
+        launch_tmv_wg<TG, true>(gu, slots, tiles_gu, dec_pairs, s);
     else if (fold)
         launch_smem<tmv_expert_kernel<TG, true, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu), kTmvThreads, kTmvExpertSmem<TG>, s, gu);
@@ -306,7 +320,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
     tmv_split(g, 0, dec_pairs, gs, gm, s);
     if (wg)
-        launch_tmv_wg<TD, false>(dn, slots, tiles_dn, s);
+        launch_tmv_wg<TD, false>(dn, slots, tiles_dn, dec_pairs, s);
     else if (fold)
         launch_smem<tmv_expert_kernel<TD, false, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn), kTmvThreads, kTmvExpertSmem<TD>, s, dn);
