@@ -195,7 +195,7 @@ __device__ __forceinline__ void tmv_wg_pass(const ExpertArgs& a, int e, const in
     const uint8_t *ra, *rb;
     int64_t row_a, row_b;
     tmv_tile_rows<GATE_UP>(a, e, int64_t(blockIdx.y) * 4 + ((tid >> 5) & 3), ra, rb, row_a, row_b);
-    __syncthreads();  // the previous pass is done with the planes and the range sums
+    __syncthreads();  // the previous pass is done with the planes
     // Token q's split words of block jb, term h: unit u's pair p -> plane 4 jb + p, column 2q + h.
     for (int it = tid; it < nb * TOK * 2; it += kTmvWgThreads) {
         const int h = it & 1, q = (it >> 1) % TOK, jb = (it >> 1) / TOK;
@@ -225,23 +225,8 @@ __device__ __forceinline__ void tmv_wg_pass(const ExpertArgs& a, int e, const in
                          mult + b0 * TOK};
     float acc[NTT][2];
     tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, cols, acc, ring);
-    // Warpgroups 1..3 hand their range sums to warpgroup 0, which adds them in range order.
-    const int lt = tid & 127;
-    if (r > 0)
-#pragma unroll
-        for (int j = 0; j < NTT; ++j)
-#pragma unroll
-            for (int i = 0; i < 2; ++i) sh[(((r - 1) * NTT + j) * 2 + i) * 128 + lt] = acc[j][i];
-    __syncthreads();
-    if (r != 0) return;
-#pragma unroll
-    for (int k = 1; k < kTmvSplit; ++k)
-#pragma unroll
-        for (int j = 0; j < NTT; ++j)
-#pragma unroll
-            for (int i = 0; i < 2; ++i)
-                acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 128 + lt]);
-    tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a, row_b, acc);
+    tmv_range_sum<NTT, kTmvSplit, 128>(acc, sh, 0);
+    if (r == 0) tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a, row_b, acc);
 }
 
 template <GgmlType T, bool GATE_UP, int NT>

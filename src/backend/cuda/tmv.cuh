@@ -429,27 +429,25 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
 // chunk row of 4 MXFP4 blocks spans 2 sectors instead of 3: +3% at batch 1 (bench/NOTES.md,
 // eleventh session). A property of the shape, so batch invariant.
 template <int NS = kTmvSplit>
-__host__ __device__ constexpr int64_t tmv_range_blocks(int64_t n) {  // every range's blocks (the last: fewer)
-    const int64_t nb = n / 32, per = (nb + NS - 1) / NS;
-    return (per + 7) / 8 * 8 - per <= 1 ? (per + 7) / 8 * 8 : per;
-}
-template <int NS = kTmvSplit>
 __device__ __forceinline__ void tmv_blocks(int64_t n, int r, int64_t& b0, int64_t& b1) {
-    const int64_t nb = n / 32, per = tmv_range_blocks<NS>(n);
+    const int64_t nb = n / 32;
+    int64_t per = (nb + NS - 1) / NS;
+    if ((per + 7) / 8 * 8 - per <= 1) per = (per + 7) / 8 * 8;
     b0 = min(nb, per * r), b1 = min(nb, b0 + per);
 }
 
-// The NS warps [w0, w0 + NS) of the CTA hold the ranges of the same tile in order: the range
-// sums added in range order into the first warp's acc. `sh` holds (NS - 1) * NTT * 2 * 32 floats
-// for this group; every thread of the CTA must call it.
-template <int NTT, int NS = kTmvSplit>
+// The NS groups [w0, w0 + NS) of W threads (warps, or the warpgroups of moe_tmv.cu's warpgroup
+// passes) hold the ranges of the same tiles in order: the range sums added in range order into
+// the first group's acc. `sh` holds (NS - 1) * NTT * 2 * W floats for these groups; every thread
+// of the CTA must call it.
+template <int NTT, int NS = kTmvSplit, int W = 32>
 __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, int w0) {
-    const int lane = threadIdx.x & 31, r = (threadIdx.x >> 5) - w0;
+    const int lane = threadIdx.x % W, r = threadIdx.x / W - w0;
     if (r > 0)
 #pragma unroll
         for (int j = 0; j < NTT; ++j)
 #pragma unroll
-            for (int i = 0; i < 2; ++i) sh[(((r - 1) * NTT + j) * 2 + i) * 32 + lane] = acc[j][i];
+            for (int i = 0; i < 2; ++i) sh[(((r - 1) * NTT + j) * 2 + i) * W + lane] = acc[j][i];
     __syncthreads();
     if (r == 0)
 #pragma unroll
@@ -458,7 +456,7 @@ __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, i
             for (int j = 0; j < NTT; ++j)
 #pragma unroll
                 for (int i = 0; i < 2; ++i)
-                    acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 32 + lane]);
+                    acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * W + lane]);
     __syncthreads();  // sh is rewritten by the next call
 }
 
