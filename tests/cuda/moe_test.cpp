@@ -516,7 +516,7 @@ TEST(CudaMoeTmv, BatchInvariantBitForBit) {
     std::mt19937 rng(43);
     for (GgmlType t : {GgmlType::MXFP4, GgmlType::Q8_0}) {
         SCOPED_TRACE(type_name(t));
-        const int64_t d = 128, n_ff = 96, n = 37;
+        const int64_t d = 160, n_ff = 96, n = 37;  // down: 10 tiles of 16 rows
         const int n_exp = 6, k = 2;
         const MoeData m = make_experts(t, d, n_ff, n_exp, true, 0.3f, rng);
         DevExperts ex(m, MoeAct::SWIGLU_OAI, true);

@@ -67,15 +67,18 @@ __device__ __forceinline__ void tmv_expert_out(const ExpertArgs& a, int e, const
     }
 }
 
-// A pass over pairs[i0 .. i0 + 4 * NTT) (those < cnt) of expert e: warp w walks range w, then
-// warp 0 writes out[p] for its lanes' (row, pair).
-template <GgmlType T, bool GATE_UP, int NTT>
+// A pass over pairs[i0 .. i0 + 4 * NTT) (those < cnt) of expert e, row tiles RT y .. RT y + RT - 1
+// (y = blockIdx.y): warp w walks range w of all of them, then warp 0 writes out[p] for its lanes'
+// (row, pair).
+template <GgmlType T, bool GATE_UP, int NTT, int RT>
 __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
                                                 int32_t i0, float* sh, uint8_t* ring) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const uint8_t *ra, *rb;
-    int64_t row_a, row_b;
-    tmv_tile_rows<GATE_UP>(a, e, blockIdx.y, ra, rb, row_a, row_b);
+    const uint8_t *ra[RT], *rb[RT];
+    int64_t row_a[RT], row_b[RT];
+#pragma unroll
+    for (int r = 0; r < RT; ++r)
+        tmv_tile_rows<GATE_UP>(a, e, int64_t(blockIdx.y) * RT + r, ra[r], rb[r], row_a[r], row_b[r]);
     TmvCol col[NTT];
 #pragma unroll
     for (int j = 0; j < NTT; ++j) {
@@ -86,15 +89,18 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
     }
     int64_t b0, b1;
     tmv_blocks(a.n_in, warp, b0, b1);
-    float acc[NTT][2];
-    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
-    tmv_range_sum<NTT>(acc, sh, 0);
-    if (warp == 0) tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a, row_b, acc);
+    float acc[RT][NTT][2];
+    tmv_range_rt<T, NTT, RT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+        tmv_range_sum<NTT>(acc[r], sh, 0);
+        if (warp == 0) tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a[r], row_b[r], acc[r]);
+    }
 }
 
-// Dynamic shared memory: a code ring per warp (tmv.cuh), sized for the passes of one tile (chunks of 4).
-template <GgmlType T>
-constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * tmv_ring_bytes(T, 4);
+// Dynamic shared memory: a code ring per warp and row tile (tmv.cuh), sized for chunks of 4.
+template <GgmlType T, int RT = 1>
+constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * RT * tmv_ring_bytes(T, 4);
 
 // The fold down pass by pairs, after the pass wrote O_p for this CTA's (pair p = i * k + j, tile):
 // the last of the token's k CTAs of the tile to arrive adds w[i][j] * O_{i*k+j} for j in order
@@ -122,12 +128,15 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
     if (threadIdx.x == 0) *cnt = 0;
 }
 
-template <GgmlType T, bool GATE_UP, bool FOLD>
-__global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a) {
+// RT: row tiles per CTA (grouped passes; a fold CTA has one). CTAs per SM: 6 at one row tile (80
+// registers), fewer at more.
+template <GgmlType T, bool GATE_UP, bool FOLD, int RT = 1>
+__global__ void __launch_bounds__(kTmvThreads, RT == 1 ? 6 : (RT == 2 ? 4 : 3)) tmv_expert_kernel(ExpertArgs a) {
+    static_assert(!FOLD || RT == 1, "a fold CTA has one row tile");
     pdl_begin();
     __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
-    uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, 4);
+    uint8_t* ring = smem + (threadIdx.x >> 5) * RT * tmv_ring_bytes(T, 4);
     int32_t e, cnt, one;
     const int32_t* pairs;
     if constexpr (FOLD) {
@@ -152,10 +161,10 @@ __global__ void __launch_bounds__(kTmvThreads, 6) tmv_expert_kernel(ExpertArgs a
     }
     for (int32_t i = 0; i < cnt;) {
         if (!FOLD && cnt - i > kTmvToks) {  // (a fold CTA has one pair)
-            tmv_expert_pass<T, GATE_UP, 2>(a, e, pairs, cnt, i, sh, ring);
+            tmv_expert_pass<T, GATE_UP, 2, RT>(a, e, pairs, cnt, i, sh, ring);
             i += 2 * kTmvToks;
         } else {
-            tmv_expert_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, sh, ring);
+            tmv_expert_pass<T, GATE_UP, 1, RT>(a, e, pairs, cnt, i, sh, ring);
             i += kTmvToks;
         }
     }
@@ -281,6 +290,29 @@ void launch_tmv_wg(const ExpertArgs& a, unsigned slots, unsigned tiles, int64_t 
                                                           : launch_tmv_wg<T, GATE_UP, 1>)(a, slots, tiles, s);
 }
 
+// Row tiles per CTA of the grouped mma.sync passes: WO_CUDA_TMV_RT = 1, 2 or 4 (per process;
+// the same bits either way).
+inline int tmv_expert_rt() {
+    static const int rt = [] {
+        const char* e = std::getenv("WO_CUDA_TMV_RT");
+        const int v = e ? std::atoi(e) : 1;
+        return v == 2 || v == 4 ? v : 1;
+    }();
+    return rt;
+}
+
+template <GgmlType T, bool GATE_UP, int RT>
+void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, cudaStream_t s) {
+    launch_smem<tmv_expert_kernel<T, GATE_UP, false, RT>>("tmv_expert_kernel", dim3(slots, (tiles + RT - 1) / RT),
+                                                           kTmvThreads, kTmvExpertSmem<T, RT>, s, a);
+}
+template <GgmlType T, bool GATE_UP>
+void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, cudaStream_t s) {
+    const int rt = tmv_expert_rt();
+    (rt == 4 ? launch_tmv_grouped<T, GATE_UP, 4>
+             : rt == 2 ? launch_tmv_grouped<T, GATE_UP, 2> : launch_tmv_grouped<T, GATE_UP, 1>)(a, slots, tiles, s);
+}
+
 template <GgmlType TG, GgmlType TD>
 void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, uint4* xs, float* xm,
                 uint4* gs, float* gm, cudaStream_t s) {
@@ -297,8 +329,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
         launch_smem<tmv_expert_kernel<TG, true, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu), kTmvThreads, kTmvExpertSmem<TG>, s, gu);
     else
-        launch_smem<tmv_expert_kernel<TG, true, false>>("tmv_expert_kernel", dim3(slots, tiles_gu),
-                                                        kTmvThreads, kTmvExpertSmem<TG>, s, gu);
+        launch_tmv_grouped<TG, true>(gu, slots, tiles_gu, s);
     check_launch("moe gate/up tmv kernel launch");
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
@@ -310,8 +341,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
         launch_smem<tmv_expert_kernel<TD, false, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn), kTmvThreads, kTmvExpertSmem<TD>, s, dn);
     else
-        launch_smem<tmv_expert_kernel<TD, false, false>>("tmv_expert_kernel", dim3(slots, tiles_dn),
-                                                         kTmvThreads, kTmvExpertSmem<TD>, s, dn);
+        launch_tmv_grouped<TD, false>(dn, slots, tiles_dn, s);
     check_launch("moe down tmv kernel launch");
 }
 

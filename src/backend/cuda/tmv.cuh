@@ -226,10 +226,14 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
     return v;
 }
 
-// One warp: blocks [b0, b1) of weight rows ra (A row g) and rb (A row g + 8), through NTT tiles
-// of 4 tokens, in chunks of C blocks. acc[j][0] / [1] = rows ra / rb for token t of tile j
-// (thread (g, t) = lane 4g + t). `ring`: this warp's tmv_ring_bytes(T, C), 16-byte aligned.
-// Every lane of the warp must call it with the same b0, b1.
+// One warp: blocks [b0, b1) of RT tiles of 16 weight rows, tile i's rows ra[i] (A row g) and
+// rb[i] (A row g + 8), through NTT tiles of 4 tokens, in chunks of C blocks. acc[i][j][0] / [1]
+// = rows ra[i] / rb[i] for token t of token tile j (thread (g, t) = lane 4g + t). `ring`: this
+// warp's RT * tmv_ring_bytes(T, C), 16-byte aligned (tile i's ring at i * tmv_ring_bytes(T, C)).
+// Every lane of the warp must call it with the same b0, b1. The RT row tiles share each block's
+// activations (loaded once per warp, not once per 16 rows: at 8+ tokens those loads are most of
+// what the products read from L2); each (row, token) has the same operations in the same order
+// whatever RT is, so RT changes no bits.
 // Every address is set up once (its pieces' sources and ring slots, its fragments' ring offsets,
 // the scale and activation pointers) and a chunk only adds its offset: the loop is the copies,
 // the loads and the MMAs (bench/NOTES.md, tenth session: 389 instructions per 4-block chunk
@@ -240,19 +244,24 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
 struct TmvNoWait {
     __device__ void operator()() const {}
 };
-template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait, class Cols = TmvCol[NTT]>
-__device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0_,
-                                          int64_t b1_, const Cols& col, float (&acc)[NTT][2], uint8_t* ring,
-                                          Ready ready = {}) {
+template <GgmlType T, int NTT, int RT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait,
+          class Cols = TmvCol[NTT]>
+__device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], const uint8_t* const (&rb)[RT],
+                                             int64_t n, int64_t b0_, int64_t b1_, const Cols& col,
+                                             float (&acc)[RT][NTT][2], uint8_t* ring, Ready ready = {}) {
     static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
     constexpr bool WG = std::is_same_v<Cols, TmvWgCols>;  // else TmvCol[NTT]
+    static_assert(!WG || RT == 1, "the warpgroup form has one row tile per warp");
     constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
+    constexpr int RING = kTmvStages * STAGE;          // one row tile's ring
     constexpr int PR = RB / 16;                       // 16-byte pieces per row and chunk
     constexpr int SB = T == GgmlType::MXFP4 ? 1 : 2;  // bytes of a block scale
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b0 = int(b0_), nb = int(b1_ - b0_);  // blocks of a row: far below 2^31
 #pragma unroll
-    for (int j = 0; j < NTT; ++j) acc[j][0] = acc[j][1] = 0.0f;
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+        for (int j = 0; j < NTT; ++j) acc[r][j][0] = acc[r][j][1] = 0.0f;
     const int nch = (nb + C - 1) / C;
     const int swz = tmv_swz<T, C>(g), row_a = tmv_slot<T, C>(g) * RB;
     const int dab = tmv_slot<T, C>(g + 8) * RB - row_a;  // row g + 8 from row g (8 * RB mostly)
@@ -262,9 +271,12 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     // the range), else zeros (unused).
     constexpr int KR = PR >= 4 ? PR / 4 : 1, NH = PR >= 4 ? 2 : 1;
     const int h0 = PR >= 4 ? 0 : t >> 1, p0 = PR >= 4 ? t : t & 1;
-    const uint8_t* src[NH];
-    src[0] = tmv_keep((h0 ? rb : ra) + size_t(b0) * BB + 16 * p0);
-    if constexpr (NH == 2) src[NH - 1] = tmv_keep(rb + size_t(b0) * BB + 16 * p0);
+    const uint8_t* src[RT][NH];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+        src[r][0] = tmv_keep((h0 ? rb[r] : ra[r]) + size_t(b0) * BB + 16 * p0);
+        if constexpr (NH == 2) src[r][NH - 1] = tmv_keep(rb[r] + size_t(b0) * BB + 16 * p0);
+    }
     int dst[KR];
 #pragma unroll
     for (int k = 0; k < KR; ++k) dst[k] = tmv_keep(row_a + h0 * dab + 16 * ((p0 + 4 * k) ^ swz));
@@ -278,12 +290,15 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     }
     auto issue = [&](int q, int stage) {
 #pragma unroll
-        for (int h = 0; h < NH; ++h)
+        for (int r = 0; r < RT; ++r)
 #pragma unroll
-            for (int k = 0; k < KR; ++k) {
-                const bool ok = q * C < lim0 - 4 * k * 16 / BB;
-                cp_async<16>(ring + stage + dst[k] + h * dab, src[h] + 64 * k + (ok ? q * RB : 0), ok);
-            }
+            for (int h = 0; h < NH; ++h)
+#pragma unroll
+                for (int k = 0; k < KR; ++k) {
+                    const bool ok = q * C < lim0 - 4 * k * 16 / BB;
+                    cp_async<16>(ring + r * RING + stage + dst[k] + h * dab, src[r][h] + 64 * k + (ok ? q * RB : 0),
+                                 ok);
+                }
     };
 #pragma unroll
     for (int q = 0; q < kTmvStages - 1; ++q) {
@@ -295,8 +310,11 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
     // This lane's first scale from a row's start (sof) and, with two row sources, from them (dsp:
     // one register instead of two pointers).
     const int sof = int(T == GgmlType::MXFP4 ? n / 2 : n) + (b0 + t) * SB, dsp = sof - b0 * BB - 16 * p0;
-    const uint8_t* sp_a = NH == 2 ? nullptr : tmv_keep(ra + sof);
-    const uint8_t* sp_b = NH == 2 ? nullptr : tmv_keep(rb + sof);
+    const uint8_t* sp_a[RT] = {};
+    const uint8_t* sp_b[RT] = {};
+    if constexpr (NH == 1)
+#pragma unroll
+        for (int r = 0; r < RT; ++r) sp_a[r] = tmv_keep(ra[r] + sof), sp_b[r] = tmv_keep(rb[r] + sof);
     const uint4* xp[NTT] = {};
     const float* mp[NTT] = {};
     if constexpr (!WG)
@@ -307,35 +325,41 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
             if constexpr (NTT == 1) xp[j] = tmv_keep(xp[j]), mp[j] = tmv_keep(mp[j]);
         }
     // The scales travel like the codes, kTmvStages - 1 chunks ahead of their use, as raw bits in
-    // registers (pa / pb[k]: chunk q + k); converted at their use, so no load is waited on early.
-    // A scale of a block past the range is left from before, unused.
+    // registers (pa / pb[r][k]: chunk q + k); converted at their use, so no load is waited on
+    // early. A scale of a block past the range is left from before, unused.
     constexpr int D = WO_TMV_SCALE_AHEAD < 0 ? kTmvStages - 1 : WO_TMV_SCALE_AHEAD;
-    uint32_t pa[D > 0 ? D : 1] = {}, pb[D > 0 ? D : 1] = {};
-    auto scales = [&](int qq, uint32_t& ua, uint32_t& ub) {
+    uint32_t pa[RT][D > 0 ? D : 1] = {}, pb[RT][D > 0 ? D : 1] = {};
+    auto scales = [&](int qq, int r, uint32_t& ua, uint32_t& ub) {
         const int cc = qq * C;
         if (t < nb - cc) {
             if constexpr (NH == 2)
-                ua = tmv_scale_raw<T>(src[0] + (dsp + cc * SB)),
-                ub = tmv_scale_raw<T>(src[1] + (dsp + cc * SB));
+                ua = tmv_scale_raw<T>(src[r][0] + (dsp + cc * SB)),
+                ub = tmv_scale_raw<T>(src[r][1] + (dsp + cc * SB));
             else
-                ua = tmv_scale_raw<T>(sp_a + cc * SB), ub = tmv_scale_raw<T>(sp_b + cc * SB);
+                ua = tmv_scale_raw<T>(sp_a[r] + cc * SB), ub = tmv_scale_raw<T>(sp_b[r] + cc * SB);
         }
     };
 #pragma unroll
-    for (int k = 0; k < D; ++k) scales(k, pa[k], pb[k]);
+    for (int k = 0; k < D; ++k)
+#pragma unroll
+        for (int r = 0; r < RT; ++r) scales(k, r, pa[r][k], pb[r][k]);
     ready();  // the weights' first copies and scale loads are in flight
     int s_use = 0, s_iss = (kTmvStages - 1) * STAGE;  // ring offsets of chunks q, q + stages - 1
     for (int q = 0; q < nch; ++q) {
         if (q + kTmvStages - 1 < nch) issue(q + kTmvStages - 1, s_iss);
         cp_async_commit();
         s_iss = s_iss + STAGE == kTmvStages * STAGE ? 0 : s_iss + STAGE;
-        const int c = q * C, rem = nb - c;              // this chunk holds min(C, rem) blocks
-        if constexpr (D == 0) scales(q, pa[0], pb[0]);  // the A/B's old order: loaded where used
-        const float own_a = tmv_scale_of<T>(pa[0]), own_b = tmv_scale_of<T>(pb[0]);
-        if constexpr (D > 0) {
+        const int c = q * C, rem = nb - c;  // this chunk holds min(C, rem) blocks
+        float own_a[RT], own_b[RT];
 #pragma unroll
-            for (int k = 0; k + 1 < D; ++k) pa[k] = pa[k + 1], pb[k] = pb[k + 1];
-            scales(q + D, pa[D - 1], pb[D - 1]);  // past the range: t >= nb - cc, nothing loaded
+        for (int r = 0; r < RT; ++r) {
+            if constexpr (D == 0) scales(q, r, pa[r][0], pb[r][0]);  // the A/B's old order: loaded where used
+            own_a[r] = tmv_scale_of<T>(pa[r][0]), own_b[r] = tmv_scale_of<T>(pb[r][0]);
+            if constexpr (D > 0) {
+#pragma unroll
+                for (int k = 0; k + 1 < D; ++k) pa[r][k] = pa[r][k + 1], pb[r][k] = pb[r][k + 1];
+                scales(q + D, r, pa[r][D - 1], pb[r][D - 1]);  // past the range: t >= nb - cc, nothing loaded
+            }
         }
         float m[NTT][C];  // a missing token's column: 0 (its multiplier 0); past the range: 0, unused
         uint4 x[NTT][C];
@@ -352,22 +376,24 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
             }
         cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
         __syncwarp();                     // ... and every lane's
-        TmvRaw<T> qa[C], qb[C];
-        float sa[C], sb[C];
+        TmvRaw<T> qa[RT][C], qb[RT][C];
+        float sa[RT][C], sb[RT][C];
 #pragma unroll
-        for (int i = 0; i < C; ++i) {
-            qa[i] = *reinterpret_cast<const TmvRaw<T>*>(ring + s_use + fa[i]);
-            qb[i] = *reinterpret_cast<const TmvRaw<T>*>(ring + s_use + fa[i] + dab);
-            sa[i] = __shfl_sync(0xFFFFFFFFu, own_a, (lane & ~3) | i);
-            sb[i] = __shfl_sync(0xFFFFFFFFu, own_b, (lane & ~3) | i);
-        }
+        for (int r = 0; r < RT; ++r)
+#pragma unroll
+            for (int i = 0; i < C; ++i) {
+                qa[r][i] = *reinterpret_cast<const TmvRaw<T>*>(ring + r * RING + s_use + fa[i]);
+                qb[r][i] = *reinterpret_cast<const TmvRaw<T>*>(ring + r * RING + s_use + fa[i] + dab);
+                sa[r][i] = __shfl_sync(0xFFFFFFFFu, own_a[r], (lane & ~3) | i);
+                sb[r][i] = __shfl_sync(0xFFFFFFFFu, own_b[r], (lane & ~3) | i);
+            }
         __syncwarp();  // the stage is refilled by the next iteration's issue
         s_use = s_use + STAGE == kTmvStages * STAGE ? 0 : s_use + STAGE;
         // acc += (hi + lo) * m per (row, token) of block i: the same fold on either form.
-        auto fold = [&](int i, int j, float d0, float d1, float d2, float d3) {
-            const float ma = __fmul_rn(sa[i], m[j][i]), mb = __fmul_rn(sb[i], m[j][i]);
-            acc[j][0] = __fmaf_rn(__fadd_rn(d0, d1), ma, acc[j][0]);
-            acc[j][1] = __fmaf_rn(__fadd_rn(d2, d3), mb, acc[j][1]);
+        auto fold = [&](int r, int i, int j, float d0, float d1, float d2, float d3) {
+            const float ma = __fmul_rn(sa[r][i], m[j][i]), mb = __fmul_rn(sb[r][i], m[j][i]);
+            acc[r][j][0] = __fmaf_rn(__fadd_rn(d0, d1), ma, acc[r][j][0]);
+            acc[r][j][1] = __fmaf_rn(__fadd_rn(d2, d3), mb, acc[r][j][1]);
         };
         if constexpr (WG) {
             // The chunk's blocks converted, then both MMAs of each into its own accumulators
@@ -379,8 +405,8 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
             float d[C][4 * NTT];
 #pragma unroll
             for (int i = 0; i < C; ++i) {
-                tmv_halves<T>(qa[i], ha[i]);
-                tmv_halves<T>(qb[i], hb[i]);
+                tmv_halves<T>(qa[0][i], ha[i]);
+                tmv_halves<T>(qb[0][i], hb[i]);
 #pragma unroll
                 for (int k = 0; k < 4 * NTT; ++k) d[i][k] = 0.0f;
             }
@@ -400,26 +426,41 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
                 if (i >= rem) break;
 #pragma unroll
                 for (int j = 0; j < NTT; ++j)
-                    fold(i, j, d[i][4 * j], d[i][4 * j + 1], d[i][4 * j + 2], d[i][4 * j + 3]);
+                    fold(0, i, j, d[i][4 * j], d[i][4 * j + 1], d[i][4 * j + 2], d[i][4 * j + 3]);
             }
         } else {
 #pragma unroll
             for (int i = 0; i < C; ++i) {
                 if (i >= rem) break;
-                uint32_t ha[4], hb[4];
-                tmv_halves<T>(qa[i], ha);
-                tmv_halves<T>(qb[i], hb);
 #pragma unroll
-                for (int j = 0; j < NTT; ++j) {
-                    float d[4];
-                    mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
-                    mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
-                    fold(i, j, d[0], d[1], d[2], d[3]);
+                for (int r = 0; r < RT; ++r) {
+                    uint32_t ha[4], hb[4];
+                    tmv_halves<T>(qa[r][i], ha);
+                    tmv_halves<T>(qb[r][i], hb);
+#pragma unroll
+                    for (int j = 0; j < NTT; ++j) {
+                        float d[4];
+                        mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
+                        mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
+                        fold(r, i, j, d[0], d[1], d[2], d[3]);
+                    }
                 }
             }
         }
     }
     cp_async_wait<0>();
+}
+
+// tmv_range_rt with one row tile: rows ra (A row g) and rb (A row g + 8); acc[j][0] / [1] = rows
+// ra / rb for token t of tile j; `ring`: this warp's tmv_ring_bytes(T, C).
+template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait, class Cols = TmvCol[NTT]>
+__device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0,
+                                          int64_t b1, const Cols& col, float (&acc)[NTT][2], uint8_t* ring,
+                                          Ready ready = {}) {
+    const uint8_t* const ras[1] = {ra};
+    const uint8_t* const rbs[1] = {rb};
+    tmv_range_rt<T, NTT, 1, C, Ready, Cols>(ras, rbs, n, b0, b1, col,
+                                            reinterpret_cast<float(&)[1][NTT][2]>(acc), ring, ready);
 }
 
 // The blocks of range `r` of a row of n elements: NS ranges of ceil(n / 32 / NS) blocks, rounded
