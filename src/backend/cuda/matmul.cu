@@ -78,21 +78,23 @@ __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int
 }
 
 // blockIdx.x = block of kWarpRows weight rows; the CTA's warps split each row's units (matvec.cuh).
-// WIDE: passes of 8, 4, 2 and 1 tokens; otherwise one token per pass (the kernel of calls of up to
-// narrow_max_tokens() tokens: about half the registers, so more CTAs per SM and loads in flight).
-// Same order either way.
+// blockIdx.y = group of `per` tokens (small matrices: the router's 16 blocks of rows would leave
+// most SMs idle; all tokens in one group otherwise). WIDE: passes of 8, 4, 2 and 1 tokens;
+// otherwise one token per pass (the kernel of calls of up to narrow_max_tokens() tokens: about
+// half the registers, so more CTAs per SM and loads in flight). Same order either way.
 template <GgmlType T, bool P, bool WIDE>
-__global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) matmul_kernel(MatmulArgs a) {
+__global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) matmul_kernel(MatmulArgs a, int64_t per) {
     pdl_begin();
     __shared__ float sh[kSplit * kWarpRows * 8];
     const int64_t r0 = int64_t(blockIdx.x) * kWarpRows;
-    int64_t t0 = 0;
+    int64_t t0 = int64_t(blockIdx.y) * per;
+    const int64_t t1 = min(a.n_tok, t0 + per);
     if constexpr (WIDE) {
-        for (; t0 + 8 <= a.n_tok; t0 += 8) matmul_pass<T, P, 8>(a, r0, t0, sh);
-        if (t0 + 4 <= a.n_tok) matmul_pass<T, P, 4>(a, r0, t0, sh), t0 += 4;
-        if (t0 + 2 <= a.n_tok) matmul_pass<T, P, 2>(a, r0, t0, sh), t0 += 2;
+        for (; t0 + 8 <= t1; t0 += 8) matmul_pass<T, P, 8>(a, r0, t0, sh);
+        if (t0 + 4 <= t1) matmul_pass<T, P, 4>(a, r0, t0, sh), t0 += 4;
+        if (t0 + 2 <= t1) matmul_pass<T, P, 2>(a, r0, t0, sh), t0 += 2;
     }
-    for (; t0 < a.n_tok; ++t0) matmul_pass<T, P, 1>(a, r0, t0, sh);
+    for (; t0 < t1; ++t0) matmul_pass<T, P, 1>(a, r0, t0, sh);
 }
 
 // Calls on matrices with many rows (warp_per_rows): warp w of CTA b owns the block of kWarpRows
@@ -363,7 +365,11 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
     const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
     if (a.n_tok == 0 || a.n_out == 0) return;
     const int64_t blocks = (a.n_out + kWarpRows - 1) / kWarpRows;
-    const dim3 grid(static_cast<unsigned>(blocks));
+    // Groups of 8 tokens on their own CTAs while the blocks of rows are too few to fill the GPU
+    // twice (the router: 16 blocks), else one group (which CTA computes a token changes no bits).
+    const int64_t per = blocks < 264 ? 8 : a.n_tok, groups = (a.n_tok + per - 1) / per;
+    WO_CHECK(groups <= 65535, "cuda matmul: grid limits");
+    const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(groups));
     const dim3 g(static_cast<unsigned>((blocks + kCtaWarps - 1) / kCtaWarps));
     if (a.n_tok == 1 && warp_per_rows(blocks)) {
         WO_CUDA_FOR_WEIGHT(
@@ -376,11 +382,11 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
     } else if (a.n_tok <= narrow_max_tokens()) {
         WO_CUDA_FOR_WEIGHT(
             w, "matmul",
-            (launch("matmul_kernel", matmul_kernel<kT, kP, false>, grid, kBlockThreads, 0, s, a)));
+            (launch("matmul_kernel", matmul_kernel<kT, kP, false>, grid, kBlockThreads, 0, s, a, per)));
     } else {
         WO_CUDA_FOR_WEIGHT(
             w, "matmul",
-            (launch("matmul_kernel", matmul_kernel<kT, kP, true>, grid, kBlockThreads, 0, s, a)));
+            (launch("matmul_kernel", matmul_kernel<kT, kP, true>, grid, kBlockThreads, 0, s, a, per)));
     }
     check_launch("matmul kernel launch");
 }
