@@ -172,23 +172,17 @@ __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
             }
 }
 
-// The decode path on tensor cores (tmv.cuh): a CTA's tile is RT tiles of kTmvRows rows of a
-// group member (tile x of it: A rows g and g + 8 of thread (g, t) in its row tile r are rows
-// 16 (RT x + r) + g and + 8), and a group of 8 tokens (two tiles of 4; one when at most 4
-// remain). Warp w walks range w of all RT row tiles (which share the activations' loads); warp 0
-// writes y.
-template <GgmlType T, int NTT, int NS, int RT>
+// The decode path on tensor cores (tmv.cuh): blockIdx.x = tile of kTmvRows rows of a group
+// member (tile x of it: A rows g and g + 8 of thread (g, t) are rows 16x + g and 16x + g + 8),
+// blockIdx.y = group of 8 tokens (two tiles of 4; one when at most 4 remain). Warp w walks
+// range w; warp 0 writes y.
+template <GgmlType T, int NTT, int NS>
 __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t tile, const uint4* xs,
                                                 const float* xm, int64_t t0, float* sh, uint8_t* ring) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const uint8_t *ra[RT], *rb[RT];
-    int64_t row_a[RT];
-#pragma unroll
-    for (int r = 0; r < RT; ++r) {
-        row_a[r] = (tile * RT + r) * kTmvRows + g;
-        ra[r] = a.w + size_t(min(row_a[r], a.n_out - 1)) * a.w_nb1;
-        rb[r] = a.w + size_t(min(row_a[r] + kTmvRows / 2, a.n_out - 1)) * a.w_nb1;
-    }
+    const int64_t row_a = tile * kTmvRows + g, row_b = row_a + kTmvRows / 2;
+    const uint8_t* ra = a.w + size_t(min(row_a, a.n_out - 1)) * a.w_nb1;
+    const uint8_t* rb = a.w + size_t(min(row_b, a.n_out - 1)) * a.w_nb1;
     TmvCol col[NTT];
 #pragma unroll
     for (int j = 0; j < NTT; ++j) {
@@ -198,46 +192,43 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
     }
     int64_t b0, b1;
     tmv_blocks<NS>(a.n_in, warp, b0, b1);
-    float acc[RT][NTT][2];
+    float acc[NTT][2];
     // The kernel's pdl_begin: after the first weight copies are issued (they overlap the previous
     // kernel's tail), before the activations are read.
-    tmv_range_rt<T, NTT, RT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc, ring,
-                                                                [] { pdl_begin(); });
+    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc, ring,
+                                                         [] { pdl_begin(); });
+    tmv_range_sum<NTT, NS>(acc, sh, 0);
+    if (warp != 0) return;
 #pragma unroll
-    for (int rt = 0; rt < RT; ++rt) {
-        tmv_range_sum<NTT, NS>(acc[rt], sh, 0);
-        if (warp != 0) continue;
+    for (int j = 0; j < NTT; ++j) {
+        const int64_t tok = t0 + kTmvToks * j + t;
+        if (tok >= a.n_tok) continue;
 #pragma unroll
-        for (int j = 0; j < NTT; ++j) {
-            const int64_t tok = t0 + kTmvToks * j + t;
-            if (tok >= a.n_tok) continue;
-#pragma unroll
-            for (int i = 0; i < 2; ++i) {
-                const int64_t r = row_a[rt] + i * (kTmvRows / 2);
-                if (r >= a.n_out) continue;
-                // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
-                const float s = __fadd_rn(acc[rt][j][i], a.bias ? a.bias[r] : 0.0f);
-                float* yp = reinterpret_cast<float*>(a.y + size_t(tok) * a.y_nb1) + r;
-                *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
-            }
+        for (int i = 0; i < 2; ++i) {
+            const int64_t r = i == 0 ? row_a : row_b;
+            if (r >= a.n_out) continue;
+            // As the CPU: s = dot + bias (or + 0), then y = s or y + s.
+            const float s = __fadd_rn(acc[j][i], a.bias ? a.bias[r] : 0.0f);
+            float* yp = reinterpret_cast<float*>(a.y + size_t(tok) * a.y_nb1) + r;
+            *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
         }
     }
 }
 
 // 16 ranges: 512 threads at 64 registers, 2 CTAs per SM (the q / o projections' 180-256 tiles
 // in one wave), chunks of 2; 4 ranges: 128 threads, chunks of 4 (of 2 for 8 tokens). Dynamic
-// shared memory: a code ring per warp and row tile (tmv.cuh).
-template <GgmlType T, int NS, int RT = 1>
-constexpr size_t kTmvMatmulSmem = size_t(NS) * RT * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
+// shared memory: a code ring per warp (tmv.cuh).
+template <GgmlType T, int NS>
+constexpr size_t kTmvMatmulSmem = size_t(NS) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
 
-template <GgmlType T, int NS, int RT>
-__global__ void __launch_bounds__(32 * NS, NS == 16 && RT == 1 ? 2 : 1)
+template <GgmlType T, int NS>
+__global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
     tmv_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm, bool by_tok) {
     // pdl_begin() runs inside tmv_range, once the first weight copies are issued: nothing before
     // it reads or writes memory another kernel writes (grp, xs, xm are pointers; weights are constant).
     __shared__ float sh[(NS - 1) * 2 * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
-    uint8_t* ring = smem + (threadIdx.x >> 5) * RT * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
+    uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
     // Token groups fastest (blockIdx.x) where the tiles fit gridDim.y: a tile's CTAs then run
     // together and read its weights from DRAM once (the 615 MB LM head 4 times at 32 tokens
     // otherwise, tiles fastest); which CTA computes a token does not change its bits.
@@ -245,9 +236,9 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 && RT == 1 ? 2 : 1)
     const MatmulArgs& a = group_member(grp, tile);
     const int64_t t0 = int64_t(by_tok ? blockIdx.x : blockIdx.y) * 2 * kTmvToks;
     if (a.n_tok - t0 > kTmvToks)
-        tmv_matmul_pass<T, 2, NS, RT>(a, tile, xs, xm, t0, sh, ring);
+        tmv_matmul_pass<T, 2, NS>(a, tile, xs, xm, t0, sh, ring);
     else
-        tmv_matmul_pass<T, 1, NS, RT>(a, tile, xs, xm, t0, sh, ring);
+        tmv_matmul_pass<T, 1, NS>(a, tile, xs, xm, t0, sh, ring);
 }
 
 // The prompt path from split activations (tmm.cuh, tmm_wg.cuh): blockIdx.x = tile of TM rows of a
@@ -437,13 +428,6 @@ MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t byte
 
 }  // namespace
 
-template <GgmlType T, int NS, int RT>
-void launch_tmv_matmul(dim3 grid, const MatmulGroup& grp, const uint4* xs, const float* xm, bool by_tok,
-                       cudaStream_t s) {
-    launch_smem<tmv_matmul_kernel<T, NS, RT>>("tmv_matmul_kernel", grid, dim3(32 * NS), kTmvMatmulSmem<T, NS, RT>,
-                                              s, grp, xs, xm, by_tok);
-}
-
 void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
     const uint4* xs = nullptr;
     const float* xm = nullptr;
@@ -453,15 +437,7 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     for (int i = 1; i < grp.n; ++i)
         WO_CHECK(matmul_tmv_ranges(grp.a[i].n_out) == ns,
                  "cuda matmul_tmv: weights of different range counts");
-    // Row tiles per CTA: RT (WO_CUDA_TMV_MM_RT = 1 or 2) for calls of more than 4 tokens, where the
-    // activations' loads are most of what the CTAs read; 1 below (one CTA per 16 rows fills the GPU
-    // at batch 1). Either way the same bits.
-    static const int rt_env = [] {
-        const char* e = std::getenv("WO_CUDA_TMV_MM_RT");
-        return e && std::string(e) == "2" ? 2 : 1;
-    }();
-    const int rt = x.rows() > kTmvToks ? rt_env : 1;
-    const int64_t tiles = group_tiles(grp, kTmvRows * rt), groups = (x.rows() + 2 * kTmvToks - 1) / (2 * kTmvToks);
+    const int64_t tiles = group_tiles(grp, kTmvRows), groups = (x.rows() + 2 * kTmvToks - 1) / (2 * kTmvToks);
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
     // grid (groups, tiles): see tmv_matmul_kernel; WO_CUDA_TMV_BY_TILE=1 keeps tiles fastest (A/B).
     static const bool by_tile = [] {
@@ -473,12 +449,19 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
                              : dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = m.w[0].type == M;
-    using Launch = void (*)(dim3, const MatmulGroup&, const uint4*, const float*, bool, cudaStream_t);
-    const Launch fn = ns == 16 ? (rt == 2 ? (mx ? launch_tmv_matmul<M, 16, 2> : launch_tmv_matmul<Q, 16, 2>)
-                                          : (mx ? launch_tmv_matmul<M, 16, 1> : launch_tmv_matmul<Q, 16, 1>))
-                               : (rt == 2 ? (mx ? launch_tmv_matmul<M, 4, 2> : launch_tmv_matmul<Q, 4, 2>)
-                                          : (mx ? launch_tmv_matmul<M, 4, 1> : launch_tmv_matmul<Q, 4, 1>));
-    fn(grid, grp, xs, xm, by_tok, s);
+    const dim3 b16(32 * 16), b4(32 * 4);
+    if (ns == 16 && mx)
+        launch_smem<tmv_matmul_kernel<M, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<M, 16>, s, grp,
+                                              xs, xm, by_tok);
+    else if (ns == 16)
+        launch_smem<tmv_matmul_kernel<Q, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<Q, 16>, s, grp,
+                                              xs, xm, by_tok);
+    else if (mx)
+        launch_smem<tmv_matmul_kernel<M, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp, xs,
+                                             xm, by_tok);
+    else
+        launch_smem<tmv_matmul_kernel<Q, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp, xs,
+                                             xm, by_tok);
     check_launch("matmul_tmv kernel launch");
 }
 

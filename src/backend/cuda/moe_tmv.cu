@@ -128,13 +128,14 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
     if (threadIdx.x == 0) *cnt = 0;
 }
 
-// RT: row tiles per CTA (grouped passes; a fold CTA has one). CTAs per SM: 6 at one row tile (80
-// registers), fewer at more.
-template <GgmlType T, bool GATE_UP, bool FOLD, int RT = 1>
-__global__ void __launch_bounds__(kTmvThreads, RT == 1 ? 6 : (RT == 2 ? 4 : 3)) tmv_expert_kernel(ExpertArgs a) {
+// RT: row tiles per CTA and NT: the most token tiles of a pass (grouped passes; a fold CTA has
+// one of each). CTAs per SM: 6 at one row tile (80 registers), fewer at more.
+template <GgmlType T, bool GATE_UP, bool FOLD, int RT = 1, int NT = 2>
+__global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 ? 4 : 3))
+    tmv_expert_kernel(ExpertArgs a) {
     static_assert(!FOLD || RT == 1, "a fold CTA has one row tile");
     pdl_begin();
-    __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
+    __shared__ float sh[(kTmvSplit - 1) * NT * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
     uint8_t* ring = smem + (threadIdx.x >> 5) * RT * tmv_ring_bytes(T, 4);
     int32_t e, cnt, one;
@@ -160,7 +161,10 @@ __global__ void __launch_bounds__(kTmvThreads, RT == 1 ? 6 : (RT == 2 ? 4 : 3)) 
         cnt = a.gr.counts[e], pairs = a.gr.list + a.gr.offsets[e];
     }
     for (int32_t i = 0; i < cnt;) {
-        if (!FOLD && cnt - i > kTmvToks) {  // (a fold CTA has one pair)
+        if (!FOLD && NT == 4 && cnt - i > 2 * kTmvToks) {
+            tmv_expert_pass<T, GATE_UP, NT, RT>(a, e, pairs, cnt, i, sh, ring);
+            i += NT * kTmvToks;
+        } else if (!FOLD && cnt - i > kTmvToks) {  // (a fold CTA has one pair)
             tmv_expert_pass<T, GATE_UP, 2, RT>(a, e, pairs, cnt, i, sh, ring);
             i += 2 * kTmvToks;
         } else {
@@ -290,27 +294,24 @@ void launch_tmv_wg(const ExpertArgs& a, unsigned slots, unsigned tiles, int64_t 
                                                           : launch_tmv_wg<T, GATE_UP, 1>)(a, slots, tiles, s);
 }
 
-// Row tiles per CTA of the grouped mma.sync passes: WO_CUDA_TMV_RT = 1, 2 or 4 (per process;
-// the same bits either way).
-inline int tmv_expert_rt() {
-    static const int rt = [] {
-        const char* e = std::getenv("WO_CUDA_TMV_RT");
-        const int v = e ? std::atoi(e) : 1;
-        return v == 2 || v == 4 ? v : 1;
-    }();
-    return rt;
+// Row tiles per CTA of the grouped mma.sync passes, WO_CUDA_TMV_RT = 1 or 2, and the most tokens
+// of a pass, WO_CUDA_TMV_NT = 8 or 16 (per process; the same bits either way).
+inline int tmv_env(const char* name, int dflt, int other) {
+    const char* e = std::getenv(name);
+    return e && std::atoi(e) == other ? other : dflt;
 }
 
-template <GgmlType T, bool GATE_UP, int RT>
+template <GgmlType T, bool GATE_UP, int RT, int NT>
 void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, cudaStream_t s) {
-    launch_smem<tmv_expert_kernel<T, GATE_UP, false, RT>>("tmv_expert_kernel", dim3(slots, (tiles + RT - 1) / RT),
-                                                           kTmvThreads, kTmvExpertSmem<T, RT>, s, a);
+    launch_smem<tmv_expert_kernel<T, GATE_UP, false, RT, NT>>(
+        "tmv_expert_kernel", dim3(slots, (tiles + RT - 1) / RT), kTmvThreads, kTmvExpertSmem<T, RT>, s, a);
 }
 template <GgmlType T, bool GATE_UP>
 void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, cudaStream_t s) {
-    const int rt = tmv_expert_rt();
-    (rt == 4 ? launch_tmv_grouped<T, GATE_UP, 4>
-             : rt == 2 ? launch_tmv_grouped<T, GATE_UP, 2> : launch_tmv_grouped<T, GATE_UP, 1>)(a, slots, tiles, s);
+    static const int rt = tmv_env("WO_CUDA_TMV_RT", 1, 2), nt = tmv_env("WO_CUDA_TMV_NT", 8, 16) / 4;
+    (rt == 2 ? (nt == 4 ? launch_tmv_grouped<T, GATE_UP, 2, 4> : launch_tmv_grouped<T, GATE_UP, 2, 2>)
+             : (nt == 4 ? launch_tmv_grouped<T, GATE_UP, 1, 4> : launch_tmv_grouped<T, GATE_UP, 1, 2>))(a, slots,
+                                                                                                     tiles, s);
 }
 
 template <GgmlType TG, GgmlType TD>
