@@ -16,8 +16,9 @@ namespace {
 // A CTA's 4 warps are the 4 K ranges of one tile of 16 rows: gate_up's tile is 8 features of
 // gate (A rows 0..7) and the same 8 of up (rows 8..15), so thread (g, t) ends with gate and up
 // of feature f0 + g for token t and applies the activation itself; down's tile is 16 rows.
-// Grouped: blockIdx.x = rank among the active experts, the expert's pairs in passes of 8 (4 for
-// the last 1..4). FOLD (decode steps of at most kFoldTokens tokens): blockIdx.x = pair p, its
+// Grouped: blockIdx.x = rank among the active experts, blockIdx.y = kTmvGroupRt tiles, the
+// expert's pairs in passes of 16 (kernels for steps of more than 8 pairs per expert), 8, and 4
+// for the last 1..4. FOLD (decode steps of at most kFoldTokens tokens): blockIdx.x = pair p, its
 // expert from ids (no grouping; the same bits, as each column's result is its own); the fold
 // down pass then adds the token's k outputs into y itself (fold_pairs_combine).
 
@@ -294,24 +295,23 @@ void launch_tmv_wg(const ExpertArgs& a, unsigned slots, unsigned tiles, int64_t 
                                                           : launch_tmv_wg<T, GATE_UP, 1>)(a, slots, tiles, s);
 }
 
-// Row tiles per CTA of the grouped mma.sync passes, WO_CUDA_TMV_RT = 1 or 2, and the most tokens
-// of a pass, WO_CUDA_TMV_NT = 8 or 16 (per process; the same bits either way).
-inline int tmv_env(const char* name, int dflt, int other) {
-    const char* e = std::getenv(name);
-    return e && std::atoi(e) == other ? other : dflt;
-}
+// The grouped mma.sync passes: 2 row tiles per CTA (sharing each block's activation loads; 1 or 4
+// measured slower on the H200, bench/NOTES.md sixteenth session), passes of up to 16 tokens when
+// the step averages more than 8 pairs per expert (the conversions of a block's codes then serve
+// up to 4 token tiles), else of up to 8 (a kernel for 16 holds more registers: fewer CTAs per SM).
+// Which kernel runs changes no bits.
+constexpr int kTmvGroupRt = 2;
 
-template <GgmlType T, bool GATE_UP, int RT, int NT>
+template <GgmlType T, bool GATE_UP, int NT>
 void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, cudaStream_t s) {
+    constexpr int RT = kTmvGroupRt;
     launch_smem<tmv_expert_kernel<T, GATE_UP, false, RT, NT>>(
         "tmv_expert_kernel", dim3(slots, (tiles + RT - 1) / RT), kTmvThreads, kTmvExpertSmem<T, RT>, s, a);
 }
 template <GgmlType T, bool GATE_UP>
-void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, cudaStream_t s) {
-    static const int rt = tmv_env("WO_CUDA_TMV_RT", 1, 2), nt = tmv_env("WO_CUDA_TMV_NT", 8, 16) / 4;
-    (rt == 2 ? (nt == 4 ? launch_tmv_grouped<T, GATE_UP, 2, 4> : launch_tmv_grouped<T, GATE_UP, 2, 2>)
-             : (nt == 4 ? launch_tmv_grouped<T, GATE_UP, 1, 4> : launch_tmv_grouped<T, GATE_UP, 1, 2>))(a, slots,
-                                                                                                     tiles, s);
+void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, int64_t pairs, cudaStream_t s) {
+    (pairs > 2 * kTmvToks * std::min<int64_t>(a.n_exp, pairs) ? launch_tmv_grouped<T, GATE_UP, 4>
+                                                              : launch_tmv_grouped<T, GATE_UP, 2>)(a, slots, tiles, s);
 }
 
 template <GgmlType TG, GgmlType TD>
@@ -330,7 +330,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
         launch_smem<tmv_expert_kernel<TG, true, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu), kTmvThreads, kTmvExpertSmem<TG>, s, gu);
     else
-        launch_tmv_grouped<TG, true>(gu, slots, tiles_gu, s);
+        launch_tmv_grouped<TG, true>(gu, slots, tiles_gu, dec_pairs, s);
     check_launch("moe gate/up tmv kernel launch");
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
@@ -342,7 +342,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
         launch_smem<tmv_expert_kernel<TD, false, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn), kTmvThreads, kTmvExpertSmem<TD>, s, dn);
     else
-        launch_tmv_grouped<TD, false>(dn, slots, tiles_dn, s);
+        launch_tmv_grouped<TD, false>(dn, slots, tiles_dn, dec_pairs, s);
     check_launch("moe down tmv kernel launch");
 }
 
