@@ -176,125 +176,6 @@ __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 
     if constexpr (FOLD && !GATE_UP) fold_pairs_combine(a, one);
 }
 
-// ---- The grouped decode passes on warpgroup MMAs (sm_90a; tmv.cuh's TmvWgCols). A CTA is 4
-// warpgroups over the same 64 rows: warpgroup r walks K range r (tmv_expert_pass's warp r) and
-// its warp w holds tile 4 blockIdx.y + w, so the 64 rows share a pass's activations, staged once
-// in shared memory (whole rows, as pair-major planes) instead of read from L2 by every 16 rows
-// (at 32 streams those reads were twice the weights' bytes). The range sums are added in range
-// order into warpgroup 0's (tmv_range_sum's order); operands, k order and chain are
-// tmv_expert_pass's, so a token gets the bits of the mma.sync passes
-// (CudaMoeTmv.BatchInvariantBitForBit: grouped batches against each token folded alone).
-// NT: the most token tiles of 4 in a pass (1 or 2; the host picks it from the step's pairs per
-// expert), which sizes the planes.
-constexpr int kTmvWgThreads = 128 * kTmvSplit;
-constexpr size_t kTmvWgSmemMax = 200 * 1024;
-
-// Dynamic shared memory: 16 code rings (chunks of 4), the range sums of warpgroups 1..3, then
-// the planes of a whole row at NT tiles and their multipliers.
-__host__ __device__ constexpr size_t tmv_wg_head(GgmlType t, int nt) {
-    return size_t(16 * tmv_ring_bytes(t, 4)) + size_t(kTmvSplit - 1) * nt * 2 * 128 * 4;
-}
-inline size_t tmv_wg_smem(GgmlType t, int64_t n_in, int nt) {
-    const size_t nb = size_t(n_in / 32);
-    return tmv_wg_head(t, nt) + nb * 4 * 8 * size_t(nt) * 16 + nb * 4 * size_t(nt) * 4;
-}
-
-// A pass over pairs[i0 .. i0 + 4 NTT) of expert e (those < cnt).
-template <GgmlType T, bool GATE_UP, int NTT>
-__device__ __forceinline__ void tmv_wg_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
-                                            int32_t i0, uint4* planes, float* sh, uint8_t* ring) {
-    constexpr int TOK = kTmvToks * NTT, N = 2 * TOK;
-    const int tid = int(threadIdx.x), r = tid >> 7, nb = int(a.n_in / 32);
-    float* mult = reinterpret_cast<float*>(planes + size_t(nb) * 4 * N);
-    const uint8_t *ra, *rb;
-    int64_t row_a, row_b;
-    tmv_tile_rows<GATE_UP>(a, e, int64_t(blockIdx.y) * 4 + ((tid >> 5) & 3), ra, rb, row_a, row_b);
-    __syncthreads();  // the previous pass is done with the planes
-    // Token q's split words of block jb, term h: unit u's pair p -> plane 4 jb + p, column 2q + h.
-    for (int it = tid; it < nb * TOK * 2; it += kTmvWgThreads) {
-        const int h = it & 1, q = (it >> 1) % TOK, jb = (it >> 1) / TOK;
-        uint4 u[4] = {};
-        if (i0 + q < cnt) {
-            const uint4* src =
-                a.xs + size_t(pairs[i0 + q] / a.x_div) * size_t(a.n_in / 4) + 8 * size_t(jb) + 4 * h;
-#pragma unroll
-            for (int k = 0; k < 4; ++k) u[k] = __ldg(src + k);
-        }
-        uint4* dst = planes + size_t(4 * jb) * N + 2 * q + h;
-        dst[0] = make_uint4(u[0].x, u[1].x, u[2].x, u[3].x);
-        dst[N] = make_uint4(u[0].y, u[1].y, u[2].y, u[3].y);
-        dst[2 * N] = make_uint4(u[0].z, u[1].z, u[2].z, u[3].z);
-        dst[3 * N] = make_uint4(u[0].w, u[1].w, u[2].w, u[3].w);
-    }
-    for (int it = tid; it < nb * TOK; it += kTmvWgThreads) {
-        const int q = it % TOK, jb = it / TOK;
-        mult[it] =
-            i0 + q < cnt ? __ldg(a.xm + size_t(pairs[i0 + q] / a.x_div) * size_t(a.n_in / 32) + jb) : 0.0f;
-    }
-    fence_proxy_async();  // the planes are read by the tensor cores
-    __syncthreads();
-    int64_t b0, b1;
-    tmv_blocks(a.n_in, r, b0, b1);
-    const TmvWgCols cols{static_cast<uint32_t>(__cvta_generic_to_shared(planes + size_t(4 * b0) * N)),
-                         mult + b0 * TOK};
-    float acc[NTT][2];
-    tmv_range<T, NTT>(ra, rb, a.n_in, b0, b1, cols, acc, ring);
-    tmv_range_sum<NTT, kTmvSplit, 128>(acc, sh, 0);
-    if (r == 0) tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a, row_b, acc);
-}
-
-template <GgmlType T, bool GATE_UP, int NT>
-__global__ void __launch_bounds__(kTmvWgThreads, 1) tmv_expert_wg_kernel(ExpertArgs a) {
-    pdl_begin();
-    extern __shared__ __align__(128) uint8_t smem[];
-    uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, 4);
-    auto* sh = reinterpret_cast<float*>(smem + 16 * tmv_ring_bytes(T, 4));
-    auto* planes = reinterpret_cast<uint4*>(smem + tmv_wg_head(T, NT));
-    const int e = a.gr.active[blockIdx.x];
-    if (e < 0) return;  // the whole CTA
-    const int32_t cnt = a.gr.counts[e], *pairs = a.gr.list + a.gr.offsets[e];
-    for (int32_t i = 0; i < cnt;) {
-        if (NT == 2 && cnt - i > kTmvToks) {
-            tmv_wg_pass<T, GATE_UP, NT>(a, e, pairs, cnt, i, planes, sh, ring);
-            i += NT * kTmvToks;
-        } else {
-            tmv_wg_pass<T, GATE_UP, 1>(a, e, pairs, cnt, i, planes, sh, ring);
-            i += kTmvToks;
-        }
-    }
-}
-
-// Whether the grouped decode passes take the warpgroup kernels: WO_CUDA_TMV_WG=1 (off by default:
-// the forms measured on the H200 with 20b were slower than the mma.sync passes; bench/NOTES.md,
-// fifteenth session), tmm_wg() (an sm_90a build on a Hopper), and the planes of passes of 8
-// tokens fit in shared memory. Per process, and the same bits either way.
-bool tmv_wg(const ExpertArgs& gu, const ExpertArgs& dn, GgmlType tg, GgmlType td) {
-    static const bool on = [] {
-        const char* e = std::getenv("WO_CUDA_TMV_WG");
-        return e && std::string(e) == "1";
-    }();
-    return on && tmm_wg() &&
-           std::max(tmv_wg_smem(tg, gu.n_in, 2), tmv_wg_smem(td, dn.n_in, 2)) <= kTmvWgSmemMax;
-}
-
-template <GgmlType T, bool GATE_UP, int NT>
-void launch_tmv_wg(const ExpertArgs& a, unsigned slots, unsigned tiles, cudaStream_t s) {
-    static const cudaError_t set =
-        cudaFuncSetAttribute(tmv_expert_wg_kernel<T, GATE_UP, NT>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(kTmvWgSmemMax));
-    if (set != cudaSuccess)
-        throw Error(Code::CUDA_ERROR, std::string("tmv_expert_wg_kernel: ") + cudaGetErrorString(set));
-    launch("tmv_expert_wg_kernel", tmv_expert_wg_kernel<T, GATE_UP, NT>, dim3(slots, (tiles + 3) / 4),
-           dim3(kTmvWgThreads), tmv_wg_smem(T, a.n_in, NT), s, a);
-}
-
-// Passes of 8 tokens when the step has more than 4 pairs per expert on average, else of 4.
-template <GgmlType T, bool GATE_UP>
-void launch_tmv_wg(const ExpertArgs& a, unsigned slots, unsigned tiles, int64_t pairs, cudaStream_t s) {
-    (pairs > kTmvToks * std::min<int64_t>(a.n_exp, pairs) ? launch_tmv_wg<T, GATE_UP, 2>
-                                                          : launch_tmv_wg<T, GATE_UP, 1>)(a, slots, tiles, s);
-}
-
 // The grouped mma.sync passes: 2 row tiles per CTA (sharing each block's activation loads; 1 or 4
 // measured slower on the H200, bench/NOTES.md sixteenth session), passes of up to 16 tokens when
 // the step averages more than 8 pairs per expert (the conversions of a block's codes then serve
@@ -323,10 +204,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
     tmv_split(x, 0, n_dec, xs, xm, s);
-    const bool wg = !fold && tmv_wg(gu, dn, TG, TD);
-    if (wg)
-        launch_tmv_wg<TG, true>(gu, slots, tiles_gu, dec_pairs, s);
-    else if (fold)
+    if (fold)
         launch_smem<tmv_expert_kernel<TG, true, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu), kTmvThreads, kTmvExpertSmem<TG>, s, gu);
     else
@@ -336,9 +214,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
     tmv_split(g, 0, dec_pairs, gs, gm, s);
-    if (wg)
-        launch_tmv_wg<TD, false>(dn, slots, tiles_dn, dec_pairs, s);
-    else if (fold)
+    if (fold)
         launch_smem<tmv_expert_kernel<TD, false, true>>(
             "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn), kTmvThreads, kTmvExpertSmem<TD>, s, dn);
     else

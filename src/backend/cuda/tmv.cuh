@@ -36,7 +36,6 @@
 
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/util.cuh"
-#include "backend/cuda/wgmma.cuh"
 
 namespace wo::cuda {
 
@@ -154,19 +153,6 @@ struct TmvCol {
     const float* xm;
 };
 
-// The warpgroup form of NTT token tiles (moe_tmv.cu's grouped decode passes, sm_90a): the four
-// warps of a warpgroup walk the same range, each its own 16 rows, and B is the range's split
-// rows in shared memory, read by wgmma m64n(8 NTT)k16. Column n = 2 (token) + term, as mma.sync's
-// column of tile n / 8; block jb of the range (from b0) keeps pair p of its units at plane 4 jb +
-// p: 16 bytes per column (the words of units 0..3), so pairs p, p + 1 are a k16 slice (LBO = one
-// plane). `planes` is the shared address of plane 0, `m` the multipliers m[jb * 4 NTT + token].
-// The operands, the k order and the chain are those of the mma.sync form, and wgmma gives its
-// bits (wgmma.cuh), so a token's outputs are the same on either form.
-struct TmvWgCols {
-    uint32_t planes;
-    const float* m;
-};
-
 // The codes reach the MMA through a ring of kTmvStages stages per warp in shared memory: chunk q
 // (C blocks of the 16 rows) is copied with 16-byte cp.async pieces (lane (g, t) copies pieces of
 // rows g and g + 8: 4x fewer, fully used sectors against 4-byte loads of unit t) while the warp
@@ -244,14 +230,11 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
 struct TmvNoWait {
     __device__ void operator()() const {}
 };
-template <GgmlType T, int NTT, int RT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait,
-          class Cols = TmvCol[NTT]>
+template <GgmlType T, int NTT, int RT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait>
 __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], const uint8_t* const (&rb)[RT],
-                                             int64_t n, int64_t b0_, int64_t b1_, const Cols& col,
+                                             int64_t n, int64_t b0_, int64_t b1_, const TmvCol (&col)[NTT],
                                              float (&acc)[RT][NTT][2], uint8_t* ring, Ready ready = {}) {
     static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
-    constexpr bool WG = std::is_same_v<Cols, TmvWgCols>;  // else TmvCol[NTT]
-    static_assert(!WG || RT == 1, "the warpgroup form has one row tile per warp");
     constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
     constexpr int RING = kTmvStages * STAGE;          // one row tile's ring
     constexpr int PR = RB / 16;                       // 16-byte pieces per row and chunk
@@ -317,13 +300,12 @@ __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], con
         for (int r = 0; r < RT; ++r) sp_a[r] = tmv_keep(ra[r] + sof), sp_b[r] = tmv_keep(rb[r] + sof);
     const uint4* xp[NTT] = {};
     const float* mp[NTT] = {};
-    if constexpr (!WG)
 #pragma unroll
-        for (int j = 0; j < NTT; ++j) {
-            xp[j] = col[j].xs ? col[j].xs + 8 * b0 : nullptr;
-            mp[j] = col[j].xm ? col[j].xm + b0 : nullptr;
-            if constexpr (NTT == 1) xp[j] = tmv_keep(xp[j]), mp[j] = tmv_keep(mp[j]);
-        }
+    for (int j = 0; j < NTT; ++j) {
+        xp[j] = col[j].xs ? col[j].xs + 8 * b0 : nullptr;
+        mp[j] = col[j].xm ? col[j].xm + b0 : nullptr;
+        if constexpr (NTT == 1) xp[j] = tmv_keep(xp[j]), mp[j] = tmv_keep(mp[j]);
+    }
     // The scales travel like the codes, kTmvStages - 1 chunks ahead of their use, as raw bits in
     // registers (pa / pb[r][k]: chunk q + k); converted at their use, so no load is waited on
     // early. A scale of a block past the range is left from before, unused.
@@ -367,12 +349,8 @@ __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], con
         for (int i = 0; i < C; ++i)
 #pragma unroll
             for (int j = 0; j < NTT; ++j) {
-                if constexpr (WG) {  // B is in shared memory; the multipliers too
-                    m[j][i] = i < rem ? col.m[(c + i) * 4 * NTT + 4 * j + t] : 0.0f;
-                } else {
-                    x[j][i] = i < rem && xp[j] ? __ldg(xp[j] + 8 * (c + i)) : make_uint4(0, 0, 0, 0);
-                    m[j][i] = i < rem && mp[j] ? __ldg(mp[j] + c + i) : 0.0f;
-                }
+                x[j][i] = i < rem && xp[j] ? __ldg(xp[j] + 8 * (c + i)) : make_uint4(0, 0, 0, 0);
+                m[j][i] = i < rem && mp[j] ? __ldg(mp[j] + c + i) : 0.0f;
             }
         cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
         __syncwarp();                     // ... and every lane's
@@ -389,61 +367,23 @@ __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], con
             }
         __syncwarp();  // the stage is refilled by the next iteration's issue
         s_use = s_use + STAGE == kTmvStages * STAGE ? 0 : s_use + STAGE;
-        // acc += (hi + lo) * m per (row, token) of block i: the same fold on either form.
-        auto fold = [&](int r, int i, int j, float d0, float d1, float d2, float d3) {
-            const float ma = __fmul_rn(sa[r][i], m[j][i]), mb = __fmul_rn(sb[r][i], m[j][i]);
-            acc[r][j][0] = __fmaf_rn(__fadd_rn(d0, d1), ma, acc[r][j][0]);
-            acc[r][j][1] = __fmaf_rn(__fadd_rn(d2, d3), mb, acc[r][j][1]);
-        };
-        if constexpr (WG) {
-            // The chunk's blocks converted, then both MMAs of each into its own accumulators
-            // (all 4 NTT tokens at once) in one group, one wait, then the folds in block order.
-            // No branch among the MMAs (the compiler would serialize them): a block past the
-            // range multiplies stale codes by the chunk's first block's planes, unused.
-            constexpr uint32_t kPlane = 8 * NTT * 16;
-            uint32_t ha[C][4], hb[C][4];
-            float d[C][4 * NTT];
+        // acc += (hi + lo) * m per (row, token) of block i.
 #pragma unroll
-            for (int i = 0; i < C; ++i) {
-                tmv_halves<T>(qa[0][i], ha[i]);
-                tmv_halves<T>(qb[0][i], hb[i]);
+        for (int i = 0; i < C; ++i) {
+            if (i >= rem) break;
 #pragma unroll
-                for (int k = 0; k < 4 * NTT; ++k) d[i][k] = 0.0f;
-            }
-            wgmma_fence();
+            for (int r = 0; r < RT; ++r) {
+                uint32_t ha[4], hb[4];
+                tmv_halves<T>(qa[r][i], ha);
+                tmv_halves<T>(qb[r][i], hb);
 #pragma unroll
-            for (int i = 0; i < C; ++i) {
-                const uint32_t p0 = col.planes + uint32_t(4 * (i < rem ? c + i : c)) * kPlane;
-                wgmma_narrow<NTT>(d[i], ha[i][0], hb[i][0], ha[i][1], hb[i][1], wgmma_desc(p0, kPlane, 128),
-                                  0);
-                wgmma_narrow<NTT>(d[i], ha[i][2], hb[i][2], ha[i][3], hb[i][3],
-                                  wgmma_desc(p0 + 2 * kPlane, kPlane, 128), 1);
-            }
-            wgmma_commit();
-            wgmma_wait0();
-#pragma unroll
-            for (int i = 0; i < C; ++i) {
-                if (i >= rem) break;
-#pragma unroll
-                for (int j = 0; j < NTT; ++j)
-                    fold(0, i, j, d[i][4 * j], d[i][4 * j + 1], d[i][4 * j + 2], d[i][4 * j + 3]);
-            }
-        } else {
-#pragma unroll
-            for (int i = 0; i < C; ++i) {
-                if (i >= rem) break;
-#pragma unroll
-                for (int r = 0; r < RT; ++r) {
-                    uint32_t ha[4], hb[4];
-                    tmv_halves<T>(qa[r][i], ha);
-                    tmv_halves<T>(qb[r][i], hb);
-#pragma unroll
-                    for (int j = 0; j < NTT; ++j) {
-                        float d[4];
-                        mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
-                        mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
-                        fold(r, i, j, d[0], d[1], d[2], d[3]);
-                    }
+                for (int j = 0; j < NTT; ++j) {
+                    float d[4];
+                    mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
+                    mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
+                    const float ma = __fmul_rn(sa[r][i], m[j][i]), mb = __fmul_rn(sb[r][i], m[j][i]);
+                    acc[r][j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[r][j][0]);
+                    acc[r][j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[r][j][1]);
                 }
             }
         }
@@ -453,13 +393,13 @@ __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], con
 
 // tmv_range_rt with one row tile: rows ra (A row g) and rb (A row g + 8); acc[j][0] / [1] = rows
 // ra / rb for token t of tile j; `ring`: this warp's tmv_ring_bytes(T, C).
-template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait, class Cols = TmvCol[NTT]>
+template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait>
 __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0,
-                                          int64_t b1, const Cols& col, float (&acc)[NTT][2], uint8_t* ring,
-                                          Ready ready = {}) {
+                                          int64_t b1, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
+                                          uint8_t* ring, Ready ready = {}) {
     const uint8_t* const ras[1] = {ra};
     const uint8_t* const rbs[1] = {rb};
-    tmv_range_rt<T, NTT, 1, C, Ready, Cols>(ras, rbs, n, b0, b1, col,
+    tmv_range_rt<T, NTT, 1, C, Ready>(ras, rbs, n, b0, b1, col,
                                             reinterpret_cast<float(&)[1][NTT][2]>(acc), ring, ready);
 }
 
@@ -477,18 +417,17 @@ __device__ __forceinline__ void tmv_blocks(int64_t n, int r, int64_t& b0, int64_
     b0 = min(nb, per * r), b1 = min(nb, b0 + per);
 }
 
-// The NS groups [w0, w0 + NS) of W threads (warps, or the warpgroups of moe_tmv.cu's warpgroup
-// passes) hold the ranges of the same tiles in order: the range sums added in range order into
-// the first group's acc. `sh` holds (NS - 1) * NTT * 2 * W floats for these groups; every thread
-// of the CTA must call it.
-template <int NTT, int NS = kTmvSplit, int W = 32>
+// The NS warps [w0, w0 + NS) of the CTA hold the ranges of the same tile in order: the range
+// sums added in range order into the first warp's acc. `sh` holds (NS - 1) * NTT * 2 * 32 floats
+// for this group; every thread of the CTA must call it.
+template <int NTT, int NS = kTmvSplit>
 __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, int w0) {
-    const int lane = threadIdx.x % W, r = threadIdx.x / W - w0;
+    const int lane = threadIdx.x & 31, r = (threadIdx.x >> 5) - w0;
     if (r > 0)
 #pragma unroll
         for (int j = 0; j < NTT; ++j)
 #pragma unroll
-            for (int i = 0; i < 2; ++i) sh[(((r - 1) * NTT + j) * 2 + i) * W + lane] = acc[j][i];
+            for (int i = 0; i < 2; ++i) sh[(((r - 1) * NTT + j) * 2 + i) * 32 + lane] = acc[j][i];
     __syncthreads();
     if (r == 0)
 #pragma unroll
@@ -497,7 +436,7 @@ __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, i
             for (int j = 0; j < NTT; ++j)
 #pragma unroll
                 for (int i = 0; i < 2; ++i)
-                    acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * W + lane]);
+                    acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 32 + lane]);
     __syncthreads();  // sh is rewritten by the next call
 }
 
