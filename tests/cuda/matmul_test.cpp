@@ -586,7 +586,8 @@ TEST(CudaMatmulTmv, MatchesReference) {
         }
         run_tmv({t, 32 * 23, 1030, 6, true, false, {}}, rng);
         run_tmv({t, 2880, 2880, 2, true, false, {}}, rng);
-        run_tmv({t, 2880, 16390, 5, true, false, {}}, rng);  // >= 16384 rows: 4 ranges
+        run_tmv({t, 2880, 16390, 5, true, false, {}}, rng);   // >= 16384 rows: 4 ranges,
+        run_tmv({t, 2880, 16390, 19, true, false, {}}, rng);  // in groups of 16 tokens
     }
 }
 
@@ -659,6 +660,7 @@ TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
     REQUIRE_GPU();
     std::mt19937 rng(53);
     check_tmv_batch_invariance(matmul_tmv, 45, 37, {0, 20}, rng);
+    check_tmv_batch_invariance(matmul_tmv, 16390, 37, {0, 20}, rng);  // 4 ranges, groups of 16 tokens
 }
 
 // ---- The prompt path from split activations (matmul_tmm, tmm.cuh): Q8_0 / MXFP4, DEVICE layout.

@@ -174,8 +174,8 @@ __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
 
 // The decode path on tensor cores (tmv.cuh): blockIdx.x = tile of kTmvRows rows of a group
 // member (tile x of it: A rows g and g + 8 of thread (g, t) are rows 16x + g and 16x + g + 8),
-// blockIdx.y = group of 8 tokens (two tiles of 4; one when at most 4 remain). Warp w walks
-// range w; warp 0 writes y.
+// blockIdx.y = group of G tokens (passes of NTT = 4, 2 or 1 tiles of 4 by how
+// many remain). Warp w walks range w; warp 0 writes y.
 template <GgmlType T, int NTT, int NS>
 __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t tile, const uint4* xs,
                                                 const float* xm, int64_t t0, float* sh, uint8_t* ring) {
@@ -216,17 +216,20 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
 }
 
 // 16 ranges: 512 threads at 64 registers, 2 CTAs per SM (the q / o projections' 180-256 tiles
-// in one wave), chunks of 2; 4 ranges: 128 threads, chunks of 4 (of 2 for 8 tokens). Dynamic
-// shared memory: a code ring per warp (tmv.cuh).
+// in one wave), chunks of 2; 4 ranges (the LM head): 128 threads, chunks of 4 (of 2 for more
+// than 4 tokens). G: tokens per CTA, 8, or 16 for the LM head's calls of more than 8 tokens (each
+// block's codes converted once per 16 tokens instead of per 8: at 32 streams the LM head was
+// issue-bound, bench/NOTES.md sixteenth session; the kernel for 16 holds 135 registers, so
+// smaller calls keep the one for 8). Dynamic shared memory: a code ring per warp (tmv.cuh).
 template <GgmlType T, int NS>
 constexpr size_t kTmvMatmulSmem = size_t(NS) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
 
-template <GgmlType T, int NS>
+template <GgmlType T, int NS, int G>
 __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
     tmv_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm, bool by_tok) {
     // pdl_begin() runs inside tmv_range, once the first weight copies are issued: nothing before
     // it reads or writes memory another kernel writes (grp, xs, xm are pointers; weights are constant).
-    __shared__ float sh[(NS - 1) * 2 * 2 * 32];
+    __shared__ float sh[(NS - 1) * (G / kTmvToks) * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
     uint8_t* ring = smem + (threadIdx.x >> 5) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
     // Token groups fastest (blockIdx.x) where the tiles fit gridDim.y: a tile's CTAs then run
@@ -234,7 +237,13 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
     // otherwise, tiles fastest); which CTA computes a token does not change its bits.
     int64_t tile = by_tok ? blockIdx.y : blockIdx.x;
     const MatmulArgs& a = group_member(grp, tile);
-    const int64_t t0 = int64_t(by_tok ? blockIdx.x : blockIdx.y) * 2 * kTmvToks;
+    const int64_t t0 = int64_t(by_tok ? blockIdx.x : blockIdx.y) * G;
+    if constexpr (G > 2 * kTmvToks) {
+        if (a.n_tok - t0 > 2 * kTmvToks) {
+            tmv_matmul_pass<T, G / kTmvToks, NS>(a, tile, xs, xm, t0, sh, ring);
+            return;
+        }
+    }
     if (a.n_tok - t0 > kTmvToks)
         tmv_matmul_pass<T, 2, NS>(a, tile, xs, xm, t0, sh, ring);
     else
@@ -437,7 +446,9 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     for (int i = 1; i < grp.n; ++i)
         WO_CHECK(matmul_tmv_ranges(grp.a[i].n_out) == ns,
                  "cuda matmul_tmv: weights of different range counts");
-    const int64_t tiles = group_tiles(grp, kTmvRows), groups = (x.rows() + 2 * kTmvToks - 1) / (2 * kTmvToks);
+    const bool g16 = ns == 4 && x.rows() > 2 * kTmvToks;  // see tmv_matmul_kernel
+    const int64_t tiles = group_tiles(grp, kTmvRows), per = (g16 ? 4 : 2) * kTmvToks,
+                  groups = (x.rows() + per - 1) / per;
     WO_CHECK(tiles < (int64_t(1) << 31) && groups <= 65535, "cuda matmul_tmv: grid limits");
     // grid (groups, tiles): see tmv_matmul_kernel; WO_CUDA_TMV_BY_TILE=1 keeps tiles fastest (A/B).
     static const bool by_tile = [] {
@@ -450,18 +461,21 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool mx = m.w[0].type == M;
     const dim3 b16(32 * 16), b4(32 * 4);
-    if (ns == 16 && mx)
-        launch_smem<tmv_matmul_kernel<M, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<M, 16>, s, grp,
-                                              xs, xm, by_tok);
-    else if (ns == 16)
-        launch_smem<tmv_matmul_kernel<Q, 16>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<Q, 16>, s, grp,
-                                              xs, xm, by_tok);
-    else if (mx)
-        launch_smem<tmv_matmul_kernel<M, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp, xs,
-                                             xm, by_tok);
+    if (ns == 16)
+        mx ? launch_smem<tmv_matmul_kernel<M, 16, 8>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<M, 16>, s,
+                                                      grp, xs, xm, by_tok)
+           : launch_smem<tmv_matmul_kernel<Q, 16, 8>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<Q, 16>, s,
+                                                      grp, xs, xm, by_tok);
+    else if (g16)
+        mx ? launch_smem<tmv_matmul_kernel<M, 4, 16>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp,
+                                                      xs, xm, by_tok)
+           : launch_smem<tmv_matmul_kernel<Q, 4, 16>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp,
+                                                      xs, xm, by_tok);
     else
-        launch_smem<tmv_matmul_kernel<Q, 4>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp, xs,
-                                             xm, by_tok);
+        mx ? launch_smem<tmv_matmul_kernel<M, 4, 8>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp,
+                                                     xs, xm, by_tok)
+           : launch_smem<tmv_matmul_kernel<Q, 4, 8>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp,
+                                                     xs, xm, by_tok);
     check_launch("matmul_tmv kernel launch");
 }
 
