@@ -367,7 +367,7 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
     const int64_t blocks = (a.n_out + kWarpRows - 1) / kWarpRows;
     // Groups of 8 tokens on their own CTAs while the blocks of rows are too few to fill the GPU
     // twice (the router: 16 blocks), else one group (which CTA computes a token changes no bits).
-    const int64_t per = blocks < 264 ? 8 : a.n_tok, groups = (a.n_tok + per - 1) / per;
+    const int64_t per = blocks < 2 * sm_count() ? 8 : a.n_tok, groups = (a.n_tok + per - 1) / per;
     WO_CHECK(groups <= 65535, "cuda matmul: grid limits");
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(groups));
     const dim3 g(static_cast<unsigned>((blocks + kCtaWarps - 1) / kCtaWarps));
@@ -435,6 +435,19 @@ MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t byte
     return grp;
 }
 
+// tmv_matmul_kernel<T, NS, G> for MXFP4 (mx) or Q8_0 weights.
+template <int NS, int G>
+void launch_tmv_matmul(bool mx, dim3 grid, const MatmulGroup& grp, const uint4* xs, const float* xm, bool by_tok,
+                       cudaStream_t s) {
+    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
+    if (mx)
+        launch_smem<tmv_matmul_kernel<M, NS, G>>("tmv_matmul_kernel", grid, dim3(32 * NS), kTmvMatmulSmem<M, NS>, s,
+                                                 grp, xs, xm, by_tok);
+    else
+        launch_smem<tmv_matmul_kernel<Q, NS, G>>("tmv_matmul_kernel", grid, dim3(32 * NS), kTmvMatmulSmem<Q, NS>, s,
+                                                 grp, xs, xm, by_tok);
+}
+
 }  // namespace
 
 void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
@@ -458,24 +471,9 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     const bool by_tok = !by_tile && tiles <= 65535;
     const dim3 grid = by_tok ? dim3(static_cast<unsigned>(groups), static_cast<unsigned>(tiles))
                              : dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
-    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
-    const bool mx = m.w[0].type == M;
-    const dim3 b16(32 * 16), b4(32 * 4);
-    if (ns == 16)
-        mx ? launch_smem<tmv_matmul_kernel<M, 16, 8>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<M, 16>, s,
-                                                      grp, xs, xm, by_tok)
-           : launch_smem<tmv_matmul_kernel<Q, 16, 8>>("tmv_matmul_kernel", grid, b16, kTmvMatmulSmem<Q, 16>, s,
-                                                      grp, xs, xm, by_tok);
-    else if (g16)
-        mx ? launch_smem<tmv_matmul_kernel<M, 4, 16>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp,
-                                                      xs, xm, by_tok)
-           : launch_smem<tmv_matmul_kernel<Q, 4, 16>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp,
-                                                      xs, xm, by_tok);
-    else
-        mx ? launch_smem<tmv_matmul_kernel<M, 4, 8>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<M, 4>, s, grp,
-                                                     xs, xm, by_tok)
-           : launch_smem<tmv_matmul_kernel<Q, 4, 8>>("tmv_matmul_kernel", grid, b4, kTmvMatmulSmem<Q, 4>, s, grp,
-                                                     xs, xm, by_tok);
+    const bool mx = m.w[0].type == GgmlType::MXFP4;
+    (ns == 16 ? launch_tmv_matmul<16, 8> : g16 ? launch_tmv_matmul<4, 16> : launch_tmv_matmul<4, 8>)(
+        mx, grid, grp, xs, xm, by_tok, s);
     check_launch("matmul_tmv kernel launch");
 }
 

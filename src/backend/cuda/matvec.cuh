@@ -256,13 +256,19 @@ __device__ __forceinline__ void warp_cta_dots(const uint8_t* const (&w)[R], int6
 // Fewer blocks keep cta_dots' four warps per block, so small matrices still spread over the GPU.
 // WO_CUDA_WARP_MIN=N sets the threshold in row blocks (0: always, a huge N: never).
 // Tests move the threshold with set_warp_min_blocks (kernels.h).
+// The current device's SM count (132 where it cannot be read), read once per process.
+inline int sm_count() {
+    static const int sms = [] {
+        int dev = 0, n = 132;
+        if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+        return n;
+    }();
+    return sms;
+}
 inline int64_t& warp_min_blocks() {
     static int64_t min_blocks = [] {
         if (const char* e = std::getenv("WO_CUDA_WARP_MIN")) return int64_t(std::atoll(e));
-        int dev = 0, sms = 132;
-        if (cudaGetDevice(&dev) == cudaSuccess)
-            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-        return int64_t(16) * sms;
+        return int64_t(16) * sm_count();
     }();
     return min_blocks;
 }

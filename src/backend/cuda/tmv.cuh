@@ -399,8 +399,8 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
                                           uint8_t* ring, Ready ready = {}) {
     const uint8_t* const ras[1] = {ra};
     const uint8_t* const rbs[1] = {rb};
-    tmv_range_rt<T, NTT, 1, C, Ready>(ras, rbs, n, b0, b1, col,
-                                            reinterpret_cast<float(&)[1][NTT][2]>(acc), ring, ready);
+    tmv_range_rt<T, NTT, 1, C, Ready>(ras, rbs, n, b0, b1, col, reinterpret_cast<float(&)[1][NTT][2]>(acc), ring,
+                                      ready);
 }
 
 // The blocks of range `r` of a row of n elements: NS ranges of ceil(n / 32 / NS) blocks, rounded
