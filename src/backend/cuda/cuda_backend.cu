@@ -330,8 +330,10 @@ int64_t CudaBackend::decode_split(int64_t n) const {
 }
 // Decode rows on the decode path (tensor cores for matmul_tmv_weight(w), else CUDA cores),
 // prompt rows on the prompt path (matmul_tmm for tmm_weight(w), else matmul_mma; kernels.h).
+// Weights of fewer than kMmaMinRows rows: every row on the CUDA cores (a property of the weight,
+// so a token's path, and its bits, never depend on its step).
 void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) {
-    const int64_t n = x.rows(), nd = decode_split(n);
+    const int64_t n = x.rows(), nd = w.rows() < cuda::kMmaMinRows ? n : decode_split(n);
     const float* b = bias ? static_cast<const float*>(bias->data) : nullptr;
     // Tensor cores once reserve_scratch gave them room (for every step within its limits, so a
     // weight's decode rows all take one path); a backend used without it stays on the CUDA cores.
