@@ -587,7 +587,7 @@ TEST(CudaMatmulTmv, MatchesReference) {
         run_tmv({t, 32 * 23, 1030, 6, true, false, {}}, rng);
         run_tmv({t, 2880, 2880, 2, true, false, {}}, rng);
         run_tmv({t, 2880, 16390, 5, true, false, {}}, rng);   // >= 16384 rows: 4 ranges,
-        run_tmv({t, 2880, 16390, 19, true, false, {}}, rng);  // in groups of 16 tokens
+        run_tmv({t, 2880, 16390, 19, true, false, {}}, rng);  // the wide kernel (kTmvWideMinTokens)
     }
 }
 
@@ -605,10 +605,9 @@ TEST(CudaMatmulTmv, ActivationScales) {
 // the reversed batch and sub-batches of 3 and 9 at `firsts`.
 using TmvFn = void (*)(Tensor, Tensor, Tensor, const float*, bool, void*, size_t, cudaStream_t);
 void check_tmv_batch_invariance(TmvFn mmfn, int64_t n_out, int64_t n, std::vector<int64_t> firsts,
-                                std::mt19937& rng) {
+                                std::mt19937& rng, int64_t n_in = 32 * 45) {
     for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
         SCOPED_TRACE(tname(t));
-        const int64_t n_in = 32 * 45;
         auto w = random_weights(t, n_out, n_in, rng, 0.5f);
         auto x = random_floats(size_t(n_in * n), rng);
         std::vector<float> xr(x.size());
@@ -660,7 +659,24 @@ TEST(CudaMatmulTmv, BatchInvariantBitForBit) {
     REQUIRE_GPU();
     std::mt19937 rng(53);
     check_tmv_batch_invariance(matmul_tmv, 45, 37, {0, 20}, rng);
-    check_tmv_batch_invariance(matmul_tmv, 16390, 37, {0, 20}, rng);  // 4 ranges, groups of 16 tokens
+    check_tmv_batch_invariance(matmul_tmv, 16390, 37, {0, 20}, rng);  // 4 ranges: wide, groups of 8
+}
+
+// matmul_tmv's wide kernel (tmm.cuh's tiles in tmv.cuh's order; weights of 4 ranges) against its
+// warps, bit for bit: with the wide kernel from 2 tokens on, every batch and sub-batch runs it and
+// each token alone the warps. 45 blocks: ranges of 12, 12, 12, 9; 9 blocks: 3, 3, 3 (ranges end
+// inside a stage of 2 blocks) and an empty one; 70 tokens: a full and a partial token tile.
+TEST(CudaMatmulTmv, WideKernelGivesTheWarpsBits) {
+    REQUIRE_GPU();
+    std::mt19937 rng(58);
+    const int64_t old = set_tmv_wide_min_tokens(2);
+    check_tmv_batch_invariance(matmul_tmv, 16390, 70, {0, 60}, rng);
+    check_tmv_batch_invariance(matmul_tmv, 16390, 37, {20}, rng, 32 * 9);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {  // and against the reference
+        SCOPED_TRACE(tname(t));
+        run_tmv({t, 32 * 9, 16390, 6, true, true, {1e-30f, 1.0f, 3e4f, 1e30f, 0.0f, 1e-3f}}, rng);
+    }
+    set_tmv_wide_min_tokens(old);
 }
 
 // ---- The prompt path from split activations (matmul_tmm, tmm.cuh): Q8_0 / MXFP4, DEVICE layout.
@@ -706,7 +722,7 @@ TEST(CudaMatmulTmv, GroupEqualsEachWeightAlone) {
     std::mt19937 rng(57);
     for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4})
         for (bool prompt : {false, true})
-            for (int64_t n : prompt ? std::vector<int64_t>{1, 70, 130} : std::vector<int64_t>{1, 5, 17}) {
+            for (int64_t n : prompt ? std::vector<int64_t>{1, 70, 130} : std::vector<int64_t>{1, 5, 17, 70}) {
                 SCOPED_TRACE(std::string(tname(t)) + (prompt ? " tmm" : " tmv") + " tokens " +
                              std::to_string(n));
                 const int64_t n_in = 32 * 23, rows[3] = {130, 45, 45};

@@ -32,6 +32,12 @@ bool matmul_tmv_weight(const Tensor& w);
 // rows (few tiles: more warps per tile), else 4.
 int matmul_tmv_ranges(int64_t n_out);
 size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols);
+// Calls of at least this many tokens on weights of 4 ranges (the LM head) run matmul_tmv's wide
+// kernel (tmm.cuh's tiles in tmv.cuh's order: the same bits, each block's codes converted once per
+// 64 tokens); WO_CUDA_TMV_WIDE=n sets it per process, set_tmv_wide_min_tokens for tests (returns
+// the old value).
+constexpr int64_t kTmvWideMinTokens = 17;
+int64_t set_tmv_wide_min_tokens(int64_t n);
 void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
                 cudaStream_t s);
 // The prompt path on tensor cores from split activations (tmm.cuh) for weights where

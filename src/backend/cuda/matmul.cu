@@ -251,8 +251,9 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
 }
 
 // The prompt path from split activations (tmm.cuh, tmm_wg.cuh): blockIdx.x = tile of TM rows of a
-// group member, blockIdx.y = tile of kTmmToks tokens.
-template <GgmlType T, int TM, bool WG>
+// group member, blockIdx.y = tile of kTmmToks tokens. NS > 0: the same tiles in tmv.cuh's order of
+// NS ranges (matmul_tmv's calls of many tokens).
+template <GgmlType T, int TM, bool WG, int NS = 0>
 __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
     tmm_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm) {
     using Tile = TmmTile<TM, WG>;
@@ -271,9 +272,9 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
     if (tid < kTmmToks) tok_m[tid] = WG && tm < a.n_tok ? xm[size_t(tm) * size_t(a.n_in / 32)] : 1.0f;
     if (tid < TM) row_bias[tid] = a.bias && r0 + tid < a.n_out ? a.bias[r0 + tid] : 0.0f;
     typename Tile::Acc acc;
-    tmm_run<T, TM, WG>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
-                       tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr,
-                       a.n_in, acc);
+    tmm_run<T, TM, WG, NS>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
+                           tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr,
+                           a.n_in, acc, int(min(int64_t(kTmmToks), a.n_tok - t0)));
 #pragma unroll
     for (int mt = 0; mt < Tile::MT; ++mt)
 #pragma unroll
@@ -300,13 +301,14 @@ int64_t group_tiles(MatmulGroup& grp, int64_t rows) {
     return grp.tile0[grp.n];
 }
 
-template <GgmlType T, int TM, bool WG>
+template <GgmlType T, int TM, bool WG, int NS = 0>
 void tmm_matmul(MatmulGroup grp, const uint4* xs, const float* xm, cudaStream_t s) {
     const int64_t tiles_m = group_tiles(grp, TM), tiles_n = (grp.a[0].n_tok + kTmmToks - 1) / kTmmToks;
     WO_CHECK(tiles_m < (int64_t(1) << 31) && tiles_n <= 65535, "cuda matmul_tmm: grid limits");
     const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
-    launch_tmm<tmm_matmul_kernel<T, TM, WG>>("tmm_matmul_kernel", TmmTile<TM, WG>::smem(T), grid,
-                                             TmmTile<TM, WG>::THREADS, s, grp, xs, xm);
+    launch_tmm<tmm_matmul_kernel<T, TM, WG, NS>>(NS > 0 ? "tmm_matmul_kernel (tmv order)" : "tmm_matmul_kernel",
+                                                 TmmTile<TM, WG>::smem(T), grid, TmmTile<TM, WG>::THREADS, s, grp,
+                                                 xs, xm);
 }
 
 struct EmbedArgs {
@@ -450,6 +452,18 @@ void launch_tmv_matmul(bool mx, dim3 grid, const MatmulGroup& grp, const uint4* 
 
 }  // namespace
 
+namespace {
+int64_t& tmv_wide_min_tokens() {
+    static int64_t n = [] {
+        const char* e = std::getenv("WO_CUDA_TMV_WIDE");
+        return e ? int64_t(std::atoll(e)) : kTmvWideMinTokens;
+    }();
+    return n;
+}
+}  // namespace
+
+int64_t set_tmv_wide_min_tokens(int64_t n) { return std::exchange(tmv_wide_min_tokens(), n); }
+
 void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
     const uint4* xs = nullptr;
     const float* xm = nullptr;
@@ -459,6 +473,20 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     for (int i = 1; i < grp.n; ++i)
         WO_CHECK(matmul_tmv_ranges(grp.a[i].n_out) == ns,
                  "cuda matmul_tmv: weights of different range counts");
+    const bool mx = m.w[0].type == GgmlType::MXFP4;
+    // The wide kernel (tmm.cuh's tiles in this order) for the 4-range weights (the LM head: enough
+    // tiles to fill the GPU); the 16-range ones' few tiles walk all of n_in serially, slower than the
+    // warps of ranges (bench/NOTES.md, seventeenth session).
+    if (ns == 4 && x.rows() >= tmv_wide_min_tokens()) {
+        int64_t tiles256 = 0;
+        for (int i = 0; i < grp.n; ++i) tiles256 += (grp.a[i].n_out + 255) / 256;
+        const bool r256 = tmm_tile_rows(tiles256 * ((x.rows() + kTmmToks - 1) / kTmmToks)) == 256;
+        constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
+        (r256 ? (mx ? tmm_matmul<M, 256, false, 4> : tmm_matmul<Q, 256, false, 4>)
+              : (mx ? tmm_matmul<M, 128, false, 4> : tmm_matmul<Q, 128, false, 4>))(grp, xs, xm, s);
+        check_launch("matmul_tmv wide kernel launch");
+        return;
+    }
     const bool g16 = ns == 4 && x.rows() > 2 * kTmvToks;  // see tmv_matmul_kernel
     const int64_t tiles = group_tiles(grp, kTmvRows), per = (g16 ? 4 : 2) * kTmvToks,
                   groups = (x.rows() + per - 1) / per;
@@ -471,7 +499,6 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     const bool by_tok = !by_tile && tiles <= 65535;
     const dim3 grid = by_tok ? dim3(static_cast<unsigned>(groups), static_cast<unsigned>(tiles))
                              : dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
-    const bool mx = m.w[0].type == GgmlType::MXFP4;
     (ns == 16 ? launch_tmv_matmul<16, 8> : g16 ? launch_tmv_matmul<4, 16> : launch_tmv_matmul<4, 8>)(
         mx, grid, grp, xs, xm, by_tok, s);
     check_launch("matmul_tmv kernel launch");

@@ -280,7 +280,7 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
     tmm_run<T, TM, WG>(
         smem, row, cx < n_cols ? a.xs + size_t(pairs[cx] / a.x_div) * size_t(a.n_in / 4) : nullptr,
         tid < kTmmToks && cm < n_cols ? a.xm + size_t(pairs[cm] / a.x_div) * size_t(a.n_in / 32) : nullptr,
-        a.n_in, acc);
+        a.n_in, acc, n_cols);
 #pragma unroll
     for (int mt = 0; mt < Tile::MT; ++mt)
 #pragma unroll

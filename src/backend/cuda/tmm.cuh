@@ -17,6 +17,16 @@
 // as tmv.cuh) halves the fp32 work per MMA; the tensor core's truncating accumulation then spans
 // four MMAs of one block, never more (mma.cuh's measurement: long chains bias the sum).
 //
+// tmv.cuh's order instead (NS > 0, the decode products of many tokens: matmul_tmv's wide
+// kernel). Per (row, token) and block, the hi and lo terms each through their two MMAs chained
+// into a fresh accumulator, part = hi + lo (one rounding), acc_range = fma(part, scale * m,
+// acc_range); the blocks cut into tmv_blocks<NS>'s ranges, each summed into its own accumulator,
+// and the range sums added in range order (empty ranges too: + 0). These are tmv.cuh's operations
+// on each element in its order (an MMA's element depends only on its row, its column and its
+// accumulator; tmv.cuh holds hi and lo in two columns of one MMA, this in one column of two), so
+// a decode token gets tmv.cuh's bits whether its call runs this tile or tmv.cuh's warps, while
+// each block's codes are converted once per 64 tokens instead of once per 4-16.
+//
 // Tiling: a CTA of 8 warps computes TM weight rows x 64 tokens (TmmShape): for TM = 128, warp
 // w holds rows 32 (w / 2) + [0, 32) (two MMA tiles of 16) and tokens 32 (w % 2) + [0, 32) (four
 // of 8); for TM = 256, rows 32w + [0, 32) and all 64 tokens (half the activation traffic per
@@ -96,10 +106,11 @@ __device__ __forceinline__ float tmm_scale(uint32_t word, int64_t b) {
 // this thread copies chunks of the codes of rows tid / CPR + k * 256 / CPR (CPR = 16-byte chunks
 // per row and stage), the scale word of row tid (tid < TM), the split row of tile token tid / 4
 // (`xs`, null past the last token: zeros) and the multipliers of tile token tid (`xm`, tid < 64,
-// null: zeros). Every thread of the CTA must call it.
-template <GgmlType T, int TM, typename RowFn>
+// null: zeros). Tiles of 8 tokens from n_live on (past the call's last token) are skipped. Every
+// thread of the CTA must call it.
+template <GgmlType T, int TM, int NS = 0, typename RowFn>
 __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uint4* xs, const float* xm,
-                                             int64_t n_in, TmmAcc<TM>& acc) {
+                                             int64_t n_in, TmmAcc<TM>& acc, int n_live = kTmmToks) {
     using Shape = TmmShape<TM>;
     constexpr int CB = kTmmCode<T>, WS = kTmmWStride<T>, CPR = 2 * CB / 16, NW = TM * CPR / kTmmThreads;
     constexpr int NT = Shape::NT;
@@ -141,12 +152,28 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uin
                             xm && b0 + j < nb ? xm + b0 + j : reinterpret_cast<const float*>(srow),
                             xm && b0 + j < nb);
     };
+    // NS > 0: `part` sums the current range (range `rg`, blocks up to `next`), `acc` the ranges
+    // before it; flush() adds part to acc in range order (the first range: acc = part).
+    TmmAcc<TM> part;
+    int rg = 0;
+    int64_t per = 0, next = 0;
+    auto each = [&](auto f) {
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
+        for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
+            for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-            for (int c = 0; c < 4; ++c) acc[mt][nt][c] = 0.0f;
+                for (int c = 0; c < 4; ++c) f(mt, nt, c);
+    };
+    each([&](int mt, int nt, int c) { acc[mt][nt][c] = part[mt][nt][c] = 0.0f; });
+    auto flush = [&] {
+        each([&](int mt, int nt, int c) {
+            acc[mt][nt][c] = rg == 0 ? part[mt][nt][c] : __fadd_rn(acc[mt][nt][c], part[mt][nt][c]);
+            part[mt][nt][c] = 0.0f;
+        });
+        ++rg;
+    };
+    if constexpr (NS > 0) per = tmv_range_blocks<NS>(n_in), next = per;
 #pragma unroll
     for (int s = 0; s < kTmmStages - 1; ++s) {
         if (s < n_stages) load(s, st[s]);
@@ -165,6 +192,8 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uin
         for (int j = 0; j < 2; ++j) {
             const int64_t b = 2 * s + j;
             if (b >= nb) break;
+            if constexpr (NS > 0)
+                if (b == next) flush(), next += per;
             uint32_t ha[2][4], hb[2][4];
             float sa[2], sb[2];
 #pragma unroll
@@ -180,12 +209,26 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uin
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
                 const int col = (kTmmToks / Shape::WN) * wn + 8 * nt;
+                if (col >= n_live) break;  // tokens past the call's last: nothing to compute
                 const uint8_t* px = &S.x[(col + g) * kTmmXStride + j * 128 + 16 * t];
                 const uint4 hi = *reinterpret_cast<const uint4*>(px);
                 const uint4 lo = *reinterpret_cast<const uint4*>(px + 64);
                 const float m0 = S.xm[col + 2 * t][j], m1 = S.xm[col + 2 * t + 1][j];
 #pragma unroll
                 for (int mt = 0; mt < 2; ++mt) {
+                    if constexpr (NS > 0) {  // tmv.cuh's order (above)
+                        float dh[4] = {0.0f, 0.0f, 0.0f, 0.0f}, dl[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                        mma_f16_acc(dh, ha[mt][0], hb[mt][0], ha[mt][1], hb[mt][1], hi.x, hi.y);
+                        mma_f16_acc(dh, ha[mt][2], hb[mt][2], ha[mt][3], hb[mt][3], hi.z, hi.w);
+                        mma_f16_acc(dl, ha[mt][0], hb[mt][0], ha[mt][1], hb[mt][1], lo.x, lo.y);
+                        mma_f16_acc(dl, ha[mt][2], hb[mt][2], ha[mt][3], hb[mt][3], lo.z, lo.w);
+                        float(&p)[4] = part[mt][nt];
+                        p[0] = __fmaf_rn(__fadd_rn(dh[0], dl[0]), __fmul_rn(sa[mt], m0), p[0]);
+                        p[1] = __fmaf_rn(__fadd_rn(dh[1], dl[1]), __fmul_rn(sa[mt], m1), p[1]);
+                        p[2] = __fmaf_rn(__fadd_rn(dh[2], dl[2]), __fmul_rn(sb[mt], m0), p[2]);
+                        p[3] = __fmaf_rn(__fadd_rn(dh[3], dl[3]), __fmul_rn(sb[mt], m1), p[3]);
+                        continue;
+                    }
                     float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                     mma_f16_acc(d, ha[mt][0], hb[mt][0], ha[mt][1], hb[mt][1], hi.x, hi.y);
                     mma_f16_acc(d, ha[mt][0], hb[mt][0], ha[mt][1], hb[mt][1], lo.x, lo.y);
@@ -200,6 +243,10 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uin
         }
     }
     cp_async_wait<0>();
+    if constexpr (NS > 0) {
+        flush();  // the last non-empty range; then the empty ones, as tmv_range_sum adds them
+        for (; rg < NS; ++rg) each([&](int mt, int nt, int c) { acc[mt][nt][c] = __fadd_rn(acc[mt][nt][c], 0.0f); });
+    }
 }
 
 // The CTA tile rows for `tiles256` tiles of 256 rows: 256 (half the activation traffic per

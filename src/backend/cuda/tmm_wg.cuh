@@ -240,13 +240,14 @@ struct TmmTile {
     }
 };
 
-template <GgmlType T, int TM, bool WG, typename RowFn>
+template <GgmlType T, int TM, bool WG, int NS = 0, typename RowFn>
 __device__ __forceinline__ void tmm_run(uint8_t* smem, RowFn row, const uint4* xs, const float* xm,
-                                        int64_t n_in, typename TmmTile<TM, WG>::Acc& acc) {
+                                        int64_t n_in, typename TmmTile<TM, WG>::Acc& acc, int n_live = kTmmToks) {
+    static_assert(!WG || NS == 0, "tmv.cuh's order (NS > 0) on the mma.sync tiles only");
     if constexpr (WG)
         tmw_mainloop<T, TM>(smem, row, xs, xm, n_in, acc);
     else
-        tmm_mainloop<T, TM>(smem, row, xs, xm, n_in, acc);
+        tmm_mainloop<T, TM, NS>(smem, row, xs, xm, n_in, acc, n_live);
 }
 
 // Whether the prompt products take the warpgroup kernels: this build has them (CMake's

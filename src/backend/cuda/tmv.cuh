@@ -410,10 +410,13 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
 // chunk row of 4 MXFP4 blocks spans 2 sectors instead of 3: +3% at batch 1 (bench/NOTES.md,
 // eleventh session). A property of the shape, so batch invariant.
 template <int NS = kTmvSplit>
+__device__ __forceinline__ int64_t tmv_range_blocks(int64_t n) {  // blocks per range (the last: fewer)
+    int64_t per = (n / 32 + NS - 1) / NS;
+    return (per + 7) / 8 * 8 - per <= 1 ? (per + 7) / 8 * 8 : per;
+}
+template <int NS = kTmvSplit>
 __device__ __forceinline__ void tmv_blocks(int64_t n, int r, int64_t& b0, int64_t& b1) {
-    const int64_t nb = n / 32;
-    int64_t per = (nb + NS - 1) / NS;
-    if ((per + 7) / 8 * 8 - per <= 1) per = (per + 7) / 8 * 8;
+    const int64_t nb = n / 32, per = tmv_range_blocks<NS>(n);
     b0 = min(nb, per * r), b1 = min(nb, b0 + per);
 }
 
