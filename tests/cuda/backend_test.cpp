@@ -205,31 +205,36 @@ TEST(CudaBackend, GraphReplayEqualsEagerExecution) {
     }
 }
 
-// Which kernel a row takes: decode rows the CUDA-core path, prompt rows the tensor-core path
-// (checked against the two paths run directly, bit for bit).
+// Which kernel a row takes: decode rows the CUDA-core path, prompt rows the tensor-core path, but
+// every row the CUDA-core path for weights under kMmaMinRows rows (the router); checked against
+// the two paths run directly, bit for bit.
 TEST(CudaBackend, DecodeRowsAndPromptRowsTakeTheirPaths) {
     REQUIRE_GPU();
     if (std::getenv("WO_CUDA_MMA") || std::getenv("WO_CUDA_DECODE")) GTEST_SKIP() << "paths overridden";
     Pair P;
     auto& cb = as_cuda(*P.gpu);
     std::mt19937 rng(77);
-    const int64_t n_in = 256, n_out = 40, n = 11;
-    Twin w = P.f32(randn(size_t(n_in * n_out), rng), n_in, n_out);
-    Twin x = P.f32(randn(size_t(n_in * n), rng), n_in, n);
-    Twin vec = P.nan(n_out, n), mma = P.nan(n_out, n), y = P.nan(n_out, n);
-    cuda::matmul(vec.g, x.g, w.g, nullptr, false, cb.stream());
-    cuda::matmul_mma(mma.g, x.g, w.g, nullptr, false, cb.stream());
-    const auto v = P.rows_gpu(vec.g), m = P.rows_gpu(mma.g);
-    ASSERT_NE(v, m) << "the two paths should differ in some low bits on random data";
-    for (const int64_t n_dec : {int64_t(3), n, int64_t(0)}) {
-        P.gpu->set_decode_rows(n_dec);
-        P.gpu->matmul(y.g, x.g, w.g, nullptr);
-        const auto got = P.rows_gpu(y.g);
-        for (int64_t t = 0; t < n; ++t) {
-            const auto& want = t < n_dec ? v : m;
-            for (int64_t r = 0; r < n_out; ++r)
-                ASSERT_EQ(std::memcmp(&got[size_t(t * n_out + r)], &want[size_t(t * n_out + r)], 4), 0)
-                    << n_dec << " decode rows: token " << t << " row " << r;
+    const int64_t n_in = 256, n = 11;
+    static_assert(cuda::kMmaMinRows > 40 && cuda::kMmaMinRows <= 130, "one weight on each side");
+    for (const int64_t n_out : {int64_t(130), int64_t(40)}) {
+        SCOPED_TRACE(n_out);
+        Twin w = P.f32(randn(size_t(n_in * n_out), rng), n_in, n_out);
+        Twin x = P.f32(randn(size_t(n_in * n), rng), n_in, n);
+        Twin vec = P.nan(n_out, n), mma = P.nan(n_out, n), y = P.nan(n_out, n);
+        cuda::matmul(vec.g, x.g, w.g, nullptr, false, cb.stream());
+        cuda::matmul_mma(mma.g, x.g, w.g, nullptr, false, cb.stream());
+        const auto v = P.rows_gpu(vec.g), m = P.rows_gpu(mma.g);
+        ASSERT_NE(v, m) << "the two paths should differ in some low bits on random data";
+        for (const int64_t n_dec : {int64_t(3), n, int64_t(0)}) {
+            P.gpu->set_decode_rows(n_dec);
+            P.gpu->matmul(y.g, x.g, w.g, nullptr);
+            const auto got = P.rows_gpu(y.g);
+            for (int64_t t = 0; t < n; ++t) {
+                const auto& want = t < n_dec || n_out < cuda::kMmaMinRows ? v : m;
+                for (int64_t r = 0; r < n_out; ++r)
+                    ASSERT_EQ(std::memcmp(&got[size_t(t * n_out + r)], &want[size_t(t * n_out + r)], 4), 0)
+                        << n_dec << " decode rows: token " << t << " row " << r;
+            }
         }
     }
     P.gpu->set_decode_rows(INT64_MAX);
