@@ -131,14 +131,10 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
 
 // RT: row tiles per CTA and NT: the most token tiles of a pass (grouped passes; a fold CTA has
 // one of each). CTAs per SM: 6 at one row tile (80 registers), fewer at more: 4 for the default
-// grouped kernel (RT 2, NT 2: 124 registers, no spills); -DWO_TMV_GROUP_CTAS=5 asks for 5 (96
-// registers, 12-184 bytes spilled) for A/B builds, the passes being short of eligible warps
-// (bench/NOTES.md, sixteenth session).
-#ifndef WO_TMV_GROUP_CTAS
-#define WO_TMV_GROUP_CTAS 4
-#endif
+// grouped kernel (RT 2, NT 2: 124 registers, no spills; 5, at 96 registers and a few spills,
+// measured the same: bench/NOTES.md, seventeenth session).
 template <GgmlType T, bool GATE_UP, bool FOLD, int RT = 1, int NT = 2>
-__global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 ? WO_TMV_GROUP_CTAS : 3))
+__global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 ? 4 : 3))
     tmv_expert_kernel(ExpertArgs a) {
     static_assert(!FOLD || RT == 1, "a fold CTA has one row tile");
     pdl_begin();
