@@ -514,6 +514,12 @@ struct TmvCase {
     std::vector<float> tok_scale;  // per token, times its random row (empty: 1)
 };
 
+// Scratch for matmul_tmv / matmul_tmm calls of n tokens of n_in over `rows` weight rows: the split,
+// and the parts kernels' range sums when they are on.
+size_t tmv_scratch(int64_t n, int64_t n_in, int64_t rows) {
+    return (matmul_tmv_scratch_bytes(n, n_in) + 255) / 256 * 256 + matmul_tmv_parts_bytes(n, rows);
+}
+
 // Runs matmul_tmv (tmm: matmul_tmm, the prompt path) on a repacked random weight and checks every
 // output against the double dot of the CPU-dequantized weights with tmv_error_bound
 // (tmm_error_bound); returns y.
@@ -534,7 +540,7 @@ std::vector<float> run_tmv(const TmvCase& c, std::mt19937& rng, bool tmm = false
     DevBuf dp(repack_bytes(gw));
     const Tensor pw = repack(gw, dp.get(), nullptr);
     EXPECT_EQ(pw.layout, WeightLayout::DEVICE);
-    const size_t sb = matmul_tmv_scratch_bytes(c.n_tok, c.n_in);
+    const size_t sb = tmv_scratch(c.n_tok, c.n_in, c.n_out);
     DevBuf scratch(sb);
     scratch.fill(0xFF);
     (tmm ? matmul_tmm : matmul_tmv)(make_tensor(dy.get(), GgmlType::F32, c.n_out, c.n_tok),
@@ -622,7 +628,7 @@ void check_tmv_batch_invariance(TmvFn mmfn, int64_t n_out, int64_t n, std::vecto
         const Tensor gw = make_tensor(dw.get(), t, n_in, n_out);
         DevBuf dp(repack_bytes(gw));
         const Tensor pw = repack(gw, dp.get(), nullptr);
-        const size_t sb = matmul_tmv_scratch_bytes(n, n_in);
+        const size_t sb = tmv_scratch(n, n_in, n_out);
         DevBuf scratch(sb);
         const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
         const Tensor ty1 = make_tensor(dy1.get(), GgmlType::F32, n_out, n);
@@ -717,52 +723,76 @@ TEST(CudaMatmulTmm, BatchInvariantBitForBit) {
 // The q / k / v groups (matmul_tmv_group, matmul_tmm_group): three weights of 130, 45 and 45
 // rows (tile edges) with biases in one launch give every output the bits of its weight alone,
 // for decode-sized (1, 5, 17) and prompt-sized (1, 70, 130) token counts.
+void check_group_equals_alone(GgmlType t, bool prompt, int64_t n, std::mt19937& rng) {
+    SCOPED_TRACE(std::string(tname(t)) + (prompt ? " tmm" : " tmv") + " tokens " +
+                 std::to_string(n));
+    const int64_t n_in = 32 * 23, rows[3] = {130, 45, 45};
+    auto x = random_floats(size_t(n_in * n), rng);
+    DevBuf dx(x.size() * 4);
+    dx.upload(x.data(), x.size() * 4);
+    const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
+    const size_t sb = tmv_scratch(n, n_in, rows[0] + rows[1] + rows[2]);
+    DevBuf scratch(sb);
+    std::deque<DevBuf> dw, dp, db, dy, dy1;  // DevBuf does not move
+    MatmulSet set;
+    set.n = 3;
+    for (int i = 0; i < 3; ++i) {
+        auto w = random_weights(t, rows[i], n_in, rng, 0.5f);
+        auto b = random_floats(size_t(rows[i]), rng);
+        dw.emplace_back(w.size()), db.emplace_back(b.size() * 4);
+        dw.back().upload(w.data(), w.size()), db.back().upload(b.data(), b.size() * 4);
+        const Tensor gw = make_tensor(dw.back().get(), t, n_in, rows[i]);
+        dp.emplace_back(repack_bytes(gw));
+        set.w[i] = repack(gw, dp.back().get(), nullptr);
+        set.bias[i] = static_cast<const float*>(db.back().get());
+        dy.emplace_back(sizeof(float) * size_t(rows[i] * n)),
+            dy1.emplace_back(sizeof(float) * size_t(rows[i] * n));
+        dy.back().fill(0xFF), dy1.back().fill(0xFF);
+        set.y[i] = make_tensor(dy.back().get(), GgmlType::F32, rows[i], n);
+    }
+    (prompt ? matmul_tmm_group : matmul_tmv_group)(set, tx, scratch.get(), sb, nullptr);
+    for (int i = 0; i < 3; ++i)
+        (prompt ? matmul_tmm : matmul_tmv)(
+            make_tensor(dy1[size_t(i)].get(), GgmlType::F32, rows[i], n), tx, set.w[i],
+            set.bias[i], false, scratch.get(), sb, nullptr);
+    sync();
+    for (int i = 0; i < 3; ++i) {
+        auto y = download_vec<float>(dy[size_t(i)], size_t(rows[i] * n));
+        auto y1 = download_vec<float>(dy1[size_t(i)], size_t(rows[i] * n));
+        for (size_t e = 0; e < y.size(); ++e)
+            ASSERT_TRUE(same_value(y[e], y1[e]) && !std::isnan(y[e]))
+                << "weight " << i << " element " << e;
+    }
+}
+
 TEST(CudaMatmulTmv, GroupEqualsEachWeightAlone) {
     REQUIRE_GPU();
     std::mt19937 rng(57);
     for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4})
         for (bool prompt : {false, true})
-            for (int64_t n : prompt ? std::vector<int64_t>{1, 70, 130} : std::vector<int64_t>{1, 5, 17, 70}) {
-                SCOPED_TRACE(std::string(tname(t)) + (prompt ? " tmm" : " tmv") + " tokens " +
-                             std::to_string(n));
-                const int64_t n_in = 32 * 23, rows[3] = {130, 45, 45};
-                auto x = random_floats(size_t(n_in * n), rng);
-                DevBuf dx(x.size() * 4);
-                dx.upload(x.data(), x.size() * 4);
-                const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
-                const size_t sb = matmul_tmv_scratch_bytes(n, n_in);
-                DevBuf scratch(sb);
-                std::deque<DevBuf> dw, dp, db, dy, dy1;  // DevBuf does not move
-                MatmulSet set;
-                set.n = 3;
-                for (int i = 0; i < 3; ++i) {
-                    auto w = random_weights(t, rows[i], n_in, rng, 0.5f);
-                    auto b = random_floats(size_t(rows[i]), rng);
-                    dw.emplace_back(w.size()), db.emplace_back(b.size() * 4);
-                    dw.back().upload(w.data(), w.size()), db.back().upload(b.data(), b.size() * 4);
-                    const Tensor gw = make_tensor(dw.back().get(), t, n_in, rows[i]);
-                    dp.emplace_back(repack_bytes(gw));
-                    set.w[i] = repack(gw, dp.back().get(), nullptr);
-                    set.bias[i] = static_cast<const float*>(db.back().get());
-                    dy.emplace_back(sizeof(float) * size_t(rows[i] * n)),
-                        dy1.emplace_back(sizeof(float) * size_t(rows[i] * n));
-                    dy.back().fill(0xFF), dy1.back().fill(0xFF);
-                    set.y[i] = make_tensor(dy.back().get(), GgmlType::F32, rows[i], n);
-                }
-                (prompt ? matmul_tmm_group : matmul_tmv_group)(set, tx, scratch.get(), sb, nullptr);
-                for (int i = 0; i < 3; ++i)
-                    (prompt ? matmul_tmm : matmul_tmv)(
-                        make_tensor(dy1[size_t(i)].get(), GgmlType::F32, rows[i], n), tx, set.w[i],
-                        set.bias[i], false, scratch.get(), sb, nullptr);
-                sync();
-                for (int i = 0; i < 3; ++i) {
-                    auto y = download_vec<float>(dy[size_t(i)], size_t(rows[i] * n));
-                    auto y1 = download_vec<float>(dy1[size_t(i)], size_t(rows[i] * n));
-                    for (size_t e = 0; e < y.size(); ++e)
-                        ASSERT_TRUE(same_value(y[e], y1[e]) && !std::isnan(y[e]))
-                            << "weight " << i << " element " << e;
-                }
-            }
+            for (int64_t n : prompt ? std::vector<int64_t>{1, 70, 130} : std::vector<int64_t>{1, 5, 17, 70})
+                check_group_equals_alone(t, prompt, n, rng);
+}
+
+// matmul_tmv's parts kernels (16-range weights: the wide tiles split along K, the ranges added by
+// a second kernel) against its warps, bit for bit, with the kernels on from 2 tokens: 23 blocks =
+// 11 ranges of 2, one of 1 and 4 empty (a CTA's whole group of ranges without blocks); 90 blocks
+// = 15 ranges of 6 and an empty one; 37 and 70 tokens (a partial token tile); the q / k / v group
+// against each weight alone; the reference, with extreme activations. The default 4 ranges per
+// CTA (WO_CUDA_TMV_PARTS_RPC=2 runs it with 2).
+TEST(CudaMatmulTmv, PartsKernelsGiveTheWarpsBits) {
+    REQUIRE_GPU();
+    std::mt19937 rng(59);
+    const int64_t old = set_tmv_parts_min_tokens(2);
+    check_tmv_batch_invariance(matmul_tmv, 130, 70, {0, 60}, rng, 32 * 23);
+    check_tmv_batch_invariance(matmul_tmv, 45, 37, {20}, rng, 2880);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+        SCOPED_TRACE(tname(t));
+        run_tmv({t, 1024, 37, 6, true, true, {1e-30f, 1.0f, 3e4f, 1e30f, 0.0f, 1e-3f}}, rng);
+        run_tmv({t, 32 * 23, 130, 70, true, false, {}}, rng);
+        check_group_equals_alone(t, false, 70, rng);
+    }
+    set_tmv_parts_min_tokens(old);
 }
 
 TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {

@@ -216,8 +216,10 @@ uint64_t CudaBackend::scratch_bytes(const StepLimits& l) const {
 // row a matmul reads.
 size_t CudaBackend::tmv_scratch_bytes(const StepLimits& l) {
     const int64_t cols = std::max({l.max_width, l.n_embd, l.n_ff});
-    return l.max_tokens > 0 && cols > 0 ? cuda::matmul_tmv_scratch_bytes(l.max_tokens, (cols + 31) / 32 * 32)
-                                        : 0;
+    if (l.max_tokens <= 0 || cols <= 0) return 0;
+    // + the parts kernels' range sums (when on): a call's rows, at most 3 weights of `cols` rows.
+    return (cuda::matmul_tmv_scratch_bytes(l.max_tokens, (cols + 31) / 32 * 32) + 255) / 256 * 256 +
+           cuda::matmul_tmv_parts_bytes(l.max_tokens, 3 * cols);
 }
 
 void CudaBackend::check_fits(uint64_t bytes, const std::string& what) {

@@ -38,6 +38,17 @@ size_t matmul_tmv_scratch_bytes(int64_t max_tokens, int64_t max_cols);
 // the old value).
 constexpr int64_t kTmvWideMinTokens = 17;
 int64_t set_tmv_wide_min_tokens(int64_t n);
+// Calls of kTmvPartsMinTokens to kTmvPartsMaxTokens tokens on weights of 16 ranges (q / k / v / o)
+// run matmul_tmv's parts kernels (the wide kernel's tiles split along K into groups of ranges,
+// the ranges' sums added in order by a second kernel: the same bits) when the scratch holds
+// matmul_tmv_parts_bytes(tokens, rows of the call) beyond matmul_tmv_scratch_bytes; 0 = never
+// (the default until measured on a GPU: bench/NOTES.md, seventeenth session). WO_CUDA_TMV_PARTS=n
+// sets it per process (WO_CUDA_TMV_PARTS_RPC=2: 8 CTAs along K instead of 4),
+// set_tmv_parts_min_tokens for tests (returns the old value). matmul_tmv_parts_bytes is 0 while
+// the kernels are off.
+constexpr int64_t kTmvPartsMinTokens = 0, kTmvPartsMaxTokens = 128;
+int64_t set_tmv_parts_min_tokens(int64_t n);
+size_t matmul_tmv_parts_bytes(int64_t max_tokens, int64_t max_rows);
 void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
                 cudaStream_t s);
 // The prompt path on tensor cores from split activations (tmm.cuh) for weights where

@@ -13,6 +13,7 @@
 // coalesced unit loads; the same values in the same order); WO_CUDA_REPACK=0 keeps GGUF order.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -293,6 +294,65 @@ __global__ void __launch_bounds__(TmmTile<TM, WG>::THREADS, TM == 128 ? 2 : 1)
             }
 }
 
+// matmul_tmv's parts kernels (16-range weights, calls of many tokens): the wide kernel's tiles
+// of 128 rows x 64 tokens split along K, blockIdx.z = group of RPC ranges, each range's sums
+// stored at parts[(range * n_tok + token) * rows + row] (rows: the group's, concatenated); then
+// tmv_parts_sum_kernel adds the ranges in order, the empty ones as + 0, and the bias, as
+// tmv_range_sum and tmv_matmul_pass do: tmv.cuh's bits with 4-8x the CTAs of the wide kernel.
+template <GgmlType T, int RPC>
+__global__ void __launch_bounds__(kTmmThreads, 2)
+    tmv_parts_kernel(MatmulGroup grp, const uint4* xs, const float* xm, float* parts, int64_t rows) {
+    constexpr int TM = 128;
+    pdl_begin();
+    extern __shared__ __align__(16) uint8_t smem[];
+    int64_t tile = blockIdx.x, row0 = 0;  // the member's first row among the group's
+    int m = 0;
+    while (m + 1 < grp.n && tile >= grp.tile0[m + 1]) row0 += grp.a[m].n_out, ++m;
+    tile -= grp.tile0[m];
+    const MatmulArgs& a = grp.a[m];
+    const int64_t r0 = tile * TM, t0 = int64_t(blockIdx.y) * kTmmToks;
+    const int tid = int(threadIdx.x);
+    const auto row = [&](int i) { return a.w + size_t(min(r0 + i, a.n_out - 1)) * a.w_nb1; };
+    const int64_t tx = t0 + TmmTile<TM, false>::x_tok(tid), tm = t0 + tid % kTmmToks;
+    const auto sink = [&](int range, const TmmAcc<TM>& part) {
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < TmmShape<TM>::NT; ++nt)
+#pragma unroll
+                for (int c = 0; c < 4; ++c) {
+                    const int64_t r = r0 + tmm_row<TM>(mt, c), tok = t0 + tmm_tok<TM>(nt, c);
+                    if (r < a.n_out && tok < a.n_tok)
+                        parts[(size_t(range) * size_t(a.n_tok) + size_t(tok)) * size_t(rows) + size_t(row0 + r)] =
+                            part[mt][nt][c];
+                }
+    };
+    TmmAcc<TM> acc;
+    tmm_mainloop<T, TM, 16>(smem, row, tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) : nullptr,
+                            tid < kTmmToks && tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr,
+                            a.n_in, acc, int(min(int64_t(kTmmToks), a.n_tok - t0)), sink, int(blockIdx.z) * RPC,
+                            int(blockIdx.z) * RPC + RPC);
+}
+
+// One thread per (row, token) of the group: the ranges' sums in order (ranges [n_full, 16) have
+// no blocks: + 0), then y = s or y + s with s = sum + bias (or + 0).
+__global__ void tmv_parts_sum_kernel(MatmulGroup grp, const float* parts, int64_t rows, int n_full) {
+    pdl_begin();
+    const int64_t tok = blockIdx.y;
+    int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (r >= rows) return;
+    const float* p = parts + size_t(tok) * size_t(rows) + size_t(r);
+    int i = 0;
+    while (i + 1 < grp.n && r >= grp.a[i].n_out) r -= grp.a[i].n_out, ++i;
+    const MatmulArgs& a = grp.a[i];
+    const size_t stride = size_t(a.n_tok) * size_t(rows);
+    float sum = p[0];
+    for (int k = 1; k < 16; ++k) sum = __fadd_rn(sum, k < n_full ? p[k * stride] : 0.0f);
+    const float s = __fadd_rn(sum, a.bias ? a.bias[r] : 0.0f);
+    float* yp = reinterpret_cast<float*>(a.y + size_t(tok) * a.y_nb1) + r;
+    *yp = a.accumulate ? __fadd_rn(*yp, s) : s;
+}
+
 // Fills grp.tile0 for tiles of `rows` weight rows; returns the tile count.
 int64_t group_tiles(MatmulGroup& grp, int64_t rows) {
     grp.tile0[0] = 0;
@@ -464,6 +524,69 @@ int64_t& tmv_wide_min_tokens() {
 
 int64_t set_tmv_wide_min_tokens(int64_t n) { return std::exchange(tmv_wide_min_tokens(), n); }
 
+namespace {
+int64_t& tmv_parts_min_tokens() {
+    static int64_t n = [] {
+        const char* e = std::getenv("WO_CUDA_TMV_PARTS");
+        return e ? int64_t(std::atoll(e)) : kTmvPartsMinTokens;
+    }();
+    return n;
+}
+int tmv_parts_rpc() {  // ranges per CTA of the parts kernel: 4 (4 CTAs along K) or 2 (8)
+    static const int rpc = [] {
+        const char* e = std::getenv("WO_CUDA_TMV_PARTS_RPC");
+        return e && std::atoi(e) == 2 ? 2 : 4;
+    }();
+    return rpc;
+}
+
+template <GgmlType T, int RPC>
+void launch_tmv_parts(dim3 grid, const MatmulGroup& grp, const uint4* xs, const float* xm, float* parts,
+                      int64_t rows, cudaStream_t s) {
+    launch_tmm<tmv_parts_kernel<T, RPC>>("tmv_parts_kernel", TmmTile<128, false>::smem(T), grid,
+                                         TmmTile<128, false>::THREADS, s, grp, xs, xm, parts, rows);
+}
+
+// The parts kernels for a 16-range group when the call and the scratch allow them (see
+// tmv_parts_kernel); false: the caller runs the warps.
+bool tmv_parts(MatmulGroup& grp, const uint4* xs, const float* xm, void* scratch, size_t bytes, bool mx,
+               cudaStream_t s) {
+    const int64_t n_tok = grp.a[0].n_tok, n_in = grp.a[0].n_in, per = tmv_range_blocks<16>(n_in);
+    if (tmv_parts_min_tokens() <= 0 || n_tok < tmv_parts_min_tokens() || n_tok > kTmvPartsMaxTokens ||
+        per % 2 != 0)
+        return false;
+    int64_t rows = 0;
+    for (int i = 0; i < grp.n; ++i) rows += grp.a[i].n_out;
+    const size_t at = (matmul_tmv_scratch_bytes(n_tok, n_in) + 255) / 256 * 256;
+    if (at + sizeof(float) * 16 * size_t(n_tok) * size_t(rows) > bytes) return false;
+    float* parts = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) + at);
+    const int64_t tiles = group_tiles(grp, 128), tok_tiles = (n_tok + kTmmToks - 1) / kTmmToks;
+    WO_CHECK(tiles < (int64_t(1) << 31) && tok_tiles <= 65535 && rows < (int64_t(1) << 31),
+             "cuda matmul_tmv parts: grid limits");
+    const int rpc = tmv_parts_rpc();
+    const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(tok_tiles), static_cast<unsigned>(16 / rpc));
+    constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
+    (rpc == 2 ? (mx ? launch_tmv_parts<M, 2> : launch_tmv_parts<Q, 2>)
+              : (mx ? launch_tmv_parts<M, 4> : launch_tmv_parts<Q, 4>))(grid, grp, xs, xm, parts, rows, s);
+    check_launch("matmul_tmv parts kernel launch");
+    const int n_full = int((n_in / 32 + per - 1) / per);
+    launch("tmv_parts_sum_kernel", tmv_parts_sum_kernel,
+           dim3(static_cast<unsigned>((rows + 255) / 256), static_cast<unsigned>(n_tok)), 256, 0, s, grp,
+           static_cast<const float*>(parts), rows, n_full);
+    check_launch("matmul_tmv parts sum kernel launch");
+    return true;
+}
+}  // namespace
+
+int64_t set_tmv_parts_min_tokens(int64_t n) { return std::exchange(tmv_parts_min_tokens(), n); }
+
+size_t matmul_tmv_parts_bytes(int64_t max_tokens, int64_t max_rows) {
+    const int64_t t = std::min(max_tokens, kTmvPartsMaxTokens);
+    return tmv_parts_min_tokens() > 0 && t >= tmv_parts_min_tokens()
+               ? 256 + sizeof(float) * 16 * size_t(t) * size_t(max_rows)
+               : 0;
+}
+
 void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
     const uint4* xs = nullptr;
     const float* xm = nullptr;
@@ -474,6 +597,7 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
         WO_CHECK(matmul_tmv_ranges(grp.a[i].n_out) == ns,
                  "cuda matmul_tmv: weights of different range counts");
     const bool mx = m.w[0].type == GgmlType::MXFP4;
+    if (ns == 16 && tmv_parts(grp, xs, xm, scratch, bytes, mx, s)) return;
     // The wide kernel (tmm.cuh's tiles in this order) for the 4-range weights (the LM head: enough
     // tiles to fill the GPU); the 16-range ones' few tiles walk all of n_in serially, slower than the
     // warps of ranges (bench/NOTES.md, seventeenth session).

@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/tmv.cuh"
 #include "backend/cuda/util.cuh"
@@ -108,21 +109,38 @@ __device__ __forceinline__ float tmm_scale(uint32_t word, int64_t b) {
 // (`xs`, null past the last token: zeros) and the multipliers of tile token tid (`xm`, tid < 64,
 // null: zeros). Tiles of 8 tokens from n_live on (past the call's last token) are skipped. Every
 // thread of the CTA must call it.
-template <GgmlType T, int TM, int NS = 0, typename RowFn>
+// With a Sink (NS > 0): only tmv_blocks<NS>'s ranges [r0, r1) (their first block even), and each
+// range's sums handed to sink(range, part) as it ends instead of added into acc (the caller adds
+// the ranges in order: matmul_tmv's parts kernels); ranges past the last block are not handed.
+struct TmmNoSink {
+    template <class A>
+    __device__ void operator()(int, const A&) const {}
+};
+template <GgmlType T, int TM, int NS = 0, typename RowFn, class Sink = TmmNoSink>
 __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uint4* xs, const float* xm,
-                                             int64_t n_in, TmmAcc<TM>& acc, int n_live = kTmmToks) {
+                                             int64_t n_in, TmmAcc<TM>& acc, int n_live = kTmmToks, Sink sink = {},
+                                             int r0 = 0, int r1 = NS) {
     using Shape = TmmShape<TM>;
     constexpr int CB = kTmmCode<T>, WS = kTmmWStride<T>, CPR = 2 * CB / 16, NW = TM * CPR / kTmmThreads;
     constexpr int NT = Shape::NT;
+    constexpr bool SINK = !std::is_same_v<Sink, TmmNoSink>;
+    static_assert(!SINK || NS > 0, "a sink takes tmv.cuh's ranges");
     auto* st = reinterpret_cast<TmmStage<T, TM>*>(smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    const int64_t nb = n_in / 32, n_stages = (nb + 1) / 2;
+    const int64_t nb_all = n_in / 32;
+    // The blocks [kb0, nb) this CTA walks: all of them, or its ranges' (kb0 even: stages of 2).
+    int64_t kb0 = 0, nb = nb_all;
+    if constexpr (SINK) {
+        const int64_t len = tmv_range_blocks<NS>(n_in);
+        kb0 = min(nb_all, len * r0), nb = min(nb_all, len * r1);
+    }
+    const int64_t n_stages = (nb - kb0 + 1) / 2;
     const uint8_t* wrow[NW];
 #pragma unroll
     for (int k = 0; k < NW; ++k) wrow[k] = row(tid / CPR + k * (kTmmThreads / CPR));
     const uint8_t* srow = row(tid < TM ? tid : 0);
     auto load = [&](int64_t s, TmmStage<T, TM>& S) {
-        const int64_t b0 = 2 * s;
+        const int64_t b0 = kb0 + 2 * s;
         {  // codes: chunk tid % CPR of each row = block b0 + c / (CB / 16), its 16-byte part c % (CB / 16)
             const int c = tid % CPR, j = c / (CB / 16), h = c % (CB / 16);
             const bool ok = b0 + j < nb;
@@ -167,13 +185,15 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uin
     };
     each([&](int mt, int nt, int c) { acc[mt][nt][c] = part[mt][nt][c] = 0.0f; });
     auto flush = [&] {
+        if constexpr (SINK) sink(rg, part);
         each([&](int mt, int nt, int c) {
-            acc[mt][nt][c] = rg == 0 ? part[mt][nt][c] : __fadd_rn(acc[mt][nt][c], part[mt][nt][c]);
+            if constexpr (!SINK)
+                acc[mt][nt][c] = rg == 0 ? part[mt][nt][c] : __fadd_rn(acc[mt][nt][c], part[mt][nt][c]);
             part[mt][nt][c] = 0.0f;
         });
         ++rg;
     };
-    if constexpr (NS > 0) per = tmv_range_blocks<NS>(n_in), next = per;
+    if constexpr (NS > 0) per = tmv_range_blocks<NS>(n_in), rg = r0, next = per * (r0 + 1);
 #pragma unroll
     for (int s = 0; s < kTmmStages - 1; ++s) {
         if (s < n_stages) load(s, st[s]);
@@ -190,7 +210,7 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uin
         // per SM: its loads and conversions for block 1 overlap block 0's MMAs).
 #pragma unroll(TM == 256 ? 2 : 1)
         for (int j = 0; j < 2; ++j) {
-            const int64_t b = 2 * s + j;
+            const int64_t b = kb0 + 2 * s + j;
             if (b >= nb) break;
             if constexpr (NS > 0)
                 if (b == next) flush(), next += per;
@@ -243,7 +263,9 @@ __device__ __forceinline__ void tmm_mainloop(uint8_t* smem, RowFn row, const uin
         }
     }
     cp_async_wait<0>();
-    if constexpr (NS > 0) {
+    if constexpr (SINK) {
+        if (nb > kb0) flush();  // the last range with blocks
+    } else if constexpr (NS > 0) {
         flush();  // the last non-empty range; then the empty ones, as tmv_range_sum adds them
         for (; rg < NS; ++rg) each([&](int mt, int nt, int c) { acc[mt][nt][c] = __fadd_rn(acc[mt][nt][c], 0.0f); });
     }

@@ -410,7 +410,7 @@ __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, 
 // chunk row of 4 MXFP4 blocks spans 2 sectors instead of 3: +3% at batch 1 (bench/NOTES.md,
 // eleventh session). A property of the shape, so batch invariant.
 template <int NS = kTmvSplit>
-__device__ __forceinline__ int64_t tmv_range_blocks(int64_t n) {  // blocks per range (the last: fewer)
+__host__ __device__ __forceinline__ int64_t tmv_range_blocks(int64_t n) {  // blocks per range (the last: fewer)
     int64_t per = (n / 32 + NS - 1) / NS;
     return (per + 7) / 8 * 8 - per <= 1 ? (per + 7) / 8 * 8 : per;
 }
