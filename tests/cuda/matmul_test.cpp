@@ -778,8 +778,8 @@ TEST(CudaMatmulTmv, GroupEqualsEachWeightAlone) {
 // a second kernel) against its warps, bit for bit, with the kernels on from 2 tokens: 23 blocks =
 // 11 ranges of 2, one of 1 and 4 empty (a CTA's whole group of ranges without blocks); 90 blocks
 // = 15 ranges of 6 and an empty one; 37 and 70 tokens (a partial token tile); the q / k / v group
-// against each weight alone; the reference, with extreme activations. The default 4 ranges per
-// CTA (WO_CUDA_TMV_PARTS_RPC=2 runs it with 2).
+// against each weight alone; the reference, with extreme activations. The default 2 ranges per
+// CTA (WO_CUDA_TMV_PARTS_RPC=1 or 4 runs it with 1 or 4).
 TEST(CudaMatmulTmv, PartsKernelsGiveTheWarpsBits) {
     REQUIRE_GPU();
     std::mt19937 rng(59);
@@ -793,6 +793,58 @@ TEST(CudaMatmulTmv, PartsKernelsGiveTheWarpsBits) {
         check_group_equals_alone(t, false, 70, rng);
     }
     set_tmv_parts_min_tokens(old);
+}
+
+// rms_norm_split: the norm's output bit for bit, and its first rows' split byte for byte the one
+// matmul_tmv makes of that output in its scratch, so a product reading it (matmul_tmv_presplit)
+// has the bits of one that splits, and splits nothing itself (its scratch stays untouched). Rows
+// of 1e-30 and 1e20, a block the norm's weight zeroes; 2880 (gpt-oss) and 64 wide.
+TEST(CudaMatmulTmv, NormSplitIsTheProductsSplit) {
+    REQUIRE_GPU();
+    std::mt19937 rng(61);
+    for (const int64_t d : {int64_t(2880), int64_t(64)}) {
+        SCOPED_TRACE(d);
+        ASSERT_TRUE(rms_norm_splits(d));
+        const int64_t n = 5, rows = 3, n_out = 1030;
+        auto x = random_floats(size_t(d * n), rng);
+        for (int64_t i = 0; i < d; ++i) x[size_t(d + i)] *= 1e-30f, x[size_t(2 * d + i)] *= 1e20f;
+        auto g = random_floats(size_t(d), rng);
+        for (int i = 32; i < 64; ++i) g[size_t(i)] = 0.0f;
+        DevBuf dx(x.size() * 4), dg(g.size() * 4), y1(x.size() * 4), y2(x.size() * 4);
+        dx.upload(x.data(), x.size() * 4);
+        dg.upload(g.data(), g.size() * 4);
+        y1.fill(0xFF), y2.fill(0xFF);
+        const size_t split = size_t(rows * d) * 4, at_m = (split + 255) / 256 * 256, mult = size_t(rows * d / 32) * 4;
+        ASSERT_EQ(at_m + mult, matmul_tmv_scratch_bytes(rows, d));
+        DevBuf pre(at_m + mult);
+        pre.fill(0xFF);
+        auto T = [&](const DevBuf& b, int64_t ne0, int64_t ne1) { return make_tensor(b.get(), GgmlType::F32, ne0, ne1); };
+        rms_norm_split(T(y1, d, n), T(dx, d, n), T(dg, d, 1), 1e-5f, static_cast<uint4*>(pre.get()),
+                       reinterpret_cast<float*>(pre.bytes() + at_m), rows, nullptr);
+        rms_norm(T(y2, d, n), T(dx, d, n), T(dg, d, 1), 1e-5f, nullptr);
+        sync();
+        EXPECT_EQ(download_vec<uint32_t>(y1, x.size()), download_vec<uint32_t>(y2, x.size()));
+
+        auto w = random_weights(GgmlType::Q8_0, n_out, d, rng, 0.5f);
+        DevBuf dw(w.size());
+        dw.upload(w.data(), w.size());
+        const Tensor gw = make_tensor(dw.get(), GgmlType::Q8_0, d, n_out);
+        DevBuf dp(repack_bytes(gw));
+        const Tensor pw = repack(gw, dp.get(), nullptr);
+        const size_t sb = tmv_scratch(rows, d, n_out);
+        DevBuf s1(sb), s2(sb), o1(size_t(n_out * rows) * 4), o2(size_t(n_out * rows) * 4);
+        s1.fill(0xFF), s2.fill(0xFF);
+        matmul_tmv(T(o1, n_out, rows), T(y2, d, rows), pw, nullptr, false, s1.get(), sb, nullptr);
+        matmul_tmv_presplit(T(o2, n_out, rows), T(y1, d, rows), pw, nullptr, false, s2.get(), sb, nullptr,
+                            PreSplit{static_cast<const uint4*>(pre.get()),
+                                     reinterpret_cast<const float*>(pre.bytes() + at_m)});
+        sync();
+        EXPECT_EQ(download_vec<uint8_t>(s1, split), download_vec<uint8_t>(pre, split)) << "the split";
+        EXPECT_EQ(download_vec<uint8_t>(s1, mult, at_m), download_vec<uint8_t>(pre, mult, at_m)) << "multipliers";
+        EXPECT_EQ(download_vec<uint32_t>(o1, size_t(n_out * rows)), download_vec<uint32_t>(o2, size_t(n_out * rows)));
+        const auto untouched = download_vec<uint8_t>(s2, split);
+        EXPECT_TRUE(std::all_of(untouched.begin(), untouched.end(), [](uint8_t b) { return b == 0xFF; }));
+    }
 }
 
 TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {

@@ -149,6 +149,7 @@ void CudaBackend::upload(Tensor dst, const void* src, size_t bytes) {
     bind();
     // On the stream, so it is ordered with the steps around it (set_sampling between steps).
     // From pageable memory the runtime stages the source before returning.
+    norm_split_at_ = {};  // (a raw byte count: forget the norm's split whatever dst is)
     check(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
 }
 
@@ -160,6 +161,7 @@ void CudaBackend::download(void* dst, Tensor src, size_t bytes) {
 
 void CudaBackend::zero(Tensor t) {
     bind();
+    wrote(t);
     const size_t row = row_bytes(t.type, static_cast<uint64_t>(t.cols()));
     for (int64_t m = 0; m < t.mats(); ++m)
         check(cudaMemset2DAsync(t.row_ptr(0, m), t.nb1 ? t.nb1 : row, 0, row, static_cast<size_t>(t.rows()),
@@ -247,10 +249,43 @@ void CudaBackend::reserve_scratch(const StepLimits& l) {
     if (ts > 0 && ts > tmv_scratch_.bytes) tmv_scratch_ = alloc(ts, "tensor-core split scratch");
     const size_t as = attention_scratch_bytes(l);
     if (as > 0 && as > attn_scratch_.bytes) attn_scratch_ = alloc(as, "attention split-KV scratch");
+    static const bool norm_split = [] {
+        const char* e = std::getenv("WO_CUDA_NORM_SPLIT");
+        return !(e && std::string(e) == "0");
+    }();
+    const int64_t ns_rows = std::min(l.max_tokens, kNormSplitRows);
+    if (norm_split && ts > 0 && ns_rows > 0 && cuda::rms_norm_splits(l.n_embd)) {
+        const size_t nb = cuda::matmul_tmv_scratch_bytes(ns_rows, l.n_embd);
+        if (nb > norm_split_.bytes || l.n_embd != norm_split_cols_) {
+            norm_split_ = alloc(nb, "norm split"), norm_split_cols_ = l.n_embd;
+            norm_split_rows_ = ns_rows, norm_split_xm_ = (size_t(ns_rows) * size_t(l.n_embd) * 4 + 255) / 256 * 256;
+        }
+    }
+}
+
+// The norm's split for a product over x's decode rows [0, nd), or none.
+cuda::PreSplit CudaBackend::presplit_for(const Tensor& x, int64_t nd) const {
+    const NormSplit& a = norm_split_at_;
+    if (!a.src || nd <= 0 || nd > a.rows || static_cast<const uint8_t*>(x.data) != a.src || x.nb1 != a.nb1 ||
+        x.cols() != a.cols || x.type != GgmlType::F32)
+        return {};
+    auto* base = static_cast<uint8_t*>(norm_split_.data());
+    return {reinterpret_cast<const uint4*>(base), reinterpret_cast<const float*>(base + norm_split_xm_)};
+}
+
+void CudaBackend::wrote(const Tensor& y) {
+    const NormSplit& a = norm_split_at_;
+    if (!a.src) return;
+    const auto* p = static_cast<const uint8_t*>(y.data);
+    if (y.rows() <= 0 || y.mats() <= 0 || y.cols() <= 0) return;
+    const size_t bytes = size_t(y.mats() - 1) * y.nb2 + size_t(y.rows() - 1) * y.nb1 +
+                         row_bytes(y.type, static_cast<uint64_t>(y.cols()));
+    if (p < a.end && p + bytes > a.src) norm_split_at_ = {};
 }
 
 void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
     bind();
+    norm_split_at_ = {};  // a step never reads a split made before it
     if (key == 0 || !graphs_ || tapping()) {
         body();
         return;
@@ -293,30 +328,48 @@ std::string op_name(const char* op, const Tensor& w, int64_t n_tok) {
 
 void CudaBackend::resolve_tokens(Tensor tokens, Tensor in, Tensor pos, Tensor slot, SlotState st) {
     OpScope op_(prof_.get(), "resolve_tokens");
+    wrote(tokens), wrote(pos), wrote(slot);
     cuda::resolve_tokens(tokens, in, pos, slot, st, stream_);
 }
 void CudaBackend::embed(Tensor y, Tensor table, Tensor ids) {
     OpScope op_(prof_.get(), "embed");
+    wrote(y);
     cuda::embed(y, table, ids, false, stream_);
 }
 void CudaBackend::embed_add(Tensor y, Tensor table, Tensor ids) {
     OpScope op_(prof_.get(), "embed_add");
+    wrote(y);
     cuda::embed(y, table, ids, true, stream_);
 }
 void CudaBackend::get_rows(Tensor y, Tensor x, Tensor idx) {
     OpScope op_(prof_.get(), "get_rows");
+    wrote(y);
     cuda::get_rows(y, x, idx, stream_);
 }
 void CudaBackend::add(Tensor y, Tensor x) {
     OpScope op_(prof_.get(), "add");
+    wrote(y);
     cuda::add(y, x, stream_);
 }
 void CudaBackend::rms_norm(Tensor y, Tensor x, Tensor w, float eps) {
     OpScope op_(prof_.get(), "rms_norm");
+    wrote(y);
+    // The decode rows' split too, when the products after it can read it (presplit_for).
+    const int64_t nd = decode_split(x.rows());
+    if (norm_split_.bytes > 0 && nd > 0 && nd <= norm_split_rows_ && x.cols() == norm_split_cols_ &&
+        y.type == GgmlType::F32) {
+        auto* base = static_cast<uint8_t*>(norm_split_.data());
+        cuda::rms_norm_split(y, x, w, eps, reinterpret_cast<uint4*>(base),
+                             reinterpret_cast<float*>(base + norm_split_xm_), nd, stream_);
+        const auto* p = static_cast<const uint8_t*>(y.data);
+        norm_split_at_ = {p, p + size_t(x.rows() - 1) * y.nb1 + size_t(y.cols()) * 4, y.nb1, nd, y.cols()};
+        return;
+    }
     cuda::rms_norm(y, x, w, eps, stream_);
 }
 void CudaBackend::layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps) {
     OpScope op_(prof_.get(), "layer_norm");
+    wrote(y);
     cuda::layer_norm(y, x, w, b, eps, stream_);
 }
 // WO_CUDA_DECODE=mma (an experiment, bench/NOTES.md) sends decode rows to the tensor-core path
@@ -337,11 +390,13 @@ int64_t CudaBackend::decode_split(int64_t n) const {
 void CudaBackend::matmul_rows(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) {
     const int64_t n = x.rows(), nd = w.rows() < cuda::kMmaMinRows ? n : decode_split(n);
     const float* b = bias ? static_cast<const float*>(bias->data) : nullptr;
+    const cuda::PreSplit pre = presplit_for(x, nd);
+    wrote(y);
     // Tensor cores once reserve_scratch gave them room (for every step within its limits, so a
     // weight's decode rows all take one path); a backend used without it stays on the CUDA cores.
     if (nd > 0 && cuda::matmul_tmv_weight(w) && tmv_scratch_.bytes > 0)
-        cuda::matmul_tmv(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, tmv_scratch_.data(),
-                         tmv_scratch_.bytes, stream_);
+        cuda::matmul_tmv_presplit(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, tmv_scratch_.data(),
+                                  tmv_scratch_.bytes, stream_, pre);
     else if (nd > 0)
         cuda::matmul(y.row_range(0, nd), x.row_range(0, nd), w, b, accumulate, stream_);
     if (nd == n) return;
@@ -379,9 +434,11 @@ bool CudaBackend::qkv_group(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWei
         m.n = 3;
         return m;
     };
+    const cuda::PreSplit pre = presplit_for(x, nd);
+    wrote(q), wrote(k), wrote(v);
     if (nd > 0)
-        cuda::matmul_tmv_group(set(0, nd), x.row_range(0, nd), tmv_scratch_.data(), tmv_scratch_.bytes,
-                               stream_);
+        cuda::matmul_tmv_group_presplit(set(0, nd), x.row_range(0, nd), tmv_scratch_.data(), tmv_scratch_.bytes,
+                                        stream_, pre);
     if (nd < n)
         cuda::matmul_tmm_group(set(nd, n - nd), x.row_range(nd, n - nd), tmv_scratch_.data(),
                                tmv_scratch_.bytes, stream_);
@@ -397,6 +454,7 @@ void CudaBackend::matmul_add(Tensor y, Tensor x, Tensor w, const Tensor* bias) {
 }
 void CudaBackend::rope(Tensor x, Tensor pos, const RopeParams& p) {
     OpScope op_(prof_.get(), "rope");
+    wrote(x);
     cuda::rope(x, pos, p, stream_);
 }
 void CudaBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor slot) {
@@ -406,40 +464,49 @@ void CudaBackend::kv_store(KvLayer kv, Tensor k, Tensor v, Tensor pos, Tensor sl
 void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& s, const AttnParams& p) {
     OpScope op_(prof_.get(),
                 prof_ ? "attention n=" + std::to_string(q.rows()) + (p.window ? " swa" : "") : std::string());
+    wrote(out);
     cuda::attention(out, q, kv, s, p, decode_split(q.rows()), attn_scratch_.data(), attn_scratch_.bytes,
                     stream_);
 }
 void CudaBackend::gelu(Tensor x) {
     OpScope op_(prof_.get(), "gelu");
+    wrote(x);
     cuda::gelu(x, stream_);
 }
 void CudaBackend::swiglu(Tensor y, Tensor gate, Tensor up) {
     OpScope op_(prof_.get(), "swiglu");
+    wrote(y);
     cuda::swiglu(y, gate, up, stream_);
 }
 void CudaBackend::swiglu_oai(Tensor y, Tensor gate, Tensor up, float alpha, float limit) {
     OpScope op_(prof_.get(), "swiglu_oai");
+    wrote(y);
     cuda::swiglu_oai(y, gate, up, alpha, limit, stream_);
 }
 void CudaBackend::topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k) {
     OpScope op_(prof_.get(), "topk_softmax");
+    wrote(ids), wrote(weights);
     cuda::topk_softmax(ids, weights, logits, k, stream_);
 }
 void CudaBackend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
                           const StepTensors& s, const RopeParams* rq, const RopeParams* rk) {
     if (!qkv_group(q, k, v, x, w)) qkv_projections(q, k, v, x, w);  // as Backend::attn_in
     OpScope op_(prof_.get(), "rope_kv_store");
+    wrote(q), wrote(k);
     cuda::rope_kv_store(q, k, v, kv, s.pos, s.slot, rq, rk, stream_);
 }
 void CudaBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) {
     OpScope op_(prof_.get(), prof_ ? op_name("moe_ffn", w.gate, x.rows()) : std::string());
     WO_CHECK(moe_scratch_.data(), "moe_ffn before reserve_scratch");
-    cuda::moe_ffn(y, x, ids, weights, w, moe_scratch_.data(), moe_scratch_.bytes, decode_split(x.rows()),
-                  stream_);
+    const int64_t nd = decode_split(x.rows());
+    const cuda::PreSplit pre = presplit_for(x, nd);
+    wrote(y);
+    cuda::moe_ffn(y, x, ids, weights, w, moe_scratch_.data(), moe_scratch_.bytes, nd, stream_, pre);
 }
 void CudaBackend::sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) {
     OpScope op_(prof_.get(), "sample");
     WO_CHECK(sample_scratch_.data(), "sample before reserve_scratch");
+    wrote(ids), wrote(pos);
     cuda::sample(ids, logits, slot, pos, st, sample_scratch_.data(), sample_scratch_.bytes, stream_);
 }
 

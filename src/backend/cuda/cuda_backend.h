@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/kernels.h"
 
 namespace wo::cuda {
 
@@ -108,6 +109,22 @@ private:
     std::array<cudaEvent_t, kFences> fence_ev_{};
     uint64_t n_fences_ = 0;
     Buffer moe_scratch_, sample_scratch_, tmv_scratch_, attn_scratch_;
+    // rms_norm's split of its output's decode rows (rms_norm_split, up to kNormSplitRows rows of
+    // norm_split_cols_), which the tensor-core products over those rows read instead of splitting
+    // again (one launch fewer per product: WO_CUDA_NORM_SPLIT=0 turns it off). Valid from the
+    // norm until an op writes the norm's output (wrote()) or the step ends.
+    static constexpr int64_t kNormSplitRows = 256;
+    Buffer norm_split_;
+    int64_t norm_split_cols_ = 0, norm_split_rows_ = 0;
+    size_t norm_split_xm_ = 0;  // the multipliers' offset in norm_split_
+    struct NormSplit {
+        const uint8_t* src = nullptr;  // the norm's output rows [src, end)
+        const uint8_t* end = nullptr;
+        size_t nb1 = 0;
+        int64_t rows = 0, cols = 0;  // split rows [0, rows)
+    } norm_split_at_;
+    PreSplit presplit_for(const Tensor& x, int64_t nd) const;
+    void wrote(const Tensor& y);  // forgets a norm's split that y overlaps
     static size_t tmv_scratch_bytes(const StepLimits& l);
     bool graphs_ = true;
     std::unordered_map<uint64_t, Graph> graphs_by_key_;

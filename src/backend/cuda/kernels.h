@@ -41,16 +41,24 @@ int64_t set_tmv_wide_min_tokens(int64_t n);
 // Calls of kTmvPartsMinTokens to kTmvPartsMaxTokens tokens on weights of 16 ranges (q / k / v / o)
 // run matmul_tmv's parts kernels (the wide kernel's tiles split along K into groups of ranges,
 // the ranges' sums added in order by a second kernel: the same bits) when the scratch holds
-// matmul_tmv_parts_bytes(tokens, rows of the call) beyond matmul_tmv_scratch_bytes; 0 = never
-// (the default until measured on a GPU: bench/NOTES.md, seventeenth session). WO_CUDA_TMV_PARTS=n
-// sets it per process (WO_CUDA_TMV_PARTS_RPC=2: 8 CTAs along K instead of 4),
-// set_tmv_parts_min_tokens for tests (returns the old value). matmul_tmv_parts_bytes is 0 while
-// the kernels are off.
-constexpr int64_t kTmvPartsMinTokens = 0, kTmvPartsMaxTokens = 128;
+// matmul_tmv_parts_bytes(tokens, rows of the call) beyond matmul_tmv_scratch_bytes; 0 = never.
+// From 33 tokens: +6% / +9.5% at 64 / 128 streams on the H200, and 9 lost 9% at 32 (bench/NOTES.md,
+// eighteenth session). WO_CUDA_TMV_PARTS=n sets it per process (WO_CUDA_TMV_PARTS_RPC: ranges
+// per CTA, 2 = 8 CTAs along K, the default; 1 or 4), set_tmv_parts_min_tokens for tests (returns
+// the old value). matmul_tmv_parts_bytes is 0 while the kernels are off.
+constexpr int64_t kTmvPartsMinTokens = 33, kTmvPartsMaxTokens = 128;
 int64_t set_tmv_parts_min_tokens(int64_t n);
 size_t matmul_tmv_parts_bytes(int64_t max_tokens, int64_t max_rows);
+// A split of x's rows made before the call (rms_norm_split's, in tmv_split's layout at x.cols()),
+// so the product skips tmv_split: the same operands, the same bits.
+struct PreSplit {
+    const uint4* xs = nullptr;
+    const float* xm = nullptr;
+};
 void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
                 cudaStream_t s);
+void matmul_tmv_presplit(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch,
+                         size_t bytes, cudaStream_t s, PreSplit pre);
 // The prompt path on tensor cores from split activations (tmm.cuh) for weights where
 // tmm_weight(w): Q8_0 / MXFP4 in the DEVICE layout (WO_CUDA_TMM=0 or WO_CUDA_TMV=0: none; they
 // take matmul_mma).
@@ -69,6 +77,8 @@ struct MatmulSet {
     bool accumulate = false;
 };
 void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s);
+void matmul_tmv_group_presplit(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s,
+                               PreSplit pre);
 void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s);
 // Tests: calls of few tokens over at least `blocks` blocks of 2 weight rows take the
 // warp-per-rows kernels (matvec.cuh, warp_per_rows; the same bits either way). Returns the old value.
@@ -90,11 +100,17 @@ size_t moe_scratch_bytes(const StepLimits& l);
 // or matmul / matmul_mma. The first moe_scratch_zero_bytes() of `scratch` must be zero before the
 // first call (counters; every call leaves them zero again).
 size_t moe_scratch_zero_bytes(int64_t d);
+// pre: the split of x's decode rows, made before (rms_norm_split), for the tensor-core decode path.
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
-             size_t scratch_bytes, int64_t n_decode, cudaStream_t s);
+             size_t scratch_bytes, int64_t n_decode, cudaStream_t s, PreSplit pre = {});
 
 // ---- norm.cu, act.cu, rope.cu, attention.cu, router.cu, sample.cu, tokens.cu
 void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s);
+// rms_norm, and rows [0, rows) of y also split for the tensor-core products (tmv_split's layout
+// and bits: row r at xs + r * x.cols() / 4, xm + r * x.cols() / 32) in the same launch, when
+// rms_norm_splits(x.cols()).
+bool rms_norm_splits(int64_t d);
+void rms_norm_split(Tensor y, Tensor x, Tensor w, float eps, uint4* xs, float* xm, int64_t rows, cudaStream_t s);
 void layer_norm(Tensor y, Tensor x, Tensor w, Tensor b, float eps, cudaStream_t s);
 void add(Tensor y, Tensor x, cudaStream_t s);
 void get_rows(Tensor y, Tensor x, Tensor idx, cudaStream_t s);

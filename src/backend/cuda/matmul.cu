@@ -472,7 +472,7 @@ namespace {
 // The group of `m`'s weights over x, checked (tensor-core weights of one type and width, enough
 // scratch), or n = 0 when x has no rows or the weights none; the split of x queued.
 MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, const uint4*& xs,
-                        const float*& xm, const char* what, cudaStream_t s, bool wg = false) {
+                        const float*& xm, const char* what, cudaStream_t s, bool wg = false, PreSplit pre = {}) {
     MatmulGroup grp{};
     WO_CHECK(m.n >= 1 && m.n <= 3, std::string("cuda ") + what + ": 1 to 3 weights");
     for (int i = 0; i < m.n; ++i) {
@@ -492,6 +492,11 @@ MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t byte
     auto* split = static_cast<uint4*>(scratch);
     auto* mult = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) +
                                           (tmv_split_bytes(n_tok, n_in) + 255) / 256 * 256);
+    if (pre.xs) {  // split by rms_norm_split (the decode layout)
+        WO_CHECK(!wg && pre.xm, std::string("cuda ") + what + ": a pre-split is the decode layout");
+        xs = pre.xs, xm = pre.xm;
+        return grp;
+    }
     tmv_split(x, 0, n_tok, split, mult, s, wg);
     xs = split, xm = mult;
     return grp;
@@ -532,10 +537,11 @@ int64_t& tmv_parts_min_tokens() {
     }();
     return n;
 }
-int tmv_parts_rpc() {  // ranges per CTA of the parts kernel: 4 (4 CTAs along K) or 2 (8)
+int tmv_parts_rpc() {  // ranges per CTA of the parts kernel: 2 (8 CTAs along K), 1 (16) or 4 (4)
     static const int rpc = [] {
         const char* e = std::getenv("WO_CUDA_TMV_PARTS_RPC");
-        return e && std::atoi(e) == 2 ? 2 : 4;
+        const int v = e ? std::atoi(e) : 2;
+        return v == 1 || v == 4 ? v : 2;
     }();
     return rpc;
 }
@@ -566,8 +572,9 @@ bool tmv_parts(MatmulGroup& grp, const uint4* xs, const float* xm, void* scratch
     const int rpc = tmv_parts_rpc();
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(tok_tiles), static_cast<unsigned>(16 / rpc));
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
-    (rpc == 2 ? (mx ? launch_tmv_parts<M, 2> : launch_tmv_parts<Q, 2>)
-              : (mx ? launch_tmv_parts<M, 4> : launch_tmv_parts<Q, 4>))(grid, grp, xs, xm, parts, rows, s);
+    (rpc == 1   ? (mx ? launch_tmv_parts<M, 1> : launch_tmv_parts<Q, 1>)
+     : rpc == 2 ? (mx ? launch_tmv_parts<M, 2> : launch_tmv_parts<Q, 2>)
+                : (mx ? launch_tmv_parts<M, 4> : launch_tmv_parts<Q, 4>))(grid, grp, xs, xm, parts, rows, s);
     check_launch("matmul_tmv parts kernel launch");
     const int n_full = int((n_in / 32 + per - 1) / per);
     launch("tmv_parts_sum_kernel", tmv_parts_sum_kernel,
@@ -587,10 +594,11 @@ size_t matmul_tmv_parts_bytes(int64_t max_tokens, int64_t max_rows) {
                : 0;
 }
 
-void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
+void matmul_tmv_group_presplit(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s,
+                               PreSplit pre) {
     const uint4* xs = nullptr;
     const float* xm = nullptr;
-    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmv", s);
+    MatmulGroup grp = split_group(m, x, scratch, bytes, xs, xm, "matmul_tmv", s, false, pre);
     if (grp.n == 0) return;
     const int ns = matmul_tmv_ranges(grp.a[0].n_out);
     for (int i = 1; i < grp.n; ++i)
@@ -628,9 +636,16 @@ void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
     check_launch("matmul_tmv kernel launch");
 }
 
+void matmul_tmv_presplit(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch,
+                         size_t bytes, cudaStream_t s, PreSplit pre) {
+    matmul_tmv_group_presplit(MatmulSet{{y}, {w}, {bias}, 1, accumulate}, x, scratch, bytes, s, pre);
+}
 void matmul_tmv(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, void* scratch, size_t bytes,
                 cudaStream_t s) {
-    matmul_tmv_group(MatmulSet{{y}, {w}, {bias}, 1, accumulate}, x, scratch, bytes, s);
+    matmul_tmv_presplit(y, x, w, bias, accumulate, scratch, bytes, s, PreSplit{});
+}
+void matmul_tmv_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes, cudaStream_t s) {
+    matmul_tmv_group_presplit(m, x, scratch, bytes, s, PreSplit{});
 }
 
 bool tmm_wg() {

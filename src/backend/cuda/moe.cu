@@ -418,7 +418,7 @@ size_t moe_scratch_bytes(const StepLimits& l) {
 }
 
 void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, void* scratch,
-             size_t scratch_bytes, int64_t n_decode, cudaStream_t s) {
+             size_t scratch_bytes, int64_t n_decode, cudaStream_t s, PreSplit pre) {
     const int64_t n = x.rows(), d = x.cols(), k = ids.cols();
     const int64_t n_ff = w.gate.rows(), n_exp = w.gate.mats();
     WO_CHECK(w.gate.cols() == d && w.up.cols() == d && w.up.rows() == n_ff && w.down.cols() == n_ff &&
@@ -504,9 +504,12 @@ void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w, vo
         if (p1 == p0) continue;
         if (path == 0 && tmv) {
             if (!fold) gu.gr = dn.gr = group(path, p0, p1);
-            moe_tmv_decode(gu, dn, x, n_dec, fold, w.gate.type, w.down.type,
-                           reinterpret_cast<uint4*>(base + L.xs), reinterpret_cast<float*>(base + L.xm),
-                           reinterpret_cast<uint4*>(base + L.gs), reinterpret_cast<float*>(base + L.gm), s);
+            // x's split: rms_norm_split's (read only), or made here into the scratch.
+            uint4* xs = pre.xs ? const_cast<uint4*>(pre.xs) : reinterpret_cast<uint4*>(base + L.xs);
+            float* xm = pre.xs ? const_cast<float*>(pre.xm) : reinterpret_cast<float*>(base + L.xm);
+            moe_tmv_decode(gu, dn, x, n_dec, fold, w.gate.type, w.down.type, xs, xm,
+                           reinterpret_cast<uint4*>(base + L.gs), reinterpret_cast<float*>(base + L.gm), s,
+                           pre.xs != nullptr);
             continue;
         }
         if (path == 0 && fold) {

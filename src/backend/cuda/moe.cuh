@@ -64,12 +64,13 @@ constexpr int64_t kFoldTokens = 4;
 constexpr int kTmvFoldMaxK = 4;
 
 // The decode path on tensor cores (moe_tmv.cu) for Q8_0 / MXFP4 experts in the DEVICE layout:
-// split x's rows [0, n_dec) into xs / xm, gate_up into gu.out (G), split G into gs / gm, then
+// split x's rows [0, n_dec) into xs / xm (unless `presplit`: xs / xm hold it), gate_up into
+// gu.out (G), split G into gs / gm, then
 // down: fold (n_dec <= kFoldTokens, k <= kTmvFoldMaxK: no grouping, the combine into y done by
 // the down pass) or grouped (after group_kernel filled gu.gr / dn.gr: into dn.out (O), for
 // combine_kernel). tg / td: the gate/up and down types.
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
-                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s);
+                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s, bool presplit = false);
 // Entries of ExpertArgs::cnt the tensor-core fold down pass needs for d output rows: a CTA per
 // (pair, tile of 16 rows), the last of a token's k CTAs of a tile adding them into y.
 inline int64_t moe_fold_counters(int64_t d) { return kFoldTokens * ((d + 15) / 16); }

@@ -103,9 +103,10 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
 template <GgmlType T, int RT = 1>
 constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * RT * tmv_ring_bytes(T, 4);
 
-// The fold down pass by pairs, after the pass wrote O_p for this CTA's (pair p = i * k + j, tile):
-// the last of the token's k CTAs of the tile to arrive adds w[i][j] * O_{i*k+j} for j in order
-// into y, as combine_kernel does, and resets the tile's counter.
+// The fold down pass by pairs, after the pass wrote O_p for this CTA's (pair p = i * k + j, its RT
+// tiles): the last of the token's k CTAs of those tiles to arrive adds w[i][j] * O_{i*k+j} for j
+// in order into y, as combine_kernel does, and resets their counter.
+template <int RT>
 __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t p) {
     __shared__ bool last;
     const int64_t i = p / a.k;
@@ -116,8 +117,8 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
     __syncthreads();
     if (!last) return;
     __threadfence();  // the other CTAs' O rows, after their arrivals
-    const int64_t row = int64_t(blockIdx.y) * kTmvRows + threadIdx.x;
-    if (threadIdx.x < kTmvRows && row < a.n_out) {
+    const int64_t row = int64_t(blockIdx.y) * RT * kTmvRows + threadIdx.x;
+    if (threadIdx.x < RT * kTmvRows && row < a.n_out) {
         const float* wts = reinterpret_cast<const float*>(a.wts + size_t(i) * a.wts_nb1);
         float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + row;
         float acc_y = *y;
@@ -130,13 +131,12 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
 }
 
 // RT: row tiles per CTA and NT: the most token tiles of a pass (grouped passes; a fold CTA has
-// one of each). CTAs per SM: 6 at one row tile (80 registers), fewer at more: 4 for the default
+// one token tile and fold_rt's 1 or 2 row tiles). CTAs per SM: 6 at one row tile (80 registers), fewer at more: 4 for the default
 // grouped kernel (RT 2, NT 2: 124 registers, no spills; 5, at 96 registers and a few spills,
 // measured the same: bench/NOTES.md, seventeenth session).
 template <GgmlType T, bool GATE_UP, bool FOLD, int RT = 1, int NT = 2>
 __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 ? 4 : 3))
     tmv_expert_kernel(ExpertArgs a) {
-    static_assert(!FOLD || RT == 1, "a fold CTA has one row tile");
     pdl_begin();
     __shared__ float sh[(kTmvSplit - 1) * NT * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
@@ -150,10 +150,10 @@ __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 
             if constexpr (GATE_UP) {
                 return;  // the whole CTA; the fold down pass gives the token NaN
             } else {     // O_p = NaN: the token's rows of the tile become NaN
-                const int64_t row = int64_t(blockIdx.y) * kTmvRows + threadIdx.x;
-                if (threadIdx.x < kTmvRows && row < a.n_out)
+                const int64_t row = int64_t(blockIdx.y) * RT * kTmvRows + threadIdx.x;
+                if (threadIdx.x < RT * kTmvRows && row < a.n_out)
                     a.out[size_t(one) * size_t(a.n_out) + row] = __int_as_float(0x7FC00000);
-                fold_pairs_combine(a, one);
+                fold_pairs_combine<RT>(a, one);
                 return;
             }
         }
@@ -175,7 +175,7 @@ __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 
             i += kTmvToks;
         }
     }
-    if constexpr (FOLD && !GATE_UP) fold_pairs_combine(a, one);
+    if constexpr (FOLD && !GATE_UP) fold_pairs_combine<RT>(a, one);
 }
 
 // The grouped mma.sync passes: 2 row tiles per CTA (sharing each block's activation loads; 1 or 4
@@ -197,18 +197,40 @@ void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, int
                                                               : launch_tmv_grouped<T, GATE_UP, 2>)(a, slots, tiles, s);
 }
 
+// Row tiles per CTA of the fold passes: 2 for steps of kFoldRt2MinTokens to kFoldTokens tokens
+// (half the CTAs, twice the bytes in flight per warp: +4% at 4 tokens on the H200), else 1 (2
+// lost 3% at one token: 2,880 CTAs of one tile already fill the GPU; bench/NOTES.md, eighteenth
+// session). WO_CUDA_TMV_FOLD_RT2=n moves the threshold (kFoldTokens + 1: never). Which changes no
+// bits (tmv_range_rt), so it may follow the step's token count.
+constexpr int64_t kFoldRt2MinTokens = 2;
+int fold_rt(int64_t n_dec) {
+    static const int64_t min_tokens = [] {
+        const char* e = std::getenv("WO_CUDA_TMV_FOLD_RT2");
+        return e ? int64_t(std::atoll(e)) : kFoldRt2MinTokens;
+    }();
+    return n_dec >= min_tokens ? 2 : 1;
+}
+template <GgmlType T, bool GATE_UP, int RT>
+void launch_tmv_fold(const ExpertArgs& a, unsigned pairs, unsigned tiles, cudaStream_t s) {
+    launch_smem<tmv_expert_kernel<T, GATE_UP, true, RT>>("tmv_expert_kernel", dim3(pairs, (tiles + RT - 1) / RT),
+                                                         kTmvThreads, kTmvExpertSmem<T, RT>, s, a);
+}
+template <GgmlType T, bool GATE_UP>
+void launch_tmv_fold(const ExpertArgs& a, int64_t n_dec, unsigned pairs, unsigned tiles, cudaStream_t s) {
+    (fold_rt(n_dec) == 2 ? launch_tmv_fold<T, GATE_UP, 2> : launch_tmv_fold<T, GATE_UP, 1>)(a, pairs, tiles, s);
+}
+
 template <GgmlType TG, GgmlType TD>
 void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, uint4* xs, float* xm,
-                uint4* gs, float* gm, cudaStream_t s) {
+                uint4* gs, float* gm, cudaStream_t s, bool presplit) {
     const int64_t dec_pairs = n_dec * gu.k;
     gu.xs = xs, gu.xm = xm, dn.xs = gs, dn.xm = gm;
     const unsigned tiles_gu = static_cast<unsigned>((gu.n_out + kTmvRows / 2 - 1) / (kTmvRows / 2));
     const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
-    tmv_split(x, 0, n_dec, xs, xm, s);
+    if (!presplit) tmv_split(x, 0, n_dec, xs, xm, s);
     if (fold)
-        launch_smem<tmv_expert_kernel<TG, true, true>>(
-            "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_gu), kTmvThreads, kTmvExpertSmem<TG>, s, gu);
+        launch_tmv_fold<TG, true>(gu, n_dec, unsigned(dec_pairs), tiles_gu, s);
     else
         launch_tmv_grouped<TG, true>(gu, slots, tiles_gu, dec_pairs, s);
     check_launch("moe gate/up tmv kernel launch");
@@ -217,8 +239,7 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;
     tmv_split(g, 0, dec_pairs, gs, gm, s);
     if (fold)
-        launch_smem<tmv_expert_kernel<TD, false, true>>(
-            "tmv_expert_kernel", dim3(unsigned(dec_pairs), tiles_dn), kTmvThreads, kTmvExpertSmem<TD>, s, dn);
+        launch_tmv_fold<TD, false>(dn, n_dec, unsigned(dec_pairs), tiles_dn, s);
     else
         launch_tmv_grouped<TD, false>(dn, slots, tiles_dn, dec_pairs, s);
     check_launch("moe down tmv kernel launch");
@@ -346,12 +367,12 @@ void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec
 }
 
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
-                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s) {
+                    GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s, bool presplit) {
     WO_CHECK(!fold || gu.k <= kTmvFoldMaxK, "cuda moe_tmv_decode: fold with k > 4");
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     const bool gmx = tg == M, dmx = td == M;
     (gmx ? (dmx ? tmv_decode<M, M> : tmv_decode<M, Q>) : (dmx ? tmv_decode<Q, M> : tmv_decode<Q, Q>))(
-        gu, dn, x, n_dec, fold, xs, xm, gs, gm, s);
+        gu, dn, x, n_dec, fold, xs, xm, gs, gm, s, presplit);
 }
 
 }  // namespace wo::cuda

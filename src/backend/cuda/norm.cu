@@ -2,6 +2,7 @@
 // reduction), and the row plumbing ops add and get_rows.
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/tmv.cuh"
 #include "backend/cuda/util.cuh"
 #include "util/error.h"
 
@@ -22,9 +23,19 @@ __device__ __forceinline__ double warp_sum(double v) {
     return v;
 }
 
+// SPLIT: rows below sp.rows also get tmv_split's split (the row staged in shared memory, then
+// thread u takes unit u as tmv_split_kernel does; d / 8 <= kRmsThreads): the same bits, one
+// launch fewer before a tensor-core product of the row (rms_norm_split).
+struct RmsSplit {
+    uint4* xs;
+    float* xm;
+    int64_t rows;
+};
+template <bool SPLIT>
 __global__ void __launch_bounds__(kRmsThreads)
-    rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps, bool vec) {
+    rms_norm_k(Rows y, Rows x, const float* w, int64_t d, float eps, bool vec, RmsSplit sp) {
     pdl_begin();
+    extern __shared__ float ys[];  // SPLIT: the normalized row
     __shared__ double warp_ss[kRmsThreads / 32];
     __shared__ float inv_sh;
     const float* xr = x.row(blockIdx.x);
@@ -52,11 +63,31 @@ __global__ void __launch_bounds__(kRmsThreads)
         for (int64_t j = t; j < d / 4; j += kRmsThreads) {
             const float4 v = reinterpret_cast<const float4*>(xr)[j],
                          g = reinterpret_cast<const float4*>(w)[j];
-            reinterpret_cast<float4*>(yr)[j] =
-                make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w);
+            const float4 o = make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w);
+            reinterpret_cast<float4*>(yr)[j] = o;
+            if (SPLIT) reinterpret_cast<float4*>(ys)[j] = o;
         }
     } else {
-        for (int64_t j = t; j < d; j += kRmsThreads) yr[j] = xr[j] * inv * w[j];
+        for (int64_t j = t; j < d; j += kRmsThreads) {
+            const float o = xr[j] * inv * w[j];
+            yr[j] = o;
+            if (SPLIT) ys[j] = o;
+        }
+    }
+    if constexpr (SPLIT) {
+        if (int64_t(blockIdx.x) >= sp.rows) return;  // the CTA's row: every thread leaves
+        __syncthreads();
+        const bool live = t < d / 8;  // every lane reaches the shuffles
+        float v[8] = {};
+        if (live)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) v[i] = ys[8 * t + i];
+        const int s = tmv_exponent(tmv_unit_max(v));
+        uint32_t hi[4], lo[4];
+        tmv_unit_terms(v, s, hi, lo);
+        if (live)
+            tmv_unit_store(sp.xs + size_t(blockIdx.x) * size_t(d / 4), sp.xm + size_t(blockIdx.x) * size_t(d / 32), t,
+                           s, hi, lo);
     }
 }
 
@@ -100,14 +131,26 @@ __global__ void get_rows_k(Rows y, Rows x, const int32_t* idx, int64_t x_rows, i
 }  // namespace
 
 void rms_norm(Tensor y, Tensor x, Tensor w, float eps, cudaStream_t s) {
+    rms_norm_split(y, x, w, eps, nullptr, nullptr, 0, s);
+}
+
+bool rms_norm_splits(int64_t d) { return d % 32 == 0 && d / 8 <= kRmsThreads && d * sizeof(float) <= 48 * 1024; }
+
+void rms_norm_split(Tensor y, Tensor x, Tensor w, float eps, uint4* xs, float* xm, int64_t rows, cudaStream_t s) {
     const int64_t d = x.cols();
     WO_CHECK(w.type == GgmlType::F32 && w.cols() == d && y.cols() == d && y.rows() >= x.rows(),
              "rms_norm shapes");
+    WO_CHECK(rows == 0 || (xs && xm && rows <= x.rows() && rms_norm_splits(d)), "rms_norm_split shapes");
     if (x.rows() == 0) return;
     const bool vec =
         d % 4 == 0 && aligned16(x.data, x.nb1) && aligned16(y.data, y.nb1) && aligned16(w.data, 0);
-    launch("rms_norm_k", rms_norm_k, static_cast<unsigned>(x.rows()), kRmsThreads, 0, s, rows_of(y),
-           rows_of(x), static_cast<const float*>(w.data), d, eps, vec);
+    const RmsSplit sp{xs, xm, rows};
+    if (rows > 0)
+        launch("rms_norm_k", rms_norm_k<true>, static_cast<unsigned>(x.rows()), kRmsThreads, size_t(d) * sizeof(float),
+               s, rows_of(y), rows_of(x), static_cast<const float*>(w.data), d, eps, vec, sp);
+    else
+        launch("rms_norm_k", rms_norm_k<false>, static_cast<unsigned>(x.rows()), kRmsThreads, 0, s, rows_of(y),
+               rows_of(x), static_cast<const float*>(w.data), d, eps, vec, sp);
     check_launch("rms_norm");
 }
 

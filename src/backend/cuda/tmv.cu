@@ -28,11 +28,7 @@ __global__ void __launch_bounds__(256) tmv_split_kernel(SplitArgs a) {
     const float* x = reinterpret_cast<const float*>(a.x + size_t(row) * a.x_nb1);
     float v[8] = {};
     if (live) load_x8(x, u, a.n, a.xvec, v);
-    float m = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) m = fmaxf(m, fabsf(v[i]));
-    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
-    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 2));
+    float m = tmv_unit_max(v);
     if (a.wg) {  // the row's largest |x|: fmaxf skips NaNs, which stay NaN in their own terms
         __shared__ float part[8];
         float r = 0.0f;
@@ -45,29 +41,19 @@ __global__ void __launch_bounds__(256) tmv_split_kernel(SplitArgs a) {
         for (int w = 0; w < int(blockDim.x >> 5); ++w) m = fmaxf(m, part[w]);
     }
     const int s = tmv_exponent(m);
-    const float p = pow2f(s);
     uint32_t hi[4], lo[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        const float x0 = __fmul_rn(v[j], p), x1 = __fmul_rn(v[j + 4], p);
-        const __half2 h = __floats2half2_rn(x0, x1);
-        const float2 f = __half22float2(h);
-        const __half2 l = __floats2half2_rn(__fsub_rn(x0, f.x), __fsub_rn(x1, f.y));
-        hi[j] = *reinterpret_cast<const uint32_t*>(&h);
-        lo[j] = *reinterpret_cast<const uint32_t*>(&l);
-    }
+    tmv_unit_terms(v, s, hi, lo);
     if (!live) return;
-    const int64_t b = u / 4, t = u % 4;
     uint4* out = a.xs + size_t(row) * size_t(a.n / 4);
     if (a.wg) {  // word (term, pair j, unit t) at 16 (8b + 4 term + j) + 4t bytes
+        const int64_t b = u / 4, t = u % 4;
         uint32_t* o = reinterpret_cast<uint32_t*>(out + 8 * b);
 #pragma unroll
         for (int j = 0; j < 4; ++j) o[4 * j + t] = hi[j], o[16 + 4 * j + t] = lo[j];
+        if (t == 0) a.xm[size_t(row) * size_t(a.n / 32) + size_t(b)] = pow2f(-s);
     } else {
-        out[8 * b + t] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
-        out[8 * b + 4 + t] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+        tmv_unit_store(out, a.xm + size_t(row) * size_t(a.n / 32), u, s, hi, lo);
     }
-    if (t == 0) a.xm[size_t(row) * size_t(a.n / 32) + size_t(b)] = pow2f(-s);
 }
 
 }  // namespace

@@ -81,6 +81,39 @@ __device__ __forceinline__ int tmv_exponent(float m) {
     return e == 0 ? 0 : max(-112, min(126, 14 - (e - 127)));
 }
 
+// The split of one unit (8 elements v of a 32-element block; lanes 4b..4b+3 of the warp hold
+// block b's 4 units, and every lane calls it): the block's largest |x| (NaNs skipped; they stay
+// NaN in their own terms), then hi = f16(x * 2^s) and lo = f16(x * 2^s - hi) as the pairs
+// (j, j + 4) of the k order above. tmv_split_kernel and the fused rms_norm share it, so a row
+// split either way has the same bits.
+__device__ __forceinline__ float tmv_unit_max(const float (&v)[8]) {
+    float m = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) m = fmaxf(m, fabsf(v[i]));
+    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
+    return fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 2));
+}
+__device__ __forceinline__ void tmv_unit_terms(const float (&v)[8], int s, uint32_t (&hi)[4], uint32_t (&lo)[4]) {
+    const float p = pow2f(s);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const float x0 = __fmul_rn(v[j], p), x1 = __fmul_rn(v[j + 4], p);
+        const __half2 h = __floats2half2_rn(x0, x1);
+        const float2 f = __half22float2(h);
+        const __half2 l = __floats2half2_rn(__fsub_rn(x0, f.x), __fsub_rn(x1, f.y));
+        hi[j] = *reinterpret_cast<const uint32_t*>(&h);
+        lo[j] = *reinterpret_cast<const uint32_t*>(&l);
+    }
+}
+// Unit u's terms into split row `out` (uint4) and, from lane 0 of its block, the multiplier 2^-s.
+__device__ __forceinline__ void tmv_unit_store(uint4* out, float* xm, int64_t u, int s, const uint32_t (&hi)[4],
+                                               const uint32_t (&lo)[4]) {
+    const int64_t b = u / 4, t = u % 4;
+    out[8 * b + t] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+    out[8 * b + 4 + t] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+    if (t == 0) xm[b] = pow2f(-s);
+}
+
 // Unit t of a block of a DEVICE-layout row: its raw codes (4 bytes of MXFP4, 8 of Q8_0), then as
 // f16 pairs (elements j, j + 4).
 template <GgmlType T>
