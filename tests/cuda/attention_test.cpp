@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "cuda_test_util.h"
@@ -99,6 +100,12 @@ void run_case(const AttnCase& c) {
             P.gpu->set_decode_rows(n_dec);
             P.gpu->attention(O.g, Q.g, kg, sg, pg);
             const auto got = P.rows_gpu(O.g);
+            // Decode rows on tensor cores (head_dim 64) leave the split of their output for the
+            // product after them (the merge's split, tmv_split's bits).
+            if (n_dec != 0 && c.hd == 64 && c.n_head / c.n_kv <= 16 && n <= std::min(c.max_step, 256) &&
+                !std::getenv("WO_CUDA_NORM_SPLIT") &&
+                !std::getenv("WO_CUDA_FA") && !std::getenv("WO_CUDA_TMV"))
+                expect_product_reads_the_split(P, O.g, qd, n, rng, "attention step " + std::to_string(step));
             expect_close(
                 got, P.rows_cpu(O.c), 1e-5, 2e-5,
                 "attention step " + std::to_string(step) + (n_dec == 0 ? ", prompt rows" : ", decode rows"));

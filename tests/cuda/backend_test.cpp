@@ -241,55 +241,35 @@ TEST(CudaBackend, DecodeRowsAndPromptRowsTakeTheirPaths) {
     P.gpu->set_decode_rows(INT64_MAX);
 }
 
-// rms_norm's split of its decode rows feeds the tensor-core products over its output: with
-// tmv_split's launches dropped, matmul still gives the bits of a product that splits for itself
-// (so it read the norm's split, not a stale scratch); once add() writes the norm's output the
-// split is forgotten and the product sees the new rows.
+// rms_norm's split of its decode rows feeds the tensor-core products over its output (the
+// bits of a product that splits for itself, with tmv_split's launches dropped); once add()
+// writes the norm's output the split is forgotten and the product sees the new rows.
 TEST(CudaBackend, NormSplitFeedsTheProductsUntilTheRowsChange) {
     REQUIRE_GPU();
     if (std::getenv("WO_CUDA_NORM_SPLIT") || std::getenv("WO_CUDA_MMA") || std::getenv("WO_CUDA_DECODE") ||
         std::getenv("WO_CUDA_TMV"))
         GTEST_SKIP() << "paths overridden";
     Pair P;
-    auto& cb = as_cuda(*P.gpu);
     std::mt19937 rng(83);
-    const int64_t d = 2880, n_out = 1024, n = 4;
+    const int64_t d = 2880, n = 4;
     StepLimits l;
     l.max_tokens = n, l.n_embd = d, l.max_width = d;
     P.gpu->reserve_scratch(l);
-    std::vector<uint8_t> q(size_t(n_out * d / 32) * 34);  // Q8_0 blocks: f16 scale 0.0625, random codes
-    std::uniform_int_distribution<int> byte(0, 255);
-    for (size_t b = 0; b < q.size(); b += 34) {
-        q[b] = 0x00, q[b + 1] = 0x2C;
-        for (size_t i = 2; i < 34; ++i) q[b + i] = uint8_t(byte(rng));
-    }
-    const Tensor w = P.gpu->weight(q.data(), GgmlType::Q8_0, d, n_out, 1, "w");
-    ASSERT_EQ(w.layout, WeightLayout::DEVICE);
     Twin x = P.f32(randn(size_t(d * n), rng), d, n), g = P.f32(randn(size_t(d), rng), d),
-         z = P.f32(randn(size_t(d * n), rng), d, n), h = P.nan(d, n), y = P.nan(n_out, n), ref = P.nan(n_out, n);
-    Buffer sb = P.gpu->alloc(cuda::matmul_tmv_scratch_bytes(n, d), "test scratch");
-    auto bits = [&](Tensor t) {
-        const auto v = P.rows_gpu(t);
-        std::vector<uint32_t> u(v.size());
-        std::memcpy(u.data(), v.data(), v.size() * 4);
-        return u;
-    };
-    auto product = [&] {  // the reference: matmul_tmv splitting h into its own scratch
-        cuda::matmul_tmv(ref.g, h.g, w, nullptr, false, sb.data(), sb.bytes, cb.stream());
-        return bits(ref.g);
-    };
+         z = P.f32(randn(size_t(d * n), rng), d, n), h = P.nan(d, n);
     P.gpu->set_decode_rows(n);
     P.gpu->rms_norm(h.g, x.g, g.g, 1e-5f);
-    const auto want1 = product();
-    const std::string old = cuda::set_launch_skip("tmv_split_kernel");
-    P.gpu->matmul(y.g, h.g, w, nullptr);
-    cuda::set_launch_skip(old);
-    EXPECT_EQ(bits(y.g), want1) << "the norm's split";
+    expect_product_reads_the_split(P, h.g, d, n, rng, "after rms_norm");
     P.gpu->add(h.g, z.g);
-    const auto want2 = product();
-    ASSERT_NE(want1, want2);
+    // No split of the new rows anywhere: the product must split them itself (launches on).
+    const Tensor w = P.gpu->weight(std::vector<uint8_t>(size_t(1024 * d / 32) * 34, 0x11).data(), GgmlType::Q8_0,
+                                   d, 1024, 1, "w");
+    Twin y = P.nan(1024, n), ref = P.nan(1024, n);
+    Buffer sb = P.gpu->alloc(cuda::matmul_tmv_scratch_bytes(n, d), "test scratch");
+    cuda::matmul_tmv(ref.g, h.g, w, nullptr, false, sb.data(), sb.bytes, as_cuda(*P.gpu).stream());
     P.gpu->matmul(y.g, h.g, w, nullptr);
-    EXPECT_EQ(bits(y.g), want2) << "after add";
+    const auto a = P.rows_gpu(y.g), b = P.rows_gpu(ref.g);
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "after add";
     P.gpu->set_decode_rows(INT64_MAX);
 }
 

@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/check.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/device.h"
+#include "backend/cuda/kernels.h"
 
 // GTEST_SKIP only leaves the function it is written in, so this is a macro.
 #define REQUIRE_GPU() \
@@ -100,6 +102,34 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
     }
     EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " outside the bound; worst at " << wi
                        << ": got " << got[wi] << ", want " << want[wi];
+}
+
+// The bits of a decode product over x's first n rows (d wide) through P.gpu's matmul with
+// tmv_split's launches dropped, against cuda::matmul_tmv splitting x into its own scratch: equal
+// only when the op that wrote x left its split for the product (the backend's scratch holds no
+// split of x otherwise). Needs P.gpu->reserve_scratch and decode rows set; a random Q8_0 weight
+// of 1024 rows.
+inline void expect_product_reads_the_split(Pair& P, Tensor x, int64_t d, int64_t n, std::mt19937& rng,
+                                           const std::string& what) {
+    auto& cb = dynamic_cast<cuda::CudaBackend&>(*P.gpu);
+    const int64_t n_out = 1024;
+    std::vector<uint8_t> q(size_t(n_out * d / 32) * 34);  // Q8_0 blocks: f16 scale 0.0625, random codes
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (size_t b = 0; b < q.size(); b += 34) {
+        q[b] = 0x00, q[b + 1] = 0x2C;
+        for (size_t i = 2; i < 34; ++i) q[b + i] = uint8_t(byte(rng));
+    }
+    const Tensor w = P.gpu->weight(q.data(), GgmlType::Q8_0, d, n_out, 1, "w");
+    ASSERT_EQ(w.layout, WeightLayout::DEVICE);
+    Twin y = P.nan(n_out, n), ref = P.nan(n_out, n);
+    Buffer sb = P.gpu->alloc(cuda::matmul_tmv_scratch_bytes(n, d), "test scratch");
+    P.keep.push_back(sb);
+    cuda::matmul_tmv(ref.g, x.row_range(0, n), w, nullptr, false, sb.data(), sb.bytes, cb.stream());
+    const std::string old = cuda::set_launch_skip("tmv_split_kernel");
+    P.gpu->matmul(y.g, x.row_range(0, n), w, nullptr);
+    cuda::set_launch_skip(old);
+    const auto a = P.rows_gpu(y.g), b = P.rows_gpu(ref.g);
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << what << ": the op's split";
 }
 
 }  // namespace wo::test

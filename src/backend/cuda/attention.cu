@@ -174,11 +174,11 @@ __global__ void __launch_bounds__(32 * W) attention_k(AttnArgs<C> a) {
 }  // namespace
 
 template <typename C>
-void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
-            void* scratch, size_t scratch_bytes, cudaStream_t s);
+bool launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
+            void* scratch, size_t scratch_bytes, cudaStream_t s, uint4* split_xs, float* split_xm);
 
-void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
-               void* scratch, size_t scratch_bytes, cudaStream_t s) {
+bool attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
+               void* scratch, size_t scratch_bytes, cudaStream_t s, uint4* split_xs, float* split_xm) {
     const int64_t n = q.rows(), hd = p.head_dim;
     WO_CHECK(p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0 && q.cols() == p.n_head * hd &&
                  kv.k.cols() == p.n_head_kv * hd &&
@@ -186,11 +186,10 @@ void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const At
                  out.cols() == p.n_head * hd && n == st.n && hd % 2 == 0 && hd <= kMaxHeadDim &&
                  kv.k.nb1 == kv.v.nb1 && kv.k.nb2 == kv.v.nb2 && (!p.sinks || p.sinks->cols() >= p.n_head),
              "attention shapes");
-    if (n == 0) return;
+    if (n == 0) return false;
     if (kv.k.type == GgmlType::F16)
-        launch<__half>(out, q, kv, st, p, n_decode, scratch, scratch_bytes, s);
-    else
-        launch<float>(out, q, kv, st, p, n_decode, scratch, scratch_bytes, s);
+        return launch<__half>(out, q, kv, st, p, n_decode, scratch, scratch_bytes, s, split_xs, split_xm);
+    return launch<float>(out, q, kv, st, p, n_decode, scratch, scratch_bytes, s, nullptr, nullptr);
 }
 
 template <typename C, int W>
@@ -209,8 +208,8 @@ void launch_rows(const AttnArgs<C>& a, int64_t i0, int64_t rows, cudaStream_t s)
 }
 
 template <typename C>
-void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
-            void* scratch, size_t scratch_bytes, cudaStream_t s) {
+bool launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
+            void* scratch, size_t scratch_bytes, cudaStream_t s, uint4* split_xs, float* split_xm) {
     const int64_t n = q.rows(), hd = p.head_dim;
     AttnArgs<C> a;
     a.out = rows_of(out);
@@ -237,13 +236,18 @@ void launch(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnP
             reinterpret_cast<uintptr_t>(kv.k.data) % 16 == 0;
     WO_CHECK(n * p.n_head < (int64_t(1) << 31), "attention: grid limits");
     const int64_t nd = std::clamp<int64_t>(n_decode, 0, n);
-    bool done = false;
-    if constexpr (std::is_same_v<C, __half>)
-        done = attention_mma_decode_rows(a, nd, scratch, scratch_bytes, s);
-    if (!done) launch_rows<C, kDecodeWarps>(a, 0, nd, s);
-    if constexpr (std::is_same_v<C, __half>)
-        if (attention_mma_rows(a, nd, n - nd, s)) return;
-    launch_rows<C, kPromptWarps>(a, nd, n - nd, s);
+    if constexpr (std::is_same_v<C, __half>) {
+        AttnArgs<C> b = a;
+        if (split_xs && nd > 0 && (p.n_head * hd) % 32 == 0) b.split_xs = split_xs, b.split_xm = split_xm;
+        const bool mma = attention_mma_decode_rows(b, nd, scratch, scratch_bytes, s);
+        if (!mma) launch_rows<C, kDecodeWarps>(a, 0, nd, s);
+        if (!attention_mma_rows(a, nd, n - nd, s)) launch_rows<C, kPromptWarps>(a, nd, n - nd, s);
+        return mma && b.split_xs;  // whether the decode rows' split was written
+    } else {
+        launch_rows<C, kDecodeWarps>(a, 0, nd, s);
+        launch_rows<C, kPromptWarps>(a, nd, n - nd, s);
+        return false;
+    }
 }
 
 }  // namespace wo::cuda

@@ -24,6 +24,10 @@ struct AttnArgs {
     const float* sinks;
     bool vec;    // key rows allow 16-byte loads
     int64_t i0;  // the launch's first token (rows [i0, i0 + gridDim.x / n_head))
+    // Decode rows on tensor cores: also the split of `out`'s rows for the next tensor-core product
+    // (tmv_split's layout and bits at n_head * hd columns), when not null.
+    uint4* split_xs = nullptr;
+    float* split_xm = nullptr;
 };
 
 // Queues prompt rows [i0, i0 + rows) of `a` on tensor cores (attention_mma.cu) if the shapes

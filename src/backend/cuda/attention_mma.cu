@@ -373,6 +373,8 @@ __global__ void __launch_bounds__(32) attention_decode_mma_k(AttnArgs<__half> a,
 }
 
 // blockIdx.x = token - i0, blockIdx.y = head, thread = output column: the kFaCtas states in order.
+// With a.split_xs, also the head's 2 blocks of the row's split (tmv_split's arithmetic, from the
+// values just written: the same bits), so the product after it skips tmv_split.
 __global__ void __launch_bounds__(kFaHd) fa_merge_k(AttnArgs<__half> a, const float* part) {
     pdl_begin();
     const int h = int(blockIdx.y), c = int(threadIdx.x);
@@ -389,7 +391,27 @@ __global__ void __launch_bounds__(kFaHd) fa_merge_k(AttnArgs<__half> a, const fl
         o = __fadd_rn(o, __fmul_rn(w[z * kFaPart + 2 + c], f));
     }
     if (a.sinks) l = __fadd_rn(l, expf(sink - mf));
-    a.out.row(a.i0 + blockIdx.x)[int64_t(h) * kFaHd + c] = __fdiv_rn(o, l);
+    const float y = __fdiv_rn(o, l);
+    a.out.row(a.i0 + blockIdx.x)[int64_t(h) * kFaHd + c] = y;
+    if (a.split_xs) {  // a's fields: the same branch for the whole CTA
+        __shared__ float ys[kFaHd];
+        ys[c] = y;
+        __syncthreads();
+        if (c < 32) {  // warp 0: lane u < kFaHd / 8 takes unit u of the head; every lane shuffles
+            const bool live = c < kFaHd / 8;
+            float v[8] = {};
+            if (live)
+#pragma unroll
+                for (int i = 0; i < 8; ++i) v[i] = ys[8 * c + i];
+            const int s = tmv_exponent(tmv_unit_max(v));
+            uint32_t hi[4], lo[4];
+            tmv_unit_terms(v, s, hi, lo);
+            const int64_t row = a.i0 + blockIdx.x, n = int64_t(a.n_head) * kFaHd;
+            if (live)
+                tmv_unit_store(a.split_xs + size_t(row) * size_t(n / 4), a.split_xm + size_t(row) * size_t(n / 32),
+                               int64_t(h) * (kFaHd / 8) + c, s, hi, lo);
+        }
+    }
 }
 
 }  // namespace

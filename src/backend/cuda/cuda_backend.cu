@@ -149,7 +149,8 @@ void CudaBackend::upload(Tensor dst, const void* src, size_t bytes) {
     bind();
     // On the stream, so it is ordered with the steps around it (set_sampling between steps).
     // From pageable memory the runtime stages the source before returning.
-    norm_split_at_ = {};  // (a raw byte count: forget the norm's split whatever dst is)
+    if (const auto* d = static_cast<const uint8_t*>(dst.data); d < norm_split_at_.end && d + bytes > norm_split_at_.src)
+        norm_split_at_ = {};  // the bytes overlap an op's split rows
     check(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
 }
 
@@ -253,12 +254,13 @@ void CudaBackend::reserve_scratch(const StepLimits& l) {
         const char* e = std::getenv("WO_CUDA_NORM_SPLIT");
         return !(e && std::string(e) == "0");
     }();
-    const int64_t ns_rows = std::min(l.max_tokens, kNormSplitRows);
-    if (norm_split && ts > 0 && ns_rows > 0 && cuda::rms_norm_splits(l.n_embd)) {
-        const size_t nb = cuda::matmul_tmv_scratch_bytes(ns_rows, l.n_embd);
-        if (nb > norm_split_.bytes || l.n_embd != norm_split_cols_) {
-            norm_split_ = alloc(nb, "norm split"), norm_split_cols_ = l.n_embd;
-            norm_split_rows_ = ns_rows, norm_split_xm_ = (size_t(ns_rows) * size_t(l.n_embd) * 4 + 255) / 256 * 256;
+    const int64_t ns_rows = std::min(l.max_tokens, kNormSplitRows), ns_cols = std::max(l.n_embd, l.max_width);
+    if (norm_split && ts > 0 && ns_rows > 0 && ns_cols > 0 && ns_cols % 32 == 0) {
+        const size_t nb = cuda::matmul_tmv_scratch_bytes(ns_rows, ns_cols);
+        if (nb > norm_split_.bytes) {
+            norm_split_ = alloc(nb, "op split"), norm_split_at_ = {};
+            norm_split_rows_ = ns_rows, norm_split_cols_ = ns_cols;
+            norm_split_xm_ = (size_t(ns_rows) * size_t(ns_cols) * 4 + 255) / 256 * 256;
         }
     }
 }
@@ -356,8 +358,7 @@ void CudaBackend::rms_norm(Tensor y, Tensor x, Tensor w, float eps) {
     wrote(y);
     // The decode rows' split too, when the products after it can read it (presplit_for).
     const int64_t nd = decode_split(x.rows());
-    if (norm_split_.bytes > 0 && nd > 0 && nd <= norm_split_rows_ && x.cols() == norm_split_cols_ &&
-        y.type == GgmlType::F32) {
+    if (norm_split_room(nd, x.cols()) && cuda::rms_norm_splits(x.cols()) && y.type == GgmlType::F32) {
         auto* base = static_cast<uint8_t*>(norm_split_.data());
         cuda::rms_norm_split(y, x, w, eps, reinterpret_cast<uint4*>(base),
                              reinterpret_cast<float*>(base + norm_split_xm_), nd, stream_);
@@ -465,8 +466,18 @@ void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors&
     OpScope op_(prof_.get(),
                 prof_ ? "attention n=" + std::to_string(q.rows()) + (p.window ? " swa" : "") : std::string());
     wrote(out);
-    cuda::attention(out, q, kv, s, p, decode_split(q.rows()), attn_scratch_.data(), attn_scratch_.bytes,
-                    stream_);
+    // The decode rows' split too where the tensor-core merge makes it (attention's result says).
+    const int64_t nd = decode_split(q.rows());
+    const bool room = norm_split_room(nd, out.cols()) && out.type == GgmlType::F32;
+    auto* base = static_cast<uint8_t*>(norm_split_.data());
+    if (room) norm_split_at_ = {};  // the buffer may be rewritten
+    const bool split = cuda::attention(out, q, kv, s, p, nd, attn_scratch_.data(), attn_scratch_.bytes, stream_,
+                                       room ? reinterpret_cast<uint4*>(base) : nullptr,
+                                       room ? reinterpret_cast<float*>(base + norm_split_xm_) : nullptr);
+    if (split) {
+        const auto* o = static_cast<const uint8_t*>(out.data);
+        norm_split_at_ = {o, o + size_t(q.rows() - 1) * out.nb1 + size_t(out.cols()) * 4, out.nb1, nd, out.cols()};
+    }
 }
 void CudaBackend::gelu(Tensor x) {
     OpScope op_(prof_.get(), "gelu");

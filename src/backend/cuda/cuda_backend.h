@@ -109,13 +109,14 @@ private:
     std::array<cudaEvent_t, kFences> fence_ev_{};
     uint64_t n_fences_ = 0;
     Buffer moe_scratch_, sample_scratch_, tmv_scratch_, attn_scratch_;
-    // rms_norm's split of its output's decode rows (rms_norm_split, up to kNormSplitRows rows of
-    // norm_split_cols_), which the tensor-core products over those rows read instead of splitting
-    // again (one launch fewer per product: WO_CUDA_NORM_SPLIT=0 turns it off). Valid from the
-    // norm until an op writes the norm's output (wrote()) or the step ends.
+    // The split of an op's output's decode rows, made by the op itself (rms_norm_split, and the
+    // decode attention's merge: up to kNormSplitRows rows of at most norm_split_cols_ columns),
+    // which the tensor-core products over those rows read instead of splitting again (one launch
+    // fewer per product: WO_CUDA_NORM_SPLIT=0 turns it off). Valid from the op until an op writes
+    // its output (wrote()), another op splits into the buffer, or the step ends.
     static constexpr int64_t kNormSplitRows = 256;
     Buffer norm_split_;
-    int64_t norm_split_cols_ = 0, norm_split_rows_ = 0;
+    int64_t norm_split_cols_ = 0, norm_split_rows_ = 0;  // the buffer's room
     size_t norm_split_xm_ = 0;  // the multipliers' offset in norm_split_
     struct NormSplit {
         const uint8_t* src = nullptr;  // the norm's output rows [src, end)
@@ -123,6 +124,10 @@ private:
         size_t nb1 = 0;
         int64_t rows = 0, cols = 0;  // split rows [0, rows)
     } norm_split_at_;
+    // Room in norm_split_ for the split of `rows` rows of `cols` (its multipliers at norm_split_xm_).
+    bool norm_split_room(int64_t rows, int64_t cols) const {
+        return norm_split_.bytes > 0 && rows > 0 && rows <= norm_split_rows_ && cols <= norm_split_cols_ && cols % 32 == 0;
+    }
     PreSplit presplit_for(const Tensor& x, int64_t nd) const;
     void wrote(const Tensor& y);  // forgets a norm's split that y overlaps
     static size_t tmv_scratch_bytes(const StepLimits& l);

@@ -128,8 +128,11 @@ void rope_kv_store(Tensor q, Tensor k, Tensor v, KvLayer kv, Tensor pos, Tensor 
 // going through it in batches of what it holds), the rest prompt rows (8 warps; F16 / head_dim
 // 64: tensor cores, attention_mma.cu).
 size_t attention_scratch_bytes(const StepLimits& l);
-void attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
-               void* scratch, size_t scratch_bytes, cudaStream_t s);
+// split_xs / xm (optional): room for the split of out's decode rows (tmv_split's layout at
+// out.cols()), written by the tensor-core decode rows' merge; returns whether it was written.
+bool attention(Tensor out, Tensor q, KvLayer kv, const StepTensors& st, const AttnParams& p, int64_t n_decode,
+               void* scratch, size_t scratch_bytes, cudaStream_t s, uint4* split_xs = nullptr,
+               float* split_xm = nullptr);
 void topk_softmax(Tensor ids, Tensor weights, Tensor logits, int k, cudaStream_t s);
 size_t sample_scratch_bytes(const StepLimits& l);
 void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st, void* scratch,

@@ -198,11 +198,12 @@ void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, int
 }
 
 // Row tiles per CTA of the fold passes: 2 for steps of kFoldRt2MinTokens to kFoldTokens tokens
-// (half the CTAs, twice the bytes in flight per warp: +4% at 4 tokens on the H200), else 1 (2
-// lost 3% at one token: 2,880 CTAs of one tile already fill the GPU; bench/NOTES.md, eighteenth
-// session). WO_CUDA_TMV_FOLD_RT2=n moves the threshold (kFoldTokens + 1: never). Which changes no
-// bits (tmv_range_rt), so it may follow the step's token count.
-constexpr int64_t kFoldRt2MinTokens = 2;
+// (half the CTAs, twice the bytes in flight per warp), else 1. On the H200 (bench/NOTES.md,
+// eighteenth session), 2 against 1: -3% at one token (2,880 CTAs of one tile already fill the
+// GPU), -2% at 2, +0.9% at 3, +3.6% at 4. WO_CUDA_TMV_FOLD_RT2=n moves the threshold
+// (kFoldTokens + 1: never). Which changes no bits (tmv_range_rt), so it may follow the step's
+// token count.
+constexpr int64_t kFoldRt2MinTokens = 3;
 int fold_rt(int64_t n_dec) {
     static const int64_t min_tokens = [] {
         const char* e = std::getenv("WO_CUDA_TMV_FOLD_RT2");
