@@ -1,63 +1,24 @@
-// Router top-k + softmax: one warp per token, its lanes over the experts (lane e holds experts
-// e, e + 32, ...); k rounds of selection in (logit desc, id asc) order with NaN ranked last,
-// each a warp reduction of the lanes' best (exact: comparisons only, so any tree gives the
-// serial loop's pick), then the softmax over the k chosen logits by lane 0, exactly the CPU's
-// float formula. One thread per token was ~3 us of serial loads at batch 1 (bench/NOTES.md).
+// Router top-k + softmax: one warp per token (topk.cuh's topk_row). One thread per token was
+// ~3 us of serial loads at batch 1 (bench/NOTES.md).
 #include <cmath>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/topk.cuh"
 #include "backend/cuda/util.cuh"
 #include "util/error.h"
 
 namespace wo::cuda {
 namespace {
 
-__device__ inline float rank_key(float v) { return isnan(v) ? -INFINITY : v; }
-
-// Whether (ka, ea) ranks before (kb, eb): a larger key, or an equal key and a lower id; eb < 0 is
-// no candidate.
-__device__ inline bool ranks_before(float ka, int ea, float kb, int eb) {
-    return ea >= 0 && (eb < 0 || ka > kb || (ka == kb && ea < eb));
-}
-
 constexpr int kTopkWarps = 4;  // tokens per CTA
 
 __global__ void __launch_bounds__(32 * kTopkWarps)
     topk_softmax_k(Rows ids_f, Rows w, Rows logits, int64_t n, int n_exp, int k) {
     pdl_begin();
-    const int lane = int(threadIdx.x & 31);
     const int64_t i = blockIdx.x * int64_t(kTopkWarps) + (threadIdx.x >> 5);
     if (i >= n) return;  // the whole warp
-    const float* l = logits.row(i);
-    int32_t* ids = reinterpret_cast<int32_t*>(ids_f.row(i));
-    float* wr = w.row(i);
-    // Round j picks the best expert ranked strictly after the previous pick.
-    int prev = -1;
-    float prev_key = INFINITY;
-    for (int j = 0; j < k; ++j) {
-        int best = -1;
-        float bk = 0.0f;
-        for (int e = lane; e < n_exp; e += 32) {
-            const float ke = rank_key(l[e]);
-            const bool after = prev < 0 || ke < prev_key || (ke == prev_key && e > prev);
-            if (after && ranks_before(ke, e, bk, best)) best = e, bk = ke;
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float ko = __shfl_xor_sync(0xFFFFFFFFu, bk, o);
-            const int eo = __shfl_xor_sync(0xFFFFFFFFu, best, o);
-            if (ranks_before(ko, eo, bk, best)) best = eo, bk = ko;
-        }
-        if (lane == 0) ids[j] = best;
-        prev = best;
-        prev_key = bk;
-    }
-    if (lane != 0) return;
-    const float m = l[ids[0]];
-    float sum = 0.0f;
-    for (int j = 0; j < k; ++j) sum += expf(l[ids[j]] - m);
-    for (int j = 0; j < k; ++j) wr[j] = expf(l[ids[j]] - m) / sum;
+    topk_row(logits.row(i), reinterpret_cast<int32_t*>(ids_f.row(i)), w.row(i), n_exp, k);
 }
 
 }  // namespace
