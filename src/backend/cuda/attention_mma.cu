@@ -398,18 +398,9 @@ __global__ void __launch_bounds__(kFaHd) fa_merge_k(AttnArgs<__half> a, const fl
         ys[c] = y;
         __syncthreads();
         if (c < 32) {  // warp 0: lane u < kFaHd / 8 takes unit u of the head; every lane shuffles
-            const bool live = c < kFaHd / 8;
-            float v[8] = {};
-            if (live)
-#pragma unroll
-                for (int i = 0; i < 8; ++i) v[i] = ys[8 * c + i];
-            const int s = tmv_exponent(tmv_unit_max(v));
-            uint32_t hi[4], lo[4];
-            tmv_unit_terms(v, s, hi, lo);
             const int64_t row = a.i0 + blockIdx.x, n = int64_t(a.n_head) * kFaHd;
-            if (live)
-                tmv_unit_store(a.split_xs + size_t(row) * size_t(n / 4), a.split_xm + size_t(row) * size_t(n / 32),
-                               int64_t(h) * (kFaHd / 8) + c, s, hi, lo);
+            tmv_unit_split(c < kFaHd / 8 ? ys + 8 * c : nullptr, a.split_xs + size_t(row) * size_t(n / 4),
+                           a.split_xm + size_t(row) * size_t(n / 32), int64_t(h) * (kFaHd / 8) + c);
         }
     }
 }

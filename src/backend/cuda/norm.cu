@@ -77,17 +77,8 @@ __global__ void __launch_bounds__(kRmsThreads)
     if constexpr (SPLIT) {
         if (int64_t(blockIdx.x) >= sp.rows) return;  // the CTA's row: every thread leaves
         __syncthreads();
-        const bool live = t < d / 8;  // every lane reaches the shuffles
-        float v[8] = {};
-        if (live)
-#pragma unroll
-            for (int i = 0; i < 8; ++i) v[i] = ys[8 * t + i];
-        const int s = tmv_exponent(tmv_unit_max(v));
-        uint32_t hi[4], lo[4];
-        tmv_unit_terms(v, s, hi, lo);
-        if (live)
-            tmv_unit_store(sp.xs + size_t(blockIdx.x) * size_t(d / 4), sp.xm + size_t(blockIdx.x) * size_t(d / 32), t,
-                           s, hi, lo);
+        tmv_unit_split(t < d / 8 ? ys + 8 * t : nullptr, sp.xs + size_t(blockIdx.x) * size_t(d / 4),
+                       sp.xm + size_t(blockIdx.x) * size_t(d / 32), t);
     }
 }
 

@@ -113,6 +113,18 @@ __device__ __forceinline__ void tmv_unit_store(uint4* out, float* xm, int64_t u,
     out[8 * b + 4 + t] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
     if (t == 0) xm[b] = pow2f(-s);
 }
+// Unit u of a row staged in shared memory at v8 (its 8 values; null past the row: zeros, nothing
+// stored), split into row `out` / `xm` as tmv_split_kernel does. Every lane of the warp calls it.
+__device__ __forceinline__ void tmv_unit_split(const float* v8, uint4* out, float* xm, int64_t u) {
+    float v[8] = {};
+    if (v8)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) v[i] = v8[i];
+    const int s = tmv_exponent(tmv_unit_max(v));
+    uint32_t hi[4], lo[4];
+    tmv_unit_terms(v, s, hi, lo);
+    if (v8) tmv_unit_store(out, xm, u, s, hi, lo);
+}
 
 // Unit t of a block of a DEVICE-layout row: its raw codes (4 bytes of MXFP4, 8 of Q8_0), then as
 // f16 pairs (elements j, j + 4).
