@@ -149,8 +149,7 @@ void CudaBackend::upload(Tensor dst, const void* src, size_t bytes) {
     bind();
     // On the stream, so it is ordered with the steps around it (set_sampling between steps).
     // From pageable memory the runtime stages the source before returning.
-    if (const auto* d = static_cast<const uint8_t*>(dst.data); d < norm_split_at_.end && d + bytes > norm_split_at_.src)
-        norm_split_at_ = {};  // the bytes overlap an op's split rows
+    forget_split(dst.data, bytes);
     check(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync");
 }
 
@@ -284,14 +283,20 @@ cuda::PreSplit CudaBackend::presplit_for(const Tensor& x, int64_t nd) const {
     return {reinterpret_cast<const uint4*>(base), reinterpret_cast<const float*>(base + norm_split_xm_)};
 }
 
+void CudaBackend::forget_split(const void* data, size_t bytes) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    if (p < norm_split_at_.end && p + bytes > norm_split_at_.src) norm_split_at_ = {};
+}
+
 void CudaBackend::wrote(const Tensor& y) {
-    const NormSplit& a = norm_split_at_;
-    if (!a.src) return;
+    if (!norm_split_at_.src || y.rows() <= 0 || y.mats() <= 0 || y.cols() <= 0) return;
+    forget_split(y.data, size_t(y.mats() - 1) * y.nb2 + size_t(y.rows() - 1) * y.nb1 +
+                             row_bytes(y.type, static_cast<uint64_t>(y.cols())));
+}
+
+void CudaBackend::made_split(const Tensor& y, int64_t rows, int64_t nd) {
     const auto* p = static_cast<const uint8_t*>(y.data);
-    if (y.rows() <= 0 || y.mats() <= 0 || y.cols() <= 0) return;
-    const size_t bytes = size_t(y.mats() - 1) * y.nb2 + size_t(y.rows() - 1) * y.nb1 +
-                         row_bytes(y.type, static_cast<uint64_t>(y.cols()));
-    if (p < a.end && p + bytes > a.src) norm_split_at_ = {};
+    norm_split_at_ = {p, p + size_t(rows - 1) * y.nb1 + size_t(y.cols()) * 4, y.nb1, nd, y.cols()};
 }
 
 void CudaBackend::run_step(uint64_t key, const std::function<void()>& body) {
@@ -371,8 +376,7 @@ void CudaBackend::rms_norm(Tensor y, Tensor x, Tensor w, float eps) {
         auto* base = static_cast<uint8_t*>(norm_split_.data());
         cuda::rms_norm_split(y, x, w, eps, reinterpret_cast<uint4*>(base),
                              reinterpret_cast<float*>(base + norm_split_xm_), nd, stream_);
-        const auto* p = static_cast<const uint8_t*>(y.data);
-        norm_split_at_ = {p, p + size_t(x.rows() - 1) * y.nb1 + size_t(y.cols()) * 4, y.nb1, nd, y.cols()};
+        made_split(y, x.rows(), nd);
         return;
     }
     cuda::rms_norm(y, x, w, eps, stream_);
@@ -483,10 +487,7 @@ void CudaBackend::attention(Tensor out, Tensor q, KvLayer kv, const StepTensors&
     const bool split = cuda::attention(out, q, kv, s, p, nd, attn_scratch_.data(), attn_scratch_.bytes, stream_,
                                        room ? reinterpret_cast<uint4*>(base) : nullptr,
                                        room ? reinterpret_cast<float*>(base + norm_split_xm_) : nullptr);
-    if (split) {
-        const auto* o = static_cast<const uint8_t*>(out.data);
-        norm_split_at_ = {o, o + size_t(q.rows() - 1) * out.nb1 + size_t(out.cols()) * 4, out.nb1, nd, out.cols()};
-    }
+    if (split) made_split(out, q.rows(), nd);
 }
 void CudaBackend::gelu(Tensor x) {
     OpScope op_(prof_.get(), "gelu");

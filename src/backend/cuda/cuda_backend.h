@@ -133,7 +133,9 @@ private:
         return norm_split_.bytes > 0 && rows > 0 && rows <= norm_split_rows_ && cols <= norm_split_cols_ && cols % 32 == 0;
     }
     PreSplit presplit_for(const Tensor& x, int64_t nd) const;
-    void wrote(const Tensor& y);  // forgets a norm's split that y overlaps
+    void wrote(const Tensor& y);                        // forgets a split whose rows y overlaps
+    void forget_split(const void* data, size_t bytes);  // ... whose rows these bytes overlap
+    void made_split(const Tensor& y, int64_t rows, int64_t nd);  // y's rows [0, nd) of `rows` split
     static size_t tmv_scratch_bytes(const StepLimits& l);
     bool graphs_ = true;
     std::unordered_map<uint64_t, Graph> graphs_by_key_;
