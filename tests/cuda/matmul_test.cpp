@@ -847,60 +847,6 @@ TEST(CudaMatmulTmv, NormSplitIsTheProductsSplit) {
     }
 }
 
-// matmul_topk (the router's product with the top-k in its last CTA per token group) against
-// matmul then topk_softmax, bit for bit: 32 x 2880 with a bias (gpt-oss) and 20 x 64, at 1 to 70
-// tokens (groups of 8 and a partial one), two experts tied (equal rows and biases: the lower id
-// first), a token whose logits are all NaN; twice per shape (the counters are reset).
-TEST(CudaMatmul, RouterTopkGivesMatmulThenTopkBits) {
-    REQUIRE_GPU();
-    std::mt19937 rng(67);
-    const int k = 4;
-    for (const auto& [n_exp, d] : {std::pair<int64_t, int64_t>{32, 2880}, {20, 64}}) {
-        for (const int64_t n : {1, 3, 8, 13, 70}) {
-            SCOPED_TRACE(std::to_string(n_exp) + " experts, " + std::to_string(n) + " tokens");
-            auto w = random_floats(size_t(n_exp * d), rng), bias = random_floats(size_t(n_exp), rng);
-            std::copy_n(w.begin() + 3 * d, d, w.begin() + 5 * d);
-            bias[5] = bias[3];
-            auto x = random_floats(size_t(n * d), rng);
-            if (n >= 3) x[size_t(2 * d)] = std::nanf("");
-            DevBuf dw(w.size() * 4), db(bias.size() * 4), dx(x.size() * 4);
-            dw.upload(w.data(), w.size() * 4), db.upload(bias.data(), bias.size() * 4), dx.upload(x.data(), x.size() * 4);
-            DevBuf y1(size_t(n_exp * n) * 4), y2(size_t(n_exp * n) * 4), i1(size_t(k * n) * 4), i2(size_t(k * n) * 4),
-                p1(size_t(k * n) * 4), p2(size_t(k * n) * 4);
-            const size_t nc = matmul_topk_counters(n);
-            DevBuf cnt(nc * 4);
-            cnt.fill(0);
-            const Tensor W = make_tensor(dw.get(), GgmlType::F32, d, n_exp), X = make_tensor(dx.get(), GgmlType::F32, d, n);
-            auto F = [&](const DevBuf& b, int64_t c) { return make_tensor(b.get(), GgmlType::F32, c, n); };
-            auto I = [&](const DevBuf& b) { return make_tensor(b.get(), GgmlType::I32, k, n); };
-            matmul(F(y1, n_exp), X, W, static_cast<const float*>(db.get()), false, nullptr);
-            topk_softmax(I(i1), F(p1, k), F(y1, n_exp), k, nullptr);
-            ASSERT_TRUE(matmul_topk_applies(W, n, nc));
-            for (int rep = 0; rep < 2; ++rep) {
-                y2.fill(0xFF), i2.fill(0xFF), p2.fill(0xFF);
-                matmul_topk(F(y2, n_exp), X, W, static_cast<const float*>(db.get()), I(i2), F(p2, k), k,
-                            static_cast<int32_t*>(cnt.get()), nc, nullptr);
-                sync();
-                EXPECT_EQ(download_vec<uint32_t>(y2, size_t(n_exp * n)), download_vec<uint32_t>(y1, size_t(n_exp * n)));
-                EXPECT_EQ(download_vec<int32_t>(i2, size_t(k * n)), download_vec<int32_t>(i1, size_t(k * n)));
-                EXPECT_EQ(download_vec<uint32_t>(p2, size_t(k * n)), download_vec<uint32_t>(p1, size_t(k * n)));
-                const auto c = download_vec<int32_t>(cnt, nc);
-                EXPECT_TRUE(std::all_of(c.begin(), c.end(), [](int32_t v) { return v == 0; })) << "counters reset";
-            }
-            if (n == 8) {  // the tie: expert 3 before 5 wherever both are chosen
-                const auto ids = download_vec<int32_t>(i1, size_t(k * n));
-                for (int64_t t = 0; t < n; ++t) {
-                    for (int j = 0; j + 1 < k; ++j) {
-                        if (ids[size_t(t * k + j + 1)] == 3) {
-                            EXPECT_NE(ids[size_t(t * k + j)], 5);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 TEST(CudaMatmul, UnsupportedTypeIsDtypeError) {
     REQUIRE_GPU();
     DevBuf d(1024);

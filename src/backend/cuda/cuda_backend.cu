@@ -249,15 +249,6 @@ void CudaBackend::reserve_scratch(const StepLimits& l) {
     if (ts > 0 && ts > tmv_scratch_.bytes) tmv_scratch_ = alloc(ts, "tensor-core split scratch");
     const size_t as = attention_scratch_bytes(l);
     if (as > 0 && as > attn_scratch_.bytes) attn_scratch_ = alloc(as, "attention split-KV scratch");
-    static const bool router_topk_on = [] {
-        const char* e = std::getenv("WO_CUDA_ROUTER_TOPK");
-        return e && std::string(e) == "1";
-    }();
-    const size_t tc = sizeof(int32_t) * cuda::matmul_topk_counters(l.max_tokens);
-    if (router_topk_on && l.max_tokens > 0 && tc > topk_counters_.bytes) {
-        topk_counters_ = alloc(tc, "router top-k counters");
-        check(cudaMemsetAsync(topk_counters_.data(), 0, tc, stream_), "cudaMemsetAsync");
-    }
     static const bool norm_split = [] {
         const char* e = std::getenv("WO_CUDA_NORM_SPLIT");
         return !(e && std::string(e) == "0");
@@ -515,19 +506,6 @@ void CudaBackend::attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeigh
     OpScope op_(prof_.get(), "rope_kv_store");
     wrote(q), wrote(k);
     cuda::rope_kv_store(q, k, v, kv, s.pos, s.slot, rq, rk, stream_);
-}
-void CudaBackend::router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
-                              int k) {
-    const size_t n_counters = topk_counters_.bytes / sizeof(int32_t);
-    if (n_counters > 0 && w.rows() < cuda::kMmaMinRows && !cuda::matmul_tmv_weight(w) &&
-        cuda::matmul_topk_applies(w, x.rows(), n_counters)) {
-        OpScope op_(prof_.get(), prof_ ? op_name("router_topk", w, x.rows()) : std::string());
-        wrote(logits), wrote(ids), wrote(weights);
-        cuda::matmul_topk(logits, x, w, b ? static_cast<const float*>(b->data) : nullptr, ids, weights, k,
-                          static_cast<int32_t*>(topk_counters_.data()), n_counters, stream_);
-        return;
-    }
-    Backend::router_topk(ids, weights, logits, x, w, b, k);
 }
 void CudaBackend::moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) {
     OpScope op_(prof_.get(), prof_ ? op_name("moe_ffn", w.gate, x.rows()) : std::string());

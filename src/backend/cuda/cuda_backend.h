@@ -63,14 +63,12 @@ public:
     void moe_ffn(Tensor y, Tensor x, Tensor ids, Tensor weights, const MoeFfn& w) override;
     void sample(Tensor ids, Tensor logits, Tensor slot, Tensor pos, SlotState st) override;
     // Fused ops: the default body's bits in fewer launches (the projections, then one kernel for
-    // rope + rope + kv_store). router_topk: with WO_CUDA_ROUTER_TOPK=1, matmul_topk (the product's
-    // CTAs, then the top-k by the last CTA of each token group; prepared, not yet measured on a
-    // GPU: bench/NOTES.md, eighteenth session), else the default body (one CTA per token for
-    // both measured 24 us per layer, against ~10 us for the two kernels).
+    // rope + rope + kv_store). router_topk keeps the default body: one kernel for the router
+    // matmul and the top-k measured 24 us per layer, against ~10 us for the two, and the top-k in
+    // the product's last CTA per token group no faster at batch 1, 3.7% slower at 32 streams
+    // (bench/NOTES.md, nineteenth session).
     void attn_in(Tensor q, Tensor k, Tensor v, Tensor x, const QkvWeights& w, KvLayer kv,
                  const StepTensors& s, const RopeParams* rq, const RopeParams* rk) override;
-    void router_topk(Tensor ids, Tensor weights, Tensor logits, Tensor x, Tensor w, const Tensor* b,
-                     int k) override;
     void tap(const char* name, int layer, Tensor t) override;  // synchronous; steps run eagerly then
 
     cudaStream_t stream() const { return stream_; }
@@ -112,7 +110,7 @@ private:
     static constexpr int kFences = 16;
     std::array<cudaEvent_t, kFences> fence_ev_{};
     uint64_t n_fences_ = 0;
-    Buffer moe_scratch_, sample_scratch_, tmv_scratch_, attn_scratch_, topk_counters_;
+    Buffer moe_scratch_, sample_scratch_, tmv_scratch_, attn_scratch_;
     // The split of an op's output's decode rows, made by the op itself (rms_norm_split, and the
     // decode attention's merge: up to kNormSplitRows rows of at most norm_split_cols_ columns),
     // which the tensor-core products over those rows read instead of splitting again (one launch

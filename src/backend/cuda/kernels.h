@@ -23,14 +23,6 @@ namespace wo::cuda {
 constexpr int64_t kMmaMinRows = 128;
 void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s);
 void matmul_mma(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s);
-// The router: y = x·wᵀ + bias (matmul's bits), then topk_softmax(ids, weights, y, k)'s bits in
-// the same launch (the last CTA of each group of 8 tokens selects for them), for weights whose
-// row blocks do not fill the GPU (matmul_topk_applies); `counters`: matmul_topk_counters(tokens)
-// ints, zero before the first call (each call leaves them zero).
-size_t matmul_topk_counters(int64_t max_tokens);
-bool matmul_topk_applies(const Tensor& w, int64_t n_tok, size_t n_counters);
-void matmul_topk(Tensor y, Tensor x, Tensor w, const float* bias, Tensor ids, Tensor weights, int k,
-                 int32_t* counters, size_t n_counters, cudaStream_t s);
 // The decode path on tensor cores (tmv.cuh) for weights where matmul_tmv_weight(w): Q8_0 / MXFP4
 // in the DEVICE layout with >= 1024 rows (WO_CUDA_TMV=0: none). The backend sends every decode
 // row of such a weight here (batch invariant on its own). `scratch` holds

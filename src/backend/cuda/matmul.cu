@@ -24,7 +24,6 @@
 #include "backend/cuda/tmm.cuh"
 #include "backend/cuda/tmm_wg.cuh"
 #include "backend/cuda/tmv.cuh"
-#include "backend/cuda/topk.cuh"
 
 namespace wo::cuda {
 namespace {
@@ -97,40 +96,6 @@ __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) matmul_kernel(Mat
         if (t0 + 2 <= t1) matmul_pass<T, P, 2>(a, r0, t0, sh), t0 += 2;
     }
     for (; t0 < t1; ++t0) matmul_pass<T, P, 1>(a, r0, t0, sh);
-}
-
-// The router's products with the top-k in the epilogue (matmul_topk): matmul_kernel's CTAs and
-// passes (blockIdx.x = block of rows, blockIdx.y = group of `per` tokens, one token per pass: the
-// same bits), then the last CTA of a token group to finish (an arrival counter per group, reset by
-// it) runs topk_row for the group's tokens, a warp per token, on the logits the group's CTAs
-// wrote: the bits of matmul then topk_softmax, one launch fewer.
-struct TopkArgs {
-    uint8_t* ids;  // I32 rows
-    size_t ids_nb1;
-    uint8_t* w;  // F32 rows
-    size_t w_nb1;
-    int k;
-    int32_t* cnt;  // a counter per token group, zero between calls
-};
-template <GgmlType T, bool P>
-__global__ void __launch_bounds__(kBlockThreads, 8) matmul_topk_kernel(MatmulArgs a, int64_t per, TopkArgs tk) {
-    pdl_begin();
-    __shared__ float sh[kSplit * kWarpRows * 8];
-    __shared__ bool last;
-    const int64_t r0 = int64_t(blockIdx.x) * kWarpRows, g0 = int64_t(blockIdx.y) * per;
-    const int64_t t1 = min(a.n_tok, g0 + per);
-    for (int64_t t0 = g0; t0 < t1; ++t0) matmul_pass<T, P, 1>(a, r0, t0, sh);
-    __threadfence();  // this CTA's logits, before its arrival is counted
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(tk.cnt + blockIdx.y, 1) == int(gridDim.x) - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();  // the other CTAs' logits, after their arrivals
-    for (int64_t i = g0 + (threadIdx.x >> 5); i < t1; i += kBlockThreads / 32)
-        topk_row(reinterpret_cast<const float*>(a.y + size_t(i) * a.y_nb1),
-                 reinterpret_cast<int32_t*>(tk.ids + size_t(i) * tk.ids_nb1),
-                 reinterpret_cast<float*>(tk.w + size_t(i) * tk.w_nb1), int(a.n_out), tk.k);
-    if (threadIdx.x == 0) tk.cnt[blockIdx.y] = 0;
 }
 
 // Calls on matrices with many rows (warp_per_rows): warp w of CTA b owns the block of kWarpRows
@@ -486,30 +451,6 @@ void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cu
             (launch("matmul_kernel", matmul_kernel<kT, kP, true>, grid, kBlockThreads, 0, s, a, per)));
     }
     check_launch("matmul kernel launch");
-}
-
-size_t matmul_topk_counters(int64_t max_tokens) { return size_t((max_tokens + 7) / 8); }
-
-bool matmul_topk_applies(const Tensor& w, int64_t n_tok, size_t n_counters) {
-    const int64_t blocks = (w.rows() + kWarpRows - 1) / kWarpRows;
-    return n_tok > 0 && w.rows() > 0 && blocks < 2 * sm_count() && matmul_topk_counters(n_tok) <= n_counters;
-}
-
-void matmul_topk(Tensor y, Tensor x, Tensor w, const float* bias, Tensor ids, Tensor weights, int k,
-                 int32_t* counters, size_t n_counters, cudaStream_t s) {
-    const MatmulArgs a = matmul_args(y, x, w, bias, false);
-    const int64_t blocks = (a.n_out + kWarpRows - 1) / kWarpRows, per = 8, groups = (a.n_tok + per - 1) / per;
-    WO_CHECK(counters && matmul_topk_applies(w, a.n_tok, n_counters), "cuda matmul_topk: not the router's shape");
-    WO_CHECK(k >= 1 && k <= a.n_out && ids.cols() == k && weights.cols() == k && ids.type == GgmlType::I32 &&
-                 ids.rows() >= a.n_tok && weights.rows() >= a.n_tok && weights.type == GgmlType::F32 &&
-                 groups <= 65535,
-             "cuda matmul_topk shapes");
-    const TopkArgs tk{static_cast<uint8_t*>(ids.data), ids.nb1, static_cast<uint8_t*>(weights.data), weights.nb1, k,
-                      counters};
-    const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(groups));
-    WO_CUDA_FOR_WEIGHT(w, "matmul_topk",
-                       (launch("matmul_topk_kernel", matmul_topk_kernel<kT, kP>, grid, kBlockThreads, 0, s, a, per, tk)));
-    check_launch("matmul_topk kernel launch");
 }
 
 bool matmul_tmv_weight(const Tensor& w) {
