@@ -225,8 +225,13 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
 template <GgmlType T, int NS>
 constexpr size_t kTmvMatmulSmem = size_t(NS) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
 
+// CTAs per SM of the 16-range kernel (a build-time A/B: at 2, ptxas caps it at 64 registers and
+// it spills 40-52 bytes; at 1 it holds 84 and none).
+#ifndef WO_TMV16_CTAS
+#define WO_TMV16_CTAS 2
+#endif
 template <GgmlType T, int NS, int G>
-__global__ void __launch_bounds__(32 * NS, NS == 16 ? 2 : 1)
+__global__ void __launch_bounds__(32 * NS, NS == 16 ? WO_TMV16_CTAS : 1)
     tmv_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm, bool by_tok) {
     // pdl_begin() runs inside tmv_range, once the first weight copies are issued: nothing before
     // it reads or writes memory another kernel writes (grp, xs, xm are pointers; weights are constant).
