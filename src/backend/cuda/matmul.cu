@@ -39,6 +39,7 @@ struct MatmulArgs {
     int64_t n_tok;
     const float* bias;
     bool accumulate, xvec;
+    bool prefetch;  // matmul_kernel: its rows into L2 before the PDL wait (matmul_prefetch)
 };
 
 // The weights of one tensor-core launch that read the same activations (matmul_tmv, matmul_tmm:
@@ -85,9 +86,15 @@ __device__ __forceinline__ void matmul_pass(const MatmulArgs& a, int64_t r0, int
 // half the registers, so more CTAs per SM and loads in flight). Same order either way.
 template <GgmlType T, bool P, bool WIDE>
 __global__ void __launch_bounds__(kBlockThreads, WIDE ? 1 : 8) matmul_kernel(MatmulArgs a, int64_t per) {
+    const int64_t r0 = int64_t(blockIdx.x) * kWarpRows;
+    if (a.prefetch && blockIdx.y == 0) {  // weights are never written: their fill may start before the wait
+        const uint8_t* w0 = a.w + size_t(r0) * a.w_nb1;
+        const size_t bytes = size_t(min(int64_t(kWarpRows), a.n_out - r0)) * a.w_nb1;
+        for (size_t o = size_t(threadIdx.x) * 128; o < bytes; o += size_t(blockDim.x) * 128)
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(w0 + o));
+    }
     pdl_begin();
     __shared__ float sh[kSplit * kWarpRows * 8];
-    const int64_t r0 = int64_t(blockIdx.x) * kWarpRows;
     int64_t t0 = int64_t(blockIdx.y) * per;
     const int64_t t1 = min(a.n_tok, t0 + per);
     if constexpr (WIDE) {
@@ -422,16 +429,29 @@ MatmulArgs matmul_args(Tensor y, Tensor x, Tensor w, const float* bias, bool acc
                       x.rows(),
                       bias,
                       accumulate,
-                      aligned16(x.data, x.nb1)};
+                      aligned16(x.data, x.nb1),
+                      false};
+}
+
+// Whether matmul_kernel's CTAs request their weight rows into L2 before waiting on the previous
+// kernel: for matrices of fewer row blocks than twice the SMs (the router: 16 CTAs, each a
+// chain of dependent loads while the GPU is otherwise idle), unless WO_CUDA_MM_PREFETCH=0.
+bool matmul_prefetch(int64_t blocks) {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_MM_PREFETCH");
+        return !(e && std::string(e) == "0");
+    }();
+    return on && blocks < 2 * sm_count();
 }
 }  // namespace
 
 int64_t set_warp_min_blocks(int64_t blocks) { return std::exchange(warp_min_blocks(), blocks); }
 
 void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
-    const MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
+    MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
     if (a.n_tok == 0 || a.n_out == 0) return;
     const int64_t blocks = (a.n_out + kWarpRows - 1) / kWarpRows;
+    a.prefetch = matmul_prefetch(blocks);
     // Groups of 8 tokens on their own CTAs while the blocks of rows are too few to fill the GPU
     // twice (the router: 16 blocks), else one group (which CTA computes a token changes no bits).
     const int64_t per = blocks < 2 * sm_count() ? 8 : a.n_tok, groups = (a.n_tok + per - 1) / per;

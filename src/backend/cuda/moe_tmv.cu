@@ -1,6 +1,8 @@
 // The MoE on tensor cores from split activations (moe.cuh): the decode path (tmv.cuh) and the
 // prompt path (tmm.cuh) for Q8_0 / MXFP4 experts in the DEVICE layout.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/matvec.cuh"
 #include "backend/cuda/mma.cuh"
@@ -68,30 +70,80 @@ __device__ __forceinline__ void tmv_expert_out(const ExpertArgs& a, int e, const
     }
 }
 
+// The fold down pass's own split (SELF): after the PDL wait, each warp splits its K range of
+// its pair's input row (G, which the gate/up pass just wrote) into shared memory with
+// tmv_split_kernel's operations (tmv_unit_max, tmv_exponent, tmv_unit_terms: the same bits), so
+// no split kernel runs between the two passes, and the pass's first weight copies are issued
+// before the wait (the expert id is the top-k's, two kernels back). xs / xm: the warp's
+// kSelfSplitMaxBlocks blocks of split row (8 uint4 each, tmv_unit_store's order) and multipliers.
+constexpr int kSelfSplitMaxBlocks = 32;  // a range of at most this many blocks (2880: 24)
+constexpr size_t kSelfSplitSmem = size_t(kTmvSplit) * kSelfSplitMaxBlocks * (8 * 16 + 4);
+
+__device__ __forceinline__ void self_split(const ExpertArgs& a, int32_t p, int64_t b0, int64_t b1, uint4* xs,
+                                           float* xm) {
+    const int lane = threadIdx.x & 31, t = lane & 3;
+    const float* row = reinterpret_cast<const float*>(a.x + size_t(p / a.x_div) * a.x_nb1);
+    for (int k = 0; k < int(b1 - b0); k += 8) {  // lanes 4i..4i+3: the 4 units of block k + i
+        const int bl = k + (lane >> 2);
+        const bool live = b0 + bl < b1;  // every lane reaches the shuffles
+        float v[8] = {};
+        if (live)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) v[i] = row[32 * (b0 + bl) + 8 * t + i];
+        const int s = tmv_exponent(tmv_unit_max(v));
+        uint32_t hi[4], lo[4];
+        tmv_unit_terms(v, s, hi, lo);
+        if (live) {
+            xs[8 * bl + t] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+            xs[8 * bl + 4 + t] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+            if (t == 0) xm[bl] = pow2f(-s);
+        }
+    }
+    __syncwarp();
+}
+
 // A pass over pairs[i0 .. i0 + 4 * NTT) (those < cnt) of expert e, row tiles RT y .. RT y + RT - 1
 // (y = blockIdx.y): warp w walks range w of all of them, then warp 0 writes out[p] for its lanes'
-// (row, pair).
-template <GgmlType T, bool GATE_UP, int NTT, int RT>
+// (row, pair). SELF (the fold down pass, one pair): the kernel has not waited on the previous
+// one yet; the pass waits once its first weight copies are issued, then splits its input
+// (self_split into `xsh`: the CTA's kSelfSplitSmem bytes) and reads it from there.
+template <GgmlType T, bool GATE_UP, int NTT, int RT, bool SELF = false>
 __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
-                                                int32_t i0, float* sh, uint8_t* ring) {
+                                                int32_t i0, float* sh, uint8_t* ring, uint8_t* xsh = nullptr) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const uint8_t *ra[RT], *rb[RT];
     int64_t row_a[RT], row_b[RT];
 #pragma unroll
     for (int r = 0; r < RT; ++r)
         tmv_tile_rows<GATE_UP>(a, e, int64_t(blockIdx.y) * RT + r, ra[r], rb[r], row_a[r], row_b[r]);
-    TmvCol col[NTT];
-#pragma unroll
-    for (int j = 0; j < NTT; ++j) {
-        const int32_t qx = i0 + kTmvToks * j + g / 2, qm = i0 + kTmvToks * j + t;
-        col[j].xs =
-            qx < cnt ? a.xs + size_t(pairs[qx] / a.x_div) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr;
-        col[j].xm = qm < cnt ? a.xm + size_t(pairs[qm] / a.x_div) * size_t(a.n_in / 32) : nullptr;
-    }
     int64_t b0, b1;
     tmv_blocks(a.n_in, warp, b0, b1);
+    TmvCol col[NTT];
     float acc[RT][NTT][2];
-    tmv_range_rt<T, NTT, RT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
+    if constexpr (SELF) {
+        static_assert(NTT == 1, "the fold pass: one pair");
+        uint4* xs = reinterpret_cast<uint4*>(xsh) + warp * kSelfSplitMaxBlocks * 8;
+        float* xm = reinterpret_cast<float*>(xsh + size_t(kTmvSplit) * kSelfSplitMaxBlocks * 128) +
+                    warp * kSelfSplitMaxBlocks;
+        // tmv_range_rt reads block b at col.xs + 8 b, col.xm + b: the range's first block at xs[0].
+        col[0].xs = g < 2 ? xs + (g & 1) * 4 + t - 8 * b0 : nullptr;
+        col[0].xm = t == 0 ? xm - b0 : nullptr;
+        const int32_t p = pairs[0];
+        const auto ready = [&] {
+            pdl_begin();
+            self_split(a, p, b0, b1, xs, xm);
+        };
+        tmv_range_rt<T, 1, RT, 4, decltype(ready), true>(ra, rb, a.n_in, b0, b1, col, acc, ring, ready);
+    } else {
+#pragma unroll
+        for (int j = 0; j < NTT; ++j) {
+            const int32_t qx = i0 + kTmvToks * j + g / 2, qm = i0 + kTmvToks * j + t;
+            col[j].xs =
+                qx < cnt ? a.xs + size_t(pairs[qx] / a.x_div) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr;
+            col[j].xm = qm < cnt ? a.xm + size_t(pairs[qm] / a.x_div) * size_t(a.n_in / 32) : nullptr;
+        }
+        tmv_range_rt<T, NTT, RT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
+    }
 #pragma unroll
     for (int r = 0; r < RT; ++r) {
         tmv_range_sum<NTT>(acc[r], sh, 0);
@@ -134,10 +186,17 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
 // one token tile and fold_rt's 1 or 2 row tiles). CTAs per SM: 6 at one row tile (80 registers), fewer at more: 4 for the default
 // grouped kernel (RT 2, NT 2: 124 registers, no spills; 5, at 96 registers and a few spills,
 // measured the same: bench/NOTES.md, seventeenth session).
-template <GgmlType T, bool GATE_UP, bool FOLD, int RT = 1, int NT = 2>
+// SELF (the fold down pass only): the pass splits its own input (tmv_expert_pass) after its first
+// weight copies, and the kernel's wait is there; the dynamic shared memory then ends with
+// kSelfSplitSmem bytes for that split.
+template <GgmlType T, bool GATE_UP, bool FOLD, int RT = 1, int NT = 2, bool SELF = false>
 __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 ? 4 : 3))
     tmv_expert_kernel(ExpertArgs a) {
-    pdl_begin();
+    static_assert(!SELF || (FOLD && !GATE_UP), "SELF: the fold down pass");
+    // SELF reads only the expert id before its pass's wait: the top-k wrote it before the gate/up
+    // pass, which started (and so released this grid) only after the top-k had completed. __ldcg:
+    // from L2, never a line this SM's L1 kept from an earlier layer.
+    if constexpr (!SELF) pdl_begin();
     __shared__ float sh[(kTmvSplit - 1) * NT * 2 * 32];
     extern __shared__ __align__(16) uint8_t smem[];
     uint8_t* ring = smem + (threadIdx.x >> 5) * RT * tmv_ring_bytes(T, 4);
@@ -145,8 +204,10 @@ __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 
     const int32_t* pairs;
     if constexpr (FOLD) {
         one = int32_t(blockIdx.x);
-        e = reinterpret_cast<const int32_t*>(a.ids + size_t(one / a.k) * a.ids_nb1)[one % a.k];
+        const int32_t* ids = reinterpret_cast<const int32_t*>(a.ids + size_t(one / a.k) * a.ids_nb1);
+        e = SELF ? __ldcg(ids + one % a.k) : ids[one % a.k];
         if (e < 0 || e >= a.n_exp) {
+            if constexpr (SELF) pdl_begin();
             if constexpr (GATE_UP) {
                 return;  // the whole CTA; the fold down pass gives the token NaN
             } else {     // O_p = NaN: the token's rows of the tile become NaN
@@ -158,6 +219,12 @@ __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 
             }
         }
         cnt = 1, pairs = &one;
+        if constexpr (SELF) {
+            tmv_expert_pass<T, false, 1, RT, true>(a, e, pairs, cnt, 0, sh, ring,
+                                                   smem + size_t(kTmvSplit) * RT * tmv_ring_bytes(T, 4));
+            fold_pairs_combine<RT>(a, one);
+            return;
+        }
     } else {
         e = a.gr.active[blockIdx.x];
         if (e < 0) return;
@@ -211,14 +278,27 @@ int fold_rt(int64_t n_dec) {
     }();
     return n_dec >= min_tokens ? 2 : 1;
 }
-template <GgmlType T, bool GATE_UP, int RT>
+template <GgmlType T, bool GATE_UP, int RT, bool SELF = false>
 void launch_tmv_fold(const ExpertArgs& a, unsigned pairs, unsigned tiles, cudaStream_t s) {
-    launch_smem<tmv_expert_kernel<T, GATE_UP, true, RT>>("tmv_expert_kernel", dim3(pairs, (tiles + RT - 1) / RT),
-                                                         kTmvThreads, kTmvExpertSmem<T, RT>, s, a);
+    launch_smem<tmv_expert_kernel<T, GATE_UP, true, RT, 2, SELF>>(
+        "tmv_expert_kernel", dim3(pairs, (tiles + RT - 1) / RT), kTmvThreads,
+        kTmvExpertSmem<T, RT> + (SELF ? kSelfSplitSmem : 0), s, a);
 }
-template <GgmlType T, bool GATE_UP>
+template <GgmlType T, bool GATE_UP, bool SELF = false>
 void launch_tmv_fold(const ExpertArgs& a, int64_t n_dec, unsigned pairs, unsigned tiles, cudaStream_t s) {
-    (fold_rt(n_dec) == 2 ? launch_tmv_fold<T, GATE_UP, 2> : launch_tmv_fold<T, GATE_UP, 1>)(a, pairs, tiles, s);
+    (fold_rt(n_dec) == 2 ? launch_tmv_fold<T, GATE_UP, 2, SELF> : launch_tmv_fold<T, GATE_UP, 1, SELF>)(
+        a, pairs, tiles, s);
+}
+
+// Whether the fold down pass splits its own input (SELF): its ranges fit the shared split, and
+// WO_CUDA_FOLD_SPLIT=0 is not set (the split kernel then runs between the passes, for measuring
+// the difference). Either gives the same bits.
+bool fold_self_split(int64_t n_in) {
+    static const bool on = [] {
+        const char* e = std::getenv("WO_CUDA_FOLD_SPLIT");
+        return !(e && std::string(e) == "0");
+    }();
+    return on && tmv_range_blocks(n_in) <= kSelfSplitMaxBlocks;
 }
 
 template <GgmlType TG, GgmlType TD>
@@ -235,6 +315,11 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     else
         launch_tmv_grouped<TG, true>(gu, slots, tiles_gu, dec_pairs, s);
     check_launch("moe gate/up tmv kernel launch");
+    if (fold && fold_self_split(dn.n_in)) {
+        launch_tmv_fold<TD, false, true>(dn, n_dec, unsigned(dec_pairs), tiles_dn, s);
+        check_launch("moe down tmv kernel launch");
+        return;
+    }
     Tensor g;
     g.type = GgmlType::F32, g.data = const_cast<uint8_t*>(dn.x);
     g.ne[0] = dn.n_in, g.ne[1] = dec_pairs, g.nb1 = dn.x_nb1;

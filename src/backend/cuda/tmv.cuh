@@ -272,10 +272,12 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
 // `ready()` runs after the first chunks' copies and scale loads are issued and before anything
 // else is read: a kernel whose weights are known before its inputs (matmul) passes pdl_begin, so the weights'
 // first loads overlap the previous kernel's tail (weights are never written).
+// XSH: the activations (col's split rows and multipliers) lie in shared memory (read with plain
+// loads instead of __ldg): a kernel that splits its own input there in `ready()`.
 struct TmvNoWait {
     __device__ void operator()() const {}
 };
-template <GgmlType T, int NTT, int RT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait>
+template <GgmlType T, int NTT, int RT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait, bool XSH = false>
 __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], const uint8_t* const (&rb)[RT],
                                              int64_t n, int64_t b0_, int64_t b1_, const TmvCol (&col)[NTT],
                                              float (&acc)[RT][NTT][2], uint8_t* ring, Ready ready = {}) {
@@ -394,8 +396,13 @@ __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], con
         for (int i = 0; i < C; ++i)
 #pragma unroll
             for (int j = 0; j < NTT; ++j) {
-                x[j][i] = i < rem && xp[j] ? __ldg(xp[j] + 8 * (c + i)) : make_uint4(0, 0, 0, 0);
-                m[j][i] = i < rem && mp[j] ? __ldg(mp[j] + c + i) : 0.0f;
+                if constexpr (XSH) {
+                    x[j][i] = i < rem && xp[j] ? xp[j][8 * (c + i)] : make_uint4(0, 0, 0, 0);
+                    m[j][i] = i < rem && mp[j] ? mp[j][c + i] : 0.0f;
+                } else {
+                    x[j][i] = i < rem && xp[j] ? __ldg(xp[j] + 8 * (c + i)) : make_uint4(0, 0, 0, 0);
+                    m[j][i] = i < rem && mp[j] ? __ldg(mp[j] + c + i) : 0.0f;
+                }
             }
         cp_async_wait<kTmvStages - 1>();  // chunk q has landed (this lane's pieces) ...
         __syncwarp();                     // ... and every lane's
