@@ -219,27 +219,26 @@ __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 
             }
         }
         cnt = 1, pairs = &one;
-        if constexpr (SELF) {
-            tmv_expert_pass<T, false, 1, RT, true>(a, e, pairs, cnt, 0, sh, ring,
-                                                   smem + size_t(kTmvSplit) * RT * tmv_ring_bytes(T, 4));
-            fold_pairs_combine<RT>(a, one);
-            return;
-        }
     } else {
         e = a.gr.active[blockIdx.x];
         if (e < 0) return;
         cnt = a.gr.counts[e], pairs = a.gr.list + a.gr.offsets[e];
     }
-    for (int32_t i = 0; i < cnt;) {
-        if (!FOLD && NT == 4 && cnt - i > 2 * kTmvToks) {
-            tmv_expert_pass<T, GATE_UP, NT, RT>(a, e, pairs, cnt, i, sh, ring);
-            i += NT * kTmvToks;
-        } else if (!FOLD && cnt - i > kTmvToks) {  // (a fold CTA has one pair)
-            tmv_expert_pass<T, GATE_UP, 2, RT>(a, e, pairs, cnt, i, sh, ring);
-            i += 2 * kTmvToks;
-        } else {
-            tmv_expert_pass<T, GATE_UP, 1, RT>(a, e, pairs, cnt, i, sh, ring);
-            i += kTmvToks;
+    if constexpr (SELF) {
+        tmv_expert_pass<T, false, 1, RT, true>(a, e, pairs, cnt, 0, sh, ring,
+                                               smem + size_t(kTmvSplit) * RT * tmv_ring_bytes(T, 4));
+    } else {
+        for (int32_t i = 0; i < cnt;) {
+            if (!FOLD && NT == 4 && cnt - i > 2 * kTmvToks) {
+                tmv_expert_pass<T, GATE_UP, NT, RT>(a, e, pairs, cnt, i, sh, ring);
+                i += NT * kTmvToks;
+            } else if (!FOLD && cnt - i > kTmvToks) {  // (a fold CTA has one pair)
+                tmv_expert_pass<T, GATE_UP, 2, RT>(a, e, pairs, cnt, i, sh, ring);
+                i += 2 * kTmvToks;
+            } else {
+                tmv_expert_pass<T, GATE_UP, 1, RT>(a, e, pairs, cnt, i, sh, ring);
+                i += kTmvToks;
+            }
         }
     }
     if constexpr (FOLD && !GATE_UP) fold_pairs_combine<RT>(a, one);
