@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/log.h"
 #if WO_HAVE_CUDA
@@ -219,6 +220,17 @@ void validate(const Options& o) {
 
 Report run(const Options& o) {
     validate(o);
+    // --mixed runs last, through an engine that needs the file's tokenizer: a file without one
+    // fails here, before the other tests spend minutes whose table would then never print.
+    if (!o.mixed.empty()) {
+        try {
+            (void)load_tokenizer(gguf::File::open(o.model));
+        } catch (const Error& e) {
+            if (e.code() != Code::TOKENIZER_INVALID) throw;
+            throw Error(e.code(), std::string("bench --mixed needs the model file's tokenizer (synth --tokenizer "
+                                              "embeds one): ") + e.what());
+        }
+    }
     const auto t_load = Clock::now();
     auto file = std::make_shared<const gguf::File>(gguf::File::open(o.model));
     LoadOptions lo;

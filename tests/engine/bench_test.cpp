@@ -212,6 +212,26 @@ TEST(Bench, MixedRunsRequestsThroughTheEngine) {
     EXPECT_NE(t.find("3 requests of 12 prompt + 5 generated tokens"), std::string::npos) << t;
 }
 
+// --mixed on a file without a tokenizer fails before any test runs (a long bench would otherwise
+// print nothing at its end), with the tokenizer's code and a message naming --mixed.
+TEST(Bench, MixedWithoutTokenizerFailsFirst) {
+    bench::Options o;
+    o.model = tiny("gpt-oss");  // synth without --tokenizer
+    o.n_prompt = {0};
+    o.n_gen = 0;
+    o.mixed = "2:4:2";
+    o.threads = 1;
+    o.reps = 1;
+    try {
+        bench::run(o);
+        ADD_FAILURE() << "ran --mixed on a file without a tokenizer";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Code::TOKENIZER_INVALID) << e.what();
+        EXPECT_NE(std::string(e.what()).find("bench --mixed needs the model file's tokenizer"), std::string::npos)
+            << e.what();
+    }
+}
+
 TEST(Bench, MixedIsParsedAndChecked) {
     const bench::Mixed m = bench::parse_mixed("128:1000:1000");
     EXPECT_EQ(m.streams, 128);
