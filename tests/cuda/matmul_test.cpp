@@ -1,6 +1,7 @@
 // CUDA dequantization, matmul and embed kernels against quant/'s CPU dequantization, called
 // directly (kernels.h) on device memory the test allocates.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <deque>
 #include <vector>
@@ -793,6 +794,57 @@ TEST(CudaMatmulTmv, PartsKernelsGiveTheWarpsBits) {
         check_group_equals_alone(t, false, 70, rng);
     }
     set_tmv_parts_min_tokens(old);
+}
+
+// The 16-range products with two ranges per warp (8 warps per tile, each walking ranges 2w and
+// 2w + 1 as one stream of chunks) give the 16 warps' bits: ranges of 6 blocks (2880) and of 3
+// (a chunk of 2 then straddles two ranges), ranges of 2 and 1 block and empty ones (32 x 23: a
+// warp with one block in its second range, warps with none), 1-13 tokens, Q8_0 and MXFP4; then
+// against the reference, and a q / k / v group against each weight alone, with two per warp.
+TEST(CudaMatmulTmv, TwoRangesPerWarpGiveTheWarpsBits) {
+    REQUIRE_GPU();
+    std::mt19937 rng(67);
+    ASSERT_EQ(matmul_tmv_ranges(1030), 16);
+    const int old = set_tmv_rpw(1);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4})
+        for (const int64_t n_in : {int64_t(2880), int64_t(32 * 45), int64_t(32 * 23)}) {
+            SCOPED_TRACE(std::string(tname(t)) + " n_in " + std::to_string(n_in));
+            const int64_t n_out = 1030, n = 13;
+            auto w = random_weights(t, n_out, n_in, rng, 0.5f);
+            auto x = random_floats(size_t(n_in * n), rng);
+            DevBuf dw(w.size()), dx(x.size() * 4), d1(size_t(n_out * n) * 4), d2(size_t(n_out * n) * 4);
+            dw.upload(w.data(), w.size());
+            dx.upload(x.data(), x.size() * 4);
+            const Tensor gw = make_tensor(dw.get(), t, n_in, n_out);
+            DevBuf dp(repack_bytes(gw));
+            const Tensor pw = repack(gw, dp.get(), nullptr);
+            const size_t sb = tmv_scratch(n, n_in, n_out);
+            DevBuf scratch(sb);
+            const Tensor tx = make_tensor(dx.get(), GgmlType::F32, n_in, n);
+            for (const int64_t k : {int64_t(1), int64_t(3), int64_t(8), int64_t(13)}) {
+                d1.fill(0xFF), d2.fill(0xFF);
+                const Tensor y1 = make_tensor(d1.get(), GgmlType::F32, n_out, k),
+                             y2 = make_tensor(d2.get(), GgmlType::F32, n_out, k);
+                set_tmv_rpw(1);
+                matmul_tmv(y1, tx.row_range(0, k), pw, nullptr, false, scratch.get(), sb, nullptr);
+                set_tmv_rpw(2);
+                matmul_tmv(y2, tx.row_range(0, k), pw, nullptr, false, scratch.get(), sb, nullptr);
+                sync();
+                const auto a = download_vec<uint32_t>(d1, size_t(n_out * k));
+                const auto b = download_vec<uint32_t>(d2, size_t(n_out * k));
+                ASSERT_EQ(a, b) << k << " tokens";
+                size_t nan = 0;
+                for (uint32_t v : a) nan += std::isnan(std::bit_cast<float>(v)) ? 1 : 0;
+                ASSERT_EQ(nan, 0u) << k << " tokens";
+            }
+        }
+    set_tmv_rpw(2);
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+        SCOPED_TRACE(tname(t));
+        run_tmv({t, 32 * 45, 1030, 5, true, true, {1e-30f, 1.0f, 3e4f, 1e30f, 0.0f}}, rng);
+        check_group_equals_alone(t, false, 9, rng);
+    }
+    set_tmv_rpw(old);
 }
 
 // rms_norm_split: the norm's output bit for bit, and its first rows' split byte for byte the one

@@ -184,7 +184,8 @@ __global__ void __launch_bounds__(kMmaThreads) matmul_mma_kernel(MatmulArgs a) {
 // member (tile x of it: A rows g and g + 8 of thread (g, t) are rows 16x + g and 16x + g + 8),
 // blockIdx.y = group of G tokens (passes of NTT = 4, 2 or 1 tiles of 4 by how
 // many remain). Warp w walks range w; warp 0 writes y.
-template <GgmlType T, int NTT, int NS>
+// RPW: ranges per warp (2: warp w walks ranges 2w and 2w + 1 as one stream, NS / 2 warps).
+template <GgmlType T, int NTT, int NS, int RPW = 1>
 __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t tile, const uint4* xs,
                                                 const float* xm, int64_t t0, float* sh, uint8_t* ring) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -198,14 +199,21 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
         col[j].xs = tx < a.n_tok ? xs + size_t(tx) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr;
         col[j].xm = tm < a.n_tok ? xm + size_t(tm) * size_t(a.n_in / 32) : nullptr;
     }
-    int64_t b0, b1;
-    tmv_blocks<NS>(a.n_in, warp, b0, b1);
-    float acc[NTT][2];
+    int64_t b0, b1, b2 = 0;
+    tmv_blocks<NS>(a.n_in, RPW * warp, b0, b1);
+    if constexpr (RPW == 2) tmv_blocks<NS>(a.n_in, 2 * warp + 1, b1, b2);  // starts where 2w ends
+    float acc[NTT][2], acc2[NTT][2];
     // The kernel's pdl_begin: after the first weight copies are issued (they overlap the previous
     // kernel's tail), before the activations are read.
-    tmv_range<T, NTT, NS == 16 ? 2 : (NTT == 1 ? 4 : 2)>(ra, rb, a.n_in, b0, b1, col, acc, ring,
-                                                         [] { pdl_begin(); });
-    tmv_range_sum<NTT, NS>(acc, sh, 0);
+    constexpr int C = NS == 16 ? 2 : (NTT == 1 ? 4 : 2);
+    if constexpr (RPW == 2) {
+        tmv_range<T, NTT, C, 2>(ra, rb, a.n_in, b0, b2, col, acc, ring, [] { pdl_begin(); }, &acc2,
+                                int(b1 - b0));
+        tmv_range_sum2<NTT, NS>(acc, acc2, sh, 0);
+    } else {
+        tmv_range<T, NTT, C>(ra, rb, a.n_in, b0, b1, col, acc, ring, [] { pdl_begin(); });
+        tmv_range_sum<NTT, NS>(acc, sh, 0);
+    }
     if (warp != 0) return;
 #pragma unroll
     for (int j = 0; j < NTT; ++j) {
@@ -229,17 +237,26 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
 // block's codes converted once per 16 tokens instead of per 8: at 32 streams the LM head was
 // issue-bound, bench/NOTES.md sixteenth session; the kernel for 16 holds 135 registers, so
 // smaller calls keep the one for 8). Dynamic shared memory: a code ring per warp (tmv.cuh).
-template <GgmlType T, int NS>
-constexpr size_t kTmvMatmulSmem = size_t(NS) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
+// RPW = 2 (16 ranges only): 8 warps, each walking two consecutive ranges as one stream of chunks
+// (tmv_range's RPW), 3 CTAs per SM at up to 85 registers: the q / k / v group's 320 tiles in one
+// wave instead of 1.2, each warp's ring carried from its first range into its second; the same
+// ranges and order, so the same bits (set_tmv_rpw, kernels.h).
+template <GgmlType T, int NS, int RPW = 1>
+constexpr size_t kTmvMatmulSmem = size_t(NS / RPW) * tmv_ring_bytes(T, NS == 16 ? 2 : 4);
 
 // CTAs per SM of the 16-range kernel (a build-time A/B: at 2, ptxas caps it at 64 registers and
-// it spills 40-52 bytes; at 1 it holds 84 and none).
+// it spills 40-52 bytes; at 1 it holds 84 and none: -5%, bench/NOTES.md twentieth session), and of
+// its RPW = 2 form.
 #ifndef WO_TMV16_CTAS
 #define WO_TMV16_CTAS 2
 #endif
-template <GgmlType T, int NS, int G>
-__global__ void __launch_bounds__(32 * NS, NS == 16 ? WO_TMV16_CTAS : 1)
+#ifndef WO_TMV16_RPW2_CTAS
+#define WO_TMV16_RPW2_CTAS 3
+#endif
+template <GgmlType T, int NS, int G, int RPW = 1>
+__global__ void __launch_bounds__(32 * NS / RPW, NS == 16 ? (RPW == 2 ? WO_TMV16_RPW2_CTAS : WO_TMV16_CTAS) : 1)
     tmv_matmul_kernel(MatmulGroup grp, const uint4* xs, const float* xm, bool by_tok) {
+    static_assert(RPW == 1 || (RPW == 2 && NS == 16), "two ranges per warp: the 16-range kernel");
     // pdl_begin() runs inside tmv_range, once the first weight copies are issued: nothing before
     // it reads or writes memory another kernel writes (grp, xs, xm are pointers; weights are constant).
     __shared__ float sh[(NS - 1) * (G / kTmvToks) * 2 * 32];
@@ -253,14 +270,14 @@ __global__ void __launch_bounds__(32 * NS, NS == 16 ? WO_TMV16_CTAS : 1)
     const int64_t t0 = int64_t(by_tok ? blockIdx.x : blockIdx.y) * G;
     if constexpr (G > 2 * kTmvToks) {
         if (a.n_tok - t0 > 2 * kTmvToks) {
-            tmv_matmul_pass<T, G / kTmvToks, NS>(a, tile, xs, xm, t0, sh, ring);
+            tmv_matmul_pass<T, G / kTmvToks, NS, RPW>(a, tile, xs, xm, t0, sh, ring);
             return;
         }
     }
     if (a.n_tok - t0 > kTmvToks)
-        tmv_matmul_pass<T, 2, NS>(a, tile, xs, xm, t0, sh, ring);
+        tmv_matmul_pass<T, 2, NS, RPW>(a, tile, xs, xm, t0, sh, ring);
     else
-        tmv_matmul_pass<T, 1, NS>(a, tile, xs, xm, t0, sh, ring);
+        tmv_matmul_pass<T, 1, NS, RPW>(a, tile, xs, xm, t0, sh, ring);
 }
 
 // The prompt path from split activations (tmm.cuh, tmm_wg.cuh): blockIdx.x = tile of TM rows of a
@@ -447,6 +464,17 @@ bool matmul_prefetch(int64_t blocks) {
 
 int64_t set_warp_min_blocks(int64_t blocks) { return std::exchange(warp_min_blocks(), blocks); }
 
+// Ranges per warp of the 16-range decode products (WO_CUDA_TMV_RPW=2: two, 8 warps per tile; 1,
+// the default, 16 warps). Any call may take either: the same bits.
+int& tmv_rpw() {
+    static int rpw = [] {
+        const char* e = std::getenv("WO_CUDA_TMV_RPW");
+        return e && std::string(e) == "2" ? 2 : 1;
+    }();
+    return rpw;
+}
+int set_tmv_rpw(int rpw) { return std::exchange(tmv_rpw(), rpw == 2 ? 2 : 1); }
+
 void matmul(Tensor y, Tensor x, Tensor w, const float* bias, bool accumulate, cudaStream_t s) {
     MatmulArgs a = matmul_args(y, x, w, bias, accumulate);
     if (a.n_tok == 0 || a.n_out == 0) return;
@@ -527,17 +555,17 @@ MatmulGroup split_group(const MatmulSet& m, Tensor x, void* scratch, size_t byte
     return grp;
 }
 
-// tmv_matmul_kernel<T, NS, G> for MXFP4 (mx) or Q8_0 weights.
-template <int NS, int G>
+// tmv_matmul_kernel<T, NS, G, RPW> for MXFP4 (mx) or Q8_0 weights.
+template <int NS, int G, int RPW = 1>
 void launch_tmv_matmul(bool mx, dim3 grid, const MatmulGroup& grp, const uint4* xs, const float* xm, bool by_tok,
                        cudaStream_t s) {
     constexpr GgmlType M = GgmlType::MXFP4, Q = GgmlType::Q8_0;
     if (mx)
-        launch_smem<tmv_matmul_kernel<M, NS, G>>("tmv_matmul_kernel", grid, dim3(32 * NS), kTmvMatmulSmem<M, NS>, s,
-                                                 grp, xs, xm, by_tok);
+        launch_smem<tmv_matmul_kernel<M, NS, G, RPW>>("tmv_matmul_kernel", grid, dim3(32 * NS / RPW),
+                                                      kTmvMatmulSmem<M, NS, RPW>, s, grp, xs, xm, by_tok);
     else
-        launch_smem<tmv_matmul_kernel<Q, NS, G>>("tmv_matmul_kernel", grid, dim3(32 * NS), kTmvMatmulSmem<Q, NS>, s,
-                                                 grp, xs, xm, by_tok);
+        launch_smem<tmv_matmul_kernel<Q, NS, G, RPW>>("tmv_matmul_kernel", grid, dim3(32 * NS / RPW),
+                                                      kTmvMatmulSmem<Q, NS, RPW>, s, grp, xs, xm, by_tok);
 }
 
 }  // namespace
@@ -656,8 +684,9 @@ void matmul_tmv_group_presplit(const MatmulSet& m, Tensor x, void* scratch, size
     const bool by_tok = !by_tile && tiles <= 65535;
     const dim3 grid = by_tok ? dim3(static_cast<unsigned>(groups), static_cast<unsigned>(tiles))
                              : dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(groups));
-    (ns == 16 ? launch_tmv_matmul<16, 8> : g16 ? launch_tmv_matmul<4, 16> : launch_tmv_matmul<4, 8>)(
-        mx, grid, grp, xs, xm, by_tok, s);
+    (ns == 16 ? (tmv_rpw() == 2 ? launch_tmv_matmul<16, 8, 2> : launch_tmv_matmul<16, 8>)
+              : g16 ? launch_tmv_matmul<4, 16>
+                    : launch_tmv_matmul<4, 8>)(mx, grid, grp, xs, xm, by_tok, s);
     check_launch("matmul_tmv kernel launch");
 }
 

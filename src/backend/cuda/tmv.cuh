@@ -274,13 +274,18 @@ __device__ __forceinline__ P* tmv_keep(P* v) {
 // first loads overlap the previous kernel's tail (weights are never written).
 // XSH: the activations (col's split rows and multipliers) lie in shared memory (read with plain
 // loads instead of __ldg): a kernel that splits its own input there in `ready()`.
+// TWO: [b0, b1) is two consecutive ranges, the first `split` blocks summed into acc and the rest
+// into *acc2 (one warp walking two ranges as one stream of chunks: each range keeps its own
+// accumulator and order, so the bits are those of two warps).
 struct TmvNoWait {
     __device__ void operator()() const {}
 };
-template <GgmlType T, int NTT, int RT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait, bool XSH = false>
+template <GgmlType T, int NTT, int RT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait, bool XSH = false,
+          bool TWO = false>
 __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], const uint8_t* const (&rb)[RT],
                                              int64_t n, int64_t b0_, int64_t b1_, const TmvCol (&col)[NTT],
-                                             float (&acc)[RT][NTT][2], uint8_t* ring, Ready ready = {}) {
+                                             float (&acc)[RT][NTT][2], uint8_t* ring, Ready ready = {},
+                                             float (*acc2)[RT][NTT][2] = nullptr, int split = 0) {
     static_assert(C == 2 || C == 4, "chunks of 2 or 4 blocks (the scales come from lanes t < C)");
     constexpr int BB = tmv_block_bytes(T), RB = C * BB, STAGE = kTmvRows * RB;
     constexpr int RING = kTmvStages * STAGE;          // one row tile's ring
@@ -291,7 +296,10 @@ __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], con
 #pragma unroll
     for (int r = 0; r < RT; ++r)
 #pragma unroll
-        for (int j = 0; j < NTT; ++j) acc[r][j][0] = acc[r][j][1] = 0.0f;
+        for (int j = 0; j < NTT; ++j) {
+            acc[r][j][0] = acc[r][j][1] = 0.0f;
+            if constexpr (TWO) (*acc2)[r][j][0] = (*acc2)[r][j][1] = 0.0f;
+        }
     const int nch = (nb + C - 1) / C;
     const int swz = tmv_swz<T, C>(g), row_a = tmv_slot<T, C>(g) * RB;
     const int dab = tmv_slot<T, C>(g + 8) * RB - row_a;  // row g + 8 from row g (8 * RB mostly)
@@ -434,8 +442,13 @@ __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], con
                     mma_f16(d, ha[0], hb[0], ha[1], hb[1], x[j][i].x, x[j][i].y);
                     mma_f16_acc(d, ha[2], hb[2], ha[3], hb[3], x[j][i].z, x[j][i].w);
                     const float ma = __fmul_rn(sa[r][i], m[j][i]), mb = __fmul_rn(sb[r][i], m[j][i]);
-                    acc[r][j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[r][j][0]);
-                    acc[r][j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[r][j][1]);
+                    if (TWO && c + i >= split) {
+                        (*acc2)[r][j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, (*acc2)[r][j][0]);
+                        (*acc2)[r][j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, (*acc2)[r][j][1]);
+                    } else {
+                        acc[r][j][0] = __fmaf_rn(__fadd_rn(d[0], d[1]), ma, acc[r][j][0]);
+                        acc[r][j][1] = __fmaf_rn(__fadd_rn(d[2], d[3]), mb, acc[r][j][1]);
+                    }
                 }
             }
         }
@@ -444,15 +457,19 @@ __device__ __forceinline__ void tmv_range_rt(const uint8_t* const (&ra)[RT], con
 }
 
 // tmv_range_rt with one row tile: rows ra (A row g) and rb (A row g + 8); acc[j][0] / [1] = rows
-// ra / rb for token t of tile j; `ring`: this warp's tmv_ring_bytes(T, C).
-template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, class Ready = TmvNoWait>
+// ra / rb for token t of tile j; `ring`: this warp's tmv_ring_bytes(T, C). RPW = 2: [b0, b1) is
+// two consecutive ranges, the first `split` blocks into acc, the rest into acc2.
+template <GgmlType T, int NTT, int C = NTT == 1 ? 4 : 2, int RPW = 1, class Ready = TmvNoWait>
 __device__ __forceinline__ void tmv_range(const uint8_t* ra, const uint8_t* rb, int64_t n, int64_t b0,
                                           int64_t b1, const TmvCol (&col)[NTT], float (&acc)[NTT][2],
-                                          uint8_t* ring, Ready ready = {}) {
+                                          uint8_t* ring, Ready ready = {}, float (*acc2)[NTT][2] = nullptr,
+                                          int split = 0) {
+    static_assert(RPW == 1 || RPW == 2, "one or two ranges per warp");
     const uint8_t* const ras[1] = {ra};
     const uint8_t* const rbs[1] = {rb};
-    tmv_range_rt<T, NTT, 1, C, Ready>(ras, rbs, n, b0, b1, col, reinterpret_cast<float(&)[1][NTT][2]>(acc), ring,
-                                      ready);
+    tmv_range_rt<T, NTT, 1, C, Ready, false, RPW == 2>(ras, rbs, n, b0, b1, col,
+                                                       reinterpret_cast<float(&)[1][NTT][2]>(acc), ring, ready,
+                                                       reinterpret_cast<float(*)[1][NTT][2]>(acc2), split);
 }
 
 // The blocks of range `r` of a row of n elements: NS ranges of ceil(n / 32 / NS) blocks, rounded
@@ -492,6 +509,38 @@ __device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, i
 #pragma unroll
                 for (int i = 0; i < 2; ++i)
                     acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 32 + lane]);
+    __syncthreads();  // sh is rewritten by the next call
+}
+
+// tmv_range_sum for warps that each hold two consecutive ranges (RPW = 2: warp w - w0 holds
+// ranges 2(w - w0) in acc and 2(w - w0) + 1 in acc2): the same sums in the same range order.
+// `sh` as tmv_range_sum's.
+template <int NTT, int NS = kTmvSplit>
+__device__ __forceinline__ void tmv_range_sum2(float (&acc)[NTT][2], const float (&acc2)[NTT][2], float* sh,
+                                               int w0) {
+    const int lane = threadIdx.x & 31, w = (threadIdx.x >> 5) - w0;
+    if (w > 0)  // range k at slot k - 1
+#pragma unroll
+        for (int j = 0; j < NTT; ++j)
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                sh[(((2 * w - 1) * NTT + j) * 2 + i) * 32 + lane] = acc[j][i];
+                sh[(((2 * w) * NTT + j) * 2 + i) * 32 + lane] = acc2[j][i];
+            }
+    __syncthreads();
+    if (w == 0) {
+#pragma unroll
+        for (int j = 0; j < NTT; ++j)
+#pragma unroll
+            for (int i = 0; i < 2; ++i) acc[j][i] = __fadd_rn(acc[j][i], acc2[j][i]);
+#pragma unroll
+        for (int k = 2; k < NS; ++k)
+#pragma unroll
+            for (int j = 0; j < NTT; ++j)
+#pragma unroll
+                for (int i = 0; i < 2; ++i)
+                    acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 32 + lane]);
+    }
     __syncthreads();  // sh is rewritten by the next call
 }
 
