@@ -87,6 +87,10 @@ int64_t set_warp_min_blocks(int64_t blocks);
 // default) or 2 (8 warps, each walking two consecutive ranges; the same bits). WO_CUDA_TMV_RPW=2
 // per process, set_tmv_rpw for tests (returns the old value).
 int set_tmv_rpw(int rpw);
+// Ranges per warp of the MoE's tensor-core fold gate/up pass (moe_tmv.cu): 1 (4 warps per CTA,
+// the default) or 2 (2 warps, each walking two consecutive ranges; the same bits).
+// WO_CUDA_FOLD_RPW=2 per process, set_fold_rpw for tests (returns the old value).
+int set_fold_rpw(int rpw);
 // y[i] = table[ids[i]] as F32 (add: y[i] += ...), any table type.
 void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s);
 // Load-time repack of a weight into a layout its matmul reads faster (may return `w` as is).
