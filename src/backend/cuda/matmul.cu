@@ -209,7 +209,7 @@ __device__ __forceinline__ void tmv_matmul_pass(const MatmulArgs& a, int64_t til
     if constexpr (RPW == 2) {
         tmv_range<T, NTT, C, 2>(ra, rb, a.n_in, b0, b2, col, acc, ring, [] { pdl_begin(); }, &acc2,
                                 int(b1 - b0));
-        tmv_range_sum2<NTT, NS>(acc, acc2, sh, 0);
+        tmv_range_sum<NTT, NS, 2>(acc, sh, 0, &acc2);
     } else {
         tmv_range<T, NTT, C>(ra, rb, a.n_in, b0, b1, col, acc, ring, [] { pdl_begin(); });
         tmv_range_sum<NTT, NS>(acc, sh, 0);

@@ -156,7 +156,7 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
 #pragma unroll
     for (int r = 0; r < RT; ++r) {
         if constexpr (RPW == 2)
-            tmv_range_sum2<NTT>(acc[r], acc2[r], sh, 0);
+            tmv_range_sum<NTT, kTmvSplit, 2>(acc[r], sh, 0, &acc2[r]);
         else
             tmv_range_sum<NTT>(acc[r], sh, 0);
         if (warp == 0) tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a[r], row_b[r], acc[r]);

@@ -489,57 +489,37 @@ __device__ __forceinline__ void tmv_blocks(int64_t n, int r, int64_t& b0, int64_
     b0 = min(nb, per * r), b1 = min(nb, b0 + per);
 }
 
-// The NS warps [w0, w0 + NS) of the CTA hold the ranges of the same tile in order: the range
-// sums added in range order into the first warp's acc. `sh` holds (NS - 1) * NTT * 2 * 32 floats
-// for this group; every thread of the CTA must call it.
-template <int NTT, int NS = kTmvSplit>
-__device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, int w0) {
-    const int lane = threadIdx.x & 31, r = (threadIdx.x >> 5) - w0;
-    if (r > 0)
-#pragma unroll
-        for (int j = 0; j < NTT; ++j)
-#pragma unroll
-            for (int i = 0; i < 2; ++i) sh[(((r - 1) * NTT + j) * 2 + i) * 32 + lane] = acc[j][i];
-    __syncthreads();
-    if (r == 0)
-#pragma unroll
-        for (int k = 1; k < NS; ++k)
-#pragma unroll
-            for (int j = 0; j < NTT; ++j)
-#pragma unroll
-                for (int i = 0; i < 2; ++i)
-                    acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 32 + lane]);
-    __syncthreads();  // sh is rewritten by the next call
-}
-
-// tmv_range_sum for warps that each hold two consecutive ranges (RPW = 2: warp w - w0 holds
-// ranges 2(w - w0) in acc and 2(w - w0) + 1 in acc2): the same sums in the same range order.
-// `sh` as tmv_range_sum's.
-template <int NTT, int NS = kTmvSplit>
-__device__ __forceinline__ void tmv_range_sum2(float (&acc)[NTT][2], const float (&acc2)[NTT][2], float* sh,
-                                               int w0) {
+// The warps from w0 hold the NS ranges of the same tile in order (RPW per warp: warp w0 + w holds
+// range RPW w in acc and, with RPW = 2, range 2w + 1 in *acc2): the range sums added in range order
+// into the first warp's acc. `sh` holds (NS - 1) * NTT * 2 * 32 floats for this group (range k at
+// slot k - 1); every thread of the CTA must call it.
+template <int NTT, int NS = kTmvSplit, int RPW = 1>
+__device__ __forceinline__ void tmv_range_sum(float (&acc)[NTT][2], float* sh, int w0,
+                                              const float (*acc2)[NTT][2] = nullptr) {
+    static_assert(RPW == 1 || RPW == 2, "one or two ranges per warp");
     const int lane = threadIdx.x & 31, w = (threadIdx.x >> 5) - w0;
-    if (w > 0)  // range k at slot k - 1
+    const auto at = [&](int k, int j, int i) -> float& { return sh[(((k - 1) * NTT + j) * 2 + i) * 32 + lane]; };
+    if (w > 0)
 #pragma unroll
         for (int j = 0; j < NTT; ++j)
 #pragma unroll
             for (int i = 0; i < 2; ++i) {
-                sh[(((2 * w - 1) * NTT + j) * 2 + i) * 32 + lane] = acc[j][i];
-                sh[(((2 * w) * NTT + j) * 2 + i) * 32 + lane] = acc2[j][i];
+                at(RPW * w, j, i) = acc[j][i];
+                if constexpr (RPW == 2) at(2 * w + 1, j, i) = (*acc2)[j][i];
             }
     __syncthreads();
     if (w == 0) {
-#pragma unroll
-        for (int j = 0; j < NTT; ++j)
-#pragma unroll
-            for (int i = 0; i < 2; ++i) acc[j][i] = __fadd_rn(acc[j][i], acc2[j][i]);
-#pragma unroll
-        for (int k = 2; k < NS; ++k)
+        if constexpr (RPW == 2)
 #pragma unroll
             for (int j = 0; j < NTT; ++j)
 #pragma unroll
-                for (int i = 0; i < 2; ++i)
-                    acc[j][i] = __fadd_rn(acc[j][i], sh[(((k - 1) * NTT + j) * 2 + i) * 32 + lane]);
+                for (int i = 0; i < 2; ++i) acc[j][i] = __fadd_rn(acc[j][i], (*acc2)[j][i]);
+#pragma unroll
+        for (int k = RPW; k < NS; ++k)
+#pragma unroll
+            for (int j = 0; j < NTT; ++j)
+#pragma unroll
+                for (int i = 0; i < 2; ++i) acc[j][i] = __fadd_rn(acc[j][i], at(k, j, i));
     }
     __syncthreads();  // sh is rewritten by the next call
 }
