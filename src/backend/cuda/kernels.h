@@ -83,14 +83,10 @@ void matmul_tmm_group(const MatmulSet& m, Tensor x, void* scratch, size_t bytes,
 // Tests: calls of few tokens over at least `blocks` blocks of 2 weight rows take the
 // warp-per-rows kernels (matvec.cuh, warp_per_rows; the same bits either way). Returns the old value.
 int64_t set_warp_min_blocks(int64_t blocks);
-// Ranges per warp of the 16-range decode products (q / k / v / o): 1 (16 warps per tile, the
-// default) or 2 (8 warps, each walking two consecutive ranges; the same bits). WO_CUDA_TMV_RPW=2
-// per process, set_tmv_rpw for tests (returns the old value).
+// Ranges per warp of the 16-range decode products (q / k / v / o): 2 (8 warps per tile, each
+// walking two consecutive ranges as one stream; the default) or 1 (16 warps; the same bits).
+// WO_CUDA_TMV_RPW=1 per process, set_tmv_rpw for tests (returns the old value).
 int set_tmv_rpw(int rpw);
-// Ranges per warp of the MoE's tensor-core fold gate/up pass (moe_tmv.cu): 1 (4 warps per CTA,
-// the default) or 2 (2 warps, each walking two consecutive ranges; the same bits).
-// WO_CUDA_FOLD_RPW=2 per process, set_fold_rpw for tests (returns the old value).
-int set_fold_rpw(int rpw);
 // y[i] = table[ids[i]] as F32 (add: y[i] += ...), any table type.
 void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s);
 // Load-time repack of a weight into a layout its matmul reads faster (may return `w` as is).

@@ -464,12 +464,14 @@ bool matmul_prefetch(int64_t blocks) {
 
 int64_t set_warp_min_blocks(int64_t blocks) { return std::exchange(warp_min_blocks(), blocks); }
 
-// Ranges per warp of the 16-range decode products (WO_CUDA_TMV_RPW=2: two, 8 warps per tile; 1,
-// the default, 16 warps). Any call may take either: the same bits.
+// Ranges per warp of the 16-range decode products: 2 (8 warps per tile, 3 CTAs per SM: the
+// q / k / v group's 320 tiles in one wave), the default since the H200 measured +0.9% / +1.4% /
+// +2.6% at 1 / 8 / 32 streams against 1 (bench/NOTES.md, twenty-first session); WO_CUDA_TMV_RPW=1
+// gives 16 warps of one range. Any call may take either: the same bits.
 int& tmv_rpw() {
     static int rpw = [] {
         const char* e = std::getenv("WO_CUDA_TMV_RPW");
-        return e && std::string(e) == "2" ? 2 : 1;
+        return e && std::string(e) == "1" ? 1 : 2;
     }();
     return rpw;
 }

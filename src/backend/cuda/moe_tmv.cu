@@ -108,23 +108,20 @@ __device__ __forceinline__ void self_split(const ExpertArgs& a, int32_t p, int64
 // (y = blockIdx.y): warp w walks range w of all of them, then warp 0 writes out[p] for its lanes'
 // (row, pair). SELF (the fold down pass, one pair): the kernel has not waited on the previous
 // one yet; the pass waits once its first weight copies are issued, then splits its input
-// (self_split into `xsh`: the CTA's kSelfSplitSmem bytes) and reads it from there. RPW = 2: the
-// CTA's 2 warps each walk two consecutive ranges as one stream (tmv_range_rt's TWO): the bits of 4.
-template <GgmlType T, bool GATE_UP, int NTT, int RT, bool SELF = false, int RPW = 1>
+// (self_split into `xsh`: the CTA's kSelfSplitSmem bytes) and reads it from there.
+template <GgmlType T, bool GATE_UP, int NTT, int RT, bool SELF = false>
 __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
                                                 int32_t i0, float* sh, uint8_t* ring, uint8_t* xsh = nullptr) {
-    static_assert(RPW == 1 || (RPW == 2 && !SELF), "two ranges per warp: not the self-splitting pass");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const uint8_t *ra[RT], *rb[RT];
     int64_t row_a[RT], row_b[RT];
 #pragma unroll
     for (int r = 0; r < RT; ++r)
         tmv_tile_rows<GATE_UP>(a, e, int64_t(blockIdx.y) * RT + r, ra[r], rb[r], row_a[r], row_b[r]);
-    int64_t b0, b1, b2 = 0;
-    tmv_blocks(a.n_in, RPW * warp, b0, b1);
-    if constexpr (RPW == 2) tmv_blocks(a.n_in, 2 * warp + 1, b1, b2);  // starts where 2w ends
+    int64_t b0, b1;
+    tmv_blocks(a.n_in, warp, b0, b1);
     TmvCol col[NTT];
-    float acc[RT][NTT][2], acc2[RT][NTT][2];
+    float acc[RT][NTT][2];
     if constexpr (SELF) {
         static_assert(NTT == 1, "the fold pass: one pair");
         uint4* xs = reinterpret_cast<uint4*>(xsh) + warp * kSelfSplitMaxBlocks * 8;
@@ -147,18 +144,11 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
                 qx < cnt ? a.xs + size_t(pairs[qx] / a.x_div) * size_t(a.n_in / 4) + (g & 1) * 4 + t : nullptr;
             col[j].xm = qm < cnt ? a.xm + size_t(pairs[qm] / a.x_div) * size_t(a.n_in / 32) : nullptr;
         }
-        if constexpr (RPW == 2)
-            tmv_range_rt<T, NTT, RT, NTT == 1 ? 4 : 2, TmvNoWait, false, true>(ra, rb, a.n_in, b0, b2, col, acc,
-                                                                               ring, {}, &acc2, int(b1 - b0));
-        else
-            tmv_range_rt<T, NTT, RT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
+        tmv_range_rt<T, NTT, RT>(ra, rb, a.n_in, b0, b1, col, acc, ring);
     }
 #pragma unroll
     for (int r = 0; r < RT; ++r) {
-        if constexpr (RPW == 2)
-            tmv_range_sum<NTT, kTmvSplit, 2>(acc[r], sh, 0, &acc2[r]);
-        else
-            tmv_range_sum<NTT>(acc[r], sh, 0);
+        tmv_range_sum<NTT>(acc[r], sh, 0);
         if (warp == 0) tmv_expert_out<GATE_UP, NTT>(a, e, pairs, cnt, i0, row_a[r], row_b[r], acc[r]);
     }
 }
@@ -200,14 +190,11 @@ __device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t 
 // measured the same: bench/NOTES.md, seventeenth session).
 // SELF (the fold down pass only): the pass splits its own input (tmv_expert_pass) after its first
 // weight copies, and the kernel's wait is there; the dynamic shared memory then ends with
-// kSelfSplitSmem bytes for that split. RPW = 2 (the fold gate/up pass only, fold_rpw): 2 warps
-// of two ranges each, 12 CTAs per SM (a batch-1 step's 1,440 CTAs in one wave instead of 1.8).
-template <GgmlType T, bool GATE_UP, bool FOLD, int RT = 1, int NT = 2, bool SELF = false, int RPW = 1>
-__global__ void __launch_bounds__(kTmvThreads / RPW,
-                                  RPW == 2 ? 12 / RT : (RT * NT <= 2 ? 6 : (RT * NT <= 4 ? 4 : 3)))
+// kSelfSplitSmem bytes for that split.
+template <GgmlType T, bool GATE_UP, bool FOLD, int RT = 1, int NT = 2, bool SELF = false>
+__global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 ? 4 : 3))
     tmv_expert_kernel(ExpertArgs a) {
     static_assert(!SELF || (FOLD && !GATE_UP), "SELF: the fold down pass");
-    static_assert(RPW == 1 || (RPW == 2 && FOLD && GATE_UP), "RPW 2: the fold gate/up pass");
     // SELF reads only the expert id before its pass's wait: the top-k wrote it before the gate/up
     // pass, which started (and so released this grid) only after the top-k had completed. __ldcg:
     // from L2, never a line this SM's L1 kept from an earlier layer.
@@ -251,7 +238,7 @@ __global__ void __launch_bounds__(kTmvThreads / RPW,
                 tmv_expert_pass<T, GATE_UP, 2, RT>(a, e, pairs, cnt, i, sh, ring);
                 i += 2 * kTmvToks;
             } else {
-                tmv_expert_pass<T, GATE_UP, 1, RT, false, RPW>(a, e, pairs, cnt, i, sh, ring);
+                tmv_expert_pass<T, GATE_UP, 1, RT>(a, e, pairs, cnt, i, sh, ring);
                 i += kTmvToks;
             }
         }
@@ -285,16 +272,6 @@ void launch_tmv_grouped(const ExpertArgs& a, unsigned slots, unsigned tiles, int
 // (kFoldTokens + 1: never). Which changes no bits (tmv_range_rt), so it may follow the step's
 // token count.
 constexpr int64_t kFoldRt2MinTokens = 3;
-// Ranges per warp of the fold gate/up pass (WO_CUDA_FOLD_RPW=2: two, 2 warps per CTA; 1, the
-// default, 4 warps): the same bits either way (set_fold_rpw, moe.cuh).
-int& fold_rpw_value() {
-    static int rpw = [] {
-        const char* e = std::getenv("WO_CUDA_FOLD_RPW");
-        return e && std::string(e) == "2" ? 2 : 1;
-    }();
-    return rpw;
-}
-int fold_rpw() { return fold_rpw_value(); }
 int fold_rt(int64_t n_dec) {
     static const int64_t min_tokens = [] {
         const char* e = std::getenv("WO_CUDA_TMV_FOLD_RT2");
@@ -302,21 +279,14 @@ int fold_rt(int64_t n_dec) {
     }();
     return n_dec >= min_tokens ? 2 : 1;
 }
-template <GgmlType T, bool GATE_UP, int RT, bool SELF = false, int RPW = 1>
+template <GgmlType T, bool GATE_UP, int RT, bool SELF = false>
 void launch_tmv_fold(const ExpertArgs& a, unsigned pairs, unsigned tiles, cudaStream_t s) {
-    launch_smem<tmv_expert_kernel<T, GATE_UP, true, RT, 2, SELF, RPW>>(
-        "tmv_expert_kernel", dim3(pairs, (tiles + RT - 1) / RT), kTmvThreads / RPW,
-        kTmvExpertSmem<T, RT> / RPW + (SELF ? kSelfSplitSmem : 0), s, a);
+    launch_smem<tmv_expert_kernel<T, GATE_UP, true, RT, 2, SELF>>("tmv_expert_kernel",
+                                                                  dim3(pairs, (tiles + RT - 1) / RT), kTmvThreads,
+                                                                  kTmvExpertSmem<T, RT> + (SELF ? kSelfSplitSmem : 0), s, a);
 }
 template <GgmlType T, bool GATE_UP, bool SELF = false>
 void launch_tmv_fold(const ExpertArgs& a, int64_t n_dec, unsigned pairs, unsigned tiles, cudaStream_t s) {
-    if constexpr (GATE_UP && !SELF) {
-        if (fold_rpw() == 2) {
-            (fold_rt(n_dec) == 2 ? launch_tmv_fold<T, true, 2, false, 2> : launch_tmv_fold<T, true, 1, false, 2>)(
-                a, pairs, tiles, s);
-            return;
-        }
-    }
     (fold_rt(n_dec) == 2 ? launch_tmv_fold<T, GATE_UP, 2, SELF> : launch_tmv_fold<T, GATE_UP, 1, SELF>)(
         a, pairs, tiles, s);
 }
@@ -482,8 +452,6 @@ void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec
               : (r256 ? tmm_prompt_types<256, false> : tmm_prompt_types<128, false>))(
         gu, dn, x, n_dec, tiles, tg, td, xs, xm, gs, gm, s);
 }
-
-int set_fold_rpw(int rpw) { return std::exchange(fold_rpw_value(), rpw == 2 ? 2 : 1); }
 
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s, bool presplit) {
