@@ -87,10 +87,6 @@ int64_t set_warp_min_blocks(int64_t blocks);
 // walking two consecutive ranges as one stream; the default) or 1 (16 warps; the same bits).
 // WO_CUDA_TMV_RPW=1 per process, set_tmv_rpw for tests (returns the old value).
 int set_tmv_rpw(int rpw);
-// The fold MoE (decode steps of up to 4 tokens on tensor cores) as one launch instead of two:
-// 1 or 0 (the default); the same bits. WO_CUDA_MOE_FUSED=1 per process, set_moe_fused for tests
-// (returns the old value).
-int set_moe_fused(int on);
 // y[i] = table[ids[i]] as F32 (add: y[i] += ...), any table type.
 void embed(Tensor y, Tensor table, Tensor ids, bool add, cudaStream_t s);
 // Load-time repack of a weight into a layout its matmul reads faster (may return `w` as is).

@@ -73,11 +73,7 @@ void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s, bool presplit = false);
 // Entries of ExpertArgs::cnt the tensor-core fold down pass needs for d output rows: a CTA per
 // (pair, tile of 16 rows), the last of a token's k CTAs of a tile adding them into y.
-// Then the one-launch fold MoE's (moe_tmv.cu, moe_fused): its ticket, its count of finished CTAs
-// and a count of finished gate/up tiles per pair, each on a 128-byte line of its own (after the
-// tile counters, rounded up to a line).
-inline int64_t moe_fold_tile_counters(int64_t d) { return (kFoldTokens * ((d + 15) / 16) + 31) / 32 * 32; }
-inline int64_t moe_fold_counters(int64_t d) { return moe_fold_tile_counters(d) + 32 * (2 + kFoldTokens * kTmvFoldMaxK); }
+inline int64_t moe_fold_counters(int64_t d) { return kFoldTokens * ((d + 15) / 16); }
 // The prompt path on tensor cores from split activations (moe_tmv.cu, tmm.cuh), after
 // group_kernel filled gu.gr / dn.gr with `tiles` work tiles for the pairs of tokens [n_dec,
 // x.rows()): split those tokens' rows of x, gate_up into G, split their G rows, down into O.

@@ -81,8 +81,6 @@ __device__ __forceinline__ void tmv_expert_out(const ExpertArgs& a, int e, const
 constexpr int kSelfSplitMaxBlocks = 32;  // a range of at most this many blocks (2880: 24)
 constexpr size_t kSelfSplitSmem = size_t(kTmvSplit) * kSelfSplitMaxBlocks * (8 * 16 + 4);
 
-// L2: read G from L2 (__ldcg), for a G that other CTAs of the same kernel wrote (moe_fused).
-template <bool L2 = false>
 __device__ __forceinline__ void self_split(const ExpertArgs& a, int32_t p, int64_t b0, int64_t b1, uint4* xs,
                                            float* xm) {
     const int lane = threadIdx.x & 31, t = lane & 3;
@@ -93,7 +91,7 @@ __device__ __forceinline__ void self_split(const ExpertArgs& a, int32_t p, int64
         float v[8] = {};
         if (live)
 #pragma unroll
-            for (int i = 0; i < 8; ++i) v[i] = L2 ? __ldcg(row + 32 * (b0 + bl) + 8 * t + i) : row[32 * (b0 + bl) + 8 * t + i];
+            for (int i = 0; i < 8; ++i) v[i] = row[32 * (b0 + bl) + 8 * t + i];
         const int s = tmv_exponent(tmv_unit_max(v));
         uint32_t hi[4], lo[4];
         tmv_unit_terms(v, s, hi, lo);
@@ -110,22 +108,16 @@ __device__ __forceinline__ void self_split(const ExpertArgs& a, int32_t p, int64
 // (y = blockIdx.y): warp w walks range w of all of them, then warp 0 writes out[p] for its lanes'
 // (row, pair). SELF (the fold down pass, one pair): the kernel has not waited on the previous
 // one yet; the pass waits once its first weight copies are issued, then splits its input
-// (self_split into `xsh`: the CTA's kSelfSplitSmem bytes) and reads it from there. ty: the CTA's
-// group of RT row tiles (blockIdx.y but in moe_fused). Wait: what SELF waits on (the PDL wait, or
-// in moe_fused the pair's gate/up tiles), then self_split<L2> reads G.
-struct PdlWait {
-    __device__ void operator()() const { pdl_begin(); }
-};
-template <GgmlType T, bool GATE_UP, int NTT, int RT, bool SELF = false, class Wait = PdlWait, bool L2 = false>
+// (self_split into `xsh`: the CTA's kSelfSplitSmem bytes) and reads it from there.
+template <GgmlType T, bool GATE_UP, int NTT, int RT, bool SELF = false>
 __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, const int32_t* pairs, int32_t cnt,
-                                                int32_t i0, float* sh, uint8_t* ring, int64_t ty,
-                                                uint8_t* xsh = nullptr, Wait wait = {}) {
+                                                int32_t i0, float* sh, uint8_t* ring, uint8_t* xsh = nullptr) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const uint8_t *ra[RT], *rb[RT];
     int64_t row_a[RT], row_b[RT];
 #pragma unroll
     for (int r = 0; r < RT; ++r)
-        tmv_tile_rows<GATE_UP>(a, e, ty * RT + r, ra[r], rb[r], row_a[r], row_b[r]);
+        tmv_tile_rows<GATE_UP>(a, e, int64_t(blockIdx.y) * RT + r, ra[r], rb[r], row_a[r], row_b[r]);
     int64_t b0, b1;
     tmv_blocks(a.n_in, warp, b0, b1);
     TmvCol col[NTT];
@@ -140,8 +132,8 @@ __device__ __forceinline__ void tmv_expert_pass(const ExpertArgs& a, int e, cons
         col[0].xm = t == 0 ? xm - b0 : nullptr;
         const int32_t p = pairs[0];
         const auto ready = [&] {
-            wait();
-            self_split<L2>(a, p, b0, b1, xs, xm);
+            pdl_begin();
+            self_split(a, p, b0, b1, xs, xm);
         };
         tmv_range_rt<T, 1, RT, 4, decltype(ready), true>(ra, rb, a.n_in, b0, b1, col, acc, ring, ready);
     } else {
@@ -168,20 +160,18 @@ constexpr size_t kTmvExpertSmem = size_t(kTmvSplit) * RT * tmv_ring_bytes(T, 4);
 // The fold down pass by pairs, after the pass wrote O_p for this CTA's (pair p = i * k + j, its RT
 // tiles): the last of the token's k CTAs of those tiles to arrive adds w[i][j] * O_{i*k+j} for j
 // in order into y, as combine_kernel does, and resets their counter.
-// ty / n_ty: the CTA's group of RT row tiles and their number (blockIdx.y / gridDim.y but in
-// moe_fused).
 template <int RT>
-__device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t p, int64_t ty, int64_t n_ty) {
+__device__ __forceinline__ void fold_pairs_combine(const ExpertArgs& a, int32_t p) {
     __shared__ bool last;
     const int64_t i = p / a.k;
-    int32_t* cnt = a.cnt + i * n_ty + ty;
+    int32_t* cnt = a.cnt + i * int64_t(gridDim.y) + blockIdx.y;
     __threadfence();  // this CTA's O rows, before its arrival is counted
     __syncthreads();
     if (threadIdx.x == 0) last = atomicAdd(cnt, 1) == a.k - 1;
     __syncthreads();
     if (!last) return;
     __threadfence();  // the other CTAs' O rows, after their arrivals
-    const int64_t row = ty * RT * kTmvRows + threadIdx.x;
+    const int64_t row = int64_t(blockIdx.y) * RT * kTmvRows + threadIdx.x;
     if (threadIdx.x < RT * kTmvRows && row < a.n_out) {
         const float* wts = reinterpret_cast<const float*>(a.wts + size_t(i) * a.wts_nb1);
         float* y = reinterpret_cast<float*>(a.y + size_t(i) * a.y_nb1) + row;
@@ -226,7 +216,7 @@ __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 
                 const int64_t row = int64_t(blockIdx.y) * RT * kTmvRows + threadIdx.x;
                 if (threadIdx.x < RT * kTmvRows && row < a.n_out)
                     a.out[size_t(one) * size_t(a.n_out) + row] = __int_as_float(0x7FC00000);
-                fold_pairs_combine<RT>(a, one, blockIdx.y, gridDim.y);
+                fold_pairs_combine<RT>(a, one);
                 return;
             }
         }
@@ -237,91 +227,23 @@ __global__ void __launch_bounds__(kTmvThreads, RT * NT <= 2 ? 6 : (RT * NT <= 4 
         cnt = a.gr.counts[e], pairs = a.gr.list + a.gr.offsets[e];
     }
     if constexpr (SELF) {
-        tmv_expert_pass<T, false, 1, RT, true>(a, e, pairs, cnt, 0, sh, ring, blockIdx.y,
+        tmv_expert_pass<T, false, 1, RT, true>(a, e, pairs, cnt, 0, sh, ring,
                                                smem + size_t(kTmvSplit) * RT * tmv_ring_bytes(T, 4));
     } else {
         for (int32_t i = 0; i < cnt;) {
             if (!FOLD && NT == 4 && cnt - i > 2 * kTmvToks) {
-                tmv_expert_pass<T, GATE_UP, NT, RT>(a, e, pairs, cnt, i, sh, ring, blockIdx.y);
+                tmv_expert_pass<T, GATE_UP, NT, RT>(a, e, pairs, cnt, i, sh, ring);
                 i += NT * kTmvToks;
             } else if (!FOLD && cnt - i > kTmvToks) {  // (a fold CTA has one pair)
-                tmv_expert_pass<T, GATE_UP, 2, RT>(a, e, pairs, cnt, i, sh, ring, blockIdx.y);
+                tmv_expert_pass<T, GATE_UP, 2, RT>(a, e, pairs, cnt, i, sh, ring);
                 i += 2 * kTmvToks;
             } else {
-                tmv_expert_pass<T, GATE_UP, 1, RT>(a, e, pairs, cnt, i, sh, ring, blockIdx.y);
+                tmv_expert_pass<T, GATE_UP, 1, RT>(a, e, pairs, cnt, i, sh, ring);
                 i += kTmvToks;
             }
         }
     }
-    if constexpr (FOLD && !GATE_UP) fold_pairs_combine<RT>(a, one, blockIdx.y, gridDim.y);
-}
-
-// ---- The one-launch fold MoE (moe_fused): the fold gate/up pass and the self-splitting fold
-// down pass as one kernel, so no kernel boundary lies between them. A CTA takes a ticket: the
-// first n_gu tickets are gate/up work (pair-major: pair p's row-tile groups together), the rest
-// down work. A down CTA issues its first weight copies, then waits only for its own pair's gate/up
-// tiles (done[p]), not for the whole pass; every gate/up ticket is smaller than every down ticket
-// and was taken by a CTA already running that waits on nothing, so the wait always ends. Each
-// pass runs the kernels' code (tmv_expert_pass, fold_pairs_combine): the same bits.
-// sync: [0] the ticket, [kSyncLine] finished CTAs, [kSyncLine * (2 + p)] finished gate/up groups of
-// pair p, each on its own 128-byte line (the down CTAs' polls then never queue in front of the
-// ticket's atomics); all zero between launches (the last CTA to finish resets them). One lane
-// per warp polls, sleeping between reads.
-constexpr int kSyncLine = 32;
-__device__ __forceinline__ int ld_acquire(const int32_t* p) {
-    int v;
-    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-
-template <GgmlType TG, GgmlType TD, int RT>
-constexpr size_t kFusedSmem = std::max(kTmvExpertSmem<TG, RT>, kTmvExpertSmem<TD, RT> + kSelfSplitSmem);
-
-template <GgmlType TG, GgmlType TD, int RT>
-__global__ void __launch_bounds__(kTmvThreads, RT == 1 ? 6 : 4)  // as tmv_expert_kernel's fold passes
-    tmv_fold_fused_kernel(ExpertArgs gu, ExpertArgs dn, int32_t* sync, int32_t n_gu, int32_t ty_gu,
-                          int32_t ty_dn) {
-    pdl_begin();
-    __shared__ float sh[(kTmvSplit - 1) * 2 * 2 * 32];
-    __shared__ int32_t ticket;
-    extern __shared__ __align__(16) uint8_t smem[];
-    if (threadIdx.x == 0) ticket = atomicAdd(sync, 1);
-    __syncthreads();
-    const int32_t tk = ticket;
-    int32_t* done = sync + 2 * kSyncLine;
-    if (tk < n_gu) {
-        const int32_t p = tk / ty_gu, ty = tk % ty_gu;
-        const int32_t e = reinterpret_cast<const int32_t*>(gu.ids + size_t(p / gu.k) * gu.ids_nb1)[p % gu.k];
-        if (e >= 0 && e < gu.n_exp)  // else the down pass gives the token NaN
-            tmv_expert_pass<TG, true, 1, RT>(gu, e, &p, 1, 0, sh, smem + (threadIdx.x >> 5) * RT * tmv_ring_bytes(TG, 4), ty);
-        __syncthreads();  // then a release by one thread publishes every thread's G rows (cumulative)
-        if (threadIdx.x == 0)
-            asm volatile("red.release.gpu.global.add.s32 [%0], 1;" ::"l"(done + kSyncLine * p) : "memory");
-    } else {
-        const int32_t p = (tk - n_gu) / ty_dn, ty = (tk - n_gu) % ty_dn;
-        const int32_t e = reinterpret_cast<const int32_t*>(dn.ids + size_t(p / dn.k) * dn.ids_nb1)[p % dn.k];
-        if (e < 0 || e >= dn.n_exp) {  // O_p = NaN: the token's rows of the tile become NaN
-            const int64_t row = int64_t(ty) * RT * kTmvRows + threadIdx.x;
-            if (threadIdx.x < RT * kTmvRows && row < dn.n_out)
-                dn.out[size_t(p) * size_t(dn.n_out) + row] = __int_as_float(0x7FC00000);
-        } else {
-            const auto wait = [&] {  // lane 0's acquire, then __syncwarp orders the lanes' reads of G
-                if ((threadIdx.x & 31) == 0)
-                    while (ld_acquire(done + kSyncLine * p) < ty_gu) __nanosleep(200);
-                __syncwarp();
-            };
-            tmv_expert_pass<TD, false, 1, RT, true, decltype(wait), true>(
-                dn, e, &p, 1, 0, sh, smem + (threadIdx.x >> 5) * RT * tmv_ring_bytes(TD, 4), ty,
-                smem + size_t(kTmvSplit) * RT * tmv_ring_bytes(TD, 4), wait);
-        }
-        fold_pairs_combine<RT>(dn, p, ty, ty_dn);
-    }
-    __syncthreads();
-    if (threadIdx.x == 0 && atomicAdd(sync + kSyncLine, 1) == int32_t(gridDim.x) - 1) {  // the last CTA
-        const int32_t pairs = n_gu / ty_gu;
-        sync[0] = sync[kSyncLine] = 0;
-        for (int32_t q = 0; q < pairs; ++q) done[kSyncLine * q] = 0;
-    }
+    if constexpr (FOLD && !GATE_UP) fold_pairs_combine<RT>(a, one);
 }
 
 // The grouped mma.sync passes: 2 row tiles per CTA (sharing each block's activation loads; 1 or 4
@@ -369,27 +291,6 @@ void launch_tmv_fold(const ExpertArgs& a, int64_t n_dec, unsigned pairs, unsigne
         a, pairs, tiles, s);
 }
 
-// Whether the fold MoE runs as one launch (tmv_fold_fused_kernel) where its down pass splits its
-// own input: WO_CUDA_MOE_FUSED=1 (an experiment, off by default), set_moe_fused for tests.
-int& moe_fused_value() {
-    static int on = [] {
-        const char* e = std::getenv("WO_CUDA_MOE_FUSED");
-        return e && std::string(e) == "1" ? 1 : 0;
-    }();
-    return on;
-}
-template <GgmlType TG, GgmlType TD, int RT>
-void launch_fold_fused(const ExpertArgs& gu, const ExpertArgs& dn, int64_t pairs, int64_t tiles_gu,
-                       int64_t tiles_dn, cudaStream_t s) {
-    const int64_t ty_gu = (tiles_gu + RT - 1) / RT, ty_dn = (tiles_dn + RT - 1) / RT;
-    const int64_t n = pairs * (ty_gu + ty_dn);
-    WO_CHECK(n < (int64_t(1) << 31), "cuda moe_ffn: grid limits");
-    int32_t* sync = dn.cnt + moe_fold_tile_counters(dn.n_out);
-    launch_smem<tmv_fold_fused_kernel<TG, TD, RT>>("tmv_fold_fused_kernel", dim3(unsigned(n)), kTmvThreads,
-                                                   kFusedSmem<TG, TD, RT>, s, gu, dn, sync,
-                                                   int32_t(pairs * ty_gu), int32_t(ty_gu), int32_t(ty_dn));
-}
-
 // Whether the fold down pass splits its own input (SELF): its ranges fit the shared split, and
 // WO_CUDA_FOLD_SPLIT=0 is not set (the split kernel then runs between the passes, for measuring
 // the difference). Either gives the same bits.
@@ -410,12 +311,6 @@ void tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bo
     const unsigned tiles_dn = static_cast<unsigned>((dn.n_out + kTmvRows - 1) / kTmvRows);
     const unsigned slots = static_cast<unsigned>(std::min<int64_t>(gu.n_exp, dec_pairs));
     if (!presplit) tmv_split(x, 0, n_dec, xs, xm, s);
-    if (fold && moe_fused_value() && fold_self_split(dn.n_in)) {
-        (fold_rt(n_dec) == 2 ? launch_fold_fused<TG, TD, 2> : launch_fold_fused<TG, TD, 1>)(gu, dn, dec_pairs,
-                                                                                        tiles_gu, tiles_dn, s);
-        check_launch("moe fused tmv kernel launch");
-        return;
-    }
     if (fold)
         launch_tmv_fold<TG, true>(gu, n_dec, unsigned(dec_pairs), tiles_gu, s);
     else
@@ -557,8 +452,6 @@ void moe_tmm_prompt(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec
               : (r256 ? tmm_prompt_types<256, false> : tmm_prompt_types<128, false>))(
         gu, dn, x, n_dec, tiles, tg, td, xs, xm, gs, gm, s);
 }
-
-int set_moe_fused(int on) { return std::exchange(moe_fused_value(), on ? 1 : 0); }
 
 void moe_tmv_decode(ExpertArgs gu, ExpertArgs dn, const Tensor& x, int64_t n_dec, bool fold, GgmlType tg,
                     GgmlType td, uint4* xs, float* xm, uint4* gs, float* gm, cudaStream_t s, bool presplit) {
