@@ -20,14 +20,7 @@
 #include <cstdlib>
 #include <vector>
 
-#define CK(x)                                                             \
-    do {                                                                  \
-        cudaError_t e_ = (x);                                             \
-        if (e_ != cudaSuccess) {                                          \
-            std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); \
-            std::exit(1);                                                 \
-        }                                                                 \
-    } while (0)
+#include "probe.cuh"
 
 constexpr int kThreads = 256, kU = 2;                   // a CTA's chunk: 256 x 2 x 16 = 8 KB
 constexpr size_t kChunk = size_t(kThreads) * kU * 16;  // bytes

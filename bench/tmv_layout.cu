@@ -19,14 +19,7 @@
 #include <cstdlib>
 #include <vector>
 
-#define CK(x)                                                             \
-    do {                                                                  \
-        cudaError_t e_ = (x);                                             \
-        if (e_ != cudaSuccess) {                                          \
-            std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); \
-            std::exit(1);                                                 \
-        }                                                                 \
-    } while (0)
+#include "probe.cuh"
 
 constexpr int kRowBytes = 1536, kRows = 5760, kExperts = 32, kUsed = 4, kStages = 3;
 constexpr int kTiles = kUsed * kRows / 16;                  // 1,440 CTAs a launch

@@ -281,9 +281,9 @@ int fold_rt(int64_t n_dec) {
 }
 template <GgmlType T, bool GATE_UP, int RT, bool SELF = false>
 void launch_tmv_fold(const ExpertArgs& a, unsigned pairs, unsigned tiles, cudaStream_t s) {
-    launch_smem<tmv_expert_kernel<T, GATE_UP, true, RT, 2, SELF>>("tmv_expert_kernel",
-                                                                  dim3(pairs, (tiles + RT - 1) / RT), kTmvThreads,
-                                                                  kTmvExpertSmem<T, RT> + (SELF ? kSelfSplitSmem : 0), s, a);
+    launch_smem<tmv_expert_kernel<T, GATE_UP, true, RT, 2, SELF>>(
+        "tmv_expert_kernel", dim3(pairs, (tiles + RT - 1) / RT), kTmvThreads,
+        kTmvExpertSmem<T, RT> + (SELF ? kSelfSplitSmem : 0), s, a);
 }
 template <GgmlType T, bool GATE_UP, bool SELF = false>
 void launch_tmv_fold(const ExpertArgs& a, int64_t n_dec, unsigned pairs, unsigned tiles, cudaStream_t s) {
